@@ -1,0 +1,23 @@
+# cmake --install + find_package(fiberjob CONFIG), with a find_dependency per dependency.
+include(GNUInstallDirs)
+include(CMakePackageConfigHelpers)
+
+set(FIBERJOB_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/fiberjob)
+
+install(TARGETS fiberjob EXPORT fiberjobTargets
+        ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
+        LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
+        RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/fiberjob
+        DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(EXPORT fiberjobTargets NAMESPACE fiberjob:: DESTINATION ${FIBERJOB_CMAKE_DIR})
+
+configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/fiberjobConfig.cmake.in
+                              ${PROJECT_BINARY_DIR}/fiberjobConfig.cmake
+                              INSTALL_DESTINATION ${FIBERJOB_CMAKE_DIR})
+write_basic_package_version_file(${PROJECT_BINARY_DIR}/fiberjobConfigVersion.cmake
+                                 COMPATIBILITY SameMinorVersion)
+install(FILES ${PROJECT_BINARY_DIR}/fiberjobConfig.cmake
+              ${PROJECT_BINARY_DIR}/fiberjobConfigVersion.cmake
+              ${PROJECT_SOURCE_DIR}/cmake/FindConcurrentQueue.cmake
+        DESTINATION ${FIBERJOB_CMAKE_DIR})

@@ -1,0 +1,58 @@
+#pragma once
+/// \file
+/// Construction-time settings of a `JobSystem`, job priorities and the idle policy.
+
+#include <cstddef>
+#include <cstdint>
+
+namespace fiberjob {
+
+/// Scheduling class of a job. Workers look for High work before Normal before Low, in each
+/// source in turn (own deque, injector, other workers' deques).
+enum class Priority : std::uint8_t {
+  High = 0,    ///< Critical-path work: looked for first.
+  Normal = 1,  ///< The default.
+  Low = 2,     ///< Background work: runs when nothing else is ready.
+};
+
+/// Number of priority levels (size of per-priority arrays).
+inline constexpr std::size_t kPriorityCount = 3;
+
+/// What a worker does when it finds no job.
+enum class IdlePolicy : std::uint8_t {
+  Park,  ///< Spin briefly (a few microseconds), then sleep on an event count until work arrives.
+  Spin,  ///< Never sleep: poll for work forever (lowest wake latency, one core busy per worker).
+};
+
+/// Hardware threads of this machine (at least 1); the default `Config::worker_count`.
+/// Thread-safety: any thread.
+[[nodiscard]] std::uint32_t hardware_worker_count() noexcept;
+
+/// Settings of a `JobSystem`, checked when the `JobSystem` is constructed.
+/// A field out of range makes the constructor throw `Error` (`ErrorCode::InvalidConfig`) with a
+/// message naming the field. All sizes are in bytes, all counts in units of the named thing.
+struct Config {
+  /// Worker threads to start (>= 1). Default: the hardware threads of the machine.
+  std::uint32_t worker_count = hardware_worker_count();
+
+  /// Pin worker i to CPU i (requires worker_count <= hardware threads). Default off.
+  bool pin_workers = false;
+
+  /// Fibers in the pool, allocated up front (>= worker_count + 1: every worker runs on one fiber
+  /// and a suspending job needs another). Bounds how many jobs can be suspended at once:
+  /// fiber_count - worker_count. Default 128.
+  std::uint32_t fiber_count = 128;
+
+  /// Usable stack of each fiber in bytes (>= kMinFiberStackSize; rounded up to the page size).
+  /// A guard page below each stack turns an overflow into a clear "fiber stack overflow" report.
+  /// Default 64 KiB.
+  std::size_t fiber_stack_size = 64 * 1024;
+
+  /// What idle workers do. Default: park (no CPU burnt while idle).
+  IdlePolicy idle_policy = IdlePolicy::Park;
+
+  /// Smallest accepted `fiber_stack_size` in bytes.
+  static constexpr std::size_t kMinFiberStackSize = 16 * 1024;
+};
+
+}  // namespace fiberjob

@@ -1,0 +1,88 @@
+#pragma once
+/// \file
+/// `Counter`: the one synchronisation primitive of fiberjob (Naughty Dog, GDC 2015).
+
+#include <atomic>
+#include <cstdint>
+#include <exception>
+
+#include "fiberjob/detail/wait_node.hpp"
+
+namespace fiberjob {
+
+namespace detail {
+struct CounterAccess;
+}
+
+/// Counts outstanding jobs. `JobSystem::run` and `Context::spawn` add one per job; each job
+/// signals it once when it ends (also when it throws). Waiting on it — `this_fiber::wait` from a
+/// job, `JobSystem::wait` from a plain thread — returns when it reaches zero, and rethrows the
+/// first exception a job threw.
+///
+/// Waiting never allocates: waiters link an intrusive node into a lock-free wait list (Treiber
+/// stack, drained in one exchange). The counter may live on the waiter's stack and die the moment
+/// the wait returns: the last signaller never touches it after a waiter can see zero.
+///
+/// Lifetime rules (the caller's responsibility):
+/// * the counter outlives every job that signals it and every wait call on it;
+/// * a counter may be reused (new jobs added after it reached zero) once every wait of the
+///   previous round has returned. A new round (the first add after zero) forgets an exception
+///   that a wait already rethrew; one no wait has seen yet is kept for the next wait.
+///
+/// Thread-safety: all members may be called concurrently from any thread.
+/// Size: one cache line (alignas(64)) to avoid false sharing with neighbours.
+class alignas(64) Counter {
+ public:
+  /// An idle counter: zero outstanding jobs, no waiters, no exception.
+  Counter() noexcept = default;
+  /// In debug builds aborts with a message if waiters are still linked (the counter is being
+  /// destroyed while something waits on it).
+  ~Counter();
+  Counter(const Counter&) = delete;
+  Counter& operator=(const Counter&) = delete;
+
+  /// Adds `n` (> 0) outstanding units by hand, e.g. for a per-frame event that the game loop
+  /// signals. Jobs started with run/spawn add their own unit; do not add for them.
+  /// Suspends: no. Thread-safety: any thread.
+  /// Errors: throws `Error` (`CounterMisuse`) if n <= 0 or the counter was over-signalled.
+  void add(std::int64_t n = 1);
+
+  /// Removes one unit; the signal that reaches zero wakes every waiter (batch wake).
+  /// Suspends: no. Thread-safety: any thread; lock-free.
+  /// Errors: aborts with a message if the counter is signalled more often than added to
+  /// (that would corrupt waiters that are still linked).
+  void signal() noexcept;
+
+  /// True when no unit is outstanding. Acquire: a caller that sees true sees every write the
+  /// signalling jobs made. Suspends: no. Thread-safety: any thread.
+  [[nodiscard]] bool done() const noexcept;
+
+  /// Outstanding units right now (a racy snapshot, for statistics and tests).
+  [[nodiscard]] std::int64_t pending() const noexcept;
+
+  /// Exceptions thrown by jobs on this counter after the first one (which is kept and rethrown
+  /// by waits); reset with the exception when the counter is reused.
+  [[nodiscard]] std::uint32_t dropped_exceptions() const noexcept;
+
+ private:
+  friend struct detail::CounterAccess;
+
+  /// States: v >= 0: v units outstanding (0 = done). v in [kWaking, kWaking + 2^61): the final
+  /// signaller is draining the wait list; v - kWaking units were added meanwhile. Waiters treat
+  /// it as "not yet" and spin the few nanoseconds until it turns into a count.
+  std::atomic<std::int64_t> value_{0};
+  /// Head of the wait list (Treiber stack); nullptr = no waiters.
+  std::atomic<detail::WaitNode*> waiters_{nullptr};
+  static constexpr std::uint32_t kNoError = 0;
+  static constexpr std::uint32_t kErrorCaptured = 1;   ///< `error_` holds an exception.
+  static constexpr std::uint32_t kErrorDelivered = 2;  ///< ...and a wait has rethrown it.
+  /// kNoError → kErrorCaptured (first thrower, CAS) → kErrorDelivered (a wait rethrew it) →
+  /// kNoError (the next round's first add).
+  std::atomic<std::uint32_t> error_state_{kNoError};
+  std::atomic<std::uint32_t> dropped_errors_{0};
+  /// The first exception; written by the claimer before its signal (release), read by waiters
+  /// after they observe zero (acquire).
+  std::exception_ptr error_;
+};
+
+}  // namespace fiberjob

@@ -1,0 +1,150 @@
+#pragma once
+/// \file
+/// Type-erased storage for one `Job::Run`: the callable, the counter it signals. Internal.
+
+#include <concepts>
+#include <cstddef>
+#include <cstring>
+#include <new>
+#include <span>
+#include <type_traits>
+#include <utility>
+
+#include "fiberjob/config.hpp"
+
+namespace fiberjob {
+class Counter;
+class Context;
+}  // namespace fiberjob
+
+namespace fiberjob::detail {
+
+class Scheduler;
+
+/// Bytes of callable stored inside a record; larger callables are boxed on the heap.
+inline constexpr std::size_t kInlineCallableBytes = 48;
+
+/// One job to run: a cache line holding the invoker, the counter and the callable itself.
+/// Records come from per-worker free lists (`RecordPool`), so steady-state spawning of callables
+/// of up to `kInlineCallableBytes` bytes (alignment <= 16) never calls the global allocator.
+struct alignas(64) JobRecord {
+  /// Runs the callable with `ctx` and destroys it; with ctx == nullptr only destroys it.
+  /// Exceptions thrown by the callable propagate (the callable is destroyed first).
+  using Invoke = void (*)(JobRecord& record, Context* ctx);
+
+  Invoke invoke = nullptr;
+  Counter* counter = nullptr;
+  union {
+    JobRecord* next_free;  ///< While the record sits in a free list.
+    alignas(16) unsigned char storage[kInlineCallableBytes];
+  };
+
+  JobRecord() noexcept : next_free(nullptr) {}
+};
+static_assert(sizeof(JobRecord) == 64, "a job record is one cache line");
+
+/// A callable fiberjob can run as a job: invocable as `f(Context&)` or `f()`, returning void.
+template <class F>
+concept JobCallable =
+    std::move_constructible<std::decay_t<F>> &&
+    (std::invocable<std::decay_t<F>&, Context&> || std::invocable<std::decay_t<F>&>);
+
+template <class Fn>
+inline constexpr bool kStoredInline = sizeof(Fn) <= kInlineCallableBytes && alignof(Fn) <= 16 &&
+                                      std::is_nothrow_move_constructible_v<Fn>;
+
+template <class Fn>
+void call_job(Fn& fn, Context& ctx) {
+  if constexpr (std::invocable<Fn&, Context&>) {
+    static_assert(std::is_void_v<std::invoke_result_t<Fn&, Context&>>,
+                  "a job callable must return void");
+    fn(ctx);
+  } else {
+    static_assert(std::is_void_v<std::invoke_result_t<Fn&>>, "a job callable must return void");
+    fn();
+  }
+}
+
+template <class Fn>
+void invoke_inline(JobRecord& record, Context* ctx) {
+  Fn* fn = std::launder(reinterpret_cast<Fn*>(record.storage));
+  struct Destroy {
+    Fn* fn;
+    ~Destroy() { fn->~Fn(); }
+  } destroy{fn};
+  if (ctx != nullptr) call_job(*fn, *ctx);
+}
+
+template <class Fn>
+void invoke_boxed(JobRecord& record, Context* ctx) {
+  Fn* fn = nullptr;
+  std::memcpy(&fn, record.storage, sizeof fn);
+  struct Destroy {
+    Fn* fn;
+    ~Destroy() { delete fn; }
+  } destroy{fn};
+  if (ctx != nullptr) call_job(*fn, *ctx);
+}
+
+/// Takes a free record for `scheduler` (from the calling worker's cache when the caller is one of
+/// its workers, else from the shared pool). Allocates a block of records only when all are in use.
+JobRecord* acquire_record(Scheduler& scheduler);
+
+/// Returns a record whose callable was never constructed (construction threw).
+void release_unused_record(Scheduler& scheduler, JobRecord* record) noexcept;
+
+/// Adds `records.size()` to `counter`, then queues the records at `priority`: onto the calling
+/// worker's deque when the caller is a worker of `scheduler`, else into the injector. Wakes
+/// parked workers as needed. Never throws once `counter.add` succeeded.
+void submit(Scheduler& scheduler, Counter& counter, std::span<JobRecord* const> records,
+            Priority priority);
+
+/// Builds a record holding `f` that will signal `counter`. Throws whatever copying `f` throws
+/// (the record is returned to the pool first), or std::bad_alloc for a boxed callable.
+template <class F>
+JobRecord* make_record(Scheduler& scheduler, Counter& counter, F&& f) {
+  using Fn = std::decay_t<F>;
+  JobRecord* record = acquire_record(scheduler);
+  try {
+    if constexpr (kStoredInline<Fn>) {
+      ::new (static_cast<void*>(record->storage)) Fn(std::forward<F>(f));
+      record->invoke = &invoke_inline<Fn>;
+    } else {
+      Fn* boxed = new Fn(std::forward<F>(f));
+      std::memcpy(record->storage, &boxed, sizeof boxed);
+      record->invoke = &invoke_boxed<Fn>;
+    }
+  } catch (...) {
+    release_unused_record(scheduler, record);
+    throw;
+  }
+  record->counter = &counter;
+  return record;
+}
+
+/// Destroys the callables of `records` without running them and returns the records.
+void discard_records(Scheduler& scheduler, std::span<JobRecord* const> records) noexcept;
+
+/// Submits one job per element of `jobs` (each copied), in chunks so that no temporary array is
+/// allocated. Strong guarantee per chunk: a throwing copy discards the chunk being built.
+template <class F>
+void submit_span(Scheduler& scheduler, Counter& counter, std::span<F> jobs, Priority priority) {
+  constexpr std::size_t kChunk = 64;
+  JobRecord* chunk[kChunk];
+  std::size_t done = 0;
+  while (done < jobs.size()) {
+    std::size_t n = 0;
+    try {
+      for (; n < kChunk && done + n < jobs.size(); ++n) {
+        chunk[n] = make_record(scheduler, counter, jobs[done + n]);
+      }
+    } catch (...) {
+      discard_records(scheduler, std::span<JobRecord* const>(chunk, n));
+      throw;
+    }
+    submit(scheduler, counter, std::span<JobRecord* const>(chunk, n), priority);
+    done += n;
+  }
+}
+
+}  // namespace fiberjob::detail

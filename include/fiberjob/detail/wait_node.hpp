@@ -1,0 +1,37 @@
+#pragma once
+/// \file
+/// The intrusive node a waiter links into a counter's wait list. Internal: users never touch it.
+
+#include <atomic>
+#include <cstdint>
+
+namespace fiberjob::detail {
+
+struct Fiber;
+
+/// One waiter on a `Counter`: lives where the waiter already lives, so waiting never allocates —
+/// in the `Fiber` (stackful wait), in an awaiter inside a coroutine frame (stackless wait), or on
+/// the stack of a plain thread blocked in `JobSystem::wait`.
+///
+/// Ownership: from the successful link until the drain that takes it, the node belongs to the
+/// counter's wait list; the drainer reads `next` before it makes the waiter runnable, because a
+/// resumed waiter may reuse or destroy its node at once.
+struct WaitNode {
+  /// How the drainer makes the waiter runnable again.
+  enum class Kind : std::uint8_t {
+    Fiber,   ///< Push `Job::Resume(fiber)` onto a worker's queue.
+    Thread,  ///< Set `woken` and wake the futex on it.
+  };
+
+  /// Next node in the wait list (Treiber stack). Written by the linker before its publishing
+  /// CAS; read by the drainer after its acquiring exchange, so a plain pointer is race-free.
+  WaitNode* next = nullptr;
+  Kind kind = Kind::Fiber;
+  /// Kind::Fiber: the suspended fiber to resume.
+  Fiber* fiber = nullptr;
+  /// Kind::Thread: 0 while waiting, 1 once woken. The waker's release store pairs with the
+  /// waiting thread's acquire load in its futex loop; it is the waker's last touch of the node.
+  std::atomic<std::uint32_t> woken{0};
+};
+
+}  // namespace fiberjob::detail

@@ -1,0 +1,34 @@
+#pragma once
+/// \file
+/// The one exception type fiberjob throws for misuse and resource exhaustion.
+
+#include <stdexcept>
+#include <string>
+
+namespace fiberjob {
+
+/// What went wrong, so callers and tests can tell errors apart without parsing messages.
+enum class ErrorCode {
+  InvalidConfig,        ///< A `Config` field is out of range; the message names the field.
+  NotOnFiber,           ///< A fiber-only call was made from a plain thread.
+  FiberPoolExhausted,   ///< Every pooled fiber is in use; raise `Config::fiber_count`.
+  CounterMisuse,        ///< A counter was added to with a non-positive amount, or over-signalled.
+  ShutdownFromWorker,   ///< A `JobSystem` was destroyed from one of its own jobs.
+};
+
+/// Thrown by fiberjob when the API is misused or a configured resource runs out.
+/// The message names the mistake and the fix (usually a `Config` field or an alternative call).
+/// Thread-safety: an ordinary exception object; copyable, immutable after construction.
+class Error : public std::runtime_error {
+ public:
+  /// Creates an error with its category and a message that names the mistake and the fix.
+  Error(ErrorCode code, const std::string& message) : std::runtime_error(message), code_(code) {}
+
+  /// The category of the error.
+  [[nodiscard]] ErrorCode code() const noexcept { return code_; }
+
+ private:
+  ErrorCode code_;
+};
+
+}  // namespace fiberjob

@@ -1,0 +1,81 @@
+#pragma once
+/// \file
+/// `JobSystem`: worker threads, the fiber pool and the queues.
+
+#include <cstddef>
+#include <memory>
+#include <span>
+#include <utility>
+
+#include "fiberjob/config.hpp"
+#include "fiberjob/context.hpp"
+#include "fiberjob/counter.hpp"
+#include "fiberjob/detail/job_record.hpp"
+#include "fiberjob/stats.hpp"
+
+namespace fiberjob {
+
+/// A fiber job system in the line of Naughty Dog's (Gyrling, "Parallelizing the Naughty Dog
+/// Engine Using Fibers", GDC 2015): `Config::worker_count` worker threads, each running jobs on
+/// pooled stackful fibers (Boost.Context) and balancing load by work stealing (Chase-Lev deques,
+/// Lê et al., PPoPP 2013). A job that never suspends runs inline on the fiber that picked it up,
+/// with no context switch; a job that waits or yields leaves its fiber suspended and the worker
+/// continues on a fresh pooled fiber.
+///
+/// Thread-safety: `run`, `wait`, `stats` may be called from any thread, concurrently.
+/// Destruction: finishes all queued and running work (including suspended jobs whose counters
+/// complete), then stops the workers. Jobs still suspended on counters that will never reach
+/// zero are reported on stderr with their number; their stacks are released without unwinding
+/// them (destructors of objects on those stacks do not run). Do not call `run` concurrently with
+/// the destructor. Destroying it from one of its own jobs aborts with a message (it would wait
+/// for itself).
+class JobSystem {
+ public:
+  /// Starts the workers and allocates every fiber stack up front (mmap with a guard page each).
+  /// Errors: `Error` (`InvalidConfig`) naming the field when `config` is out of range;
+  ///   std::system_error when the OS refuses threads or memory.
+  explicit JobSystem(const Config& config = Config{});
+  ~JobSystem();
+  JobSystem(const JobSystem&) = delete;
+  JobSystem& operator=(const JobSystem&) = delete;
+
+  /// Starts `fn` (`void(Context&)` or `void()`) as a job that signals `counter` when it ends.
+  /// From a worker of this system the job goes onto that worker's deque; from any other thread
+  /// into the injector (FIFO per submitting thread).
+  /// Suspends: no. Allocation: none for callables up to 48 bytes once warm, except the
+  ///   injector's own block allocation the first time a new thread submits.
+  /// Errors: rethrows an exception from copying `fn`; `Error` (`CounterMisuse`).
+  template <detail::JobCallable F>
+  void run(Counter& counter, F&& fn, Priority priority = Priority::Normal) {
+    detail::JobRecord* record = detail::make_record(*impl_, counter, std::forward<F>(fn));
+    detail::submit(*impl_, counter, std::span<detail::JobRecord* const>(&record, 1), priority);
+  }
+
+  /// Starts one job per element of `jobs` (each copied), all signalling `counter`; queued in
+  /// bulk (one counter update and one wake-up per chunk of 64). Same contract as `run`.
+  template <detail::JobCallable F>
+  void run(Counter& counter, std::span<F> jobs, Priority priority = Priority::Normal) {
+    detail::submit_span(*impl_, counter, jobs, priority);
+  }
+
+  /// Blocks until `counter` reaches zero, then rethrows the first exception a job on it threw.
+  /// On a plain thread: parks the thread on a futex (no spinning) until the last signal.
+  /// From a job (on a worker fiber): same as `this_fiber::wait` — the fiber suspends and the
+  ///   worker keeps running other jobs.
+  /// Thread-safety: any thread; any number of waiters per counter. Allocation: none.
+  void wait(Counter& counter);
+
+  /// Counters since construction. Thread-safety: any thread; lock-free reads.
+  [[nodiscard]] Stats stats() const noexcept;
+
+  /// The validated configuration the system runs with.
+  [[nodiscard]] const Config& config() const noexcept;
+
+  /// Number of worker threads.
+  [[nodiscard]] std::size_t worker_count() const noexcept;
+
+ private:
+  std::unique_ptr<detail::Scheduler> impl_;
+};
+
+}  // namespace fiberjob

@@ -1,0 +1,20 @@
+#pragma once
+/// \file
+/// `Stats`: counters a `JobSystem` keeps about its own work.
+
+#include <cstdint>
+
+namespace fiberjob {
+
+/// A snapshot of a job system's counters since construction (each figure read with relaxed
+/// loads, so the set is not one atomic instant). Returned by `JobSystem::stats()`.
+struct Stats {
+  std::uint64_t jobs_run = 0;        ///< `Job::Run` entries executed (jobs started).
+  std::uint64_t steals = 0;          ///< Jobs taken from another worker's deque.
+  std::uint64_t fiber_switches = 0;  ///< Fiber-to-fiber context switches (suspends + resumes).
+  std::uint64_t parks = 0;           ///< Times a worker went to sleep for lack of work.
+  std::uint32_t fibers_in_use = 0;   ///< Fibers running or suspended right now.
+  std::uint32_t fibers_in_use_high_water = 0;  ///< Maximum of `fibers_in_use` so far.
+};
+
+}  // namespace fiberjob

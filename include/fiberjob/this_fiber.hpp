@@ -1,0 +1,31 @@
+#pragma once
+/// \file
+/// Stackful suspension for plain (non-coroutine) job code, at any call depth.
+
+#include "fiberjob/counter.hpp"
+
+namespace fiberjob::this_fiber {
+
+/// Suspends the calling job until `counter` reaches zero, then rethrows the first exception a
+/// job on that counter threw (if any).
+/// Suspends: yes, unless the counter is already zero — the fiber is linked into the counter's
+///   wait list and the worker thread runs other jobs; the job resumes on any worker (see
+///   `Context::worker_index()`). Never blocks the worker thread.
+/// Thread-safety: any number of jobs and threads may wait on one counter at once.
+/// Allocation: none (the wait node lives in the fiber).
+/// Errors: `Error` (`NotOnFiber`) when not called from a job — use `JobSystem::wait` on a plain
+///   thread; `Error` (`FiberPoolExhausted`) when no free fiber is left to run other jobs
+///   meanwhile (raise `Config::fiber_count`); the counter's captured exception.
+void wait(Counter& counter);
+
+/// Reschedules the calling job behind the work that is ready now (FIFO through the injector),
+/// so two yielding jobs on one worker interleave. A job that is alone keeps running at once.
+/// Suspends: yes, when other work is ready; resumes on any worker.
+/// Errors: `Error` (`NotOnFiber`) when not called from a job; `Error` (`FiberPoolExhausted`).
+void yield();
+
+/// True when the caller is a job running on a fiberjob fiber (so `wait` and `yield` may be
+/// called). Suspends: no.
+[[nodiscard]] bool on_fiber() noexcept;
+
+}  // namespace fiberjob::this_fiber

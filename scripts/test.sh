@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Builds and runs the whole test suite: unit + stress tests, samples and the install/consumer
+# test in release (g++ and clang++), then again under ASan+UBSan and under TSan.
+# Installs missing Debian packages first. Usage: scripts/test.sh [preset ...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+
+presets=("$@")
+if [[ ${#presets[@]} -eq 0 ]]; then
+  presets=(release release-clang asan tsan)
+fi
+jobs=$(nproc)
+for preset in "${presets[@]}"; do
+  echo "=== ${preset}: configure, build, test"
+  start=$(date +%s)
+  cmake --preset "${preset}" >/dev/null
+  cmake --build --preset "${preset}" -j "${jobs}"
+  ctest --preset "${preset}"
+  echo "=== ${preset}: passed in $(( $(date +%s) - start )) s"
+done
+echo "=== all presets passed: ${presets[*]}"

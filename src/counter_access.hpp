@@ -1,0 +1,47 @@
+#pragma once
+// CounterAccess: the counter's wait-list protocol (lock-free intrusive Treiber stack).
+// Memory orders and their pairings: docs/memory_ordering.md.
+
+#include <cstdint>
+#include <exception>
+
+#include "fiberjob/counter.hpp"
+
+namespace fiberjob::detail {
+
+struct Worker;
+
+struct CounterAccess {
+  /// Sentinel base of the "final signaller is draining" state (see Counter::value_).
+  static constexpr std::int64_t kWaking = -(std::int64_t{1} << 62);
+
+  [[nodiscard]] static bool is_waking(std::int64_t value) noexcept {
+    return value < -(std::int64_t{1} << 61);
+  }
+
+  /// The count once no drain is in progress (spins the few ns a drain takes). Acquire.
+  static std::int64_t load_settled(const Counter& counter) noexcept;
+
+  /// Links `node` into the wait list, then re-checks the count; if it is zero, drains the list
+  /// itself and wakes everything in it (`node` included). Called after the waiter stopped
+  /// running (fiber waiters: by the next fiber, see fiber_switch.cpp).
+  /// `current` is the calling thread's worker or nullptr.
+  static void link(Counter& counter, WaitNode& node, Worker* current) noexcept;
+
+  /// One job (or manual unit) done; the signal reaching zero drains and wakes all waiters.
+  static void signal(Counter& counter, Worker* current) noexcept;
+
+  /// Keeps the first exception of a round (while no exception is held), counts the others.
+  static void capture(Counter& counter, std::exception_ptr error) noexcept;
+
+  /// After a completed wait: rethrows the kept exception, if any.
+  static void rethrow_if_error(Counter& counter);
+
+  /// Blocks a plain thread until the counter is zero (futex on a node on this stack).
+  static void wait_on_thread(Counter& counter) noexcept;
+};
+
+/// Makes every node of a drained list runnable. Reads each node's `next` before waking it.
+void wake_list(WaitNode* head, Worker* current) noexcept;
+
+}  // namespace fiberjob::detail

@@ -1,0 +1,66 @@
+#pragma once
+// EventCount: where idle workers sleep without losing a wake-up.
+//
+// The classic event count (Dmitry Vyukov's eventcount; also folly::EventCount and Eigen's
+// EventCount): a waiter announces itself, re-checks for work, then sleeps only if no notify has
+// happened since it announced. The announce/check and publish/notify pairs are a Dekker pattern,
+// closed by a seq_cst fence on each side.
+
+#include <atomic>
+#include <cstdint>
+
+#include "platform/futex.hpp"
+
+namespace fiberjob::detail {
+
+class EventCount {
+ public:
+  /// Key returned by prepare_wait, passed to commit_wait.
+  using Key = std::uint32_t;
+
+  /// Step 1 of sleeping: announce the waiter. The caller must then re-check its condition
+  /// (look for work) and call either cancel_wait or commit_wait.
+  Key prepare_wait() noexcept {
+    waiters_.fetch_add(1, std::memory_order_seq_cst);
+    // seq_cst fence: pairs with the fence in notify(); of "waiter announced / work published",
+    // at least one side sees the other's write (Dekker).
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    return epoch_.load(std::memory_order_seq_cst);
+  }
+
+  /// The re-check found work: withdraw the announcement.
+  void cancel_wait() noexcept { waiters_.fetch_sub(1, std::memory_order_seq_cst); }
+
+  /// The re-check found nothing: sleep until a notify after prepare_wait.
+  void commit_wait(Key key) noexcept {
+    // acquire: pairs with the epoch_ fetch_add (seq_cst, hence release) in notify, so work
+    // published before that notify is visible when we look again.
+    while (epoch_.load(std::memory_order_acquire) == key) futex_wait(epoch_, key);
+    waiters_.fetch_sub(1, std::memory_order_seq_cst);
+  }
+
+  /// Wakes up to `count` sleeping (or about-to-sleep) waiters. Call after publishing work.
+  /// Cost when nobody waits: one fence and one load.
+  void notify(int count) noexcept {
+    // seq_cst fence: pairs with the fence in prepare_wait (see there).
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    // relaxed: ordered by the fence above.
+    if (waiters_.load(std::memory_order_relaxed) == 0) return;
+    epoch_.fetch_add(1, std::memory_order_seq_cst);
+    futex_wake(epoch_, count);
+  }
+
+  /// Wakes every waiter (shutdown).
+  void notify_all() noexcept { notify(kFutexWakeAll); }
+
+  /// Number of announced waiters right now (racy; for tests and heuristics).
+  [[nodiscard]] std::uint32_t waiters() const noexcept {
+    return waiters_.load(std::memory_order_relaxed);  // relaxed: a statistic, pairs with nothing
+  }
+
+ private:
+  alignas(64) std::atomic<std::uint32_t> epoch_{0};
+  alignas(64) std::atomic<std::uint32_t> waiters_{0};
+};
+
+}  // namespace fiberjob::detail

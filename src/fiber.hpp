@@ -1,0 +1,71 @@
+#pragma once
+// Fiber: one pooled stackful execution context, and the hand-off a switch leaves for its target.
+
+#include <atomic>
+#include <boost/context/fiber.hpp>
+#include <cstddef>
+#include <cstdint>
+
+#include "fiberjob/config.hpp"
+#include "fiberjob/counter.hpp"
+#include "fiberjob/detail/wait_node.hpp"
+#include "job.hpp"
+#include "sanitizer.hpp"
+
+namespace fiberjob::detail {
+
+class Scheduler;
+struct Worker;
+
+/// What the fiber we switch to must do for the fiber we leave, once the leaving fiber's stack has
+/// stopped running (see switch_to in fiber_switch.cpp for why it cannot be done before).
+struct Handoff {
+  enum class Action : std::uint8_t {
+    None,           ///< Nothing to publish (a thread entering its first fiber, retirement).
+    ReleaseToPool,  ///< `from` finished its work: return it to the fiber pool.
+    LinkToCounter,  ///< `from` waits: link its wait node into `counter`, then re-check.
+    Reschedule,     ///< `from` yields: push `Job::Resume(from)` into the injector (FIFO).
+  };
+  Fiber* from = nullptr;
+  Action action = Action::None;
+  Counter* counter = nullptr;
+};
+
+/// Life cycle, for shutdown accounting: Pooled → Running → (Suspended → Running)* → Pooled.
+enum class FiberState : std::uint8_t { Pooled, Running, Suspended, Native };
+
+/// A pooled fiber (or, with state Native, a worker thread's own stack seen as a fiber so that
+/// every switch has the same shape). Fields written by the fiber's resumer before a switch
+/// (`worker`, `handoff`, `pending`) are read by the fiber after it; the switch orders them.
+struct alignas(64) Fiber {
+  /// The suspended continuation while the fiber is not running; empty while it runs. Stored by
+  /// whichever fiber ran next (finish_switch), before anything publishes this fiber.
+  boost::context::fiber context;
+  /// The worker whose thread runs (or will run) this fiber; set by the resumer at every switch,
+  /// so it is always the current thread's worker while the fiber runs. Never cache it across a
+  /// suspension.
+  Worker* worker = nullptr;
+  Scheduler* scheduler = nullptr;
+  /// Left by the fiber that switched to us; performed on arrival.
+  Handoff handoff;
+  /// A job the resumer already dequeued for us (when it suspended and took this fiber from the
+  /// pool); run before looking for more.
+  Job pending;
+  /// The intrusive node linked into a counter while this fiber waits on it.
+  WaitNode node;
+  /// Priority of the job running on this fiber; its resumption is queued at this priority.
+  Priority priority = Priority::Normal;
+  FiberState state = FiberState::Pooled;
+  bool started = false;  ///< The Boost.Context fiber was constructed (lazily, on first use).
+  bool quit = false;     ///< Set by retirement: leave the dispatch loop and return.
+  std::uint32_t index = 0;
+  /// Link in the pool's free stack (index + 1, 0 = end). Atomic because a popper may read it
+  /// while the fiber is being pushed again (ABA is stopped by the pool's tag, not by this).
+  std::atomic<std::uint32_t> next_free{0};
+  /// Usable stack: [stack_bottom, stack_bottom + stack_size).
+  void* stack_bottom = nullptr;
+  std::size_t stack_size = 0;
+  SanitizerStack san;
+};
+
+}  // namespace fiberjob::detail

@@ -1,0 +1,112 @@
+// The fiber switch and what the arriving fiber does for the one it replaced.
+
+#include "fiber_switch.hpp"
+
+#include <string>
+
+#include "counter_access.hpp"
+#include "fiberjob/error.hpp"
+#include "scheduler.hpp"
+#include "worker.hpp"
+
+namespace fiberjob::detail {
+namespace {
+
+/// Publishes the fiber we came from, as it asked. Runs on the arriving fiber: see the proof at
+/// switch_to.
+void perform(Fiber* self, const Handoff& handoff) {
+  switch (handoff.action) {
+    case Handoff::Action::None:
+      break;
+    case Handoff::Action::ReleaseToPool:
+      handoff.from->scheduler->fibers().release(handoff.from);
+      break;
+    case Handoff::Action::LinkToCounter:
+      CounterAccess::link(*handoff.counter, handoff.from->node, self->worker);
+      break;
+    case Handoff::Action::Reschedule: {
+      Worker* worker = self->worker;
+      worker->scheduler->inject(Job::resume(handoff.from, handoff.from->priority), worker);
+      break;
+    }
+  }
+}
+
+}  // namespace
+
+void finish_switch(Fiber* self, boost::context::fiber&& caller) {
+  san_finish_switch(self->san, &self->handoff.from->san);
+  const Handoff handoff = self->handoff;
+  handoff.from->context = std::move(caller);
+  if (self->state != FiberState::Native) self->state = FiberState::Running;
+  if (Worker* worker = self->worker) worker->current = self;
+  perform(self, handoff);
+}
+
+// Why no fiber is ever published while its stack still runs.
+//
+// A fiber F is *published* when another thread could start running on its stack: pushed onto
+// the pool's free stack (FiberPool::release), linked into a counter's wait list (a signaller may
+// then queue Job::Resume(F)), or queued as Job::Resume(F) (yield). All three happen only in
+// perform(), and perform() runs only in finish_switch() on the fiber G we switched *to*, after
+// resume() below has saved F's registers into F's continuation and moved the stack pointer onto
+// G's stack. From that jump on nothing executes on F's stack until F's continuation is resumed.
+//
+// The continuation is stored into F->context (finish_switch: `handoff.from->context = ...`)
+// *before* perform() publishes F, and every publication is a release operation (pool CAS,
+// wait-list CAS, deque/injector push) whose acquire counterpart is what a resumer does before
+// touching F->context; so whoever resumes F sees a complete continuation. perform() is G's last
+// access to F: after publishing, G touches F only to resume it through the same queues.
+//
+// Conversely `to` is never running when we switch to it: it comes from the pool or from a
+// popped Job::Resume, both published only after its stack stopped (the argument above, applied
+// to `to`), and a pop hands an entry to exactly one thread.
+//
+// Boost.Context makes this natural: the handle of the suspended side is returned only to the side
+// that was resumed. Sanitizer annotations (SANITIZERS.md) bracket the one jump; everything
+// between them is inline.
+void switch_to(Fiber* from, Fiber* to, Handoff handoff) {
+  to->worker = from->worker;
+  to->handoff = handoff;
+  // Thread start and stop (to or from the native stack) are not fiber switches.
+  if (from->state != FiberState::Native && to->state != FiberState::Native) {
+    WorkerStats::bump(from->worker->stats.switches);
+  }
+  san_start_switch(from->san, to->san);
+  boost::context::fiber caller = std::move(to->context).resume();
+  // Resumed: possibly on another thread. `from` is a local of this frame, so still right.
+  finish_switch(from, std::move(caller));
+}
+
+void suspend(Fiber* self, Handoff::Action action, Counter* counter) {
+  Worker* worker = self->worker;
+  Scheduler& scheduler = *worker->scheduler;
+  const Job next = scheduler.find_job(*worker);
+  if (!next && action == Handoff::Action::Reschedule) return;
+  Fiber* to = nullptr;
+  if (next && next.kind() == Job::Kind::Resume) {
+    to = next.fiber();  // straight to a ready fiber: no pooled fiber needed
+  } else {
+    to = scheduler.fibers().acquire();
+    if (to == nullptr) {
+      if (next) scheduler.push(next, worker);
+      throw Error(ErrorCode::FiberPoolExhausted,
+                  "fiberjob: fiber pool exhausted: all " +
+                      std::to_string(scheduler.fibers().count()) +
+                      " fibers are running or suspended, so this job cannot suspend. Raise "
+                      "Config::fiber_count (each suspended job holds one fiber).");
+    }
+    to->pending = next;
+  }
+  self->state = FiberState::Suspended;
+  switch_to(self, to, Handoff{self, action, counter});
+}
+
+Fiber* current_fiber() noexcept {
+  Worker* worker = current_worker();
+  if (worker == nullptr) return nullptr;
+  Fiber* fiber = worker->current;
+  return fiber != nullptr && fiber->state != FiberState::Native ? fiber : nullptr;
+}
+
+}  // namespace fiberjob::detail

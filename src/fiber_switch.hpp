@@ -1,0 +1,30 @@
+#pragma once
+// The one fiber switch, suspension of the running job, and the entry of every pooled fiber.
+
+#include "fiber.hpp"
+
+namespace fiberjob::detail {
+
+/// Switches the current thread from `from` (running now) to `to` (suspended, not published
+/// anywhere), leaving `handoff` for `to` to perform on arrival. Returns when something
+/// switches back to `from` — possibly on another thread. Proof of safety: fiber_switch.cpp.
+void switch_to(Fiber* from, Fiber* to, Handoff handoff);
+
+/// First thing on arrival at `self` (after a switch_to, or at a fiber's entry): finishes the
+/// sanitizer switch, stores the continuation of the fiber we came from, then performs its
+/// handoff (publishes it).
+void finish_switch(Fiber* self, boost::context::fiber&& caller);
+
+/// Suspends the running job on `self`: picks what runs next (a ready Job::Resume directly, or a
+/// pooled fiber that runs the next job), switches, and lets the next fiber perform `action`.
+/// With Reschedule and nothing else ready, returns at once (a lone yield costs no switch).
+/// Errors: Error (FiberPoolExhausted) when no pooled fiber is free; nothing was changed.
+void suspend(Fiber* self, Handoff::Action action, Counter* counter);
+
+/// Entry of every pooled fiber (FiberEntry): the dispatch loop until retired.
+boost::context::fiber fiber_entry(Fiber* self, boost::context::fiber&& caller);
+
+/// The fiber running the calling job, or nullptr when the caller is not a job.
+Fiber* current_fiber() noexcept;
+
+}  // namespace fiberjob::detail

@@ -1,0 +1,52 @@
+// Injector over moodycamel::ConcurrentQueue.
+
+#include "injector.hpp"
+
+// g++ 12 at -O3 reports a false -Wstringop-overflow inside moodycamel's inlined explicit-
+// producer enqueue (it assumes the token's producer pointer may be null). The code is the
+// library's, unchanged; the warning is silenced for this file only.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wstringop-overflow"
+#endif
+
+namespace fiberjob::detail {
+
+void Injector::make_tokens(Tokens& tokens) {
+  for (std::size_t p = 0; p < kPriorityCount; ++p) {
+    tokens.producer[p].emplace(queues_[p]);
+    tokens.consumer[p].emplace(queues_[p]);
+  }
+}
+
+void Injector::push(Job job, Tokens* tokens) {
+  const auto p = static_cast<std::size_t>(job.priority());
+  if (tokens != nullptr) {
+    queues_[p].enqueue(*tokens->producer[p], job.bits());
+  } else {
+    queues_[p].enqueue(job.bits());
+  }
+}
+
+void Injector::push_bulk(const Job* jobs, std::size_t count, Priority priority,
+                         Tokens* tokens) {
+  static_assert(sizeof(Job) == sizeof(std::uintptr_t));
+  const auto p = static_cast<std::size_t>(priority);
+  const auto* bits = reinterpret_cast<const std::uintptr_t*>(jobs);
+  if (tokens != nullptr) {
+    queues_[p].enqueue_bulk(*tokens->producer[p], bits, count);
+  } else {
+    queues_[p].enqueue_bulk(bits, count);
+  }
+}
+
+Job Injector::pop(std::size_t priority, Tokens& tokens) noexcept {
+  // size_approx first: a cheap miss on the common empty queue.
+  if (queues_[priority].size_approx() == 0) return {};
+  std::uintptr_t bits = 0;
+  if (queues_[priority].try_dequeue(*tokens.consumer[priority], bits)) {
+    return Job::from_bits(bits);
+  }
+  return {};
+}
+
+}  // namespace fiberjob::detail

@@ -1,0 +1,60 @@
+#pragma once
+// Job: what the queues carry — one machine word, so deque slots can be std::atomic.
+//
+//   bits 0-1  kind:     0 = Run (JobRecord*), 1 = Resume (Fiber*), 2 = ResumeCoroutine (reserved
+//                       for the coroutine facade)
+//   bits 2-3  priority: Priority::High / Normal / Low
+//   bits 4-   pointer:  JobRecord* and Fiber* are 64-byte aligned, so the low bits are free.
+// Zero is "no job" (an empty deque or queue returns it).
+
+#include <cassert>
+#include <cstdint>
+
+#include "fiberjob/config.hpp"
+#include "fiberjob/detail/job_record.hpp"
+
+namespace fiberjob::detail {
+
+struct Fiber;
+
+class Job {
+ public:
+  enum class Kind : std::uintptr_t { Run = 0, Resume = 1, ResumeCoroutine = 2 };
+
+  constexpr Job() noexcept = default;
+  static Job from_bits(std::uintptr_t bits) noexcept { return Job(bits); }
+
+  static Job run(JobRecord* record, Priority priority) noexcept {
+    return make(reinterpret_cast<std::uintptr_t>(record), Kind::Run, priority);
+  }
+  static Job resume(Fiber* fiber, Priority priority) noexcept {
+    return make(reinterpret_cast<std::uintptr_t>(fiber), Kind::Resume, priority);
+  }
+
+  [[nodiscard]] explicit operator bool() const noexcept { return bits_ != 0; }
+  [[nodiscard]] std::uintptr_t bits() const noexcept { return bits_; }
+  [[nodiscard]] Kind kind() const noexcept { return static_cast<Kind>(bits_ & kKindMask); }
+  [[nodiscard]] Priority priority() const noexcept {
+    return static_cast<Priority>((bits_ & kPriorityMask) >> 2);
+  }
+  [[nodiscard]] JobRecord* record() const noexcept {
+    return reinterpret_cast<JobRecord*>(bits_ & ~kTagMask);
+  }
+  [[nodiscard]] Fiber* fiber() const noexcept { return reinterpret_cast<Fiber*>(bits_ & ~kTagMask); }
+
+ private:
+  static constexpr std::uintptr_t kKindMask = 0x3;
+  static constexpr std::uintptr_t kPriorityMask = 0xC;
+  static constexpr std::uintptr_t kTagMask = 0xF;
+
+  explicit constexpr Job(std::uintptr_t bits) noexcept : bits_(bits) {}
+  static Job make(std::uintptr_t pointer, Kind kind, Priority priority) noexcept {
+    assert((pointer & kTagMask) == 0 && pointer != 0);
+    return Job(pointer | static_cast<std::uintptr_t>(kind) |
+               (static_cast<std::uintptr_t>(priority) << 2));
+  }
+
+  std::uintptr_t bits_ = 0;
+};
+
+}  // namespace fiberjob::detail

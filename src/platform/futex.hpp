@@ -1,0 +1,41 @@
+#pragma once
+// Linux futex on a 32-bit atomic word: the parking primitive under EventCount and thread waits.
+
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <climits>
+#include <cstdint>
+
+namespace fiberjob::detail {
+
+/// Sleeps while `*word == expected`. Returns on a wake, a signal or a spurious wake-up; callers
+/// re-check their condition in a loop.
+inline void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected) noexcept {
+  static_assert(sizeof(std::atomic<std::uint32_t>) == sizeof(std::uint32_t));
+  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT_PRIVATE, expected,
+            nullptr, nullptr, 0);
+}
+
+/// Wakes up to `count` threads sleeping in futex_wait on `word`. Harmless when the memory of
+/// `word` has been reused: at worst a spurious wake-up of an unrelated futex waiter, which every
+/// futex user tolerates. So it may be called after the store that lets the waiter leave.
+inline void futex_wake(std::atomic<std::uint32_t>& word, int count) noexcept {
+  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE_PRIVATE, count,
+            nullptr, nullptr, 0);
+}
+
+inline constexpr int kFutexWakeAll = INT_MAX;
+
+/// One iteration of a spin-wait: tells the CPU we are spinning (x86 `pause`).
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield" ::: "memory");
+#endif
+}
+
+}  // namespace fiberjob::detail

@@ -1,0 +1,262 @@
+// Scheduler: start/stop of the workers, where the next job comes from, idle parking, and the
+// batch wake of a drained wait list.
+
+#include "scheduler.hpp"
+
+#include <pthread.h>
+#include <sched.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <system_error>
+
+#include "counter_access.hpp"
+#include "fiber_switch.hpp"
+#include "stack_guard.hpp"
+
+namespace fiberjob::detail {
+namespace {
+
+/// Every kInjectorFirstInterval-th look for work starts at the injector, so a worker that
+/// always has local work still picks up yielded fibers and jobs from plain threads.
+constexpr std::uint32_t kInjectorFirstInterval = 61;
+/// Idle spinning before parking: kSpinRounds looks for work, kPausesPerRound pauses apart
+/// (a few tens of microseconds in all, below the cost of a futex wake-up on a VM).
+constexpr int kSpinRounds = 64;
+constexpr int kPausesPerRound = 32;
+
+std::uint64_t next_random(std::uint64_t& state) noexcept {  // xorshift64
+  state ^= state << 13;
+  state ^= state >> 7;
+  state ^= state << 17;
+  return state;
+}
+
+}  // namespace
+
+Scheduler::Scheduler(JobSystem& owner, const Config& config)
+    : owner_(owner),
+      config_(config),
+      fibers_(*this, config.fiber_count, config.fiber_stack_size, &fiber_entry) {
+  workers_.reserve(config_.worker_count);
+  for (std::uint32_t i = 0; i < config_.worker_count; ++i) {
+    workers_.push_back(std::make_unique<Worker>(*this, i, injector_));
+    // Reserve each worker's first fiber now: jobs that suspend early must not starve a worker
+    // that has not started yet.
+    workers_.back()->first = fibers_.acquire();
+  }
+  start_workers();
+}
+
+Scheduler::~Scheduler() {
+  stop_workers();
+  const std::uint32_t suspended = fibers_.retire_all();
+  if (suspended != 0) {
+    std::fprintf(stderr,
+                 "fiberjob: JobSystem destroyed with %u job(s) still suspended on counters that "
+                 "never reached zero; their fiber stacks are released without unwinding "
+                 "(destructors of their locals do not run).\n",
+                 suspended);
+  }
+}
+
+void Scheduler::start_workers() {
+  std::size_t started = 0;
+  try {
+    for (auto& worker : workers_) {
+      Worker* w = worker.get();
+      w->thread = std::thread([this, w] { worker_main(*w); });
+      ++started;
+      if (config_.pin_workers) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(w->index, &set);
+        const int error = pthread_setaffinity_np(w->thread.native_handle(), sizeof set, &set);
+        if (error != 0) {
+          throw std::system_error(error, std::generic_category(),
+                                  "fiberjob: pinning a worker failed (Config::pin_workers)");
+        }
+      }
+    }
+  } catch (...) {
+    // Unwind what started; workers_ beyond `started` have no thread.
+    workers_.resize(started);
+    stop_workers();
+    throw;
+  }
+}
+
+void Scheduler::stop_workers() noexcept {
+  if (Worker* self = current_worker(); self != nullptr && self->scheduler == this) {
+    std::fputs("fiberjob: a JobSystem was destroyed from one of its own jobs; destroy it from "
+               "the thread that created it, after waiting for its work.\n",
+               stderr);
+    std::abort();
+  }
+  stopping_.store(true, std::memory_order_seq_cst);
+  idle_.notify_all();
+  for (auto& worker : workers_) {
+    if (worker->thread.joinable()) worker->thread.join();
+  }
+}
+
+void Scheduler::worker_main(Worker& worker) {
+  set_current_worker(&worker);
+  install_alternate_signal_stack();
+  san_adopt_thread(worker.native.san);
+  // Onto the first fiber: it runs the dispatch loop until the scheduler stops, then switches
+  // back here, and we release it (finish_switch performs the ReleaseToPool).
+  switch_to(&worker.native, worker.first, Handoff{&worker.native, Handoff::Action::None, nullptr});
+  records_.drain(worker.records);
+  remove_alternate_signal_stack();
+  set_current_worker(nullptr);
+}
+
+void Scheduler::push(Job job, Worker* from) {
+  if (from != nullptr && from->scheduler == this) {
+    from->deques[static_cast<std::size_t>(job.priority())].push(job.bits());
+  } else {
+    inject(job, from);
+  }
+}
+
+void Scheduler::inject(Job job, Worker* from) {
+  injector_.push(job, from != nullptr && from->scheduler == this ? &from->tokens : nullptr);
+  idle_.notify(1);
+}
+
+void Scheduler::inject_bulk(const Job* jobs, std::size_t count, Priority priority,
+                            Worker* from) {
+  injector_.push_bulk(jobs, count, priority,
+                      from != nullptr && from->scheduler == this ? &from->tokens : nullptr);
+  idle_.notify(static_cast<int>(count));
+}
+
+Job Scheduler::steal(Worker& worker, std::size_t priority) noexcept {
+  const std::size_t n = workers_.size();
+  if (n < 2) return {};
+  const std::size_t start = next_random(worker.rng_state) % n;
+  for (std::size_t i = 0; i < n; ++i) {
+    Worker& victim = *workers_[(start + i) % n];
+    if (&victim == &worker) continue;
+    WorkStealingDeque& deque = victim.deques[priority];
+    // Two tries: a steal fails either because the deque is empty or because it lost a race.
+    for (int attempt = 0; attempt < 2 && !deque.empty(); ++attempt) {
+      if (const std::uintptr_t bits = deque.steal()) {
+        WorkerStats::bump(worker.stats.steals);
+        return Job::from_bits(bits);
+      }
+    }
+  }
+  return {};
+}
+
+Job Scheduler::find_job(Worker& worker) noexcept {
+  if (++worker.tick % kInjectorFirstInterval == 0) {
+    for (std::size_t p = 0; p < kPriorityCount; ++p) {
+      if (Job job = injector_.pop(p, worker.tokens)) return job;
+    }
+  }
+  for (std::size_t p = 0; p < kPriorityCount; ++p) {
+    WorkStealingDeque& own = worker.deques[p];
+    if (!own.empty()) {
+      if (const std::uintptr_t bits = own.pop()) return Job::from_bits(bits);
+    }
+    if (Job job = injector_.pop(p, worker.tokens)) return job;
+    if (Job job = steal(worker, p)) return job;
+  }
+  return {};
+}
+
+Job Scheduler::spin_for_job(Worker& worker) noexcept {
+  for (int round = 0; round < kSpinRounds; ++round) {
+    for (int i = 0; i < kPausesPerRound; ++i) cpu_relax();
+    if (Job job = find_job(worker)) return job;
+    // relaxed: a hint to stop spinning early; next_job re-checks with the proper order.
+    if (stopping_.load(std::memory_order_relaxed)) break;
+  }
+  return {};
+}
+
+Job Scheduler::next_job(Worker& worker) noexcept {
+  for (;;) {
+    if (Job job = find_job(worker)) return job;
+    if (Job job = spin_for_job(worker)) return job;
+    if (config_.idle_policy == IdlePolicy::Spin) {
+      // acquire: pairs with nothing in particular; the seq_cst store in stop_workers is seen
+      // eventually, and workers only stop once no work is found after it.
+      if (stopping_.load(std::memory_order_acquire)) return {};
+      sched_yield();
+      continue;
+    }
+    const EventCount::Key key = idle_.prepare_wait();
+    if (Job job = find_job(worker)) {
+      idle_.cancel_wait();
+      return job;
+    }
+    // seq_cst: with the fence in prepare_wait and the seq_cst store + notify in stop_workers,
+    // either we see stopping_ or stop_workers' notify sees our announcement.
+    if (stopping_.load(std::memory_order_seq_cst)) {
+      idle_.cancel_wait();
+      return {};
+    }
+    WorkerStats::bump(worker.stats.parks);
+    idle_.commit_wait(key);
+  }
+}
+
+Stats Scheduler::stats() const noexcept {
+  Stats stats;
+  for (const auto& worker : workers_) {
+    // relaxed: statistics (single-writer counters), pair with nothing.
+    stats.jobs_run += worker->stats.jobs_run.load(std::memory_order_relaxed);
+    stats.steals += worker->stats.steals.load(std::memory_order_relaxed);
+    stats.fiber_switches += worker->stats.switches.load(std::memory_order_relaxed);
+    stats.parks += worker->stats.parks.load(std::memory_order_relaxed);
+  }
+  stats.fibers_in_use = fibers_.in_use();
+  stats.fibers_in_use_high_water = fibers_.high_water();
+  return stats;
+}
+
+void wake_list(WaitNode* head, Worker* current) noexcept {
+  constexpr std::size_t kBatch = 64;
+  Job batch[kBatch];
+  std::size_t batched = 0;
+  Scheduler* batch_scheduler = nullptr;
+  Priority batch_priority = Priority::Normal;
+  int local = 0;
+  auto flush = [&] {
+    if (batched != 0) batch_scheduler->inject_bulk(batch, batched, batch_priority, current);
+    batched = 0;
+  };
+  while (head != nullptr) {
+    WaitNode* const next = head->next;  // before the waiter can run and reuse its node
+    if (head->kind == WaitNode::Kind::Thread) {
+      // release: pairs with the acquire load in CounterAccess::wait_on_thread. Last touch of
+      // the node; the futex wake below only uses its address.
+      head->woken.store(1, std::memory_order_release);
+      futex_wake(head->woken, 1);
+    } else {
+      Fiber* fiber = head->fiber;
+      const Job job = Job::resume(fiber, fiber->priority);
+      if (current != nullptr && current->scheduler == fiber->scheduler) {
+        current->deques[static_cast<std::size_t>(job.priority())].push(job.bits());
+        ++local;
+      } else {
+        if (batched == kBatch || batch_scheduler != fiber->scheduler ||
+            batch_priority != job.priority()) {
+          flush();
+        }
+        batch_scheduler = fiber->scheduler;
+        batch_priority = job.priority();
+        batch[batched++] = job;
+      }
+    }
+    head = next;
+  }
+  flush();
+  if (local != 0) current->scheduler->notify(local);
+}
+
+}  // namespace fiberjob::detail

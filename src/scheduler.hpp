@@ -1,0 +1,74 @@
+#pragma once
+// Scheduler: the JobSystem's internals — workers, injectors, idle parking, fiber and record
+// pools, and where a job comes from next.
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "event_count.hpp"
+#include "fiber_pool.hpp"
+#include "fiberjob/config.hpp"
+#include "fiberjob/stats.hpp"
+#include "job.hpp"
+#include "record_pool.hpp"
+#include "worker.hpp"
+
+namespace fiberjob {
+class JobSystem;
+}
+
+namespace fiberjob::detail {
+
+class Scheduler {
+ public:
+  /// `config` must be validated. Starts the workers.
+  Scheduler(JobSystem& owner, const Config& config);
+  /// Finishes all work that can finish, stops the workers, retires the fibers.
+  ~Scheduler();
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  [[nodiscard]] JobSystem& owner() const noexcept { return owner_; }
+  [[nodiscard]] const Config& config() const noexcept { return config_; }
+  [[nodiscard]] std::size_t worker_count() const noexcept { return workers_.size(); }
+  FiberPool& fibers() noexcept { return fibers_; }
+  RecordPool& records() noexcept { return records_; }
+
+  /// Queues `job` where the caller is: `from`'s own deque when `from` is one of our workers
+  /// (no wake-up: call notify), else the injector (wakes a worker).
+  void push(Job job, Worker* from);
+  /// Queues `job` in the injector at its priority (FIFO per producer).
+  void inject(Job job, Worker* from);
+  /// Queues `count` jobs of one priority in the injector with one bulk enqueue, then wakes
+  /// up to `count` workers.
+  void inject_bulk(const Job* jobs, std::size_t count, Priority priority, Worker* from);
+  /// Wakes up to `count` parked workers.
+  void notify(int count) noexcept { idle_.notify(count); }
+
+  /// One non-blocking look for work: own deque, injector, steal — High to Low priority.
+  Job find_job(Worker& worker) noexcept;
+  /// Blocks (spins, then parks) until a job is found; an empty Job means "stop".
+  Job next_job(Worker& worker) noexcept;
+
+  [[nodiscard]] Stats stats() const noexcept;
+
+ private:
+  void worker_main(Worker& worker);
+  void start_workers();
+  void stop_workers() noexcept;
+  Job steal(Worker& worker, std::size_t priority) noexcept;
+  Job spin_for_job(Worker& worker) noexcept;
+
+  JobSystem& owner_;
+  Config config_;
+  FiberPool fibers_;
+  RecordPool records_;
+  Injector injector_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  EventCount idle_;
+  alignas(64) std::atomic<bool> stopping_{false};
+};
+
+}  // namespace fiberjob::detail

@@ -1,0 +1,132 @@
+// SIGSEGV handler for fiber stack overflows. Everything here is async-signal-safe: the handler
+// reads a fixed array of atomics and writes with write(2).
+
+#include "stack_guard.hpp"
+
+#include <signal.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstddef>
+#include <cstring>
+#include <mutex>
+#include <system_error>
+
+#include "fiber_pool.hpp"
+
+namespace fiberjob::detail {
+namespace {
+
+constexpr std::size_t kMaxPools = 64;
+constexpr std::size_t kAltStackBytes = 64 * 1024;
+
+std::atomic<const FiberPool*> g_pools[kMaxPools];
+struct sigaction g_previous;
+std::once_flag g_install_once;
+thread_local void* t_alt_stack = nullptr;
+
+void write_str(const char* s) noexcept {
+  const std::size_t n = std::strlen(s);
+  [[maybe_unused]] ssize_t ignored = ::write(STDERR_FILENO, s, n);
+}
+
+void write_number(unsigned long value) noexcept {
+  char buffer[24];
+  char* p = buffer + sizeof buffer;
+  *--p = '\0';
+  do {
+    *--p = static_cast<char>('0' + value % 10);
+    value /= 10;
+  } while (value != 0);
+  write_str(p);
+}
+
+void on_segv(int signal_number, siginfo_t* info, void* ucontext) {
+  for (auto& slot : g_pools) {
+    // acquire: pairs with the release store in register_guarded_pool (pool fully built).
+    const FiberPool* pool = slot.load(std::memory_order_acquire);
+    if (pool == nullptr) continue;
+    const long owner = pool->guard_page_owner(info->si_addr);
+    if (owner < 0) continue;
+    write_str("fiberjob: fiber stack overflow in fiber #");
+    write_number(static_cast<unsigned long>(owner));
+    write_str(": a job needed more than Config::fiber_stack_size = ");
+    write_number(pool->stack_size());
+    write_str(" bytes of stack. Raise Config::fiber_stack_size, or move large locals off the "
+              "stack.\n");
+    ::signal(SIGSEGV, SIG_DFL);  // return: the access faults again and the process dies
+    return;
+  }
+  if ((g_previous.sa_flags & SA_SIGINFO) != 0 && g_previous.sa_sigaction != nullptr) {
+    g_previous.sa_sigaction(signal_number, info, ucontext);
+  } else if (g_previous.sa_handler != SIG_DFL && g_previous.sa_handler != SIG_IGN) {
+    g_previous.sa_handler(signal_number);
+  } else {
+    ::signal(SIGSEGV, SIG_DFL);  // default action on the re-executed access
+  }
+}
+
+void install_handler() noexcept {
+  struct sigaction action;
+  std::memset(&action, 0, sizeof action);
+  action.sa_sigaction = &on_segv;
+  action.sa_flags = SA_SIGINFO | SA_ONSTACK;
+  sigemptyset(&action.sa_mask);
+  ::sigaction(SIGSEGV, &action, &g_previous);
+}
+
+}  // namespace
+
+void register_guarded_pool(const FiberPool* pool) noexcept {
+  std::call_once(g_install_once, install_handler);
+  for (auto& slot : g_pools) {
+    const FiberPool* expected = nullptr;
+    // release: pairs with the acquire load in on_segv.
+    if (slot.compare_exchange_strong(expected, pool, std::memory_order_release,
+                                     std::memory_order_relaxed)) {
+      return;
+    }
+  }
+  // More than kMaxPools live job systems: overflows of this one fault without the report.
+}
+
+void unregister_guarded_pool(const FiberPool* pool) noexcept {
+  for (auto& slot : g_pools) {
+    const FiberPool* expected = pool;
+    // relaxed: the pool outlives this call; the handler only compares the pointer's range.
+    if (slot.compare_exchange_strong(expected, nullptr, std::memory_order_relaxed)) return;
+  }
+}
+
+void install_alternate_signal_stack() {
+  void* memory = ::mmap(nullptr, kAltStackBytes, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (memory == MAP_FAILED) {
+    throw std::system_error(errno, std::generic_category(),
+                            "fiberjob: mmap of a worker's signal stack failed");
+  }
+  stack_t stack;
+  std::memset(&stack, 0, sizeof stack);
+  stack.ss_sp = memory;
+  stack.ss_size = kAltStackBytes;
+  if (::sigaltstack(&stack, nullptr) != 0) {
+    const int error = errno;
+    ::munmap(memory, kAltStackBytes);
+    throw std::system_error(error, std::generic_category(), "fiberjob: sigaltstack failed");
+  }
+  t_alt_stack = memory;
+}
+
+void remove_alternate_signal_stack() noexcept {
+  if (t_alt_stack == nullptr) return;
+  stack_t stack;
+  std::memset(&stack, 0, sizeof stack);
+  stack.ss_flags = SS_DISABLE;
+  ::sigaltstack(&stack, nullptr);
+  ::munmap(t_alt_stack, kAltStackBytes);
+  t_alt_stack = nullptr;
+}
+
+}  // namespace fiberjob::detail

@@ -1,0 +1,29 @@
+// Worker construction and the thread-local "current worker" accessor.
+
+#include "worker.hpp"
+
+namespace fiberjob::detail {
+namespace {
+thread_local Worker* t_current_worker = nullptr;
+}  // namespace
+
+Worker::Worker(Scheduler& owner, std::uint32_t worker_index, Injector& injector)
+    : scheduler(&owner), index(worker_index), rng_state(0x9E3779B97F4A7C15ull * (worker_index + 1)) {
+  injector.make_tokens(tokens);
+  native.state = FiberState::Native;
+  native.worker = this;
+  native.scheduler = &owner;
+}
+
+__attribute__((noinline)) Worker* current_worker() noexcept {
+  // Compiler barrier: forbid reusing a thread_local address computed before a fiber switch.
+  asm volatile("" ::: "memory");
+  return t_current_worker;
+}
+
+__attribute__((noinline)) void set_current_worker(Worker* worker) noexcept {
+  asm volatile("" ::: "memory");
+  t_current_worker = worker;
+}
+
+}  // namespace fiberjob::detail

@@ -1,0 +1,68 @@
+#pragma once
+// Worker: one thread, its deques, its native stack seen as a fiber, its caches and counters.
+
+#include <atomic>
+#include <cstdint>
+#include <thread>
+
+#include "fiber.hpp"
+#include "fiberjob/config.hpp"
+#include "injector.hpp"
+#include "record_pool.hpp"
+#include "work_stealing_deque.hpp"
+
+namespace fiberjob::detail {
+
+class Scheduler;
+
+/// Per-worker statistics. Single writer (the worker's own thread), so increments are a relaxed
+/// load and store, not a locked RMW; `JobSystem::stats()` reads them from any thread.
+struct WorkerStats {
+  std::atomic<std::uint64_t> jobs_run{0};
+  std::atomic<std::uint64_t> steals{0};
+  std::atomic<std::uint64_t> switches{0};
+  std::atomic<std::uint64_t> parks{0};
+
+  static void bump(std::atomic<std::uint64_t>& counter) noexcept {
+    // relaxed: single writer; readers want a statistic, no ordering (pairs with nothing).
+    counter.store(counter.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  }
+};
+
+/// One worker thread. Everything but `deques` (stolen from by others) and `stats` (read by
+/// stats()) is touched only by the worker's own thread.
+struct alignas(64) Worker {
+  Worker(Scheduler& owner, std::uint32_t worker_index, Injector& injector);
+
+  Scheduler* scheduler;
+  std::uint32_t index;
+  /// Chase-Lev deques, one per priority: the owner pushes and pops at the bottom (LIFO),
+  /// thieves steal at the top (FIFO).
+  WorkStealingDeque deques[kPriorityCount];
+  /// This worker's injector tokens (faster, and FIFO among its own pushes).
+  Injector::Tokens tokens;
+  /// The thread's own stack, as the target of the first and the source of the last switch.
+  Fiber native;
+  /// The first fiber, reserved at construction so a busy pool cannot starve a starting worker.
+  Fiber* first = nullptr;
+  /// The fiber running on this worker now (set on every arrival, by finish_switch).
+  Fiber* current = nullptr;
+  RecordCache records;
+  WorkerStats stats;
+  std::uint64_t rng_state;
+  std::uint32_t tick = 0;
+  std::thread thread;
+};
+
+/// The worker whose thread calls this, or nullptr on a plain thread.
+///
+/// Never inlined, and with a compiler barrier: the compiler may otherwise keep the address of
+/// the thread_local across a fiber switch it sees as an ordinary call and, after the fiber
+/// migrated, read the old thread's slot (reproduced with g++ 12 and clang 14 at -O2 -fPIC).
+/// Call it again after every suspension; never keep its result across one.
+Worker* current_worker() noexcept;
+
+/// Binds the calling thread to `worker` (nullptr: unbind). Worker threads only.
+void set_current_worker(Worker* worker) noexcept;
+
+}  // namespace fiberjob::detail

@@ -1,0 +1,65 @@
+// Steady-state spawn + wait + yield perform zero global-allocator calls. This binary replaces
+// the global operator new to count every call.
+
+#include <doctest/doctest.h>
+#include <fiberjob/fiberjob.hpp>
+
+#include <atomic>
+#include <cstdlib>
+#include <new>
+
+#include "support/config.hpp"
+#include "support/watchdog.hpp"
+
+namespace {
+std::atomic<long> g_allocations{0};
+}  // namespace
+
+void* operator new(std::size_t size) {
+  g_allocations.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
+  throw std::bad_alloc();
+}
+void* operator new(std::size_t size, std::align_val_t align) {
+  g_allocations.fetch_add(1, std::memory_order_relaxed);
+  const auto a = static_cast<std::size_t>(align);
+  if (void* p = std::aligned_alloc(a, (size + a - 1) / a * a)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+
+using namespace fiberjob;
+using namespace std::chrono_literals;
+
+TEST_SUITE("allocation") {
+  TEST_CASE("steady-state spawn, wait and yield call the global allocator zero times") {
+    test::Watchdog watchdog("allocation count", 120s);
+    for (std::uint32_t workers : {1u, 2u}) {
+      CAPTURE(workers);
+      JobSystem js{test::config_with(workers)};
+      long during = -1;
+      long iterations = 0;
+      Counter done;
+      js.run(done, [&](Context& ctx) {
+        auto step = [&ctx] {
+          Counter children;
+          for (int i = 0; i < 8; ++i) {
+            ctx.spawn(children, [](Context&) { this_fiber::yield(); });
+          }
+          this_fiber::wait(children);
+          this_fiber::yield();
+        };
+        for (int i = 0; i < 2000; ++i) step();  // warm-up: caches, deques, injector blocks
+        const long before = g_allocations.load();
+        for (int i = 0; i < 10000; ++i, ++iterations) step();
+        during = g_allocations.load() - before;
+      });
+      js.wait(done);
+      CHECK(iterations == 10000);
+      CHECK(during == 0);
+    }
+  }
+}

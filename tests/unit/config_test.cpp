@@ -1,0 +1,100 @@
+// Config: every out-of-range field is rejected at construction with a message naming it.
+
+#include <doctest/doctest.h>
+#include <fiberjob/fiberjob.hpp>
+
+#include <string>
+
+using namespace fiberjob;
+
+namespace {
+
+std::string rejection(const Config& config) {
+  try {
+    JobSystem js{config};
+  } catch (const Error& e) {
+    CHECK(e.code() == ErrorCode::InvalidConfig);
+    return e.what();
+  }
+  return "accepted";
+}
+
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+}  // namespace
+
+TEST_SUITE("config") {
+  TEST_CASE("defaults follow the design: hardware workers, 128 fibers of 64 KiB, parking") {
+    const Config config;
+    CHECK(config.worker_count == hardware_worker_count());
+    CHECK(config.fiber_count == 128);
+    CHECK(config.fiber_stack_size == 64 * 1024);
+    CHECK(config.idle_policy == IdlePolicy::Park);
+    CHECK_FALSE(config.pin_workers);
+    JobSystem js;  // the defaults are valid
+    CHECK(js.worker_count() == hardware_worker_count());
+  }
+
+  TEST_CASE("zero workers is rejected naming worker_count") {
+    Config config;
+    config.worker_count = 0;
+    CHECK(contains(rejection(config), "Config::worker_count"));
+  }
+
+  TEST_CASE("zero fibers, or fewer than workers + 1, is rejected naming fiber_count") {
+    Config config;
+    config.worker_count = 2;
+    config.fiber_count = 0;
+    CHECK(contains(rejection(config), "Config::fiber_count"));
+    config.fiber_count = 2;
+    CHECK(contains(rejection(config), "Config::fiber_count"));
+    config.fiber_count = 3;
+    CHECK(rejection(config) == "accepted");
+  }
+
+  TEST_CASE("a stack below the minimum is rejected naming fiber_stack_size") {
+    Config config;
+    config.worker_count = 1;
+    config.fiber_stack_size = Config::kMinFiberStackSize - 1;
+    CHECK(contains(rejection(config), "Config::fiber_stack_size"));
+  }
+
+  TEST_CASE("a stack size that is not a page multiple is rounded up") {
+    Config config;
+    config.worker_count = 1;
+    config.fiber_stack_size = Config::kMinFiberStackSize + 1;
+    JobSystem js{config};
+    CHECK(js.config().fiber_stack_size > Config::kMinFiberStackSize);
+    CHECK(js.config().fiber_stack_size % 4096 == 0);
+  }
+
+  TEST_CASE("pinning more workers than hardware threads is rejected naming pin_workers") {
+    Config config;
+    config.worker_count = hardware_worker_count() + 1;
+    config.fiber_count = config.worker_count + 1;
+    config.pin_workers = true;
+    CHECK(contains(rejection(config), "Config::pin_workers"));
+  }
+
+  TEST_CASE("an unknown idle policy is rejected naming idle_policy") {
+    Config config;
+    config.worker_count = 1;
+    config.idle_policy = static_cast<IdlePolicy>(7);
+    CHECK(contains(rejection(config), "Config::idle_policy"));
+  }
+
+  TEST_CASE("pinned workers and the spin policy run jobs") {
+    Config config;
+    config.worker_count = 1;
+    config.pin_workers = true;
+    config.idle_policy = IdlePolicy::Spin;
+    JobSystem js{config};
+    int value = 0;
+    Counter done;
+    js.run(done, [&value] { value = 7; });
+    js.wait(done);
+    CHECK(value == 7);
+  }
+}
