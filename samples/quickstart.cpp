@@ -9,8 +9,8 @@
 //
 // Each "frame" sums a large array in parallel and checks the result against a serial sum.
 
-#include <fiberjob/fiberjob.hpp>
 #include <fmt/core.h>
+#include <fiberjob/fiberjob.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -42,8 +42,8 @@ int main() {
       for (std::size_t c = 0; c < kChunks; ++c) {
         ctx.spawn(parts, [&, c] {
           const auto first = data.begin() + static_cast<std::ptrdiff_t>(c * chunk);
-          partial[c] = std::accumulate(first, first + static_cast<std::ptrdiff_t>(chunk),
-                                       std::uint64_t{0});
+          partial[c] =
+              std::accumulate(first, first + static_cast<std::ptrdiff_t>(chunk), std::uint64_t{0});
         });
       }
       // 3. Stackful wait: the fiber suspends, this worker runs chunks meanwhile.
@@ -55,8 +55,7 @@ int main() {
     // 5. The main thread parks until the frame job is done (rethrows a job's exception).
     js.wait(done);
     const double ms =
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
-            .count();
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
     const bool correct = total == expected;
     all_correct = all_correct && correct;
     fmt::print("frame {:2}: sum {} ({}) in {:.2f} ms\n", frame, total,

@@ -51,7 +51,7 @@ FiberPool::FiberPool(Scheduler& scheduler, std::uint32_t count, std::size_t stac
     }
   }
   fibers_ = static_cast<Fiber*>(
-      ::operator new(sizeof(Fiber) * count_, std::align_val_t{alignof(Fiber)}));
+      ::operator new (sizeof(Fiber) * count_, std::align_val_t{alignof(Fiber)}));
   for (std::uint32_t i = 0; i < count_; ++i) {
     Fiber* fiber = ::new (static_cast<void*>(&fibers_[i])) Fiber();
     fiber->index = i;
@@ -78,7 +78,7 @@ FiberPool::~FiberPool() {
     // unwind the job's stack through forced_unwind. It is left alone (reported by retire_all).
     if (fibers_[i].state != FiberState::Suspended) fibers_[i].~Fiber();
   }
-  ::operator delete(fibers_, std::align_val_t{alignof(Fiber)});
+  ::operator delete (fibers_, std::align_val_t{alignof(Fiber)});
   ::munmap(region_, region_size_);
 }
 
@@ -121,8 +121,7 @@ Fiber* FiberPool::acquire() {
   // relaxed: statistics only.
   const std::uint32_t used = in_use_.fetch_add(1, std::memory_order_relaxed) + 1;
   std::uint32_t high = high_water_.load(std::memory_order_relaxed);
-  while (used > high &&
-         !high_water_.compare_exchange_weak(high, used, std::memory_order_relaxed)) {
+  while (used > high && !high_water_.compare_exchange_weak(high, used, std::memory_order_relaxed)) {
   }
   fiber->state = FiberState::Running;
   if (!fiber->started) construct_context(*fiber);

@@ -27,8 +27,7 @@ void Injector::push(Job job, Tokens* tokens) {
   }
 }
 
-void Injector::push_bulk(const Job* jobs, std::size_t count, Priority priority,
-                         Tokens* tokens) {
+void Injector::push_bulk(const Job* jobs, std::size_t count, Priority priority, Tokens* tokens) {
   static_assert(sizeof(Job) == sizeof(std::uintptr_t));
   const auto p = static_cast<std::size_t>(priority);
   const auto* bits = reinterpret_cast<const std::uintptr_t*>(jobs);

@@ -40,7 +40,9 @@ class Job {
   [[nodiscard]] JobRecord* record() const noexcept {
     return reinterpret_cast<JobRecord*>(bits_ & ~kTagMask);
   }
-  [[nodiscard]] Fiber* fiber() const noexcept { return reinterpret_cast<Fiber*>(bits_ & ~kTagMask); }
+  [[nodiscard]] Fiber* fiber() const noexcept {
+    return reinterpret_cast<Fiber*>(bits_ & ~kTagMask);
+  }
 
  private:
   static constexpr std::uintptr_t kKindMask = 0x3;

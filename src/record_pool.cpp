@@ -8,14 +8,14 @@ namespace fiberjob::detail {
 
 RecordPool::~RecordPool() {
   for (JobRecord* block : blocks_) {
-    ::operator delete(block, std::align_val_t{alignof(JobRecord)});
+    ::operator delete (block, std::align_val_t{alignof(JobRecord)});
   }
 }
 
 void RecordPool::refill_locked(RecordCache& cache, std::size_t want) {
   if (shared_ == nullptr) {
-    auto* block = static_cast<JobRecord*>(::operator new(
-        sizeof(JobRecord) * kBlockRecords, std::align_val_t{alignof(JobRecord)}));
+    auto* block = static_cast<JobRecord*>(
+        ::operator new (sizeof(JobRecord) * kBlockRecords, std::align_val_t{alignof(JobRecord)}));
     blocks_.push_back(block);
     for (std::size_t i = 0; i < kBlockRecords; ++i) {
       JobRecord* record = ::new (static_cast<void*>(&block[i])) JobRecord();

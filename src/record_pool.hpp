@@ -48,7 +48,7 @@ class RecordPool {
   void refill_locked(RecordCache& cache, std::size_t want);
 
   std::mutex mutex_;
-  JobRecord* shared_ = nullptr;  // guarded by mutex_
+  JobRecord* shared_ = nullptr;     // guarded by mutex_
   std::vector<JobRecord*> blocks_;  // guarded by mutex_
 };
 

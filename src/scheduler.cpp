@@ -88,9 +88,10 @@ void Scheduler::start_workers() {
 
 void Scheduler::stop_workers() noexcept {
   if (Worker* self = current_worker(); self != nullptr && self->scheduler == this) {
-    std::fputs("fiberjob: a JobSystem was destroyed from one of its own jobs; destroy it from "
-               "the thread that created it, after waiting for its work.\n",
-               stderr);
+    std::fputs(
+        "fiberjob: a JobSystem was destroyed from one of its own jobs; destroy it from "
+        "the thread that created it, after waiting for its work.\n",
+        stderr);
     std::abort();
   }
   stopping_.store(true, std::memory_order_seq_cst);
@@ -125,8 +126,7 @@ void Scheduler::inject(Job job, Worker* from) {
   idle_.notify(1);
 }
 
-void Scheduler::inject_bulk(const Job* jobs, std::size_t count, Priority priority,
-                            Worker* from) {
+void Scheduler::inject_bulk(const Job* jobs, std::size_t count, Priority priority, Worker* from) {
   injector_.push_bulk(jobs, count, priority,
                       from != nullptr && from->scheduler == this ? &from->tokens : nullptr);
   idle_.notify(static_cast<int>(count));

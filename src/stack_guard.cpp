@@ -54,8 +54,9 @@ void on_segv(int signal_number, siginfo_t* info, void* ucontext) {
     write_number(static_cast<unsigned long>(owner));
     write_str(": a job needed more than Config::fiber_stack_size = ");
     write_number(pool->stack_size());
-    write_str(" bytes of stack. Raise Config::fiber_stack_size, or move large locals off the "
-              "stack.\n");
+    write_str(
+        " bytes of stack. Raise Config::fiber_stack_size, or move large locals off the "
+        "stack.\n");
     ::signal(SIGSEGV, SIG_DFL);  // return: the access faults again and the process dies
     return;
   }
@@ -101,8 +102,8 @@ void unregister_guarded_pool(const FiberPool* pool) noexcept {
 }
 
 void install_alternate_signal_stack() {
-  void* memory = ::mmap(nullptr, kAltStackBytes, PROT_READ | PROT_WRITE,
-                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  void* memory =
+      ::mmap(nullptr, kAltStackBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (memory == MAP_FAILED) {
     throw std::system_error(errno, std::generic_category(),
                             "fiberjob: mmap of a worker's signal stack failed");

@@ -8,7 +8,9 @@ thread_local Worker* t_current_worker = nullptr;
 }  // namespace
 
 Worker::Worker(Scheduler& owner, std::uint32_t worker_index, Injector& injector)
-    : scheduler(&owner), index(worker_index), rng_state(0x9E3779B97F4A7C15ull * (worker_index + 1)) {
+    : scheduler(&owner),
+      index(worker_index),
+      rng_state(0x9E3779B97F4A7C15ull * (worker_index + 1)) {
   injector.make_tokens(tokens);
   native.state = FiberState::Native;
   native.worker = this;

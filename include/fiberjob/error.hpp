@@ -9,11 +9,11 @@ namespace fiberjob {
 
 /// What went wrong, so callers and tests can tell errors apart without parsing messages.
 enum class ErrorCode {
-  InvalidConfig,        ///< A `Config` field is out of range; the message names the field.
-  NotOnFiber,           ///< A fiber-only call was made from a plain thread.
-  FiberPoolExhausted,   ///< Every pooled fiber is in use; raise `Config::fiber_count`.
-  CounterMisuse,        ///< A counter was added to with a non-positive amount, or over-signalled.
-  ShutdownFromWorker,   ///< A `JobSystem` was destroyed from one of its own jobs.
+  InvalidConfig,       ///< A `Config` field is out of range; the message names the field.
+  NotOnFiber,          ///< A fiber-only call was made from a plain thread.
+  FiberPoolExhausted,  ///< Every pooled fiber is in use; raise `Config::fiber_count`.
+  CounterMisuse,       ///< A counter was added to with a non-positive amount, or over-signalled.
+  ShutdownFromWorker,  ///< A `JobSystem` was destroyed from one of its own jobs.
 };
 
 /// Thrown by fiberjob when the API is misused or a configured resource runs out.

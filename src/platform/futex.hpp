@@ -23,8 +23,8 @@ inline void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected)
 /// `word` has been reused: at worst a spurious wake-up of an unrelated futex waiter, which every
 /// futex user tolerates. So it may be called after the store that lets the waiter leave.
 inline void futex_wake(std::atomic<std::uint32_t>& word, int count) noexcept {
-  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE_PRIVATE, count,
-            nullptr, nullptr, 0);
+  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE_PRIVATE, count, nullptr,
+            nullptr, 0);
 }
 
 inline constexpr int kFutexWakeAll = INT_MAX;

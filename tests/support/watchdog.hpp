@@ -19,8 +19,8 @@ class Watchdog {
     thread_ = std::thread([this, limit] {
       std::unique_lock lock(mutex_);
       if (!cv_.wait_for(lock, limit, [this] { return done_; })) {
-        std::fprintf(stderr, "WATCHDOG: '%s' did not finish within %lld s: hang\n",
-                     what_.c_str(), static_cast<long long>(limit.count()));
+        std::fprintf(stderr, "WATCHDOG: '%s' did not finish within %lld s: hang\n", what_.c_str(),
+                     static_cast<long long>(limit.count()));
         std::fflush(stderr);
         std::abort();
       }

@@ -93,7 +93,7 @@ TEST_SUITE("job_system") {
       on_fiber = this_fiber::on_fiber();
       Counter inner;
       ctx.system().run(inner, [&value] { value = 5; });  // onto this worker's deque
-      ctx.system().wait(inner);  // one worker: blocking it would deadlock
+      ctx.system().wait(inner);                          // one worker: blocking it would deadlock
     });
     js.wait(done);
     CHECK(on_fiber);

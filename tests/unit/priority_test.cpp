@@ -53,12 +53,13 @@ TEST_SUITE("priority") {
     js.run(done, [&order](Context& ctx) {
       Counter children;
       for (Priority p : {Priority::Low, Priority::Normal, Priority::High, Priority::Low}) {
-        ctx.spawn(children, [&order, p] { order.push_back(p); }, p);
+        ctx.spawn(
+            children, [&order, p] { order.push_back(p); }, p);
       }
       this_fiber::wait(children);
     });
     js.wait(done);
-    CHECK(order == std::vector<Priority>{Priority::High, Priority::Normal, Priority::Low,
-                                         Priority::Low});
+    CHECK(order ==
+          std::vector<Priority>{Priority::High, Priority::Normal, Priority::Low, Priority::Low});
   }
 }

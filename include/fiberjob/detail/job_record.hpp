@@ -45,13 +45,12 @@ static_assert(sizeof(JobRecord) == 64, "a job record is one cache line");
 
 /// A callable fiberjob can run as a job: invocable as `f(Context&)` or `f()`, returning void.
 template <class F>
-concept JobCallable =
-    std::move_constructible<std::decay_t<F>> &&
+concept JobCallable = std::move_constructible<std::decay_t<F>> &&
     (std::invocable<std::decay_t<F>&, Context&> || std::invocable<std::decay_t<F>&>);
 
 template <class Fn>
-inline constexpr bool kStoredInline = sizeof(Fn) <= kInlineCallableBytes && alignof(Fn) <= 16 &&
-                                      std::is_nothrow_move_constructible_v<Fn>;
+inline constexpr bool kStoredInline = sizeof(Fn) <= kInlineCallableBytes &&
+                                      alignof(Fn) <= 16 && std::is_nothrow_move_constructible_v<Fn>;
 
 template <class Fn>
 void call_job(Fn& fn, Context& ctx) {
