@@ -7,7 +7,7 @@
 set -euo pipefail
 
 packages=(
-  build-essential cmake ninja-build g++ clang libclang-rt-dev
+  build-essential cmake ninja-build g++ clang clang-format libclang-rt-dev git
   libboost-context-dev libconcurrentqueue-dev doctest-dev libfmt-dev
 )
 if [[ "${1:-}" == "--bench" ]]; then

@@ -11,6 +11,9 @@ if [[ ${#presets[@]} -eq 0 ]]; then
   presets=(release release-clang asan tsan)
 fi
 jobs=$(nproc)
+
+echo "=== clang-format check"
+clang-format --dry-run --Werror $(git ls-files '*.cpp' '*.hpp')
 for preset in "${presets[@]}"; do
   echo "=== ${preset}: configure, build, test"
   start=$(date +%s)
