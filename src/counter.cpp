@@ -10,6 +10,8 @@
 // nanoseconds until the drain is over. So the counter may die the moment a waiter sees zero:
 // the final signaller never touches it after that.
 
+#include <sched.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -35,19 +37,16 @@ namespace {
 }  // namespace
 
 Counter::~Counter() {
-#ifndef NDEBUG
   // acquire: pairs with the push CAS in CounterAccess::link (a linked node is visible).
   if (waiters_.load(std::memory_order_acquire) != nullptr) {
     die("fiberjob: Counter destroyed while jobs or threads still wait on it; keep the counter "
         "alive until every wait on it has returned.\n");
   }
   // relaxed: a diagnostic; a correct program has no concurrent access here.
-  const std::int64_t value = value_.load(std::memory_order_relaxed);
-  if (value != 0) {
-    die("fiberjob: Counter destroyed while jobs still reference it (count not zero); wait on "
-        "the counter before it goes out of scope.\n");
+  if (value_.load(std::memory_order_relaxed) != 0) {
+    die("fiberjob: Counter destroyed while jobs it counts are still pending (count not zero); "
+        "wait on the counter before it goes out of scope, also on paths that throw.\n");
   }
-#endif
 }
 
 void Counter::add(std::int64_t n) {
@@ -58,14 +57,8 @@ void Counter::add(std::int64_t n) {
   // relaxed: the unit only has to exist before the job that removes it is queued, and the
   // queue push (release) / pop (acquire) orders that. Pairs with nothing itself.
   const std::int64_t previous = value_.fetch_add(n, std::memory_order_relaxed);
-  // relaxed: error_state_ is written by waits that already returned (documented precondition
-  // of reuse) or by jobs of this round, which are ordered before us by their signal.
-  if (previous == 0 && error_state_.load(std::memory_order_relaxed) == kErrorDelivered) {
-    // A new round after a wait delivered the old exception: forget it. (A count that merely
-    // touched zero while jobs were still being added keeps an undelivered exception.)
-    error_ = nullptr;
-    error_state_.store(kNoError, std::memory_order_relaxed);  // relaxed: see above
-    dropped_errors_.store(0, std::memory_order_relaxed);      // relaxed: a statistic
+  if (previous == 0) {
+    CounterAccess::forget_delivered_error(*this);
   } else if (previous < 0 && !CounterAccess::is_waking(previous)) {
     value_.fetch_sub(n, std::memory_order_relaxed);  // relaxed: undo of the add above
     throw Error(ErrorCode::CounterMisuse,
@@ -94,14 +87,21 @@ std::int64_t CounterAccess::load_settled(const Counter& counter) noexcept {
   // acquire: pairs with the release of the final signaller's fetch_sub(kWaking) (and, through
   // the release sequence, with every signaller's CAS): seeing 0 means seeing all job writes.
   std::int64_t value = counter.value_.load(std::memory_order_acquire);
-  while (is_waking(value)) {
-    cpu_relax();
+  for (int spins = 0; is_waking(value); ++spins) {
+    // The drainer needs three atomic operations; if it was preempted among them, let it run.
+    if (spins < 128) {
+      cpu_relax();
+    } else {
+      sched_yield();
+    }
     value = counter.value_.load(std::memory_order_acquire);  // acquire: as above
   }
   return value;
 }
 
 void CounterAccess::link(Counter& counter, WaitNode& node, Worker* current) noexcept {
+  // relaxed: published by the push CAS below; cleared with release after our last touch.
+  node.linking.store(1, std::memory_order_relaxed);
   // relaxed: only the first guess of the CAS below.
   WaitNode* head = counter.waiters_.load(std::memory_order_relaxed);
   do {
@@ -112,11 +112,29 @@ void CounterAccess::link(Counter& counter, WaitNode& node, Worker* current) noex
     // drainer's kWaking or later — the half of the handshake that closes the lost wake-up.
   } while (!counter.waiters_.compare_exchange_weak(head, &node, std::memory_order_acq_rel,
                                                    std::memory_order_relaxed));
+  // From here a signaller may wake the waiter, which may then destroy the counter — but not
+  // before it has seen node.linking == 0, which we store after our last touch of the counter.
   // Re-check: the count may have reached zero between the waiter's test and the link.
-  if (load_settled(counter) != 0) return;
+  if (load_settled(counter) != 0) {
+    node.linking.store(0, std::memory_order_release);  // release: pairs with wait_for_linker
+    return;
+  }
   // acq_rel: as the drain in signal().
   WaitNode* drained = counter.waiters_.exchange(nullptr, std::memory_order_acq_rel);
+  node.linking.store(0, std::memory_order_release);  // release: pairs with wait_for_linker
   wake_list(drained, current);
+}
+
+void CounterAccess::wait_for_linker(const WaitNode& node) noexcept {
+  // acquire: pairs with the release stores of `linking` in link(): the linker's accesses to
+  // the counter happen before the waiter goes on (and perhaps destroys the counter).
+  for (int spins = 0; node.linking.load(std::memory_order_acquire) != 0; ++spins) {
+    if (spins < 128) {
+      cpu_relax();
+    } else {
+      sched_yield();
+    }
+  }
 }
 
 void CounterAccess::signal(Counter& counter, Worker* current) noexcept {
@@ -149,22 +167,56 @@ void CounterAccess::signal(Counter& counter, Worker* current) noexcept {
 }
 
 void CounterAccess::capture(Counter& counter, std::exception_ptr error) noexcept {
-  // relaxed: only elects the one writer of error_; error_ itself is published to waiters by the
-  // job's signal (release CAS).
-  std::uint32_t state = Counter::kNoError;
-  if (counter.error_state_.compare_exchange_strong(state, Counter::kErrorCaptured,
-                                                   std::memory_order_relaxed)) {
-    counter.error_ = std::move(error);
-  } else {
-    counter.dropped_errors_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
+  for (int spins = 0;; ++spins) {
+    // acquire: pairs with the release stores that leave kErrorWriting (error_ is complete).
+    std::uint32_t state = counter.error_state_.load(std::memory_order_acquire);
+    if (state == Counter::kErrorCaptured) {
+      // relaxed: a statistic; the exception it counts is dropped.
+      counter.dropped_errors_.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    // kErrorDelivered here belongs to an earlier round (this job was added after that round's
+    // waits saw zero), so the new exception replaces it.
+    // acquire: as above, for the previous owner's writes to error_.
+    if (state != Counter::kErrorWriting &&
+        counter.error_state_.compare_exchange_weak(state, Counter::kErrorWriting,
+                                                   std::memory_order_acquire)) {
+      counter.error_ = std::move(error);
+      // relaxed: inside the kErrorWriting lock.
+      counter.dropped_errors_.store(0, std::memory_order_relaxed);
+      // release: pairs with the acquire loads above and in rethrow_if_error; the job's signal
+      // (release CAS) publishes it to waiters as well.
+      counter.error_state_.store(Counter::kErrorCaptured, std::memory_order_release);
+      return;
+    }
+    if (spins > 64) sched_yield();
   }
 }
 
+void CounterAccess::forget_delivered_error(Counter& counter) noexcept {
+  std::uint32_t state = Counter::kErrorDelivered;
+  // acquire: pairs with the release store of the capture that wrote error_. A failed CAS means
+  // there is nothing delivered to forget (or a job of the new round is capturing right now).
+  if (!counter.error_state_.compare_exchange_strong(state, Counter::kErrorWriting,
+                                                    std::memory_order_acquire)) {
+    return;
+  }
+  counter.error_ = nullptr;
+  counter.dropped_errors_.store(0, std::memory_order_relaxed);  // relaxed: inside the lock
+  // release: pairs with the acquire load/CAS in capture().
+  counter.error_state_.store(Counter::kNoError, std::memory_order_release);
+}
+
 void CounterAccess::rethrow_if_error(Counter& counter) {
-  if (!counter.error_) return;
-  // relaxed: read only by a later add() on this thread or after this wait returned.
-  counter.error_state_.store(Counter::kErrorDelivered, std::memory_order_relaxed);
-  std::rethrow_exception(counter.error_);
+  // acquire: pairs with the release store that completed the capture.
+  const std::uint32_t state = counter.error_state_.load(std::memory_order_acquire);
+  if (state != Counter::kErrorCaptured && state != Counter::kErrorDelivered) return;
+  std::exception_ptr error = counter.error_;
+  std::uint32_t captured = Counter::kErrorCaptured;
+  // relaxed: a flag for the next round's add(), which runs after this wait returned.
+  counter.error_state_.compare_exchange_strong(captured, Counter::kErrorDelivered,
+                                               std::memory_order_relaxed);
+  std::rethrow_exception(std::move(error));
 }
 
 void CounterAccess::wait_on_thread(Counter& counter) noexcept {

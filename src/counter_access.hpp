@@ -28,11 +28,18 @@ struct CounterAccess {
   /// `current` is the calling thread's worker or nullptr.
   static void link(Counter& counter, WaitNode& node, Worker* current) noexcept;
 
+  /// A woken waiter calls this before it returns: waits until the linker of `node` has made its
+  /// last access to the counter (almost always already the case).
+  static void wait_for_linker(const WaitNode& node) noexcept;
+
   /// One job (or manual unit) done; the signal reaching zero drains and wakes all waiters.
   static void signal(Counter& counter, Worker* current) noexcept;
 
   /// Keeps the first exception of a round (while no exception is held), counts the others.
   static void capture(Counter& counter, std::exception_ptr error) noexcept;
+
+  /// First add of a new round: forgets an exception that a wait already rethrew.
+  static void forget_delivered_error(Counter& counter) noexcept;
 
   /// After a completed wait: rethrows the kept exception, if any.
   static void rethrow_if_error(Counter& counter);

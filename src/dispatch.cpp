@@ -2,6 +2,8 @@
 
 #include <utility>
 
+#include "platform/futex.hpp"
+
 #include "context_access.hpp"
 #include "counter_access.hpp"
 #include "fiber_switch.hpp"
@@ -36,6 +38,7 @@ class JobEnd {
 void run_job(Fiber* self, Job job) noexcept {
   JobRecord* record = job.record();
   self->priority = job.priority();
+  self->job_counter = record->counter;
   WorkerStats::bump(self->worker->stats.jobs_run);
   JobEnd end(self, record);
   Context context = ContextAccess::make(self);
@@ -70,6 +73,34 @@ void dispatch_loop(Fiber* self) {
 }
 
 }  // namespace
+
+void run_until_done(Fiber* self, Counter& counter) {
+  while (CounterAccess::load_settled(counter) != 0) {
+    Worker* worker = self->worker;  // re-read: a switch below may move us
+    const Job job = worker->scheduler->find_job(*worker);
+    if (!job) {
+      for (int i = 0; i < 64; ++i) cpu_relax();
+      continue;
+    }
+    switch (job.kind()) {
+      case Job::Kind::Run: {
+        // Nested on this stack: keep what describes the outer job.
+        const Priority priority = self->priority;
+        Counter* job_counter = self->job_counter;
+        run_job(self, job);
+        self->priority = priority;
+        self->job_counter = job_counter;
+        break;
+      }
+      case Job::Kind::Resume:
+        self->state = FiberState::Suspended;
+        switch_to(self, job.fiber(), Handoff{self, Handoff::Action::Reschedule, nullptr});
+        break;
+      case Job::Kind::ResumeCoroutine:
+        break;  // not produced yet: the coroutine facade adds it
+    }
+  }
+}
 
 boost::context::fiber fiber_entry(Fiber* self, boost::context::fiber&& caller) {
   finish_switch(self, std::move(caller));

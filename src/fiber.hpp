@@ -55,6 +55,9 @@ struct alignas(64) Fiber {
   WaitNode node;
   /// Priority of the job running on this fiber; its resumption is queued at this priority.
   Priority priority = Priority::Normal;
+  /// The counter the running job signals when it ends (to reject a wait on it: it would never
+  /// return).
+  Counter* job_counter = nullptr;
   FiberState state = FiberState::Pooled;
   bool started = false;  ///< The Boost.Context fiber was constructed (lazily, on first use).
   bool quit = false;     ///< Set by retirement: leave the dispatch loop and return.

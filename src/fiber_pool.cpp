@@ -22,16 +22,31 @@ struct PoolStackAllocator {
   void deallocate(boost::context::stack_context&) noexcept {}
 };
 
+/// The free-stack head packs {tag:43 | index+1:21}: 2^21 - 1 fibers at most (the Config limit
+/// is 2^20), and a tag that wraps only after 2^43 pushes and pops — far beyond any window in
+/// which a stalled CAS could see the same head again (ABA).
+constexpr unsigned kIndexBits = 21;
+constexpr std::uint64_t kIndexMask = (std::uint64_t{1} << kIndexBits) - 1;
+
 constexpr std::uint64_t pack(std::uint64_t tag, std::uint32_t index_plus_one) noexcept {
-  return (tag << 32) | index_plus_one;
+  return (tag << kIndexBits) | index_plus_one;
 }
+constexpr std::uint32_t index_of(std::uint64_t head) noexcept {
+  return static_cast<std::uint32_t>(head & kIndexMask);
+}
+constexpr std::uint64_t tag_of(std::uint64_t head) noexcept { return head >> kIndexBits; }
+
+/// Guard below each stack: 64 KiB of PROT_NONE address space (no memory), so that a frame with
+/// large locals cannot jump over it into the neighbouring stack.
+constexpr std::size_t kGuardBytes = 64 * 1024;
 
 }  // namespace
 
 FiberPool::FiberPool(Scheduler& scheduler, std::uint32_t count, std::size_t stack_size,
                      FiberEntry entry)
     : scheduler_(scheduler), count_(count), stack_size_(stack_size), entry_(entry) {
-  guard_size_ = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  guard_size_ = (kGuardBytes + page - 1) / page * page;
   const std::size_t stride = guard_size_ + stack_size_;
   region_size_ = stride * count_;
   void* region = ::mmap(nullptr, region_size_, PROT_READ | PROT_WRITE,
@@ -63,7 +78,8 @@ FiberPool::FiberPool(Scheduler& scheduler, std::uint32_t count, std::size_t stac
   // Push in reverse so that index 0 is handed out first (reuse keeps the hot stacks warm).
   std::uint64_t head = 0;
   for (std::uint32_t i = count_; i-- > 0;) {
-    fibers_[i].next_free.store(static_cast<std::uint32_t>(head), std::memory_order_relaxed);
+    // relaxed: published by the release store of free_head_ below (and by the thread starts).
+    fibers_[i].next_free.store(index_of(head), std::memory_order_relaxed);
     head = pack(0, i + 1);
   }
   free_head_.store(head, std::memory_order_release);  // release: published by the scheduler's
@@ -107,13 +123,13 @@ Fiber* FiberPool::acquire() {
   std::uint64_t head = free_head_.load(std::memory_order_acquire);
   Fiber* fiber = nullptr;
   for (;;) {
-    const auto index_plus_one = static_cast<std::uint32_t>(head);
+    const std::uint32_t index_plus_one = index_of(head);
     if (index_plus_one == 0) return nullptr;
     fiber = &at(index_plus_one - 1);
     // relaxed: ordered by the acquire that read `head`; a stale value fails the tagged CAS.
     const std::uint32_t next = fiber->next_free.load(std::memory_order_relaxed);
     // acquire on success and failure: same pairing as the load above.
-    if (free_head_.compare_exchange_weak(head, pack((head >> 32) + 1, next),
+    if (free_head_.compare_exchange_weak(head, pack(tag_of(head) + 1, next),
                                          std::memory_order_acquire, std::memory_order_acquire)) {
       break;
     }
@@ -137,9 +153,9 @@ void FiberPool::release(Fiber* fiber) noexcept {
   std::uint64_t head = free_head_.load(std::memory_order_relaxed);
   for (;;) {
     // relaxed: published by the release CAS below.
-    fiber->next_free.store(static_cast<std::uint32_t>(head), std::memory_order_relaxed);
+    fiber->next_free.store(index_of(head), std::memory_order_relaxed);
     // release: pairs with the acquire in acquire(); publishes the fiber's state and context.
-    if (free_head_.compare_exchange_weak(head, pack((head >> 32) + 1, fiber->index + 1),
+    if (free_head_.compare_exchange_weak(head, pack(tag_of(head) + 1, fiber->index + 1),
                                          std::memory_order_release, std::memory_order_relaxed)) {
       return;
     }

@@ -14,11 +14,11 @@ namespace fiberjob::detail {
 using FiberEntry = boost::context::fiber (*)(Fiber* self, boost::context::fiber&& caller);
 
 /// All fibers of one scheduler. Stacks are one mmap region, reserved up front
-/// (MAP_NORESERVE: pages cost RSS only once touched), with a PROT_NONE guard page below each
+/// (MAP_NORESERVE: pages cost RSS only once touched), with a 64 KiB PROT_NONE guard below each
 /// stack so that an overflow faults instead of corrupting a neighbour (reported by the handler
 /// in stack_guard.cpp). Boost.Context fibers are constructed lazily, on first acquire.
 ///
-/// The free list is a Treiber stack of fiber indices whose head packs {tag:32, index+1:32} into
+/// The free list is a Treiber stack of fiber indices whose head packs {tag:43, index+1:21} into
 /// one 64-bit word; the tag changes on every push and pop, which stops ABA without a
 /// double-width CAS.
 class FiberPool {
@@ -65,7 +65,7 @@ class FiberPool {
   unsigned char* region_ = nullptr;
   std::size_t region_size_ = 0;
   Fiber* fibers_ = nullptr;
-  /// {tag:32 | (index + 1):32}; 0 in the low half = empty.
+  /// {tag:43 | (index + 1):21}; 0 in the index bits = empty.
   alignas(64) std::atomic<std::uint64_t> free_head_{0};
   alignas(64) std::atomic<std::uint32_t> in_use_{0};
   std::atomic<std::uint32_t> high_water_{0};

@@ -2,10 +2,7 @@
 
 #include "fiber_switch.hpp"
 
-#include <string>
-
 #include "counter_access.hpp"
-#include "fiberjob/error.hpp"
 #include "scheduler.hpp"
 #include "worker.hpp"
 
@@ -78,28 +75,29 @@ void switch_to(Fiber* from, Fiber* to, Handoff handoff) {
   finish_switch(from, std::move(caller));
 }
 
-void suspend(Fiber* self, Handoff::Action action, Counter* counter) {
+bool suspend(Fiber* self, Handoff::Action action, Counter* counter) {
   Worker* worker = self->worker;
   Scheduler& scheduler = *worker->scheduler;
   const Job next = scheduler.find_job(*worker);
-  if (!next && action == Handoff::Action::Reschedule) return;
+  if (!next && action == Handoff::Action::Reschedule) return true;  // nothing else is ready
   Fiber* to = nullptr;
   if (next && next.kind() == Job::Kind::Resume) {
     to = next.fiber();  // straight to a ready fiber: no pooled fiber needed
   } else {
     to = scheduler.fibers().acquire();
     if (to == nullptr) {
-      if (next) scheduler.push(next, worker);
-      throw Error(ErrorCode::FiberPoolExhausted,
-                  "fiberjob: fiber pool exhausted: all " +
-                      std::to_string(scheduler.fibers().count()) +
-                      " fibers are running or suspended, so this job cannot suspend. Raise "
-                      "Config::fiber_count (each suspended job holds one fiber).");
+      if (next) {
+        scheduler.push(next, worker);  // back where it was: nothing is lost
+        scheduler.notify(1);
+      }
+      scheduler.report_pool_exhausted(*worker);
+      return false;
     }
     to->pending = next;
   }
   self->state = FiberState::Suspended;
   switch_to(self, to, Handoff{self, action, counter});
+  return true;
 }
 
 Fiber* current_fiber() noexcept {

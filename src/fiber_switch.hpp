@@ -17,9 +17,15 @@ void finish_switch(Fiber* self, boost::context::fiber&& caller);
 
 /// Suspends the running job on `self`: picks what runs next (a ready Job::Resume directly, or a
 /// pooled fiber that runs the next job), switches, and lets the next fiber perform `action`.
-/// With Reschedule and nothing else ready, returns at once (a lone yield costs no switch).
-/// Errors: Error (FiberPoolExhausted) when no pooled fiber is free; nothing was changed.
-void suspend(Fiber* self, Handoff::Action action, Counter* counter);
+/// Returns true once resumed; with Reschedule and nothing else ready, returns true at once (a
+/// lone yield costs no switch). Returns false, having changed nothing, when a pooled fiber is
+/// needed and none is free (reported once on stderr; see run_until_done).
+bool suspend(Fiber* self, Handoff::Action action, Counter* counter);
+
+/// The fallback when the fiber pool is exhausted: `self` keeps its stack and runs ready jobs
+/// inline (nested) until `counter` reaches zero; a ready Job::Resume is switched to directly,
+/// with `self` rescheduled behind it. Never needs a pooled fiber.
+void run_until_done(Fiber* self, Counter& counter);
 
 /// Entry of every pooled fiber (FiberEntry): the dispatch loop until retired.
 boost::context::fiber fiber_entry(Fiber* self, boost::context::fiber&& caller);

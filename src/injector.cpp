@@ -9,7 +9,22 @@
 #pragma GCC diagnostic ignored "-Wstringop-overflow"
 #endif
 
+#include <cstdio>
+#include <cstdlib>
+
 namespace fiberjob::detail {
+namespace {
+
+/// moodycamel returns false only when it cannot allocate a block: the job would be lost and
+/// its counter would never reach zero, so stop with a message instead.
+void require_enqueued(bool enqueued) noexcept {
+  if (enqueued) return;
+  std::fputs("fiberjob: out of memory growing the injector queue; a job could not be queued\n",
+             stderr);
+  std::abort();
+}
+
+}  // namespace
 
 void Injector::make_tokens(Tokens& tokens) {
   for (std::size_t p = 0; p < kPriorityCount; ++p) {
@@ -18,23 +33,24 @@ void Injector::make_tokens(Tokens& tokens) {
   }
 }
 
-void Injector::push(Job job, Tokens* tokens) {
+void Injector::push(Job job, Tokens* tokens) noexcept {
   const auto p = static_cast<std::size_t>(job.priority());
   if (tokens != nullptr) {
-    queues_[p].enqueue(*tokens->producer[p], job.bits());
+    require_enqueued(queues_[p].enqueue(*tokens->producer[p], job.bits()));
   } else {
-    queues_[p].enqueue(job.bits());
+    require_enqueued(queues_[p].enqueue(job.bits()));
   }
 }
 
-void Injector::push_bulk(const Job* jobs, std::size_t count, Priority priority, Tokens* tokens) {
+void Injector::push_bulk(const Job* jobs, std::size_t count, Priority priority,
+                         Tokens* tokens) noexcept {
   static_assert(sizeof(Job) == sizeof(std::uintptr_t));
   const auto p = static_cast<std::size_t>(priority);
   const auto* bits = reinterpret_cast<const std::uintptr_t*>(jobs);
   if (tokens != nullptr) {
-    queues_[p].enqueue_bulk(*tokens->producer[p], bits, count);
+    require_enqueued(queues_[p].enqueue_bulk(*tokens->producer[p], bits, count));
   } else {
-    queues_[p].enqueue_bulk(bits, count);
+    require_enqueued(queues_[p].enqueue_bulk(bits, count));
   }
 }
 

@@ -33,9 +33,10 @@ class Injector {
 
   /// Queues `job` at its priority. `tokens` is the calling worker's, or nullptr on a plain
   /// thread (moodycamel then uses an implicit per-thread producer, allocated on first use).
-  void push(Job job, Tokens* tokens);
-  /// Queues `count` jobs of one priority in one bulk enqueue.
-  void push_bulk(const Job* jobs, std::size_t count, Priority priority, Tokens* tokens);
+  /// Aborts with a message if the queue cannot allocate (the job would be lost).
+  void push(Job job, Tokens* tokens) noexcept;
+  /// Queues `count` jobs of one priority in one bulk enqueue. Aborts like push.
+  void push_bulk(const Job* jobs, std::size_t count, Priority priority, Tokens* tokens) noexcept;
   /// Takes the oldest job of `priority` (FIFO per producer), or an empty Job.
   Job pop(std::size_t priority, Tokens& tokens) noexcept;
 

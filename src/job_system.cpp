@@ -53,17 +53,29 @@ detail::Fiber* require_fiber(const char* call) {
 
 void wait(Counter& counter) {
   detail::Fiber* self = require_fiber("this_fiber::wait");
+  if (&counter == self->job_counter) {
+    throw Error(ErrorCode::CounterMisuse,
+                "fiberjob: this_fiber::wait on the counter the running job itself signals: it "
+                "reaches zero only after this job ends, so the wait could never return. Wait "
+                "on a counter of the jobs you spawned instead");
+  }
   if (detail::CounterAccess::load_settled(counter) != 0) {
     self->node.kind = detail::WaitNode::Kind::Fiber;
     self->node.fiber = self;
     self->node.next = nullptr;
-    detail::suspend(self, detail::Handoff::Action::LinkToCounter, &counter);
+    if (detail::suspend(self, detail::Handoff::Action::LinkToCounter, &counter)) {
+      detail::CounterAccess::wait_for_linker(self->node);
+    } else {
+      detail::run_until_done(self, counter);  // no free fiber to suspend into
+    }
   }
   detail::CounterAccess::rethrow_if_error(counter);
 }
 
 void yield() {
   detail::Fiber* self = require_fiber("this_fiber::yield");
+  // Without a free fiber the yield is skipped: the job goes on, and the ready work it found
+  // stays queued for the other workers.
   detail::suspend(self, detail::Handoff::Action::Reschedule, nullptr);
 }
 
@@ -110,8 +122,7 @@ void submit(Scheduler& scheduler, Counter& counter, std::span<JobRecord* const> 
   }
   Worker* worker = current_worker();
   if (worker != nullptr && worker->scheduler == &scheduler) {
-    WorkStealingDeque& deque = worker->deques[static_cast<std::size_t>(priority)];
-    for (JobRecord* record : records) deque.push(Job::run(record, priority).bits());
+    for (JobRecord* record : records) push_local(*worker, Job::run(record, priority));
     scheduler.notify(static_cast<int>(records.size()));
     return;
   }

@@ -79,9 +79,11 @@ void Scheduler::start_workers() {
       }
     }
   } catch (...) {
-    // Unwind what started; workers_ beyond `started` have no thread.
+    // Unwind what started; workers_ beyond `started` have no thread. Retire the fibers here:
+    // ~FiberPool must not destroy started Boost.Context fibers (that would unwind them).
     workers_.resize(started);
     stop_workers();
+    fibers_.retire_all();
     throw;
   }
 }
@@ -113,20 +115,21 @@ void Scheduler::worker_main(Worker& worker) {
   set_current_worker(nullptr);
 }
 
-void Scheduler::push(Job job, Worker* from) {
+void Scheduler::push(Job job, Worker* from) noexcept {
   if (from != nullptr && from->scheduler == this) {
-    from->deques[static_cast<std::size_t>(job.priority())].push(job.bits());
+    push_local(*from, job);
   } else {
     inject(job, from);
   }
 }
 
-void Scheduler::inject(Job job, Worker* from) {
+void Scheduler::inject(Job job, Worker* from) noexcept {
   injector_.push(job, from != nullptr && from->scheduler == this ? &from->tokens : nullptr);
   idle_.notify(1);
 }
 
-void Scheduler::inject_bulk(const Job* jobs, std::size_t count, Priority priority, Worker* from) {
+void Scheduler::inject_bulk(const Job* jobs, std::size_t count, Priority priority,
+                            Worker* from) noexcept {
   injector_.push_bulk(jobs, count, priority,
                       from != nullptr && from->scheduler == this ? &from->tokens : nullptr);
   idle_.notify(static_cast<int>(count));
@@ -183,9 +186,9 @@ Job Scheduler::next_job(Worker& worker) noexcept {
     if (Job job = find_job(worker)) return job;
     if (Job job = spin_for_job(worker)) return job;
     if (config_.idle_policy == IdlePolicy::Spin) {
-      // acquire: pairs with nothing in particular; the seq_cst store in stop_workers is seen
-      // eventually, and workers only stop once no work is found after it.
-      if (stopping_.load(std::memory_order_acquire)) return {};
+      // acquire: pairs with the seq_cst store in stop_workers; work queued before that store
+      // is visible to this last look.
+      if (stopping_.load(std::memory_order_acquire)) return find_job(worker);
       sched_yield();
       continue;
     }
@@ -198,7 +201,9 @@ Job Scheduler::next_job(Worker& worker) noexcept {
     // either we see stopping_ or stop_workers' notify sees our announcement.
     if (stopping_.load(std::memory_order_seq_cst)) {
       idle_.cancel_wait();
-      return {};
+      // One last look: a job queued just before stop_workers' store of stopping_ is visible
+      // now (the store released it, this load acquired it), and must not be dropped.
+      return find_job(worker);
     }
     WorkerStats::bump(worker.stats.parks);
     idle_.commit_wait(key);
@@ -213,10 +218,23 @@ Stats Scheduler::stats() const noexcept {
     stats.steals += worker->stats.steals.load(std::memory_order_relaxed);
     stats.fiber_switches += worker->stats.switches.load(std::memory_order_relaxed);
     stats.parks += worker->stats.parks.load(std::memory_order_relaxed);
+    stats.pool_exhausted += worker->stats.pool_exhausted.load(std::memory_order_relaxed);
   }
   stats.fibers_in_use = fibers_.in_use();
   stats.fibers_in_use_high_water = fibers_.high_water();
   return stats;
+}
+
+void Scheduler::report_pool_exhausted(Worker& worker) noexcept {
+  WorkerStats::bump(worker.stats.pool_exhausted);
+  // relaxed: only elects the one reporter.
+  if (exhaustion_reported_.exchange(true, std::memory_order_relaxed)) return;
+  std::fprintf(stderr,
+               "fiberjob: fiber pool exhausted: all %u fibers (Config::fiber_count) are running "
+               "or suspended. Waiting jobs now run other jobs inline on their own stack until "
+               "their counter completes (slower, deeper stacks); raise Config::fiber_count. "
+               "Stats::pool_exhausted counts these events.\n",
+               fibers_.count());
 }
 
 void wake_list(WaitNode* head, Worker* current) noexcept {
@@ -241,7 +259,7 @@ void wake_list(WaitNode* head, Worker* current) noexcept {
       Fiber* fiber = head->fiber;
       const Job job = Job::resume(fiber, fiber->priority);
       if (current != nullptr && current->scheduler == fiber->scheduler) {
-        current->deques[static_cast<std::size_t>(job.priority())].push(job.bits());
+        push_local(*current, job);
         ++local;
       } else {
         if (batched == kBatch || batch_scheduler != fiber->scheduler ||

@@ -38,12 +38,12 @@ class Scheduler {
 
   /// Queues `job` where the caller is: `from`'s own deque when `from` is one of our workers
   /// (no wake-up: call notify), else the injector (wakes a worker).
-  void push(Job job, Worker* from);
+  void push(Job job, Worker* from) noexcept;
   /// Queues `job` in the injector at its priority (FIFO per producer).
-  void inject(Job job, Worker* from);
+  void inject(Job job, Worker* from) noexcept;
   /// Queues `count` jobs of one priority in the injector with one bulk enqueue, then wakes
   /// up to `count` workers.
-  void inject_bulk(const Job* jobs, std::size_t count, Priority priority, Worker* from);
+  void inject_bulk(const Job* jobs, std::size_t count, Priority priority, Worker* from) noexcept;
   /// Wakes up to `count` parked workers.
   void notify(int count) noexcept { idle_.notify(count); }
 
@@ -53,6 +53,10 @@ class Scheduler {
   Job next_job(Worker& worker) noexcept;
 
   [[nodiscard]] Stats stats() const noexcept;
+
+  /// A job had to wait or yield with every pooled fiber in use: counts it and, the first time,
+  /// says so on stderr naming Config::fiber_count.
+  void report_pool_exhausted(Worker& worker) noexcept;
 
  private:
   void worker_main(Worker& worker);
@@ -69,6 +73,7 @@ class Scheduler {
   std::vector<std::unique_ptr<Worker>> workers_;
   EventCount idle_;
   alignas(64) std::atomic<bool> stopping_{false};
+  std::atomic<bool> exhaustion_reported_{false};
 };
 
 }  // namespace fiberjob::detail

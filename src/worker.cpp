@@ -2,6 +2,9 @@
 
 #include "worker.hpp"
 
+#include <cstdio>
+#include <cstdlib>
+
 namespace fiberjob::detail {
 namespace {
 thread_local Worker* t_current_worker = nullptr;
@@ -15,6 +18,18 @@ Worker::Worker(Scheduler& owner, std::uint32_t worker_index, Injector& injector)
   native.state = FiberState::Native;
   native.worker = this;
   native.scheduler = &owner;
+}
+
+void push_local(Worker& worker, Job job) noexcept {
+  try {
+    worker.deques[static_cast<std::size_t>(job.priority())].push(job.bits());
+  } catch (...) {
+    std::fputs(
+        "fiberjob: out of memory growing a work-stealing deque; a job could not be "
+        "queued\n",
+        stderr);
+    std::abort();
+  }
 }
 
 __attribute__((noinline)) Worker* current_worker() noexcept {

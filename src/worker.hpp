@@ -22,6 +22,7 @@ struct WorkerStats {
   std::atomic<std::uint64_t> steals{0};
   std::atomic<std::uint64_t> switches{0};
   std::atomic<std::uint64_t> parks{0};
+  std::atomic<std::uint64_t> pool_exhausted{0};
 
   static void bump(std::atomic<std::uint64_t>& counter) noexcept {
     // relaxed: single writer; readers want a statistic, no ordering (pairs with nothing).
@@ -53,6 +54,10 @@ struct alignas(64) Worker {
   std::uint32_t tick = 0;
   std::thread thread;
 };
+
+/// Pushes `job` onto `worker`'s own deque (the caller runs on `worker`'s thread). Growing the
+/// deque may allocate; if that fails the job would be lost, so this aborts with a message.
+void push_local(Worker& worker, Job job) noexcept;
 
 /// The worker whose thread calls this, or nullptr on a plain thread.
 ///

@@ -35,8 +35,9 @@ class alignas(64) Counter {
  public:
   /// An idle counter: zero outstanding jobs, no waiters, no exception.
   Counter() noexcept = default;
-  /// In debug builds aborts with a message if waiters are still linked (the counter is being
-  /// destroyed while something waits on it).
+  /// Aborts with a message if waiters are still linked or units are outstanding: jobs or
+  /// waiters would touch a dead counter (for example a job that exited a scope by an exception
+  /// before waiting for the children it spawned). Cost: two loads.
   ~Counter();
   Counter(const Counter&) = delete;
   Counter& operator=(const Counter&) = delete;
@@ -74,10 +75,12 @@ class alignas(64) Counter {
   /// Head of the wait list (Treiber stack); nullptr = no waiters.
   std::atomic<detail::WaitNode*> waiters_{nullptr};
   static constexpr std::uint32_t kNoError = 0;
-  static constexpr std::uint32_t kErrorCaptured = 1;   ///< `error_` holds an exception.
-  static constexpr std::uint32_t kErrorDelivered = 2;  ///< ...and a wait has rethrown it.
-  /// kNoError → kErrorCaptured (first thrower, CAS) → kErrorDelivered (a wait rethrew it) →
-  /// kNoError (the next round's first add).
+  static constexpr std::uint32_t kErrorWriting = 1;    ///< One thread owns `error_` right now.
+  static constexpr std::uint32_t kErrorCaptured = 2;   ///< `error_` holds an exception.
+  static constexpr std::uint32_t kErrorDelivered = 3;  ///< ...and a wait has rethrown it.
+  /// kNoError or kErrorDelivered --CAS--> kErrorWriting --store--> kErrorCaptured (a job threw)
+  /// or kNoError (a new round forgot a delivered exception); kErrorCaptured --> kErrorDelivered
+  /// (a wait rethrew it). kErrorWriting is a tiny lock around `error_` and `dropped_errors_`.
   std::atomic<std::uint32_t> error_state_{kNoError};
   std::atomic<std::uint32_t> dropped_errors_{0};
   /// The first exception; written by the claimer before its signal (release), read by waiters

@@ -13,7 +13,11 @@ struct Stats {
   std::uint64_t steals = 0;          ///< Jobs taken from another worker's deque.
   std::uint64_t fiber_switches = 0;  ///< Fiber-to-fiber context switches (suspends + resumes).
   std::uint64_t parks = 0;           ///< Times a worker went to sleep for lack of work.
-  std::uint32_t fibers_in_use = 0;   ///< Fibers running or suspended right now.
+  /// Waits and yields that found every pooled fiber in use (a wait then runs other jobs inline
+  /// on its own stack until its counter completes; a yield is skipped). Non-zero means
+  /// `Config::fiber_count` is too small for the workload.
+  std::uint64_t pool_exhausted = 0;
+  std::uint32_t fibers_in_use = 0;             ///< Fibers running or suspended right now.
   std::uint32_t fibers_in_use_high_water = 0;  ///< Maximum of `fibers_in_use` so far.
 };
 

@@ -100,30 +100,68 @@ TEST_SUITE("job_system") {
     CHECK(value == 5);
   }
 
-  TEST_CASE("an exhausted fiber pool throws FiberPoolExhausted naming fiber_count") {
+  TEST_CASE("with every fiber in use, a wait runs other jobs inline and nothing is lost") {
     test::Watchdog watchdog("pool exhaustion", 60s);
     JobSystem js{test::config_with(1, 2)};  // one fiber for the worker, one to suspend into
     Counter gate;
     gate.add(1);
-    Counter first_done;
-    bool first_resumed = false;
-    js.run(first_done, [&] {
+    Counter jobs_done;
+    int finished = 0;  // one worker: the jobs never overlap
+    js.run(jobs_done, [&] {
       this_fiber::wait(gate);  // takes the spare fiber
-      first_resumed = true;
+      ++finished;
     });
     while (js.stats().fibers_in_use < 2) std::this_thread::yield();
-    Counter second_done;
-    js.run(second_done, [&] { this_fiber::wait(gate); });  // no fiber left to suspend into
-    try {
-      js.wait(second_done);
-      FAIL("the second wait did not throw");
-    } catch (const Error& e) {
-      CHECK(e.code() == ErrorCode::FiberPoolExhausted);
-      CHECK(std::string(e.what()).find("Config::fiber_count") != std::string::npos);
+    js.run(jobs_done, [&] {
+      this_fiber::wait(gate);  // no fiber left: waits inline, keeping its stack
+      ++finished;
+    });
+    while (js.stats().pool_exhausted == 0) std::this_thread::yield();
+    gate.signal();
+    js.wait(jobs_done);
+    CHECK(finished == 2);
+    CHECK(js.stats().pool_exhausted >= 1);
+  }
+
+  TEST_CASE("fib with far fewer fibers than suspended jobs still computes the right value") {
+    test::Watchdog watchdog("fib on a tiny pool", 120s);
+    for (std::uint32_t workers : {1u, 2u}) {
+      CAPTURE(workers);
+      JobSystem js{test::config_with(workers, workers + 2)};
+      struct Fib {
+        static long run(Context& ctx, int n) {
+          if (n < 2) return n;
+          long a = 0;
+          long b = 0;
+          Counter children;
+          ctx.spawn(children, [&a, n](Context& c) { a = run(c, n - 1); });
+          ctx.spawn(children, [&b, n](Context& c) { b = run(c, n - 2); });
+          this_fiber::wait(children);
+          return a + b;
+        }
+      };
+      long result = 0;
+      Counter done;
+      js.run(done, [&result](Context& ctx) { result = Fib::run(ctx, 16); });
+      js.wait(done);
+      CHECK(result == 987);
+      CHECK(js.stats().pool_exhausted > 0);
     }
-    gate.signal();  // nothing was lost: the first job still completes
-    js.wait(first_done);
-    CHECK(first_resumed);
+  }
+
+  TEST_CASE("waiting on the running job's own counter throws CounterMisuse") {
+    JobSystem js{test::config_with(1)};
+    bool threw = false;
+    Counter done;
+    js.run(done, [&done, &threw] {
+      try {
+        this_fiber::wait(done);
+      } catch (const Error& e) {
+        threw = e.code() == ErrorCode::CounterMisuse;
+      }
+    });
+    js.wait(done);
+    CHECK(threw);
   }
 
   TEST_CASE("destruction finishes queued work and suspended jobs whose counters complete") {
@@ -149,6 +187,21 @@ TEST_SUITE("job_system") {
     CHECK(ran.load() == 500);
     CHECK(waiter_finished.load());
     CHECK(done.done());
+  }
+
+  TEST_CASE("destruction right after run never drops a queued job") {
+    test::Watchdog watchdog("run then destroy", 120s);
+    std::atomic<int> ran{0};
+    int submitted = 0;
+    for (int round = 0; round < 200; ++round) {
+      Counter done;
+      {
+        JobSystem js{test::config_with(1 + round % 2)};
+        for (int i = 0; i < 10; ++i, ++submitted) js.run(done, [&ran] { ran.fetch_add(1); });
+      }
+      REQUIRE(done.done());
+    }
+    CHECK(ran.load() == submitted);
   }
 
   TEST_CASE("destruction with a job suspended forever reports it and does not hang") {

@@ -32,6 +32,11 @@ struct WaitNode {
   /// Kind::Thread: 0 while waiting, 1 once woken. The waker's release store pairs with the
   /// waiting thread's acquire load in its futex loop; it is the waker's last touch of the node.
   std::atomic<std::uint32_t> woken{0};
+  /// 1 while the linker may still touch the counter after publishing this node (its re-check
+  /// and possible drain). A woken waiter spins until it reads 0 (acquire, pairing with the
+  /// linker's release store) before it returns, so the counter is never destroyed under the
+  /// linker's feet: for a fiber wait the linker is another fiber that may be preempted.
+  std::atomic<std::uint32_t> linking{0};
 };
 
 }  // namespace fiberjob::detail
