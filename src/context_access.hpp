@@ -1,12 +1,13 @@
 #pragma once
-// ContextAccess: builds the Context a job receives.
+// ContextAccess: builds the one Context of a Scheduler.
 
 #include "fiberjob/context.hpp"
 
 namespace fiberjob::detail {
 
 struct ContextAccess {
-  static Context make(Fiber* fiber) noexcept { return Context(fiber); }
+  static Context make(Scheduler& scheduler) noexcept { return Context(scheduler); }
+  static Scheduler& scheduler(Context& context) noexcept { return context.scheduler_; }
 };
 
 }  // namespace fiberjob::detail

@@ -44,6 +44,17 @@ struct CounterAccess {
   /// After a completed wait: rethrows the kept exception, if any.
   static void rethrow_if_error(Counter& counter);
 
+  /// The job system that last queued a job on the counter (nullptr if none).
+  static Scheduler* scheduler_hint(const Counter& counter) noexcept {
+    return counter.scheduler_hint_.load(std::memory_order_relaxed);  // relaxed: a hint
+  }
+  static void set_scheduler_hint(Counter& counter, Scheduler* scheduler) noexcept {
+    // relaxed: a hint; load first so the common case does not dirty the line.
+    if (counter.scheduler_hint_.load(std::memory_order_relaxed) != scheduler) {
+      counter.scheduler_hint_.store(scheduler, std::memory_order_relaxed);
+    }
+  }
+
   /// Blocks a plain thread until the counter is zero (futex on a node on this stack).
   static void wait_on_thread(Counter& counter) noexcept;
 };

@@ -1,5 +1,6 @@
 // The dispatch loop every pooled fiber runs, and how a Job::Run is executed inline on it.
 
+#include <coroutine>
 #include <utility>
 
 #include "platform/futex.hpp"
@@ -13,40 +14,40 @@
 namespace fiberjob::detail {
 namespace {
 
-/// Ends a job however it leaves: returns its record and signals its counter (last, since a
-/// waiter may destroy the counter as soon as it sees zero). The worker is read at the end, not
-/// kept from the start: a job that suspended may finish on another worker.
-class JobEnd {
- public:
-  JobEnd(Fiber* fiber, JobRecord* record) noexcept
-      : fiber_(fiber), record_(record), counter_(record->counter) {}
-  ~JobEnd() {
-    Worker* worker = fiber_->worker;
-    worker->scheduler->records().release(worker->records, record_);
-    CounterAccess::signal(*counter_, worker);
-  }
-  JobEnd(const JobEnd&) = delete;
-  JobEnd& operator=(const JobEnd&) = delete;
+/// Ends a plain job: returns its record and signals its counter (last, since a waiter may
+/// destroy the counter as soon as it sees zero). The worker is read now, not kept from the
+/// start: a job that suspended may finish on another worker.
+void end_job(Fiber* self, JobRecord* record) noexcept {
+  Counter* counter = record->counter;
+  Worker* worker = self->worker;
+  worker->scheduler->records().release(worker->records, record);
+  CounterAccess::signal(*counter, worker);
+}
 
- private:
-  Fiber* fiber_;
-  JobRecord* record_;
-  Counter* counter_;
-};
-
-/// Runs a job inline on `self`: no context switch unless the job suspends.
+/// Runs a job inline on `self`: no context switch unless the job suspends. A coroutine job
+/// that suspends on a foreign awaitable returns here early; its final suspend ends it.
 void run_job(Fiber* self, Job job) noexcept {
   JobRecord* record = job.record();
   self->priority = job.priority();
   self->job_counter = record->counter;
   WorkerStats::bump(self->worker->stats.jobs_run);
-  JobEnd end(self, record);
-  Context context = ContextAccess::make(self);
+  bool ended = true;
   try {
-    record->invoke(*record, &context);
+    ended = record->invoke(*record, &self->scheduler->context());
   } catch (...) {
     CounterAccess::capture(*record->counter, std::current_exception());
   }
+  if (ended) end_job(self, record);
+}
+
+/// Continues a coroutine that suspended off our fibers (or yielded or hopped) on `self`. Like a
+/// job it runs inline and may suspend the fiber (co_await ctx.wait on a fiber is stackful).
+void resume_coroutine(Fiber* self, Job job) noexcept {
+  WaitNode* node = job.node();
+  self->priority = job.priority();
+  self->job_counter = nullptr;
+  // Read before resuming: the node lives in the coroutine's frame.
+  std::coroutine_handle<>::from_address(node->coroutine).resume();
 }
 
 void dispatch_loop(Fiber* self) {
@@ -67,7 +68,8 @@ void dispatch_loop(Fiber* self) {
         switch_to(self, job.fiber(), Handoff{self, Handoff::Action::ReleaseToPool, nullptr});
         break;
       case Job::Kind::ResumeCoroutine:
-        break;  // not produced yet: the coroutine facade adds it
+        resume_coroutine(self, job);
+        break;
     }
   }
 }
@@ -96,8 +98,14 @@ void run_until_done(Fiber* self, Counter& counter) {
         self->state = FiberState::Suspended;
         switch_to(self, job.fiber(), Handoff{self, Handoff::Action::Reschedule, nullptr});
         break;
-      case Job::Kind::ResumeCoroutine:
-        break;  // not produced yet: the coroutine facade adds it
+      case Job::Kind::ResumeCoroutine: {
+        const Priority priority = self->priority;
+        Counter* job_counter = self->job_counter;
+        resume_coroutine(self, job);
+        self->priority = priority;
+        self->job_counter = job_counter;
+        break;
+      }
     }
   }
 }

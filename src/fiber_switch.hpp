@@ -27,6 +27,13 @@ bool suspend(Fiber* self, Handoff::Action action, Counter* counter);
 /// with `self` rescheduled behind it. Never needs a pooled fiber.
 void run_until_done(Fiber* self, Counter& counter);
 
+/// The stackful wait of this_fiber::wait and of WaitAwaiter on a fiber (without the rethrow):
+/// returns once `counter` is zero. Errors: Error (CounterMisuse) for the job's own counter.
+void wait_on_fiber(Fiber* self, Counter& counter);
+
+/// The stackful yield of this_fiber::yield and of YieldAwaiter on a fiber.
+void yield_on_fiber(Fiber* self);
+
 /// Entry of every pooled fiber (FiberEntry): the dispatch loop until retired.
 boost::context::fiber fiber_entry(Fiber* self, boost::context::fiber&& caller);
 

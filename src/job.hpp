@@ -1,10 +1,11 @@
 #pragma once
 // Job: what the queues carry — one machine word, so deque slots can be std::atomic.
 //
-//   bits 0-1  kind:     0 = Run (JobRecord*), 1 = Resume (Fiber*), 2 = ResumeCoroutine (reserved
-//                       for the coroutine facade)
+//   bits 0-1  kind:     0 = Run (JobRecord*), 1 = Resume (Fiber*), 2 = ResumeCoroutine (the
+//                       WaitNode* of the awaiter whose coroutine to resume)
 //   bits 2-3  priority: Priority::High / Normal / Low
-//   bits 4-   pointer:  JobRecord* and Fiber* are 64-byte aligned, so the low bits are free.
+//   bits 4-   pointer:  JobRecord* and Fiber* are 64-byte aligned, WaitNode 16-byte aligned, so
+//                       the low four bits are free.
 // Zero is "no job" (an empty deque or queue returns it).
 
 #include <cassert>
@@ -12,6 +13,7 @@
 
 #include "fiberjob/config.hpp"
 #include "fiberjob/detail/job_record.hpp"
+#include "fiberjob/detail/wait_node.hpp"
 
 namespace fiberjob::detail {
 
@@ -30,6 +32,9 @@ class Job {
   static Job resume(Fiber* fiber, Priority priority) noexcept {
     return make(reinterpret_cast<std::uintptr_t>(fiber), Kind::Resume, priority);
   }
+  static Job resume_coroutine(WaitNode* node, Priority priority) noexcept {
+    return make(reinterpret_cast<std::uintptr_t>(node), Kind::ResumeCoroutine, priority);
+  }
 
   [[nodiscard]] explicit operator bool() const noexcept { return bits_ != 0; }
   [[nodiscard]] std::uintptr_t bits() const noexcept { return bits_; }
@@ -39,6 +44,9 @@ class Job {
   }
   [[nodiscard]] JobRecord* record() const noexcept {
     return reinterpret_cast<JobRecord*>(bits_ & ~kTagMask);
+  }
+  [[nodiscard]] WaitNode* node() const noexcept {
+    return reinterpret_cast<WaitNode*>(bits_ & ~kTagMask);
   }
   [[nodiscard]] Fiber* fiber() const noexcept {
     return reinterpret_cast<Fiber*>(bits_ & ~kTagMask);

@@ -6,7 +6,6 @@
 #include "counter_access.hpp"
 #include "fiber_switch.hpp"
 #include "fiberjob/error.hpp"
-#include "fiberjob/this_fiber.hpp"
 #include "scheduler.hpp"
 #include "worker.hpp"
 
@@ -18,11 +17,11 @@ JobSystem::JobSystem(const Config& config)
 JobSystem::~JobSystem() = default;
 
 void JobSystem::wait(Counter& counter) {
-  if (detail::current_fiber() != nullptr) {
-    this_fiber::wait(counter);
-    return;
+  if (detail::Fiber* self = detail::current_fiber()) {
+    detail::wait_on_fiber(self, counter);
+  } else {
+    detail::CounterAccess::wait_on_thread(counter);
   }
-  detail::CounterAccess::wait_on_thread(counter);
   detail::CounterAccess::rethrow_if_error(counter);
 }
 
@@ -32,60 +31,18 @@ const Config& JobSystem::config() const noexcept { return impl_->config(); }
 
 std::size_t JobSystem::worker_count() const noexcept { return impl_->worker_count(); }
 
-std::size_t Context::worker_index() const noexcept { return fiber_->worker->index; }
+Context& JobSystem::context() noexcept { return impl_->context(); }
 
-JobSystem& Context::system() const noexcept { return fiber_->scheduler->owner(); }
-
-namespace this_fiber {
-
-namespace {
-detail::Fiber* require_fiber(const char* call) {
-  detail::Fiber* self = detail::current_fiber();
-  if (self == nullptr) {
-    throw Error(ErrorCode::NotOnFiber,
-                std::string("fiberjob: ") + call +
-                    " was called outside a job (not on a fiberjob fiber); on a plain thread use "
-                    "JobSystem::wait(counter), which parks the thread");
-  }
-  return self;
-}
-}  // namespace
-
-void wait(Counter& counter) {
-  detail::Fiber* self = require_fiber("this_fiber::wait");
-  if (&counter == self->job_counter) {
-    throw Error(ErrorCode::CounterMisuse,
-                "fiberjob: this_fiber::wait on the counter the running job itself signals: it "
-                "reaches zero only after this job ends, so the wait could never return. Wait "
-                "on a counter of the jobs you spawned instead");
-  }
-  if (detail::CounterAccess::load_settled(counter) != 0) {
-    self->node.kind = detail::WaitNode::Kind::Fiber;
-    self->node.fiber = self;
-    self->node.next = nullptr;
-    if (detail::suspend(self, detail::Handoff::Action::LinkToCounter, &counter)) {
-      detail::CounterAccess::wait_for_linker(self->node);
-    } else {
-      detail::run_until_done(self, counter);  // no free fiber to suspend into
-    }
-  }
-  detail::CounterAccess::rethrow_if_error(counter);
+std::size_t Context::worker_index() const noexcept {
+  const detail::Worker* worker = detail::current_worker();
+  return worker != nullptr && worker->scheduler == &scheduler_ ? worker->index : kNotAWorker;
 }
 
-void yield() {
-  detail::Fiber* self = require_fiber("this_fiber::yield");
-  // Without a free fiber the yield is skipped: the job goes on, and the ready work it found
-  // stays queued for the other workers.
-  detail::suspend(self, detail::Handoff::Action::Reschedule, nullptr);
-}
-
-bool on_fiber() noexcept { return detail::current_fiber() != nullptr; }
-
-}  // namespace this_fiber
+JobSystem& Context::system() const noexcept { return scheduler_.owner(); }
 
 namespace detail {
 
-Scheduler& scheduler_of(const Fiber& fiber) noexcept { return *fiber.scheduler; }
+Scheduler& scheduler_of(Context& ctx) noexcept { return ContextAccess::scheduler(ctx); }
 
 JobRecord* acquire_record(Scheduler& scheduler) {
   Worker* worker = current_worker();
@@ -120,6 +77,7 @@ void submit(Scheduler& scheduler, Counter& counter, std::span<JobRecord* const> 
     discard_records(scheduler, records);
     throw;
   }
+  CounterAccess::set_scheduler_hint(counter, &scheduler);
   Worker* worker = current_worker();
   if (worker != nullptr && worker->scheduler == &scheduler) {
     for (JobRecord* record : records) push_local(*worker, Job::run(record, priority));

@@ -6,6 +6,25 @@
 
 namespace fiberjob::detail {
 
+namespace {
+constexpr std::size_t kInFlightReserve = 1024;  // records
+constexpr std::size_t kMaxBlocks = 4096;        // bookkeeping reserved up front
+}  // namespace
+
+RecordPool::RecordPool(std::size_t workers) {
+  blocks_.reserve(kMaxBlocks);
+  const std::size_t records = workers * (kCacheLimit + kBatch) + kInFlightReserve;
+  RecordCache all;
+  std::lock_guard lock(mutex_);
+  while (all.count < records) refill_locked(all, kBlockRecords);
+  while (all.head != nullptr) {  // everything into the shared list
+    JobRecord* record = all.head;
+    all.head = record->next_free;
+    record->next_free = shared_;
+    shared_ = record;
+  }
+}
+
 RecordPool::~RecordPool() {
   for (JobRecord* block : blocks_) {
     ::operator delete (block, std::align_val_t{alignof(JobRecord)});

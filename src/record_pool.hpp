@@ -23,10 +23,13 @@ struct RecordCache {
 class RecordPool {
  public:
   static constexpr std::size_t kBatch = 64;
-  static constexpr std::size_t kCacheLimit = 4 * kBatch;
+  static constexpr std::size_t kCacheLimit = 2 * kBatch;
   static constexpr std::size_t kBlockRecords = 256;
 
-  RecordPool() = default;
+  /// Pre-allocates enough records for `workers` full caches plus a reserve of in-flight jobs,
+  /// so that the usual steady state never allocates, even while records drift from spawning
+  /// workers to finishing ones.
+  explicit RecordPool(std::size_t workers);
   ~RecordPool();
   RecordPool(const RecordPool&) = delete;
   RecordPool& operator=(const RecordPool&) = delete;

@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <sched.h>
 
+#include <coroutine>
 #include <cstdio>
 #include <cstdlib>
 #include <system_error>
@@ -37,7 +38,9 @@ std::uint64_t next_random(std::uint64_t& state) noexcept {  // xorshift64
 Scheduler::Scheduler(JobSystem& owner, const Config& config)
     : owner_(owner),
       config_(config),
-      fibers_(*this, config.fiber_count, config.fiber_stack_size, &fiber_entry) {
+      context_(ContextAccess::make(*this)),
+      fibers_(*this, config.fiber_count, config.fiber_stack_size, &fiber_entry),
+      records_(config.worker_count) {
   workers_.reserve(config_.worker_count);
   for (std::uint32_t i = 0; i < config_.worker_count; ++i) {
     workers_.push_back(std::make_unique<Worker>(*this, i, injector_));
@@ -255,18 +258,36 @@ void wake_list(WaitNode* head, Worker* current) noexcept {
       // the node; the futex wake below only uses its address.
       head->woken.store(1, std::memory_order_release);
       futex_wake(head->woken, 1);
+    } else if (head->kind == WaitNode::Kind::Callback) {
+      head->callback(*head);  // e.g. posts a completion to an Asio executor
     } else {
-      Fiber* fiber = head->fiber;
-      const Job job = Job::resume(fiber, fiber->priority);
-      if (current != nullptr && current->scheduler == fiber->scheduler) {
+      Job job;
+      Scheduler* scheduler = nullptr;
+      if (head->kind == WaitNode::Kind::Fiber) {
+        Fiber* fiber = head->fiber;
+        job = Job::resume(fiber, fiber->priority);
+        scheduler = fiber->scheduler;
+      } else {
+        job = Job::resume_coroutine(head, Priority::Normal);
+        scheduler = head->scheduler != nullptr ? head->scheduler
+                    : current != nullptr       ? current->scheduler
+                                               : nullptr;
+        if (scheduler == nullptr) {
+          // No job system known (a counter no system ever ran jobs on, signalled by a plain
+          // thread): resume the foreign coroutine right here.
+          std::coroutine_handle<>::from_address(head->coroutine).resume();
+          head = next;
+          continue;
+        }
+      }
+      if (current != nullptr && current->scheduler == scheduler) {
         push_local(*current, job);
         ++local;
       } else {
-        if (batched == kBatch || batch_scheduler != fiber->scheduler ||
-            batch_priority != job.priority()) {
+        if (batched == kBatch || batch_scheduler != scheduler || batch_priority != job.priority()) {
           flush();
         }
-        batch_scheduler = fiber->scheduler;
+        batch_scheduler = scheduler;
         batch_priority = job.priority();
         batch[batched++] = job;
       }

@@ -7,6 +7,7 @@
 #include <memory>
 #include <vector>
 
+#include "context_access.hpp"
 #include "event_count.hpp"
 #include "fiber_pool.hpp"
 #include "fiberjob/config.hpp"
@@ -34,6 +35,8 @@ class Scheduler {
   [[nodiscard]] const Config& config() const noexcept { return config_; }
   [[nodiscard]] std::size_t worker_count() const noexcept { return workers_.size(); }
   FiberPool& fibers() noexcept { return fibers_; }
+  /// The one Context all jobs of this system receive.
+  Context& context() noexcept { return context_; }
   RecordPool& records() noexcept { return records_; }
 
   /// Queues `job` where the caller is: `from`'s own deque when `from` is one of our workers
@@ -67,6 +70,7 @@ class Scheduler {
 
   JobSystem& owner_;
   Config config_;
+  Context context_;
   FiberPool fibers_;
   RecordPool records_;
   Injector injector_;

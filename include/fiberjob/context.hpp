@@ -1,11 +1,13 @@
 #pragma once
 /// \file
-/// `Context`: what every job receives — spawning nested jobs, where it runs.
+/// `Context`: what every job receives — spawning nested jobs, awaiting counters, yielding.
 
 #include <cstddef>
+#include <limits>
 #include <span>
 #include <utility>
 
+#include "fiberjob/awaiters.hpp"
 #include "fiberjob/config.hpp"
 #include "fiberjob/counter.hpp"
 #include "fiberjob/detail/job_record.hpp"
@@ -15,37 +17,41 @@ namespace fiberjob {
 class JobSystem;
 
 namespace detail {
-struct Fiber;
 struct ContextAccess;
-Scheduler& scheduler_of(const Fiber& fiber) noexcept;
 }  // namespace detail
 
-/// Handed by reference to every job (`void(Context&)`). It names the fiber the job runs on, not
-/// the worker thread: after a suspension (`this_fiber::wait`, `this_fiber::yield`) the job may
-/// continue on another worker, and `worker_index()` tells the current one.
+/// Handed by reference to every job (`void(Context&)` or `Task<>(Context&)`). One `Context`
+/// exists per `JobSystem` and lives as long as it, so a coroutine job may keep the reference
+/// across any suspension. It does not name a thread: after a suspension the job may continue on
+/// another worker, and `worker_index()` tells the current one.
 ///
-/// Suspending from a job: `this_fiber::wait(counter)` and `this_fiber::yield()` (stackful: any
-/// call depth, the worker thread runs other jobs meanwhile).
+/// Suspending: in coroutine jobs `co_await ctx.wait(counter)` and `co_await ctx.yield()`; in
+/// plain code `this_fiber::wait(counter)` and `this_fiber::yield()` (any call depth). Both go
+/// through the same stackful suspension and the same wait list.
 ///
-/// Thread-safety: use it only from the job it was given to; it dies when that job returns.
+/// Thread-safety: every member may be called from any thread, concurrently.
 class Context {
  public:
+  /// `worker_index()` off the job system's workers.
+  static constexpr std::size_t kNotAWorker = std::numeric_limits<std::size_t>::max();
+
   Context(const Context&) = delete;
   Context& operator=(const Context&) = delete;
 
-  /// Starts `fn` (a `void(Context&)` or `void()` callable, copied or moved into the job) as a
-  /// child job; `counter` gets one unit, signalled when the job ends (also when it throws: the
-  /// first exception is kept on the counter and rethrown to its waiters).
-  /// The job goes onto this worker's deque (LIFO for this worker, stealable by others).
+  /// Starts `fn` (a `void(Context&)`, `void()`, `Task<>(Context&)` or `Task<>()` callable,
+  /// copied or moved into the job) as a child job; `counter` gets one unit, signalled when the
+  /// job ends — for a coroutine, at its final suspend — also when it throws (the first
+  /// exception is kept on the counter and rethrown to its waiters).
+  /// On a worker the job goes onto that worker's deque (LIFO for it, stealable by others); from
+  /// elsewhere (a coroutine resumed by a foreign thread) into the injector.
   /// Suspends: no. Allocation: none for callables up to 48 bytes (alignment <= 16) once warm;
-  ///   a larger callable is boxed with `new`.
+  ///   a larger callable is boxed with `new`; a coroutine job allocates its frame.
   /// Errors: rethrows an exception from copying `fn`; `Error` (`CounterMisuse`) for a counter
   ///   that was over-signalled. Nothing is queued when it throws.
   template <detail::JobCallable F>
   void spawn(Counter& counter, F&& fn, Priority priority = Priority::Normal) {
-    detail::Scheduler& scheduler = detail::scheduler_of(*fiber_);
-    detail::JobRecord* record = detail::make_record(scheduler, counter, std::forward<F>(fn));
-    detail::submit(scheduler, counter, std::span<detail::JobRecord* const>(&record, 1), priority);
+    detail::JobRecord* record = detail::make_record(scheduler_, counter, std::forward<F>(fn));
+    detail::submit(scheduler_, counter, std::span<detail::JobRecord* const>(&record, 1), priority);
   }
 
   /// Starts one child job per element of `jobs` (each element copied), all signalling `counter`.
@@ -53,21 +59,28 @@ class Context {
   /// are woken once per chunk. Same contract as the single spawn.
   template <detail::JobCallable F>
   void spawn(Counter& counter, std::span<F> jobs, Priority priority = Priority::Normal) {
-    detail::submit_span(detail::scheduler_of(*fiber_), counter, jobs, priority);
+    detail::submit_span(scheduler_, counter, jobs, priority);
   }
 
-  /// Index of the worker running the job right now, in [0, worker_count). Read it again after a
-  /// suspension: the job may have moved. Suspends: no.
+  /// `co_await ctx.wait(counter)`: resumes when `counter` is zero; rethrows its exception.
+  /// See `WaitAwaiter` for where the coroutine resumes. Zero allocation on a fiber.
+  [[nodiscard]] WaitAwaiter wait(Counter& counter) noexcept { return {counter, &scheduler_}; }
+
+  /// `co_await ctx.yield()`: lets the work that is ready now run first. See `YieldAwaiter`.
+  [[nodiscard]] YieldAwaiter yield() noexcept { return YieldAwaiter(scheduler_); }
+
+  /// Index of the worker running the caller now, in [0, worker_count), or kNotAWorker when the
+  /// caller is not on one of this system's workers. Read it again after a suspension.
   [[nodiscard]] std::size_t worker_index() const noexcept;
 
-  /// The job system running this job.
+  /// The job system this context belongs to.
   [[nodiscard]] JobSystem& system() const noexcept;
 
  private:
   friend struct detail::ContextAccess;
-  explicit Context(detail::Fiber* fiber) noexcept : fiber_(fiber) {}
+  explicit Context(detail::Scheduler& scheduler) noexcept : scheduler_(scheduler) {}
 
-  detail::Fiber* fiber_;
+  detail::Scheduler& scheduler_;
 };
 
 }  // namespace fiberjob

@@ -10,9 +10,12 @@
 
 namespace fiberjob {
 
+class WaitAwaiter;
+
 namespace detail {
 struct CounterAccess;
-}
+class Scheduler;
+}  // namespace detail
 
 /// Counts outstanding jobs. `JobSystem::run` and `Context::spawn` add one per job; each job
 /// signals it once when it ends (also when it throws). Waiting on it — `this_fiber::wait` from a
@@ -61,6 +64,10 @@ class alignas(64) Counter {
   /// Outstanding units right now (a racy snapshot, for statistics and tests).
   [[nodiscard]] std::int64_t pending() const noexcept;
 
+  /// `co_await counter`: the same as `co_await ctx.wait(counter)`, from any coroutine, on or off
+  /// our fibers (see `WaitAwaiter`, in fiberjob/awaiters.hpp). Suspends: unless already zero.
+  WaitAwaiter operator co_await() noexcept;
+
   /// Exceptions thrown by jobs on this counter after the first one (which is kept and rethrown
   /// by waits); reset with the exception when the counter is reused.
   [[nodiscard]] std::uint32_t dropped_exceptions() const noexcept;
@@ -86,6 +93,9 @@ class alignas(64) Counter {
   /// The first exception; written by the claimer before its signal (release), read by waiters
   /// after they observe zero (acquire).
   std::exception_ptr error_;
+  /// The job system that last queued a job on this counter: where a foreign coroutine doing a
+  /// bare `co_await counter` resumes. Relaxed: a hint, read when the awaiter links.
+  std::atomic<detail::Scheduler*> scheduler_hint_{nullptr};
 };
 
 }  // namespace fiberjob

@@ -2,10 +2,12 @@
 /// \file
 /// Umbrella header: everything a user of fiberjob needs.
 
+#include "fiberjob/awaiters.hpp"
 #include "fiberjob/config.hpp"
 #include "fiberjob/context.hpp"
 #include "fiberjob/counter.hpp"
 #include "fiberjob/error.hpp"
 #include "fiberjob/job_system.hpp"
 #include "fiberjob/stats.hpp"
+#include "fiberjob/task.hpp"
 #include "fiberjob/this_fiber.hpp"

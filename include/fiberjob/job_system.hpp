@@ -7,11 +7,13 @@
 #include <span>
 #include <utility>
 
+#include "fiberjob/awaiters.hpp"
 #include "fiberjob/config.hpp"
 #include "fiberjob/context.hpp"
 #include "fiberjob/counter.hpp"
 #include "fiberjob/detail/job_record.hpp"
 #include "fiberjob/stats.hpp"
+#include "fiberjob/task.hpp"
 
 namespace fiberjob {
 
@@ -39,7 +41,8 @@ class JobSystem {
   JobSystem(const JobSystem&) = delete;
   JobSystem& operator=(const JobSystem&) = delete;
 
-  /// Starts `fn` (`void(Context&)` or `void()`) as a job that signals `counter` when it ends.
+  /// Starts `fn` (`void(Context&)`, `void()`, `Task<>(Context&)` or `Task<>()`) as a job that
+  /// signals `counter` when it ends (a coroutine job: at its final suspend).
   /// From a worker of this system the job goes onto that worker's deque; from any other thread
   /// into the injector (FIFO per submitting thread).
   /// Suspends: no. Allocation: none for callables up to 48 bytes once warm, except the
@@ -64,6 +67,13 @@ class JobSystem {
   ///   worker keeps running other jobs.
   /// Thread-safety: any thread; any number of waiters per counter. Allocation: none.
   void wait(Counter& counter);
+
+  /// `co_await js.schedule()`: continues the awaiting coroutine (ours or a foreign one) on a
+  /// worker of this system; no suspension when already on one. See `ScheduleAwaiter`.
+  [[nodiscard]] ScheduleAwaiter schedule() noexcept { return ScheduleAwaiter(*impl_); }
+
+  /// The context every job of this system receives (valid as long as the system).
+  [[nodiscard]] Context& context() noexcept;
 
   /// Counters since construction. Thread-safety: any thread; lock-free reads.
   [[nodiscard]] Stats stats() const noexcept;

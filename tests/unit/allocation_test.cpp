@@ -62,4 +62,32 @@ TEST_SUITE("allocation") {
       CHECK(during == 0);
     }
   }
+
+  TEST_CASE("co_await ctx.wait and ctx.yield on a fiber call the global allocator zero times") {
+    // The coroutine frame of the job itself is allocated once, when the job starts; awaiting
+    // inside it allocates nothing (the wait node lives in the fiber).
+    test::Watchdog watchdog("coroutine allocation count", 120s);
+    for (std::uint32_t workers : {1u, 2u}) {
+      CAPTURE(workers);
+      JobSystem js{test::config_with(workers)};
+      long during = -1;
+      long iterations = 0;
+      Counter done;
+      js.run(done, [&](Context& ctx) -> Task<> {
+        for (int round = 0; round < 12000; ++round) {
+          if (round == 2000) during = g_allocations.load();  // after the warm-up
+          Counter children;
+          for (int i = 0; i < 8; ++i) ctx.spawn(children, [] { this_fiber::yield(); });
+          co_await ctx.wait(children);
+          co_await ctx.yield();
+          co_await children;  // already zero: no suspension
+          if (round >= 2000) ++iterations;
+        }
+        during = g_allocations.load() - during;
+      });
+      js.wait(done);
+      CHECK(iterations == 10000);
+      CHECK(during == 0);
+    }
+  }
 }

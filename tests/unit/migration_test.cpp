@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "support/config.hpp"
+#include "support/thread_id.hpp"
 #include "support/watchdog.hpp"
 
 using namespace fiberjob;
@@ -34,7 +35,7 @@ TEST_SUITE("migration") {
             std::lock_guard lock(mutex);
             auto& slot = thread_of[ctx.worker_index()];
             if (slot == std::thread::id{}) {
-              slot = std::this_thread::get_id();
+              slot = test::current_thread_id();
               known.fetch_add(1);
             }
           }
@@ -70,7 +71,7 @@ TEST_SUITE("migration") {
         waiting.store(true);
         this_fiber::wait(gate);
         after = ctx.worker_index();
-        after_thread = std::this_thread::get_id();
+        after_thread = test::current_thread_id();
         resumed.store(true);
         this_fiber::wait(blocker);
       });

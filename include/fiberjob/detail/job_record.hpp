@@ -3,6 +3,7 @@
 /// Type-erased storage for one `Job::Run`: the callable, the counter it signals. Internal.
 
 #include <concepts>
+#include <coroutine>
 #include <cstddef>
 #include <cstring>
 #include <new>
@@ -11,6 +12,7 @@
 #include <utility>
 
 #include "fiberjob/config.hpp"
+#include "fiberjob/task.hpp"
 
 namespace fiberjob {
 class Counter;
@@ -28,9 +30,11 @@ inline constexpr std::size_t kInlineCallableBytes = 48;
 /// Records come from per-worker free lists (`RecordPool`), so steady-state spawning of callables
 /// of up to `kInlineCallableBytes` bytes (alignment <= 16) never calls the global allocator.
 struct alignas(64) JobRecord {
-  /// Runs the callable with `ctx` and destroys it; with ctx == nullptr only destroys it.
-  /// Exceptions thrown by the callable propagate (the callable is destroyed first).
-  using Invoke = void (*)(JobRecord& record, Context* ctx);
+  /// With `ctx`: runs the job. Returns true when the job has ended (the caller then returns the
+  /// record and signals the counter), false when a coroutine took the job over (its final
+  /// suspend ends it: finish_task_job). If it throws, the job has ended and the callable is
+  /// destroyed. With ctx == nullptr: only destroys the callable (returns true).
+  using Invoke = bool (*)(JobRecord& record, Context* ctx);
 
   Invoke invoke = nullptr;
   Counter* counter = nullptr;
@@ -43,46 +47,84 @@ struct alignas(64) JobRecord {
 };
 static_assert(sizeof(JobRecord) == 64, "a job record is one cache line");
 
-/// A callable fiberjob can run as a job: invocable as `f(Context&)` or `f()`, returning void.
-template <class F>
-concept JobCallable = std::move_constructible<std::decay_t<F>> &&
-    (std::invocable<std::decay_t<F>&, Context&> || std::invocable<std::decay_t<F>&>);
-
 template <class Fn>
 inline constexpr bool kStoredInline = sizeof(Fn) <= kInlineCallableBytes &&
                                       alignof(Fn) <= 16 && std::is_nothrow_move_constructible_v<Fn>;
 
+/// What a job callable returns when called the way fiberjob calls it.
 template <class Fn>
-void call_job(Fn& fn, Context& ctx) {
+using JobResult = std::conditional_t<std::invocable<Fn&, Context&>,
+                                     std::invoke_result<Fn&, Context&>, std::invoke_result<Fn&>>;
+
+/// A callable fiberjob can run as a job: invocable as `f(Context&)` or `f()`, returning void
+/// or `Task<>`.
+template <class F>
+concept JobCallable = std::move_constructible<std::decay_t<F>> &&
+    (std::invocable<std::decay_t<F>&, Context&> || std::invocable<std::decay_t<F>&>)&&(
+        std::is_void_v<typename JobResult<std::decay_t<F>>::type> ||
+        std::is_same_v<typename JobResult<std::decay_t<F>>::type, Task<void>>);
+
+template <class Fn>
+decltype(auto) call_job(Fn& fn, Context& ctx) {
   if constexpr (std::invocable<Fn&, Context&>) {
-    static_assert(std::is_void_v<std::invoke_result_t<Fn&, Context&>>,
-                  "a job callable must return void");
-    fn(ctx);
+    return fn(ctx);
   } else {
-    static_assert(std::is_void_v<std::invoke_result_t<Fn&>>, "a job callable must return void");
-    fn();
+    return fn();
+  }
+}
+
+/// Where a record keeps its callable: inside (small, nothrow-movable) or boxed on the heap.
+template <class Fn>
+Fn* stored_callable(JobRecord& record) noexcept {
+  if constexpr (kStoredInline<Fn>) {
+    return std::launder(reinterpret_cast<Fn*>(record.storage));
+  } else {
+    Fn* fn = nullptr;
+    std::memcpy(&fn, record.storage, sizeof fn);
+    return fn;
   }
 }
 
 template <class Fn>
-void invoke_inline(JobRecord& record, Context* ctx) {
-  Fn* fn = std::launder(reinterpret_cast<Fn*>(record.storage));
-  struct Destroy {
-    Fn* fn;
-    ~Destroy() { fn->~Fn(); }
-  } destroy{fn};
-  if (ctx != nullptr) call_job(*fn, *ctx);
+void destroy_callable(JobRecord& record) noexcept {
+  Fn* fn = stored_callable<Fn>(record);
+  if constexpr (kStoredInline<Fn>) {
+    fn->~Fn();
+  } else {
+    delete fn;
+  }
 }
 
+Scheduler& scheduler_of(Context& ctx) noexcept;
+
 template <class Fn>
-void invoke_boxed(JobRecord& record, Context* ctx) {
-  Fn* fn = nullptr;
-  std::memcpy(&fn, record.storage, sizeof fn);
+bool invoke_job(JobRecord& record, Context* ctx) {
   struct Destroy {
-    Fn* fn;
-    ~Destroy() { delete fn; }
-  } destroy{fn};
-  if (ctx != nullptr) call_job(*fn, *ctx);
+    JobRecord& record;
+    ~Destroy() { destroy_callable<Fn>(record); }
+  };
+  if constexpr (std::is_void_v<typename JobResult<Fn>::type>) {
+    Destroy destroy{record};
+    if (ctx != nullptr) call_job(*stored_callable<Fn>(record), *ctx);
+    return true;
+  } else {
+    if (ctx == nullptr) {
+      Destroy destroy{record};
+      return true;
+    }
+    // A coroutine job: the callable (and its captures) must outlive the coroutine, so it is
+    // destroyed by finish_task_job at the coroutine's final suspend, not here.
+    std::coroutine_handle<TaskPromise<void>> coroutine;
+    try {
+      coroutine = call_job(*stored_callable<Fn>(record), *ctx).release();
+    } catch (...) {
+      Destroy destroy{record};  // e.g. the frame could not be allocated: the job ends here
+      throw;
+    }
+    coroutine.promise().bind_job(scheduler_of(*ctx), &record);
+    coroutine.resume();  // runs until its first real suspension (or its end)
+    return false;
+  }
 }
 
 /// Takes a free record for `scheduler` (from the calling worker's cache when the caller is one of
@@ -107,12 +149,11 @@ JobRecord* make_record(Scheduler& scheduler, Counter& counter, F&& f) {
   try {
     if constexpr (kStoredInline<Fn>) {
       ::new (static_cast<void*>(record->storage)) Fn(std::forward<F>(f));
-      record->invoke = &invoke_inline<Fn>;
     } else {
       Fn* boxed = new Fn(std::forward<F>(f));
       std::memcpy(record->storage, &boxed, sizeof boxed);
-      record->invoke = &invoke_boxed<Fn>;
     }
+    record->invoke = &invoke_job<Fn>;
   } catch (...) {
     release_unused_record(scheduler, record);
     throw;

@@ -8,27 +8,30 @@
 namespace fiberjob::detail {
 
 struct Fiber;
+class Scheduler;
 
 /// One waiter on a `Counter`: lives where the waiter already lives, so waiting never allocates —
-/// in the `Fiber` (stackful wait), in an awaiter inside a coroutine frame (stackless wait), or on
-/// the stack of a plain thread blocked in `JobSystem::wait`.
+/// in the `Fiber` (stackful wait), in an awaiter inside a coroutine frame (stackless wait), in an
+/// asynchronous operation (callback), or on the stack of a plain thread blocked in
+/// `JobSystem::wait`.
 ///
 /// Ownership: from the successful link until the drain that takes it, the node belongs to the
 /// counter's wait list; the drainer reads `next` before it makes the waiter runnable, because a
-/// resumed waiter may reuse or destroy its node at once.
-struct WaitNode {
+/// resumed waiter may reuse or destroy its node at once. 16-byte aligned: a coroutine node also
+/// travels through the queues as the payload of `Job::ResumeCoroutine` (tagged pointer).
+struct alignas(16) WaitNode {
   /// How the drainer makes the waiter runnable again.
   enum class Kind : std::uint8_t {
-    Fiber,   ///< Push `Job::Resume(fiber)` onto a worker's queue.
-    Thread,  ///< Set `woken` and wake the futex on it.
+    Fiber,      ///< Push `Job::Resume(fiber)` onto a worker's queue.
+    Thread,     ///< Set `woken` and wake the futex on it.
+    Coroutine,  ///< Push `Job::ResumeCoroutine(node)`: `coroutine` resumes on a worker.
+    Callback,   ///< Call `callback(node)` on the waking thread (must be short and non-blocking).
   };
 
   /// Next node in the wait list (Treiber stack). Written by the linker before its publishing
   /// CAS; read by the drainer after its acquiring exchange, so a plain pointer is race-free.
   WaitNode* next = nullptr;
   Kind kind = Kind::Fiber;
-  /// Kind::Fiber: the suspended fiber to resume.
-  Fiber* fiber = nullptr;
   /// Kind::Thread: 0 while waiting, 1 once woken. The waker's release store pairs with the
   /// waiting thread's acquire load in its futex loop; it is the waker's last touch of the node.
   std::atomic<std::uint32_t> woken{0};
@@ -37,6 +40,15 @@ struct WaitNode {
   /// linker's release store) before it returns, so the counter is never destroyed under the
   /// linker's feet: for a fiber wait the linker is another fiber that may be preempted.
   std::atomic<std::uint32_t> linking{0};
+  /// Kind::Fiber: the suspended fiber to resume.
+  Fiber* fiber = nullptr;
+  /// Kind::Coroutine: the suspended coroutine's address (std::coroutine_handle<>::address()).
+  void* coroutine = nullptr;
+  /// Kind::Coroutine: the job system to resume it on; nullptr = the waking worker's system, or,
+  /// when the waker is not a worker, inline on the waking thread.
+  Scheduler* scheduler = nullptr;
+  /// Kind::Callback: called with the node once the counter reached zero.
+  void (*callback)(WaitNode& node) noexcept = nullptr;
 };
 
 }  // namespace fiberjob::detail

@@ -1,0 +1,110 @@
+#pragma once
+/// \file
+/// The awaitables of fiberjob: waiting on a counter, yielding, hopping onto the job system.
+/// Each works from any coroutine type — ours (`Task`) or a foreign one — on or off our fibers.
+
+#include <coroutine>
+
+#include "fiberjob/counter.hpp"
+#include "fiberjob/detail/wait_node.hpp"
+
+namespace fiberjob {
+
+namespace detail {
+class Scheduler;
+/// On a fiber: the stackful wait of this_fiber::wait (returns false once the counter is zero).
+/// Off a fiber: links `node` for `coroutine` and returns true; the last signal queues
+/// Job::ResumeCoroutine on `scheduler` (see WaitNode::scheduler).
+bool suspend_on_counter(Counter& counter, WaitNode& node, Scheduler* scheduler,
+                        std::coroutine_handle<> coroutine);
+/// After the wait: lets the linker finish, then rethrows the counter's exception.
+void resume_from_counter(Counter& counter, WaitNode& node);
+/// On a fiber: this_fiber::yield (returns false). Off a fiber: queues the coroutine on
+/// `scheduler`'s injector and returns true.
+bool suspend_for_yield(WaitNode& node, Scheduler& scheduler, std::coroutine_handle<> coroutine);
+/// True when the calling thread is a worker of `scheduler`.
+bool on_scheduler(const Scheduler& scheduler) noexcept;
+/// Queues the coroutine on `scheduler`'s injector (Job::ResumeCoroutine).
+void schedule_coroutine(WaitNode& node, Scheduler& scheduler, std::coroutine_handle<> coroutine);
+}  // namespace detail
+
+/// `co_await ctx.wait(counter)`, `co_await counter`: resumes when `counter` reaches zero, then
+/// rethrows the first exception a job on it threw.
+///
+/// * Already zero: does not suspend (no switch, no allocation).
+/// * On one of our fibers (a coroutine job, or any coroutine running inside a job): the *fiber*
+///   suspends through the same code path as `this_fiber::wait` (its wait node lives in the
+///   fiber) and `await_suspend` returns false once the fiber is resumed — possibly on another
+///   worker. No allocation.
+/// * Off our fibers (a foreign coroutine on some other thread): the node in this awaiter (in the
+///   coroutine frame) is linked, `await_suspend` returns true, and the last signal queues
+///   `Job::ResumeCoroutine`: the coroutine continues on a worker of the job system it was
+///   awaited through (`ctx.wait`), or for a bare `co_await counter` on the system that last ran
+///   jobs on the counter. A counter no job system ever ran jobs on resumes the coroutine inline
+///   on the thread that signals it.
+/// Thread-safety: one awaiter per co_await; any number of awaiters per counter.
+/// Lifetime: the counter must outlive the co_await.
+class [[nodiscard]] WaitAwaiter {
+ public:
+  WaitAwaiter(Counter& counter, detail::Scheduler* scheduler) noexcept
+      : counter_(counter), scheduler_(scheduler) {}
+  WaitAwaiter(const WaitAwaiter&) = delete;
+  WaitAwaiter& operator=(const WaitAwaiter&) = delete;
+
+  bool await_ready() const noexcept { return counter_.done(); }
+  bool await_suspend(std::coroutine_handle<> coroutine) {
+    return detail::suspend_on_counter(counter_, node_, scheduler_, coroutine);
+  }
+  void await_resume() { detail::resume_from_counter(counter_, node_); }
+
+ private:
+  Counter& counter_;
+  detail::Scheduler* scheduler_;
+  detail::WaitNode node_;
+};
+
+/// `co_await ctx.yield()`: lets the work that is ready now run first, then continues.
+/// * On our fibers: the fiber is rescheduled through the injector (FIFO) exactly like
+///   `this_fiber::yield`; returns at once when nothing else is ready. No allocation.
+/// * Off our fibers: the coroutine is queued on the job system's injector and continues on a
+///   worker (so from a foreign thread it is also a hop onto the job system).
+class [[nodiscard]] YieldAwaiter {
+ public:
+  explicit YieldAwaiter(detail::Scheduler& scheduler) noexcept : scheduler_(scheduler) {}
+  YieldAwaiter(const YieldAwaiter&) = delete;
+  YieldAwaiter& operator=(const YieldAwaiter&) = delete;
+
+  bool await_ready() const noexcept { return false; }
+  bool await_suspend(std::coroutine_handle<> coroutine) {
+    return detail::suspend_for_yield(node_, scheduler_, coroutine);
+  }
+  void await_resume() const noexcept {}
+
+ private:
+  detail::Scheduler& scheduler_;
+  detail::WaitNode node_;
+};
+
+/// `co_await js.schedule()`: continues the awaiting coroutine on a worker of the job system.
+/// Does not suspend when the caller already runs on one of its workers; otherwise queues the
+/// coroutine in the injector (`Job::ResumeCoroutine`). No allocation.
+class [[nodiscard]] ScheduleAwaiter {
+ public:
+  explicit ScheduleAwaiter(detail::Scheduler& scheduler) noexcept : scheduler_(scheduler) {}
+  ScheduleAwaiter(const ScheduleAwaiter&) = delete;
+  ScheduleAwaiter& operator=(const ScheduleAwaiter&) = delete;
+
+  bool await_ready() const noexcept { return detail::on_scheduler(scheduler_); }
+  void await_suspend(std::coroutine_handle<> coroutine) {
+    detail::schedule_coroutine(node_, scheduler_, coroutine);
+  }
+  void await_resume() const noexcept {}
+
+ private:
+  detail::Scheduler& scheduler_;
+  detail::WaitNode node_;
+};
+
+inline WaitAwaiter Counter::operator co_await() noexcept { return WaitAwaiter(*this, nullptr); }
+
+}  // namespace fiberjob

@@ -1,0 +1,176 @@
+#pragma once
+/// \file
+/// `Task<T>`: the coroutine type of fiberjob — the return type of coroutine jobs and of the child
+/// coroutines they `co_await`.
+
+#include <coroutine>
+#include <exception>
+#include <optional>
+#include <type_traits>
+#include <utility>
+
+namespace fiberjob {
+
+template <class T = void>
+class Task;
+
+namespace detail {
+
+class Scheduler;
+struct JobRecord;
+
+/// Ends a coroutine job whose root task has finished: destroys its callable, keeps `error` on
+/// the job's counter, returns the record and signals the counter (last). Any thread.
+void finish_task_job(Scheduler& scheduler, JobRecord* record, std::exception_ptr error) noexcept;
+
+class TaskPromiseBase {
+ public:
+  /// Lazy start: a task runs when awaited (or when a job starts it).
+  std::suspend_always initial_suspend() noexcept { return {}; }
+
+  struct FinalAwaiter {
+    bool await_ready() noexcept { return false; }
+    template <class Promise>
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> self) noexcept {
+      TaskPromiseBase& promise = self.promise();
+      if (promise.continuation_) return promise.continuation_;  // symmetric transfer
+      if (promise.job_record_ != nullptr) {
+        // The root task of a job: the job ends here, not when resume() first returned.
+        Scheduler& scheduler = *promise.job_scheduler_;
+        JobRecord* record = promise.job_record_;
+        std::exception_ptr error = std::move(promise.error_);
+        self.destroy();
+        finish_task_job(scheduler, record, std::move(error));
+      }
+      return std::noop_coroutine();
+    }
+    void await_resume() noexcept {}
+  };
+
+  FinalAwaiter final_suspend() noexcept { return {}; }
+  void unhandled_exception() noexcept { error_ = std::current_exception(); }
+
+  /// Makes this task the root of a job: at its end it destroys itself and ends the job.
+  void bind_job(Scheduler& scheduler, JobRecord* record) noexcept {
+    job_scheduler_ = &scheduler;
+    job_record_ = record;
+  }
+
+ protected:
+  void rethrow_if_error() {
+    if (error_) std::rethrow_exception(error_);
+  }
+
+ private:
+  template <class T>
+  friend class fiberjob::Task;
+
+  std::coroutine_handle<> continuation_;
+  std::exception_ptr error_;
+  Scheduler* job_scheduler_ = nullptr;
+  JobRecord* job_record_ = nullptr;
+};
+
+template <class T>
+class TaskPromise final : public TaskPromiseBase {
+ public:
+  Task<T> get_return_object() noexcept;
+  template <class U>
+  requires std::is_convertible_v<U&&, T>
+  void return_value(U&& value) noexcept(std::is_nothrow_constructible_v<T, U&&>) {
+    value_.emplace(std::forward<U>(value));
+  }
+  T result() {
+    rethrow_if_error();
+    return std::move(*value_);
+  }
+
+ private:
+  std::optional<T> value_;
+};
+
+template <>
+class TaskPromise<void> final : public TaskPromiseBase {
+ public:
+  Task<void> get_return_object() noexcept;
+  void return_void() noexcept {}
+  void result() { rethrow_if_error(); }
+};
+
+}  // namespace detail
+
+/// A lazily started coroutine that produces a `T` (or nothing), in the style of cppcoro's
+/// `task<T>`.
+///
+/// * As a job: `run`/`spawn` accept a callable returning `Task<>`; the job's counter is
+///   signalled when the coroutine finishes (its final suspend), not when it first suspends, and
+///   the callable — with its captures — lives until then, also when the coroutine suspends on a
+///   foreign awaitable and is resumed on another thread.
+/// * As a child: `T value = co_await child();` starts the child at once on the same thread
+///   (symmetric transfer, no queueing, no stack growth) and resumes the parent when it finishes.
+///   An exception escaping the child is rethrown at the parent's `co_await`.
+///
+/// Allocation: one coroutine frame per task (operator new), made when the coroutine is called.
+/// Thread-safety: a task is awaited once, by one coroutine. Suspends: `co_await task` suspends
+/// the awaiting coroutine until the child finishes.
+template <class T>
+class [[nodiscard]] Task {
+ public:
+  using promise_type = detail::TaskPromise<T>;
+  using value_type = T;
+
+  Task(Task&& other) noexcept : handle_(std::exchange(other.handle_, {})) {}
+  Task& operator=(Task&& other) noexcept {
+    if (this != &other) {
+      if (handle_) handle_.destroy();
+      handle_ = std::exchange(other.handle_, {});
+    }
+    return *this;
+  }
+  Task(const Task&) = delete;
+  Task& operator=(const Task&) = delete;
+  /// Destroys a task that was never awaited (its body never ran) or that has finished.
+  ~Task() {
+    if (handle_) handle_.destroy();
+  }
+
+  /// Starts the child and suspends the caller until it finishes; yields its value or rethrows
+  /// its exception. Resumes on the thread (and fiber) where the child finished.
+  auto operator co_await() && noexcept { return Awaiter{handle_}; }
+  auto operator co_await() & noexcept { return Awaiter{handle_}; }
+
+  /// Hands the coroutine over (for the job machinery); the Task becomes empty.
+  [[nodiscard]] std::coroutine_handle<promise_type> release() noexcept {
+    return std::exchange(handle_, {});
+  }
+
+ private:
+  friend class detail::TaskPromise<T>;
+  explicit Task(std::coroutine_handle<promise_type> handle) noexcept : handle_(handle) {}
+
+  struct Awaiter {
+    std::coroutine_handle<promise_type> child;
+    bool await_ready() const noexcept { return !child || child.done(); }
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<> parent) noexcept {
+      child.promise().continuation_ = parent;
+      return child;
+    }
+    T await_resume() { return child.promise().result(); }
+  };
+
+  std::coroutine_handle<promise_type> handle_;
+};
+
+namespace detail {
+
+template <class T>
+Task<T> TaskPromise<T>::get_return_object() noexcept {
+  return Task<T>(std::coroutine_handle<TaskPromise<T>>::from_promise(*this));
+}
+
+inline Task<void> TaskPromise<void>::get_return_object() noexcept {
+  return Task<void>(std::coroutine_handle<TaskPromise<void>>::from_promise(*this));
+}
+
+}  // namespace detail
+}  // namespace fiberjob
