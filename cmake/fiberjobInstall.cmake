@@ -11,6 +11,11 @@ install(TARGETS fiberjob EXPORT fiberjobTargets
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/fiberjob
         DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(EXPORT fiberjobTargets NAMESPACE fiberjob:: DESTINATION ${FIBERJOB_CMAKE_DIR})
+if(FIBERJOB_BUILD_ASIO)
+  install(TARGETS fiberjob_asio EXPORT fiberjobAsioTargets)
+  install(EXPORT fiberjobAsioTargets NAMESPACE fiberjob:: DESTINATION ${FIBERJOB_CMAKE_DIR})
+  install(FILES ${PROJECT_SOURCE_DIR}/cmake/FindAsio.cmake DESTINATION ${FIBERJOB_CMAKE_DIR})
+endif()
 
 configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/fiberjobConfig.cmake.in
                               ${PROJECT_BINARY_DIR}/fiberjobConfig.cmake

@@ -8,7 +8,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build g++ clang clang-format libclang-rt-dev git
-  libboost-context-dev libconcurrentqueue-dev doctest-dev libfmt-dev
+  libboost-context-dev libconcurrentqueue-dev doctest-dev libfmt-dev libasio-dev
 )
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(libbenchmark-dev)

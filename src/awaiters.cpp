@@ -8,6 +8,7 @@
 
 #include "counter_access.hpp"
 #include "fiber_switch.hpp"
+#include "fiberjob/detail/external_wait.hpp"
 #include "fiberjob/detail/job_record.hpp"
 #include "scheduler.hpp"
 #include "worker.hpp"
@@ -61,6 +62,29 @@ void finish_task_job(Scheduler& scheduler, JobRecord* record, std::exception_ptr
   if (error) CounterAccess::capture(*counter, std::move(error));
   release_unused_record(scheduler, record);
   counter->signal();  // last: a waiter may destroy the counter once it sees zero
+}
+
+}  // namespace fiberjob::detail
+
+namespace fiberjob::detail {
+
+bool link_callback(Counter& counter, WaitNode& node) noexcept {
+  if (CounterAccess::load_settled(counter) == 0) return false;
+  node.kind = WaitNode::Kind::Callback;
+  node.next = nullptr;
+  CounterAccess::link(counter, node, current_worker());
+  return true;
+}
+
+void wait_for_linker(const WaitNode& node) noexcept { CounterAccess::wait_for_linker(node); }
+
+std::exception_ptr take_exception(Counter& counter) noexcept {
+  try {
+    CounterAccess::rethrow_if_error(counter);
+  } catch (...) {
+    return std::current_exception();
+  }
+  return nullptr;
 }
 
 }  // namespace fiberjob::detail

@@ -19,6 +19,11 @@ struct CounterAccess {
     return value < -(std::int64_t{1} << 61);
   }
 
+  /// The raw count, sentinel included (diagnostics). Relaxed: a snapshot.
+  static std::int64_t raw_value(const Counter& counter) noexcept {
+    return counter.value_.load(std::memory_order_relaxed);
+  }
+
   /// The count once no drain is in progress (spins the few ns a drain takes). Acquire.
   static std::int64_t load_settled(const Counter& counter) noexcept;
 

@@ -54,6 +54,7 @@ void dispatch_loop(Fiber* self) {
   while (!self->quit) {
     Job job = std::exchange(self->pending, Job{});
     if (!job) job = self->scheduler->next_job(*self->worker);
+    if (job) set_phase(*self->worker, WorkerPhase::Running);
     if (!job) {
       // Stopping: give the thread back to its native stack, which returns us to the pool.
       Worker* worker = self->worker;
@@ -95,7 +96,7 @@ void run_until_done(Fiber* self, Counter& counter) {
         break;
       }
       case Job::Kind::Resume:
-        self->state = FiberState::Suspended;
+        set_state(*self, FiberState::Suspended);
         switch_to(self, job.fiber(), Handoff{self, Handoff::Action::Reschedule, nullptr});
         break;
       case Job::Kind::ResumeCoroutine: {

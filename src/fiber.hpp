@@ -58,7 +58,11 @@ struct alignas(64) Fiber {
   /// The counter the running job signals when it ends (to reject a wait on it: it would never
   /// return).
   Counter* job_counter = nullptr;
-  FiberState state = FiberState::Pooled;
+  /// The counter this fiber is suspended on (diagnostics only; nullptr when not waiting).
+  std::atomic<Counter*> waiting_on{nullptr};
+  /// Written only by the thread that owns the fiber at that moment (ordered by the switch and
+  /// the queues); atomic (relaxed) so that diagnostics may read it from any thread.
+  std::atomic<FiberState> state{FiberState::Pooled};
   bool started = false;  ///< The Boost.Context fiber was constructed (lazily, on first use).
   bool quit = false;     ///< Set by retirement: leave the dispatch loop and return.
   std::uint32_t index = 0;
@@ -70,5 +74,14 @@ struct alignas(64) Fiber {
   std::size_t stack_size = 0;
   SanitizerStack san;
 };
+
+/// The fiber's state (relaxed: ordered by the switches and queues that hand the fiber over;
+/// the atomic only makes diagnostic reads from other threads race-free).
+inline FiberState state_of(const Fiber& fiber) noexcept {
+  return fiber.state.load(std::memory_order_relaxed);
+}
+inline void set_state(Fiber& fiber, FiberState state) noexcept {
+  fiber.state.store(state, std::memory_order_relaxed);  // relaxed: see state_of
+}
 
 }  // namespace fiberjob::detail

@@ -92,7 +92,7 @@ FiberPool::~FiberPool() {
   for (std::uint32_t i = 0; i < count_; ++i) {
     // A fiber still suspended holds a live Boost.Context continuation: destroying it would
     // unwind the job's stack through forced_unwind. It is left alone (reported by retire_all).
-    if (fibers_[i].state != FiberState::Suspended) fibers_[i].~Fiber();
+    if (state_of(fibers_[i]) != FiberState::Suspended) fibers_[i].~Fiber();
   }
   ::operator delete (fibers_, std::align_val_t{alignof(Fiber)});
   ::munmap(region_, region_size_);
@@ -139,13 +139,13 @@ Fiber* FiberPool::acquire() {
   std::uint32_t high = high_water_.load(std::memory_order_relaxed);
   while (used > high && !high_water_.compare_exchange_weak(high, used, std::memory_order_relaxed)) {
   }
-  fiber->state = FiberState::Running;
+  set_state(*fiber, FiberState::Running);
   if (!fiber->started) construct_context(*fiber);
   return fiber;
 }
 
 void FiberPool::release(Fiber* fiber) noexcept {
-  fiber->state = FiberState::Pooled;
+  set_state(*fiber, FiberState::Pooled);
   fiber->pending = Job{};
   fiber->node.next = nullptr;
   in_use_.fetch_sub(1, std::memory_order_relaxed);  // relaxed: statistics only
@@ -164,12 +164,12 @@ void FiberPool::release(Fiber* fiber) noexcept {
 
 std::uint32_t FiberPool::retire_all() noexcept {
   Fiber here;
-  here.state = FiberState::Native;
+  set_state(here, FiberState::Native);
   san_adopt_thread(here.san);
   std::uint32_t suspended = 0;
   for (std::uint32_t i = 0; i < count_; ++i) {
     Fiber& fiber = at(i);
-    if (fiber.state == FiberState::Suspended) {
+    if (state_of(fiber) == FiberState::Suspended) {
       ++suspended;
       continue;
     }

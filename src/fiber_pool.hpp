@@ -49,6 +49,15 @@ class FiberPool {
   }
   [[nodiscard]] std::size_t stack_size() const noexcept { return stack_size_; }
 
+  /// Calls `fn(fiber)` for every fiber that is suspended right now (diagnostics: racy but
+  /// safe, reads only atomics).
+  template <class Fn>
+  void for_each_suspended(Fn&& fn) const {
+    for (std::uint32_t i = 0; i < count_; ++i) {
+      if (state_of(fibers_[i]) == FiberState::Suspended) fn(fibers_[i]);
+    }
+  }
+
   /// If `address` lies in one of this pool's guard pages, returns the index of the fiber whose
   /// stack overflowed into it, else -1. Async-signal-safe.
   [[nodiscard]] long guard_page_owner(const void* address) const noexcept;

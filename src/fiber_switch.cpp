@@ -35,7 +35,7 @@ void finish_switch(Fiber* self, boost::context::fiber&& caller) {
   san_finish_switch(self->san, &self->handoff.from->san);
   const Handoff handoff = self->handoff;
   handoff.from->context = std::move(caller);
-  if (self->state != FiberState::Native) self->state = FiberState::Running;
+  if (state_of(*self) != FiberState::Native) set_state(*self, FiberState::Running);
   if (Worker* worker = self->worker) worker->current = self;
   perform(self, handoff);
 }
@@ -66,7 +66,7 @@ void switch_to(Fiber* from, Fiber* to, Handoff handoff) {
   to->worker = from->worker;
   to->handoff = handoff;
   // Thread start and stop (to or from the native stack) are not fiber switches.
-  if (from->state != FiberState::Native && to->state != FiberState::Native) {
+  if (state_of(*from) != FiberState::Native && state_of(*to) != FiberState::Native) {
     WorkerStats::bump(from->worker->stats.switches);
   }
   san_start_switch(from->san, to->san);
@@ -95,7 +95,7 @@ bool suspend(Fiber* self, Handoff::Action action, Counter* counter) {
     }
     to->pending = next;
   }
-  self->state = FiberState::Suspended;
+  set_state(*self, FiberState::Suspended);
   switch_to(self, to, Handoff{self, action, counter});
   return true;
 }
@@ -104,7 +104,7 @@ Fiber* current_fiber() noexcept {
   Worker* worker = current_worker();
   if (worker == nullptr) return nullptr;
   Fiber* fiber = worker->current;
-  return fiber != nullptr && fiber->state != FiberState::Native ? fiber : nullptr;
+  return fiber != nullptr && state_of(*fiber) != FiberState::Native ? fiber : nullptr;
 }
 
 }  // namespace fiberjob::detail

@@ -64,4 +64,11 @@ Job Injector::pop(std::size_t priority, Tokens& tokens) noexcept {
   return {};
 }
 
+bool Injector::empty_approx() const noexcept {
+  for (const Queue& queue : queues_) {
+    if (queue.size_approx() != 0) return false;
+  }
+  return true;
+}
+
 }  // namespace fiberjob::detail

@@ -37,8 +37,14 @@ class Injector {
   void push(Job job, Tokens* tokens) noexcept;
   /// Queues `count` jobs of one priority in one bulk enqueue. Aborts like push.
   void push_bulk(const Job* jobs, std::size_t count, Priority priority, Tokens* tokens) noexcept;
-  /// Takes the oldest job of `priority` (FIFO per producer), or an empty Job.
+  /// Takes the oldest job of `priority` (FIFO per producer), or an empty Job. May miss a job
+  /// transiently while another consumer's attempt is in progress (moodycamel's optimistic
+  /// dequeue); empty_approx() does not.
   Job pop(std::size_t priority, Tokens& tokens) noexcept;
+
+  /// True when no priority holds a job (moodycamel size_approx: exact once enqueues and
+  /// dequeues that happen-before the call are complete).
+  bool empty_approx() const noexcept;
 
  private:
   using Queue = moodycamel::ConcurrentQueue<std::uintptr_t>;

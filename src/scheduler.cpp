@@ -48,11 +48,18 @@ Scheduler::Scheduler(JobSystem& owner, const Config& config)
     // that has not started yet.
     workers_.back()->first = fibers_.acquire();
   }
-  start_workers();
+  register_scheduler(this);
+  try {
+    start_workers();
+  } catch (...) {
+    unregister_scheduler(this);
+    throw;
+  }
 }
 
 Scheduler::~Scheduler() {
   stop_workers();
+  unregister_scheduler(this);
   const std::uint32_t suspended = fibers_.retire_all();
   if (suspended != 0) {
     std::fprintf(stderr,
@@ -114,6 +121,7 @@ void Scheduler::worker_main(Worker& worker) {
   // back here, and we release it (finish_switch performs the ReleaseToPool).
   switch_to(&worker.native, worker.first, Handoff{&worker.native, Handoff::Action::None, nullptr});
   records_.drain(worker.records);
+  set_phase(worker, WorkerPhase::Stopped);
   remove_alternate_signal_stack();
   set_current_worker(nullptr);
 }
@@ -184,14 +192,25 @@ Job Scheduler::spin_for_job(Worker& worker) noexcept {
   return {};
 }
 
+bool Scheduler::has_visible_work() const noexcept {
+  if (!injector_.empty_approx()) return true;
+  for (const auto& worker : workers_) {
+    for (const WorkStealingDeque& deque : worker->deques) {
+      if (!deque.empty()) return true;
+    }
+  }
+  return false;
+}
+
 Job Scheduler::next_job(Worker& worker) noexcept {
+  set_phase(worker, WorkerPhase::Searching);
   for (;;) {
     if (Job job = find_job(worker)) return job;
     if (Job job = spin_for_job(worker)) return job;
     if (config_.idle_policy == IdlePolicy::Spin) {
-      // acquire: pairs with the seq_cst store in stop_workers; work queued before that store
-      // is visible to this last look.
-      if (stopping_.load(std::memory_order_acquire)) return find_job(worker);
+      // acquire: pairs with the seq_cst store in stop_workers: work queued before it is
+      // visible to has_visible_work.
+      if (stopping_.load(std::memory_order_acquire) && !has_visible_work()) return {};
       sched_yield();
       continue;
     }
@@ -200,16 +219,26 @@ Job Scheduler::next_job(Worker& worker) noexcept {
       idle_.cancel_wait();
       return job;
     }
+    // A look can miss work that is there: a steal that lost a race, or moodycamel's dequeue,
+    // which may fail transiently while another consumer's failed attempt is half done. Sleep
+    // (or stop) only when every queue is seen empty; otherwise look again.
+    if (has_visible_work()) {
+      idle_.cancel_wait();
+      continue;
+    }
     // seq_cst: with the fence in prepare_wait and the seq_cst store + notify in stop_workers,
-    // either we see stopping_ or stop_workers' notify sees our announcement.
+    // either we see stopping_ or stop_workers' notify sees our announcement. Work queued before
+    // that store is visible once we have seen the flag, so look at the queues once more then:
+    // a worker leaves only when it has seen every queue empty after the stop.
     if (stopping_.load(std::memory_order_seq_cst)) {
       idle_.cancel_wait();
-      // One last look: a job queued just before stop_workers' store of stopping_ is visible
-      // now (the store released it, this load acquired it), and must not be dropped.
-      return find_job(worker);
+      if (has_visible_work()) continue;
+      return {};
     }
     WorkerStats::bump(worker.stats.parks);
+    set_phase(worker, WorkerPhase::Parked);
     idle_.commit_wait(key);
+    set_phase(worker, WorkerPhase::Searching);
   }
 }
 

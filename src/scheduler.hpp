@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <cstdio>
 #include <memory>
 #include <vector>
 
@@ -21,6 +22,11 @@ class JobSystem;
 }
 
 namespace fiberjob::detail {
+
+class Scheduler;
+/// The live schedulers, for write_diagnostics (diagnostics.cpp).
+void register_scheduler(const Scheduler* scheduler);
+void unregister_scheduler(const Scheduler* scheduler) noexcept;
 
 class Scheduler {
  public:
@@ -57,6 +63,9 @@ class Scheduler {
 
   [[nodiscard]] Stats stats() const noexcept;
 
+  /// Writes this system's part of write_diagnostics (atomics only).
+  void describe(std::FILE* out) const noexcept;
+
   /// A job had to wait or yield with every pooled fiber in use: counts it and, the first time,
   /// says so on stderr naming Config::fiber_count.
   void report_pool_exhausted(Worker& worker) noexcept;
@@ -67,6 +76,9 @@ class Scheduler {
   void stop_workers() noexcept;
   Job steal(Worker& worker, std::size_t priority) noexcept;
   Job spin_for_job(Worker& worker) noexcept;
+  /// True when some queue (injector, any worker's deque) holds a job right now; unlike a look
+  /// (find_job) it cannot miss work because of a lost race. For deciding to sleep or stop.
+  bool has_visible_work() const noexcept;
 
   JobSystem& owner_;
   Config config_;

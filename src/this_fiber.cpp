@@ -23,11 +23,13 @@ void wait_on_fiber(Fiber* self, Counter& counter) {
   self->node.kind = WaitNode::Kind::Fiber;
   self->node.fiber = self;
   self->node.next = nullptr;
+  self->waiting_on.store(&counter, std::memory_order_relaxed);  // relaxed: diagnostics
   if (suspend(self, Handoff::Action::LinkToCounter, &counter)) {
     CounterAccess::wait_for_linker(self->node);
   } else {
     run_until_done(self, counter);  // no free fiber to suspend into
   }
+  self->waiting_on.store(nullptr, std::memory_order_relaxed);  // relaxed: diagnostics
 }
 
 void yield_on_fiber(Fiber* self) {

@@ -15,7 +15,7 @@ Worker::Worker(Scheduler& owner, std::uint32_t worker_index, Injector& injector)
       index(worker_index),
       rng_state(0x9E3779B97F4A7C15ull * (worker_index + 1)) {
   injector.make_tokens(tokens);
-  native.state = FiberState::Native;
+  set_state(native, FiberState::Native);
   native.worker = this;
   native.scheduler = &owner;
 }

@@ -30,6 +30,10 @@ struct WorkerStats {
   }
 };
 
+/// What a worker is doing, for diagnostics (hang reports). Written by the worker only, with
+/// relaxed stores; read by `dump_job_systems`.
+enum class WorkerPhase : std::uint8_t { Starting, Running, Searching, Parked, Stopped };
+
 /// One worker thread. Everything but `deques` (stolen from by others) and `stats` (read by
 /// stats()) is touched only by the worker's own thread.
 struct alignas(64) Worker {
@@ -50,6 +54,7 @@ struct alignas(64) Worker {
   Fiber* current = nullptr;
   RecordCache records;
   WorkerStats stats;
+  std::atomic<WorkerPhase> phase{WorkerPhase::Starting};
   std::uint64_t rng_state;
   std::uint32_t tick = 0;
   std::thread thread;
@@ -58,6 +63,11 @@ struct alignas(64) Worker {
 /// Pushes `job` onto `worker`'s own deque (the caller runs on `worker`'s thread). Growing the
 /// deque may allocate; if that fails the job would be lost, so this aborts with a message.
 void push_local(Worker& worker, Job job) noexcept;
+
+/// Records what `worker` is doing (relaxed: a diagnostic, pairs with nothing).
+inline void set_phase(Worker& worker, WorkerPhase phase) noexcept {
+  worker.phase.store(phase, std::memory_order_relaxed);
+}
 
 /// The worker whose thread calls this, or nullptr on a plain thread.
 ///

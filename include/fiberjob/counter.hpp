@@ -33,8 +33,11 @@ class Scheduler;
 ///   that a wait already rethrew; one no wait has seen yet is kept for the next wait.
 ///
 /// Thread-safety: all members may be called concurrently from any thread.
-/// Size: one cache line (alignas(64)) to avoid false sharing with neighbours.
-class alignas(64) Counter {
+/// Size: one cache line (64 bytes), so that a counter never shares a line with hot neighbours
+/// when it starts on a line boundary (fiber stacks, statics, aligned allocations). It is not
+/// declared alignas(64): C++20 coroutine frames (ours and foreign ones, e.g. Asio's) guarantee
+/// only 16-byte alignment, and a counter is routinely a local of a coroutine.
+class alignas(16) Counter {
  public:
   /// An idle counter: zero outstanding jobs, no waiters, no exception.
   Counter() noexcept = default;
@@ -96,6 +99,9 @@ class alignas(64) Counter {
   /// The job system that last queued a job on this counter: where a foreign coroutine doing a
   /// bare `co_await counter` resumes. Relaxed: a hint, read when the awaiter links.
   std::atomic<detail::Scheduler*> scheduler_hint_{nullptr};
+  unsigned char padding_[64 - 2 * sizeof(std::int64_t) - 2 * sizeof(std::uint32_t) -
+                         sizeof(std::exception_ptr) - sizeof(void*)] = {};
 };
+static_assert(sizeof(Counter) == 64, "a counter fills one cache line");
 
 }  // namespace fiberjob

@@ -6,6 +6,7 @@
 #include "fiberjob/config.hpp"
 #include "fiberjob/context.hpp"
 #include "fiberjob/counter.hpp"
+#include "fiberjob/diagnostics.hpp"
 #include "fiberjob/error.hpp"
 #include "fiberjob/job_system.hpp"
 #include "fiberjob/stats.hpp"

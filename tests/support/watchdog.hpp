@@ -10,6 +10,8 @@
 #include <string>
 #include <thread>
 
+#include <fiberjob/diagnostics.hpp>
+
 namespace fiberjob::test {
 
 class Watchdog {

@@ -6,6 +6,7 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <new>
 #include <span>
 #include <string>
@@ -224,6 +225,31 @@ TEST_SUITE("job_system") {
     CHECK(done.pending() == 1);  // the stuck job never ended
     // `done` still counts the stuck job: release it by hand so its destructor is quiet.
     done.signal();
+  }
+
+  TEST_CASE("write_diagnostics reports workers and the counter a suspended fiber waits on") {
+    test::Watchdog watchdog("diagnostics", 60s);
+    JobSystem js{test::config_with(2)};
+    Counter gate;
+    gate.add(1);
+    Counter done;
+    js.run(done, [&gate] { this_fiber::wait(gate); });
+    while (js.stats().fibers_in_use < 3) std::this_thread::yield();
+    std::FILE* file = std::tmpfile();
+    REQUIRE(file != nullptr);
+    write_diagnostics(file);
+    std::rewind(file);
+    std::string report;
+    char buffer[512];
+    while (std::fgets(buffer, sizeof buffer, file) != nullptr) report += buffer;
+    std::fclose(file);
+    INFO(report);
+    CHECK(report.find("worker 0:") != std::string::npos);
+    CHECK(report.find("worker 1:") != std::string::npos);
+    CHECK(report.find("waits on counter") != std::string::npos);
+    CHECK(report.find("(pending 1)") != std::string::npos);
+    gate.signal();
+    js.wait(done);
   }
 
   TEST_CASE("stats count jobs, switches and the fiber high-water mark") {

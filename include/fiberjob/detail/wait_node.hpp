@@ -43,6 +43,7 @@ struct alignas(16) WaitNode {
   /// Kind::Fiber: the suspended fiber to resume.
   Fiber* fiber = nullptr;
   /// Kind::Coroutine: the suspended coroutine's address (std::coroutine_handle<>::address()).
+  /// Kind::Callback: the callback's own context (e.g. the asynchronous operation).
   void* coroutine = nullptr;
   /// Kind::Coroutine: the job system to resume it on; nullptr = the waking worker's system, or,
   /// when the waker is not a worker, inline on the waking thread.

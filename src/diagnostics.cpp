@@ -1,0 +1,89 @@
+// Registry of live schedulers and the hang report (write_diagnostics).
+
+#include "fiberjob/diagnostics.hpp"
+
+#include <algorithm>
+#include <mutex>
+#include <vector>
+
+#include "counter_access.hpp"
+#include "scheduler.hpp"
+
+namespace fiberjob {
+namespace detail {
+namespace {
+
+std::mutex g_registry_mutex;
+std::vector<const Scheduler*>& registry() {
+  static std::vector<const Scheduler*> schedulers;  // guarded by g_registry_mutex
+  return schedulers;
+}
+
+const char* phase_name(WorkerPhase phase) noexcept {
+  switch (phase) {
+    case WorkerPhase::Starting:
+      return "starting";
+    case WorkerPhase::Running:
+      return "running a job";
+    case WorkerPhase::Searching:
+      return "searching";
+    case WorkerPhase::Parked:
+      return "parked";
+    case WorkerPhase::Stopped:
+      return "stopped";
+  }
+  return "?";
+}
+
+}  // namespace
+
+void register_scheduler(const Scheduler* scheduler) {
+  std::lock_guard lock(g_registry_mutex);
+  registry().push_back(scheduler);
+}
+
+void unregister_scheduler(const Scheduler* scheduler) noexcept {
+  std::lock_guard lock(g_registry_mutex);
+  auto& schedulers = registry();
+  schedulers.erase(std::remove(schedulers.begin(), schedulers.end(), scheduler), schedulers.end());
+}
+
+void Scheduler::describe(std::FILE* out) const noexcept {
+  // relaxed loads throughout: a diagnostic snapshot, pairs with nothing.
+  std::fprintf(out, "fiberjob: job system %p: %zu workers, stopping=%d, parked waiters=%u\n",
+               static_cast<const void*>(this), workers_.size(),
+               stopping_.load(std::memory_order_relaxed) ? 1 : 0, idle_.waiters());
+  std::fprintf(out, "  injector: %s\n", injector_.empty_approx() ? "empty" : "holds jobs");
+  for (const auto& worker : workers_) {
+    std::fprintf(
+        out, "  worker %u: %s, jobs run %llu, queued H/N/L %lld/%lld/%lld\n", worker->index,
+        phase_name(worker->phase.load(std::memory_order_relaxed)),
+        static_cast<unsigned long long>(worker->stats.jobs_run.load(std::memory_order_relaxed)),
+        static_cast<long long>(worker->deques[0].size_approx()),
+        static_cast<long long>(worker->deques[1].size_approx()),
+        static_cast<long long>(worker->deques[2].size_approx()));
+  }
+  std::fprintf(out, "  fibers: %u of %u in use (peak %u)\n", fibers_.in_use(), fibers_.count(),
+               fibers_.high_water());
+  fibers_.for_each_suspended([out](const Fiber& fiber) {
+    const Counter* counter = fiber.waiting_on.load(std::memory_order_relaxed);
+    if (counter == nullptr) {
+      std::fprintf(out, "  fiber #%u: suspended (yield or hop)\n", fiber.index);
+    } else {
+      std::fprintf(out, "  fiber #%u: waits on counter %p (pending %lld)\n", fiber.index,
+                   static_cast<const void*>(counter),
+                   static_cast<long long>(CounterAccess::raw_value(*counter)));
+    }
+  });
+}
+
+}  // namespace detail
+
+void write_diagnostics(std::FILE* out) noexcept {
+  std::lock_guard lock(detail::g_registry_mutex);
+  if (detail::registry().empty()) std::fputs("fiberjob: no live job system\n", out);
+  for (const detail::Scheduler* scheduler : detail::registry()) scheduler->describe(out);
+  std::fflush(out);
+}
+
+}  // namespace fiberjob
