@@ -56,6 +56,11 @@ Config validate_config(const Config& config) {
   if (config.idle_policy != IdlePolicy::Park && config.idle_policy != IdlePolicy::Spin) {
     reject("Config::idle_policy has an unknown value; use IdlePolicy::Park or IdlePolicy::Spin");
   }
+  if (config.tracing && (config.trace_events_per_worker == 0 ||
+                         config.trace_events_per_worker > (std::size_t{1} << 26))) {
+    reject("Config::trace_events_per_worker = " + std::to_string(config.trace_events_per_worker) +
+           "; with Config::tracing on it must be in [1, 2^26]");
+  }
   const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
   checked.fiber_stack_size = (config.fiber_stack_size + page - 1) / page * page;
   return checked;

@@ -141,11 +141,17 @@ void CounterAccess::signal(Counter& counter, Worker* current) noexcept {
   // relaxed: only the first guess of the CAS below.
   std::int64_t value = counter.value_.load(std::memory_order_relaxed);
   std::int64_t next = 0;
+  bool final_signal = false;
   do {
     if (value > 1 || (is_waking(value) && value > kWaking)) {
+      // Not the final signal. Also when units were added during another signaller's drain
+      // (waking + k): that drainer restores the count, and waiters spin meanwhile instead of
+      // linking, so reaching kWaking + 0 here leaves nothing to drain.
       next = value - 1;
+      final_signal = false;
     } else if (value == 1) {
       next = kWaking;
+      final_signal = true;
     } else {
       die("fiberjob: Counter::signal on a counter with no outstanding unit: it was signalled "
           "more often than jobs were added (a job signalled it by hand?). Every signal needs a "
@@ -156,7 +162,7 @@ void CounterAccess::signal(Counter& counter, Worker* current) noexcept {
     // because it is what makes fiber waiters runnable again.
   } while (!counter.value_.compare_exchange_weak(value, next, std::memory_order_acq_rel,
                                                  std::memory_order_relaxed));
-  if (next != kWaking) return;
+  if (!final_signal) return;
   // We own the drain. acq_rel. acquire: pairs with the release of every push CAS (we read the
   // nodes). release: pairs with the acquire of a later push CAS (see link()).
   WaitNode* drained = counter.waiters_.exchange(nullptr, std::memory_order_acq_rel);

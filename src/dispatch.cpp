@@ -31,11 +31,16 @@ void run_job(Fiber* self, Job job) noexcept {
   self->priority = job.priority();
   self->job_counter = record->counter;
   WorkerStats::bump(self->worker->stats.jobs_run);
+  const bool tracing = self->scheduler->tracing();
+  if (tracing) self->segment_start_ns = trace_now_ns();
   bool ended = true;
   try {
     ended = record->invoke(*record, &self->scheduler->context());
   } catch (...) {
     CounterAccess::capture(*record->counter, std::current_exception());
+  }
+  if (tracing) {  // the last run segment: the job may have moved, so the current worker
+    self->worker->trace.record(TraceKind::Job, self->segment_start_ns, trace_now_ns(), self->index);
   }
   if (ended) end_job(self, record);
 }
@@ -46,8 +51,14 @@ void resume_coroutine(Fiber* self, Job job) noexcept {
   WaitNode* node = job.node();
   self->priority = job.priority();
   self->job_counter = nullptr;
+  const bool tracing = self->scheduler->tracing();
+  if (tracing) self->segment_start_ns = trace_now_ns();
   // Read before resuming: the node lives in the coroutine's frame.
   std::coroutine_handle<>::from_address(node->coroutine).resume();
+  if (tracing) {
+    self->worker->trace.record(TraceKind::Coroutine, self->segment_start_ns, trace_now_ns(),
+                               self->index);
+  }
 }
 
 void dispatch_loop(Fiber* self) {
@@ -90,9 +101,11 @@ void run_until_done(Fiber* self, Counter& counter) {
         // Nested on this stack: keep what describes the outer job.
         const Priority priority = self->priority;
         Counter* job_counter = self->job_counter;
+        const std::uint64_t segment_start_ns = self->segment_start_ns;
         run_job(self, job);
         self->priority = priority;
         self->job_counter = job_counter;
+        self->segment_start_ns = segment_start_ns;
         break;
       }
       case Job::Kind::Resume:
@@ -102,9 +115,11 @@ void run_until_done(Fiber* self, Counter& counter) {
       case Job::Kind::ResumeCoroutine: {
         const Priority priority = self->priority;
         Counter* job_counter = self->job_counter;
+        const std::uint64_t segment_start_ns = self->segment_start_ns;
         resume_coroutine(self, job);
         self->priority = priority;
         self->job_counter = job_counter;
+        self->segment_start_ns = segment_start_ns;
         break;
       }
     }

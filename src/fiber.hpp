@@ -58,6 +58,8 @@ struct alignas(64) Fiber {
   /// The counter the running job signals when it ends (to reject a wait on it: it would never
   /// return).
   Counter* job_counter = nullptr;
+  /// Tracing: when the current run segment of this fiber's job began (ns).
+  std::uint64_t segment_start_ns = 0;
   /// The counter this fiber is suspended on (diagnostics only; nullptr when not waiting).
   std::atomic<Counter*> waiting_on{nullptr};
   /// Written only by the thread that owns the fiber at that moment (ordered by the switch and

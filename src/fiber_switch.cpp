@@ -96,7 +96,17 @@ bool suspend(Fiber* self, Handoff::Action action, Counter* counter) {
     to->pending = next;
   }
   set_state(*self, FiberState::Suspended);
+  if (scheduler.tracing()) {  // this run segment of the job ends here
+    const std::uint64_t now = trace_now_ns();
+    worker->trace.record(TraceKind::Job, self->segment_start_ns, now, self->index);
+    worker->trace.record(TraceKind::Suspend, now, now, self->index);
+  }
   switch_to(self, to, Handoff{self, action, counter});
+  if (scheduler.tracing()) {  // resumed, maybe on another worker: a new segment begins
+    self->segment_start_ns = trace_now_ns();
+    self->worker->trace.record(TraceKind::Resume, self->segment_start_ns, self->segment_start_ns,
+                               self->index);
+  }
   return true;
 }
 

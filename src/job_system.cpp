@@ -2,6 +2,10 @@
 
 #include "fiberjob/job_system.hpp"
 
+#include <cerrno>
+#include <cstdio>
+#include <system_error>
+
 #include "config_check.hpp"
 #include "counter_access.hpp"
 #include "fiber_switch.hpp"
@@ -23,6 +27,24 @@ void JobSystem::wait(Counter& counter) {
     detail::CounterAccess::wait_on_thread(counter);
   }
   detail::CounterAccess::rethrow_if_error(counter);
+}
+
+void JobSystem::write_trace(const std::string& path) const {
+  if (!impl_->tracing()) {
+    throw Error(ErrorCode::InvalidConfig,
+                "fiberjob: JobSystem::write_trace needs Config::tracing = true");
+  }
+  std::FILE* file = std::fopen(path.c_str(), "w");
+  if (file == nullptr) {
+    throw std::system_error(errno, std::generic_category(),
+                            "fiberjob: cannot open trace file '" + path + "'");
+  }
+  impl_->write_trace(file);
+  const bool failed = std::ferror(file) != 0;
+  if (std::fclose(file) != 0 || failed) {
+    throw std::system_error(errno, std::generic_category(),
+                            "fiberjob: cannot write trace file '" + path + "'");
+  }
 }
 
 Stats JobSystem::stats() const noexcept { return impl_->stats(); }

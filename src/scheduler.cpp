@@ -38,12 +38,15 @@ std::uint64_t next_random(std::uint64_t& state) noexcept {  // xorshift64
 Scheduler::Scheduler(JobSystem& owner, const Config& config)
     : owner_(owner),
       config_(config),
+      tracing_(config.tracing),
+      trace_origin_ns_(trace_now_ns()),
       context_(ContextAccess::make(*this)),
       fibers_(*this, config.fiber_count, config.fiber_stack_size, &fiber_entry),
       records_(config.worker_count) {
   workers_.reserve(config_.worker_count);
   for (std::uint32_t i = 0; i < config_.worker_count; ++i) {
-    workers_.push_back(std::make_unique<Worker>(*this, i, injector_));
+    workers_.push_back(std::make_unique<Worker>(
+        *this, i, injector_, config_.tracing ? config_.trace_events_per_worker : 0));
     // Reserve each worker's first fiber now: jobs that suspend early must not starve a worker
     // that has not started yet.
     workers_.back()->first = fibers_.acquire();
@@ -158,6 +161,10 @@ Job Scheduler::steal(Worker& worker, std::size_t priority) noexcept {
     for (int attempt = 0; attempt < 2 && !deque.empty(); ++attempt) {
       if (const std::uintptr_t bits = deque.steal()) {
         WorkerStats::bump(worker.stats.steals);
+        if (tracing_) {
+          const std::uint64_t now = trace_now_ns();
+          worker.trace.record(TraceKind::Steal, now, now, victim.index);
+        }
         return Job::from_bits(bits);
       }
     }
@@ -237,7 +244,9 @@ Job Scheduler::next_job(Worker& worker) noexcept {
     }
     WorkerStats::bump(worker.stats.parks);
     set_phase(worker, WorkerPhase::Parked);
+    const std::uint64_t parked_ns = tracing_ ? trace_now_ns() : 0;
     idle_.commit_wait(key);
+    if (tracing_) worker.trace.record(TraceKind::Idle, parked_ns, trace_now_ns(), 0);
     set_phase(worker, WorkerPhase::Searching);
   }
 }

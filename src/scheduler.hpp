@@ -63,6 +63,11 @@ class Scheduler {
 
   [[nodiscard]] Stats stats() const noexcept;
 
+  /// Config::tracing, read at every trace point (one predictable branch when off).
+  [[nodiscard]] bool tracing() const noexcept { return tracing_; }
+  /// Writes the recorded timeline as Chrome Trace Event JSON (trace.cpp). Any thread.
+  void write_trace(std::FILE* out) const;
+
   /// Writes this system's part of write_diagnostics (atomics only).
   void describe(std::FILE* out) const noexcept;
 
@@ -82,6 +87,8 @@ class Scheduler {
 
   JobSystem& owner_;
   Config config_;
+  bool tracing_;
+  std::uint64_t trace_origin_ns_;
   Context context_;
   FiberPool fibers_;
   RecordPool records_;

@@ -10,9 +10,11 @@ namespace {
 thread_local Worker* t_current_worker = nullptr;
 }  // namespace
 
-Worker::Worker(Scheduler& owner, std::uint32_t worker_index, Injector& injector)
+Worker::Worker(Scheduler& owner, std::uint32_t worker_index, Injector& injector,
+               std::size_t trace_capacity)
     : scheduler(&owner),
       index(worker_index),
+      trace(trace_capacity),
       rng_state(0x9E3779B97F4A7C15ull * (worker_index + 1)) {
   injector.make_tokens(tokens);
   set_state(native, FiberState::Native);

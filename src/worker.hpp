@@ -9,6 +9,7 @@
 #include "fiberjob/config.hpp"
 #include "injector.hpp"
 #include "record_pool.hpp"
+#include "trace.hpp"
 #include "work_stealing_deque.hpp"
 
 namespace fiberjob::detail {
@@ -37,7 +38,8 @@ enum class WorkerPhase : std::uint8_t { Starting, Running, Searching, Parked, St
 /// One worker thread. Everything but `deques` (stolen from by others) and `stats` (read by
 /// stats()) is touched only by the worker's own thread.
 struct alignas(64) Worker {
-  Worker(Scheduler& owner, std::uint32_t worker_index, Injector& injector);
+  Worker(Scheduler& owner, std::uint32_t worker_index, Injector& injector,
+         std::size_t trace_capacity);
 
   Scheduler* scheduler;
   std::uint32_t index;
@@ -55,6 +57,8 @@ struct alignas(64) Worker {
   RecordCache records;
   WorkerStats stats;
   std::atomic<WorkerPhase> phase{WorkerPhase::Starting};
+  /// Timeline events recorded on this worker's thread (empty unless Config::tracing).
+  TraceBuffer trace;
   std::uint64_t rng_state;
   std::uint32_t tick = 0;
   std::thread thread;

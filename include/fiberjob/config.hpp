@@ -51,6 +51,15 @@ struct Config {
   /// What idle workers do. Default: park (no CPU burnt while idle).
   IdlePolicy idle_policy = IdlePolicy::Park;
 
+  /// Record a timeline (job run segments, fiber suspend/resume, steals, idle time per worker)
+  /// for `JobSystem::write_trace`. Off by default; when off the cost is one predictable branch
+  /// per event site.
+  bool tracing = false;
+
+  /// Events each worker can record while tracing (24 bytes each, allocated up front; in
+  /// [1, 2^26]). When full, further events are dropped and counted. Default 2^18 (6 MiB).
+  std::size_t trace_events_per_worker = std::size_t{1} << 18;
+
   /// Smallest accepted `fiber_stack_size` in bytes.
   static constexpr std::size_t kMinFiberStackSize = 16 * 1024;
 };

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <memory>
 #include <span>
+#include <string>
 #include <utility>
 
 #include "fiberjob/awaiters.hpp"
@@ -77,6 +78,15 @@ class JobSystem {
 
   /// Counters since construction. Thread-safety: any thread; lock-free reads.
   [[nodiscard]] Stats stats() const noexcept;
+
+  /// Writes the timeline recorded so far (Config::tracing) to `path` as Chrome Trace Event
+  /// JSON, which Perfetto (ui.perfetto.dev) and chrome://tracing open: one track per worker
+  /// with job run segments, coroutine resumptions and idle (parked) time, and instant events
+  /// for fiber suspend/resume and steals. Best called between frames; events recorded while it
+  /// writes may be left out. Thread-safety: any thread.
+  /// Errors: `Error` (`InvalidConfig`) when tracing is off; std::system_error when the file
+  /// cannot be written.
+  void write_trace(const std::string& path) const;
 
   /// The validated configuration the system runs with.
   [[nodiscard]] const Config& config() const noexcept;

@@ -85,6 +85,14 @@ TEST_SUITE("config") {
     CHECK(contains(rejection(config), "Config::idle_policy"));
   }
 
+  TEST_CASE("tracing with no room for events is rejected naming trace_events_per_worker") {
+    Config config;
+    config.worker_count = 1;
+    config.tracing = true;
+    config.trace_events_per_worker = 0;
+    CHECK(contains(rejection(config), "Config::trace_events_per_worker"));
+  }
+
   TEST_CASE("pinned workers and the spin policy run jobs") {
     Config config;
     config.worker_count = 1;

@@ -47,6 +47,30 @@ TEST_SUITE("counter") {
     CHECK(js.stats().fiber_switches == before);  // no suspension, so no switch
   }
 
+  TEST_CASE("units added while the final signaller drains never make a second drainer") {
+    // Two threads each add a unit and remove it, so the count keeps touching zero and passing
+    // through the drain while the other adds: a signal that takes "drain + 1" back to "drain"
+    // must not think it is the final one (that drained twice and corrupted the count).
+    test::Watchdog watchdog("add during drain", 60s);
+    Counter counter;
+    std::atomic<bool> go{false};
+    auto hammer = [&] {
+      while (!go.load()) {
+      }
+      for (int i = 0; i < 1'000'000; ++i) {
+        counter.add(1);
+        counter.signal();
+      }
+    };
+    std::thread a(hammer);
+    std::thread b(hammer);
+    go.store(true);
+    a.join();
+    b.join();
+    CHECK(counter.pending() == 0);
+    CHECK(counter.done());
+  }
+
   TEST_CASE("many plain threads waiting on one counter all wake on the last signal") {
     test::Watchdog watchdog("thread waiters", 60s);
     JobSystem js{test::config_with(2)};

@@ -1,0 +1,76 @@
+#pragma once
+// Tracing: per-worker event buffers, exported as Chrome Trace Event JSON (trace.cpp).
+//
+// Each worker owns one buffer and is its only writer: appending is a plain store of the event
+// and a release store of the count, no lock, no allocation (the buffer is allocated when the
+// system starts). A reader takes the count with acquire and reads that many events. A full
+// buffer drops further events and counts them.
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <memory>
+
+namespace fiberjob::detail {
+
+enum class TraceKind : std::uint8_t {
+  Job,        ///< A job ran on this worker from start_ns to end_ns (one run segment).
+  Coroutine,  ///< A coroutine resumed by Job::ResumeCoroutine ran on this worker.
+  Idle,       ///< The worker slept (parked) from start_ns to end_ns.
+  Steal,      ///< Instant: took a job from worker `id`'s deque.
+  Suspend,    ///< Instant: fiber `id` suspended (wait or yield).
+  Resume,     ///< Instant: fiber `id` resumed here.
+};
+
+struct TraceEvent {
+  std::uint64_t start_ns;
+  std::uint64_t end_ns;  ///< == start_ns for instant events
+  std::uint32_t id;      ///< fiber index, or victim worker for Steal
+  TraceKind kind;
+};
+
+/// Nanoseconds on the steady clock.
+inline std::uint64_t trace_now_ns() noexcept {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                        std::chrono::steady_clock::now().time_since_epoch())
+                                        .count());
+}
+
+class TraceBuffer {
+ public:
+  /// `capacity` events (0: tracing off, nothing allocated).
+  explicit TraceBuffer(std::size_t capacity)
+      : events_(capacity != 0 ? std::make_unique<TraceEvent[]>(capacity) : nullptr),
+        capacity_(capacity) {}
+
+  /// Appends an event. Owner thread only; lock-free, no allocation.
+  void record(TraceKind kind, std::uint64_t start_ns, std::uint64_t end_ns,
+              std::uint32_t id) noexcept {
+    // relaxed: single writer reads its own last store.
+    const std::size_t n = count_.load(std::memory_order_relaxed);
+    if (n == capacity_) {
+      // relaxed: a statistic.
+      dropped_.store(dropped_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+      return;
+    }
+    events_[n] = TraceEvent{start_ns, end_ns, id, kind};
+    count_.store(n + 1, std::memory_order_release);  // release: pairs with the reader's acquire
+  }
+
+  /// Events recorded so far (acquire: pairs with record's release store; they are readable).
+  [[nodiscard]] std::size_t size() const noexcept { return count_.load(std::memory_order_acquire); }
+  [[nodiscard]] const TraceEvent& operator[](std::size_t i) const noexcept { return events_[i]; }
+  [[nodiscard]] std::uint64_t dropped() const noexcept {
+    return dropped_.load(std::memory_order_relaxed);  // relaxed: a statistic
+  }
+
+ private:
+  std::unique_ptr<TraceEvent[]> events_;
+  std::size_t capacity_;
+  std::atomic<std::size_t> count_{0};
+  std::atomic<std::uint64_t> dropped_{0};
+};
+
+}  // namespace fiberjob::detail

@@ -1,0 +1,89 @@
+// Tracing: per-worker timelines exported as Chrome Trace Event JSON.
+
+#include <doctest/doctest.h>
+#include <fiberjob/fiberjob.hpp>
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "support/config.hpp"
+#include "support/watchdog.hpp"
+
+using namespace fiberjob;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+std::size_t count(const std::string& text, const std::string& part) {
+  std::size_t n = 0;
+  for (std::size_t at = text.find(part); at != std::string::npos; at = text.find(part, at + 1)) {
+    ++n;
+  }
+  return n;
+}
+
+}  // namespace
+
+TEST_SUITE("trace") {
+  TEST_CASE("a traced run writes job segments, suspends and resumes per worker as JSON") {
+    test::Watchdog watchdog("trace", 60s);
+    Config config = test::config_with(2);
+    config.tracing = true;
+    JobSystem js{config};
+    Counter done;
+    js.run(done, [](Context& ctx) -> Task<> {
+      Counter parts;
+      for (int i = 0; i < 50; ++i) ctx.spawn(parts, [] {});
+      co_await ctx.wait(parts);
+      co_await ctx.yield();
+    });
+    js.wait(done);
+    const std::string path = "fiberjob_trace_test.json";
+    js.write_trace(path);
+    const std::string json = read_file(path);
+    std::remove(path.c_str());
+    REQUIRE_FALSE(json.empty());
+    CHECK(json.rfind("{\"displayTimeUnit\":\"ns\",\"traceEvents\":[", 0) == 0);
+    CHECK(count(json, "{") == count(json, "}"));  // balanced objects
+    CHECK(count(json, "\"name\":\"thread_name\"") == 2);
+    CHECK(count(json, "\"name\":\"job\",\"cat\":\"job\",\"ph\":\"X\"") >= 51);
+    CHECK(count(json, "\"name\":\"suspend\"") >= 1);
+    CHECK(count(json, "\"name\":\"resume\"") >= 1);
+    CHECK(json.find("\"dropped_events\":0") != std::string::npos);
+  }
+
+  TEST_CASE("write_trace without Config::tracing throws naming the field") {
+    JobSystem js{test::config_with(1)};
+    try {
+      js.write_trace("never-written.json");
+      FAIL("write_trace did not throw");
+    } catch (const Error& e) {
+      CHECK(std::string(e.what()).find("Config::tracing") != std::string::npos);
+    }
+  }
+
+  TEST_CASE("a full trace buffer drops events and says how many") {
+    Config config = test::config_with(1);
+    config.tracing = true;
+    config.trace_events_per_worker = 4;
+    JobSystem js{config};
+    Counter done;
+    for (int i = 0; i < 20; ++i) js.run(done, [] {});
+    js.wait(done);
+    const std::string path = "fiberjob_trace_full.json";
+    js.write_trace(path);
+    const std::string json = read_file(path);
+    std::remove(path.c_str());
+    CHECK(count(json, "\"ph\":\"X\"") + count(json, "\"ph\":\"i\"") <= 4);
+    CHECK(json.find("\"dropped_events\":0") == std::string::npos);
+  }
+}
