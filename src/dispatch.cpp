@@ -86,6 +86,30 @@ void dispatch_loop(Fiber* self) {
   }
 }
 
+/// While a job runs nested on another job's stack (run_until_done), keeps what describes the
+/// outer job in the fiber and restores it afterwards.
+class KeepOuterJob {
+ public:
+  explicit KeepOuterJob(Fiber* self) noexcept
+      : self_(self),
+        priority_(self->priority),
+        job_counter_(self->job_counter),
+        segment_start_ns_(self->segment_start_ns) {}
+  ~KeepOuterJob() {
+    self_->priority = priority_;
+    self_->job_counter = job_counter_;
+    self_->segment_start_ns = segment_start_ns_;
+  }
+  KeepOuterJob(const KeepOuterJob&) = delete;
+  KeepOuterJob& operator=(const KeepOuterJob&) = delete;
+
+ private:
+  Fiber* self_;
+  Priority priority_;
+  Counter* job_counter_;
+  std::uint64_t segment_start_ns_;
+};
+
 }  // namespace
 
 void run_until_done(Fiber* self, Counter& counter) {
@@ -98,14 +122,8 @@ void run_until_done(Fiber* self, Counter& counter) {
     }
     switch (job.kind()) {
       case Job::Kind::Run: {
-        // Nested on this stack: keep what describes the outer job.
-        const Priority priority = self->priority;
-        Counter* job_counter = self->job_counter;
-        const std::uint64_t segment_start_ns = self->segment_start_ns;
+        const KeepOuterJob keep(self);
         run_job(self, job);
-        self->priority = priority;
-        self->job_counter = job_counter;
-        self->segment_start_ns = segment_start_ns;
         break;
       }
       case Job::Kind::Resume:
@@ -113,13 +131,8 @@ void run_until_done(Fiber* self, Counter& counter) {
         switch_to(self, job.fiber(), Handoff{self, Handoff::Action::Reschedule, nullptr});
         break;
       case Job::Kind::ResumeCoroutine: {
-        const Priority priority = self->priority;
-        Counter* job_counter = self->job_counter;
-        const std::uint64_t segment_start_ns = self->segment_start_ns;
+        const KeepOuterJob keep(self);
         resume_coroutine(self, job);
-        self->priority = priority;
-        self->job_counter = job_counter;
-        self->segment_start_ns = segment_start_ns;
         break;
       }
     }

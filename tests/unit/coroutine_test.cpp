@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "support/config.hpp"
+#include "support/spin.hpp"
 #include "support/thread_id.hpp"
 #include "support/watchdog.hpp"
 
@@ -167,9 +168,7 @@ TEST_SUITE("coroutines") {
         before = ctx.worker_index();
         Counter blocker;
         ctx.spawn(blocker, [&] {  // keeps this worker busy while we wait
-          const auto until = std::chrono::steady_clock::now() + 500ms;
-          while (!resumed.load() && std::chrono::steady_clock::now() < until) {
-          }
+          test::spin_until(resumed, 500ms);
         });
         waiting.store(true);
         co_await ctx.wait(gate);

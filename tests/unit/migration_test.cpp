@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "support/config.hpp"
+#include "support/spin.hpp"
 #include "support/thread_id.hpp"
 #include "support/watchdog.hpp"
 
@@ -40,9 +41,7 @@ TEST_SUITE("migration") {
             }
           }
           // Hold the worker briefly so the other job lands on the other worker.
-          const auto until = std::chrono::steady_clock::now() + 2ms;
-          while (!release.load() && std::chrono::steady_clock::now() < until) {
-          }
+          test::spin_until(release, 2ms);
         });
       }
       js.wait(probe);
@@ -63,11 +62,7 @@ TEST_SUITE("migration") {
         before = ctx.worker_index();
         Counter blocker;
         // Occupies this worker while we wait, so the resumption goes to the other one.
-        ctx.spawn(blocker, [&] {
-          const auto until = std::chrono::steady_clock::now() + 500ms;
-          while (!resumed.load() && std::chrono::steady_clock::now() < until) {
-          }
-        });
+        ctx.spawn(blocker, [&] { test::spin_until(resumed, 500ms); });
         waiting.store(true);
         this_fiber::wait(gate);
         after = ctx.worker_index();

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "support/config.hpp"
+#include "support/spin.hpp"
 #include "support/watchdog.hpp"
 
 using namespace fiberjob;
@@ -26,9 +27,7 @@ TEST_SUITE("priority") {
     // Occupy the only worker until the three jobs are queued.
     js.run(done, [&] {
       holding.store(true);
-      const auto until = std::chrono::steady_clock::now() + 10s;
-      while (!queued.load() && std::chrono::steady_clock::now() < until) {
-      }
+      test::spin_until(queued, 10s);
     });
     while (!holding.load()) std::this_thread::yield();
     for (Priority p : {Priority::Low, Priority::Normal, Priority::High}) {
