@@ -9,6 +9,7 @@
 #include "fiberjob/diagnostics.hpp"
 #include "fiberjob/error.hpp"
 #include "fiberjob/job_system.hpp"
+#include "fiberjob/parallel_for.hpp"
 #include "fiberjob/stats.hpp"
 #include "fiberjob/task.hpp"
 #include "fiberjob/this_fiber.hpp"
