@@ -53,6 +53,12 @@ const Config& JobSystem::config() const noexcept { return impl_->config(); }
 
 std::size_t JobSystem::worker_count() const noexcept { return impl_->worker_count(); }
 
+std::size_t JobSystem::current_worker_index() const noexcept {
+  const detail::Worker* worker = detail::current_worker();
+  return worker != nullptr && worker->scheduler == impl_.get() ? worker->index
+                                                               : Context::kNotAWorker;
+}
+
 Context& JobSystem::context() noexcept { return impl_->context(); }
 
 std::size_t Context::worker_index() const noexcept {

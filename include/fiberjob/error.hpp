@@ -14,6 +14,8 @@ enum class ErrorCode {
   FiberPoolExhausted,  ///< Every pooled fiber is in use; raise `Config::fiber_count`.
   CounterMisuse,       ///< A counter was added to with a non-positive amount, or over-signalled.
   ShutdownFromWorker,  ///< A `JobSystem` was destroyed from one of its own jobs.
+  FrameAllocatorExhausted,  ///< A `FrameAllocator` arena cannot fit a request this frame; the
+                            ///< message names the `FrameAllocatorConfig` field to raise.
 };
 
 /// Thrown by fiberjob when the API is misused or a configured resource runs out.

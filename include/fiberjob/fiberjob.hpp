@@ -8,6 +8,7 @@
 #include "fiberjob/counter.hpp"
 #include "fiberjob/diagnostics.hpp"
 #include "fiberjob/error.hpp"
+#include "fiberjob/frame_allocator.hpp"
 #include "fiberjob/job_system.hpp"
 #include "fiberjob/parallel_for.hpp"
 #include "fiberjob/stats.hpp"

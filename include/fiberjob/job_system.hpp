@@ -94,6 +94,13 @@ class JobSystem {
   /// Number of worker threads.
   [[nodiscard]] std::size_t worker_count() const noexcept;
 
+  /// Index of the worker of this system whose thread calls this, in [0, worker_count()), or
+  /// `Context::kNotAWorker` on any other thread (a plain thread, a worker of another system).
+  /// Same as `context().worker_index()`. A job may continue on another worker after it
+  /// suspends: read it again after every suspension, never keep it across one.
+  /// Thread-safety: any thread. Allocation: none. Complexity: one thread-local read.
+  [[nodiscard]] std::size_t current_worker_index() const noexcept;
+
  private:
   std::unique_ptr<detail::Scheduler> impl_;
 };

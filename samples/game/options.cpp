@@ -1,0 +1,85 @@
+// Command line parsing for the game-frame sample: every mistake gets a message, never a crash.
+
+#include "options.hpp"
+
+#include <charconv>
+#include <string_view>
+
+namespace game {
+namespace {
+
+bool parse_number(std::string_view text, std::uint64_t max, std::uint64_t& out) {
+  std::uint64_t value = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (error != std::errc{} || end != text.data() + text.size() || value > max) return false;
+  out = value;
+  return true;
+}
+
+}  // namespace
+
+std::string usage() {
+  return "usage: game_frame [--map PATH] [--workers N] [--agents N] [--frames N] [--seed N]\n"
+         "                  [--trace PATH] [--check]\n"
+         "  --map PATH     Moving AI .map file (default: den520d.map)\n"
+         "  --workers N    worker threads, 1..256 (default: hardware threads)\n"
+         "  --agents N     agents, 1..100000 (default 2000)\n"
+         "  --frames N     frames at a fixed 60 Hz step, 1..1000000 (default 300)\n"
+         "  --seed N       random seed for spawn points and goals\n"
+         "  --trace PATH   write a Chrome Trace Event JSON timeline (open in ui.perfetto.dev)\n"
+         "  --check        verify every path against Dijkstra; with arena.map also solve the\n"
+         "                 130 arena.map.scen queries and compare with the published lengths\n";
+}
+
+std::optional<Options> parse_options(int argc, char** argv, const std::string& default_map,
+                                     std::string& error) {
+  Options options;
+  options.map_path = default_map;
+  error.clear();
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "--help" || arg == "-h") return std::nullopt;
+    if (arg == "--check") {
+      options.check = true;
+      continue;
+    }
+    const bool takes_value = arg == "--map" || arg == "--workers" || arg == "--agents" ||
+                             arg == "--frames" || arg == "--trace" || arg == "--seed";
+    if (!takes_value) {
+      error = "unknown argument '" + std::string(arg) + "'";
+      return std::nullopt;
+    }
+    if (i + 1 >= argc) {
+      error = std::string(arg) + " needs a value";
+      return std::nullopt;
+    }
+    const std::string_view value = argv[++i];
+    std::uint64_t number = 0;
+    auto numeric = [&](std::uint64_t min, std::uint64_t max) {
+      if (parse_number(value, max, number) && number >= min) return true;
+      error = std::string(arg) + " expects a whole number in [" + std::to_string(min) + ", " +
+              std::to_string(max) + "], got '" + std::string(value) + "'";
+      return false;
+    };
+    if (arg == "--map") {
+      options.map_path = value;
+    } else if (arg == "--trace") {
+      options.trace_path = value;
+    } else if (arg == "--workers") {
+      if (!numeric(1, 256)) return std::nullopt;
+      options.workers = static_cast<std::uint32_t>(number);
+    } else if (arg == "--agents") {
+      if (!numeric(1, 100'000)) return std::nullopt;
+      options.agents = static_cast<std::uint32_t>(number);
+    } else if (arg == "--frames") {
+      if (!numeric(1, 1'000'000)) return std::nullopt;
+      options.frames = static_cast<std::uint32_t>(number);
+    } else if (arg == "--seed") {
+      if (!numeric(0, UINT64_MAX)) return std::nullopt;
+      options.seed = number;
+    }
+  }
+  return options;
+}
+
+}  // namespace game

@@ -1,0 +1,120 @@
+#pragma once
+// The simulated world of the game-frame sample: agents on a grid map, each driven by one
+// long-lived AI coroutine job; movement and local avoidance as parallel_for batches; a render
+// snapshot built after movement.
+//
+//   frame f (main thread):  begin_frame ── arm gate f+1 ── release gate f ──┐
+//     AI coroutines (one per agent, spanning frames):                       ▼
+//       co_await gate f → decide: need a path? spawn A* job (path counter) │ follow path
+//       → signal ai_done → co_await gate f+1 … next frame: co_await path counter
+//     frame job (a plain job: this_fiber::wait suspends it the same way):
+//                 wait ai_done → build spatial grid → parallel_for(movement)
+//                 → spawn render prep, wait for it
+//   main: js.wait(frame_done)
+
+#include <fiberjob/fiberjob.hpp>
+#include <fiberjob/frame_allocator.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "grid_map.hpp"
+#include "pathfinding.hpp"
+
+namespace game {
+
+struct Vec2 {
+  float x = 0;
+  float y = 0;
+};
+
+enum class AgentState : std::uint8_t { NeedPath, AwaitPath, Following };
+
+/// One agent. AI fields are touched by its coroutine (one at a time) and its A* job (ordered
+/// by the path counter); positions are double-buffered for the movement phase.
+struct Agent {
+  AgentState state = AgentState::NeedPath;
+  Cell goal{};
+  Vec2 target{};  ///< where movement steers this frame (a cell centre)
+  std::vector<Cell> path;
+  std::size_t next_waypoint = 0;
+  bool path_found = false;
+  double path_length = 0;
+  std::uint64_t rng = 0;
+  std::uint32_t idle_frames = 0;  ///< frames to wait before the next path request
+  fiberjob::Counter path_done;
+};
+
+/// What the --check mode verifies afterwards: every path an agent was given.
+struct PathRecord {
+  Cell start;
+  Cell goal;
+  double length;
+  std::vector<Cell> cells;
+};
+
+struct FrameCounters {
+  std::uint64_t paths = 0;          ///< A* searches finished
+  std::uint64_t path_failures = 0;  ///< searches with no path
+};
+
+class World {
+ public:
+  World(const GridMap& map, fiberjob::JobSystem& jobs, fiberjob::FrameAllocator& memory,
+        std::uint32_t agents, std::uint64_t seed, bool record_paths);
+  ~World();
+  World(const World&) = delete;
+  World& operator=(const World&) = delete;
+
+  /// Starts one AI coroutine job per agent; they wait for the first frame.
+  void start();
+  /// Runs frame `frame` to completion (AI decisions, movement, render prep). Main thread.
+  void run_frame(std::uint32_t frame);
+  /// Releases the AI coroutines one last time so they return, and waits for them.
+  void stop(std::uint32_t next_frame);
+
+  [[nodiscard]] FrameCounters counters() const;
+  [[nodiscard]] std::vector<PathRecord> take_path_records();
+  [[nodiscard]] std::uint64_t snapshot_checksum() const { return snapshot_checksum_; }
+  [[nodiscard]] std::size_t agent_count() const { return agents_.size(); }
+
+ private:
+  fiberjob::Task<> agent_ai(fiberjob::Context& ctx, std::uint32_t id);
+  void decide(fiberjob::Context& ctx, std::uint32_t id);
+  void request_path(fiberjob::Context& ctx, std::uint32_t id);
+  void find_agent_path(std::uint32_t id, Cell start, Cell goal);
+  void frame_job(fiberjob::Context& ctx);
+  void build_grid();
+  void move_agents(std::size_t lo, std::size_t hi);
+  void render_prep();
+  fiberjob::Counter& gate(std::uint32_t frame) { return gates_[frame % 2]; }
+  Cell random_passable(std::uint64_t& rng) const;
+  Cell random_goal_near(Cell from, std::uint64_t& rng) const;
+
+  const GridMap& map_;
+  fiberjob::JobSystem& jobs_;
+  fiberjob::FrameAllocator& memory_;
+  std::vector<Agent> agents_;
+  std::vector<Vec2> positions_;       ///< read by movement (previous frame)
+  std::vector<Vec2> next_positions_;  ///< written by movement
+  std::vector<Cell> passable_cells_;
+  std::vector<std::unique_ptr<SearchScratch>> scratch_;  ///< one per worker
+  fiberjob::Counter gates_[2];
+  fiberjob::Counter ai_done_;
+  fiberjob::Counter ai_jobs_;
+  std::atomic<bool> stopping_{false};
+  // Spatial grid of the previous positions (frame memory): agents sorted by bucket.
+  std::uint32_t* bucket_start_ = nullptr;
+  std::uint32_t* bucket_agents_ = nullptr;
+  int bucket_columns_ = 0;
+  int bucket_rows_ = 0;
+  std::uint64_t snapshot_checksum_ = 0;
+  std::atomic<std::uint64_t> paths_{0};
+  std::atomic<std::uint64_t> path_failures_{0};
+  bool record_paths_;
+  std::vector<std::vector<PathRecord>> records_;  ///< one per worker (check mode)
+};
+
+}  // namespace game
