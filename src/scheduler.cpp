@@ -161,7 +161,7 @@ Job Scheduler::steal(Worker& worker, std::size_t priority) noexcept {
     for (int attempt = 0; attempt < 2 && !deque.empty(); ++attempt) {
       if (const std::uintptr_t bits = deque.steal()) {
         WorkerStats::bump(worker.stats.steals);
-        if (tracing_) {
+        if (tracing()) {
           const std::uint64_t now = trace_now_ns();
           worker.trace.record(TraceKind::Steal, now, now, victim.index);
         }
@@ -244,9 +244,9 @@ Job Scheduler::next_job(Worker& worker) noexcept {
     }
     WorkerStats::bump(worker.stats.parks);
     set_phase(worker, WorkerPhase::Parked);
-    const std::uint64_t parked_ns = tracing_ ? trace_now_ns() : 0;
+    const std::uint64_t parked_ns = tracing() ? trace_now_ns() : 0;
     idle_.commit_wait(key);
-    if (tracing_) worker.trace.record(TraceKind::Idle, parked_ns, trace_now_ns(), 0);
+    if (tracing()) worker.trace.record(TraceKind::Idle, parked_ns, trace_now_ns(), 0);
     set_phase(worker, WorkerPhase::Searching);
   }
 }

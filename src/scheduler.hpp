@@ -63,8 +63,16 @@ class Scheduler {
 
   [[nodiscard]] Stats stats() const noexcept;
 
-  /// Config::tracing, read at every trace point (one predictable branch when off).
-  [[nodiscard]] bool tracing() const noexcept { return tracing_; }
+  /// Config::tracing, read at every trace point (one predictable branch when off). Building
+  /// with FIBERJOB_DISABLE_TRACING removes the trace points altogether (for measuring what the
+  /// branch costs; see docs/game_frame.md).
+  [[nodiscard]] bool tracing() const noexcept {
+#if defined(FIBERJOB_DISABLE_TRACING)
+    return false;
+#else
+    return tracing_;
+#endif
+  }
   /// Writes the recorded timeline as Chrome Trace Event JSON (trace.cpp). Any thread.
   void write_trace(std::FILE* out) const;
 
