@@ -112,6 +112,28 @@ class KeepOuterJob {
 
 }  // namespace
 
+void run_own_children(Fiber* self, Counter& counter) {
+  while (CounterAccess::load_settled(counter) != 0) {
+    Worker* worker = self->worker;  // re-read: a child that suspended may have moved us
+    Job child;
+    for (std::size_t p = 0; p < kPriorityCount && !child; ++p) {
+      WorkStealingDeque& deque = worker->deques[p];
+      if (deque.empty()) continue;
+      const Job newest = Job::from_bits(deque.pop());
+      if (!newest) continue;
+      if (newest.kind() == Job::Kind::Run && newest.record()->counter == &counter) {
+        child = newest;
+      } else {
+        push_local(*worker, newest);  // someone else's job: leave it where it was
+        return;
+      }
+    }
+    if (!child) return;  // nothing of ours left here (stolen or running elsewhere)
+    const KeepOuterJob keep(self);
+    run_job(self, child);
+  }
+}
+
 void run_until_done(Fiber* self, Counter& counter) {
   while (CounterAccess::load_settled(counter) != 0) {
     Worker* worker = self->worker;  // re-read: a switch below may move us

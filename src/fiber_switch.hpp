@@ -22,6 +22,13 @@ void finish_switch(Fiber* self, boost::context::fiber&& caller);
 /// needed and none is free (reported once on stderr; see run_until_done).
 bool suspend(Fiber* self, Handoff::Action action, Counter* counter);
 
+/// Work-first waiting (as TBB's and enkiTS's waits help): while `counter` is pending and the
+/// newest job on this worker's deque is one that `counter` counts — a child the waiting job
+/// spawned — run it inline on this fiber: no switch, no pooled fiber. Stops at the first job of
+/// any other counter: running unrelated work on a waiting stack could make it wait for
+/// something that needs the outer job (a deadlock the plain suspension does not have).
+void run_own_children(Fiber* self, Counter& counter);
+
 /// The fallback when the fiber pool is exhausted: `self` keeps its stack and runs ready jobs
 /// inline (nested) until `counter` reaches zero; a ready Job::Resume is switched to directly,
 /// with `self` rescheduled behind it. Never needs a pooled fiber.

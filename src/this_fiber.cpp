@@ -20,6 +20,8 @@ void wait_on_fiber(Fiber* self, Counter& counter) {
                 "counter of the jobs you spawned instead");
   }
   if (CounterAccess::load_settled(counter) == 0) return;
+  run_own_children(self, counter);
+  if (CounterAccess::load_settled(counter) == 0) return;
   self->node.kind = WaitNode::Kind::Fiber;
   self->node.fiber = self;
   self->node.next = nullptr;

@@ -124,30 +124,53 @@ TEST_SUITE("job_system") {
     CHECK(js.stats().pool_exhausted >= 1);
   }
 
-  TEST_CASE("fib with far fewer fibers than suspended jobs still computes the right value") {
-    test::Watchdog watchdog("fib on a tiny pool", 120s);
+  TEST_CASE("far more suspended jobs than fibers still all complete, none lost") {
+    test::Watchdog watchdog("tiny pool", 120s);
     for (std::uint32_t workers : {1u, 2u}) {
       CAPTURE(workers);
       JobSystem js{test::config_with(workers, workers + 2)};
-      struct Fib {
-        static long run(Context& ctx, int n) {
-          if (n < 2) return n;
-          long a = 0;
-          long b = 0;
-          Counter children;
-          ctx.spawn(children, [&a, n](Context& c) { a = run(c, n - 1); });
-          ctx.spawn(children, [&b, n](Context& c) { b = run(c, n - 2); });
-          this_fiber::wait(children);
-          return a + b;
-        }
-      };
-      long result = 0;
+      Counter gate;
+      gate.add(1);
+      std::atomic<int> finished{0};
       Counter done;
-      js.run(done, [&result](Context& ctx) { result = Fib::run(ctx, 16); });
+      js.run(done, [&](Context& ctx) {
+        Counter children;
+        for (int i = 0; i < 32; ++i) {
+          ctx.spawn(children, [&] {
+            this_fiber::wait(gate);  // every child must suspend: 32 > the 2 spare fibers
+            finished.fetch_add(1);
+          });
+        }
+        this_fiber::wait(children);
+      });
+      while (js.stats().pool_exhausted == 0) std::this_thread::yield();
+      gate.signal();
       js.wait(done);
-      CHECK(result == 987);
-      CHECK(js.stats().pool_exhausted > 0);
+      CHECK(finished.load() == 32);
+      CHECK(js.stats().fibers_in_use == workers);
     }
+  }
+
+  TEST_CASE("a wait runs the waiter's own children inline: fib needs no fiber switch") {
+    JobSystem js{test::config_with(1)};
+    struct Fib {
+      static long run(Context& ctx, int n) {
+        if (n < 2) return n;
+        long a = 0;
+        long b = 0;
+        Counter children;
+        ctx.spawn(children, [&a, n](Context& c) { a = run(c, n - 1); });
+        ctx.spawn(children, [&b, n](Context& c) { b = run(c, n - 2); });
+        this_fiber::wait(children);
+        return a + b;
+      }
+    };
+    long result = 0;
+    Counter done;
+    js.run(done, [&result](Context& ctx) { result = Fib::run(ctx, 18); });
+    js.wait(done);
+    CHECK(result == 2584);
+    CHECK(js.stats().fiber_switches == 0);  // one worker: every child was its parent's to run
   }
 
   TEST_CASE("waiting on the running job's own counter throws CounterMisuse") {
@@ -255,13 +278,18 @@ TEST_SUITE("job_system") {
   TEST_CASE("stats count jobs, switches and the fiber high-water mark") {
     JobSystem js{test::config_with(2)};
     Counter done;
-    js.run(done, [](Context& ctx) {
+    Counter gate;
+    gate.add(1);
+    js.run(done, [&gate](Context& ctx) {
       Counter children;
       for (int i = 0; i < 10; ++i) {
         ctx.spawn(children, [] { std::this_thread::sleep_for(100us); });
       }
       this_fiber::wait(children);
+      this_fiber::wait(gate);  // released by the main thread: a real suspension
     });
+    while (js.stats().fibers_in_use < 3) std::this_thread::yield();
+    gate.signal();
     js.wait(done);
     const Stats stats = js.stats();
     CHECK(stats.jobs_run == 11);

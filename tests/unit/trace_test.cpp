@@ -39,13 +39,17 @@ TEST_SUITE("trace") {
     Config config = test::config_with(2);
     config.tracing = true;
     JobSystem js{config};
+    Counter gate;
+    gate.add(1);
     Counter done;
-    js.run(done, [](Context& ctx) -> Task<> {
+    js.run(done, [&gate](Context& ctx) -> Task<> {
       Counter parts;
       for (int i = 0; i < 50; ++i) ctx.spawn(parts, [] {});
       co_await ctx.wait(parts);
-      co_await ctx.yield();
+      co_await ctx.wait(gate);  // a real suspension, resumed when the main thread signals
     });
+    while (js.stats().fibers_in_use < 3) std::this_thread::yield();
+    gate.signal();
     js.wait(done);
     const std::string path = "fiberjob_trace_test.json";
     js.write_trace(path);
