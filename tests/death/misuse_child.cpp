@@ -1,0 +1,48 @@
+// Child process for the misuse death tests: each mode makes one mistake that fiberjob must
+// stop with a clear message (and SIGABRT) instead of corrupting memory or hanging.
+//   over_signal      a counter signalled more often than added to
+//   destroy_pending  a counter destroyed while a job it counts has not ended
+//   destroy_waited   a counter destroyed while a job waits on it
+
+#include <fiberjob/fiberjob.hpp>
+
+#include <atomic>
+#include <cstdio>
+#include <cstring>
+#include <thread>
+
+#include <unistd.h>
+
+int main(int argc, char** argv) {
+  if (argc != 2) return 2;
+  ::alarm(30);  // if the mistake went unnoticed and something hangs: die by SIGALRM, not hang
+  const char* mode = argv[1];
+  fiberjob::Config config;
+  config.worker_count = 1;
+  fiberjob::JobSystem js{config};
+  if (std::strcmp(mode, "over_signal") == 0) {
+    fiberjob::Counter counter;
+    counter.add(1);
+    counter.signal();
+    counter.signal();  // one too many
+  } else if (std::strcmp(mode, "destroy_pending") == 0) {
+    std::atomic<bool> release{false};
+    {
+      fiberjob::Counter counter;
+      js.run(counter, [&release] {
+        while (!release.load()) std::this_thread::yield();
+      });
+    }  // destroyed while the job runs
+  } else if (std::strcmp(mode, "destroy_waited") == 0) {
+    auto* gate = new fiberjob::Counter();
+    gate->add(1);
+    fiberjob::Counter done;
+    js.run(done, [gate] { fiberjob::this_fiber::wait(*gate); });
+    while (js.stats().fibers_in_use < 2) std::this_thread::yield();
+    delete gate;  // a job is still linked on it
+  } else {
+    return 2;
+  }
+  std::puts("unexpected: the mistake went unnoticed");
+  return 0;
+}
