@@ -166,8 +166,9 @@ void CounterAccess::signal(Counter& counter, Worker* current) noexcept {
   // We own the drain. acq_rel. acquire: pairs with the release of every push CAS (we read the
   // nodes). release: pairs with the acquire of a later push CAS (see link()).
   WaitNode* drained = counter.waiters_.exchange(nullptr, std::memory_order_acq_rel);
-  // release: pairs with the acquire loads in load_settled. Our last touch of the counter: from
-  // here on a waiter may see zero and destroy it.
+  // release: pairs with the acquire loads in load_settled, so a waiter that sees the settled
+  // count also sees the drain above finished (it may destroy the counter then). Our last touch
+  // of the counter.
   counter.value_.fetch_sub(kWaking, std::memory_order_release);
   wake_list(drained, current);
 }

@@ -1,0 +1,642 @@
+// Relacy model of the counter wait-list protocol (src/counter.cpp, src/scheduler.cpp wake_list,
+// include/fiberjob/detail/wait_node.hpp), with the exact memory orders of the code.
+//
+// What is modelled, operation for operation:
+//   CounterAccess::signal          -> signal()
+//   CounterAccess::link            -> link()
+//   CounterAccess::load_settled    -> load_settled()
+//   CounterAccess::wait_for_linker -> wait_for_linker()
+//   wake_list                      -> wake_list() (every waiter woken the way a Kind::Thread node
+//                                     is: a release store of `woken`; a fiber's resume through
+//                                     the queues is the same release/acquire hand-off)
+//   Counter::add                   -> add() (the relaxed fetch_add and its waking-range check)
+//   Counter::~Counter              -> destroy() (its two checks), then the counter is dead
+// Not modelled: the exception slot (error_state_), the futex, the scheduler hint.
+//
+// Lifetime: `Counter::alive` is an rl::var that the waiter clears when it destroys the counter
+// (as soon as its wait returned). Every access to the counter by anyone reads it first and
+// asserts it is set, so a signaller or linker that touches the counter after the destruction
+// either fails the assertion or (when that access is not ordered before the destruction)
+// makes Relacy report a data race on `alive`. Nodes have the same flag (a thread waiter's node
+// dies with its stack frame when the wait returns).
+//
+// Job data: each signaller writes an rl::var before its signal and the waiter reads it after
+// its wait returned, so a missing happens-before edge is a data race.
+//
+// Negative variants are the same code with one step weakened (the `Bug` bits below); each must
+// be reported by Relacy. See docs/model_checking.md for what each one finds.
+
+#include "model_harness.hpp"
+
+namespace {
+
+using i64 = std::int64_t;
+
+// The counter's sentinel, as in src/counter_access.hpp.
+constexpr i64 kWaking = -(i64{1} << 62);
+inline bool is_waking(i64 value) { return value < -(i64{1} << 61); }
+
+// Negative variants: each bit weakens or removes one step of the real protocol.
+enum Bug : unsigned {
+  kCorrect = 0,
+  kPushCasRelease = 1u << 0,    // link: push CAS `release` instead of `acq_rel`
+  kDrainAcquire = 1u << 1,      // both drain exchanges `acquire` instead of `acq_rel`
+  kNoRecheck = 1u << 2,         // link: no re-load of the count after the push
+  kNoLinkerWait = 1u << 3,      // the woken waiter returns without wait_for_linker
+  kLinkingRelaxed = 1u << 4,    // link: `linking` store 0 `relaxed` instead of `release`
+  kFinalByNext = 1u << 5,       // signal: final signaller decided by `next == kWaking`
+  kNoSentinel = 1u << 6,        // signal: fetch_sub to 0, then drain (no kWaking state)
+  kRestoreRelaxed = 1u << 7,    // signal: fetch_sub(kWaking) `relaxed` instead of `release`
+  kSignalCasRelease = 1u << 8,  // signal: value CAS `release` instead of `acq_rel`
+  kNextAfterWake = 1u << 9,     // wake_list: reads node->next after waking the node
+  // Not a bug, a model option: the counter outlives the model (Reuse), so only the protocol's
+  // own effects can show a fault, not the lifetime check.
+  kKeepCounter = 1u << 16,
+  // Not a protocol change: the *caller* breaks the documented reuse rule (counter.hpp: reuse
+  // only once every wait of the previous round returned) — TwoWaitersReuse starts round 2
+  // without waiting for the other waiter.
+  kEarlyReuse = 1u << 17,
+};
+
+// Coverage: how often the search reached the interleavings each positive model is about. Plain
+// counters (Relacy runs every modelled thread on one OS thread); they never affect the model.
+enum Event : unsigned {
+  kWaiterFastPath,    // the waiter's first load_settled saw 0: returned without linking
+  kSignallerDrained,  // the final signaller's exchange took at least one node
+  kLinkerDrained,     // the linker's re-check saw 0 and its own exchange took nodes
+  kSettleSpun,        // a load_settled saw the kWaking range and spun
+  kLinkerWaitSpun,    // a woken waiter found `linking` still 1 and waited for the linker
+  kTwoNodesDrained,   // one drain took two nodes
+  kAddInWaking,       // an add landed between the final CAS and the restore
+  kSignalInWaking,    // a signal moved the count from kWaking + k (not a second drainer)
+  kEventCount
+};
+const char* const kEventNames[kEventCount] = {
+    "waiter-fast-path", "signaller-drained", "linker-drained", "settle-spun",
+    "linker-wait-spun", "two-nodes-drained", "add-in-waking",  "signal-in-waking"};
+unsigned long long g_events[kEventCount];
+inline void cover(Event event) { ++g_events[event]; }
+
+std::string coverage_report() {
+  std::string text;
+  for (unsigned i = 0; i < kEventCount; ++i) {
+    if (g_events[i] == 0) continue;
+    text += text.empty() ? "" : ", ";
+    text += kEventNames[i];
+    text += ' ';
+    text += std::to_string(g_events[i]);
+    g_events[i] = 0;
+  }
+  return text.empty() ? "none" : text;
+}
+
+struct Node {
+  rl::var<Node*> next;           // WaitNode::next (plain pointer in the code)
+  rl::atomic<unsigned> woken;    // WaitNode::woken (the resume hand-off)
+  rl::atomic<unsigned> linking;  // WaitNode::linking
+  rl::var<int> alive;            // 0 once the waiter is done with the node
+  Node* shadow_next = nullptr;   // unmodelled copy of `next`, for the coverage counters only
+};
+
+struct Counter {
+  rl::atomic<i64> value;      // Counter::value_
+  rl::atomic<Node*> waiters;  // Counter::waiters_
+  rl::var<int> alive;         // 0 once the waiter destroyed the counter
+};
+
+inline void touch(Counter& c) { RL_ASSERT(c.alive($) == 1); }
+inline void touch(Node& n) { RL_ASSERT(n.alive($) == 1); }
+
+inline void init(Counter& c, i64 value) {
+  c.value.store(value, rl::mo_relaxed, $);
+  c.waiters.store(nullptr, rl::mo_relaxed, $);
+  c.alive($) = 1;
+}
+
+inline void init(Node& n) {
+  n.next($) = nullptr;
+  n.woken.store(0, rl::mo_relaxed, $);
+  n.linking.store(0, rl::mo_relaxed, $);
+  n.alive($) = 1;
+}
+
+// Spin step of every busy-wait in the model (cpu_relax / sched_yield in the code).
+inline void spin() { rl::yield(1, $); }
+
+template <unsigned B>
+struct Protocol {
+  static constexpr bool has(Bug bug) { return (B & bug) != 0; }
+
+  static constexpr rl::memory_order kPushCas =
+      has(kPushCasRelease) ? rl::mo_release : rl::mo_acq_rel;
+  static constexpr rl::memory_order kDrain = has(kDrainAcquire) ? rl::mo_acquire : rl::mo_acq_rel;
+  static constexpr rl::memory_order kLinkingClear =
+      has(kLinkingRelaxed) ? rl::mo_relaxed : rl::mo_release;
+  static constexpr rl::memory_order kRestore =
+      has(kRestoreRelaxed) ? rl::mo_relaxed : rl::mo_release;
+  static constexpr rl::memory_order kSignalCas =
+      has(kSignalCasRelease) ? rl::mo_release : rl::mo_acq_rel;
+
+  // Counter::add: relaxed fetch_add; a previous count below zero outside the waking range is
+  // misuse (the code throws; the models never do it).
+  static void add(Counter& c, i64 n) {
+    touch(c);
+    const i64 previous = c.value.fetch_add(n, rl::mo_relaxed, $);
+    if (is_waking(previous)) cover(kAddInWaking);
+    RL_ASSERT(previous >= 0 || is_waking(previous));
+  }
+
+  // CounterAccess::load_settled.
+  static i64 load_settled(Counter& c) {
+    touch(c);
+    i64 value = c.value.load(rl::mo_acquire, $);
+    if (!has(kNoSentinel) && is_waking(value)) cover(kSettleSpun);
+    while (!has(kNoSentinel) && is_waking(value)) {
+      spin();
+      touch(c);
+      value = c.value.load(rl::mo_acquire, $);
+    }
+    return value;
+  }
+
+  // wake_list: read next before making the node runnable (its waiter may then reuse or destroy
+  // it); the woken store is the waker's last touch of the node.
+  static void wake_list(Node* head) {
+    if (head != nullptr && head->shadow_next != nullptr) cover(kTwoNodesDrained);
+    while (head != nullptr) {
+      touch(*head);
+      Node* next = nullptr;
+      if (!has(kNextAfterWake)) next = head->next($);
+      head->woken.store(1, rl::mo_release, $);
+      if (has(kNextAfterWake)) {
+        touch(*head);
+        next = head->next($);
+      }
+      head = next;
+    }
+  }
+
+  // CounterAccess::link.
+  static void link(Counter& c, Node& n) {
+    touch(n);
+    n.linking.store(1, rl::mo_relaxed, $);
+    touch(c);
+    Node* head = c.waiters.load(rl::mo_relaxed, $);
+    for (;;) {
+      n.next($) = head;
+      n.shadow_next = head;
+      touch(c);
+      if (c.waiters.compare_exchange_weak(head, &n, kPushCas, $, rl::mo_relaxed, $)) break;
+    }
+    if (has(kNoRecheck)) {
+      touch(n);
+      n.linking.store(0, kLinkingClear, $);
+      return;
+    }
+    if (load_settled(c) != 0) {
+      touch(n);
+      n.linking.store(0, kLinkingClear, $);
+      return;
+    }
+    touch(c);
+    Node* drained = c.waiters.exchange(nullptr, kDrain, $);
+    if (drained != nullptr) cover(kLinkerDrained);
+    touch(n);
+    n.linking.store(0, kLinkingClear, $);
+    wake_list(drained);
+  }
+
+  // CounterAccess::wait_for_linker.
+  static void wait_for_linker(Node& n) {
+    if (has(kNoLinkerWait)) return;
+    bool spun = false;
+    while (n.linking.load(rl::mo_acquire, $) != 0) {
+      spun = true;
+      spin();
+    }
+    if (spun) cover(kLinkerWaitSpun);
+  }
+
+  // CounterAccess::signal.
+  static void signal(Counter& c) {
+    if (has(kNoSentinel)) {
+      // What the sentinel replaced (FiberTaskingLib-style): the count reaches 0 first, the
+      // list is drained after it.
+      touch(c);
+      if (c.value.fetch_sub(1, rl::mo_acq_rel, $) != 1) return;
+      touch(c);
+      wake_list(c.waiters.exchange(nullptr, kDrain, $));
+      return;
+    }
+    touch(c);
+    i64 value = c.value.load(rl::mo_relaxed, $);
+    i64 next = 0;
+    bool final_signal = false;
+    for (;;) {
+      if (value > 1 || (is_waking(value) && value > kWaking)) {
+        next = value - 1;
+        final_signal = false;
+      } else if (value == 1) {
+        next = kWaking;
+        final_signal = true;
+      } else {
+        RL_ASSERT(!"signal on a counter with no outstanding unit");
+      }
+      touch(c);
+      if (c.value.compare_exchange_weak(value, next, kSignalCas, $, rl::mo_relaxed, $)) break;
+    }
+    if (is_waking(value) && value > kWaking) cover(kSignalInWaking);
+    if (has(kFinalByNext)) final_signal = (next == kWaking);
+    if (!final_signal) return;
+    touch(c);
+    Node* drained = c.waiters.exchange(nullptr, kDrain, $);
+    if (drained != nullptr) cover(kSignallerDrained);
+    touch(c);
+    c.value.fetch_sub(kWaking, kRestore, $);  // last touch of the counter
+    wake_list(drained);
+  }
+
+  // A woken waiter: wait for the resume hand-off, then for the linker (this_fiber.cpp).
+  static void await_woken(Node& n) {
+    while (n.woken.load(rl::mo_acquire, $) == 0) spin();
+    wait_for_linker(n);
+  }
+
+  // Stackful fiber wait (this_fiber.cpp wait_on_fiber): the fiber checks the count, switches
+  // out, and the *next* fiber links its node (fiber_switch.cpp perform) — modelled as a
+  // separate linker thread that receives the node through `handoff` (the switch orders the
+  // waiter's writes before the link). Returns when the wait returns.
+  static void fiber_wait(Counter& c, Node& n, rl::atomic<int>& handoff) {
+    if (load_settled(c) == 0) {
+      cover(kWaiterFastPath);
+      return;
+    }
+    n.next($) = nullptr;
+    handoff.store(1, rl::mo_release, $);
+    await_woken(n);
+  }
+
+  // The linker side of fiber_wait: runs on another thread (or later on the same one).
+  static void linker(Counter& c, Node& n, rl::atomic<int>& handoff, rl::atomic<int>& skip) {
+    for (;;) {
+      if (handoff.load(rl::mo_acquire, $) == 1) break;
+      if (skip.load(rl::mo_acquire, $) == 1) return;  // the waiter took the fast path
+      spin();
+    }
+    link(c, n);
+  }
+
+  // Thread wait (CounterAccess::wait_on_thread): the waiter links its own node.
+  static void thread_wait(Counter& c, Node& n) {
+    if (load_settled(c) == 0) {
+      cover(kWaiterFastPath);
+      return;
+    }
+    link(c, n);
+    while (n.woken.load(rl::mo_acquire, $) == 0) spin();
+  }
+
+  // Counter::~Counter's checks, then the counter is gone.
+  static void destroy(Counter& c) {
+    touch(c);
+    RL_ASSERT(c.waiters.load(rl::mo_acquire, $) == nullptr);
+    RL_ASSERT(c.value.load(rl::mo_relaxed, $) == 0);
+    c.alive($) = 0;
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+// Model 1: one fiber waiter W, its linker L (another thread), one final signaller S.
+// count = 1. W destroys the counter as soon as its wait returns.
+template <unsigned B>
+struct FiberWait : rl::test_suite<FiberWait<B>, 3> {
+  using P = Protocol<B>;
+  Counter c;
+  Node node;
+  rl::atomic<int> handoff;
+  rl::atomic<int> skip;
+  rl::var<int> job_data;
+
+  void before() {
+    init(c, 1);
+    init(node);
+    handoff.store(0, rl::mo_relaxed, $);
+    skip.store(0, rl::mo_relaxed, $);
+    job_data($) = 0;
+  }
+
+  void thread(unsigned index) {
+    if (index == 0) {  // W
+      P::fiber_wait(c, node, handoff);
+      skip.store(1, rl::mo_release, $);
+      RL_ASSERT(job_data($) == 1);  // the job's writes are visible after the wait
+      P::destroy(c);
+    } else if (index == 1) {  // L
+      P::linker(c, node, handoff, skip);
+    } else {  // S: the job
+      job_data($) = 1;
+      P::signal(c);
+    }
+  }
+};
+
+// Model 2: a thread waiter W (links its own node) and two signallers; count = 2.
+template <unsigned B>
+struct TwoSignallers : rl::test_suite<TwoSignallers<B>, 3> {
+  using P = Protocol<B>;
+  Counter c;
+  Node node;
+  rl::var<int> data1;
+  rl::var<int> data2;
+
+  void before() {
+    init(c, 2);
+    init(node);
+    data1($) = 0;
+    data2($) = 0;
+  }
+
+  void thread(unsigned index) {
+    if (index == 0) {  // W
+      P::thread_wait(c, node);
+      RL_ASSERT(data1($) == 1);
+      RL_ASSERT(data2($) == 1);
+      node.alive($) = 0;  // the node lived on W's stack
+      P::destroy(c);
+    } else if (index == 1) {
+      data1($) = 1;
+      P::signal(c);
+    } else {
+      data2($) = 1;
+      P::signal(c);
+    }
+  }
+};
+
+// Model 3: two thread waiters (two nodes in the Treiber stack) and one final signaller.
+// W1 owns the counter: it destroys it once its own wait and W2's wait returned.
+template <unsigned B>
+struct TwoWaiters : rl::test_suite<TwoWaiters<B>, 3> {
+  using P = Protocol<B>;
+  Counter c;
+  Node node1;
+  Node node2;
+  rl::atomic<int> w2_done;
+  rl::var<int> job_data;
+
+  void before() {
+    init(c, 1);
+    init(node1);
+    init(node2);
+    w2_done.store(0, rl::mo_relaxed, $);
+    job_data($) = 0;
+  }
+
+  void thread(unsigned index) {
+    if (index == 0) {  // W1
+      P::thread_wait(c, node1);
+      RL_ASSERT(job_data($) == 1);
+      node1.alive($) = 0;
+      while (w2_done.load(rl::mo_acquire, $) == 0) spin();
+      P::destroy(c);
+    } else if (index == 1) {  // W2
+      P::thread_wait(c, node2);
+      RL_ASSERT(job_data($) == 1);
+      node2.alive($) = 0;
+      w2_done.store(1, rl::mo_release, $);
+    } else {  // S
+      job_data($) = 1;
+      P::signal(c);
+    }
+  }
+};
+
+// Model 4: counter reuse. Round 1: W waits as a fiber (linker L on another thread), S signals.
+// Round 2, after W's first wait returned: W adds a unit, queues the job to S (release/acquire
+// hand-off, as the queues do), waits as a thread with the *same* node (a fiber reuses its
+// node), then destroys the counter. The round-1 linker may still be running during round 2
+// unless W waited for it.
+// With kKeepCounter the counter is not destroyed at the end: then a round-1 linker that is
+// still running during round 2 shows up by its effect on round 2 instead (after() checks the
+// final state).
+template <unsigned B>
+struct Reuse : rl::test_suite<Reuse<B>, 3> {
+  using P = Protocol<B>;
+  Counter c;
+  Node node;
+  rl::atomic<int> handoff;
+  rl::atomic<int> skip;
+  rl::atomic<int> job2_queued;
+  rl::var<int> data1;
+  rl::var<int> data2;
+
+  void before() {
+    init(c, 1);
+    init(node);
+    handoff.store(0, rl::mo_relaxed, $);
+    skip.store(0, rl::mo_relaxed, $);
+    job2_queued.store(0, rl::mo_relaxed, $);
+    data1($) = 0;
+    data2($) = 0;
+  }
+
+  void after() {
+    if (!P::has(kKeepCounter)) return;
+    RL_ASSERT(c.value.load(rl::mo_relaxed, $) == 0);
+    RL_ASSERT(c.waiters.load(rl::mo_relaxed, $) == nullptr);
+  }
+
+  void thread(unsigned index) {
+    if (index == 0) {  // W
+      P::fiber_wait(c, node, handoff);
+      skip.store(1, rl::mo_release, $);
+      RL_ASSERT(data1($) == 1);
+      // Round 2: reuse the counter and the node.
+      P::add(c, 1);
+      job2_queued.store(1, rl::mo_release, $);
+      node.next($) = nullptr;
+      node.woken.store(0, rl::mo_relaxed, $);
+      P::thread_wait(c, node);
+      RL_ASSERT(data2($) == 1);
+      if (!P::has(kKeepCounter)) P::destroy(c);
+    } else if (index == 1) {  // L: links W's node in round 1
+      P::linker(c, node, handoff, skip);
+    } else {  // S: runs the job of each round
+      data1($) = 1;
+      P::signal(c);
+      while (job2_queued.load(rl::mo_acquire, $) == 0) spin();
+      data2($) = 1;
+      P::signal(c);
+    }
+  }
+};
+
+// Model 5: add during drain. count = 1 (job S1). The owner O adds a unit for a second job J
+// and queues it, then waits (thread wait) and destroys the counter. O's add may land before
+// S1's signal, after it, or while S1 is between its CAS to kWaking and its restore; J's
+// signal of that unit must then not become a second drainer.
+template <unsigned B>
+struct AddDuringDrain : rl::test_suite<AddDuringDrain<B>, 3> {
+  using P = Protocol<B>;
+  Counter c;
+  Node node;
+  rl::atomic<int> job_queued;
+  rl::var<int> data1;
+  rl::var<int> data2;
+
+  void before() {
+    init(c, 1);
+    init(node);
+    job_queued.store(0, rl::mo_relaxed, $);
+    data1($) = 0;
+    data2($) = 0;
+  }
+
+  void thread(unsigned index) {
+    if (index == 0) {  // O
+      P::add(c, 1);
+      job_queued.store(1, rl::mo_release, $);
+      P::thread_wait(c, node);
+      RL_ASSERT(data1($) == 1);
+      RL_ASSERT(data2($) == 1);
+      P::destroy(c);
+    } else if (index == 1) {  // S1
+      data1($) = 1;
+      P::signal(c);
+    } else {  // J
+      while (job_queued.load(rl::mo_acquire, $) == 0) spin();
+      data2($) = 1;
+      P::signal(c);
+    }
+  }
+};
+
+// Model 6: two waiters and reuse. Round 1: W1 waits as a thread, W2 as a fiber whose linker
+// L2 runs on another thread; S runs the job. Round 2: once W1's wait returned *and* W2's wait
+// returned (the documented reuse rule), W1 adds a unit, queues it to S, waits again with the
+// same node and destroys the counter. 4 threads.
+template <unsigned B>
+struct TwoWaitersReuse : rl::test_suite<TwoWaitersReuse<B>, 4> {
+  using P = Protocol<B>;
+  Counter c;
+  Node node1;
+  Node node2;
+  rl::atomic<int> handoff;
+  rl::atomic<int> skip;
+  rl::atomic<int> w2_done;
+  rl::atomic<int> job2_queued;
+  rl::var<int> data1;
+  rl::var<int> data2;
+
+  void before() {
+    init(c, 1);
+    init(node1);
+    init(node2);
+    handoff.store(0, rl::mo_relaxed, $);
+    skip.store(0, rl::mo_relaxed, $);
+    w2_done.store(0, rl::mo_relaxed, $);
+    job2_queued.store(0, rl::mo_relaxed, $);
+    data1($) = 0;
+    data2($) = 0;
+  }
+
+  void await_w2() {
+    while (w2_done.load(rl::mo_acquire, $) == 0) spin();
+  }
+
+  void thread(unsigned index) {
+    if (index == 0) {  // W1
+      P::thread_wait(c, node1);
+      RL_ASSERT(data1($) == 1);
+      if (!P::has(kEarlyReuse)) await_w2();
+      P::add(c, 1);
+      job2_queued.store(1, rl::mo_release, $);
+      node1.next($) = nullptr;
+      node1.woken.store(0, rl::mo_relaxed, $);
+      P::thread_wait(c, node1);
+      RL_ASSERT(data2($) == 1);
+      await_w2();
+      P::destroy(c);
+    } else if (index == 1) {  // W2
+      P::fiber_wait(c, node2, handoff);
+      skip.store(1, rl::mo_release, $);
+      RL_ASSERT(data1($) == 1);
+      w2_done.store(1, rl::mo_release, $);
+    } else if (index == 2) {  // L2
+      P::linker(c, node2, handoff, skip);
+    } else {  // S
+      data1($) = 1;
+      P::signal(c);
+      while (job2_queued.load(rl::mo_acquire, $) == 0) spin();
+      data2($) = 1;
+      P::signal(c);
+    }
+  }
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using model::Expect;
+  using model::Search;
+  model::Runner runner("counter_model", argc, argv);
+  runner.coverage = coverage_report;
+
+  // Positive models run twice: a context-bound search (every schedule with at most N
+  // preemptions; Relacy then lets a load read the latest store or the one before it) and the
+  // random scheduler (any number of preemptions, loads read any of the last 3 stores the
+  // memory model allows). Negative variants use the random scheduler and stop at the first
+  // failure found. Budgets and run times: docs/model_checking.md.
+  const Search random{rl::sched_random, 500000, 0};
+  const Search random_negative{rl::sched_random, 200000, 0};
+  const Search bound2{rl::sched_bound, 0, 2};
+  const Search bound3{rl::sched_bound, 0, 3};
+  const Search bound4{rl::sched_bound, 0, 4};
+
+  runner.run<FiberWait<kCorrect>>("fiber_wait", Expect::Pass, bound3);
+  runner.run<FiberWait<kCorrect>>("fiber_wait", Expect::Pass, random);
+  runner.run<TwoSignallers<kCorrect>>("two_signallers", Expect::Pass, bound4);
+  runner.run<TwoSignallers<kCorrect>>("two_signallers", Expect::Pass, random);
+  runner.run<TwoWaiters<kCorrect>>("two_waiters", Expect::Pass, bound2);
+  runner.run<TwoWaiters<kCorrect>>("two_waiters", Expect::Pass, random);
+  runner.run<Reuse<kCorrect>>("reuse", Expect::Pass, bound2);
+  runner.run<Reuse<kCorrect>>("reuse", Expect::Pass, random);
+  runner.run<Reuse<kKeepCounter>>("reuse_keep_counter", Expect::Pass, random);
+  runner.run<AddDuringDrain<kCorrect>>("add_during_drain", Expect::Pass, bound3);
+  runner.run<AddDuringDrain<kCorrect>>("add_during_drain", Expect::Pass, random);
+  runner.run<TwoWaitersReuse<kCorrect>>("two_waiters_reuse", Expect::Pass, random);
+
+  // Negative variants: each must be caught.
+  runner.run<FiberWait<kPushCasRelease>>("neg_push_cas_release", Expect::Fail, random_negative,
+                                         "lost wake-up (LIVELOCK)");
+  runner.run<FiberWait<kDrainAcquire>>("neg_drain_acquire", Expect::Fail, random_negative,
+                                       "lost wake-up (LIVELOCK)");
+  runner.run<FiberWait<kPushCasRelease | kDrainAcquire>>(
+      "neg_push_release_drain_acquire", Expect::Fail, random_negative, "lost wake-up (LIVELOCK)");
+  runner.run<FiberWait<kNoRecheck>>("neg_no_recheck", Expect::Fail, random_negative,
+                                    "lost wake-up (LIVELOCK)");
+  runner.run<FiberWait<kNoLinkerWait>>("neg_no_linker_wait", Expect::Fail, random_negative,
+                                       "linker touches the destroyed counter");
+  runner.run<Reuse<kNoLinkerWait>>("neg_reuse_no_linker_wait", Expect::Fail, random_negative,
+                                   "round-1 linker's re-check races with the destruction");
+  runner.run<Reuse<kNoLinkerWait | kKeepCounter>>(
+      "neg_reuse_keep_no_linker_wait", Expect::Fail, random_negative,
+      "round-1 linker drains the round-2 node: the waiter returns early");
+  runner.run<FiberWait<kLinkingRelaxed>>("neg_linking_relaxed", Expect::Fail, random_negative,
+                                         "linker's counter access races with the destruction");
+  runner.run<FiberWait<kNoSentinel>>("neg_no_sentinel", Expect::Fail, random_negative,
+                                     "signaller drains a destroyed counter");
+  runner.run<FiberWait<kRestoreRelaxed>>("neg_restore_relaxed", Expect::Fail, random_negative,
+                                         "drain races with the destruction");
+  runner.run<TwoSignallers<kSignalCasRelease>>("neg_signal_cas_release", Expect::Fail,
+                                               random_negative,
+                                               "first job's data races with the waiter");
+  runner.run<TwoWaiters<kNextAfterWake>>("neg_next_after_wake", Expect::Fail, random_negative,
+                                         "waker reads a dead node");
+  runner.run<AddDuringDrain<kFinalByNext>>("neg_final_by_next", Expect::Fail, random_negative,
+                                           "second drainer");
+  runner.run<TwoWaitersReuse<kEarlyReuse>>(
+      "neg_reuse_before_all_waits_returned", Expect::Fail, random_negative,
+      "the other waiter's late linker drains the round-2 node (the reuse rule is needed)");
+  return runner.finish();
+}
