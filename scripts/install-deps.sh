@@ -9,9 +9,10 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build g++ clang clang-format libclang-rt-dev git
   libboost-context-dev libconcurrentqueue-dev doctest-dev libfmt-dev libasio-dev
+  relacy-dev  # header-only Relacy model checker: tests/model (docs/model_checking.md)
 )
 if [[ "${1:-}" == "--bench" ]]; then
-  packages+=(libbenchmark-dev)
+  packages+=(libbenchmark-dev libtbb-dev libboost-fiber-dev gnuplot-nox)
 fi
 
 missing=()
