@@ -7,6 +7,7 @@
 #include <fiberjob/fiberjob.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <thread>
@@ -39,7 +40,8 @@ int main(int argc, char** argv) {
     fiberjob::Counter done;
     js.run(done, [gate] { fiberjob::this_fiber::wait(*gate); });
     while (js.stats().fibers_in_use < 2) std::this_thread::yield();
-    delete gate;  // a job is still linked on it
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // let the link complete
+    delete gate;                                                 // a job is still linked on it
   } else {
     return 2;
   }
