@@ -1,0 +1,361 @@
+// fiberjob: every workload, written the way a user of the library would (plain jobs,
+// Context::spawn, this_fiber::wait/yield, Counter, parallel_for). Default Config except
+// worker_count; idle policy Park (the default).
+
+#include <fiberjob/fiberjob.hpp>
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "harness.hpp"
+
+namespace bench {
+namespace {
+
+namespace fj = fiberjob;
+
+/// The job systems of the fiberjob phase: created by the first workload that needs one, kept
+/// across repetitions (warm, like the peers' global schedulers), destroyed by the teardown.
+struct Systems {
+  std::unique_ptr<fj::JobSystem> two;
+  std::unique_ptr<fj::JobSystem> one;
+};
+Systems& systems() {
+  static Systems s;
+  return s;
+}
+
+fj::JobSystem& system_with(std::uint32_t workers) {
+  std::unique_ptr<fj::JobSystem>& js = workers == 1 ? systems().one : systems().two;
+  if (!js) {
+    fj::Config config;
+    config.worker_count = workers;
+    config.idle_policy = fj::IdlePolicy::Park;
+    js = std::make_unique<fj::JobSystem>(config);
+  }
+  return *js;
+}
+
+/// Scheduler counters of one run, for the JSON (not checked).
+void add_stats(Run& run, const fj::Stats& before, const fj::Stats& after) {
+  run.extra["jobs_run"] = static_cast<double>(after.jobs_run - before.jobs_run);
+  run.extra["steals"] = static_cast<double>(after.steals - before.steals);
+  run.extra["fiber_switches"] = static_cast<double>(after.fiber_switches - before.fiber_switches);
+  run.extra["parks"] = static_cast<double>(after.parks - before.parks);
+  run.extra["pool_exhausted"] = static_cast<double>(after.pool_exhausted - before.pool_exhausted);
+  run.extra["fibers_in_use_high_water"] = after.fibers_in_use_high_water;
+}
+
+// ---- 1. fib: every call spawns two child jobs and waits for both ---------------------------
+
+void fib_job(fj::Context& ctx, int n, std::int64_t* out) {
+  if (n < 2) {
+    *out = n;
+    return;
+  }
+  std::int64_t a = 0;
+  std::int64_t b = 0;
+  fj::Counter children;
+  ctx.spawn(children, [n, &a](fj::Context& c) { fib_job(c, n - 1, &a); });
+  ctx.spawn(children, [n, &b](fj::Context& c) { fib_job(c, n - 2, &b); });
+  fj::this_fiber::wait(children);
+  *out = a + b;
+}
+
+Run fib(const Sizes& sizes) {
+  fj::JobSystem& js = system_with(2);
+  const fj::Stats before = js.stats();
+  Run run;
+  fj::Counter done;
+  const Stopwatch watch;
+  js.run(done, [&run, n = sizes.fib_n](fj::Context& ctx) { fib_job(ctx, n, &run.result); });
+  js.wait(done);
+  run.ns = watch.ns();
+  add_stats(run, before, js.stats());
+  return run;
+}
+
+// ---- 2. skynet: 10-ary tree, each node spawns 10 children and waits; leaves return their index
+
+void skynet_job(fj::Context& ctx, std::int64_t num, std::int64_t size, std::int64_t* out) {
+  if (size == 1) {
+    *out = num;
+    return;
+  }
+  std::array<std::int64_t, 10> sums{};
+  const std::int64_t child = size / 10;
+  fj::Counter children;
+  for (int i = 0; i < 10; ++i) {
+    ctx.spawn(children, [num, child, i, &sums](fj::Context& c) {
+      skynet_job(c, num + i * child, child, &sums[static_cast<std::size_t>(i)]);
+    });
+  }
+  fj::this_fiber::wait(children);
+  std::int64_t sum = 0;
+  for (std::int64_t s : sums) sum += s;
+  *out = sum;
+}
+
+Run skynet(const Sizes& sizes) {
+  fj::JobSystem& js = system_with(2);
+  const fj::Stats before = js.stats();
+  Run run;
+  fj::Counter done;
+  const std::int64_t leaves = skynet_leaves(sizes.skynet_depth);
+  const Stopwatch watch;
+  js.run(done, [&run, leaves](fj::Context& ctx) { skynet_job(ctx, 0, leaves, &run.result); });
+  js.wait(done);
+  run.ns = watch.ns();
+  add_stats(run, before, js.stats());
+  return run;
+}
+
+// ---- 3. empty jobs submitted one by one from one (non-worker) thread, then one wait ---------
+
+Run empty_jobs(const Sizes& sizes) {
+  fj::JobSystem& js = system_with(2);
+  const fj::Stats before = js.stats();
+  Run run;
+  fj::Counter done;
+  const Stopwatch watch;
+  for (std::int64_t i = 0; i < sizes.empty_jobs; ++i) js.run(done, [] {});
+  js.wait(done);
+  run.ns = watch.ns();
+  run.ops = static_cast<double>(sizes.empty_jobs);
+  const fj::Stats after = js.stats();
+  run.result = static_cast<std::int64_t>(after.jobs_run - before.jobs_run);  // jobs that ran
+  add_stats(run, before, after);
+  return run;
+}
+
+// ---- 4. yield: two jobs on one worker yielding alternately ---------------------------------
+
+struct YieldState {
+  std::int64_t per_job = 0;
+  int last = 0;                   // which job ran last
+  std::int64_t alternations = 0;  // yields that came back after the other job ran
+  std::int64_t yields = 0;
+};
+
+Run yield(const Sizes& sizes) {
+  fj::JobSystem& js = system_with(1);
+  const fj::Stats before = js.stats();
+  YieldState state;
+  state.per_job = sizes.yields / 2;
+  Run run;
+  fj::Counter done;
+  const Stopwatch watch;
+  // A root job starts both players, so both are ready before the first yield.
+  js.run(done, [&state](fj::Context& ctx) {
+    fj::Counter players;
+    for (int me = 1; me <= 2; ++me) {
+      ctx.spawn(players, [&state, me] {
+        for (std::int64_t i = 0; i < state.per_job; ++i) {
+          state.last = me;
+          fj::this_fiber::yield();
+          ++state.yields;
+          if (state.last != me) ++state.alternations;
+        }
+      });
+    }
+    fj::this_fiber::wait(players);
+  });
+  js.wait(done);
+  run.ns = watch.ns();
+  run.ops = static_cast<double>(state.yields);
+  run.result = state.alternations;
+  add_stats(run, before, js.stats());
+  return run;
+}
+
+// ---- 5. wait/wake ping-pong through two counters --------------------------------------------
+
+/// Two one-shot events as counters: armed with add(1), fired with signal(), awaited with
+/// this_fiber::wait. Each side re-arms the counter it waits on before it fires the other one.
+struct PingPong {
+  fj::Counter ping;  // A -> B
+  fj::Counter pong;  // B -> A
+  std::int64_t round_trips = 0;
+  std::int64_t ball = 0;  // A makes it odd, B even: checks strict alternation
+  std::int64_t ok_a = 0;
+  std::int64_t ok_b = 0;
+};
+
+Run pingpong(std::uint32_t workers, const Sizes& sizes) {
+  fj::JobSystem& js = system_with(workers);
+  const fj::Stats before = js.stats();
+  PingPong s;
+  s.round_trips = sizes.round_trips;
+  s.ping.add(1);
+  s.pong.add(1);
+  Run run;
+  fj::Counter done;
+  const Stopwatch watch;
+  js.run(done, [&s] {
+    for (std::int64_t i = 0; i < s.round_trips; ++i) {
+      if (s.ball == 2 * i) ++s.ok_a;
+      ++s.ball;
+      s.ping.signal();
+      fj::this_fiber::wait(s.pong);
+      if (i + 1 < s.round_trips) s.pong.add(1);
+    }
+  });
+  js.run(done, [&s] {
+    for (std::int64_t i = 0; i < s.round_trips; ++i) {
+      fj::this_fiber::wait(s.ping);
+      if (i + 1 < s.round_trips) s.ping.add(1);
+      if (s.ball == 2 * i + 1) ++s.ok_b;
+      ++s.ball;
+      s.pong.signal();
+    }
+  });
+  js.wait(done);
+  run.ns = watch.ns();
+  run.ops = static_cast<double>(s.round_trips);
+  run.result = s.ok_a == s.ok_b ? s.ok_a : -1;
+  add_stats(run, before, js.stats());
+  return run;
+}
+
+// ---- 6. parallel_for: sqrt over the floats, automatic grain ---------------------------------
+
+Run parallel_for_sqrt(const Sizes& sizes) {
+  fj::JobSystem& js = system_with(2);
+  std::vector<float> in;
+  std::vector<float> out;
+  prepare_sqrt(in, out, sizes.floats);
+  const fj::Stats before = js.stats();
+  Run run;
+  const float* src = in.data();
+  float* dst = out.data();
+  const Stopwatch watch;
+  fj::parallel_for(js, std::int64_t{0}, sizes.floats, std::int64_t{0},
+                   [src, dst](std::int64_t lo, std::int64_t hi) { sqrt_range(src, dst, lo, hi); });
+  run.ns = watch.ns();
+  run.result = count_correct_sqrt(in, out);
+  add_stats(run, before, js.stats());
+  return run;
+}
+
+// ---- 8. allocator calls per spawned job, per wait, per yield once warm ----------------------
+
+enum class Phase { Spawn, Wait };
+
+/// In one job on the two-worker system: rounds of "spawn kAllocChildren empty jobs, wait for
+/// them"; after the warm-up, the allocator calls between the round's start and its last spawn
+/// count for the spawns, those from there to the end of the wait for the wait.
+Run alloc_spawn_wait(Phase phase, const Sizes& sizes) {
+  fj::JobSystem& js = system_with(2);
+  const fj::Stats before = js.stats();
+  alloc::Counts spawn;  // summed over the counted rounds
+  alloc::Counts wait;
+  std::int64_t rounds = 0;
+  fj::Counter done;
+  alloc::enable(true);
+  js.run(done, [&](fj::Context& ctx) {
+    const std::int64_t total = sizes.alloc_warmup_rounds + sizes.alloc_rounds;
+    for (std::int64_t r = 0; r < total; ++r) {
+      const alloc::Counts c0 = alloc::read();
+      alloc::Counts c1;
+      {
+        fj::Counter children;
+        for (int i = 0; i < Sizes::kAllocChildren; ++i) ctx.spawn(children, [] {});
+        c1 = alloc::read();
+        fj::this_fiber::wait(children);
+      }
+      const alloc::Counts c2 = alloc::read();
+      if (r < sizes.alloc_warmup_rounds) continue;
+      ++rounds;
+      spawn.add(c0, c1);
+      wait.add(c1, c2);
+    }
+  });
+  js.wait(done);
+  alloc::enable(false);
+  Run run;
+  if (phase == Phase::Spawn) {
+    fill_alloc_run(run, {}, spawn, static_cast<double>(rounds * Sizes::kAllocChildren));
+  } else {
+    fill_alloc_run(run, {}, wait, static_cast<double>(rounds));
+  }
+  run.result = rounds;
+  add_stats(run, before, js.stats());
+  return run;
+}
+
+/// Two jobs yielding alternately on the one-worker system; allocator calls per yield after the
+/// warm-up yields.
+Run alloc_yield(const Sizes& sizes) {
+  fj::JobSystem& js = system_with(1);
+  struct State {
+    std::int64_t per_job = 0;
+    std::int64_t warmup = 0;
+    std::int64_t yields = 0;
+    std::int64_t counted_from = -1;
+    alloc::Counts start;
+    alloc::Counts end;
+    std::int64_t counted = 0;
+  } state;
+  state.warmup = sizes.alloc_warmup_rounds;
+  state.per_job = sizes.alloc_warmup_rounds + sizes.alloc_rounds;
+  fj::Counter done;
+  alloc::enable(true);
+  js.run(done, [&state](fj::Context& ctx) {
+    fj::Counter players;
+    for (int me = 1; me <= 2; ++me) {
+      ctx.spawn(players, [&state, me] {
+        for (std::int64_t i = 0; i < state.per_job; ++i) {
+          if (me == 1 && i == state.warmup) {
+            state.start = alloc::read();
+            state.counted_from = state.yields;
+          }
+          fj::this_fiber::yield();
+          ++state.yields;
+          if (me == 1 && i + 1 == state.per_job) {
+            state.end = alloc::read();
+            state.counted = state.yields - state.counted_from;
+          }
+        }
+      });
+    }
+    fj::this_fiber::wait(players);
+  });
+  js.wait(done);
+  alloc::enable(false);
+  Run run;
+  fill_alloc_run(run, state.start, state.end, static_cast<double>(state.counted));
+  // The window must cover the counted rounds of both players (2 yields per round).
+  run.result = state.counted >= 2 * sizes.alloc_rounds - 1 ? sizes.alloc_rounds : -1;
+  return run;
+}
+
+}  // namespace
+
+void register_fiberjob(Registry& registry) {
+  registry.system({"fiberjob", "fiberjob", "0.1.0 (this tree)",
+                   "JobSystem, worker_count 2 (1 for the one-worker rows), default Config "
+                   "otherwise (128 fibers of 64 KiB); the main thread submits and parks in "
+                   "JobSystem::wait",
+                   "IdlePolicy::Park (default): ~64 looks for work, then sleeps on an event "
+                   "count",
+                   [] {
+                     systems().two.reset();
+                     systems().one.reset();
+                   }});
+  registry.add("fib", "fiberjob", fib);
+  registry.add("skynet", "fiberjob", skynet);
+  registry.add("empty_jobs", "fiberjob", empty_jobs);
+  registry.add("yield", "fiberjob", yield);
+  registry.add("pingpong_1w", "fiberjob", [](const Sizes& s) { return pingpong(1, s); });
+  registry.add("pingpong_2w", "fiberjob", [](const Sizes& s) { return pingpong(2, s); });
+  registry.add("parallel_for", "fiberjob", parallel_for_sqrt);
+  registry.add("alloc_spawn", "fiberjob",
+               [](const Sizes& s) { return alloc_spawn_wait(Phase::Spawn, s); });
+  registry.add("alloc_wait", "fiberjob",
+               [](const Sizes& s) { return alloc_spawn_wait(Phase::Wait, s); });
+  registry.add("alloc_yield", "fiberjob", alloc_yield);
+}
+
+}  // namespace bench

@@ -1,0 +1,147 @@
+#pragma once
+// The benchmark harness: workload sizes, what one repetition returns, the registry every system
+// adds its workloads to, and the definitions shared by every system (reference results, the
+// parallel_for kernel, the allocator-call counter).
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace bench {
+
+/// Workload sizes. `full()` is the definition; `smoke()` the tiny run of the test suite.
+struct Sizes {
+  int fib_n = 30;                            ///< fib(n), every call spawns two jobs
+  int skynet_depth = 6;                      ///< 10-ary tree, 10^depth leaves
+  std::int64_t empty_jobs = 1'000'000;       ///< empty jobs submitted from one thread
+  std::int64_t yields = 1'000'000;           ///< yields in total (half by each of the two jobs)
+  std::int64_t round_trips = 100'000;        ///< wait/wake ping-pong round trips
+  std::int64_t floats = 10'000'000;          ///< parallel_for elements
+  std::int64_t alloc_warmup_rounds = 2'000;  ///< rounds before counting allocator calls
+  std::int64_t alloc_rounds = 10'000;        ///< rounds counted
+  static constexpr int kAllocChildren = 8;   ///< jobs spawned per allocation round
+
+  static Sizes full() { return {}; }
+  static Sizes smoke() { return {12, 3, 10'000, 10'000, 1'000, 100'000, 200, 500}; }
+};
+
+/// What one repetition of a workload measured. Time workloads fill `ns`, allocation workloads
+/// `count`; both say how many operations that covers and the result the harness checks.
+struct Run {
+  double ns = 0;                        ///< wall time of the timed region
+  double count = 0;                     ///< allocator calls in the counted window
+  double ops = 1;                       ///< operations covered (jobs, switches, round trips, waits)
+  std::int64_t result = -1;             ///< checked against the workload's expected result
+  std::map<std::string, double> extra;  ///< reported in the JSON, not checked
+};
+
+/// A wrong result: the run exits non-zero.
+class CheckFailed : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+using WorkloadFn = std::function<Run(const Sizes&)>;
+
+/// A system under test and how it is set up.
+struct SystemInfo {
+  std::string name;         ///< short name (--only, JSON)
+  std::string label;        ///< table heading
+  std::string version;      ///< library version
+  std::string setup;        ///< workers and configuration
+  std::string idle_policy;  ///< what an idle worker does
+  /// Called after the system's last workload: stops its threads before the next system runs.
+  std::function<void()> teardown;
+};
+
+struct Entry {
+  std::string workload;
+  std::string system;
+  WorkloadFn fn;
+};
+
+/// Collects every (workload, system) pair. Each system's file registers its own.
+class Registry {
+ public:
+  void system(SystemInfo info) { systems_.push_back(std::move(info)); }
+  void add(std::string workload, std::string system, WorkloadFn fn) {
+    entries_.push_back({std::move(workload), std::move(system), std::move(fn)});
+  }
+  [[nodiscard]] const std::vector<SystemInfo>& systems() const { return systems_; }
+  [[nodiscard]] const std::vector<Entry>& entries() const { return entries_; }
+
+ private:
+  std::vector<SystemInfo> systems_;
+  std::vector<Entry> entries_;
+};
+
+void register_fiberjob(Registry& registry);
+void register_tbb(Registry& registry);
+void register_boost_fiber(Registry& registry);
+void register_context_switch(Registry& registry);
+void register_std_thread(Registry& registry);
+
+/// Wall-clock timer (steady_clock).
+class Stopwatch {
+ public:
+  Stopwatch() : start_(std::chrono::steady_clock::now()) {}
+  [[nodiscard]] double ns() const {
+    return std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start_)
+        .count();
+  }
+
+ private:
+  std::chrono::steady_clock::time_point start_;
+};
+
+// ---- Definitions shared by every system -----------------------------------------------------
+
+/// fib(n) computed serially: the expected result of the fib workload.
+std::int64_t fib_reference(int n);
+/// 10^depth: the leaves of the skynet tree.
+std::int64_t skynet_leaves(int depth);
+/// Sum of the leaf indices 0 .. leaves-1: the expected result of skynet.
+std::int64_t skynet_sum(int depth);
+
+/// The parallel_for body: out[i] = sqrt(in[i]) for i in [lo, hi). Compiled once (harness.cpp,
+/// never inlined), so every system runs the same machine code.
+void sqrt_range(const float* in, float* out, std::int64_t lo, std::int64_t hi);
+/// in[i] = i; out filled with -1 (touched, so no system pays first-touch page faults).
+void prepare_sqrt(std::vector<float>& in, std::vector<float>& out, std::int64_t n);
+/// Elements with out[i] == sqrt(in[i]) exactly (the parallel_for result; expected: n).
+std::int64_t count_correct_sqrt(const std::vector<float>& in, const std::vector<float>& out);
+
+/// Counts global-allocator calls of the whole process while enabled (alloc_counter.cpp replaces
+/// operator new/delete and malloc/calloc/realloc/aligned allocation for the bench binary).
+namespace alloc {
+struct Counts {
+  std::uint64_t operator_new = 0;  ///< operator new / new[] (every form)
+  std::uint64_t malloc = 0;        ///< malloc, calloc, realloc, posix_memalign, aligned_alloc…
+  [[nodiscard]] std::uint64_t total() const { return operator_new + malloc; }
+  /// Adds the calls made between two readings.
+  void add(const Counts& from, const Counts& to) {
+    operator_new += to.operator_new - from.operator_new;
+    malloc += to.malloc - from.malloc;
+  }
+};
+/// Turns counting on (off by default: the time workloads never pay for it).
+void enable(bool on) noexcept;
+[[nodiscard]] Counts read() noexcept;
+}  // namespace alloc
+
+/// Fills `run` from counts taken before and after a window of `ops` operations.
+inline void fill_alloc_run(Run& run, const alloc::Counts& before, const alloc::Counts& after,
+                           double ops) {
+  run.count = static_cast<double>(after.total() - before.total());
+  run.ops = ops;
+  run.extra["operator_new_per_op"] =
+      static_cast<double>(after.operator_new - before.operator_new) / ops;
+  run.extra["malloc_per_op"] = static_cast<double>(after.malloc - before.malloc) / ops;
+}
+
+}  // namespace bench

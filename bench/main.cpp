@@ -1,0 +1,673 @@
+// fiberjob_bench: runs fiberjob and its peers on the same workloads in one process, checks every
+// result, and prints the medians with each peer's ratio to fiberjob (Markdown), the issue's
+// targets marked met/missed, and optionally JSON and a gnuplot data file.
+//
+//   fiberjob_bench [--smoke] [--reps N] [--json PATH] [--plot-data PATH] [--only NAME[,NAME…]]
+//                  [--revision TEXT]
+//
+// Exit status: 0 when every result checked out (targets are reported, not enforced), 1 when a
+// result was wrong or a system failed, 2 for a bad command line.
+
+#include <fmt/format.h>
+#include <sys/resource.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <ctime>
+#include <exception>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "harness.hpp"
+
+namespace bench {
+namespace {
+
+enum class Metric { Milliseconds, NsPerOp, MillionPerSecond, CallsPerOp };
+
+struct Expect {
+  std::int64_t value = 0;
+  bool at_least = false;  // yield: alternations may miss the first and last yield
+};
+
+struct Workload {
+  std::string name;
+  std::string title;
+  Metric metric;
+  std::function<Expect(const Sizes&)> expect;
+};
+
+const char* unit_of(Metric m) {
+  switch (m) {
+    case Metric::Milliseconds:
+      return "ms";
+    case Metric::NsPerOp:
+      return "ns/op";
+    case Metric::MillionPerSecond:
+      return "M jobs/s";
+    case Metric::CallsPerOp:
+      return "calls/op";
+  }
+  return "";
+}
+
+double value_of(Metric m, const Run& run) {
+  switch (m) {
+    case Metric::Milliseconds:
+      return run.ns / 1e6;
+    case Metric::NsPerOp:
+      return run.ns / run.ops;
+    case Metric::MillionPerSecond:
+      return run.ops / run.ns * 1e3;
+    case Metric::CallsPerOp:
+      return run.count / run.ops;
+  }
+  return 0;
+}
+
+std::string with_commas(std::int64_t v) {
+  std::string digits = std::to_string(v);
+  std::string out;
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i != 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
+}
+
+/// The workloads, in table order. Definitions are the issue's; `Sizes` scales them.
+std::vector<Workload> workloads(const Sizes& s) {
+  const std::string leaves = with_commas(skynet_leaves(s.skynet_depth));
+  return {
+      {"fib", fmt::format("1. fib({}), 2 spawns + 1 wait per call", s.fib_n), Metric::Milliseconds,
+       [](const Sizes& z) { return Expect{fib_reference(z.fib_n)}; }},
+      {"skynet", fmt::format("2. skynet, {} leaves (10-ary, depth {})", leaves, s.skynet_depth),
+       Metric::Milliseconds, [](const Sizes& z) { return Expect{skynet_sum(z.skynet_depth)}; }},
+      {"empty_jobs", fmt::format("3. {} empty jobs from one thread", with_commas(s.empty_jobs)),
+       Metric::MillionPerSecond, [](const Sizes& z) { return Expect{z.empty_jobs}; }},
+      {"yield", fmt::format("4. yield, 2 jobs on 1 worker, {} yields", with_commas(s.yields)),
+       Metric::NsPerOp,
+       [](const Sizes& z) {
+         return Expect{z.yields - 2, true};
+       }},
+      {"pingpong_1w",
+       fmt::format("5a. wait/wake ping-pong, 1 worker, {} round trips", with_commas(s.round_trips)),
+       Metric::NsPerOp, [](const Sizes& z) { return Expect{z.round_trips}; }},
+      {"pingpong_2w",
+       fmt::format("5b. wait/wake ping-pong, 2 workers, {} round trips",
+                   with_commas(s.round_trips)),
+       Metric::NsPerOp, [](const Sizes& z) { return Expect{z.round_trips}; }},
+      {"parallel_for", fmt::format("6. parallel_for sqrt, {} floats", with_commas(s.floats)),
+       Metric::Milliseconds, [](const Sizes& z) { return Expect{z.floats}; }},
+      {"alloc_spawn", "8a. allocator calls per spawned job (warm)", Metric::CallsPerOp,
+       [](const Sizes& z) { return Expect{z.alloc_rounds}; }},
+      {"alloc_wait", "8b. allocator calls per wait (warm)", Metric::CallsPerOp,
+       [](const Sizes& z) { return Expect{z.alloc_rounds}; }},
+      {"alloc_yield", "8c. allocator calls per yield (warm)", Metric::CallsPerOp,
+       [](const Sizes& z) { return Expect{z.alloc_rounds}; }},
+  };
+}
+
+/// Within a system, one-worker workloads run first: Boost.Fiber's two-worker pool, once built,
+/// keeps a polling thread until its teardown.
+const std::vector<std::string> kExecutionOrder = {
+    "yield",      "pingpong_1w", "alloc_yield",  "fib",         "skynet",
+    "empty_jobs", "pingpong_2w", "parallel_for", "alloc_spawn", "alloc_wait"};
+
+/// Peers in table order (fiberjob is the reference column).
+const std::vector<std::string> kPeers = {"tbb", "boost_fiber", "boost_context", "std_thread"};
+
+struct Target {
+  std::string workload;
+  std::string peer;  // empty: an absolute target on fiberjob's own value
+  enum class Kind { AtMost, AtLeast, Zero } kind;
+  double bound;
+  std::string text;
+};
+
+const std::vector<Target> kTargets = {
+    {"empty_jobs", "tbb", Target::Kind::AtLeast, 2.5, "empty jobs: >= 2.5x TBB's throughput"},
+    {"fib", "tbb", Target::Kind::AtMost, 0.6, "fib(30): <= 0.6x TBB's time"},
+    {"skynet", "tbb", Target::Kind::AtMost, 0.9, "skynet: <= 0.9x TBB's time"},
+    {"yield", "boost_fiber", Target::Kind::AtMost, 0.33, "yield: <= 0.33x Boost.Fiber"},
+    {"yield", "boost_context", Target::Kind::AtMost, 3.0, "yield: <= 3x the raw switch"},
+    {"pingpong_1w", "tbb", Target::Kind::AtMost, 0.1, "wait/wake, 1 worker: <= 0.1x TBB"},
+    {"pingpong_2w", "tbb", Target::Kind::AtMost, 0.1, "wait/wake, 2 workers: <= 0.1x TBB"},
+    {"pingpong_1w", "boost_fiber", Target::Kind::AtMost, 0.35,
+     "wait/wake, 1 worker: <= 0.35x Boost.Fiber"},
+    {"pingpong_2w", "boost_fiber", Target::Kind::AtMost, 0.35,
+     "wait/wake, 2 workers: <= 0.35x Boost.Fiber"},
+    {"parallel_for", "std_thread", Target::Kind::AtMost, 1.05,
+     "parallel_for: within 5% of the std::thread split (at most 1.05x its time)"},
+    {"alloc_spawn", "", Target::Kind::Zero, 0, "zero allocator calls per spawned job (warm)"},
+    {"alloc_wait", "", Target::Kind::Zero, 0, "zero allocator calls per wait (warm)"},
+    {"alloc_yield", "", Target::Kind::Zero, 0, "zero allocator calls per yield (warm)"},
+};
+
+struct Options {
+  bool smoke = false;
+  int reps = 0;  // 0: 5 (full) or 1 (smoke)
+  std::string json;
+  std::string plot_data;
+  std::string revision = "unknown";  // of the library measured (scripts/bench.sh: git)
+  std::set<std::string> only;
+};
+
+struct Result {
+  std::vector<double> samples;
+  double median = 0;
+  std::map<std::string, double> extra;  // median over the repetitions
+};
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+std::string format_value(double v) {
+  if (v == 0) return "0";
+  const double a = std::fabs(v);
+  if (a >= 1000) return fmt::format("{:.0f}", v);
+  if (a >= 100) return fmt::format("{:.1f}", v);
+  if (a >= 10) return fmt::format("{:.2f}", v);
+  if (a >= 0.01) return fmt::format("{:.3f}", v);
+  return fmt::format("{:.2g}", v);
+}
+
+std::string json_escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          out += fmt::format("\\u{:04x}", static_cast<int>(c));
+        } else {
+          out += c;
+        }
+    }
+  }
+  return out;
+}
+
+std::string json_number(double v) {
+  if (!std::isfinite(v)) return "null";
+  return fmt::format("{}", v);
+}
+
+std::string read_first(const char* path, const std::string& key) {
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(key, 0) == 0) {
+      const auto colon = line.find(':');
+      if (colon == std::string::npos) continue;
+      std::string value = line.substr(colon + 1);
+      value.erase(0, value.find_first_not_of(" \t"));
+      return value;
+    }
+  }
+  return "unknown";
+}
+
+std::string utc_now() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+struct Machine {
+  std::string cpu = read_first("/proc/cpuinfo", "model name");
+  unsigned cpus = std::thread::hardware_concurrency();
+  std::string memory = read_first("/proc/meminfo", "MemTotal");
+  std::string kernel;
+  std::string compiler = __VERSION__;
+  std::string date = utc_now();
+  Machine() {
+    utsname u{};
+    if (uname(&u) == 0) kernel = std::string(u.sysname) + " " + u.release + " " + u.machine;
+  }
+};
+
+/// CPU time of the whole machine (busy, from /proc/stat) and of this process (getrusage), to
+/// report how much other processes ran during the benchmarks: the machine may be shared.
+struct CpuTimes {
+  double machine_busy_s = 0;
+  double self_s = 0;
+  static CpuTimes now() {
+    CpuTimes t;
+    std::ifstream stat("/proc/stat");
+    std::string cpu;
+    double user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0;
+    stat >> cpu >> user >> nice >> system >> idle >> iowait >> irq >> softirq >> steal;
+    const double tick = static_cast<double>(sysconf(_SC_CLK_TCK));
+    t.machine_busy_s = (user + nice + system + irq + softirq) / tick;
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    auto seconds = [](const timeval& v) {
+      return static_cast<double>(v.tv_sec) + static_cast<double>(v.tv_usec) / 1e6;
+    };
+    t.self_s = seconds(u.ru_utime) + seconds(u.ru_stime);
+    return t;
+  }
+};
+
+void usage(std::FILE* to) {
+  std::fputs(
+      "usage: fiberjob_bench [--smoke] [--reps N] [--json PATH] [--plot-data PATH]\n"
+      "                      [--only NAME[,NAME...]] [--revision TEXT]\n"
+      "  --smoke           tiny sizes, 1 repetition, no warm-up (the test-suite run)\n"
+      "  --reps N          repetitions per workload and system (default 5; median reported)\n"
+      "  --json PATH       also write every sample, the medians and the targets as JSON\n"
+      "  --plot-data PATH  write fiberjob's cost relative to each peer (gnuplot data)\n"
+      "  --only NAMES      only these workloads and/or systems (comma-separated), e.g.\n"
+      "                    --only fib,skynet or --only fiberjob,tbb or --only fib,fiberjob,tbb\n"
+      "  --revision TEXT   the fiberjob revision measured, for the report (e.g. a git hash)\n"
+      "workloads: fib skynet empty_jobs yield pingpong_1w pingpong_2w parallel_for\n"
+      "           alloc_spawn alloc_wait alloc_yield\n"
+      "systems:   fiberjob tbb boost_fiber boost_context std_thread\n",
+      to);
+}
+
+std::optional<Options> parse(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    auto value = [&]() -> std::optional<std::string> {
+      if (i + 1 >= argc) {
+        fmt::print(stderr, "fiberjob_bench: {} expects a value\n", arg);
+        return std::nullopt;
+      }
+      return std::string(argv[++i]);
+    };
+    if (arg == "--smoke") {
+      o.smoke = true;
+    } else if (arg == "--help" || arg == "-h") {
+      usage(stdout);
+      std::exit(0);
+    } else if (arg == "--reps") {
+      auto v = value();
+      if (!v) return std::nullopt;
+      try {
+        o.reps = std::stoi(*v);
+      } catch (const std::exception&) {
+        o.reps = -1;
+      }
+      if (o.reps < 1) {
+        fmt::print(stderr, "fiberjob_bench: --reps expects a whole number >= 1, got '{}'\n", *v);
+        return std::nullopt;
+      }
+    } else if (arg == "--revision") {
+      auto v = value();
+      if (!v) return std::nullopt;
+      o.revision = *v;
+    } else if (arg == "--json" || arg == "--plot-data") {
+      auto v = value();
+      if (!v) return std::nullopt;
+      (arg == "--json" ? o.json : o.plot_data) = *v;
+    } else if (arg == "--only") {
+      auto v = value();
+      if (!v) return std::nullopt;
+      std::stringstream names(*v);
+      std::string name;
+      while (std::getline(names, name, ',')) {
+        if (!name.empty()) o.only.insert(name);
+      }
+    } else {
+      fmt::print(stderr, "fiberjob_bench: unknown argument '{}'\n", arg);
+      usage(stderr);
+      return std::nullopt;
+    }
+  }
+  return o;
+}
+
+using Key = std::pair<std::string, std::string>;  // workload, system
+
+std::optional<double> ratio(const std::map<Key, Result>& results, const std::string& workload,
+                            const std::string& peer) {
+  const auto f = results.find({workload, "fiberjob"});
+  const auto p = results.find({workload, peer});
+  if (f == results.end() || p == results.end() || p->second.median == 0) return std::nullopt;
+  return f->second.median / p->second.median;
+}
+
+int run_all(const Options& options) {
+  const Sizes sizes = options.smoke ? Sizes::smoke() : Sizes::full();
+  const int reps = options.reps > 0 ? options.reps : (options.smoke ? 1 : 5);
+  const int warmups = options.smoke ? 0 : 1;
+  const std::vector<Workload> defs = workloads(sizes);
+
+  Registry registry;
+  register_context_switch(registry);
+  register_std_thread(registry);
+  register_fiberjob(registry);
+  register_tbb(registry);
+  register_boost_fiber(registry);  // last: its pool polls once built (see its file)
+
+  std::set<std::string> known;
+  for (const Workload& w : defs) known.insert(w.name);
+  for (const SystemInfo& s : registry.systems()) known.insert(s.name);
+  for (const std::string& name : options.only) {
+    if (known.count(name) == 0) {
+      fmt::print(stderr, "fiberjob_bench: --only: no workload or system named '{}'\n", name);
+      return 2;
+    }
+  }
+  auto selected = [&](const Entry& e) {
+    if (options.only.empty()) return true;
+    bool any_workload = false;
+    bool any_system = false;
+    for (const Workload& w : defs) any_workload |= options.only.count(w.name) != 0;
+    for (const SystemInfo& s : registry.systems()) any_system |= options.only.count(s.name) != 0;
+    const bool w_ok = !any_workload || options.only.count(e.workload) != 0;
+    const bool s_ok = !any_system || options.only.count(e.system) != 0;
+    return w_ok && s_ok;
+  };
+
+  std::map<Key, Result> results;
+  const CpuTimes cpu_start = CpuTimes::now();
+  const Stopwatch wall;
+  fmt::print(stderr, "fiberjob_bench: {} sizes, {} repetition(s) after {} warm-up, 2 workers\n",
+             options.smoke ? "smoke" : "full", reps, warmups);
+  for (const SystemInfo& system : registry.systems()) {
+    std::vector<const Entry*> entries;
+    for (const std::string& name : kExecutionOrder) {
+      for (const Entry& e : registry.entries()) {
+        if (e.system == system.name && e.workload == name && selected(e)) entries.push_back(&e);
+      }
+    }
+    if (entries.empty()) continue;
+    for (const Entry* e : entries) {
+      const Workload& def = *std::find_if(defs.begin(), defs.end(),
+                                          [&](const Workload& w) { return w.name == e->workload; });
+      const Expect expect = def.expect(sizes);
+      Result result;
+      std::map<std::string, std::vector<double>> extras;
+      for (int rep = 0; rep < warmups + reps; ++rep) {
+        rusage before{};
+        getrusage(RUSAGE_SELF, &before);
+        Run run = e->fn(sizes);
+        rusage after{};
+        getrusage(RUSAGE_SELF, &after);
+        // Minor page faults of the whole repetition (setup included): the peers' memory churn.
+        run.extra["minor_faults"] = static_cast<double>(after.ru_minflt - before.ru_minflt);
+        const bool ok = expect.at_least ? run.result >= expect.value : run.result == expect.value;
+        if (!ok) {
+          throw CheckFailed(fmt::format("{} on {}: result {} but expected {}{}", e->workload,
+                                        e->system, run.result, expect.at_least ? ">= " : "",
+                                        expect.value));
+        }
+        const double v = value_of(def.metric, run);
+        const bool counted = rep >= warmups;
+        fmt::print(stderr, "  {:<13} {:<12} {:>12} {:<8} (result {}{})\n", system.name, e->workload,
+                   format_value(v), unit_of(def.metric), run.result, counted ? "" : ", warm-up");
+        if (!counted) continue;
+        result.samples.push_back(v);
+        for (const auto& [k, x] : run.extra) extras[k].push_back(x);
+      }
+      result.median = median(result.samples);
+      for (auto& [k, xs] : extras) result.extra[k] = median(xs);
+      results[{e->workload, e->system}] = result;
+    }
+    if (system.teardown) system.teardown();
+  }
+
+  const CpuTimes cpu_end = CpuTimes::now();
+  const double wall_s = wall.ns() / 1e9;
+  const double other_s = std::max(0.0, (cpu_end.machine_busy_s - cpu_start.machine_busy_s) -
+                                           (cpu_end.self_s - cpu_start.self_s));
+  const std::string interference = fmt::format(
+      "other processes used {:.1f} CPU-seconds during the {:.0f} s run ({:.2f} CPUs on average)",
+      other_s, wall_s, other_s / wall_s);
+
+  // ---- The table ------------------------------------------------------------------------------
+  auto label = [&](const std::string& name) {
+    for (const SystemInfo& s : registry.systems()) {
+      if (s.name == name) return s.label;
+    }
+    return name;
+  };
+  std::string table = "| workload | unit | fiberjob |";
+  std::string rule = "| --- | --- | ---: |";
+  for (const std::string& peer : kPeers) {
+    table += fmt::format(" {} | ÷ |", label(peer));
+    rule += " ---: | ---: |";
+  }
+  table += "\n" + rule + "\n";
+  for (const Workload& w : defs) {
+    bool any = false;
+    for (const auto& [key, r] : results) any |= key.first == w.name;
+    if (!any) continue;
+    auto cell = [&](const std::string& system) -> std::string {
+      const auto it = results.find({w.name, system});
+      if (it == results.end()) return "—";
+      std::string text = format_value(it->second.median);
+      if (w.metric == Metric::CallsPerOp) {
+        text += fmt::format(" (new {}, malloc {})",
+                            format_value(it->second.extra["operator_new_per_op"]),
+                            format_value(it->second.extra["malloc_per_op"]));
+      }
+      return text;
+    };
+    table += fmt::format("| {} | {} | {} |", w.title, unit_of(w.metric), cell("fiberjob"));
+    for (const std::string& peer : kPeers) {
+      const std::optional<double> r =
+          w.metric == Metric::CallsPerOp ? std::nullopt : ratio(results, w.name, peer);
+      table += fmt::format(" {} | {} |", cell(peer), r ? fmt::format("{:.2f}", *r) : "—");
+    }
+    table += "\n";
+  }
+
+  // ---- Spread: max / min of the counted repetitions, per cell -------------------------------
+  std::string spread = "| spread (max ÷ min of the repetitions) | fiberjob |";
+  std::string spread_rule = "| --- | ---: |";
+  for (const std::string& peer : kPeers) {
+    spread += fmt::format(" {} |", label(peer));
+    spread_rule += " ---: |";
+  }
+  spread += "\n" + spread_rule + "\n";
+  for (const Workload& w : defs) {
+    if (w.metric == Metric::CallsPerOp || results.count({w.name, "fiberjob"}) == 0) continue;
+    spread += fmt::format("| {} |", w.name);
+    for (const std::string& system :
+         {std::string("fiberjob"), kPeers[0], kPeers[1], kPeers[2], kPeers[3]}) {
+      const auto it = results.find({w.name, system});
+      if (it == results.end()) {
+        spread += " — |";
+        continue;
+      }
+      const auto [lo, hi] =
+          std::minmax_element(it->second.samples.begin(), it->second.samples.end());
+      spread += *lo > 0 ? fmt::format(" {:.2f} |", *hi / *lo) : " — |";
+    }
+    spread += "\n";
+  }
+
+  // ---- Targets ----------------------------------------------------------------------------------
+  struct Verdict {
+    const Target* target;
+    std::optional<double> measured;
+    std::string status;
+  };
+  std::vector<Verdict> verdicts;
+  for (const Target& t : kTargets) {
+    Verdict v{&t, std::nullopt, "not run"};
+    if (t.kind == Target::Kind::Zero) {
+      const auto it = results.find({t.workload, "fiberjob"});
+      if (it != results.end()) v.measured = it->second.median;
+    } else {
+      v.measured = ratio(results, t.workload, t.peer);
+    }
+    if (v.measured) {
+      bool met = false;
+      switch (t.kind) {
+        case Target::Kind::AtMost:
+          met = *v.measured <= t.bound;
+          break;
+        case Target::Kind::AtLeast:
+          met = *v.measured >= t.bound;
+          break;
+        case Target::Kind::Zero:
+          met = *v.measured == 0;
+          break;
+      }
+      v.status = met ? "met" : "missed";
+    }
+    verdicts.push_back(v);
+  }
+  std::string targets =
+      "| target (the issue's) | fiberjob ÷ peer, or fiberjob's value | |\n"
+      "| --- | ---: | --- |\n";
+  for (const Verdict& v : verdicts) {
+    targets += fmt::format("| {} | {} | {} |\n", v.target->text,
+                           v.measured ? fmt::format("{:.3g}", *v.measured) : "—", v.status);
+  }
+
+  Machine machine;
+  fmt::print("## fiberjob_bench ({} sizes; median of {} after {} warm-up; 2 workers)\n\n",
+             options.smoke ? "smoke" : "full", reps, warmups);
+  fmt::print(
+      "Ratio columns (÷) are fiberjob ÷ peer of the value shown: below 1 means fiberjob "
+      "takes less time; for M jobs/s above 1 means fiberjob is faster.\n\n");
+  fmt::print("{}\n{}\n", table, spread);
+  if (options.smoke) fmt::print("(smoke sizes: the targets are not meaningful)\n\n");
+  fmt::print("{}\n", targets);
+  fmt::print("| system | version | setup | idle policy |\n| --- | --- | --- | --- |\n");
+  for (const SystemInfo& s : registry.systems()) {
+    fmt::print("| {} | {} | {} | {} |\n", s.label, s.version, s.setup, s.idle_policy);
+  }
+  fmt::print("\nMachine: {}, {} CPUs, {} RAM, {}; {}; {}\n", machine.cpu, machine.cpus,
+             machine.memory, machine.kernel, machine.compiler, machine.date);
+  fmt::print("fiberjob revision: {}\nLoad: {}\n", options.revision, interference);
+
+  // ---- JSON -------------------------------------------------------------------------------------
+  if (!options.json.empty()) {
+    std::ofstream out(options.json);
+    out << "{\n";
+    out << fmt::format("  \"generated\": \"{}\",\n", machine.date);
+    out << fmt::format("  \"revision\": \"{}\",\n", json_escape(options.revision));
+    out << fmt::format("  \"mode\": \"{}\",\n  \"repetitions\": {},\n  \"warmups\": {},\n",
+                       options.smoke ? "smoke" : "full", reps, warmups);
+    out << fmt::format(
+        "  \"machine\": {{\"cpu\": \"{}\", \"cpus\": {}, \"memory\": \"{}\", \"kernel\": "
+        "\"{}\", \"compiler\": \"{}\"}},\n",
+        json_escape(machine.cpu), machine.cpus, json_escape(machine.memory),
+        json_escape(machine.kernel), json_escape(machine.compiler));
+    out << fmt::format(
+        "  \"load\": {{\"wall_seconds\": {}, \"other_processes_cpu_seconds\": {}, "
+        "\"summary\": \"{}\"}},\n",
+        json_number(wall_s), json_number(other_s), json_escape(interference));
+    out << "  \"ratio\": \"fiberjob median / system median, of the metric in 'unit'\",\n";
+    out << "  \"systems\": [\n";
+    for (std::size_t i = 0; i < registry.systems().size(); ++i) {
+      const SystemInfo& s = registry.systems()[i];
+      out << fmt::format(
+          "    {{\"name\": \"{}\", \"label\": \"{}\", \"version\": \"{}\", \"setup\": \"{}\", "
+          "\"idle_policy\": \"{}\"}}{}\n",
+          s.name, json_escape(s.label), json_escape(s.version), json_escape(s.setup),
+          json_escape(s.idle_policy), i + 1 < registry.systems().size() ? "," : "");
+    }
+    out << "  ],\n  \"results\": [\n";
+    std::size_t n = 0;
+    for (const Workload& w : defs) {
+      for (const SystemInfo& s : registry.systems()) {
+        const auto it = results.find({w.name, s.name});
+        if (it == results.end()) continue;
+        const Result& r = it->second;
+        std::string samples;
+        for (double x : r.samples) samples += (samples.empty() ? "" : ", ") + json_number(x);
+        std::string extra;
+        for (const auto& [k, x] : r.extra) {
+          extra += fmt::format("{}\"{}\": {}", extra.empty() ? "" : ", ", k, json_number(x));
+        }
+        const std::optional<double> q = s.name == "fiberjob" || w.metric == Metric::CallsPerOp
+                                            ? std::nullopt
+                                            : ratio(results, w.name, s.name);
+        out << fmt::format(
+            "{}    {{\"workload\": \"{}\", \"title\": \"{}\", \"system\": \"{}\", \"unit\": "
+            "\"{}\", \"median\": {}, \"samples\": [{}], \"ratio\": {}, \"extra\": {{{}}}}}",
+            n++ == 0 ? "" : ",\n", w.name, json_escape(w.title), s.name, unit_of(w.metric),
+            json_number(r.median), samples, q ? json_number(*q) : "null", extra);
+      }
+    }
+    out << "\n  ],\n  \"targets\": [\n";
+    for (std::size_t i = 0; i < verdicts.size(); ++i) {
+      const Verdict& v = verdicts[i];
+      out << fmt::format(
+          "    {{\"target\": \"{}\", \"workload\": \"{}\", \"peer\": \"{}\", \"bound\": {}, "
+          "\"measured\": {}, \"status\": \"{}\"}}{}\n",
+          json_escape(v.target->text), v.target->workload, v.target->peer,
+          json_number(v.target->bound), v.measured ? json_number(*v.measured) : "null", v.status,
+          i + 1 < verdicts.size() ? "," : "");
+    }
+    out << "  ]\n}\n";
+    if (!out) {
+      fmt::print(stderr, "fiberjob_bench: cannot write {}\n", options.json);
+      return 1;
+    }
+  }
+
+  // ---- Plot data: fiberjob's cost (time per unit of work) relative to each peer's ----------
+  if (!options.plot_data.empty()) {
+    std::ofstream out(options.plot_data);
+    out << "workload";
+    for (const std::string& peer : kPeers) out << "\t\"" << label(peer) << "\"";
+    out << "\n";
+    for (const Workload& w : defs) {
+      if (w.metric == Metric::CallsPerOp || results.count({w.name, "fiberjob"}) == 0) continue;
+      out << "\"" << w.name << "\"";
+      for (const std::string& peer : kPeers) {
+        std::optional<double> r = ratio(results, w.name, peer);
+        if (r && w.metric == Metric::MillionPerSecond) r = 1.0 / *r;  // throughput -> cost
+        out << "\t" << (r ? fmt::format("{:.4f}", *r) : "-");
+      }
+      out << "\n";
+    }
+    if (!out) {
+      fmt::print(stderr, "fiberjob_bench: cannot write {}\n", options.plot_data);
+      return 1;
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace bench
+
+int main(int argc, char** argv) {
+  const std::optional<bench::Options> options = bench::parse(argc, argv);
+  if (!options) return 2;
+  try {
+    return bench::run_all(*options);
+  } catch (const bench::CheckFailed& e) {
+    std::fprintf(stderr, "fiberjob_bench: WRONG RESULT: %s\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "fiberjob_bench: error: %s\n", e.what());
+    return 1;
+  }
+}
