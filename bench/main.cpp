@@ -9,11 +9,14 @@
 // result was wrong or a system failed, 2 for a bad command line.
 
 #include <fmt/format.h>
+#include <pthread.h>
+#include <sched.h>
 #include <sys/resource.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -256,6 +259,7 @@ struct Machine {
 /// report how much other processes ran during the benchmarks: the machine may be shared.
 struct CpuTimes {
   double machine_busy_s = 0;
+  double steal_s = 0;  // time the hypervisor ran something else on our virtual CPUs
   double self_s = 0;
   static CpuTimes now() {
     CpuTimes t;
@@ -265,6 +269,7 @@ struct CpuTimes {
     stat >> cpu >> user >> nice >> system >> idle >> iowait >> irq >> softirq >> steal;
     const double tick = static_cast<double>(sysconf(_SC_CLK_TCK));
     t.machine_busy_s = (user + nice + system + irq + softirq) / tick;
+    t.steal_s = steal / tick;
     rusage u{};
     getrusage(RUSAGE_SELF, &u);
     auto seconds = [](const timeval& v) {
@@ -274,6 +279,64 @@ struct CpuTimes {
     return t;
   }
 };
+
+/// The machine's core-to-core latency right now: two threads pinned to two different CPUs
+/// bounce a cache line (an atomic flag) 100,000 times; the best of 3 trials, in ns per round
+/// trip. On a VM this depends on where the host runs our virtual CPUs, and it bounds every
+/// cross-worker handoff measured here. The main thread's affinity is restored afterwards.
+struct Calibration {
+  double round_trip_ns = -1;  // -1: fewer than two CPUs allowed
+};
+
+Calibration calibrate_core_to_core() {
+  constexpr int kRoundTrips = 100'000;
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  if (pthread_getaffinity_np(pthread_self(), sizeof allowed, &allowed) != 0) return {};
+  std::vector<int> cpus;
+  for (int c = 0; c < CPU_SETSIZE && cpus.size() < 2; ++c) {
+    if (CPU_ISSET(c, &allowed)) cpus.push_back(c);
+  }
+  if (cpus.size() < 2) return {};
+  auto pin = [](pthread_t thread, int cpu) {
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    return pthread_setaffinity_np(thread, sizeof one, &one) == 0;
+  };
+  Calibration best{1e300};
+  if (!pin(pthread_self(), cpus[0])) return {};
+  for (int trial = 0; trial < 3; ++trial) {
+    std::atomic<int> flag{0};  // 1: ping, 0: pong, 2: stop
+    std::atomic<bool> ready{false};
+    std::thread partner([&] {
+      pin(pthread_self(), cpus[1]);
+      ready.store(true, std::memory_order_release);
+      for (;;) {
+        int f = 0;
+        while ((f = flag.load(std::memory_order_acquire)) == 0) {
+        }
+        if (f == 2) return;
+        flag.store(0, std::memory_order_release);
+      }
+    });
+    while (!ready.load(std::memory_order_acquire)) std::this_thread::yield();
+    const Stopwatch watch;
+    int done = 0;
+    // At most ~0.2 s per trial: on a busy machine a pinned spinner may share its CPU.
+    while (done < kRoundTrips && (done % 1024 != 0 || watch.ns() < 2e8)) {
+      flag.store(1, std::memory_order_release);
+      while (flag.load(std::memory_order_acquire) != 0) {
+      }
+      ++done;
+    }
+    best.round_trip_ns = std::min(best.round_trip_ns, watch.ns() / done);
+    flag.store(2, std::memory_order_release);
+    partner.join();
+  }
+  pthread_setaffinity_np(pthread_self(), sizeof allowed, &allowed);  // back to every CPU
+  return best;
+}
 
 void usage(std::FILE* to) {
   std::fputs(
@@ -389,6 +452,7 @@ int run_all(const Options& options) {
   };
 
   std::map<Key, Result> results;
+  const Calibration calibration = options.smoke ? Calibration{} : calibrate_core_to_core();
   const CpuTimes cpu_start = CpuTimes::now();
   const Stopwatch wall;
   fmt::print(stderr, "fiberjob_bench: {} sizes, {} repetition(s) after {} warm-up, 2 workers\n",
@@ -440,9 +504,12 @@ int run_all(const Options& options) {
   const double wall_s = wall.ns() / 1e9;
   const double other_s = std::max(0.0, (cpu_end.machine_busy_s - cpu_start.machine_busy_s) -
                                            (cpu_end.self_s - cpu_start.self_s));
+  const double steal_s = cpu_end.steal_s - cpu_start.steal_s;
   const std::string interference = fmt::format(
-      "other processes used {:.1f} CPU-seconds during the {:.0f} s run ({:.2f} CPUs on average)",
-      other_s, wall_s, other_s / wall_s);
+      "other processes used {:.1f} CPU-seconds during the {:.0f} s run ({:.2f} CPUs on average); "
+      "hypervisor steal {:.1f} s; core-to-core round trip before the run {:.0f} ns (-1: not "
+      "measured)",
+      other_s, wall_s, other_s / wall_s, steal_s, calibration.round_trip_ns);
 
   // ---- The table ------------------------------------------------------------------------------
   auto label = [&](const std::string& name) {
@@ -579,8 +646,9 @@ int run_all(const Options& options) {
         json_escape(machine.kernel), json_escape(machine.compiler));
     out << fmt::format(
         "  \"load\": {{\"wall_seconds\": {}, \"other_processes_cpu_seconds\": {}, "
-        "\"summary\": \"{}\"}},\n",
-        json_number(wall_s), json_number(other_s), json_escape(interference));
+        "\"steal_seconds\": {}, \"core_to_core_round_trip_ns\": {}, \"summary\": \"{}\"}},\n",
+        json_number(wall_s), json_number(other_s), json_number(steal_s),
+        json_number(calibration.round_trip_ns), json_escape(interference));
     out << "  \"ratio\": \"fiberjob median / system median, of the metric in 'unit'\",\n";
     out << "  \"systems\": [\n";
     for (std::size_t i = 0; i < registry.systems().size(); ++i) {

@@ -14,7 +14,7 @@ set key top left
 set title "fiberjob vs peers (2 workers; median)\n{/*0.8 ".subtitle."}"
 set ylabel "fiberjob cost ÷ peer cost (log scale; < 1: fiberjob faster)"
 set logscale y
-set yrange [0.005:20]
+set yrange [0.001:20]
 set grid ytics
 set style data histogram
 set style histogram clustered gap 1
