@@ -83,9 +83,8 @@ std::uint32_t Counter::dropped_exceptions() const noexcept {
 
 namespace detail {
 
-std::int64_t CounterAccess::load_settled(const Counter& counter) noexcept {
-  // acquire: pairs with the release of the final signaller's fetch_sub(kWaking) (and, through
-  // the release sequence, with every signaller's CAS): seeing 0 means seeing all job writes.
+std::int64_t CounterAccess::settle(const Counter& counter) noexcept {
+  // acquire: as in load_settled.
   std::int64_t value = counter.value_.load(std::memory_order_acquire);
   for (int spins = 0; is_waking(value); ++spins) {
     // The drainer needs three atomic operations; if it was preempted among them, let it run.
@@ -201,6 +200,9 @@ void CounterAccess::capture(Counter& counter, std::exception_ptr error) noexcept
 }
 
 void CounterAccess::forget_delivered_error(Counter& counter) noexcept {
+  // relaxed: only skips the CAS below in the common case (no error was ever delivered); the
+  // CAS re-reads with acquire.
+  if (counter.error_state_.load(std::memory_order_relaxed) != Counter::kErrorDelivered) return;
   std::uint32_t state = Counter::kErrorDelivered;
   // acquire: pairs with the release store of the capture that wrote error_. A failed CAS means
   // there is nothing delivered to forget (or a job of the new round is capturing right now).

@@ -25,7 +25,14 @@ struct CounterAccess {
   }
 
   /// The count once no drain is in progress (spins the few ns a drain takes). Acquire.
-  static std::int64_t load_settled(const Counter& counter) noexcept;
+  static std::int64_t load_settled(const Counter& counter) noexcept {
+    // acquire: pairs with the release of the final signaller's fetch_sub(kWaking) (and, through
+    // the release sequence, with every signaller's CAS): seeing 0 means seeing all job writes.
+    const std::int64_t value = counter.value_.load(std::memory_order_acquire);
+    return is_waking(value) ? settle(counter) : value;  // inline: the drain is rarely seen
+  }
+  /// load_settled's slow path: spins (then yields) until the drain in progress is over.
+  static std::int64_t settle(const Counter& counter) noexcept;
 
   /// Links `node` into the wait list, then re-checks the count; if it is zero, drains the list
   /// itself and wakes everything in it (`node` included). Called after the waiter stopped

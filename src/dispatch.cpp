@@ -69,7 +69,7 @@ void dispatch_loop(Fiber* self) {
     if (!job) {
       // Stopping: give the thread back to its native stack, which returns us to the pool.
       Worker* worker = self->worker;
-      switch_to(self, &worker->native, Handoff{self, Handoff::Action::ReleaseToPool, nullptr});
+      switch_to(self, &worker->native, Handoff::Action::ReleaseToPool);
       continue;
     }
     switch (job.kind()) {
@@ -77,7 +77,7 @@ void dispatch_loop(Fiber* self) {
         run_job(self, job);
         break;
       case Job::Kind::Resume:
-        switch_to(self, job.fiber(), Handoff{self, Handoff::Action::ReleaseToPool, nullptr});
+        switch_to(self, job.fiber(), Handoff::Action::ReleaseToPool);
         break;
       case Job::Kind::ResumeCoroutine:
         resume_coroutine(self, job);
@@ -118,13 +118,18 @@ void run_own_children(Fiber* self, Counter& counter) {
     Job child;
     for (std::size_t p = 0; p < kPriorityCount && !child; ++p) {
       WorkStealingDeque& deque = worker->deques[p];
-      if (deque.empty()) continue;
-      const Job newest = Job::from_bits(deque.pop());
+      // A peek first: a woken fiber (Resume) on top is left in place without the pop and
+      // push-back. The record of a Run job is read only once popped: until then a thief may
+      // take, run and recycle it.
+      const Job newest = Job::from_bits(deque.peek());
       if (!newest) continue;
-      if (newest.kind() == Job::Kind::Run && newest.record()->counter == &counter) {
-        child = newest;
+      if (newest.kind() != Job::Kind::Run) return;
+      const Job popped = Job::from_bits(deque.pop());
+      if (!popped) return;  // a thief took it
+      if (popped.kind() == Job::Kind::Run && popped.record()->counter == &counter) {
+        child = popped;
       } else {
-        push_local(*worker, newest);  // someone else's job: leave it where it was
+        push_local(*worker, popped);  // someone else's job: leave it where it was
         return;
       }
     }
@@ -150,7 +155,7 @@ void run_until_done(Fiber* self, Counter& counter) {
       }
       case Job::Kind::Resume:
         set_state(*self, FiberState::Suspended);
-        switch_to(self, job.fiber(), Handoff{self, Handoff::Action::Reschedule, nullptr});
+        switch_to(self, job.fiber(), Handoff::Action::Reschedule);
         break;
       case Job::Kind::ResumeCoroutine: {
         const KeepOuterJob keep(self);

@@ -24,7 +24,7 @@ struct Handoff {
     None,           ///< Nothing to publish (a thread entering its first fiber, retirement).
     ReleaseToPool,  ///< `from` finished its work: return it to the fiber pool.
     LinkToCounter,  ///< `from` waits: link its wait node into `counter`, then re-check.
-    Reschedule,     ///< `from` yields: push `Job::Resume(from)` into the injector (FIFO).
+    Reschedule,     ///< `from` yields: queue `Job::Resume(from)` on the worker's yield queue.
   };
   Fiber* from = nullptr;
   Action action = Action::None;

@@ -11,19 +11,22 @@ namespace {
 
 /// Publishes the fiber we came from, as it asked. Runs on the arriving fiber: see the proof at
 /// switch_to.
-void perform(Fiber* self, const Handoff& handoff) {
-  switch (handoff.action) {
+void perform(Fiber* self, Fiber* from, Handoff::Action action, Counter* counter) {
+  switch (action) {
     case Handoff::Action::None:
       break;
     case Handoff::Action::ReleaseToPool:
-      handoff.from->scheduler->fibers().release(handoff.from);
+      from->scheduler->fibers().release(from);
       break;
     case Handoff::Action::LinkToCounter:
-      CounterAccess::link(*handoff.counter, handoff.from->node, self->worker);
+      CounterAccess::link(*counter, from->node, self->worker);
       break;
     case Handoff::Action::Reschedule: {
+      // release (the deque push): pairs with the acquire of the steal that takes it, after
+      // the continuation was stored above (see the proof at switch_to).
       Worker* worker = self->worker;
-      worker->scheduler->inject(Job::resume(handoff.from, handoff.from->priority), worker);
+      push_yielded(*worker, Job::resume(from, from->priority));
+      worker->scheduler->notify(1);
       break;
     }
   }
@@ -32,12 +35,14 @@ void perform(Fiber* self, const Handoff& handoff) {
 }  // namespace
 
 void finish_switch(Fiber* self, boost::context::fiber&& caller) {
-  san_finish_switch(self->san, &self->handoff.from->san);
-  const Handoff handoff = self->handoff;
-  handoff.from->context = std::move(caller);
+  Fiber* const from = self->handoff.from;
+  const Handoff::Action action = self->handoff.action;
+  Counter* const counter = self->handoff.counter;
+  san_finish_switch(self->san, &from->san);
+  from->context = std::move(caller);
   if (state_of(*self) != FiberState::Native) set_state(*self, FiberState::Running);
   if (Worker* worker = self->worker) worker->current = self;
-  perform(self, handoff);
+  perform(self, from, action, counter);
 }
 
 // Why no fiber is ever published while its stack still runs.
@@ -49,7 +54,7 @@ void finish_switch(Fiber* self, boost::context::fiber&& caller) {
 // resume() below has saved F's registers into F's continuation and moved the stack pointer onto
 // G's stack. From that jump on nothing executes on F's stack until F's continuation is resumed.
 //
-// The continuation is stored into F->context (finish_switch: `handoff.from->context = ...`)
+// The continuation is stored into F->context (finish_switch: `from->context = ...`)
 // *before* perform() publishes F, and every publication is a release operation (pool CAS,
 // wait-list CAS, deque/injector push) whose acquire counterpart is what a resumer does before
 // touching F->context; so whoever resumes F sees a complete continuation. perform() is G's last
@@ -62,9 +67,11 @@ void finish_switch(Fiber* self, boost::context::fiber&& caller) {
 // Boost.Context makes this natural: the handle of the suspended side is returned only to the side
 // that was resumed. Sanitizer annotations (SANITIZERS.md) bracket the one jump; everything
 // between them is inline.
-void switch_to(Fiber* from, Fiber* to, Handoff handoff) {
+void switch_to(Fiber* from, Fiber* to, Handoff::Action action, Counter* counter) {
   to->worker = from->worker;
-  to->handoff = handoff;
+  to->handoff.from = from;
+  to->handoff.action = action;
+  to->handoff.counter = counter;
   // Thread start and stop (to or from the native stack) are not fiber switches.
   if (state_of(*from) != FiberState::Native && state_of(*to) != FiberState::Native) {
     WorkerStats::bump(from->worker->stats.switches);
@@ -101,7 +108,7 @@ bool suspend(Fiber* self, Handoff::Action action, Counter* counter) {
     worker->trace.record(TraceKind::Job, self->segment_start_ns, now, self->index);
     worker->trace.record(TraceKind::Suspend, now, now, self->index);
   }
-  switch_to(self, to, Handoff{self, action, counter});
+  switch_to(self, to, action, counter);
   if (scheduler.tracing()) {  // resumed, maybe on another worker: a new segment begins
     self->segment_start_ns = trace_now_ns();
     self->worker->trace.record(TraceKind::Resume, self->segment_start_ns, self->segment_start_ns,

@@ -6,9 +6,12 @@
 namespace fiberjob::detail {
 
 /// Switches the current thread from `from` (running now) to `to` (suspended, not published
-/// anywhere), leaving `handoff` for `to` to perform on arrival. Returns when something
-/// switches back to `from` — possibly on another thread. Proof of safety: fiber_switch.cpp.
-void switch_to(Fiber* from, Fiber* to, Handoff handoff);
+/// anywhere), leaving the hand-off {from, action, counter} for `to` to perform on arrival.
+/// Returns when something switches back to `from` — possibly on another thread. Proof of
+/// safety: fiber_switch.cpp. (The hand-off is written and read field by field: copying it as
+/// one struct made the compiler load 16 bytes right after narrower stores, a store-forwarding
+/// stall that cost about a tenth of a yield.)
+void switch_to(Fiber* from, Fiber* to, Handoff::Action action, Counter* counter = nullptr);
 
 /// First thing on arrival at `self` (after a switch_to, or at a fiber's entry): finishes the
 /// sanitizer switch, stores the continuation of the fiber we came from, then performs its

@@ -35,6 +35,8 @@ void Injector::make_tokens(Tokens& tokens) {
 
 void Injector::push(Job job, Tokens* tokens) noexcept {
   const auto p = static_cast<std::size_t>(job.priority());
+  // relaxed: see size_hint (ordered for parking by the caller's notify fence).
+  sizes_[p].value.fetch_add(1, std::memory_order_relaxed);
   if (tokens != nullptr) {
     require_enqueued(queues_[p].enqueue(*tokens->producer[p], job.bits()));
   } else {
@@ -42,11 +44,11 @@ void Injector::push(Job job, Tokens* tokens) noexcept {
   }
 }
 
-void Injector::push_bulk(const Job* jobs, std::size_t count, Priority priority,
+void Injector::push_bulk(const std::uintptr_t* bits, std::size_t count, Priority priority,
                          Tokens* tokens) noexcept {
-  static_assert(sizeof(Job) == sizeof(std::uintptr_t));
   const auto p = static_cast<std::size_t>(priority);
-  const auto* bits = reinterpret_cast<const std::uintptr_t*>(jobs);
+  // relaxed: see size_hint (ordered for parking by the caller's notify fence).
+  sizes_[p].value.fetch_add(static_cast<std::int64_t>(count), std::memory_order_relaxed);
   if (tokens != nullptr) {
     require_enqueued(queues_[p].enqueue_bulk(*tokens->producer[p], bits, count));
   } else {
@@ -55,18 +57,24 @@ void Injector::push_bulk(const Job* jobs, std::size_t count, Priority priority,
 }
 
 Job Injector::pop(std::size_t priority, Tokens& tokens) noexcept {
-  // size_approx first: a cheap miss on the common empty queue.
-  if (queues_[priority].size_approx() == 0) return {};
   std::uintptr_t bits = 0;
-  if (queues_[priority].try_dequeue(*tokens.consumer[priority], bits)) {
-    return Job::from_bits(bits);
+  return pop_bulk(priority, tokens, &bits, 1) == 1 ? Job::from_bits(bits) : Job{};
+}
+
+std::size_t Injector::pop_bulk(std::size_t priority, Tokens& tokens, std::uintptr_t* out,
+                               std::size_t max) noexcept {
+  if (size_hint(priority) == 0) return 0;  // one load: the common empty queue costs nothing
+  const std::size_t got = queues_[priority].try_dequeue_bulk(*tokens.consumer[priority], out, max);
+  if (got != 0) {
+    // relaxed: see size_hint.
+    sizes_[priority].value.fetch_sub(static_cast<std::int64_t>(got), std::memory_order_relaxed);
   }
-  return {};
+  return got;
 }
 
 bool Injector::empty_approx() const noexcept {
-  for (const Queue& queue : queues_) {
-    if (queue.size_approx() != 0) return false;
+  for (std::size_t p = 0; p < kPriorityCount; ++p) {
+    if (size_hint(p) != 0) return false;
   }
   return true;
 }

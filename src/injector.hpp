@@ -6,6 +6,7 @@
 
 #include <concurrentqueue/concurrentqueue.h>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -36,19 +37,38 @@ class Injector {
   /// Aborts with a message if the queue cannot allocate (the job would be lost).
   void push(Job job, Tokens* tokens) noexcept;
   /// Queues `count` jobs of one priority in one bulk enqueue. Aborts like push.
-  void push_bulk(const Job* jobs, std::size_t count, Priority priority, Tokens* tokens) noexcept;
+  void push_bulk(const std::uintptr_t* jobs, std::size_t count, Priority priority,
+                 Tokens* tokens) noexcept;
   /// Takes the oldest job of `priority` (FIFO per producer), or an empty Job. May miss a job
   /// transiently while another consumer's attempt is in progress (moodycamel's optimistic
-  /// dequeue); empty_approx() does not.
+  /// dequeue); empty_approx() does not. Costs one load when the queue is empty.
   Job pop(std::size_t priority, Tokens& tokens) noexcept;
+  /// Takes up to `max` of the oldest jobs of `priority` into `out` (their Job::bits()); returns
+  /// how many. May miss jobs transiently, like pop.
+  std::size_t pop_bulk(std::size_t priority, Tokens& tokens, std::uintptr_t* out,
+                       std::size_t max) noexcept;
+  /// Roughly how many jobs of `priority` are queued: never below the true number once the
+  /// pushes and pops that happen-before the call are complete (a push counts itself before it
+  /// enqueues, a pop after it dequeued), so 0 means empty. One load.
+  [[nodiscard]] std::size_t size_hint(std::size_t priority) const noexcept {
+    // relaxed: a hint for the fast path. The parking protocol gets its order from the fences of
+    // EventCount (a push counts itself before the pusher's notify fence; a parking worker reads
+    // this after its prepare_wait fence).
+    const std::int64_t n = sizes_[priority].value.load(std::memory_order_relaxed);
+    return n > 0 ? static_cast<std::size_t>(n) : 0;
+  }
 
-  /// True when no priority holds a job (moodycamel size_approx: exact once enqueues and
-  /// dequeues that happen-before the call are complete).
+  /// True when no priority holds a job: every size_hint is 0 (never misses a job whose push
+  /// happens-before the call; may say "not empty" while a pop is completing).
   bool empty_approx() const noexcept;
 
  private:
   using Queue = moodycamel::ConcurrentQueue<std::uintptr_t>;
+  struct alignas(64) Size {
+    std::atomic<std::int64_t> value{0};
+  };
   Queue queues_[kPriorityCount];
+  Size sizes_[kPriorityCount];  // size_hint: + before each enqueue, - after each dequeue
 };
 
 }  // namespace fiberjob::detail

@@ -21,6 +21,8 @@ namespace {
 /// Every kInjectorFirstInterval-th look for work starts at the injector, so a worker that
 /// always has local work still picks up yielded fibers and jobs from plain threads.
 constexpr std::uint32_t kInjectorFirstInterval = 61;
+/// At most this many jobs move from the injector to a worker's deque in one look.
+constexpr std::size_t kInjectorBatch = 32;
 /// Idle spinning before parking: kSpinRounds looks for work, kPausesPerRound pauses apart
 /// (a few tens of microseconds in all, below the cost of a futex wake-up on a VM).
 constexpr int kSpinRounds = 64;
@@ -122,7 +124,7 @@ void Scheduler::worker_main(Worker& worker) {
   san_adopt_thread(worker.native.san);
   // Onto the first fiber: it runs the dispatch loop until the scheduler stops, then switches
   // back here, and we release it (finish_switch performs the ReleaseToPool).
-  switch_to(&worker.native, worker.first, Handoff{&worker.native, Handoff::Action::None, nullptr});
+  switch_to(&worker.native, worker.first, Handoff::Action::None);
   records_.drain(worker.records);
   set_phase(worker, WorkerPhase::Stopped);
   remove_alternate_signal_stack();
@@ -142,7 +144,7 @@ void Scheduler::inject(Job job, Worker* from) noexcept {
   idle_.notify(1);
 }
 
-void Scheduler::inject_bulk(const Job* jobs, std::size_t count, Priority priority,
+void Scheduler::inject_bulk(const std::uintptr_t* jobs, std::size_t count, Priority priority,
                             Worker* from) noexcept {
   injector_.push_bulk(jobs, count, priority,
                       from != nullptr && from->scheduler == this ? &from->tokens : nullptr);
@@ -156,7 +158,7 @@ Job Scheduler::steal(Worker& worker, std::size_t priority) noexcept {
   for (std::size_t i = 0; i < n; ++i) {
     Worker& victim = *workers_[(start + i) % n];
     if (&victim == &worker) continue;
-    WorkStealingDeque& deque = victim.deques[priority];
+    WorkStealingDeque& deque = priority == kYieldedQueue ? victim.yielded : victim.deques[priority];
     // Two tries: a steal fails either because the deque is empty or because it lost a race.
     for (int attempt = 0; attempt < 2 && !deque.empty(); ++attempt) {
       if (const std::uintptr_t bits = deque.steal()) {
@@ -172,21 +174,48 @@ Job Scheduler::steal(Worker& worker, std::size_t priority) noexcept {
   return {};
 }
 
+Job Scheduler::pop_injector(Worker& worker, std::size_t priority) noexcept {
+  // Take a share of what is queued (at most kInjectorBatch): one dequeue instead of one per
+  // job, and the rest goes onto our deque, where the other workers can steal it.
+  const std::size_t queued = injector_.size_hint(priority);
+  if (queued == 0) return {};            // the common case: one load
+  std::uintptr_t batch[kInjectorBatch];  // uninitialised: filled by pop_bulk
+  const std::size_t share = queued / workers_.size();
+  const std::size_t want = share < 1 ? 1 : share < kInjectorBatch ? share : kInjectorBatch;
+  const std::size_t got = injector_.pop_bulk(priority, worker.tokens, batch, want);
+  if (got == 0) return {};
+  // Reverse order, so that our own pops run them oldest first.
+  for (std::size_t i = got - 1; i >= 1; --i) push_local(worker, Job::from_bits(batch[i]));
+  if (got > 1) notify(static_cast<int>(got - 1));
+  return Job::from_bits(batch[0]);
+}
+
 Job Scheduler::find_job(Worker& worker) noexcept {
-  if (++worker.tick % kInjectorFirstInterval == 0) {
+  if (--worker.injector_countdown == 0) {
+    worker.injector_countdown = kInjectorFirstInterval;
     for (std::size_t p = 0; p < kPriorityCount; ++p) {
-      if (Job job = injector_.pop(p, worker.tokens)) return job;
+      if (Job job = pop_injector(worker, p)) return job;
     }
+    if (const std::uintptr_t bits = worker.yielded.steal()) return Job::from_bits(bits);
   }
+  const bool others = workers_.size() > 1;
   for (std::size_t p = 0; p < kPriorityCount; ++p) {
     WorkStealingDeque& own = worker.deques[p];
     if (!own.empty()) {
       if (const std::uintptr_t bits = own.pop()) return Job::from_bits(bits);
     }
-    if (Job job = injector_.pop(p, worker.tokens)) return job;
-    if (Job job = steal(worker, p)) return job;
+    if (injector_.size_hint(p) != 0) {  // inline: the usual empty injector costs one load
+      if (Job job = pop_injector(worker, p)) return job;
+    }
+    if (others) {
+      if (Job job = steal(worker, p)) return job;
+    }
   }
-  return {};
+  // Yielded fibers come after every ready job: ours first (oldest first), then other workers'.
+  if (!worker.yielded.empty()) {
+    if (const std::uintptr_t bits = worker.yielded.steal()) return Job::from_bits(bits);
+  }
+  return others ? steal(worker, kYieldedQueue) : Job{};
 }
 
 Job Scheduler::spin_for_job(Worker& worker) noexcept {
@@ -205,6 +234,7 @@ bool Scheduler::has_visible_work() const noexcept {
     for (const WorkStealingDeque& deque : worker->deques) {
       if (!deque.empty()) return true;
     }
+    if (!worker->yielded.empty()) return true;
   }
   return false;
 }
@@ -279,8 +309,18 @@ void Scheduler::report_pool_exhausted(Worker& worker) noexcept {
 }
 
 void wake_list(WaitNode* head, Worker* current) noexcept {
+  if (head == nullptr) return;
+  // Fast path, the common wake of one fiber on our own system (a join, a ping-pong): straight
+  // onto our deque.
+  if (head->next == nullptr && head->kind == WaitNode::Kind::Fiber && current != nullptr &&
+      head->fiber->scheduler == current->scheduler) {
+    Fiber* fiber = head->fiber;
+    push_local(*current, Job::resume(fiber, fiber->priority));
+    current->scheduler->notify(1);
+    return;
+  }
   constexpr std::size_t kBatch = 64;
-  Job batch[kBatch];
+  std::uintptr_t batch[kBatch];  // Job::bits(); uninitialised (no 512-byte clear per wake)
   std::size_t batched = 0;
   Scheduler* batch_scheduler = nullptr;
   Priority batch_priority = Priority::Normal;
@@ -327,7 +367,7 @@ void wake_list(WaitNode* head, Worker* current) noexcept {
         }
         batch_scheduler = scheduler;
         batch_priority = job.priority();
-        batch[batched++] = job;
+        batch[batched++] = job.bits();
       }
     }
     head = next;

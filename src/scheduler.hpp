@@ -50,9 +50,11 @@ class Scheduler {
   void push(Job job, Worker* from) noexcept;
   /// Queues `job` in the injector at its priority (FIFO per producer).
   void inject(Job job, Worker* from) noexcept;
-  /// Queues `count` jobs of one priority in the injector with one bulk enqueue, then wakes
-  /// up to `count` workers.
-  void inject_bulk(const Job* jobs, std::size_t count, Priority priority, Worker* from) noexcept;
+  /// Queues `count` jobs of one priority (their Job::bits(); a plain array, so that callers'
+  /// batch buffers need no zeroing) in the injector with one bulk enqueue, then wakes up to
+  /// `count` workers.
+  void inject_bulk(const std::uintptr_t* jobs, std::size_t count, Priority priority,
+                   Worker* from) noexcept;
   /// Wakes up to `count` parked workers.
   void notify(int count) noexcept { idle_.notify(count); }
 
@@ -87,7 +89,13 @@ class Scheduler {
   void worker_main(Worker& worker);
   void start_workers();
   void stop_workers() noexcept;
+  /// steal()'s `priority` for the other workers' yield queues instead of their deques.
+  static constexpr std::size_t kYieldedQueue = kPriorityCount;
+  /// One steal attempt round over the other workers' deques of `priority` (or, with
+  /// kYieldedQueue, their yield queues), from a random victim on.
   Job steal(Worker& worker, std::size_t priority) noexcept;
+  /// Takes a job of `priority` from the injector, plus a share of the rest onto our deque.
+  Job pop_injector(Worker& worker, std::size_t priority) noexcept;
   Job spin_for_job(Worker& worker) noexcept;
   /// True when some queue (injector, any worker's deque) holds a job right now; unlike a look
   /// (find_job) it cannot miss work because of a lost race. For deciding to sleep or stop.

@@ -140,6 +140,23 @@ class WorkStealingDeque {
     return item;
   }
 
+  /// Returns the item pop() would take next, without removing it, or 0 if the deque looks
+  /// empty. A concurrent steal() may take that item right after; pop() then returns 0 (the item
+  /// was the last one), never another item than the one seen here, unless the owner pushed in
+  /// between.
+  /// Thread-safety: owner thread only. Complexity: O(1), no atomic read-modify-write.
+  /// Allocation: none.
+  std::uintptr_t peek() const noexcept {
+    // relaxed: pairs with nothing; only the owner writes bottom_ and ring_ (its own stores).
+    const std::int64_t b = bottom_.load(std::memory_order_relaxed);
+    // relaxed: pairs with nothing; a stale top_ only makes us report an item a thief has taken,
+    // which the following pop() detects (it orders itself against the thieves).
+    const std::int64_t t = top_.load(std::memory_order_relaxed);
+    if (t >= b) return 0;
+    // relaxed: the owner wrote this slot itself in push().
+    return ring_.load(std::memory_order_relaxed)->slot(b - 1).load(std::memory_order_relaxed);
+  }
+
   /// Removes and returns the least recently pushed item (FIFO), or 0 if the deque is empty or
   /// this call lost a race for the top item to pop() or another steal(); the caller may retry.
   /// Thread-safety: any thread, concurrently with everything except construction/destruction.

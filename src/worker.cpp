@@ -34,6 +34,16 @@ void push_local(Worker& worker, Job job) noexcept {
   }
 }
 
+void push_yielded(Worker& worker, Job job) noexcept {
+  try {
+    worker.yielded.push(job.bits());
+  } catch (...) {
+    std::fputs("fiberjob: out of memory growing a worker's yield queue; a fiber was lost\n",
+               stderr);
+    std::abort();
+  }
+}
+
 __attribute__((noinline)) Worker* current_worker() noexcept {
   // Compiler barrier: forbid reusing a thread_local address computed before a fiber switch.
   asm volatile("" ::: "memory");

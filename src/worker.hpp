@@ -46,6 +46,11 @@ struct alignas(64) Worker {
   /// Chase-Lev deques, one per priority: the owner pushes and pops at the bottom (LIFO),
   /// thieves steal at the top (FIFO).
   WorkStealingDeque deques[kPriorityCount];
+  /// Fibers that yielded on this worker, oldest first: the owner pushes at the bottom and
+  /// takes from the top with steal() (FIFO), like any thief. Looked at after every ready job
+  /// (own deques, injector, others' deques), and first on every kInjectorFirstInterval-th look
+  /// so a yielder is not starved by work that keeps coming.
+  WorkStealingDeque yielded{64};
   /// This worker's injector tokens (faster, and FIFO among its own pushes).
   Injector::Tokens tokens;
   /// The thread's own stack, as the target of the first and the source of the last switch.
@@ -60,13 +65,18 @@ struct alignas(64) Worker {
   /// Timeline events recorded on this worker's thread (empty unless Config::tracing).
   TraceBuffer trace;
   std::uint64_t rng_state;
-  std::uint32_t tick = 0;
+  /// Looks for work left until the next one that starts at the injector (see find_job).
+  std::uint32_t injector_countdown = 1;
   std::thread thread;
 };
 
 /// Pushes `job` onto `worker`'s own deque (the caller runs on `worker`'s thread). Growing the
 /// deque may allocate; if that fails the job would be lost, so this aborts with a message.
 void push_local(Worker& worker, Job job) noexcept;
+
+/// Queues a fiber that yielded on `worker` (the caller runs on `worker`'s thread) behind the
+/// ones that yielded before it. Aborts with a message if the queue cannot grow.
+void push_yielded(Worker& worker, Job job) noexcept;
 
 /// Records what `worker` is doing (relaxed: a diagnostic, pairs with nothing).
 inline void set_phase(Worker& worker, WorkerPhase phase) noexcept {
