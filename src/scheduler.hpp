@@ -94,6 +94,8 @@ class Scheduler {
   /// One steal attempt round over the other workers' deques of `priority` (or, with
   /// kYieldedQueue, their yield queues), from a random victim on.
   Job steal(Worker& worker, std::size_t priority) noexcept;
+  /// Takes another worker's next fiber (Worker::next), after a spin phase found nothing else.
+  Job steal_next(Worker& worker) noexcept;
   /// Takes a job of `priority` from the injector, plus a share of the rest onto our deque.
   Job pop_injector(Worker& worker, std::size_t priority) noexcept;
   Job spin_for_job(Worker& worker) noexcept;

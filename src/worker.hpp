@@ -51,6 +51,13 @@ struct alignas(64) Worker {
   /// (own deques, injector, others' deques), and first on every kInjectorFirstInterval-th look
   /// so a yielder is not starved by work that keeps coming.
   WorkStealingDeque yielded{64};
+  /// The fiber this worker runs next (Job::bits(), 0 = none): a single waiter that one of our
+  /// jobs just woke (Go's runnext). The waker's writes are hot in this core's cache, and a
+  /// ping-pong between two jobs stays on one worker instead of bouncing between cores. Only the
+  /// owner fills it; the owner takes it with an exchange, other workers with a CAS, and only
+  /// after a whole idle spin phase without other work (so the owner normally gets it, yet a
+  /// fiber never waits behind a long job while a worker is idle).
+  alignas(64) std::atomic<std::uintptr_t> next{0};
   /// This worker's injector tokens (faster, and FIFO among its own pushes).
   Injector::Tokens tokens;
   /// The thread's own stack, as the target of the first and the source of the last switch.
@@ -77,6 +84,10 @@ void push_local(Worker& worker, Job job) noexcept;
 /// Queues a fiber that yielded on `worker` (the caller runs on `worker`'s thread) behind the
 /// ones that yielded before it. Aborts with a message if the queue cannot grow.
 void push_yielded(Worker& worker, Job job) noexcept;
+
+/// Makes the woken fiber `job` (a Job::Resume) `worker`'s next job if the slot is free, else
+/// pushes it onto the deque (the caller runs on `worker`'s thread).
+void push_next(Worker& worker, Job job) noexcept;
 
 /// Records what `worker` is doing (relaxed: a diagnostic, pairs with nothing).
 inline void set_phase(Worker& worker, WorkerPhase phase) noexcept {
