@@ -29,6 +29,20 @@ TEST_SUITE("deque") {
     CHECK(deque.size_approx() == 0);
   }
 
+  TEST_CASE("peek shows what pop takes next, without taking it") {
+    WorkStealingDeque deque;
+    CHECK(deque.peek() == 0);
+    deque.push(1);
+    deque.push(2);
+    CHECK(deque.peek() == 2);
+    CHECK(deque.size_approx() == 2);
+    CHECK(deque.pop() == 2);
+    CHECK(deque.peek() == 1);
+    CHECK(deque.steal() == 1);  // a thief took the last item: peek sees nothing
+    CHECK(deque.peek() == 0);
+    CHECK(deque.pop() == 0);
+  }
+
   TEST_CASE("pop returns items in LIFO order") {
     WorkStealingDeque deque(16);
     for (std::uintptr_t i = 1; i <= 10; ++i) {

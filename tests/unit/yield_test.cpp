@@ -1,4 +1,5 @@
-// Yield: rescheduled behind other ready work (FIFO injector); a lone job keeps running.
+// Yield: rescheduled behind other ready work (the worker's FIFO yield queue); a lone job keeps
+// running. Also the worker's "next" slot: a woken fiber waits there, not behind a long job.
 
 #include <doctest/doctest.h>
 #include <fiberjob/fiberjob.hpp>
@@ -8,6 +9,7 @@
 #include <vector>
 
 #include "support/config.hpp"
+#include "support/spin.hpp"
 #include "support/watchdog.hpp"
 
 using namespace fiberjob;
@@ -61,6 +63,52 @@ TEST_SUITE("yield") {
       js.wait(done);
       CHECK(yields == 100'000);
     }
+  }
+
+  TEST_CASE("a woken fiber does not wait behind the long job that woke it") {
+    // The waker puts the fiber in its worker's next slot, then keeps the worker busy until the
+    // fiber has run. Only the idle second worker can run it: it must take it from the slot.
+    test::Watchdog watchdog("next slot taken by an idle worker", 60s);
+    JobSystem js{test::config_with(2)};
+    for (int round = 0; round < 20; ++round) {
+      CAPTURE(round);
+      std::atomic<bool> woken_ran{false};
+      Counter event;
+      event.add(1);
+      Counter done;
+      js.run(done, [&] {
+        this_fiber::wait(event);
+        woken_ran.store(true);
+      });
+      while (js.stats().fibers_in_use < 3) std::this_thread::yield();  // the waiter is parked
+      js.run(done, [&] {
+        event.signal();  // from a job: the waiter goes to this worker's next slot
+        test::spin_until(woken_ran, 30s);
+      });
+      js.wait(done);
+      REQUIRE(woken_ran.load());
+    }
+  }
+
+  TEST_CASE("yielding jobs on two workers all finish") {
+    // Four jobs yield 10,000 times each while the two workers steal them from each other's
+    // deques and yield queues: nothing is stranded in a yield queue.
+    test::Watchdog watchdog("yield queue stealing", 60s);
+    JobSystem js{test::config_with(2)};
+    std::atomic<int> finished{0};
+    Counter done;
+    js.run(done, [&](Context& ctx) {
+      Counter players;
+      for (int i = 0; i < 4; ++i) {
+        ctx.spawn(players, [&finished] {
+          for (int k = 0; k < 10'000; ++k) this_fiber::yield();
+          finished.fetch_add(1);
+        });
+      }
+      this_fiber::wait(players);
+    });
+    js.wait(done);
+    CHECK(finished.load() == 4);
   }
 
   TEST_CASE("a yield lets a queued job run before the yielding job continues") {
