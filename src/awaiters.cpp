@@ -1,6 +1,6 @@
-// The awaitables' out-of-line halves, and the end of a coroutine job. On a fiber every awaiter
-// uses the stackful path of this_fiber; off our fibers it links the node in the awaiter and the
-// coroutine comes back as Job::ResumeCoroutine.
+// The awaitables' out-of-line halves, and the end of a coroutine job. Every awaiter is stackless:
+// it links the node in the awaiter (or queues it) and the coroutine comes back as
+// Job::ResumeCoroutine, on or off our fibers.
 
 #include "fiberjob/awaiters.hpp"
 
@@ -17,13 +17,19 @@ namespace fiberjob::detail {
 
 bool suspend_on_counter(Counter& counter, WaitNode& node, Scheduler* scheduler,
                         std::coroutine_handle<> coroutine) {
-  if (Fiber* self = current_fiber()) {
-    wait_on_fiber(self, counter);  // stackful: the whole fiber waits, the coroutine stays put
-    return false;
-  }
+  // Stackless everywhere, also on our fibers: the coroutine suspends, not the fiber. The fiber
+  // goes back to its dispatch loop (or to whatever resumed the coroutine) and runs other jobs;
+  // the last signal queues Job::ResumeCoroutine, which any worker runs inline on the fiber it
+  // is on. A suspended coroutine job thus holds no fiber and no stack, and resuming it costs
+  // no fiber switch (a game's thousands of per-agent AI coroutines: docs/decisions.md).
+  Fiber* self = current_fiber();
+  if (self != nullptr) check_not_own_counter(self, counter);
   node.kind = WaitNode::Kind::Coroutine;
   node.coroutine = coroutine.address();
-  node.scheduler = scheduler != nullptr ? scheduler : CounterAccess::scheduler_hint(counter);
+  node.scheduler = scheduler != nullptr ? scheduler
+                   : self != nullptr    ? self->scheduler
+                                        : CounterAccess::scheduler_hint(counter);
+  node.priority = static_cast<std::uint8_t>(self != nullptr ? self->priority : Priority::Normal);
   node.next = nullptr;
   CounterAccess::link(counter, node, current_worker());
   // From here the coroutine may already be running elsewhere: touch nothing of it.
@@ -36,9 +42,20 @@ void resume_from_counter(Counter& counter, WaitNode& node) {
 }
 
 bool suspend_for_yield(WaitNode& node, Scheduler& scheduler, std::coroutine_handle<> coroutine) {
-  if (Fiber* self = current_fiber()) {
-    yield_on_fiber(self);
-    return false;
+  Worker* worker = current_worker();
+  if (worker != nullptr && worker->scheduler == &scheduler && current_fiber() != nullptr) {
+    // On one of our workers: behind the work that is ready, through the worker's yield queue
+    // (stackless, like the wait above; no fiber switch).
+    node.kind = WaitNode::Kind::Coroutine;
+    node.coroutine = coroutine.address();
+    node.scheduler = &scheduler;
+    const Priority priority =
+        worker->current != nullptr ? worker->current->priority : Priority::Normal;
+    // release (the deque push): the coroutine is suspended already (await_suspend runs after
+    // the suspension), so whoever takes it may resume it at once. Touch nothing of it after.
+    push_yielded(*worker, Job::resume_coroutine(&node, priority));
+    scheduler.notify(1);
+    return true;
   }
   schedule_coroutine(node, scheduler, coroutine);
   return true;

@@ -37,6 +37,10 @@ void run_own_children(Fiber* self, Counter& counter);
 /// with `self` rescheduled behind it. Never needs a pooled fiber.
 void run_until_done(Fiber* self, Counter& counter);
 
+/// Throws Error (CounterMisuse) when `counter` is the one the job running on `self` signals
+/// when it ends: a wait on it could never return.
+void check_not_own_counter(const Fiber* self, const Counter& counter);
+
 /// The stackful wait of this_fiber::wait and of WaitAwaiter on a fiber (without the rethrow):
 /// returns once `counter` is zero. Errors: Error (CounterMisuse) for the job's own counter.
 void wait_on_fiber(Fiber* self, Counter& counter);

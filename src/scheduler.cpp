@@ -346,14 +346,21 @@ void Scheduler::report_pool_exhausted(Worker& worker) noexcept {
 
 void wake_list(WaitNode* head, Worker* current) noexcept {
   if (head == nullptr) return;
-  // Fast path, the common wake of one fiber on our own system (a join, a ping-pong): straight
-  // onto our deque.
-  if (head->next == nullptr && head->kind == WaitNode::Kind::Fiber && current != nullptr &&
-      head->fiber->scheduler == current->scheduler) {
-    Fiber* fiber = head->fiber;
-    push_next(*current, Job::resume(fiber, fiber->priority));
-    current->scheduler->notify(1);  // a parked worker may take it after its spin phase
-    return;
+  // Fast path, the common wake of one fiber or coroutine job on our own system (a join, a
+  // ping-pong): into our next slot (Worker::next).
+  if (head->next == nullptr && current != nullptr) {
+    if (head->kind == WaitNode::Kind::Fiber && head->fiber->scheduler == current->scheduler) {
+      Fiber* fiber = head->fiber;
+      push_next(*current, Job::resume(fiber, fiber->priority));
+      current->scheduler->notify(1);  // a parked worker may take it after its spin phase
+      return;
+    }
+    if (head->kind == WaitNode::Kind::Coroutine &&
+        (head->scheduler == current->scheduler || head->scheduler == nullptr)) {
+      push_next(*current, Job::resume_coroutine(head, static_cast<Priority>(head->priority)));
+      current->scheduler->notify(1);
+      return;
+    }
   }
   constexpr std::size_t kBatch = 64;
   std::uintptr_t batch[kBatch];  // Job::bits(); uninitialised (no 512-byte clear per wake)
@@ -382,7 +389,7 @@ void wake_list(WaitNode* head, Worker* current) noexcept {
         job = Job::resume(fiber, fiber->priority);
         scheduler = fiber->scheduler;
       } else {
-        job = Job::resume_coroutine(head, Priority::Normal);
+        job = Job::resume_coroutine(head, static_cast<Priority>(head->priority));
         scheduler = head->scheduler != nullptr ? head->scheduler
                     : current != nullptr       ? current->scheduler
                                                : nullptr;

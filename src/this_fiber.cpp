@@ -12,13 +12,17 @@
 namespace fiberjob {
 namespace detail {
 
-void wait_on_fiber(Fiber* self, Counter& counter) {
+void check_not_own_counter(const Fiber* self, const Counter& counter) {
   if (&counter == self->job_counter) {
     throw Error(ErrorCode::CounterMisuse,
                 "fiberjob: waiting on the counter the running job itself signals: it reaches "
                 "zero only after this job ends, so the wait could never return. Wait on a "
                 "counter of the jobs you spawned instead");
   }
+}
+
+void wait_on_fiber(Fiber* self, Counter& counter) {
+  check_not_own_counter(self, counter);
   if (CounterAccess::load_settled(counter) == 0) return;
   run_own_children(self, counter);
   if (CounterAccess::load_settled(counter) == 0) return;

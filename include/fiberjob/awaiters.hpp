@@ -12,15 +12,15 @@ namespace fiberjob {
 
 namespace detail {
 class Scheduler;
-/// On a fiber: the stackful wait of this_fiber::wait (returns false once the counter is zero).
-/// Off a fiber: links `node` for `coroutine` and returns true; the last signal queues
-/// Job::ResumeCoroutine on `scheduler` (see WaitNode::scheduler).
+/// Links `node` for `coroutine` and returns true; the last signal queues Job::ResumeCoroutine
+/// on `scheduler` (see WaitNode::scheduler; on a fiber, nullptr means the fiber's system).
+/// Throws Error (CounterMisuse) for the counter of the running job itself.
 bool suspend_on_counter(Counter& counter, WaitNode& node, Scheduler* scheduler,
                         std::coroutine_handle<> coroutine);
 /// After the wait: lets the linker finish, then rethrows the counter's exception.
 void resume_from_counter(Counter& counter, WaitNode& node);
-/// On a fiber: this_fiber::yield (returns false). Off a fiber: queues the coroutine on
-/// `scheduler`'s injector and returns true.
+/// On a worker of `scheduler`: queues the coroutine on that worker's yield queue; elsewhere on
+/// `scheduler`'s injector. Returns true.
 bool suspend_for_yield(WaitNode& node, Scheduler& scheduler, std::coroutine_handle<> coroutine);
 /// True when the calling thread is a worker of `scheduler`.
 bool on_scheduler(const Scheduler& scheduler) noexcept;
@@ -32,16 +32,16 @@ void schedule_coroutine(WaitNode& node, Scheduler& scheduler, std::coroutine_han
 /// rethrows the first exception a job on it threw.
 ///
 /// * Already zero: does not suspend (no switch, no allocation).
-/// * On one of our fibers (a coroutine job, or any coroutine running inside a job): the *fiber*
-///   suspends through the same code path as `this_fiber::wait` (its wait node lives in the
-///   fiber) and `await_suspend` returns false once the fiber is resumed — possibly on another
-///   worker. No allocation.
-/// * Off our fibers (a foreign coroutine on some other thread): the node in this awaiter (in the
-///   coroutine frame) is linked, `await_suspend` returns true, and the last signal queues
-///   `Job::ResumeCoroutine`: the coroutine continues on a worker of the job system it was
-///   awaited through (`ctx.wait`), or for a bare `co_await counter` on the system that last ran
-///   jobs on the counter. A counter no job system ever ran jobs on resumes the coroutine inline
-///   on the thread that signals it.
+/// * Otherwise the *coroutine* suspends, never the fiber (stackless): the node in this awaiter
+///   (in the coroutine frame) is linked, `await_suspend` returns true, and the fiber goes on
+///   with other jobs. The last signal queues `Job::ResumeCoroutine`, and a worker resumes the
+///   coroutine inline on whatever fiber it runs — no fiber switch, and a suspended coroutine job
+///   holds no fiber or stack, only its frame. It continues on a worker of the job system it was
+///   awaited through (`ctx.wait`), or for a bare `co_await counter` on the awaiting worker's
+///   system (off our workers: the system that last ran jobs on the counter). A counter no job
+///   system ever ran jobs on resumes the coroutine inline on the thread that signals it.
+/// * Contrast `this_fiber::wait`, which suspends the whole fiber (any call depth, any code).
+/// Errors: Error (CounterMisuse) when awaiting the counter the running job itself signals.
 /// Thread-safety: one awaiter per co_await; any number of awaiters per counter.
 /// Lifetime: the counter must outlive the co_await.
 class [[nodiscard]] WaitAwaiter {
@@ -64,9 +64,10 @@ class [[nodiscard]] WaitAwaiter {
 };
 
 /// `co_await ctx.yield()`: lets the work that is ready now run first, then continues.
-/// * On our fibers: the fiber is rescheduled through the injector (FIFO) exactly like
-///   `this_fiber::yield`; returns at once when nothing else is ready. No allocation.
-/// * Off our fibers: the coroutine is queued on the job system's injector and continues on a
+/// * On a worker: the coroutine (not the fiber) goes onto the worker's FIFO yield queue, behind
+///   the ready work, and continues when a worker takes it (an idle worker may). No allocation,
+///   no fiber switch.
+/// * Off our workers: the coroutine is queued on the job system's injector and continues on a
 ///   worker (so from a foreign thread it is also a hop onto the job system).
 class [[nodiscard]] YieldAwaiter {
  public:

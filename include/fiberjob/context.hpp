@@ -26,8 +26,9 @@ struct ContextAccess;
 /// another worker, and `worker_index()` tells the current one.
 ///
 /// Suspending: in coroutine jobs `co_await ctx.wait(counter)` and `co_await ctx.yield()`; in
-/// plain code `this_fiber::wait(counter)` and `this_fiber::yield()` (any call depth). Both go
-/// through the same stackful suspension and the same wait list.
+/// plain code `this_fiber::wait(counter)` and `this_fiber::yield()` (any call depth). Both use
+/// the same wait list and queues; the awaiters suspend only the coroutine (stackless: the fiber
+/// runs other jobs meanwhile), the `this_fiber` calls suspend the whole fiber (stackful).
 ///
 /// Thread-safety: every member may be called from any thread, concurrently.
 class Context {

@@ -114,8 +114,8 @@ void parallel_for(JobSystem& system, Index begin, Index end, Index grain, Fn&& b
 }
 
 /// `co_await parallel_for_async(ctx, begin, end, grain, body)`: the coroutine form. Same
-/// contract; the awaiting coroutine resumes when every batch has run (on a fiber it waits
-/// stackfully, as `co_await ctx.wait` does). `body` is moved into the task's frame (one frame
+/// contract; the awaiting coroutine resumes when every batch has run (it suspends stacklessly,
+/// as `co_await ctx.wait` does). `body` is moved into the task's frame (one frame
 /// allocation per call).
 template <std::integral Index, class Fn>
 requires detail::RangeBody<Index, std::decay_t<Fn>> || detail::IndexBody<Index, std::decay_t<Fn>>

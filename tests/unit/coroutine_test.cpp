@@ -61,6 +61,39 @@ TEST_SUITE("coroutines") {
     }
   }
 
+  TEST_CASE("a suspended coroutine job holds no fiber: 2,000 waiters on a pool of 8 fibers") {
+    // co_await ctx.wait and co_await ctx.yield suspend the coroutine, not the fiber: the fiber
+    // goes on with other jobs and any worker resumes the coroutine inline. So 2,000 coroutine
+    // jobs can wait at once with 8 fibers, without exhausting the pool or switching fibers.
+    test::Watchdog watchdog("stackless coroutine waits", 60s);
+    Config config = test::config_with(2);
+    config.fiber_count = 8;
+    JobSystem js{config};
+    constexpr int kWaiters = 2'000;
+    Counter gate;
+    gate.add(1);
+    std::atomic<int> before{0};
+    std::atomic<int> after{0};
+    Counter done;
+    for (int i = 0; i < kWaiters; ++i) {
+      js.run(done, [&](Context& ctx) -> Task<> {
+        before.fetch_add(1);
+        co_await ctx.wait(gate);
+        co_await ctx.yield();
+        after.fetch_add(1);
+      });
+    }
+    while (before.load() < kWaiters) std::this_thread::yield();
+    CHECK(after.load() == 0);
+    gate.signal();
+    js.wait(done);
+    CHECK(after.load() == kWaiters);
+    const Stats stats = js.stats();
+    CHECK(stats.pool_exhausted == 0);
+    CHECK(stats.fiber_switches == 0);
+    CHECK(stats.fibers_in_use_high_water <= 2);
+  }
+
   TEST_CASE("a child Task returns its value to the parent's co_await") {
     JobSystem js{test::config_with(2)};
     int value = 0;

@@ -42,13 +42,15 @@ TEST_SUITE("trace") {
     Counter gate;
     gate.add(1);
     Counter done;
-    js.run(done, [&gate](Context& ctx) -> Task<> {
+    js.run(done, [](Context& ctx) -> Task<> {
       Counter parts;
       for (int i = 0; i < 50; ++i) ctx.spawn(parts, [] {});
       co_await ctx.wait(parts);
-      co_await ctx.wait(gate);  // a real suspension, resumed when the main thread signals
     });
-    while (js.stats().fibers_in_use < 3) std::this_thread::yield();
+    js.run(done, [&gate] {
+      this_fiber::wait(gate);  // a real fiber suspension, resumed when the main thread signals
+    });
+    while (js.stats().fibers_in_use < 3) std::this_thread::yield();  // the waiter holds a fiber
     gate.signal();
     js.wait(done);
     const std::string path = "fiberjob_trace_test.json";

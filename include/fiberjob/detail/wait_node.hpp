@@ -32,6 +32,8 @@ struct alignas(16) WaitNode {
   /// CAS; read by the drainer after its acquiring exchange, so a plain pointer is race-free.
   WaitNode* next = nullptr;
   Kind kind = Kind::Fiber;
+  /// Kind::Coroutine: the `Priority` (as its integer value) the coroutine resumes at.
+  std::uint8_t priority = 1;
   /// Kind::Thread: 0 while waiting, 1 once woken. The waker's release store pairs with the
   /// waiting thread's acquire load in its futex loop; it is the waker's last touch of the node.
   std::atomic<std::uint32_t> woken{0};
