@@ -10,7 +10,9 @@
 //
 // Prints one line per simulated second and a summary; --check verifies every path against a
 // single-threaded Dijkstra (and, on arena.map, the 130 published scenario lengths); --trace
-// writes a Chrome Trace Event timeline for Perfetto.
+// writes a Chrome Trace Event timeline for Perfetto; --rss-every N prints the resident set size
+// and that window's frame times every N frames (the soak, scripts/soak.sh); --serial runs the
+// same frames on the main thread without jobs (the baseline of scripts/bench-game.sh).
 
 #include <fmt/core.h>
 #include <fiberjob/fiberjob.hpp>
@@ -23,21 +25,41 @@
 #include <cstdio>
 #include <exception>
 #include <filesystem>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "game/alloc_counter.hpp"
 #include "game/checks.hpp"
 #include "game/options.hpp"
+#include "game/rss.hpp"
 #include "game/world.hpp"
 
 namespace {
 
+// Nearest-rank percentile of sorted values.
+double percentile_of_sorted(std::span<const double> sorted, double p) {
+  if (sorted.empty()) return 0;
+  const auto rank = static_cast<std::size_t>(std::ceil(p / 100.0 * sorted.size()));
+  return sorted[std::min(sorted.size() - 1, rank == 0 ? 0 : rank - 1)];
+}
+
 double percentile(std::vector<double> values, double p) {
-  if (values.empty()) return 0;
   std::sort(values.begin(), values.end());
-  const auto rank = static_cast<std::size_t>(std::ceil(p / 100.0 * values.size()));
-  return values[std::min(values.size() - 1, rank == 0 ? 0 : rank - 1)];
+  return percentile_of_sorted(values, p);
+}
+
+// --rss-every: the resident set size now and the frame times of the window.size() frames that
+// end with frame `frames_done` - 1, sorted in `window` (sized before the frame loop: no
+// allocation here).
+void print_rss_window(std::uint32_t frames_done, const std::vector<double>& frame_ms,
+                      std::vector<double>& window) {
+  const auto end = frame_ms.begin() + frames_done;
+  std::copy(end - static_cast<std::ptrdiff_t>(window.size()), end, window.begin());
+  std::sort(window.begin(), window.end());
+  fmt::print("rss frame {:7} kib {:8}  frame ms p50 {:6.3f} p99 {:6.3f} max {:6.3f}\n", frames_done,
+             game::resident_kib(), percentile_of_sorted(window, 50),
+             percentile_of_sorted(window, 99), window.back());
 }
 
 int run(const game::Options& options) {
@@ -47,35 +69,47 @@ int run(const game::Options& options) {
              std::filesystem::path(options.map_path).filename().string(), map.width(), map.height(),
              map.passable_count(), options.agents, options.frames);
 
-  // 2. The job system: one fiber per agent (each AI coroutine sleeps on its fiber between
-  //    frames) plus room for the jobs that suspend inside a frame.
+  // 2. The job system, default Config: the AI coroutines wait between frames with co_await,
+  //    which suspends the coroutine and holds no fiber, so the pool need not grow with the
+  //    number of agents. --serial runs no job in the
+  //    frames: its one worker exists because the frame allocator is built on a job system (and
+  //    for --check), and the main thread takes frame memory from the shared arena.
   fiberjob::Config config;
   if (options.workers != 0) config.worker_count = options.workers;
-  config.fiber_count = options.agents + 64 * config.worker_count + 128;
+  if (options.serial) config.worker_count = 1;
   config.tracing = !options.trace_path.empty();
   fiberjob::JobSystem js{config};
   fiberjob::FrameAllocatorConfig memory_config;
   memory_config.bytes_per_worker = std::size_t{16} << 20;  // A* open lists on big maps
+  if (options.serial) memory_config.shared_bytes = memory_config.bytes_per_worker;
   fiberjob::FrameAllocator memory{js, memory_config};
 
   // 3. The world, and its AI coroutines waiting for the first frame.
   game::World world(map, js, memory, options.agents, options.seed, options.check);
-  world.start();
+  if (!options.serial) world.start();
 
-  std::vector<double> frame_ms;
-  frame_ms.reserve(options.frames);
+  // Sized and written (touched) now: filling it adds no resident memory during the frames.
+  std::vector<double> frame_ms(options.frames);
+  std::vector<double> rss_window(options.rss_every);
   const std::uint64_t allocations_before = game::global_allocations();
   std::uint64_t allocations_after_first_second = allocations_before;
   const auto start = std::chrono::steady_clock::now();
   for (std::uint32_t frame = 0; frame < options.frames; ++frame) {
     const auto begin = std::chrono::steady_clock::now();
-    world.run_frame(frame);  // 4. AI, movement, render prep: all jobs, joined by counters
-    frame_ms.push_back(
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - begin)
-            .count());
+    // 4. AI, movement, render prep: all jobs, joined by counters (or all inline: --serial).
+    if (options.serial) {
+      world.run_frame_serial();
+    } else {
+      world.run_frame(frame);
+    }
+    frame_ms[frame] =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - begin).count();
+    if (options.rss_every != 0 && (frame + 1) % options.rss_every == 0) {
+      print_rss_window(frame + 1, frame_ms, rss_window);
+    }
     if ((frame + 1) % 60 == 0) {
       std::array<double, 60> second;  // no allocation inside the frame loop
-      std::copy(frame_ms.end() - 60, frame_ms.end(), second.begin());
+      std::copy(frame_ms.begin() + frame + 1 - 60, frame_ms.begin() + frame + 1, second.begin());
       std::sort(second.begin(), second.end());
       fmt::print("t={:3}s  frame ms p50 {:6.3f} max {:6.3f}  paths so far {:6}\n", (frame + 1) / 60,
                  second[29], second[59], world.counters().paths);
@@ -85,12 +119,14 @@ int run(const game::Options& options) {
   const double wall_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const std::uint64_t allocations_end = game::global_allocations();
-  world.stop(options.frames);
+  if (!options.serial) world.stop(options.frames);
 
   // 5. The summary.
   const fiberjob::Stats stats = js.stats();
   const game::FrameCounters counters = world.counters();
-  fmt::print("\nsummary ({} workers, {} frames, {:.2f} s wall)\n", js.worker_count(),
+  fmt::print("\nsummary ({}, {} frames, {:.2f} s wall)\n",
+             options.serial ? std::string("serial: no jobs")
+                            : fmt::format("{} workers", js.worker_count()),
              options.frames, wall_s);
   fmt::print("  frame time ms   p50 {:.3f}  p95 {:.3f}  p99 {:.3f}  max {:.3f}\n",
              percentile(frame_ms, 50), percentile(frame_ms, 95), percentile(frame_ms, 99),

@@ -19,16 +19,20 @@ bool parse_number(std::string_view text, std::uint64_t max, std::uint64_t& out) 
 }  // namespace
 
 std::string usage() {
-  return "usage: game_frame [--map PATH] [--workers N] [--agents N] [--frames N] [--seed N]\n"
-         "                  [--trace PATH] [--check]\n"
+  return "usage: game_frame [--map PATH] [--workers N | --serial] [--agents N] [--frames N]\n"
+         "                  [--seed N] [--trace PATH] [--check] [--rss-every N]\n"
          "  --map PATH     Moving AI .map file (default: den520d.map)\n"
          "  --workers N    worker threads, 1..256 (default: hardware threads)\n"
+         "  --serial       run every frame on the main thread with no jobs: the same work, each\n"
+         "                 job called inline where the frame would spawn it (a baseline)\n"
          "  --agents N     agents, 1..100000 (default 2000)\n"
          "  --frames N     frames at a fixed 60 Hz step, 1..1000000 (default 300)\n"
          "  --seed N       random seed for spawn points and goals\n"
          "  --trace PATH   write a Chrome Trace Event JSON timeline (open in ui.perfetto.dev)\n"
          "  --check        verify every path against Dijkstra; with arena.map also solve the\n"
-         "                 130 arena.map.scen queries and compare with the published lengths\n";
+         "                 130 arena.map.scen queries and compare with the published lengths\n"
+         "  --rss-every N  every N frames, 1..1000000, print the resident set size (KiB) and the\n"
+         "                 frame times of those N frames: 'rss frame F kib K frame ms p50 ..'\n";
 }
 
 std::optional<Options> parse_options(int argc, char** argv, const std::string& default_map,
@@ -43,8 +47,13 @@ std::optional<Options> parse_options(int argc, char** argv, const std::string& d
       options.check = true;
       continue;
     }
+    if (arg == "--serial") {
+      options.serial = true;
+      continue;
+    }
     const bool takes_value = arg == "--map" || arg == "--workers" || arg == "--agents" ||
-                             arg == "--frames" || arg == "--trace" || arg == "--seed";
+                             arg == "--frames" || arg == "--trace" || arg == "--seed" ||
+                             arg == "--rss-every";
     if (!takes_value) {
       error = "unknown argument '" + std::string(arg) + "'";
       return std::nullopt;
@@ -77,7 +86,19 @@ std::optional<Options> parse_options(int argc, char** argv, const std::string& d
     } else if (arg == "--seed") {
       if (!numeric(0, UINT64_MAX)) return std::nullopt;
       options.seed = number;
+    } else if (arg == "--rss-every") {
+      if (!numeric(1, 1'000'000)) return std::nullopt;
+      options.rss_every = static_cast<std::uint32_t>(number);
     }
+  }
+  // --serial uses no job system threads and records no timeline.
+  if (options.serial && options.workers != 0) {
+    error = "--serial runs every frame on the main thread; it takes no --workers";
+    return std::nullopt;
+  }
+  if (options.serial && !options.trace_path.empty()) {
+    error = "--trace records the job system's timeline, which --serial does not use";
+    return std::nullopt;
   }
   return options;
 }

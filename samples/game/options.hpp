@@ -15,6 +15,8 @@ struct Options {
   std::string trace_path;         ///< --trace PATH (empty: no trace)
   bool check = false;             ///< --check
   std::uint64_t seed = 20260511;  ///< --seed N
+  std::uint32_t rss_every = 0;    ///< --rss-every N: RSS and frame times every N frames (0: off)
+  bool serial = false;            ///< --serial: every frame on the main thread, no jobs
 };
 
 /// Parses argv. On bad input returns nullopt and sets `error` to a message naming the argument

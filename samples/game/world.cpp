@@ -16,6 +16,7 @@ constexpr int kBucketCells = 4;      // spatial grid bucket edge (cells)
 constexpr float kArrive = 0.25f;     // distance at which a waypoint counts as reached (cells)
 constexpr int kGoalRange = 40;       // new goals are picked within this many cells
 constexpr std::uint32_t kMaxIdleFrames = 90;  // agents rest up to 1.5 s between trips
+constexpr std::size_t kPathCapacity = 1024;   // path cells reserved per agent
 
 std::uint64_t next_random(std::uint64_t& state) {  // splitmix64
   std::uint64_t z = (state += 0x9E3779B97F4A7C15ull);
@@ -57,7 +58,11 @@ World::World(const GridMap& map, fiberjob::JobSystem& jobs, fiberjob::FrameAlloc
     const Cell spawn = random_passable(agent.rng);
     positions_[i] = centre(spawn);
     agent.target = positions_[i];
-    agent.path.reserve(1024);
+    // Capacity for paths of up to kPathCapacity cells, written once now (resize touches the
+    // pages, clear keeps them): a long path later neither allocates nor page-faults, so the
+    // resident set stays flat once the frames run (the soak, scripts/soak.sh, checks that).
+    agent.path.resize(kPathCapacity);
+    agent.path.clear();
     agent.idle_frames = static_cast<std::uint32_t>(next_random(agent.rng) % kMaxIdleFrames);
   }
   bucket_columns_ = (map.width() + kBucketCells - 1) / kBucketCells;
@@ -98,15 +103,25 @@ fiberjob::Task<> World::agent_ai(fiberjob::Context& ctx, std::uint32_t id) {
     if (agent.state == AgentState::AwaitPath) {
       // Requested last frame; usually finished meanwhile, else wait for it now.
       co_await ctx.wait(agent.path_done);
-      agent.state = agent.path_found ? AgentState::Following : AgentState::NeedPath;
-      agent.next_waypoint = 1;
     }
-    decide(ctx, id);
+    if (const std::optional<PathRequest> request = ai_step(id)) {
+      ctx.spawn(agent.path_done,
+                [this, id, r = *request] { find_agent_path(jobs_.current_worker_index(), id, r); });
+    }
     ai_done_.signal();
   }
 }
 
-void World::decide(fiberjob::Context& ctx, std::uint32_t id) {
+std::optional<PathRequest> World::ai_step(std::uint32_t id) {
+  Agent& agent = agents_[id];
+  if (agent.state == AgentState::AwaitPath) {  // the search asked for last frame has finished
+    agent.state = agent.path_found ? AgentState::Following : AgentState::NeedPath;
+    agent.next_waypoint = 1;
+  }
+  return decide(id);
+}
+
+std::optional<PathRequest> World::decide(std::uint32_t id) {
   Agent& agent = agents_[id];
   const Vec2 position = positions_[id];
   if (agent.state == AgentState::Following) {
@@ -119,7 +134,7 @@ void World::decide(fiberjob::Context& ctx, std::uint32_t id) {
     }
     if (agent.next_waypoint < agent.path.size()) {
       agent.target = centre(agent.path[agent.next_waypoint]);
-      return;
+      return std::nullopt;
     }
     agent.state = AgentState::NeedPath;  // arrived: rest a while, then pick a new goal
     agent.idle_frames = static_cast<std::uint32_t>(next_random(agent.rng) % kMaxIdleFrames);
@@ -127,25 +142,26 @@ void World::decide(fiberjob::Context& ctx, std::uint32_t id) {
   if (agent.state == AgentState::NeedPath) {
     if (agent.idle_frames > 0) {
       --agent.idle_frames;
-      return;
+      return std::nullopt;
     }
-    request_path(ctx, id);
+    return request_path(id);
   }
+  return std::nullopt;
 }
 
-void World::request_path(fiberjob::Context& ctx, std::uint32_t id) {
+PathRequest World::request_path(std::uint32_t id) {
   Agent& agent = agents_[id];
   const Cell start = cell_of(positions_[id]);
   agent.goal = random_goal_near(start, agent.rng);
   agent.state = AgentState::AwaitPath;
   agent.target = positions_[id];  // stand still while the path is computed
-  const Cell goal = agent.goal;
-  ctx.spawn(agent.path_done, [this, id, start, goal] { find_agent_path(id, start, goal); });
+  return PathRequest{start, agent.goal};
 }
 
-void World::find_agent_path(std::uint32_t id, Cell start, Cell goal) {
+void World::find_agent_path(std::size_t worker, std::uint32_t id, PathRequest request) {
   // A* on this worker's scratch; the open list and the raw path live in frame memory.
-  const std::size_t worker = jobs_.current_worker_index();
+  const Cell start = request.start;
+  const Cell goal = request.goal;
   PathResult result = find_path(map_, start, goal, *scratch_[worker], memory_.resource());
   Agent& agent = agents_[id];
   agent.path_found = result.found;

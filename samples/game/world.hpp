@@ -11,6 +11,11 @@
 //                 wait ai_done → build spatial grid → parallel_for(movement)
 //                 → spawn render prep, wait for it
 //   main: js.wait(frame_done)
+//
+// run_frame_serial (world_serial.cpp, --serial) does the same work on the calling thread with
+// no jobs: every agent's AI step in id order with its A* search called inline where the AI
+// would spawn it, then the grid, movement in one batch and render prep. A search spawned in
+// frame f is read by its agent in frame f+1 either way, so both give the same snapshots.
 
 #include <fiberjob/fiberjob.hpp>
 #include <fiberjob/frame_allocator.hpp>
@@ -18,6 +23,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "grid_map.hpp"
@@ -55,6 +61,12 @@ struct PathRecord {
   std::vector<Cell> cells;
 };
 
+/// A path search an agent asks for: run find_path from `start` to `goal` for it.
+struct PathRequest {
+  Cell start;
+  Cell goal;
+};
+
 struct FrameCounters {
   std::uint64_t paths = 0;          ///< A* searches finished
   std::uint64_t path_failures = 0;  ///< searches with no path
@@ -72,6 +84,11 @@ class World {
   void start();
   /// Runs frame `frame` to completion (AI decisions, movement, render prep). Main thread.
   void run_frame(std::uint32_t frame);
+  /// Runs the next frame to completion on the calling thread without any job (the --serial
+  /// baseline): the same AI steps, A* searches, grid, movement and render prep as run_frame, in
+  /// a fixed order, with the same results. Use it instead of start/run_frame/stop, never mixed.
+  /// Frame memory comes from the allocator's shared arena (the caller is not a worker).
+  void run_frame_serial();
   /// Releases the AI coroutines one last time so they return, and waits for them.
   void stop(std::uint32_t next_frame);
 
@@ -82,9 +99,10 @@ class World {
 
  private:
   fiberjob::Task<> agent_ai(fiberjob::Context& ctx, std::uint32_t id);
-  void decide(fiberjob::Context& ctx, std::uint32_t id);
-  void request_path(fiberjob::Context& ctx, std::uint32_t id);
-  void find_agent_path(std::uint32_t id, Cell start, Cell goal);
+  std::optional<PathRequest> ai_step(std::uint32_t id);
+  std::optional<PathRequest> decide(std::uint32_t id);
+  PathRequest request_path(std::uint32_t id);
+  void find_agent_path(std::size_t worker, std::uint32_t id, PathRequest request);
   void frame_job(fiberjob::Context& ctx);
   void build_grid();
   void move_agents(std::size_t lo, std::size_t hi);
