@@ -25,16 +25,17 @@ struct Sizes {
   std::int64_t alloc_warmup_rounds = 2'000;  ///< rounds before counting allocator calls
   std::int64_t alloc_rounds = 10'000;        ///< rounds counted
   static constexpr int kAllocChildren = 8;   ///< jobs spawned per allocation round
+  std::int64_t suspended_jobs = 10'000;      ///< jobs suspended at once (memory, 7a)
 
   static Sizes full() { return {}; }
-  static Sizes smoke() { return {12, 3, 10'000, 10'000, 1'000, 100'000, 200, 500}; }
+  static Sizes smoke() { return {12, 3, 10'000, 10'000, 1'000, 100'000, 200, 500, 100}; }
 };
 
-/// What one repetition of a workload measured. Time workloads fill `ns`, allocation workloads
-/// `count`; both say how many operations that covers and the result the harness checks.
+/// What one repetition of a workload measured. Time workloads fill `ns`, allocation and memory
+/// workloads `count`; all say how many operations that covers and the result the harness checks.
 struct Run {
   double ns = 0;                        ///< wall time of the timed region
-  double count = 0;                     ///< allocator calls in the counted window
+  double count = 0;                     ///< allocator calls in the counted window, or bytes
   double ops = 1;                       ///< operations covered (jobs, switches, round trips, waits)
   std::int64_t result = -1;             ///< checked against the workload's expected result
   std::map<std::string, double> extra;  ///< reported in the JSON, not checked
@@ -85,6 +86,11 @@ void register_tbb(Registry& registry);
 void register_boost_fiber(Registry& registry);
 void register_context_switch(Registry& registry);
 void register_std_thread(Registry& registry);
+/// Workload 7 (memory_workloads.cpp): each repetition runs in a child process of this binary.
+void register_memory(Registry& registry);
+/// The child side of workload 7: `fiberjob_bench --memory-child WORKLOAD SYSTEM JOBS DEPTH`
+/// measures once and reports `key value` lines on stdout. Returns the exit status.
+int memory_child_main(int argc, char** argv);
 
 /// Wall-clock timer (steady_clock).
 class Stopwatch {

@@ -37,7 +37,10 @@
 namespace bench {
 namespace {
 
-enum class Metric { Milliseconds, NsPerOp, MillionPerSecond, CallsPerOp };
+enum class Metric { Milliseconds, NsPerOp, MillionPerSecond, CallsPerOp, KibPerOp, Mebibytes };
+
+/// Memory rows (7): reported and compared like the others, but not drawn in the time chart.
+bool is_memory(Metric m) { return m == Metric::KibPerOp || m == Metric::Mebibytes; }
 
 struct Expect {
   std::int64_t value = 0;
@@ -61,6 +64,10 @@ const char* unit_of(Metric m) {
       return "M jobs/s";
     case Metric::CallsPerOp:
       return "calls/op";
+    case Metric::KibPerOp:
+      return "KiB/job";
+    case Metric::Mebibytes:
+      return "MiB";
   }
   return "";
 }
@@ -75,6 +82,10 @@ double value_of(Metric m, const Run& run) {
       return run.ops / run.ns * 1e3;
     case Metric::CallsPerOp:
       return run.count / run.ops;
+    case Metric::KibPerOp:
+      return run.count / run.ops / 1024;
+    case Metric::Mebibytes:
+      return run.count / (1024 * 1024);
   }
   return 0;
 }
@@ -113,6 +124,13 @@ std::vector<Workload> workloads(const Sizes& s) {
        Metric::NsPerOp, [](const Sizes& z) { return Expect{z.round_trips}; }},
       {"parallel_for", fmt::format("6. parallel_for sqrt, {} floats", with_commas(s.floats)),
        Metric::Milliseconds, [](const Sizes& z) { return Expect{z.floats}; }},
+      {"mem_suspended",
+       fmt::format("7a. RSS per suspended job, {} jobs suspended at once (child process)",
+                   with_commas(s.suspended_jobs)),
+       Metric::KibPerOp, [](const Sizes& z) { return Expect{z.suspended_jobs}; }},
+      {"mem_skynet",
+       fmt::format("7b. skynet peak RSS above setup, {} leaves (child process)", leaves),
+       Metric::Mebibytes, [](const Sizes& z) { return Expect{skynet_sum(z.skynet_depth)}; }},
       {"alloc_spawn", "8a. allocator calls per spawned job (warm)", Metric::CallsPerOp,
        [](const Sizes& z) { return Expect{z.alloc_rounds}; }},
       {"alloc_wait", "8b. allocator calls per wait (warm)", Metric::CallsPerOp,
@@ -125,8 +143,8 @@ std::vector<Workload> workloads(const Sizes& s) {
 /// Within a system, one-worker workloads run first: Boost.Fiber's two-worker pool, once built,
 /// keeps a polling thread until its teardown.
 const std::vector<std::string> kExecutionOrder = {
-    "yield",      "pingpong_1w", "alloc_yield",  "fib",         "skynet",
-    "empty_jobs", "pingpong_2w", "parallel_for", "alloc_spawn", "alloc_wait"};
+    "yield",       "pingpong_1w",  "alloc_yield", "fib",        "skynet",        "empty_jobs",
+    "pingpong_2w", "parallel_for", "alloc_spawn", "alloc_wait", "mem_suspended", "mem_skynet"};
 
 /// Peers in table order (fiberjob is the reference column).
 const std::vector<std::string> kPeers = {"tbb", "boost_fiber", "boost_context", "std_thread"};
@@ -156,6 +174,9 @@ const std::vector<Target> kTargets = {
     {"alloc_spawn", "", Target::Kind::Zero, 0, "zero allocator calls per spawned job (warm)"},
     {"alloc_wait", "", Target::Kind::Zero, 0, "zero allocator calls per wait (warm)"},
     {"alloc_yield", "", Target::Kind::Zero, 0, "zero allocator calls per yield (warm)"},
+    {"mem_suspended", "", Target::Kind::AtMost, 16,
+     "RSS per suspended job: <= 16 KiB (64 KiB stacks)"},
+    {"mem_skynet", "", Target::Kind::AtMost, 64, "skynet peak RSS: <= 64 MiB"},
 };
 
 struct Options {
@@ -270,12 +291,15 @@ struct CpuTimes {
     const double tick = static_cast<double>(sysconf(_SC_CLK_TCK));
     t.machine_busy_s = (user + nice + system + irq + softirq) / tick;
     t.steal_s = steal / tick;
-    rusage u{};
-    getrusage(RUSAGE_SELF, &u);
     auto seconds = [](const timeval& v) {
       return static_cast<double>(v.tv_sec) + static_cast<double>(v.tv_usec) / 1e6;
     };
-    t.self_s = seconds(u.ru_utime) + seconds(u.ru_stime);
+    // Ours: this process and its finished children (the memory workloads' child processes).
+    for (const int who : {RUSAGE_SELF, RUSAGE_CHILDREN}) {
+      rusage u{};
+      getrusage(who, &u);
+      t.self_s += seconds(u.ru_utime) + seconds(u.ru_stime);
+    }
     return t;
   }
 };
@@ -350,7 +374,7 @@ void usage(std::FILE* to) {
       "                    --only fib,skynet or --only fiberjob,tbb or --only fib,fiberjob,tbb\n"
       "  --revision TEXT   the fiberjob revision measured, for the report (e.g. a git hash)\n"
       "workloads: fib skynet empty_jobs yield pingpong_1w pingpong_2w parallel_for\n"
-      "           alloc_spawn alloc_wait alloc_yield\n"
+      "           alloc_spawn alloc_wait alloc_yield mem_suspended mem_skynet\n"
       "systems:   fiberjob tbb boost_fiber boost_context std_thread\n",
       to);
 }
@@ -430,6 +454,7 @@ int run_all(const Options& options) {
   register_fiberjob(registry);
   register_tbb(registry);
   register_boost_fiber(registry);  // last: its pool polls once built (see its file)
+  register_memory(registry);       // 7: child processes, for fiberjob, tbb and boost_fiber
 
   std::set<std::string> known;
   for (const Workload& w : defs) known.insert(w.name);
@@ -583,7 +608,7 @@ int run_all(const Options& options) {
   std::vector<Verdict> verdicts;
   for (const Target& t : kTargets) {
     Verdict v{&t, std::nullopt, "not run"};
-    if (t.kind == Target::Kind::Zero) {
+    if (t.peer.empty()) {
       const auto it = results.find({t.workload, "fiberjob"});
       if (it != results.end()) v.measured = it->second.median;
     } else {
@@ -619,7 +644,7 @@ int run_all(const Options& options) {
              options.smoke ? "smoke" : "full", reps, warmups);
   fmt::print(
       "Ratio columns (÷) are fiberjob ÷ peer of the value shown: below 1 means fiberjob "
-      "takes less time; for M jobs/s above 1 means fiberjob is faster.\n\n");
+      "takes less time (7: less memory); for M jobs/s above 1 means fiberjob is faster.\n\n");
   fmt::print("{}\n{}\n", table, spread);
   if (options.smoke) fmt::print("(smoke sizes: the targets are not meaningful)\n\n");
   fmt::print("{}\n", targets);
@@ -706,7 +731,10 @@ int run_all(const Options& options) {
     for (const std::string& peer : kPeers) out << "\t\"" << label(peer) << "\"";
     out << "\n";
     for (const Workload& w : defs) {
-      if (w.metric == Metric::CallsPerOp || results.count({w.name, "fiberjob"}) == 0) continue;
+      if (w.metric == Metric::CallsPerOp || is_memory(w.metric) ||
+          results.count({w.name, "fiberjob"}) == 0) {
+        continue;
+      }
       out << "\"" << w.name << "\"";
       for (const std::string& peer : kPeers) {
         std::optional<double> r = ratio(results, w.name, peer);
@@ -727,6 +755,10 @@ int run_all(const Options& options) {
 }  // namespace bench
 
 int main(int argc, char** argv) {
+  // Hidden: a child of the memory workloads (7) measures once and reports on stdout.
+  if (argc > 1 && std::string(argv[1]) == "--memory-child") {
+    return bench::memory_child_main(argc, argv);
+  }
   const std::optional<bench::Options> options = bench::parse(argc, argv);
   if (!options) return 2;
   try {

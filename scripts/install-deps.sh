@@ -3,16 +3,21 @@
 # Idempotent: a second run installs nothing. Uses sudo when not root.
 #
 #   scripts/install-deps.sh          # build + test dependencies
-#   scripts/install-deps.sh --bench  # also the benchmark dependencies
+#   scripts/install-deps.sh --bench  # also what only scripts/bench.sh, scripts/soak.sh and
+#                                    # profiling need
 set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build g++ clang clang-format libclang-rt-dev git
   libboost-context-dev libconcurrentqueue-dev doctest-dev libfmt-dev libasio-dev
   relacy-dev  # header-only Relacy model checker: tests/model (docs/model_checking.md)
+  # The benchmark peers: the release presets build fiberjob_bench for its smoke test.
+  libtbb-dev libboost-fiber-dev
 )
 if [[ "${1:-}" == "--bench" ]]; then
-  packages+=(libbenchmark-dev libtbb-dev libboost-fiber-dev gnuplot-nox)
+  # gnuplot-nox: the charts of scripts/bench.sh and scripts/soak.sh; linux-perf: profiling the
+  # game frame (docs/benchmarks.md, "9. Game frame").
+  packages+=(gnuplot-nox linux-perf)
 fi
 
 missing=()

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds and runs the whole test suite: unit + stress tests, samples and the install/consumer
-# test in release (g++ and clang++), then again under ASan+UBSan and under TSan.
+# Builds and runs the whole test suite: unit + stress tests, samples, the install/consumer test
+# and the benchmark smoke run (bench_smoke) in release (g++ and clang++), then again without the
+# benchmarks under ASan+UBSan and under TSan.
 # Installs missing Debian packages first. Usage: scripts/test.sh [preset ...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
