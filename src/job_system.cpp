@@ -96,6 +96,24 @@ void discard_records(Scheduler& scheduler, std::span<JobRecord* const> records) 
   }
 }
 
+void submit_one(Scheduler& scheduler, Counter& counter, JobRecord* record, Priority priority) {
+  try {
+    counter.add(1);
+  } catch (...) {
+    discard_records(scheduler, std::span<JobRecord* const>(&record, 1));
+    throw;
+  }
+  CounterAccess::set_scheduler_hint(counter, &scheduler);
+  const Job job = Job::run(record, priority);
+  Worker* worker = current_worker();
+  if (worker != nullptr && worker->scheduler == &scheduler) {
+    push_local(*worker, job);
+    scheduler.notify(1);
+  } else {
+    scheduler.inject(job, nullptr);  // wakes a worker
+  }
+}
+
 void submit(Scheduler& scheduler, Counter& counter, std::span<JobRecord* const> records,
             Priority priority) {
   if (records.empty()) return;

@@ -2,59 +2,118 @@
 
 #include "record_pool.hpp"
 
+#include <algorithm>
+#include <mutex>
 #include <new>
+#include <utility>
+#include <vector>
 
 namespace fiberjob::detail {
 
 namespace {
 constexpr std::size_t kInFlightReserve = 1024;  // records
 constexpr std::size_t kMaxBlocks = 4096;        // bookkeeping reserved up front
+
+/// The pools alive now, so that a plain thread's cache of records is given back only to a pool
+/// that still exists. Guarded by its mutex; touched at pool construction and destruction, when
+/// a thread's cache changes pools, and at thread exit.
+struct LivePools {
+  std::mutex mutex;
+  std::vector<std::pair<RecordPool*, std::uint64_t>> pools;
+  std::uint64_t next_generation = 1;
+};
+LivePools& live_pools() {
+  static LivePools* pools = new LivePools;  // never destroyed: threads may exit after main
+  return *pools;
+}
+
+/// A plain thread's records of one pool (see RecordPool::acquire_shared).
+struct ForeignCache {
+  RecordPool* pool = nullptr;
+  std::uint64_t generation = 0;
+  RecordCache cache;
+  /// Gives the records back if their pool still lives (else they died with it).
+  void give_back() noexcept {
+    if (cache.head != nullptr) {
+      LivePools& live = live_pools();
+      std::lock_guard lock(live.mutex);
+      for (const auto& [pool_alive, generation_alive] : live.pools) {
+        if (pool_alive == pool && generation_alive == generation) {
+          pool->drain(cache);
+          break;
+        }
+      }
+    }
+    cache = RecordCache{};
+    pool = nullptr;
+  }
+  ~ForeignCache() { give_back(); }
+};
+thread_local ForeignCache t_foreign;
+
 }  // namespace
 
 RecordPool::RecordPool(std::size_t workers) {
-  blocks_.reserve(kMaxBlocks);
-  const std::size_t records = workers * (kCacheLimit + kBatch) + kInFlightReserve;
-  RecordCache all;
-  std::lock_guard lock(mutex_);
-  while (all.count < records) refill_locked(all, kBlockRecords);
-  while (all.head != nullptr) {  // everything into the shared list
-    JobRecord* record = all.head;
-    all.head = record->next_free;
-    record->next_free = shared_;
-    shared_ = record;
+  {
+    LivePools& live = live_pools();
+    std::lock_guard lock(live.mutex);
+    generation_ = live.next_generation++;
+    live.pools.emplace_back(this, generation_);
   }
+  blocks_.reserve(kMaxBlocks);
+  chains_.reserve(kMaxBlocks * (kBlockRecords / kBatch));
+  const std::size_t records = workers * (kCacheLimit + kBatch) + kInFlightReserve;
+  std::lock_guard lock(mutex_);
+  while (blocks_.size() * kBlockRecords < records) allocate_block_locked();
 }
 
 RecordPool::~RecordPool() {
+  {
+    LivePools& live = live_pools();
+    std::lock_guard lock(live.mutex);
+    std::erase(live.pools, std::pair<RecordPool*, std::uint64_t>(this, generation_));
+  }
   for (JobRecord* block : blocks_) {
     ::operator delete (block, std::align_val_t{alignof(JobRecord)});
   }
 }
 
-void RecordPool::refill_locked(RecordCache& cache, std::size_t want) {
-  if (shared_ == nullptr) {
-    auto* block = static_cast<JobRecord*>(
-        ::operator new (sizeof(JobRecord) * kBlockRecords, std::align_val_t{alignof(JobRecord)}));
-    blocks_.push_back(block);
-    for (std::size_t i = 0; i < kBlockRecords; ++i) {
+void RecordPool::allocate_block_locked() {
+  auto* block = static_cast<JobRecord*>(
+      ::operator new (sizeof(JobRecord) * kBlockRecords, std::align_val_t{alignof(JobRecord)}));
+  blocks_.push_back(block);
+  for (std::size_t first = 0; first < kBlockRecords; first += kBatch) {
+    for (std::size_t i = first; i < first + kBatch; ++i) {
       JobRecord* record = ::new (static_cast<void*>(&block[i])) JobRecord();
-      record->next_free = shared_;
-      shared_ = record;
+      record->next_free = i + 1 < first + kBatch ? &block[i + 1] : nullptr;
     }
-  }
-  for (std::size_t i = 0; i < want && shared_ != nullptr; ++i) {
-    JobRecord* record = shared_;
-    shared_ = record->next_free;
-    record->next_free = cache.head;
-    cache.head = record;
-    ++cache.count;
+    chains_.push_back(Chain{&block[first], kBatch});
   }
 }
 
-JobRecord* RecordPool::acquire(RecordCache& cache) {
+void RecordPool::push_locked(JobRecord* head, JobRecord* tail, std::size_t count) {
+  if (!chains_.empty() && chains_.back().count + count <= kBatch) {
+    tail->next_free = chains_.back().head;
+    chains_.back().head = head;
+    chains_.back().count += count;
+  } else {
+    tail->next_free = nullptr;
+    chains_.push_back(Chain{head, count});
+  }
+}
+
+void RecordPool::refill_locked(RecordCache& cache) {
+  if (chains_.empty()) allocate_block_locked();
+  const Chain chain = chains_.back();
+  chains_.pop_back();
+  cache.head = chain.head;
+  cache.count = chain.count;
+}
+
+JobRecord* RecordPool::take(RecordCache& cache) {
   if (cache.head == nullptr) {
     std::lock_guard lock(mutex_);
-    refill_locked(cache, kBatch);
+    refill_locked(cache);
   }
   JobRecord* record = cache.head;
   cache.head = record->next_free;
@@ -62,43 +121,50 @@ JobRecord* RecordPool::acquire(RecordCache& cache) {
   return record;
 }
 
+JobRecord* RecordPool::acquire(RecordCache& cache) { return take(cache); }
+
 JobRecord* RecordPool::acquire_shared() {
-  RecordCache one;
-  std::lock_guard lock(mutex_);
-  refill_locked(one, 1);
-  return one.head;
+  ForeignCache& mine = t_foreign;  // read once: no suspension in this function
+  if (mine.pool != this || mine.generation != generation_) {
+    mine.give_back();  // records of another pool (or of a dead one)
+    mine.pool = this;
+    mine.generation = generation_;
+  }
+  return take(mine.cache);
 }
 
 void RecordPool::release(RecordCache& cache, JobRecord* record) noexcept {
   record->next_free = cache.head;
   cache.head = record;
   if (++cache.count <= kCacheLimit) return;
-  // Spill a batch: the records drift towards the workers that finish jobs, and back to the
-  // workers that spawn them through the shared list.
+  // Spill a chain: the records drift towards the workers that finish jobs, and back to the
+  // workers (and plain threads) that spawn them through the shared list. The walk is over
+  // records this worker just released (warm in its cache), outside the mutex.
   JobRecord* first = cache.head;
   JobRecord* last = first;
   for (std::size_t i = 1; i < kBatch; ++i) last = last->next_free;
   cache.head = last->next_free;
   cache.count -= kBatch;
   std::lock_guard lock(mutex_);
-  last->next_free = shared_;
-  shared_ = first;
+  push_locked(first, last, kBatch);
 }
 
 void RecordPool::release_shared(JobRecord* record) noexcept {
   std::lock_guard lock(mutex_);
-  record->next_free = shared_;
-  shared_ = record;
+  push_locked(record, record, 1);
 }
 
 void RecordPool::drain(RecordCache& cache) noexcept {
-  std::lock_guard lock(mutex_);
-  while (cache.head != nullptr) {
-    JobRecord* record = cache.head;
-    cache.head = record->next_free;
-    record->next_free = shared_;
-    shared_ = record;
+  if (cache.head == nullptr) return;
+  JobRecord* last = cache.head;
+  std::size_t count = 1;
+  while (last->next_free != nullptr) {
+    last = last->next_free;
+    ++count;
   }
+  std::lock_guard lock(mutex_);
+  push_locked(cache.head, last, count);
+  cache.head = nullptr;
   cache.count = 0;
 }
 

@@ -3,6 +3,7 @@
 // steady-state spawning never calls the global allocator.
 
 #include <cstddef>
+#include <cstdint>
 #include <mutex>
 #include <vector>
 
@@ -17,9 +18,10 @@ struct RecordCache {
 };
 
 /// The shared part. Records are allocated in blocks of kBlockRecords and never freed before
-/// the pool dies; records move between worker caches through the shared list in batches of
-/// kBatch, so the mutex is taken once per kBatch spawns at most (plain threads calling
-/// `JobSystem::run` take it once per record).
+/// the pool dies; records move between caches through the shared list as whole chains of up to
+/// kBatch records (a chain is taken or given in O(1), never walked under the mutex: a free
+/// record was last written by another core, and walking 64 of them cost a cache miss each), so
+/// the mutex is taken once per chain.
 class RecordPool {
  public:
   static constexpr std::size_t kBatch = 64;
@@ -36,7 +38,10 @@ class RecordPool {
 
   /// A free record for a worker (from its cache, refilled in a batch when empty).
   JobRecord* acquire(RecordCache& cache);
-  /// A free record for a plain thread.
+  /// A free record for a plain thread: from the thread's own cache of this pool's records,
+  /// refilled a chain at a time under the mutex (one lock per chain of spawns, not one per
+  /// spawn). The cache goes back to the pool when the thread exits or starts using
+  /// another pool, if this pool still lives (a registry of live pools decides).
   JobRecord* acquire_shared();
   /// Returns a record to a worker's cache; spills a batch to the shared list when it grows.
   void release(RecordCache& cache, JobRecord* record) noexcept;
@@ -45,13 +50,29 @@ class RecordPool {
   /// Gives every cached record back to the shared list (worker shutdown).
   void drain(RecordCache& cache) noexcept;
 
- private:
-  /// Moves up to `want` records from the shared list (allocating a block if it is empty) to
-  /// `cache`. Caller holds mutex_.
-  void refill_locked(RecordCache& cache, std::size_t want);
+  /// Identifies this pool among all pools ever built (never reused, unlike addresses).
+  [[nodiscard]] std::uint64_t generation() const noexcept { return generation_; }
 
+ private:
+  /// Free records linked through next_free, [head .. tail], `count` of them.
+  struct Chain {
+    JobRecord* head;
+    std::size_t count;
+  };
+  /// Makes the empty `cache` one chain of the shared list (allocating a block first if the
+  /// list is empty). Caller holds mutex_.
+  void refill_locked(RecordCache& cache);
+  /// Puts [head .. tail] (`count` records) on the shared list: onto the top chain if both fit
+  /// in kBatch, else as a chain of its own. Caller holds mutex_.
+  void push_locked(JobRecord* head, JobRecord* tail, std::size_t count);
+  /// Allocates one block of kBlockRecords records as chains of kBatch. Caller holds mutex_.
+  void allocate_block_locked();
+  /// The pop of a record from a cache, refilling it from the shared list when empty.
+  JobRecord* take(RecordCache& cache);
+
+  std::uint64_t generation_;
   std::mutex mutex_;
-  JobRecord* shared_ = nullptr;     // guarded by mutex_
+  std::vector<Chain> chains_;       // guarded by mutex_; capacity reserved up front
   std::vector<JobRecord*> blocks_;  // guarded by mutex_
 };
 

@@ -52,7 +52,7 @@ class Context {
   template <detail::JobCallable F>
   void spawn(Counter& counter, F&& fn, Priority priority = Priority::Normal) {
     detail::JobRecord* record = detail::make_record(scheduler_, counter, std::forward<F>(fn));
-    detail::submit(scheduler_, counter, std::span<detail::JobRecord* const>(&record, 1), priority);
+    detail::submit_one(scheduler_, counter, record, priority);
   }
 
   /// Starts one child job per element of `jobs` (each element copied), all signalling `counter`.

@@ -52,7 +52,7 @@ class JobSystem {
   template <detail::JobCallable F>
   void run(Counter& counter, F&& fn, Priority priority = Priority::Normal) {
     detail::JobRecord* record = detail::make_record(*impl_, counter, std::forward<F>(fn));
-    detail::submit(*impl_, counter, std::span<detail::JobRecord* const>(&record, 1), priority);
+    detail::submit_one(*impl_, counter, record, priority);
   }
 
   /// Starts one job per element of `jobs` (each copied), all signalling `counter`; queued in

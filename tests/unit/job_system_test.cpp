@@ -58,6 +58,33 @@ TEST_SUITE("job_system") {
     CHECK(wrong == 0);
   }
 
+  TEST_CASE("plain threads keep a cache of job records that outlives or dies with its system") {
+    // A plain thread takes records from its own cache (one lock per chain of spawns). The cache
+    // goes back to a system that still lives when the thread exits or switches systems, and is
+    // dropped for one that died: under ASan a use of the dead system's records would fail.
+    test::Watchdog watchdog("foreign record caches", 60s);
+    auto submit = [](JobSystem& js, int jobs) {
+      std::atomic<int> ran{0};
+      Counter done;
+      for (int i = 0; i < jobs; ++i) js.run(done, [&ran] { ran.fetch_add(1); });
+      js.wait(done);
+      return ran.load();
+    };
+    JobSystem outliving{test::config_with(2)};
+    std::thread worker_of_two([&] {
+      {
+        JobSystem short_lived{test::config_with(1)};
+        CHECK(submit(short_lived, 1'000) == 1'000);
+      }                                          // dies while this thread still caches its records
+      CHECK(submit(outliving, 1'000) == 1'000);  // drops the dead cache, takes from `outliving`
+    });
+    worker_of_two.join();  // exits: gives its cache back to `outliving`
+    for (int round = 0; round < 3; ++round) {
+      std::thread([&] { CHECK(submit(outliving, 500) == 500); }).join();
+    }
+    CHECK(submit(outliving, 10'000) == 10'000);
+  }
+
   TEST_CASE("large callables are boxed and still run exactly once") {
     JobSystem js{test::config_with(2)};
     std::array<char, 200> payload{};

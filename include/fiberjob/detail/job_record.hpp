@@ -140,6 +140,9 @@ void release_unused_record(Scheduler& scheduler, JobRecord* record) noexcept;
 void submit(Scheduler& scheduler, Counter& counter, std::span<JobRecord* const> records,
             Priority priority);
 
+/// submit() of one record (the common spawn): the same contract, without the batch loop.
+void submit_one(Scheduler& scheduler, Counter& counter, JobRecord* record, Priority priority);
+
 /// Builds a record holding `f` that will signal `counter`. Throws whatever copying `f` throws
 /// (the record is returned to the pool first), or std::bad_alloc for a boxed callable.
 template <class F>
