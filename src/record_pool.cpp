@@ -110,18 +110,10 @@ void RecordPool::refill_locked(RecordCache& cache) {
   cache.count = chain.count;
 }
 
-JobRecord* RecordPool::take(RecordCache& cache) {
-  if (cache.head == nullptr) {
-    std::lock_guard lock(mutex_);
-    refill_locked(cache);
-  }
-  JobRecord* record = cache.head;
-  cache.head = record->next_free;
-  --cache.count;
-  return record;
+void RecordPool::refill(RecordCache& cache) {
+  std::lock_guard lock(mutex_);
+  refill_locked(cache);
 }
-
-JobRecord* RecordPool::acquire(RecordCache& cache) { return take(cache); }
 
 JobRecord* RecordPool::acquire_shared() {
   ForeignCache& mine = t_foreign;  // read once: no suspension in this function
@@ -130,16 +122,13 @@ JobRecord* RecordPool::acquire_shared() {
     mine.pool = this;
     mine.generation = generation_;
   }
-  return take(mine.cache);
+  return acquire(mine.cache);
 }
 
-void RecordPool::release(RecordCache& cache, JobRecord* record) noexcept {
-  record->next_free = cache.head;
-  cache.head = record;
-  if (++cache.count <= kCacheLimit) return;
-  // Spill a chain: the records drift towards the workers that finish jobs, and back to the
-  // workers (and plain threads) that spawn them through the shared list. The walk is over
-  // records this worker just released (warm in its cache), outside the mutex.
+void RecordPool::spill(RecordCache& cache) noexcept {
+  // The records drift towards the workers that finish jobs, and back to the workers (and plain
+  // threads) that spawn them through the shared list. The walk is over records this worker
+  // just released (warm in its cache), outside the mutex.
   JobRecord* first = cache.head;
   JobRecord* last = first;
   for (std::size_t i = 1; i < kBatch; ++i) last = last->next_free;

@@ -36,15 +36,29 @@ class RecordPool {
   RecordPool(const RecordPool&) = delete;
   RecordPool& operator=(const RecordPool&) = delete;
 
-  /// A free record for a worker (from its cache, refilled in a batch when empty).
-  JobRecord* acquire(RecordCache& cache);
+  /// A free record for a worker (from its cache, refilled in a batch when empty). Inline: it
+  /// is on every spawn.
+  JobRecord* acquire(RecordCache& cache) {
+    if (cache.head == nullptr) [[unlikely]]
+      refill(cache);
+    JobRecord* record = cache.head;
+    cache.head = record->next_free;
+    --cache.count;
+    return record;
+  }
   /// A free record for a plain thread: from the thread's own cache of this pool's records,
   /// refilled a chain at a time under the mutex (one lock per chain of spawns, not one per
   /// spawn). The cache goes back to the pool when the thread exits or starts using
   /// another pool, if this pool still lives (a registry of live pools decides).
   JobRecord* acquire_shared();
   /// Returns a record to a worker's cache; spills a batch to the shared list when it grows.
-  void release(RecordCache& cache, JobRecord* record) noexcept;
+  /// Inline: it is on every job's end.
+  void release(RecordCache& cache, JobRecord* record) noexcept {
+    record->next_free = cache.head;
+    cache.head = record;
+    if (++cache.count > kCacheLimit) [[unlikely]]
+      spill(cache);
+  }
   /// Returns a record to the shared list (from a plain thread).
   void release_shared(JobRecord* record) noexcept;
   /// Gives every cached record back to the shared list (worker shutdown).
@@ -67,8 +81,10 @@ class RecordPool {
   void push_locked(JobRecord* head, JobRecord* tail, std::size_t count);
   /// Allocates one block of kBlockRecords records as chains of kBatch. Caller holds mutex_.
   void allocate_block_locked();
-  /// The pop of a record from a cache, refilling it from the shared list when empty.
-  JobRecord* take(RecordCache& cache);
+  /// Refills the empty `cache` with one chain of the shared list (takes the mutex).
+  void refill(RecordCache& cache);
+  /// Moves kBatch records of the over-full `cache` to the shared list (takes the mutex).
+  void spill(RecordCache& cache) noexcept;
 
   std::uint64_t generation_;
   std::mutex mutex_;

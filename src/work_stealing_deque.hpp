@@ -88,7 +88,7 @@ class WorkStealingDeque {
     const std::int64_t t = top_.load(std::memory_order_acquire);
     // relaxed: pairs with nothing; only the owner writes ring_, so it reads its own last store.
     Ring* ring = ring_.load(std::memory_order_relaxed);
-    if (b - t > ring->capacity() - 1) {
+    if (b - t > ring->capacity() - 1) [[unlikely]] {
       ring = grow(ring, t, b);
     }
     // relaxed: pairs with nothing itself; the release store of bottom_ just below publishes it to
@@ -255,7 +255,7 @@ class WorkStealingDeque {
 
   // Owner only. Replaces `old_ring` (full, holding indices [t, b)) with a ring of twice the
   // capacity and returns it. Strong exception guarantee.
-  Ring* grow(Ring* old_ring, std::int64_t t, std::int64_t b) {
+  [[gnu::noinline]] Ring* grow(Ring* old_ring, std::int64_t t, std::int64_t b) {
     if (old_ring->capacity() >= kMaxCapacity) {
       throw std::length_error("fiberjob::detail::WorkStealingDeque: capacity limit reached");
     }

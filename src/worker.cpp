@@ -22,16 +22,10 @@ Worker::Worker(Scheduler& owner, std::uint32_t worker_index, Injector& injector,
   native.scheduler = &owner;
 }
 
-void push_local(Worker& worker, Job job) noexcept {
-  try {
-    worker.deques[static_cast<std::size_t>(job.priority())].push(job.bits());
-  } catch (...) {
-    std::fputs(
-        "fiberjob: out of memory growing a work-stealing deque; a job could not be "
-        "queued\n",
-        stderr);
-    std::abort();
-  }
+void die_deque_full() noexcept {
+  std::fputs("fiberjob: out of memory growing a work-stealing deque; a job could not be queued\n",
+             stderr);
+  std::abort();
 }
 
 void push_next(Worker& worker, Job job) noexcept {

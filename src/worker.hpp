@@ -77,9 +77,19 @@ struct alignas(64) Worker {
   std::thread thread;
 };
 
+/// Aborts with a message: a deque could not grow, so a job would be lost.
+[[noreturn]] void die_deque_full() noexcept;
+
 /// Pushes `job` onto `worker`'s own deque (the caller runs on `worker`'s thread). Growing the
 /// deque may allocate; if that fails the job would be lost, so this aborts with a message.
-void push_local(Worker& worker, Job job) noexcept;
+/// Inline: it is on every spawn and wake.
+inline void push_local(Worker& worker, Job job) noexcept {
+  try {
+    worker.deques[static_cast<std::size_t>(job.priority())].push(job.bits());
+  } catch (...) {
+    die_deque_full();
+  }
+}
 
 /// Queues a fiber that yielded on `worker` (the caller runs on `worker`'s thread) behind the
 /// ones that yielded before it. Aborts with a message if the queue cannot grow.
