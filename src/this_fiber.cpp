@@ -8,6 +8,7 @@
 #include "counter_access.hpp"
 #include "fiber_switch.hpp"
 #include "fiberjob/error.hpp"
+#include "worker.hpp"
 
 namespace fiberjob {
 namespace detail {
@@ -24,8 +25,10 @@ void check_not_own_counter(const Fiber* self, const Counter& counter) {
 void wait_on_fiber(Fiber* self, Counter& counter) {
   check_not_own_counter(self, counter);
   if (CounterAccess::load_settled(counter) == 0) return;
-  run_own_children(self, counter);
-  if (CounterAccess::load_settled(counter) == 0) return;
+  if (has_local_jobs(*self->worker)) {  // inline check: a ping-pong waits with none
+    run_own_children(self, counter);
+    if (CounterAccess::load_settled(counter) == 0) return;
+  }
   self->node.kind = WaitNode::Kind::Fiber;
   self->node.fiber = self;
   self->node.next = nullptr;

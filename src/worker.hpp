@@ -91,6 +91,14 @@ inline void push_local(Worker& worker, Job job) noexcept {
   }
 }
 
+/// True when one of `worker`'s own deques holds a job (owner thread: exact for what it pushed).
+inline bool has_local_jobs(const Worker& worker) noexcept {
+  for (const WorkStealingDeque& deque : worker.deques) {
+    if (!deque.empty()) return true;
+  }
+  return false;
+}
+
 /// Queues a fiber that yielded on `worker` (the caller runs on `worker`'s thread) behind the
 /// ones that yielded before it. Aborts with a message if the queue cannot grow.
 void push_yielded(Worker& worker, Job job) noexcept;
