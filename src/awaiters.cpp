@@ -54,7 +54,7 @@ bool suspend_for_yield(WaitNode& node, Scheduler& scheduler, std::coroutine_hand
     // release (the deque push): the coroutine is suspended already (await_suspend runs after
     // the suspension), so whoever takes it may resume it at once. Touch nothing of it after.
     push_yielded(*worker, Job::resume_coroutine(&node, priority));
-    scheduler.notify(1);
+    scheduler.notify_from_worker(1);
     return true;
   }
   schedule_coroutine(node, scheduler, coroutine);

@@ -26,7 +26,7 @@ void perform(Fiber* self, Fiber* from, Handoff::Action action, Counter* counter)
       // the continuation was stored above (see the proof at switch_to).
       Worker* worker = self->worker;
       push_yielded(*worker, Job::resume(from, from->priority));
-      worker->scheduler->notify(1);
+      worker->scheduler->notify_from_worker(1);
       break;
     }
   }
@@ -95,7 +95,7 @@ bool suspend(Fiber* self, Handoff::Action action, Counter* counter) {
     if (to == nullptr) {
       if (next) {
         scheduler.push(next, worker);  // back where it was: nothing is lost
-        scheduler.notify(1);
+        scheduler.notify_from_worker(1);
       }
       scheduler.report_pool_exhausted(*worker);
       return false;

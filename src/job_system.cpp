@@ -108,7 +108,7 @@ void submit_one(Scheduler& scheduler, Counter& counter, JobRecord* record, Prior
   Worker* worker = current_worker();
   if (worker != nullptr && worker->scheduler == &scheduler) {
     push_local(*worker, job);
-    scheduler.notify(1);
+    scheduler.notify_from_worker(1);
   } else {
     scheduler.inject(job, nullptr);  // wakes a worker
   }
@@ -127,7 +127,7 @@ void submit(Scheduler& scheduler, Counter& counter, std::span<JobRecord* const> 
   Worker* worker = current_worker();
   if (worker != nullptr && worker->scheduler == &scheduler) {
     for (JobRecord* record : records) push_local(*worker, Job::run(record, priority));
-    scheduler.notify(static_cast<int>(records.size()));
+    scheduler.notify_from_worker(static_cast<int>(records.size()));
     return;
   }
   constexpr std::size_t kChunk = 64;

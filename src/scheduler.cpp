@@ -192,7 +192,7 @@ Job Scheduler::pop_injector(Worker& worker, std::size_t priority) noexcept {
   if (got == 0) return {};
   // Reverse order, so that our own pops run them oldest first.
   for (std::size_t i = got - 1; i >= 1; --i) push_local(worker, Job::from_bits(batch[i]));
-  if (got > 1) notify(static_cast<int>(got - 1));
+  if (got > 1) notify_from_worker(static_cast<int>(got - 1));
   return Job::from_bits(batch[0]);
 }
 
@@ -352,13 +352,13 @@ void wake_list(WaitNode* head, Worker* current) noexcept {
     if (head->kind == WaitNode::Kind::Fiber && head->fiber->scheduler == current->scheduler) {
       Fiber* fiber = head->fiber;
       push_next(*current, Job::resume(fiber, fiber->priority));
-      current->scheduler->notify(1);  // a parked worker may take it after its spin phase
+      current->scheduler->notify_from_worker(1);  // a parked worker may take it after its spin phase
       return;
     }
     if (head->kind == WaitNode::Kind::Coroutine &&
         (head->scheduler == current->scheduler || head->scheduler == nullptr)) {
       push_next(*current, Job::resume_coroutine(head, static_cast<Priority>(head->priority)));
-      current->scheduler->notify(1);
+      current->scheduler->notify_from_worker(1);
       return;
     }
   }
@@ -416,7 +416,7 @@ void wake_list(WaitNode* head, Worker* current) noexcept {
     head = next;
   }
   flush();
-  if (local != 0) current->scheduler->notify(local);
+  if (local != 0) current->scheduler->notify_from_worker(local);
 }
 
 }  // namespace fiberjob::detail

@@ -55,8 +55,12 @@ class Scheduler {
   /// `count` workers.
   void inject_bulk(const std::uintptr_t* jobs, std::size_t count, Priority priority,
                    Worker* from) noexcept;
-  /// Wakes up to `count` parked workers.
-  void notify(int count) noexcept { idle_.notify(count); }
+  /// Wakes up to `count` parked workers, called by one of this system's workers after it
+  /// published work. With a single worker there is nobody to wake (the caller is the worker),
+  /// so not even the fence is paid.
+  void notify_from_worker(int count) noexcept {
+    if (workers_.size() > 1) idle_.notify(count);
+  }
 
   /// One non-blocking look for work: own deque, injector, steal — High to Low priority.
   Job find_job(Worker& worker) noexcept;
