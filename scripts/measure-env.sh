@@ -39,3 +39,12 @@ describe_revision() {
 describe_machine() {
   echo "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(nproc) CPUs"
 }
+
+# build_game_frame DIR: configures DIR (Release, g++, -Werror) and builds the game_frame sample
+# in it; the sample is then DIR/samples/game_frame.
+build_game_frame() {
+  echo "=== configure and build $1 (Release, g++)" >&2
+  cmake -S . -B "$1" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=g++ \
+    -DFIBERJOB_WERROR=ON >/dev/null
+  cmake --build "$1" -j "$(nproc)" --target game_frame >&2
+}

@@ -42,10 +42,7 @@ fi
 
 scripts/install-deps.sh --bench
 build="${FIBERJOB_BUILD_DIR:-build/soak}"
-echo "=== configure and build ${build} (Release, g++)" >&2
-cmake -S . -B "${build}" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=g++ \
-  -DFIBERJOB_WERROR=ON >/dev/null
-cmake --build "${build}" -j "$(nproc)" --target game_frame >&2
+build_game_frame "${build}"
 
 revision="$(describe_revision)"
 log="$(mktemp)"
