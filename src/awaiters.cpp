@@ -73,7 +73,21 @@ void schedule_coroutine(WaitNode& node, Scheduler& scheduler, std::coroutine_han
   scheduler.inject(Job::resume_coroutine(&node, Priority::Normal), current_worker());
 }
 
+void note_coroutine_job_started(Scheduler& scheduler) noexcept {
+  Worker* worker = current_worker();
+  if (worker != nullptr && worker->scheduler == &scheduler) {
+    WorkerStats::bump(worker->stats.coroutine_jobs_started);
+  } else {
+    scheduler.count_foreign_coroutine_job(+1);
+  }
+}
+
 void finish_task_job(Scheduler& scheduler, JobRecord* record, std::exception_ptr error) noexcept {
+  if (Worker* worker = current_worker(); worker != nullptr && worker->scheduler == &scheduler) {
+    WorkerStats::bump(worker->stats.coroutine_jobs_ended);
+  } else {
+    scheduler.count_foreign_coroutine_job(-1);  // ended by a foreign thread's resume
+  }
   Counter* counter = record->counter;
   record->invoke(*record, nullptr);  // destroys the callable (and its captures)
   if (error) CounterAccess::capture(*counter, std::move(error));

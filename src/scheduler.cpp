@@ -79,6 +79,15 @@ Scheduler::~Scheduler() {
                  "(destructors of their locals do not run).\n",
                  suspended);
   }
+  // The workers have stopped, so every coroutine job still alive is suspended on something
+  // that never completed (a counter or a foreign awaitable).
+  if (const std::uint64_t coroutines = stats().coroutine_jobs_alive; coroutines != 0) {
+    std::fprintf(stderr,
+                 "fiberjob: JobSystem destroyed with %llu coroutine job(s) still suspended on "
+                 "counters (or other awaitables) that never completed; their coroutine frames "
+                 "are not destroyed (their memory stays allocated).\n",
+                 static_cast<unsigned long long>(coroutines));
+  }
 }
 
 void Scheduler::start_workers() {
@@ -326,7 +335,13 @@ Stats Scheduler::stats() const noexcept {
     stats.fiber_switches += worker->stats.switches.load(std::memory_order_relaxed);
     stats.parks += worker->stats.parks.load(std::memory_order_relaxed);
     stats.pool_exhausted += worker->stats.pool_exhausted.load(std::memory_order_relaxed);
+    stats.coroutine_jobs_alive +=
+        worker->stats.coroutine_jobs_started.load(std::memory_order_relaxed) -
+        worker->stats.coroutine_jobs_ended.load(std::memory_order_relaxed);
   }
+  // relaxed: a statistic.
+  stats.coroutine_jobs_alive +=
+      static_cast<std::uint64_t>(foreign_coroutine_jobs_.load(std::memory_order_relaxed));
   stats.fibers_in_use = fibers_.in_use();
   stats.fibers_in_use_high_water = fibers_.high_water();
   return stats;
@@ -352,7 +367,8 @@ void wake_list(WaitNode* head, Worker* current) noexcept {
     if (head->kind == WaitNode::Kind::Fiber && head->fiber->scheduler == current->scheduler) {
       Fiber* fiber = head->fiber;
       push_next(*current, Job::resume(fiber, fiber->priority));
-      current->scheduler->notify_from_worker(1);  // a parked worker may take it after its spin phase
+      current->scheduler->notify_from_worker(
+          1);  // a parked worker may take it after its spin phase
       return;
     }
     if (head->kind == WaitNode::Kind::Coroutine &&

@@ -68,6 +68,12 @@ class Scheduler {
   Job next_job(Worker& worker) noexcept;
 
   [[nodiscard]] Stats stats() const noexcept;
+  /// Coroutine jobs started or ended off this system's workers (+1 / -1): the rare case of a
+  /// coroutine job resumed to its end by a foreign thread. Workers count in WorkerStats.
+  void count_foreign_coroutine_job(int delta) noexcept {
+    // relaxed: a statistic, pairs with nothing.
+    foreign_coroutine_jobs_.fetch_add(delta, std::memory_order_relaxed);
+  }
 
   /// Config::tracing, read at every trace point (one predictable branch when off). Building
   /// with FIBERJOB_DISABLE_TRACING removes the trace points altogether (for measuring what the
@@ -119,6 +125,7 @@ class Scheduler {
   EventCount idle_;
   alignas(64) std::atomic<bool> stopping_{false};
   std::atomic<bool> exhaustion_reported_{false};
+  std::atomic<std::int64_t> foreign_coroutine_jobs_{0};
 };
 
 }  // namespace fiberjob::detail

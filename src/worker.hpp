@@ -24,6 +24,8 @@ struct WorkerStats {
   std::atomic<std::uint64_t> switches{0};
   std::atomic<std::uint64_t> parks{0};
   std::atomic<std::uint64_t> pool_exhausted{0};
+  std::atomic<std::uint64_t> coroutine_jobs_started{0};
+  std::atomic<std::uint64_t> coroutine_jobs_ended{0};
 
   static void bump(std::atomic<std::uint64_t>& counter) noexcept {
     // relaxed: single writer; readers want a statistic, no ordering (pairs with nothing).

@@ -17,6 +17,10 @@ struct Stats {
   /// on its own stack until its counter completes; a yield is skipped). Non-zero means
   /// `Config::fiber_count` is too small for the workload.
   std::uint64_t pool_exhausted = 0;
+  /// Coroutine jobs started and not yet at their final suspend: running, queued to resume, or
+  /// suspended on a counter or a foreign awaitable (a suspended coroutine job holds no fiber,
+  /// so `fibers_in_use` does not show it).
+  std::uint64_t coroutine_jobs_alive = 0;
   std::uint32_t fibers_in_use = 0;             ///< Fibers running or suspended right now.
   std::uint32_t fibers_in_use_high_water = 0;  ///< Maximum of `fibers_in_use` so far.
 };

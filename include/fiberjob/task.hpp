@@ -22,6 +22,8 @@ struct JobRecord;
 /// Ends a coroutine job whose root task has finished: destroys its callable, keeps `error` on
 /// the job's counter, returns the record and signals the counter (last). Any thread.
 void finish_task_job(Scheduler& scheduler, JobRecord* record, std::exception_ptr error) noexcept;
+/// Counts a coroutine job that is about to start (Stats::coroutine_jobs_alive). On a worker.
+void note_coroutine_job_started(Scheduler& scheduler) noexcept;
 
 class TaskPromiseBase {
  public:

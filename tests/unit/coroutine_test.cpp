@@ -85,10 +85,12 @@ TEST_SUITE("coroutines") {
     }
     while (before.load() < kWaiters) std::this_thread::yield();
     CHECK(after.load() == 0);
+    CHECK(js.stats().coroutine_jobs_alive == kWaiters);  // none holds a fiber, all are counted
     gate.signal();
     js.wait(done);
     CHECK(after.load() == kWaiters);
     const Stats stats = js.stats();
+    CHECK(stats.coroutine_jobs_alive == 0);
     CHECK(stats.pool_exhausted == 0);
     CHECK(stats.fiber_switches == 0);
     CHECK(stats.fibers_in_use_high_water <= 2);

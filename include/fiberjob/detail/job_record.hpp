@@ -122,6 +122,7 @@ bool invoke_job(JobRecord& record, Context* ctx) {
       throw;
     }
     coroutine.promise().bind_job(scheduler_of(*ctx), &record);
+    note_coroutine_job_started(scheduler_of(*ctx));
     coroutine.resume();  // runs until its first real suspension (or its end)
     return false;
   }
