@@ -30,6 +30,7 @@ bool suspend_on_counter(Counter& counter, WaitNode& node, Scheduler* scheduler,
                    : self != nullptr    ? self->scheduler
                                         : CounterAccess::scheduler_hint(counter);
   node.priority = static_cast<std::uint8_t>(self != nullptr ? self->priority : Priority::Normal);
+  node.job_counter = self != nullptr ? self->job_counter : nullptr;
   node.next = nullptr;
   CounterAccess::link(counter, node, current_worker());
   // From here the coroutine may already be running elsewhere: touch nothing of it.
@@ -37,7 +38,7 @@ bool suspend_on_counter(Counter& counter, WaitNode& node, Scheduler* scheduler,
 }
 
 void resume_from_counter(Counter& counter, WaitNode& node) {
-  CounterAccess::wait_for_linker(node);  // no-op on the fiber path (linking stayed 0)
+  CounterAccess::wait_for_linker(node);  // the linker is this awaiter's own await_suspend
   CounterAccess::rethrow_if_error(counter);
 }
 
@@ -49,6 +50,7 @@ bool suspend_for_yield(WaitNode& node, Scheduler& scheduler, std::coroutine_hand
     node.kind = WaitNode::Kind::Coroutine;
     node.coroutine = coroutine.address();
     node.scheduler = &scheduler;
+    node.job_counter = worker->current != nullptr ? worker->current->job_counter : nullptr;
     const Priority priority =
         worker->current != nullptr ? worker->current->priority : Priority::Normal;
     // release (the deque push): the coroutine is suspended already (await_suspend runs after

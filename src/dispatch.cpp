@@ -24,8 +24,8 @@ void end_job(Fiber* self, JobRecord* record) noexcept {
   CounterAccess::signal(*counter, worker);
 }
 
-/// Runs a job inline on `self`: no context switch unless the job suspends. A coroutine job
-/// that suspends on a foreign awaitable returns here early; its final suspend ends it.
+/// Runs a job inline on `self`: no context switch unless the job suspends its fiber. A
+/// coroutine job that suspends (any co_await) returns here early; its final suspend ends it.
 void run_job(Fiber* self, Job job) noexcept {
   JobRecord* record = job.record();
   self->priority = job.priority();
@@ -45,12 +45,13 @@ void run_job(Fiber* self, Job job) noexcept {
   if (ended) end_job(self, record);
 }
 
-/// Continues a coroutine that suspended off our fibers (or yielded or hopped) on `self`. Like a
-/// job it runs inline and may suspend the fiber (co_await ctx.wait on a fiber is stackful).
+/// Continues a suspended coroutine (a wait, a yield or a hop) inline on `self`. Its co_awaits
+/// suspend only the coroutine; a this_fiber call inside it may suspend the fiber.
 void resume_coroutine(Fiber* self, Job job) noexcept {
   WaitNode* node = job.node();
   self->priority = job.priority();
-  self->job_counter = nullptr;
+  // The job's own counter travels with the coroutine: a later co_await on it is still rejected.
+  self->job_counter = static_cast<Counter*>(const_cast<void*>(node->job_counter));
   const bool tracing = self->scheduler->tracing();
   if (tracing) self->segment_start_ns = trace_now_ns();
   // Read before resuming: the node lives in the coroutine's frame.

@@ -41,11 +41,11 @@ void run_until_done(Fiber* self, Counter& counter);
 /// when it ends: a wait on it could never return.
 void check_not_own_counter(const Fiber* self, const Counter& counter);
 
-/// The stackful wait of this_fiber::wait and of WaitAwaiter on a fiber (without the rethrow):
+/// The stackful wait of this_fiber::wait and JobSystem::wait on a fiber (without the rethrow):
 /// returns once `counter` is zero. Errors: Error (CounterMisuse) for the job's own counter.
 void wait_on_fiber(Fiber* self, Counter& counter);
 
-/// The stackful yield of this_fiber::yield and of YieldAwaiter on a fiber.
+/// The stackful yield of this_fiber::yield.
 void yield_on_fiber(Fiber* self);
 
 /// Entry of every pooled fiber (FiberEntry): the dispatch loop until retired.

@@ -328,6 +328,7 @@ Job Scheduler::next_job(Worker& worker) noexcept {
 
 Stats Scheduler::stats() const noexcept {
   Stats stats;
+  std::int64_t alive = 0;
   for (const auto& worker : workers_) {
     // relaxed: statistics (single-writer counters), pair with nothing.
     stats.jobs_run += worker->stats.jobs_run.load(std::memory_order_relaxed);
@@ -335,13 +336,14 @@ Stats Scheduler::stats() const noexcept {
     stats.fiber_switches += worker->stats.switches.load(std::memory_order_relaxed);
     stats.parks += worker->stats.parks.load(std::memory_order_relaxed);
     stats.pool_exhausted += worker->stats.pool_exhausted.load(std::memory_order_relaxed);
-    stats.coroutine_jobs_alive +=
+    alive += static_cast<std::int64_t>(
         worker->stats.coroutine_jobs_started.load(std::memory_order_relaxed) -
-        worker->stats.coroutine_jobs_ended.load(std::memory_order_relaxed);
+        worker->stats.coroutine_jobs_ended.load(std::memory_order_relaxed));
   }
-  // relaxed: a statistic.
-  stats.coroutine_jobs_alive +=
-      static_cast<std::uint64_t>(foreign_coroutine_jobs_.load(std::memory_order_relaxed));
+  // relaxed: a statistic. The loads are not one instant: a job that starts on one worker and
+  // ends on another between them can make the sum briefly negative; clamp it.
+  alive += foreign_coroutine_jobs_.load(std::memory_order_relaxed);
+  stats.coroutine_jobs_alive = alive > 0 ? static_cast<std::uint64_t>(alive) : 0;
   stats.fibers_in_use = fibers_.in_use();
   stats.fibers_in_use_high_water = fibers_.high_water();
   return stats;

@@ -215,6 +215,33 @@ TEST_SUITE("job_system") {
     CHECK(threw);
   }
 
+  TEST_CASE("a coroutine job awaiting its own counter throws CounterMisuse, also after resuming") {
+    // The check must survive the coroutine's suspensions: it resumes on another fiber, which
+    // learns the job's counter from the wait node (found by review: it was lost after the
+    // first co_await).
+    test::Watchdog watchdog("own counter after a suspension", 60s);
+    JobSystem js{test::config_with(2)};
+    std::atomic<int> threw{0};
+    Counter done;
+    js.run(done, [&](Context& ctx) -> Task<> {
+      for (int round = 0; round < 3; ++round) {
+        if (round == 1) co_await ctx.yield();
+        if (round == 2) {
+          Counter child;
+          ctx.spawn(child, [] {});
+          co_await ctx.wait(child);
+        }
+        try {
+          co_await ctx.wait(done);
+        } catch (const Error& e) {
+          if (e.code() == ErrorCode::CounterMisuse) threw.fetch_add(1);
+        }
+      }
+    });
+    js.wait(done);
+    CHECK(threw.load() == 3);
+  }
+
   TEST_CASE("destruction finishes queued work and suspended jobs whose counters complete") {
     test::Watchdog watchdog("orderly shutdown", 60s);
     std::atomic<int> ran{0};

@@ -50,6 +50,9 @@ struct alignas(16) WaitNode {
   /// Kind::Coroutine: the job system to resume it on; nullptr = the waking worker's system, or,
   /// when the waker is not a worker, inline on the waking thread.
   Scheduler* scheduler = nullptr;
+  /// Kind::Coroutine: the counter that the coroutine's job signals when it ends (nullptr when
+  /// not known), restored on the fiber that resumes it so a later wait on it is still rejected.
+  const void* job_counter = nullptr;
   /// Kind::Callback: called with the node once the counter reached zero.
   void (*callback)(WaitNode& node) noexcept = nullptr;
 };
