@@ -337,15 +337,26 @@ TEST_SUITE("job_system") {
     gate.add(1);
     Counter done;
     js.run(done, [&gate] { this_fiber::wait(gate); });
-    while (js.stats().fibers_in_use < 3) std::this_thread::yield();
-    std::FILE* file = std::tmpfile();
-    REQUIRE(file != nullptr);
-    write_diagnostics(file);
-    std::rewind(file);
-    std::string report;
-    char buffer[512];
-    while (std::fgets(buffer, sizeof buffer, file) != nullptr) report += buffer;
-    std::fclose(file);
+    auto snapshot = [] {
+      std::FILE* file = std::tmpfile();
+      REQUIRE(file != nullptr);
+      write_diagnostics(file);
+      std::rewind(file);
+      std::string text;
+      char buffer[512];
+      while (std::fgets(buffer, sizeof buffer, file) != nullptr) text += buffer;
+      std::fclose(file);
+      return text;
+    };
+    // The report is a snapshot: fibers_in_use counts the waiter's new fiber a moment before the
+    // waiter's own fiber is marked suspended (seen once in a loaded run). Take snapshots until
+    // the suspension shows, for at most 10 s; the checks below then say what is missing.
+    std::string report = snapshot();
+    for (int tries = 0; report.find("waits on counter") == std::string::npos && tries < 1'000;
+         ++tries) {
+      std::this_thread::sleep_for(10ms);
+      report = snapshot();
+    }
     INFO(report);
     CHECK(report.find("worker 0:") != std::string::npos);
     CHECK(report.find("worker 1:") != std::string::npos);
