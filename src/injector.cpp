@@ -56,11 +56,6 @@ void Injector::push_bulk(const std::uintptr_t* bits, std::size_t count, Priority
   }
 }
 
-Job Injector::pop(std::size_t priority, Tokens& tokens) noexcept {
-  std::uintptr_t bits = 0;
-  return pop_bulk(priority, tokens, &bits, 1) == 1 ? Job::from_bits(bits) : Job{};
-}
-
 std::size_t Injector::pop_bulk(std::size_t priority, Tokens& tokens, std::uintptr_t* out,
                                std::size_t max) noexcept {
   if (size_hint(priority) == 0) return 0;  // one load: the common empty queue costs nothing

@@ -39,12 +39,10 @@ class Injector {
   /// Queues `count` jobs of one priority in one bulk enqueue. Aborts like push.
   void push_bulk(const std::uintptr_t* jobs, std::size_t count, Priority priority,
                  Tokens* tokens) noexcept;
-  /// Takes the oldest job of `priority` (FIFO per producer), or an empty Job. May miss a job
-  /// transiently while another consumer's attempt is in progress (moodycamel's optimistic
-  /// dequeue); empty_approx() does not. Costs one load when the queue is empty.
-  Job pop(std::size_t priority, Tokens& tokens) noexcept;
-  /// Takes up to `max` of the oldest jobs of `priority` into `out` (their Job::bits()); returns
-  /// how many. May miss jobs transiently, like pop.
+  /// Takes up to `max` of the oldest jobs of `priority` into `out` (their Job::bits()), FIFO
+  /// per producer; returns how many. May miss jobs transiently while another consumer's attempt
+  /// is in progress (moodycamel's optimistic dequeue); empty_approx() does not. Costs one load
+  /// when the queue is empty.
   std::size_t pop_bulk(std::size_t priority, Tokens& tokens, std::uintptr_t* out,
                        std::size_t max) noexcept;
   /// Roughly how many jobs of `priority` are queued: never below the true number once the

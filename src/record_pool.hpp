@@ -64,9 +64,6 @@ class RecordPool {
   /// Gives every cached record back to the shared list (worker shutdown).
   void drain(RecordCache& cache) noexcept;
 
-  /// Identifies this pool among all pools ever built (never reused, unlike addresses).
-  [[nodiscard]] std::uint64_t generation() const noexcept { return generation_; }
-
  private:
   /// Free records linked through next_free, [head .. tail], `count` of them.
   struct Chain {
@@ -86,6 +83,8 @@ class RecordPool {
   /// Moves kBatch records of the over-full `cache` to the shared list (takes the mutex).
   void spill(RecordCache& cache) noexcept;
 
+  /// Identifies this pool among all pools ever built (never reused, unlike addresses): a
+  /// plain thread's record cache is given back only to the pool with its generation.
   std::uint64_t generation_;
   std::mutex mutex_;
   std::vector<Chain> chains_;       // guarded by mutex_; capacity reserved up front
