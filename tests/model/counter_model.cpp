@@ -578,65 +578,56 @@ struct TwoWaitersReuse : rl::test_suite<TwoWaitersReuse<B>, 4> {
 
 int main(int argc, char** argv) {
   using model::Expect;
-  using model::Search;
   model::Runner runner("counter_model", argc, argv);
   runner.coverage = coverage_report;
 
-  // Positive models run twice: a context-bound search (every schedule with at most N
-  // preemptions; Relacy then lets a load read the latest store or the one before it) and the
-  // random scheduler (any number of preemptions, loads read any of the last 3 stores the
-  // memory model allows). Negative variants use the random scheduler and stop at the first
-  // failure found. Budgets and run times: docs/model_checking.md.
-  const Search random{rl::sched_random, 500000, 0};
-  const Search random_negative{rl::sched_random, 200000, 0};
-  const Search bound2{rl::sched_bound, 0, 2};
-  const Search bound3{rl::sched_bound, 0, 3};
-  const Search bound4{rl::sched_bound, 0, 4};
-
-  runner.run<FiberWait<kCorrect>>("fiber_wait", Expect::Pass, bound3);
-  runner.run<FiberWait<kCorrect>>("fiber_wait", Expect::Pass, random);
-  runner.run<TwoSignallers<kCorrect>>("two_signallers", Expect::Pass, bound4);
-  runner.run<TwoSignallers<kCorrect>>("two_signallers", Expect::Pass, random);
-  runner.run<TwoWaiters<kCorrect>>("two_waiters", Expect::Pass, bound2);
-  runner.run<TwoWaiters<kCorrect>>("two_waiters", Expect::Pass, random);
-  runner.run<Reuse<kCorrect>>("reuse", Expect::Pass, bound2);
-  runner.run<Reuse<kCorrect>>("reuse", Expect::Pass, random);
-  runner.run<Reuse<kKeepCounter>>("reuse_keep_counter", Expect::Pass, random);
-  runner.run<AddDuringDrain<kCorrect>>("add_during_drain", Expect::Pass, bound3);
-  runner.run<AddDuringDrain<kCorrect>>("add_during_drain", Expect::Pass, random);
-  runner.run<TwoWaitersReuse<kCorrect>>("two_waiters_reuse", Expect::Pass, random);
+  runner.run<FiberWait<kCorrect>>("fiber_wait", Expect::Pass, model::kBound3);
+  runner.run<FiberWait<kCorrect>>("fiber_wait", Expect::Pass, model::kRandom);
+  runner.run<TwoSignallers<kCorrect>>("two_signallers", Expect::Pass, model::kBound4);
+  runner.run<TwoSignallers<kCorrect>>("two_signallers", Expect::Pass, model::kRandom);
+  runner.run<TwoWaiters<kCorrect>>("two_waiters", Expect::Pass, model::kBound2);
+  runner.run<TwoWaiters<kCorrect>>("two_waiters", Expect::Pass, model::kRandom);
+  runner.run<Reuse<kCorrect>>("reuse", Expect::Pass, model::kBound2);
+  runner.run<Reuse<kCorrect>>("reuse", Expect::Pass, model::kRandom);
+  runner.run<Reuse<kKeepCounter>>("reuse_keep_counter", Expect::Pass, model::kRandom);
+  runner.run<AddDuringDrain<kCorrect>>("add_during_drain", Expect::Pass, model::kBound3);
+  runner.run<AddDuringDrain<kCorrect>>("add_during_drain", Expect::Pass, model::kRandom);
+  runner.run<TwoWaitersReuse<kCorrect>>("two_waiters_reuse", Expect::Pass, model::kRandom);
 
   // Negative variants: each must be caught.
-  runner.run<FiberWait<kPushCasRelease>>("neg_push_cas_release", Expect::Fail, random_negative,
-                                         "lost wake-up (LIVELOCK)");
-  runner.run<FiberWait<kDrainAcquire>>("neg_drain_acquire", Expect::Fail, random_negative,
+  runner.run<FiberWait<kPushCasRelease>>("neg_push_cas_release", Expect::Fail,
+                                         model::kRandomNegative, "lost wake-up (LIVELOCK)");
+  runner.run<FiberWait<kDrainAcquire>>("neg_drain_acquire", Expect::Fail, model::kRandomNegative,
                                        "lost wake-up (LIVELOCK)");
-  runner.run<FiberWait<kPushCasRelease | kDrainAcquire>>(
-      "neg_push_release_drain_acquire", Expect::Fail, random_negative, "lost wake-up (LIVELOCK)");
-  runner.run<FiberWait<kNoRecheck>>("neg_no_recheck", Expect::Fail, random_negative,
+  runner.run<FiberWait<kPushCasRelease | kDrainAcquire>>("neg_push_release_drain_acquire",
+                                                         Expect::Fail, model::kRandomNegative,
+                                                         "lost wake-up (LIVELOCK)");
+  runner.run<FiberWait<kNoRecheck>>("neg_no_recheck", Expect::Fail, model::kRandomNegative,
                                     "lost wake-up (LIVELOCK)");
-  runner.run<FiberWait<kNoLinkerWait>>("neg_no_linker_wait", Expect::Fail, random_negative,
+  runner.run<FiberWait<kNoLinkerWait>>("neg_no_linker_wait", Expect::Fail, model::kRandomNegative,
                                        "linker touches the destroyed counter");
-  runner.run<Reuse<kNoLinkerWait>>("neg_reuse_no_linker_wait", Expect::Fail, random_negative,
+  runner.run<Reuse<kNoLinkerWait>>("neg_reuse_no_linker_wait", Expect::Fail, model::kRandomNegative,
                                    "round-1 linker's re-check races with the destruction");
   runner.run<Reuse<kNoLinkerWait | kKeepCounter>>(
-      "neg_reuse_keep_no_linker_wait", Expect::Fail, random_negative,
+      "neg_reuse_keep_no_linker_wait", Expect::Fail, model::kRandomNegative,
       "round-1 linker drains the round-2 node: the waiter returns early");
-  runner.run<FiberWait<kLinkingRelaxed>>("neg_linking_relaxed", Expect::Fail, random_negative,
+  runner.run<FiberWait<kLinkingRelaxed>>("neg_linking_relaxed", Expect::Fail,
+                                         model::kRandomNegative,
                                          "linker's counter access races with the destruction");
-  runner.run<FiberWait<kNoSentinel>>("neg_no_sentinel", Expect::Fail, random_negative,
+  runner.run<FiberWait<kNoSentinel>>("neg_no_sentinel", Expect::Fail, model::kRandomNegative,
                                      "signaller drains a destroyed counter");
-  runner.run<FiberWait<kRestoreRelaxed>>("neg_restore_relaxed", Expect::Fail, random_negative,
+  runner.run<FiberWait<kRestoreRelaxed>>("neg_restore_relaxed", Expect::Fail,
+                                         model::kRandomNegative,
                                          "drain races with the destruction");
   runner.run<TwoSignallers<kSignalCasRelease>>("neg_signal_cas_release", Expect::Fail,
-                                               random_negative,
+                                               model::kRandomNegative,
                                                "first job's data races with the waiter");
-  runner.run<TwoWaiters<kNextAfterWake>>("neg_next_after_wake", Expect::Fail, random_negative,
-                                         "waker reads a dead node");
-  runner.run<AddDuringDrain<kFinalByNext>>("neg_final_by_next", Expect::Fail, random_negative,
-                                           "second drainer");
+  runner.run<TwoWaiters<kNextAfterWake>>("neg_next_after_wake", Expect::Fail,
+                                         model::kRandomNegative, "waker reads a dead node");
+  runner.run<AddDuringDrain<kFinalByNext>>("neg_final_by_next", Expect::Fail,
+                                           model::kRandomNegative, "second drainer");
   runner.run<TwoWaitersReuse<kEarlyReuse>>(
-      "neg_reuse_before_all_waits_returned", Expect::Fail, random_negative,
+      "neg_reuse_before_all_waits_returned", Expect::Fail, model::kRandomNegative,
       "the other waiter's late linker drains the round-2 node (the reuse rule is needed)");
   return runner.finish();
 }

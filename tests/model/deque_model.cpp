@@ -273,42 +273,34 @@ using GrowthTwice = Scenario<B, GrowthTwiceScript>;
 
 int main(int argc, char** argv) {
   using model::Expect;
-  using model::Search;
   model::Runner runner("deque_model", argc, argv);
   runner.coverage = coverage_report;
 
-  // Positive models run twice: an exhaustive search (full where it finishes quickly, else
-  // context-bound; Relacy then lets a load read the latest store or the one before it) and the
-  // random scheduler (any number of preemptions, loads read any of the last 3 stores the memory
-  // model allows). Negative variants use the random scheduler and stop at the first failure.
-  const Search random{rl::sched_random, 500000, 0};
-  const Search random_negative{rl::sched_random, 200000, 0};
-  const Search full{rl::sched_full, 0, 0};
-  const Search bound3{rl::sched_bound, 0, 3};
-  const Search bound4{rl::sched_bound, 0, 4};
+  runner.run<LastItem<kCorrect>>("last_item", Expect::Pass, model::kFull);
+  runner.run<LastItem<kCorrect>>("last_item", Expect::Pass, model::kRandom);
+  runner.run<TwoItems<kCorrect>>("two_items", Expect::Pass, model::kBound4);
+  runner.run<TwoItems<kCorrect>>("two_items", Expect::Pass, model::kRandom);
+  runner.run<PopVsSteals<kCorrect>>("pop_vs_steals", Expect::Pass, model::kFull);
+  runner.run<PopVsSteals<kCorrect>>("pop_vs_steals", Expect::Pass, model::kRandom);
+  runner.run<Growth<kCorrect>>("growth_two_thieves", Expect::Pass, model::kBound3);
+  runner.run<Growth<kCorrect>>("growth_two_thieves", Expect::Pass, model::kRandom);
+  runner.run<GrowthTwice<kCorrect>>("growth_twice", Expect::Pass, model::kBound4);
+  runner.run<GrowthTwice<kCorrect>>("growth_twice", Expect::Pass, model::kRandom);
 
-  runner.run<LastItem<kCorrect>>("last_item", Expect::Pass, full);
-  runner.run<LastItem<kCorrect>>("last_item", Expect::Pass, random);
-  runner.run<TwoItems<kCorrect>>("two_items", Expect::Pass, bound4);
-  runner.run<TwoItems<kCorrect>>("two_items", Expect::Pass, random);
-  runner.run<PopVsSteals<kCorrect>>("pop_vs_steals", Expect::Pass, full);
-  runner.run<PopVsSteals<kCorrect>>("pop_vs_steals", Expect::Pass, random);
-  runner.run<Growth<kCorrect>>("growth_two_thieves", Expect::Pass, bound3);
-  runner.run<Growth<kCorrect>>("growth_two_thieves", Expect::Pass, random);
-  runner.run<GrowthTwice<kCorrect>>("growth_twice", Expect::Pass, bound4);
-  runner.run<GrowthTwice<kCorrect>>("growth_twice", Expect::Pass, random);
-
-  runner.run<PopVsSteals<kPopRelaxed>>("neg_pop_relaxed", Expect::Fail, random_negative,
+  runner.run<PopVsSteals<kPopRelaxed>>("neg_pop_relaxed", Expect::Fail, model::kRandomNegative,
                                        "owner and thief both take an item");
-  runner.run<PopVsSteals<kStealAcquire>>("neg_steal_acquire", Expect::Fail, random_negative,
+  runner.run<PopVsSteals<kStealAcquire>>("neg_steal_acquire", Expect::Fail, model::kRandomNegative,
                                          "owner and thief both take an item");
-  runner.run<TwoItems<kPushBottomRelaxed>>("neg_push_bottom_relaxed", Expect::Fail, random_negative,
+  runner.run<TwoItems<kPushBottomRelaxed>>("neg_push_bottom_relaxed", Expect::Fail,
+                                           model::kRandomNegative,
                                            "thief reads an unpublished item");
-  runner.run<Growth<kStealRingRelaxed>>("neg_steal_ring_relaxed", Expect::Fail, random_negative,
+  runner.run<Growth<kStealRingRelaxed>>("neg_steal_ring_relaxed", Expect::Fail,
+                                        model::kRandomNegative,
                                         "thief reads a slot of the grown ring it cannot see");
-  runner.run<Growth<kGrowRingRelaxed>>("neg_grow_ring_relaxed", Expect::Fail, random_negative,
+  runner.run<Growth<kGrowRingRelaxed>>("neg_grow_ring_relaxed", Expect::Fail,
+                                       model::kRandomNegative,
                                        "thief reads a slot of the grown ring it cannot see");
-  runner.run<LastItem<kPopNoCas>>("neg_pop_no_cas", Expect::Fail, random_negative,
+  runner.run<LastItem<kPopNoCas>>("neg_pop_no_cas", Expect::Fail, model::kRandomNegative,
                                   "owner and thief both take the last item");
   return runner.finish();
 }

@@ -34,6 +34,19 @@ struct Search {
   unsigned context_bound = 1;           // context-bound scheduler only
 };
 
+/// The searches both model programs use. Positive models run twice: an exhaustive search
+/// (full where it finishes quickly, else context-bound: every schedule with at most N
+/// preemptions; Relacy then lets a load read the latest store or the one before it) and the
+/// random scheduler (any number of preemptions; loads read any of the last 3 stores the memory
+/// model allows). Negative variants use the random scheduler and stop at the first failure
+/// found. Budgets and run times: docs/model_checking.md.
+inline const Search kRandom{rl::sched_random, 500000, 0};
+inline const Search kRandomNegative{rl::sched_random, 200000, 0};
+inline const Search kFull{rl::sched_full, 0, 0};
+inline const Search kBound2{rl::sched_bound, 0, 2};
+inline const Search kBound3{rl::sched_bound, 0, 3};
+inline const Search kBound4{rl::sched_bound, 0, 4};
+
 inline const char* search_name(rl::scheduler_type_e type) {
   switch (type) {
     case rl::sched_random:
