@@ -136,19 +136,19 @@ void CounterAccess::wait_for_linker(const WaitNode& node) noexcept {
   }
 }
 
-void CounterAccess::signal(Counter& counter, Worker* current) noexcept {
+void CounterAccess::signal(Counter& counter, Worker* current, std::int64_t units) noexcept {
   // relaxed: only the first guess of the CAS below.
   std::int64_t value = counter.value_.load(std::memory_order_relaxed);
   std::int64_t next = 0;
   bool final_signal = false;
   do {
-    if (value > 1 || (is_waking(value) && value > kWaking)) {
+    if (value > units || (is_waking(value) && value >= kWaking + units)) {
       // Not the final signal. Also when units were added during another signaller's drain
       // (waking + k): that drainer restores the count, and waiters spin meanwhile instead of
       // linking, so reaching kWaking + 0 here leaves nothing to drain.
-      next = value - 1;
+      next = value - units;
       final_signal = false;
-    } else if (value == 1) {
+    } else if (value == units) {
       next = kWaking;
       final_signal = true;
     } else {

@@ -44,8 +44,9 @@ struct CounterAccess {
   /// last access to the counter (almost always already the case).
   static void wait_for_linker(const WaitNode& node) noexcept;
 
-  /// One job (or manual unit) done; the signal reaching zero drains and wakes all waiters.
-  static void signal(Counter& counter, Worker* current) noexcept;
+  /// `units` (>= 1) jobs (or manual units) done, in one atomic update; the signal reaching zero
+  /// drains and wakes all waiters.
+  static void signal(Counter& counter, Worker* current, std::int64_t units = 1) noexcept;
 
   /// Keeps the first exception of a round (while no exception is held), counts the others.
   static void capture(Counter& counter, std::exception_ptr error) noexcept;

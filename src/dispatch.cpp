@@ -14,19 +14,37 @@
 namespace fiberjob::detail {
 namespace {
 
-/// Ends a plain job: returns its record and signals its counter (last, since a waiter may
-/// destroy the counter as soon as it sees zero). The worker is read now, not kept from the
-/// start: a job that suspended may finish on another worker.
-void end_job(Fiber* self, JobRecord* record) noexcept {
+/// Ends a plain job: returns its record and signals its counter, last (a waiter may destroy
+/// the counter as soon as it sees zero). With `defer`, the dispatch loop's case, the signal is
+/// held while this worker goes on with jobs of the same counter (Worker::deferred_counter).
+/// The worker is read now, not kept from the start: a job that suspended may finish on another
+/// worker.
+void end_job(Fiber* self, JobRecord* record, bool defer) noexcept {
   Counter* counter = record->counter;
   Worker* worker = self->worker;
   worker->scheduler->records().release(worker->records, record);
-  CounterAccess::signal(*counter, worker);
+  if (!defer) {
+    CounterAccess::signal(*counter, worker);
+    return;
+  }
+  if (worker->deferred_counter == counter) {
+    ++worker->deferred_signals;
+    return;
+  }
+  flush_deferred_signals(*worker);
+  worker->deferred_counter = counter;
+  worker->deferred_signals = 1;
+}
+
+/// True when `job` is a plain job of the counter `worker` holds deferred signals for: running
+/// it first cannot delay that counter's zero (the job is pending itself).
+bool continues_deferred(const Worker& worker, Job job) noexcept {
+  return job.kind() == Job::Kind::Run && job.record()->counter == worker.deferred_counter;
 }
 
 /// Runs a job inline on `self`: no context switch unless the job suspends its fiber. A
 /// coroutine job that suspends (any co_await) returns here early; its final suspend ends it.
-void run_job(Fiber* self, Job job) noexcept {
+void run_job(Fiber* self, Job job, bool defer_signal) noexcept {
   JobRecord* record = job.record();
   self->priority = job.priority();
   self->job_counter = record->counter;
@@ -42,7 +60,7 @@ void run_job(Fiber* self, Job job) noexcept {
   if (tracing) {  // the last run segment: the job may have moved, so the current worker
     self->worker->trace.record(TraceKind::Job, self->segment_start_ns, trace_now_ns(), self->index);
   }
-  if (ended) end_job(self, record);
+  if (ended) end_job(self, record, defer_signal);
 }
 
 /// Continues a suspended coroutine (a wait, a yield or a hop) inline on `self`. Its co_awaits
@@ -64,18 +82,22 @@ void resume_coroutine(Fiber* self, Job job) noexcept {
 
 void dispatch_loop(Fiber* self) {
   while (!self->quit) {
+    Worker* worker = self->worker;
     Job job = std::exchange(self->pending, Job{});
-    if (!job) job = self->scheduler->next_job(*self->worker);
-    if (job) set_phase(*self->worker, WorkerPhase::Running);
+    if (!job) job = self->scheduler->find_job(*worker);
+    if (worker->deferred_counter != nullptr && !(job && continues_deferred(*worker, job))) {
+      apply_deferred_signals(*worker);
+    }
+    if (!job) job = self->scheduler->next_job(*worker);
+    if (job) set_phase(*worker, WorkerPhase::Running);
     if (!job) {
       // Stopping: give the thread back to its native stack, which returns us to the pool.
-      Worker* worker = self->worker;
       switch_to(self, &worker->native, Handoff::Action::ReleaseToPool);
       continue;
     }
     switch (job.kind()) {
       case Job::Kind::Run:
-        run_job(self, job);
+        run_job(self, job, /*defer_signal=*/true);
         break;
       case Job::Kind::Resume:
         switch_to(self, job.fiber(), Handoff::Action::ReleaseToPool);
@@ -136,7 +158,7 @@ void run_own_children(Fiber* self, Counter& counter) {
     }
     if (!child) return;  // nothing of ours left here (stolen or running elsewhere)
     const KeepOuterJob keep(self);
-    run_job(self, child);
+    run_job(self, child, /*defer_signal=*/false);
   }
 }
 
@@ -151,7 +173,7 @@ void run_until_done(Fiber* self, Counter& counter) {
     switch (job.kind()) {
       case Job::Kind::Run: {
         const KeepOuterJob keep(self);
-        run_job(self, job);
+        run_job(self, job, /*defer_signal=*/false);
         break;
       }
       case Job::Kind::Resume:

@@ -84,6 +84,8 @@ void switch_to(Fiber* from, Fiber* to, Handoff::Action action, Counter* counter)
 
 bool suspend(Fiber* self, Handoff::Action action, Counter* counter) {
   Worker* worker = self->worker;
+  // What runs next (a resumed job) could wait for the counters these signals complete.
+  flush_deferred_signals(*worker);
   Scheduler& scheduler = *worker->scheduler;
   const Job next = scheduler.find_job(*worker);
   if (!next && action == Handoff::Action::Reschedule) return true;  // nothing else is ready

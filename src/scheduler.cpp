@@ -216,7 +216,7 @@ Job Scheduler::find_job(Worker& worker) noexcept {
   // relaxed: only a hint to skip the exchange; the exchange (acquire) pairs with push_next.
   if (const std::uintptr_t hint = worker.next.load(std::memory_order_relaxed); hint != 0) {
     // The woken fiber goes first, unless a High job is ready and it is not High itself.
-    const bool high_waits = worker.deques[0].size_approx() != 0 || injector_.size_hint(0) != 0;
+    const bool high_waits = !worker.deques[0].empty_for_owner() || injector_.size_hint(0) != 0;
     if (!high_waits || Job::from_bits(hint).priority() == Priority::High) {
       if (const std::uintptr_t bits = worker.next.exchange(0, std::memory_order_acquire)) {
         return Job::from_bits(bits);
@@ -226,7 +226,7 @@ Job Scheduler::find_job(Worker& worker) noexcept {
   const bool others = workers_.size() > 1;
   for (std::size_t p = 0; p < kPriorityCount; ++p) {
     WorkStealingDeque& own = worker.deques[p];
-    if (!own.empty()) {
+    if (!own.empty_for_owner()) {
       if (const std::uintptr_t bits = own.pop()) return Job::from_bits(bits);
     }
     if (injector_.size_hint(p) != 0) {  // inline: the usual empty injector costs one load

@@ -83,13 +83,17 @@ class WorkStealingDeque {
   void push(std::uintptr_t item) {
     // relaxed: pairs with nothing; only the owner writes bottom_, so it reads its own last store.
     const std::int64_t b = bottom_.load(std::memory_order_relaxed);
-    // acquire: pairs with the seq_cst (release) CAS on top_ in steal(), so a thief's read of slot
-    // t happens before this thread overwrites that slot after the ring wraps around.
-    const std::int64_t t = top_.load(std::memory_order_acquire);
     // relaxed: pairs with nothing; only the owner writes ring_, so it reads its own last store.
     Ring* ring = ring_.load(std::memory_order_relaxed);
-    if (b - t > ring->capacity() - 1) [[unlikely]] {
-      ring = grow(ring, t, b);
+    // The owner's copy of top_ (top_seen_): top_ only grows, so a stale copy only understates
+    // the free space. top_ itself is read only when the copy says "full": a thief's CAS on it
+    // would otherwise cost every push a cache miss while thieves are stealing.
+    if (b - top_seen_ > ring->capacity() - 1) [[unlikely]] {
+      // acquire: pairs with the seq_cst (release) CAS on top_ in steal(), so a thief's read of
+      // slot t happens before this thread overwrites that slot after the ring wraps around (and,
+      // by program order, before every later overwrite that this value of top_ allows).
+      top_seen_ = top_.load(std::memory_order_acquire);
+      if (b - top_seen_ > ring->capacity() - 1) ring = grow(ring, top_seen_, b);
     }
     // relaxed: pairs with nothing itself; the release store of bottom_ just below publishes it to
     // the seq_cst (acquire) load of bottom_ in steal().
@@ -115,6 +119,7 @@ class WorkStealingDeque {
     // the seq_cst loads in steal().
     bottom_.store(b, std::memory_order_seq_cst);
     std::int64_t t = top_.load(std::memory_order_seq_cst);
+    top_seen_ = t;  // seq_cst includes acquire: as good as push()'s refresh
     if (t > b) {
       // Empty deque: undo the decrement.
       // relaxed (as in the paper): pairs with nothing; it restores the value that the release
@@ -149,10 +154,10 @@ class WorkStealingDeque {
   std::uintptr_t peek() const noexcept {
     // relaxed: pairs with nothing; only the owner writes bottom_ and ring_ (its own stores).
     const std::int64_t b = bottom_.load(std::memory_order_relaxed);
-    // relaxed: pairs with nothing; a stale top_ only makes us report an item a thief has taken,
-    // which the following pop() detects (it orders itself against the thieves).
-    const std::int64_t t = top_.load(std::memory_order_relaxed);
-    if (t >= b) return 0;
+    // The owner's copy of top_ (no load of the thieves' line): a stale one only makes us report
+    // an item a thief has taken, which the following pop() detects (it orders itself against
+    // the thieves, and refreshes the copy).
+    if (top_seen_ >= b) return 0;
     // relaxed: the owner wrote this slot itself in push().
     return ring_.load(std::memory_order_relaxed)->slot(b - 1).load(std::memory_order_relaxed);
   }
@@ -188,6 +193,15 @@ class WorkStealingDeque {
       return 0;  // Lost the race.
     }
     return item;
+  }
+
+  /// Owner thread only: false when the deque may hold an item, true when it is empty. Reads
+  /// only the owner's own line (bottom_ and its copy of top_), so it costs no cache miss while
+  /// thieves steal; it may say "not empty" after thieves took everything, and the pop() that
+  /// follows then returns 0 (and refreshes the copy). Complexity: O(1). Allocation: none.
+  bool empty_for_owner() const noexcept {
+    // relaxed: pairs with nothing; only the owner writes bottom_.
+    return bottom_.load(std::memory_order_relaxed) <= top_seen_;
   }
 
   /// Returns whether size_approx() is 0: exact when no other thread is using the deque, otherwise
@@ -290,6 +304,10 @@ class WorkStealingDeque {
   //   was empty or the claimed index was the last item. top_ <= bottom_ except during that
   //   window, when bottom_ may be top_ - 1; a thief treats top_ >= bottom_ as empty.
   alignas(kCacheLineSize) std::atomic<std::int64_t> bottom_;
+  // top_seen_: the owner's last reading of top_ (owner only, plain). top_seen_ <= top_ always,
+  //   since top_ only grows; push() and pop() refresh it. On bottom_'s line, which the owner
+  //   writes anyway.
+  std::int64_t top_seen_ = 0;
   // ring_: the current ring, rings_.back(); never null. Written only by the owner, in grow().
   alignas(kCacheLineSize) std::atomic<Ring*> ring_;
 };

@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "counter_access.hpp"
+
 namespace fiberjob::detail {
 namespace {
 thread_local Worker* t_current_worker = nullptr;
@@ -26,6 +28,12 @@ void die_deque_full() noexcept {
   std::fputs("fiberjob: out of memory growing a work-stealing deque; a job could not be queued\n",
              stderr);
   std::abort();
+}
+
+void apply_deferred_signals(Worker& worker) noexcept {
+  Counter* counter = worker.deferred_counter;
+  worker.deferred_counter = nullptr;
+  CounterAccess::signal(*counter, &worker, worker.deferred_signals);
 }
 
 void push_next(Worker& worker, Job job) noexcept {

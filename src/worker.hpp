@@ -69,6 +69,14 @@ struct alignas(64) Worker {
   /// The fiber running on this worker now (set on every arrival, by finish_switch).
   Fiber* current = nullptr;
   RecordCache records;
+  /// Signals of plain jobs that ended on this worker and are not yet applied to their counter
+  /// (one counter at a time): consecutive jobs of one counter cost one atomic update instead of
+  /// one each, and the counter's line stays away from the submitter. Held only while the next
+  /// job this worker runs is one of the same counter, which is pending itself, so the counter
+  /// cannot reach zero any earlier; applied (flush_deferred_signals) before anything else runs,
+  /// before a switch and before idling.
+  Counter* deferred_counter = nullptr;
+  std::int64_t deferred_signals = 0;
   WorkerStats stats;
   std::atomic<WorkerPhase> phase{WorkerPhase::Starting};
   /// Timeline events recorded on this worker's thread (empty unless Config::tracing).
@@ -93,12 +101,21 @@ inline void push_local(Worker& worker, Job job) noexcept {
   }
 }
 
-/// True when one of `worker`'s own deques holds a job (owner thread: exact for what it pushed).
+/// True when one of `worker`'s own deques may hold a job (owner thread; see
+/// WorkStealingDeque::empty_for_owner: may say true after thieves took everything).
 inline bool has_local_jobs(const Worker& worker) noexcept {
   for (const WorkStealingDeque& deque : worker.deques) {
-    if (!deque.empty()) return true;
+    if (!deque.empty_for_owner()) return true;
   }
   return false;
+}
+
+/// Applies `worker`'s deferred signals (Worker::deferred_counter), which must exist.
+void apply_deferred_signals(Worker& worker) noexcept;
+
+/// Applies `worker`'s deferred signals, if any. Owner thread only. Inline: one load when none.
+inline void flush_deferred_signals(Worker& worker) noexcept {
+  if (worker.deferred_counter != nullptr) apply_deferred_signals(worker);
 }
 
 /// Queues a fiber that yielded on `worker` (the caller runs on `worker`'s thread) behind the

@@ -1,8 +1,10 @@
 // Relacy model of the Chase-Lev work-stealing deque (src/work_stealing_deque.hpp), with the
 // exact memory orders of the code: Lê, Pop, Cohen, Zappa Nardelli (PPoPP 2013) Figure 1, with
 // the fences folded into neighbouring operations (the file's DEPARTUREs 1-4):
-//   push:  bottom relaxed load, top acquire load, ring relaxed load, slot relaxed store,
-//          bottom *release* store (paper: release fence + relaxed store)
+//   push:  bottom relaxed load, ring relaxed load, top acquire load only when the owner's copy
+//          of top (top_seen_) says "full", slot relaxed store, bottom *release* store (paper:
+//          release fence + relaxed store)
+//   pop:   also refreshes the owner's copy of top from its seq_cst load
 //   pop:   bottom relaxed load, ring relaxed load, bottom *seq_cst* store, top *seq_cst* load
 //          (paper: relaxed store + seq_cst fence + relaxed load), slot relaxed load,
 //          last item: top CAS seq_cst (failure relaxed), bottom relaxed restore
@@ -79,6 +81,7 @@ struct Deque {
   rl::atomic<i64> top;
   rl::atomic<i64> bottom;
   rl::atomic<Ring*> ring;
+  i64 top_seen = 0;  // owner-only copy of top (top_seen_ in the code)
 
   // The constructor (runs before the threads start).
   void init() {
@@ -86,6 +89,7 @@ struct Deque {
     for (i64 i = 0; i < rings[0].capacity; ++i) rings[0].slots[i].store(0, rl::mo_relaxed, $);
     ring_count = 1;
     top.store(0, rl::mo_relaxed, $);
+    top_seen = 0;
     bottom.store(0, rl::mo_relaxed, $);
     ring.store(&rings[0], rl::mo_relaxed, $);
   }
@@ -105,11 +109,16 @@ struct Deque {
 
   void push(Item item) {
     const i64 b = bottom.load(rl::mo_relaxed, $);
-    const i64 t = top.load(rl::mo_acquire, $);
     Ring* r = ring.load(rl::mo_relaxed, $);
-    if (b - t > r->capacity - 1) {
-      r = grow(r, t, b);
-    } else if (b >= r->capacity) {
+    bool grew = false;
+    if (b - top_seen > r->capacity - 1) {
+      top_seen = top.load(rl::mo_acquire, $);
+      if (b - top_seen > r->capacity - 1) {
+        r = grow(r, top_seen, b);
+        grew = true;
+      }
+    }
+    if (!grew && b >= r->capacity) {
       cover(kWrapped);
     }
     r->slot(b).store(item, rl::mo_relaxed, $);
@@ -121,6 +130,7 @@ struct Deque {
     Ring* const r = ring.load(rl::mo_relaxed, $);
     bottom.store(b, has(kPopRelaxed) ? rl::mo_relaxed : rl::mo_seq_cst, $);
     i64 t = top.load(has(kPopRelaxed) ? rl::mo_relaxed : rl::mo_seq_cst, $);
+    top_seen = t;
     if (t > b) {
       bottom.store(b + 1, rl::mo_relaxed, $);
       return 0;

@@ -38,8 +38,30 @@ TEST_SUITE("deque") {
     CHECK(deque.size_approx() == 2);
     CHECK(deque.pop() == 2);
     CHECK(deque.peek() == 1);
-    CHECK(deque.steal() == 1);  // a thief took the last item: peek sees nothing
+    CHECK(deque.steal() == 1);  // a thief took the last item...
+    CHECK(deque.pop() == 0);    // ...which pop sees, and so does peek after it
     CHECK(deque.peek() == 0);
+  }
+
+  TEST_CASE("the owner's empty check may lag behind thieves, never behind the owner") {
+    WorkStealingDeque deque(4);
+    CHECK(deque.empty_for_owner());
+    deque.push(1);
+    deque.push(2);
+    CHECK_FALSE(deque.empty_for_owner());
+    CHECK(deque.steal() == 1);
+    CHECK(deque.steal() == 2);
+    // The thieves emptied it; the owner's copy of top is stale until its next pop.
+    CHECK(deque.empty());
+    CHECK_FALSE(deque.empty_for_owner());
+    CHECK(deque.pop() == 0);
+    CHECK(deque.empty_for_owner());
+    // Wrap-around with a stale copy: pushes reuse slots only after the copy was refreshed.
+    for (std::uintptr_t round = 0; round < 8; ++round) {
+      for (std::uintptr_t i = 1; i <= 4; ++i) deque.push(round * 10 + i);
+      for (std::uintptr_t i = 1; i <= 4; ++i) CHECK(deque.steal() == round * 10 + i);
+    }
+    CHECK(deque.empty());
     CHECK(deque.pop() == 0);
   }
 

@@ -200,6 +200,38 @@ TEST_SUITE("job_system") {
     CHECK(js.stats().fiber_switches == 0);  // one worker: every child was its parent's to run
   }
 
+  TEST_CASE("signals held back for a run of same-counter jobs are applied before other work") {
+    // One worker runs 16 jobs of `batch` in a row (one injector batch), then a job of another
+    // counter that spins until `batch` is done. The worker applies the batch's signals as one
+    // update; if it kept them past the switch to the other job, that job would spin forever.
+    JobSystem js{test::config_with(1)};
+    Counter batch;
+    Counter other;
+    std::atomic<bool> gate{false};
+    std::atomic<int> ran{0};
+    std::atomic<bool> saw_done{false};
+    // Hold the worker so everything below is queued before it looks.
+    Counter hold;
+    js.run(hold, [&gate] {
+      while (!gate.load()) std::this_thread::yield();
+    });
+    for (int i = 0; i < 16; ++i) js.run(batch, [&ran] { ran.fetch_add(1); });
+    js.run(other, [&batch, &saw_done] {
+      const auto deadline = std::chrono::steady_clock::now() + 10s;
+      while (!batch.done() && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::yield();
+      }
+      saw_done.store(batch.done());
+    });
+    const test::Watchdog watchdog("deferred signals", 60s);
+    gate.store(true);
+    js.wait(other);
+    js.wait(batch);
+    js.wait(hold);
+    CHECK(ran.load() == 16);
+    CHECK(saw_done.load());
+  }
+
   TEST_CASE("waiting on the running job's own counter throws CounterMisuse") {
     JobSystem js{test::config_with(1)};
     bool threw = false;
