@@ -21,6 +21,9 @@ namespace fj = fiberjob;
 struct Systems {
   std::unique_ptr<fj::JobSystem> two;
   std::unique_ptr<fj::JobSystem> one;
+  /// One worker thread plus one slot that the main thread attaches to (AttachedWorker): two
+  /// threads run jobs, as in TBB's arena of two entered by the main thread.
+  std::unique_ptr<fj::JobSystem> one_plus_attached;
 };
 Systems& systems() {
   static Systems s;
@@ -32,6 +35,18 @@ fj::JobSystem& system_with(std::uint32_t workers) {
   if (!js) {
     fj::Config config;
     config.worker_count = workers;
+    config.idle_policy = fj::IdlePolicy::Park;
+    js = std::make_unique<fj::JobSystem>(config);
+  }
+  return *js;
+}
+
+fj::JobSystem& system_for_attaching() {
+  std::unique_ptr<fj::JobSystem>& js = systems().one_plus_attached;
+  if (!js) {
+    fj::Config config;
+    config.worker_count = 1;
+    config.attachable_threads = 1;
     config.idle_policy = fj::IdlePolicy::Park;
     js = std::make_unique<fj::JobSystem>(config);
   }
@@ -112,10 +127,10 @@ Run skynet(const Sizes& sizes) {
   return run;
 }
 
-// ---- 3. empty jobs submitted one by one from one (non-worker) thread, then one wait ---------
+// ---- 3. empty jobs submitted one by one from one thread, then one wait ----------------------
 
-Run empty_jobs(const Sizes& sizes) {
-  fj::JobSystem& js = system_with(2);
+/// Submits and waits for `sizes.empty_jobs` empty jobs from the calling thread.
+Run submit_empty_jobs(fj::JobSystem& js, const Sizes& sizes) {
   const fj::Stats before = js.stats();
   Run run;
   fj::Counter done;
@@ -129,6 +144,19 @@ Run empty_jobs(const Sizes& sizes) {
   add_stats(run, before, after);
   return run;
 }
+
+/// The peers' setup: the main thread takes part (TBB: task_arena(2) entered by the main thread;
+/// Boost.Fiber: the main thread is one of the two work-stealing threads). Here: one worker
+/// thread, and the main thread attached as the second worker.
+Run empty_jobs(const Sizes& sizes) {
+  fj::JobSystem& js = system_for_attaching();
+  const fj::AttachedWorker attached(js);
+  return submit_empty_jobs(js, sizes);
+}
+
+/// 3b: the main thread stays a plain thread (jobs go through the injector) with two worker
+/// threads: three threads on two cores. No peer counterpart; shown for comparison.
+Run empty_jobs_plain(const Sizes& sizes) { return submit_empty_jobs(system_with(2), sizes); }
 
 // ---- 4. yield: two jobs on one worker yielding alternately ---------------------------------
 
@@ -337,13 +365,16 @@ void register_fiberjob(Registry& registry) {
   registry.system({"fiberjob", "fiberjob", "0.1.0 (this tree)",
                    "JobSystem, worker_count 2 (1 for the one-worker rows), default Config "
                    "otherwise (128 fibers of 64 KiB); the main thread submits and parks in "
-                   "JobSystem::wait",
+                   "JobSystem::wait. Row 3: worker_count 1 + the main thread attached "
+                   "(AttachedWorker), so that two threads run jobs as in the peers' setups",
                    "IdlePolicy::Park (default): ~64 looks for work, then sleeps on an event "
                    "count",
                    [] {
                      systems().two.reset();
                      systems().one.reset();
+                     systems().one_plus_attached.reset();
                    }});
+  registry.add("empty_jobs_plain", "fiberjob", empty_jobs_plain);
   registry.add("fib", "fiberjob", fib);
   registry.add("skynet", "fiberjob", skynet);
   registry.add("empty_jobs", "fiberjob", empty_jobs);

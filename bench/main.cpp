@@ -110,6 +110,10 @@ std::vector<Workload> workloads(const Sizes& s) {
        Metric::Milliseconds, [](const Sizes& z) { return Expect{skynet_sum(z.skynet_depth)}; }},
       {"empty_jobs", fmt::format("3. {} empty jobs from one thread", with_commas(s.empty_jobs)),
        Metric::MillionPerSecond, [](const Sizes& z) { return Expect{z.empty_jobs}; }},
+      {"empty_jobs_plain",
+       fmt::format("3b. {} empty jobs from a plain thread into 2 worker threads",
+                   with_commas(s.empty_jobs)),
+       Metric::MillionPerSecond, [](const Sizes& z) { return Expect{z.empty_jobs}; }},
       {"yield", fmt::format("4. yield, 2 jobs on 1 worker, {} yields", with_commas(s.yields)),
        Metric::NsPerOp,
        [](const Sizes& z) {
@@ -143,8 +147,9 @@ std::vector<Workload> workloads(const Sizes& s) {
 /// Within a system, one-worker workloads run first: Boost.Fiber's two-worker pool, once built,
 /// keeps a polling thread until its teardown.
 const std::vector<std::string> kExecutionOrder = {
-    "yield",       "pingpong_1w",  "alloc_yield", "fib",        "skynet",        "empty_jobs",
-    "pingpong_2w", "parallel_for", "alloc_spawn", "alloc_wait", "mem_suspended", "mem_skynet"};
+    "yield",      "pingpong_1w",      "alloc_yield", "fib",          "skynet",
+    "empty_jobs", "empty_jobs_plain", "pingpong_2w", "parallel_for", "alloc_spawn",
+    "alloc_wait", "mem_suspended",    "mem_skynet"};
 
 /// Peers in table order (fiberjob is the reference column).
 const std::vector<std::string> kPeers = {"tbb", "boost_fiber", "boost_context", "std_thread"};
@@ -373,7 +378,8 @@ void usage(std::FILE* to) {
       "  --only NAMES      only these workloads and/or systems (comma-separated), e.g.\n"
       "                    --only fib,skynet or --only fiberjob,tbb or --only fib,fiberjob,tbb\n"
       "  --revision TEXT   the fiberjob revision measured, for the report (e.g. a git hash)\n"
-      "workloads: fib skynet empty_jobs yield pingpong_1w pingpong_2w parallel_for\n"
+      "workloads: fib skynet empty_jobs empty_jobs_plain yield pingpong_1w pingpong_2w\n"
+      "           parallel_for\n"
       "           alloc_spawn alloc_wait alloc_yield mem_suspended mem_skynet\n"
       "systems:   fiberjob tbb boost_fiber boost_context std_thread\n",
       to);

@@ -21,6 +21,7 @@ namespace {
 
 constexpr std::uint32_t kMaxWorkers = 1024;
 constexpr std::uint32_t kMaxFibers = 1u << 20;
+constexpr std::uint32_t kMaxAttachableThreads = 64;
 constexpr std::size_t kMaxStackBytes = std::size_t{1} << 30;
 
 [[noreturn]] void reject(const std::string& message) {
@@ -46,6 +47,10 @@ Config validate_config(const Config& config) {
            "; it must be in [Config::worker_count + 1 = " +
            std::to_string(config.worker_count + 1) + ", " + std::to_string(kMaxFibers) +
            "] (each worker runs on one fiber; each suspended job holds one more)");
+  }
+  if (config.attachable_threads > kMaxAttachableThreads) {
+    reject("Config::attachable_threads = " + std::to_string(config.attachable_threads) +
+           "; it must be in [0, " + std::to_string(kMaxAttachableThreads) + "]");
   }
   if (config.fiber_stack_size < Config::kMinFiberStackSize ||
       config.fiber_stack_size > kMaxStackBytes) {

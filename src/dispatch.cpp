@@ -177,7 +177,7 @@ void run_until_done(Fiber* self, Counter& counter) {
         break;
       }
       case Job::Kind::Resume:
-        set_state(*self, FiberState::Suspended);
+        if (!self->pinned) set_state(*self, FiberState::Suspended);
         switch_to(self, job.fiber(), Handoff::Action::Reschedule);
         break;
       case Job::Kind::ResumeCoroutine: {

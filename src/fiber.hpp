@@ -67,6 +67,9 @@ struct alignas(64) Fiber {
   std::atomic<FiberState> state{FiberState::Pooled};
   bool started = false;  ///< The Boost.Context fiber was constructed (lazily, on first use).
   bool quit = false;     ///< Set by retirement: leave the dispatch loop and return.
+  /// An attached thread's own stack (AttachedWorker): suspends like a fiber, but is resumed
+  /// only by its own thread (Worker::native_ready), never queued where another could take it.
+  bool pinned = false;
   std::uint32_t index = 0;
   /// Link in the pool's free stack (index + 1, 0 = end). Atomic because a popper may read it
   /// while the fiber is being pushed again (ABA is stopped by the pool's tag, not by this).

@@ -22,6 +22,10 @@ void perform(Fiber* self, Fiber* from, Handoff::Action action, Counter* counter)
       CounterAccess::link(*counter, from->node, self->worker);
       break;
     case Handoff::Action::Reschedule: {
+      if (from->pinned) {  // an attached thread's stack: only its own thread may resume it
+        wake_pinned(from);
+        break;
+      }
       // release (the deque push): pairs with the acquire of the steal that takes it, after
       // the continuation was stored above (see the proof at switch_to).
       Worker* worker = self->worker;
@@ -104,7 +108,7 @@ bool suspend(Fiber* self, Handoff::Action action, Counter* counter) {
     }
     to->pending = next;
   }
-  set_state(*self, FiberState::Suspended);
+  if (!self->pinned) set_state(*self, FiberState::Suspended);  // a thread's own stack stays Native
   if (scheduler.tracing()) {  // this run segment of the job ends here
     const std::uint64_t now = trace_now_ns();
     worker->trace.record(TraceKind::Job, self->segment_start_ns, now, self->index);
@@ -123,7 +127,8 @@ Fiber* current_fiber() noexcept {
   Worker* worker = current_worker();
   if (worker == nullptr) return nullptr;
   Fiber* fiber = worker->current;
-  return fiber != nullptr && state_of(*fiber) != FiberState::Native ? fiber : nullptr;
+  return fiber != nullptr && (state_of(*fiber) != FiberState::Native || fiber->pinned) ? fiber
+                                                                                       : nullptr;
 }
 
 }  // namespace fiberjob::detail

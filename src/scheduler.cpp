@@ -9,10 +9,12 @@
 #include <coroutine>
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 #include <system_error>
 
 #include "counter_access.hpp"
 #include "fiber_switch.hpp"
+#include "fiberjob/error.hpp"
 #include "stack_guard.hpp"
 
 namespace fiberjob::detail {
@@ -51,10 +53,16 @@ Scheduler::Scheduler(JobSystem& owner, const Config& config)
       context_(ContextAccess::make(*this)),
       fibers_(*this, config.fiber_count, config.fiber_stack_size, &fiber_entry),
       records_(config.worker_count) {
-  workers_.reserve(config_.worker_count);
-  for (std::uint32_t i = 0; i < config_.worker_count; ++i) {
+  const std::uint32_t slots = config_.worker_count + config_.attachable_threads;
+  workers_.reserve(slots);
+  for (std::uint32_t i = 0; i < slots; ++i) {
     workers_.push_back(std::make_unique<Worker>(
         *this, i, injector_, config_.tracing ? config_.trace_events_per_worker : 0));
+    if (i >= config_.worker_count) {  // a slot for an attached thread: no thread, no first fiber
+      workers_.back()->is_slot = true;
+      workers_.back()->native.pinned = true;
+      continue;
+    }
     // Reserve each worker's first fiber now: jobs that suspend early must not starve a worker
     // that has not started yet.
     workers_.back()->first = fibers_.acquire();
@@ -95,6 +103,7 @@ void Scheduler::start_workers() {
   try {
     for (auto& worker : workers_) {
       Worker* w = worker.get();
+      if (w->is_slot) break;  // the slots come last and have no thread
       w->thread = std::thread([this, w] { worker_main(*w); });
       ++started;
       if (config_.pin_workers) {
@@ -119,6 +128,16 @@ void Scheduler::start_workers() {
 }
 
 void Scheduler::stop_workers() noexcept {
+  for (auto& worker : workers_) {
+    // acquire: pairs with the release store in detach (the slot's last use is over).
+    if (worker->is_slot && worker->slot_taken.load(std::memory_order_acquire)) {
+      std::fputs(
+          "fiberjob: a JobSystem was destroyed while a thread was still attached to it "
+          "(AttachedWorker); destroy the AttachedWorker first.\n",
+          stderr);
+      std::abort();
+    }
+  }
   if (Worker* self = current_worker(); self != nullptr && self->scheduler == this) {
     std::fputs(
         "fiberjob: a JobSystem was destroyed from one of its own jobs; destroy it from "
@@ -205,7 +224,68 @@ Job Scheduler::pop_injector(Worker& worker, std::size_t priority) noexcept {
   return Job::from_bits(batch[0]);
 }
 
+Worker* Scheduler::attach() {
+  if (current_worker() != nullptr) {
+    throw Error(ErrorCode::AttachMisuse,
+                "fiberjob: AttachedWorker on a thread that is a worker already (a worker thread, "
+                "a job, or an attached thread); attach plain threads only, once");
+  }
+  for (auto& worker : workers_) {
+    bool taken = false;
+    // acquire: pairs with the release store in detach, so the previous attached thread's use
+    // of the slot (its caches, deque ownership) happens before ours.
+    if (worker->is_slot && !worker->slot_taken.load(std::memory_order_relaxed) &&
+        worker->slot_taken.compare_exchange_strong(taken, true, std::memory_order_acquire,
+                                                   std::memory_order_relaxed)) {
+      Worker& slot = *worker;
+      try {
+        install_alternate_signal_stack();
+      } catch (...) {
+        slot.slot_taken.store(false, std::memory_order_release);  // release: as in detach
+        throw;
+      }
+      san_adopt_thread(slot.native.san);
+      slot.current = &slot.native;
+      set_current_worker(&slot);
+      return &slot;
+    }
+  }
+  throw Error(ErrorCode::AttachMisuse,
+              "fiberjob: AttachedWorker: all " + std::to_string(config_.attachable_threads) +
+                  " slot(s) for attached threads are taken; raise Config::attachable_threads");
+}
+
+void Scheduler::detach(Worker& slot) noexcept {
+  if (current_worker() != &slot || slot.current != &slot.native) {
+    std::fputs(
+        "fiberjob: an AttachedWorker was destroyed on another thread than the one that created "
+        "it, or from inside a job; destroy it on its own thread, outside jobs.\n",
+        stderr);
+    std::abort();
+  }
+  flush_deferred_signals(slot);  // none are left after a wait; kept for robustness
+  set_current_worker(nullptr);
+  remove_alternate_signal_stack();
+  // release: pairs with the acquire CAS in attach and load in stop_workers.
+  slot.slot_taken.store(false, std::memory_order_release);
+}
+
+void wake_pinned(Fiber* fiber) noexcept {
+  Worker* home = fiber->worker;
+  // release: pairs with the acquire exchange in find_job, so the slot's thread resumes the
+  // stack after the wait list's hand-over (the node was drained before this).
+  home->native_ready.store(true, std::memory_order_release);
+  // The slot's thread may be parked in the idle event count with the others: wake them all
+  // (once per wait of an attached thread; the others look and park again).
+  home->scheduler->notify_all_idle();
+}
+
 Job Scheduler::find_job(Worker& worker) noexcept {
+  // An attached thread's own stack, woken: it goes first (its thread is waiting to go on).
+  if (worker.is_slot && worker.native_ready.load(std::memory_order_relaxed) &&
+      worker.native_ready.exchange(false, std::memory_order_acquire)) {  // pairs: wake_pinned
+    return Job::resume(&worker.native, Priority::High);
+  }
   if (--worker.injector_countdown == 0) {
     worker.injector_countdown = kInjectorFirstInterval;
     for (std::size_t p = 0; p < kPriorityCount; ++p) {
@@ -366,6 +446,10 @@ void wake_list(WaitNode* head, Worker* current) noexcept {
   // Fast path, the common wake of one fiber or coroutine job on our own system (a join, a
   // ping-pong): into our next slot (Worker::next).
   if (head->next == nullptr && current != nullptr) {
+    if (head->kind == WaitNode::Kind::Fiber && head->fiber->pinned) {
+      wake_pinned(head->fiber);
+      return;
+    }
     if (head->kind == WaitNode::Kind::Fiber && head->fiber->scheduler == current->scheduler) {
       Fiber* fiber = head->fiber;
       push_next(*current, Job::resume(fiber, fiber->priority));
@@ -404,6 +488,11 @@ void wake_list(WaitNode* head, Worker* current) noexcept {
       Scheduler* scheduler = nullptr;
       if (head->kind == WaitNode::Kind::Fiber) {
         Fiber* fiber = head->fiber;
+        if (fiber->pinned) {  // an attached thread's stack: back to that thread only
+          wake_pinned(fiber);
+          head = next;
+          continue;
+        }
         job = Job::resume(fiber, fiber->priority);
         scheduler = fiber->scheduler;
       } else {

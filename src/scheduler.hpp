@@ -24,6 +24,9 @@ class JobSystem;
 namespace fiberjob::detail {
 
 class Scheduler;
+/// Makes an attached thread's suspended own stack (`fiber`, pinned) runnable on that thread.
+void wake_pinned(Fiber* fiber) noexcept;
+
 /// The live schedulers, for write_diagnostics (diagnostics.cpp).
 void register_scheduler(const Scheduler* scheduler);
 void unregister_scheduler(const Scheduler* scheduler) noexcept;
@@ -39,7 +42,8 @@ class Scheduler {
 
   [[nodiscard]] JobSystem& owner() const noexcept { return owner_; }
   [[nodiscard]] const Config& config() const noexcept { return config_; }
-  [[nodiscard]] std::size_t worker_count() const noexcept { return workers_.size(); }
+  /// Worker threads (Config::worker_count); the attached-thread slots come after them.
+  [[nodiscard]] std::size_t worker_count() const noexcept { return config_.worker_count; }
   FiberPool& fibers() noexcept { return fibers_; }
   /// The one Context all jobs of this system receive.
   Context& context() noexcept { return context_; }
@@ -61,6 +65,13 @@ class Scheduler {
   void notify_from_worker(int count) noexcept {
     if (workers_.size() > 1) idle_.notify(count);
   }
+
+  /// Binds the calling thread to a free slot (AttachedWorker). Errors: Error (AttachMisuse).
+  Worker* attach();
+  /// Unbinds the calling thread from `slot`; aborts with a message on misuse.
+  void detach(Worker& slot) noexcept;
+  /// Wakes every parked worker (and parked attached thread).
+  void notify_all_idle() noexcept { idle_.notify_all(); }
 
   /// One non-blocking look for work: own deque, injector, steal — High to Low priority.
   Job find_job(Worker& worker) noexcept;

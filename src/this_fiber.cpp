@@ -42,6 +42,7 @@ void wait_on_fiber(Fiber* self, Counter& counter) {
 }
 
 void yield_on_fiber(Fiber* self) {
+  if (self->pinned) return;  // an attached thread's own stack: documented to return at once
   // Without a free fiber the yield is skipped: the job goes on, and the ready work it found
   // stays queued for the other workers.
   suspend(self, Handoff::Action::Reschedule, nullptr);

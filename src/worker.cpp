@@ -39,7 +39,7 @@ void apply_deferred_signals(Worker& worker) noexcept {
 void push_next(Worker& worker, Job job) noexcept {
   // relaxed: only this thread stores non-zero values, so a 0 here is current; a stale non-zero
   // (a thief took it meanwhile) only sends the job to the deque.
-  if (worker.next.load(std::memory_order_relaxed) == 0) {
+  if (!worker.is_slot && worker.next.load(std::memory_order_relaxed) == 0) {
     // release: pairs with the acquire exchange/CAS that takes it (find_job, steal_next), so the
     // fiber's stored continuation is visible to whoever resumes it.
     worker.next.store(job.bits(), std::memory_order_release);

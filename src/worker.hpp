@@ -45,6 +45,10 @@ struct alignas(64) Worker {
 
   Scheduler* scheduler;
   std::uint32_t index;
+  /// A slot for an attached thread (AttachedWorker), with no thread of its own. Its next slot
+  /// is never used (a woken job goes onto its deque, stealable at once, since the thread may be
+  /// busy outside the job system), and its `native` is pinned (Fiber::pinned).
+  bool is_slot = false;
   /// Chase-Lev deques, one per priority: the owner pushes and pops at the bottom (LIFO),
   /// thieves steal at the top (FIFO).
   WorkStealingDeque deques[kPriorityCount];
@@ -85,6 +89,13 @@ struct alignas(64) Worker {
   /// Looks for work left until the next one that starts at the injector (see find_job).
   std::uint32_t injector_countdown = 1;
   std::thread thread;
+  /// Slots only: taken by an attached thread (CAS false -> true in Scheduler::attach, release
+  /// store of false in detach).
+  std::atomic<bool> slot_taken{false};
+  /// Slots only: the attached thread's own stack (`native`), suspended in a wait, may run again
+  /// (set by whoever woke it; taken by the slot's thread in find_job). On its own line: other
+  /// threads write it.
+  alignas(64) std::atomic<bool> native_ready{false};
 };
 
 /// Aborts with a message: a deque could not grow, so a job would be lost.

@@ -35,6 +35,13 @@ struct Config {
   /// Worker threads to start (>= 1). Default: the hardware threads of the machine.
   std::uint32_t worker_count = hardware_worker_count();
 
+  /// Threads that may join the system as workers at the same time (`AttachedWorker`), such as a
+  /// game's main thread that runs jobs while it waits for its frame, as TBB's thread that
+  /// enters an arena and enkiTS's main thread do. Each is a worker slot without a thread of its
+  /// own: its deque, caches and statistics, indices `worker_count` and up. In [0, 64].
+  /// Default 0.
+  std::uint32_t attachable_threads = 0;
+
   /// Pin worker i to CPU i (requires worker_count <= hardware threads). Default off.
   bool pin_workers = false;
 

@@ -16,6 +16,8 @@ enum class ErrorCode {
   ShutdownFromWorker,  ///< A `JobSystem` was destroyed from one of its own jobs.
   FrameAllocatorExhausted,  ///< A `FrameAllocator` arena cannot fit a request this frame; the
                             ///< message names the `FrameAllocatorConfig` field to raise.
+  AttachMisuse,  ///< `AttachedWorker`: no free slot (raise `Config::attachable_threads`), the
+                 ///< thread is a worker already, or it was detached on another thread.
 };
 
 /// Thrown by fiberjob when the API is misused or a configured resource runs out.

@@ -2,6 +2,7 @@
 /// \file
 /// Umbrella header: everything a user of fiberjob needs.
 
+#include "fiberjob/attached_worker.hpp"
 #include "fiberjob/awaiters.hpp"
 #include "fiberjob/config.hpp"
 #include "fiberjob/context.hpp"

@@ -3,6 +3,8 @@
 //   over_signal      a counter signalled more often than added to
 //   destroy_pending  a counter destroyed while a job it counts has not ended
 //   destroy_waited   a counter destroyed while a job waits on it
+//   attached_at_destroy  a JobSystem destroyed while a thread is still attached to it
+//   detach_elsewhere     an AttachedWorker destroyed on another thread than its own
 
 #include <fiberjob/fiberjob.hpp>
 
@@ -20,6 +22,7 @@ int main(int argc, char** argv) {
   const char* mode = argv[1];
   fiberjob::Config config;
   config.worker_count = 1;
+  config.attachable_threads = 1;
   fiberjob::JobSystem js{config};
   if (std::strcmp(mode, "over_signal") == 0) {
     fiberjob::Counter counter;
@@ -42,6 +45,11 @@ int main(int argc, char** argv) {
     while (js.stats().fibers_in_use < 2) std::this_thread::yield();
     std::this_thread::sleep_for(std::chrono::milliseconds(50));  // let the link complete
     delete gate;                                                 // a job is still linked on it
+  } else if (std::strcmp(mode, "attached_at_destroy") == 0) {
+    new fiberjob::AttachedWorker(js);  // never destroyed: js's destructor runs while attached
+  } else if (std::strcmp(mode, "detach_elsewhere") == 0) {
+    auto* attached = new fiberjob::AttachedWorker(js);
+    std::thread([attached] { delete attached; }).join();
   } else {
     return 2;
   }

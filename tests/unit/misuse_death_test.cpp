@@ -63,6 +63,14 @@ TEST_SUITE("misuse") {
                       "Counter destroyed while jobs it counts are still pending");
   }
 
+  TEST_CASE("a job system destroyed while a thread is attached stops with a message") {
+    check_aborts_with("attached_at_destroy", "destroy the AttachedWorker first");
+  }
+
+  TEST_CASE("an AttachedWorker destroyed on another thread stops with a message") {
+    check_aborts_with("detach_elsewhere", "destroy it on its own thread");
+  }
+
   TEST_CASE("a counter destroyed while a job waits on it stops with a message") {
     // Usually reported as "still wait on it"; if the destruction beats the (asynchronous) link,
     // the outstanding unit is reported instead. Either way: stopped, with the counter named.
