@@ -234,6 +234,7 @@ Worker* Scheduler::attach() {
     bool taken = false;
     // acquire: pairs with the release store in detach, so the previous attached thread's use
     // of the slot (its caches, deque ownership) happens before ours.
+    // relaxed: a first look that skips taken slots; the CAS (acquire) pairs with detach.
     if (worker->is_slot && !worker->slot_taken.load(std::memory_order_relaxed) &&
         worker->slot_taken.compare_exchange_strong(taken, true, std::memory_order_acquire,
                                                    std::memory_order_relaxed)) {
@@ -282,6 +283,7 @@ void wake_pinned(Fiber* fiber) noexcept {
 
 Job Scheduler::find_job(Worker& worker) noexcept {
   // An attached thread's own stack, woken: it goes first (its thread is waiting to go on).
+  // relaxed: only a hint that skips the exchange; the exchange (acquire) pairs with wake_pinned.
   if (worker.is_slot && worker.native_ready.load(std::memory_order_relaxed) &&
       worker.native_ready.exchange(false, std::memory_order_acquire)) {  // pairs: wake_pinned
     return Job::resume(&worker.native, Priority::High);
