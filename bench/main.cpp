@@ -483,6 +483,7 @@ int run_all(const Options& options) {
   };
 
   std::map<Key, Result> results;
+  std::vector<std::string> failures;  // "workload on system: what went wrong"
   const Calibration calibration = options.smoke ? Calibration{} : calibrate_core_to_core();
   const CpuTimes cpu_start = CpuTimes::now();
   const Stopwatch wall;
@@ -502,27 +503,39 @@ int run_all(const Options& options) {
       const Expect expect = def.expect(sizes);
       Result result;
       std::map<std::string, std::vector<double>> extras;
-      for (int rep = 0; rep < warmups + reps; ++rep) {
-        rusage before{};
-        getrusage(RUSAGE_SELF, &before);
-        Run run = e->fn(sizes);
-        rusage after{};
-        getrusage(RUSAGE_SELF, &after);
-        // Minor page faults of the whole repetition (setup included): the peers' memory churn.
-        run.extra["minor_faults"] = static_cast<double>(after.ru_minflt - before.ru_minflt);
-        const bool ok = expect.at_least ? run.result >= expect.value : run.result == expect.value;
-        if (!ok) {
-          throw CheckFailed(fmt::format("{} on {}: result {} but expected {}{}", e->workload,
-                                        e->system, run.result, expect.at_least ? ">= " : "",
-                                        expect.value));
+      // A failure (wrong result, a child that cannot start) fails this cell and the exit status;
+      // the other cells still run, and the system's teardown still happens.
+      try {
+        for (int rep = 0; rep < warmups + reps; ++rep) {
+          rusage before{};
+          getrusage(RUSAGE_SELF, &before);
+          Run run = e->fn(sizes);
+          rusage after{};
+          getrusage(RUSAGE_SELF, &after);
+          // Minor page faults of the whole repetition (setup included): the peers' memory churn.
+          run.extra["minor_faults"] = static_cast<double>(after.ru_minflt - before.ru_minflt);
+          const bool ok = expect.at_least ? run.result >= expect.value : run.result == expect.value;
+          if (!ok) {
+            throw CheckFailed(fmt::format("result {} but expected {}{}", run.result,
+                                          expect.at_least ? ">= " : "", expect.value));
+          }
+          const double v = value_of(def.metric, run);
+          const bool counted = rep >= warmups;
+          fmt::print(stderr, "  {:<13} {:<12} {:>12} {:<8} (result {}{})\n", system.name,
+                     e->workload, format_value(v), unit_of(def.metric), run.result,
+                     counted ? "" : ", warm-up");
+          if (!counted) continue;
+          result.samples.push_back(v);
+          for (const auto& [k, x] : run.extra) extras[k].push_back(x);
         }
-        const double v = value_of(def.metric, run);
-        const bool counted = rep >= warmups;
-        fmt::print(stderr, "  {:<13} {:<12} {:>12} {:<8} (result {}{})\n", system.name, e->workload,
-                   format_value(v), unit_of(def.metric), run.result, counted ? "" : ", warm-up");
-        if (!counted) continue;
-        result.samples.push_back(v);
-        for (const auto& [k, x] : run.extra) extras[k].push_back(x);
+      } catch (const std::exception& error) {
+        const std::string what =
+            fmt::format("{} on {}: {}{}", e->workload, e->system,
+                        dynamic_cast<const CheckFailed*>(&error) != nullptr ? "WRONG RESULT: " : "",
+                        error.what());
+        fmt::print(stderr, "  FAILED {}\n", what);
+        failures.push_back(what);
+        continue;
       }
       result.median = median(result.samples);
       for (auto& [k, xs] : extras) result.extra[k] = median(xs);
@@ -661,6 +674,10 @@ int run_all(const Options& options) {
   fmt::print("\nMachine: {}, {} CPUs, {} RAM, {}; {}; {}\n", machine.cpu, machine.cpus,
              machine.memory, machine.kernel, machine.compiler, machine.date);
   fmt::print("fiberjob revision: {}\nLoad: {}\n", options.revision, interference);
+  if (!failures.empty()) {
+    fmt::print("\nFAILED ({}; their cells are missing above):\n", failures.size());
+    for (const std::string& f : failures) fmt::print("- {}\n", f);
+  }
 
   // ---- JSON -------------------------------------------------------------------------------------
   if (!options.json.empty()) {
@@ -713,7 +730,11 @@ int run_all(const Options& options) {
             json_number(r.median), samples, q ? json_number(*q) : "null", extra);
       }
     }
-    out << "\n  ],\n  \"targets\": [\n";
+    out << "\n  ],\n  \"failures\": [";
+    for (std::size_t i = 0; i < failures.size(); ++i) {
+      out << fmt::format("{}\"{}\"", i == 0 ? "" : ", ", json_escape(failures[i]));
+    }
+    out << "],\n  \"targets\": [\n";
     for (std::size_t i = 0; i < verdicts.size(); ++i) {
       const Verdict& v = verdicts[i];
       out << fmt::format(
@@ -753,6 +774,11 @@ int run_all(const Options& options) {
       fmt::print(stderr, "fiberjob_bench: cannot write {}\n", options.plot_data);
       return 1;
     }
+  }
+  if (!failures.empty()) {
+    fmt::print(stderr, "fiberjob_bench: {} cell(s) FAILED, listed at the end of the table\n",
+               failures.size());
+    return 1;
   }
   return 0;
 }

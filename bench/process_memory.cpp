@@ -3,6 +3,7 @@
 #include "process_memory.hpp"
 
 #include <fcntl.h>
+#include <spawn.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -13,6 +14,8 @@
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+
+extern char** environ;  // POSIX: the environment, passed on to the child
 
 namespace bench::memory {
 
@@ -52,28 +55,34 @@ std::string run_self(const std::vector<std::string>& args) {
   const ssize_t length = ::readlink("/proc/self/exe", path, sizeof path - 1);
   if (length <= 0) throw std::runtime_error("cannot read /proc/self/exe");
   path[length] = '\0';
-  // Everything the child needs is built before fork: between fork and exec it may only make
-  // async-signal-safe calls (other threads of ours may hold the allocator's locks).
   std::vector<std::string> owned = args;
   std::vector<char*> argv;
   argv.push_back(path);
   for (std::string& arg : owned) argv.push_back(arg.data());
   argv.push_back(nullptr);
+  std::string command = path;
+  for (const std::string& arg : args) command += " " + arg;
 
   int out[2];
-  if (::pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
-  const pid_t child = ::fork();
-  if (child < 0) {
-    ::close(out[0]);
-    ::close(out[1]);
-    throw std::runtime_error("fork failed");
+  if (::pipe2(out, O_CLOEXEC) != 0) {
+    throw std::runtime_error(std::string("pipe2 failed: ") + std::strerror(errno));
   }
-  if (child == 0) {
-    if (::dup2(out[1], STDOUT_FILENO) < 0) ::_exit(126);  // dup2 clears CLOEXEC on the copy
-    ::execv(path, argv.data());
-    ::_exit(127);
-  }
+  // posix_spawn, not fork: glibc starts the child with clone(CLONE_VM | CLONE_VFORK), so the
+  // parent's address space is not duplicated. A fork charges a copy of every private writable
+  // mapping against the kernel's overcommit limit, and after the peers' workloads the parent
+  // may hold gigabytes of freed-but-kept allocator heap (Boost.Fiber's skynet peaks at 1.3-2.5
+  // GB): one full run failed to fork here.
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);  // clears CLOEXEC on 1
+  pid_t child = 0;
+  const int spawned = ::posix_spawn(&child, path, &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
   ::close(out[1]);
+  if (spawned != 0) {
+    ::close(out[0]);
+    throw std::runtime_error("cannot start '" + command + "': " + std::strerror(spawned));
+  }
   std::string output;
   char buffer[4096];
   for (;;) {
@@ -89,10 +98,11 @@ std::string run_self(const std::vector<std::string>& args) {
   while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
   }
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    throw std::runtime_error("memory child '" + (args.empty() ? std::string() : args[0]) + " " +
-                             (args.size() > 1 ? args[1] : std::string()) + " " +
-                             (args.size() > 2 ? args[2] : std::string()) + "' failed (status " +
-                             std::to_string(status) + ")");
+    throw std::runtime_error("memory child '" + command + "' failed (" +
+                             (WIFSIGNALED(status)
+                                  ? "signal " + std::to_string(WTERMSIG(status))
+                                  : "exit status " + std::to_string(WEXITSTATUS(status))) +
+                             ")");
   }
   return output;
 }
