@@ -124,9 +124,8 @@ void CounterAccess::link(Counter& counter, WaitNode& node, Worker* current) noex
   wake_list(drained, current);
 }
 
-void CounterAccess::wait_for_linker(const WaitNode& node) noexcept {
-  // acquire: pairs with the release stores of `linking` in link(): the linker's accesses to
-  // the counter happen before the waiter goes on (and perhaps destroys the counter).
+void CounterAccess::spin_until_linked(const WaitNode& node) noexcept {
+  // acquire: as in wait_for_linker.
   for (int spins = 0; node.linking.load(std::memory_order_acquire) != 0; ++spins) {
     if (spins < 128) {
       cpu_relax();
@@ -216,10 +215,9 @@ void CounterAccess::forget_delivered_error(Counter& counter) noexcept {
   counter.error_state_.store(Counter::kNoError, std::memory_order_release);
 }
 
-void CounterAccess::rethrow_if_error(Counter& counter) {
-  // acquire: pairs with the release store that completed the capture.
-  const std::uint32_t state = counter.error_state_.load(std::memory_order_acquire);
-  if (state != Counter::kErrorCaptured && state != Counter::kErrorDelivered) return;
+void CounterAccess::rethrow_error(Counter& counter) {
+  // The acquire load in rethrow_if_error saw kErrorCaptured or kErrorDelivered: error_ is
+  // complete and stays until the next round's add(), which runs after this wait returned.
   std::exception_ptr error = counter.error_;
   std::uint32_t captured = Counter::kErrorCaptured;
   // relaxed: a flag for the next round's add(), which runs after this wait returned.

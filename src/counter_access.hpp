@@ -41,8 +41,16 @@ struct CounterAccess {
   static void link(Counter& counter, WaitNode& node, Worker* current) noexcept;
 
   /// A woken waiter calls this before it returns: waits until the linker of `node` has made its
-  /// last access to the counter (almost always already the case).
-  static void wait_for_linker(const WaitNode& node) noexcept;
+  /// last access to the counter (almost always already the case, so that check is inline).
+  static void wait_for_linker(const WaitNode& node) noexcept {
+    // acquire: pairs with the release stores of `linking` in link(): the linker's accesses to
+    // the counter happen before the waiter goes on (and perhaps destroys the counter).
+    if (node.linking.load(std::memory_order_acquire) != 0) [[unlikely]] {
+      spin_until_linked(node);
+    }
+  }
+  /// wait_for_linker's slow path: spins (then yields) until the linker is done.
+  static void spin_until_linked(const WaitNode& node) noexcept;
 
   /// `units` (>= 1) jobs (or manual units) done, in one atomic update; the signal reaching zero
   /// drains and wakes all waiters.
@@ -54,8 +62,17 @@ struct CounterAccess {
   /// First add of a new round: forgets an exception that a wait already rethrew.
   static void forget_delivered_error(Counter& counter) noexcept;
 
-  /// After a completed wait: rethrows the kept exception, if any.
-  static void rethrow_if_error(Counter& counter);
+  /// After a completed wait: rethrows the kept exception, if any. The usual "none" is one
+  /// inline load.
+  static void rethrow_if_error(Counter& counter) {
+    // acquire: pairs with the release store that completed the capture.
+    const std::uint32_t state = counter.error_state_.load(std::memory_order_acquire);
+    if (state == Counter::kErrorCaptured || state == Counter::kErrorDelivered) [[unlikely]] {
+      rethrow_error(counter);
+    }
+  }
+  /// rethrow_if_error's slow path, once an exception is known to be kept: rethrows it.
+  [[noreturn]] static void rethrow_error(Counter& counter);
 
   /// The job system that last queued a job on the counter (nullptr if none).
   static Scheduler* scheduler_hint(const Counter& counter) noexcept {

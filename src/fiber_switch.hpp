@@ -37,9 +37,15 @@ void run_own_children(Fiber* self, Counter& counter);
 /// with `self` rescheduled behind it. Never needs a pooled fiber.
 void run_until_done(Fiber* self, Counter& counter);
 
+/// Throws Error (CounterMisuse): the running job waits on the counter it signals itself.
+[[noreturn]] void throw_own_counter_wait();
+
 /// Throws Error (CounterMisuse) when `counter` is the one the job running on `self` signals
-/// when it ends: a wait on it could never return.
-void check_not_own_counter(const Fiber* self, const Counter& counter);
+/// when it ends: a wait on it could never return. Inline: one compare on every wait.
+inline void check_not_own_counter(const Fiber* self, const Counter& counter) {
+  if (&counter == self->job_counter) [[unlikely]]
+    throw_own_counter_wait();
+}
 
 /// The stackful wait of this_fiber::wait and JobSystem::wait on a fiber (without the rethrow):
 /// returns once `counter` is zero. Errors: Error (CounterMisuse) for the job's own counter.

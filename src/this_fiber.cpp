@@ -13,13 +13,11 @@
 namespace fiberjob {
 namespace detail {
 
-void check_not_own_counter(const Fiber* self, const Counter& counter) {
-  if (&counter == self->job_counter) {
-    throw Error(ErrorCode::CounterMisuse,
-                "fiberjob: waiting on the counter the running job itself signals: it reaches "
-                "zero only after this job ends, so the wait could never return. Wait on a "
-                "counter of the jobs you spawned instead");
-  }
+void throw_own_counter_wait() {
+  throw Error(ErrorCode::CounterMisuse,
+              "fiberjob: waiting on the counter the running job itself signals: it reaches "
+              "zero only after this job ends, so the wait could never return. Wait on a "
+              "counter of the jobs you spawned instead");
 }
 
 void wait_on_fiber(Fiber* self, Counter& counter) {
