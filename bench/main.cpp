@@ -484,6 +484,7 @@ int run_all(const Options& options) {
 
   std::map<Key, Result> results;
   std::vector<std::string> failures;  // "workload on system: what went wrong"
+  std::set<Key> failed_cells;
   const Calibration calibration = options.smoke ? Calibration{} : calibrate_core_to_core();
   const CpuTimes cpu_start = CpuTimes::now();
   const Stopwatch wall;
@@ -516,7 +517,7 @@ int run_all(const Options& options) {
           run.extra["minor_faults"] = static_cast<double>(after.ru_minflt - before.ru_minflt);
           const bool ok = expect.at_least ? run.result >= expect.value : run.result == expect.value;
           if (!ok) {
-            throw CheckFailed(fmt::format("result {} but expected {}{}", run.result,
+            throw CheckFailed(fmt::format("WRONG RESULT: {} but expected {}{}", run.result,
                                           expect.at_least ? ">= " : "", expect.value));
           }
           const double v = value_of(def.metric, run);
@@ -529,12 +530,10 @@ int run_all(const Options& options) {
           for (const auto& [k, x] : run.extra) extras[k].push_back(x);
         }
       } catch (const std::exception& error) {
-        const std::string what =
-            fmt::format("{} on {}: {}{}", e->workload, e->system,
-                        dynamic_cast<const CheckFailed*>(&error) != nullptr ? "WRONG RESULT: " : "",
-                        error.what());
+        const std::string what = fmt::format("{} on {}: {}", e->workload, e->system, error.what());
         fmt::print(stderr, "  FAILED {}\n", what);
         failures.push_back(what);
+        failed_cells.insert({e->workload, e->system});
         continue;
       }
       result.median = median(result.samples);
@@ -626,7 +625,9 @@ int run_all(const Options& options) {
   };
   std::vector<Verdict> verdicts;
   for (const Target& t : kTargets) {
-    Verdict v{&t, std::nullopt, "not run"};
+    const bool failed = failed_cells.count({t.workload, "fiberjob"}) != 0 ||
+                        (!t.peer.empty() && failed_cells.count({t.workload, t.peer}) != 0);
+    Verdict v{&t, std::nullopt, failed ? "failed" : "not run"};
     if (t.peer.empty()) {
       const auto it = results.find({t.workload, "fiberjob"});
       if (it != results.end()) v.measured = it->second.median;

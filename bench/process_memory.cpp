@@ -63,6 +63,7 @@ std::string run_self(const std::vector<std::string>& args) {
   std::string command = path;
   for (const std::string& arg : args) command += " " + arg;
 
+  pid_t child = 0;
   int out[2];
   if (::pipe2(out, O_CLOEXEC) != 0) {
     throw std::runtime_error(std::string("pipe2 failed: ") + std::strerror(errno));
@@ -73,11 +74,16 @@ std::string run_self(const std::vector<std::string>& args) {
   // may hold gigabytes of freed-but-kept allocator heap (Boost.Fiber's skynet peaks at 1.3-2.5
   // GB): one full run failed to fork here.
   posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);  // clears CLOEXEC on 1
-  pid_t child = 0;
-  const int spawned = ::posix_spawn(&child, path, &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
+  int spawned = posix_spawn_file_actions_init(&actions);
+  if (spawned == 0) {
+    // The child's stdout becomes the pipe (dup2 clears CLOEXEC on the copy); without this
+    // action it would write its report into our own stdout, so a failure here is fatal.
+    spawned = posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
+    pid_t pid = 0;
+    if (spawned == 0) spawned = ::posix_spawn(&pid, path, &actions, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    child = pid;
+  }
   ::close(out[1]);
   if (spawned != 0) {
     ::close(out[0]);
@@ -85,17 +91,29 @@ std::string run_self(const std::vector<std::string>& args) {
   }
   std::string output;
   char buffer[4096];
+  int read_error = 0;
   for (;;) {
     const ssize_t n = ::read(out[0], buffer, sizeof buffer);
     if (n > 0) {
       output.append(buffer, static_cast<std::size_t>(n));
-    } else if (n == 0 || errno != EINTR) {
+    } else if (n == 0) {
+      break;
+    } else if (errno != EINTR) {
+      read_error = errno;
       break;
     }
   }
   ::close(out[0]);
   int status = 0;
-  while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+  pid_t waited = 0;
+  while ((waited = ::waitpid(child, &status, 0)) < 0 && errno == EINTR) {
+  }
+  if (waited < 0) {
+    throw std::runtime_error("waitpid for '" + command + "' failed: " + std::strerror(errno));
+  }
+  if (read_error != 0) {
+    throw std::runtime_error("reading the report of '" + command +
+                             "' failed: " + std::strerror(read_error));
   }
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
     throw std::runtime_error("memory child '" + command + "' failed (" +
