@@ -48,6 +48,7 @@ std::uint64_t next_random(std::uint64_t& state) noexcept {  // xorshift64
 Scheduler::Scheduler(JobSystem& owner, const Config& config)
     : owner_(owner),
       config_(config),
+      several_workers_(config.worker_count + config.attachable_threads > 1),
       tracing_(config.tracing),
       trace_origin_ns_(trace_now_ns()),
       context_(ContextAccess::make(*this)),
@@ -281,7 +282,42 @@ void wake_pinned(Fiber* fiber) noexcept {
   home->scheduler->notify_all_idle();
 }
 
+inline Job Scheduler::take_next(Worker& worker) noexcept {
+  // relaxed: only a hint to skip the exchange; the exchange (acquire) pairs with push_next.
+  if (const std::uintptr_t hint = worker.next.load(std::memory_order_relaxed); hint != 0) {
+    // The woken fiber goes first, unless a High job is ready and it is not High itself.
+    const bool high_waits = !worker.deques[0].empty_for_owner() || injector_.size_hint(0) != 0;
+    if (!high_waits || Job::from_bits(hint).priority() == Priority::High) {
+      if (const std::uintptr_t bits = worker.next.exchange(0, std::memory_order_acquire)) {
+        return Job::from_bits(bits);
+      }
+    }
+  }
+  return {};
+}
+
 Job Scheduler::find_job(Worker& worker) noexcept {
+  // The quick look of a worker alone in its system (no thief, no victim) that is not due to
+  // start at the injector: the usual case of a yield or a wait on one worker. It makes no
+  // call on the way to "only the yield queue", so it saves no registers; callgrind: 94
+  // instructions per yield for the full look. Same order as the full look.
+  if (!several_workers_ && worker.injector_countdown > 1) {
+    --worker.injector_countdown;
+    if (Job job = take_next(worker)) return job;
+    static_assert(kPriorityCount == 3, "the quick look checks each priority level");
+    // Bitwise, not short-circuit: the six loads go out together and there is one branch.
+    const bool queued =
+        !worker.deques[0].empty_for_owner() | !worker.deques[1].empty_for_owner() |
+        !worker.deques[2].empty_for_owner() |
+        ((injector_.size_hint(0) | injector_.size_hint(1) | injector_.size_hint(2)) != 0);
+    if (queued) return look_in_queues(worker);
+    if (!worker.yielded.empty()) return Job::from_bits(worker.yielded.steal());
+    return {};
+  }
+  return find_job_full(worker);
+}
+
+Job Scheduler::find_job_full(Worker& worker) noexcept {
   // An attached thread's own stack, woken: it goes first (its thread is waiting to go on).
   // relaxed: only a hint that skips the exchange; the exchange (acquire) pairs with wake_pinned.
   if (worker.is_slot && worker.native_ready.load(std::memory_order_relaxed) &&
@@ -295,17 +331,11 @@ Job Scheduler::find_job(Worker& worker) noexcept {
     }
     if (const std::uintptr_t bits = worker.yielded.steal()) return Job::from_bits(bits);
   }
-  // relaxed: only a hint to skip the exchange; the exchange (acquire) pairs with push_next.
-  if (const std::uintptr_t hint = worker.next.load(std::memory_order_relaxed); hint != 0) {
-    // The woken fiber goes first, unless a High job is ready and it is not High itself.
-    const bool high_waits = !worker.deques[0].empty_for_owner() || injector_.size_hint(0) != 0;
-    if (!high_waits || Job::from_bits(hint).priority() == Priority::High) {
-      if (const std::uintptr_t bits = worker.next.exchange(0, std::memory_order_acquire)) {
-        return Job::from_bits(bits);
-      }
-    }
-  }
-  const bool others = workers_.size() > 1;
+  if (Job job = take_next(worker)) return job;
+  return look_in_queues(worker);
+}
+
+Job Scheduler::look_in_queues(Worker& worker) noexcept {
   for (std::size_t p = 0; p < kPriorityCount; ++p) {
     WorkStealingDeque& own = worker.deques[p];
     if (!own.empty_for_owner()) {
@@ -314,7 +344,7 @@ Job Scheduler::find_job(Worker& worker) noexcept {
     if (injector_.size_hint(p) != 0) {  // inline: the usual empty injector costs one load
       if (Job job = pop_injector(worker, p)) return job;
     }
-    if (others) {
+    if (several_workers_) {
       if (Job job = steal(worker, p)) return job;
     }
   }
@@ -322,7 +352,7 @@ Job Scheduler::find_job(Worker& worker) noexcept {
   if (!worker.yielded.empty()) {
     if (const std::uintptr_t bits = worker.yielded.steal()) return Job::from_bits(bits);
   }
-  return others ? steal(worker, kYieldedQueue) : Job{};
+  return several_workers_ ? steal(worker, kYieldedQueue) : Job{};
 }
 
 Job Scheduler::spin_for_job(Worker& worker) noexcept {

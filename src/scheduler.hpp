@@ -63,7 +63,7 @@ class Scheduler {
   /// published work. With a single worker there is nobody to wake (the caller is the worker),
   /// so not even the fence is paid.
   void notify_from_worker(int count) noexcept {
-    if (workers_.size() > 1) idle_.notify(count);
+    if (several_workers_) idle_.notify(count);
   }
 
   /// Binds the calling thread to a free slot (AttachedWorker). Errors: Error (AttachMisuse).
@@ -120,12 +120,23 @@ class Scheduler {
   /// Takes a job of `priority` from the injector, plus a share of the rest onto our deque.
   Job pop_injector(Worker& worker, std::size_t priority) noexcept;
   Job spin_for_job(Worker& worker) noexcept;
+  /// The worker's next slot (Worker::next), unless a High job waits and it is not High itself.
+  Job take_next(Worker& worker) noexcept;
+  /// find_job's full look: the attached thread's own stack, the injector first every
+  /// kInjectorFirstInterval-th look, the next slot, then look_in_queues.
+  Job find_job_full(Worker& worker) noexcept;
+  /// High to Low priority: own deque, injector, the other workers' deques; then the yield
+  /// queues, ours first.
+  Job look_in_queues(Worker& worker) noexcept;
   /// True when some queue (injector, any worker's deque) holds a job right now; unlike a look
   /// (find_job) it cannot miss work because of a lost race. For deciding to sleep or stop.
   bool has_visible_work() const noexcept;
 
   JobSystem& owner_;
   Config config_;
+  /// More than one worker (threads and slots for attached threads): there are thieves and
+  /// victims, and idle workers to notify.
+  bool several_workers_;
   bool tracing_;
   std::uint64_t trace_origin_ns_;
   Context context_;
