@@ -71,7 +71,12 @@ void finish_switch(Fiber* self, boost::context::fiber&& caller) {
 // Boost.Context makes this natural: the handle of the suspended side is returned only to the side
 // that was resumed. Sanitizer annotations (SANITIZERS.md) bracket the one jump; everything
 // between them is inline.
-void switch_to(Fiber* from, Fiber* to, Handoff::Action action, Counter* counter) {
+namespace {
+
+/// switch_to's body, inline in suspend(): the switch of every wait and yield then saves and
+/// restores no registers of its own.
+[[gnu::always_inline]] inline void switch_now(Fiber* from, Fiber* to, Handoff::Action action,
+                                              Counter* counter) {
   to->worker = from->worker;
   to->handoff.from = from;
   to->handoff.action = action;
@@ -84,6 +89,12 @@ void switch_to(Fiber* from, Fiber* to, Handoff::Action action, Counter* counter)
   boost::context::fiber caller = std::move(to->context).resume();
   // Resumed: possibly on another thread. `from` is a local of this frame, so still right.
   finish_switch(from, std::move(caller));
+}
+
+}  // namespace
+
+void switch_to(Fiber* from, Fiber* to, Handoff::Action action, Counter* counter) {
+  switch_now(from, to, action, counter);
 }
 
 bool suspend(Fiber* self, Handoff::Action action, Counter* counter) {
@@ -114,7 +125,7 @@ bool suspend(Fiber* self, Handoff::Action action, Counter* counter) {
     worker->trace.record(TraceKind::Job, self->segment_start_ns, now, self->index);
     worker->trace.record(TraceKind::Suspend, now, now, self->index);
   }
-  switch_to(self, to, action, counter);
+  switch_now(self, to, action, counter);
   if (scheduler.tracing()) {  // resumed, maybe on another worker: a new segment begins
     self->segment_start_ns = trace_now_ns();
     self->worker->trace.record(TraceKind::Resume, self->segment_start_ns, self->segment_start_ns,

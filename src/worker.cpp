@@ -48,14 +48,9 @@ void push_next(Worker& worker, Job job) noexcept {
   }
 }
 
-void push_yielded(Worker& worker, Job job) noexcept {
-  try {
-    worker.yielded.push(job.bits());
-  } catch (...) {
-    std::fputs("fiberjob: out of memory growing a worker's yield queue; a fiber was lost\n",
-               stderr);
-    std::abort();
-  }
+void die_yield_queue_full() noexcept {
+  std::fputs("fiberjob: out of memory growing a worker's yield queue; a fiber was lost\n", stderr);
+  std::abort();
 }
 
 __attribute__((noinline)) Worker* current_worker() noexcept {

@@ -129,9 +129,19 @@ inline void flush_deferred_signals(Worker& worker) noexcept {
   if (worker.deferred_counter != nullptr) apply_deferred_signals(worker);
 }
 
+/// Aborts with a message: the yield queue could not grow, so a fiber would be lost.
+[[noreturn]] void die_yield_queue_full() noexcept;
+
 /// Queues a fiber that yielded on `worker` (the caller runs on `worker`'s thread) behind the
-/// ones that yielded before it. Aborts with a message if the queue cannot grow.
-void push_yielded(Worker& worker, Job job) noexcept;
+/// ones that yielded before it. Aborts with a message if the queue cannot grow. Inline: it is
+/// on every yield.
+inline void push_yielded(Worker& worker, Job job) noexcept {
+  try {
+    worker.yielded.push(job.bits());
+  } catch (...) {
+    die_yield_queue_full();
+  }
+}
 
 /// Makes the woken fiber `job` (a Job::Resume) `worker`'s next job if the slot is free, else
 /// pushes it onto the deque (the caller runs on `worker`'s thread).
