@@ -1,4 +1,5 @@
-// The fiber switch and what the arriving fiber does for the one it replaced.
+// The fiber switch, what the arriving fiber does for the one it replaced, and the stackful wait
+// and yield that suspend the running job through it.
 
 #include "fiber_switch.hpp"
 
@@ -11,7 +12,8 @@ namespace {
 
 /// Publishes the fiber we came from, as it asked. Runs on the arriving fiber: see the proof at
 /// switch_to.
-void perform(Fiber* self, Fiber* from, Handoff::Action action, Counter* counter) {
+[[gnu::always_inline]] inline void perform(Fiber* self, Fiber* from, Handoff::Action action,
+                                           Counter* counter) {
   switch (action) {
     case Handoff::Action::None:
       break;
@@ -36,9 +38,9 @@ void perform(Fiber* self, Fiber* from, Handoff::Action action, Counter* counter)
   }
 }
 
-}  // namespace
-
-void finish_switch(Fiber* self, boost::context::fiber&& caller) {
+/// finish_switch's body, inline where a switch returns (switch_now); finish_switch remains for
+/// a fiber's entry.
+[[gnu::always_inline]] inline void finish_switch_now(Fiber* self, boost::context::fiber&& caller) {
   Fiber* const from = self->handoff.from;
   const Handoff::Action action = self->handoff.action;
   Counter* const counter = self->handoff.counter;
@@ -47,6 +49,12 @@ void finish_switch(Fiber* self, boost::context::fiber&& caller) {
   if (state_of(*self) != FiberState::Native) set_state(*self, FiberState::Running);
   if (Worker* worker = self->worker) worker->current = self;
   perform(self, from, action, counter);
+}
+
+}  // namespace
+
+void finish_switch(Fiber* self, boost::context::fiber&& caller) {
+  finish_switch_now(self, std::move(caller));
 }
 
 // Why no fiber is ever published while its stack still runs.
@@ -88,7 +96,7 @@ namespace {
   san_start_switch(from->san, to->san);
   boost::context::fiber caller = std::move(to->context).resume();
   // Resumed: possibly on another thread. `from` is a local of this frame, so still right.
-  finish_switch(from, std::move(caller));
+  finish_switch_now(from, std::move(caller));
 }
 
 }  // namespace
@@ -97,7 +105,15 @@ void switch_to(Fiber* from, Fiber* to, Handoff::Action action, Counter* counter)
   switch_now(from, to, action, counter);
 }
 
-bool suspend(Fiber* self, Handoff::Action action, Counter* counter) {
+namespace {
+
+/// Suspends the running job on `self`: picks what runs next (a ready Job::Resume directly, or a
+/// pooled fiber that runs the next job), switches, and lets the next fiber perform `action`.
+/// Returns true once resumed; with Reschedule and nothing else ready, returns true at once (a
+/// lone yield costs no switch). Returns false, having changed nothing, when a pooled fiber is
+/// needed and none is free (reported once on stderr; see run_until_done). Inline in the wait
+/// and the yield below, with the switch: no call frame of its own around the stack switch.
+[[gnu::always_inline]] inline bool suspend(Fiber* self, Handoff::Action action, Counter* counter) {
   Worker* worker = self->worker;
   // What runs next (a resumed job) could wait for the counters these signals complete.
   flush_deferred_signals(*worker);
@@ -132,6 +148,34 @@ bool suspend(Fiber* self, Handoff::Action action, Counter* counter) {
                                self->index);
   }
   return true;
+}
+
+}  // namespace
+
+void wait_on_fiber(Fiber* self, Counter& counter) {
+  check_not_own_counter(self, counter);
+  if (CounterAccess::load_settled(counter) == 0) return;
+  if (has_local_jobs(*self->worker)) {  // inline check: a ping-pong waits with none
+    run_own_children(self, counter);
+    if (CounterAccess::load_settled(counter) == 0) return;
+  }
+  self->node.kind = WaitNode::Kind::Fiber;
+  self->node.fiber = self;
+  self->node.next = nullptr;
+  self->waiting_on.store(&counter, std::memory_order_relaxed);  // relaxed: diagnostics
+  if (suspend(self, Handoff::Action::LinkToCounter, &counter)) {
+    CounterAccess::wait_for_linker(self->node);
+  } else {
+    run_until_done(self, counter);  // no free fiber to suspend into
+  }
+  self->waiting_on.store(nullptr, std::memory_order_relaxed);  // relaxed: diagnostics
+}
+
+void yield_on_fiber(Fiber* self) {
+  if (self->pinned) return;  // an attached thread's own stack: documented to return at once
+  // Without a free fiber the yield is skipped: the job goes on, and the ready work it found
+  // stays queued for the other workers.
+  suspend(self, Handoff::Action::Reschedule, nullptr);
 }
 
 Fiber* current_fiber() noexcept {

@@ -1,5 +1,6 @@
 #pragma once
-// The one fiber switch, suspension of the running job, and the entry of every pooled fiber.
+// The one fiber switch, the stackful wait and yield (which suspend the running job, with the
+// switch inline), and the entry of every pooled fiber.
 
 #include "fiber.hpp"
 
@@ -17,13 +18,6 @@ void switch_to(Fiber* from, Fiber* to, Handoff::Action action, Counter* counter 
 /// sanitizer switch, stores the continuation of the fiber we came from, then performs its
 /// handoff (publishes it).
 void finish_switch(Fiber* self, boost::context::fiber&& caller);
-
-/// Suspends the running job on `self`: picks what runs next (a ready Job::Resume directly, or a
-/// pooled fiber that runs the next job), switches, and lets the next fiber perform `action`.
-/// Returns true once resumed; with Reschedule and nothing else ready, returns true at once (a
-/// lone yield costs no switch). Returns false, having changed nothing, when a pooled fiber is
-/// needed and none is free (reported once on stderr; see run_until_done).
-bool suspend(Fiber* self, Handoff::Action action, Counter* counter);
 
 /// Work-first waiting (as TBB's and enkiTS's waits help): while `counter` is pending and the
 /// newest job on this worker's deque is one that `counter` counts — a child the waiting job
