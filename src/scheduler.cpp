@@ -306,11 +306,14 @@ Job Scheduler::find_job(Worker& worker) noexcept {
     if (Job job = take_next(worker)) return job;
     static_assert(kPriorityCount == 3, "the quick look checks each priority level");
     // Bitwise, not short-circuit: the six loads go out together and there is one branch.
-    const bool queued =
-        !worker.deques[0].empty_for_owner() | !worker.deques[1].empty_for_owner() |
-        !worker.deques[2].empty_for_owner() |
-        ((injector_.size_hint(0) | injector_.size_hint(1) | injector_.size_hint(2)) != 0);
-    if (queued) return look_in_queues(worker);
+    auto occupied = [](const WorkStealingDeque& deque) {
+      return static_cast<unsigned>(!deque.empty_for_owner());
+    };
+    const std::size_t hints =
+        injector_.size_hint(0) | injector_.size_hint(1) | injector_.size_hint(2);
+    const unsigned queued = occupied(worker.deques[0]) | occupied(worker.deques[1]) |
+                            occupied(worker.deques[2]) | static_cast<unsigned>(hints != 0);
+    if (queued != 0) return look_in_queues(worker);
     if (!worker.yielded.empty()) return Job::from_bits(worker.yielded.steal());
     return {};
   }
