@@ -434,9 +434,13 @@ Job Scheduler::next_job(Worker& worker) noexcept {
     }
     WorkerStats::bump(worker.stats.parks);
     set_phase(worker, WorkerPhase::Parked);
-    const std::uint64_t parked_ns = tracing() ? trace_now_ns() : 0;
+    // Two clock reads per park (tens of ns), against a sleep and a futex wake-up of
+    // microseconds: Stats::parked_ns is always kept.
+    const std::uint64_t parked_at = trace_now_ns();
     idle_.commit_wait(key);
-    if (tracing()) worker.trace.record(TraceKind::Idle, parked_ns, trace_now_ns(), 0);
+    const std::uint64_t woke_at = trace_now_ns();
+    WorkerStats::bump(worker.stats.parked_ns, woke_at - parked_at);
+    if (tracing()) worker.trace.record(TraceKind::Idle, parked_at, woke_at, 0);
     set_phase(worker, WorkerPhase::Searching);
   }
 }
@@ -450,6 +454,7 @@ Stats Scheduler::stats() const noexcept {
     stats.steals += worker->stats.steals.load(std::memory_order_relaxed);
     stats.fiber_switches += worker->stats.switches.load(std::memory_order_relaxed);
     stats.parks += worker->stats.parks.load(std::memory_order_relaxed);
+    stats.parked_ns += worker->stats.parked_ns.load(std::memory_order_relaxed);
     stats.pool_exhausted += worker->stats.pool_exhausted.load(std::memory_order_relaxed);
     alive += static_cast<std::int64_t>(
         worker->stats.coroutine_jobs_started.load(std::memory_order_relaxed) -

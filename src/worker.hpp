@@ -23,13 +23,14 @@ struct WorkerStats {
   std::atomic<std::uint64_t> steals{0};
   std::atomic<std::uint64_t> switches{0};
   std::atomic<std::uint64_t> parks{0};
+  std::atomic<std::uint64_t> parked_ns{0};  ///< summed over this worker's parks
   std::atomic<std::uint64_t> pool_exhausted{0};
   std::atomic<std::uint64_t> coroutine_jobs_started{0};
   std::atomic<std::uint64_t> coroutine_jobs_ended{0};
 
-  static void bump(std::atomic<std::uint64_t>& counter) noexcept {
+  static void bump(std::atomic<std::uint64_t>& counter, std::uint64_t by = 1) noexcept {
     // relaxed: single writer; readers want a statistic, no ordering (pairs with nothing).
-    counter.store(counter.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    counter.store(counter.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
   }
 };
 

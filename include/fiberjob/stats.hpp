@@ -13,6 +13,11 @@ struct Stats {
   std::uint64_t steals = 0;          ///< Jobs taken from another worker's deque.
   std::uint64_t fiber_switches = 0;  ///< Fiber-to-fiber context switches (suspends + resumes).
   std::uint64_t parks = 0;           ///< Times a worker went to sleep for lack of work.
+  /// Nanoseconds that workers (and attached threads looking for work) spent asleep in those
+  /// parks, summed over all of them (steady clock; a park still in progress is not counted
+  /// yet). Divided by the wall time and the worker count: the idle share of the workers.
+  /// Spinning before a park and IdlePolicy::Spin count as busy.
+  std::uint64_t parked_ns = 0;
   /// Waits and yields that found every pooled fiber in use (a wait then runs other jobs inline
   /// on its own stack until its counter completes; a yield is skipped). Non-zero means
   /// `Config::fiber_count` is too small for the workload.

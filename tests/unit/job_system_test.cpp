@@ -420,4 +420,37 @@ TEST_SUITE("job_system") {
     CHECK(stats.fibers_in_use_high_water >= 3);
     CHECK(stats.fibers_in_use == 2);
   }
+
+  TEST_CASE("stats add up the time idle workers slept, and nothing for a spinning system") {
+    for (const IdlePolicy policy : {IdlePolicy::Park, IdlePolicy::Spin}) {
+      CAPTURE(static_cast<int>(policy));
+      Config config = test::config_with(1);
+      config.idle_policy = policy;
+      const auto start = std::chrono::steady_clock::now();
+      JobSystem js{config};
+      Counter warm;
+      js.run(warm, [] {});
+      js.wait(warm);
+      const Stats before = js.stats();
+      std::this_thread::sleep_for(50ms);  // the worker runs out of work: it parks (or spins)
+      Counter wake;                       // ends the park, which is counted when it ends
+      js.run(wake, [] {});
+      js.wait(wake);
+      const Stats after = js.stats();
+      const auto elapsed_ns =
+          static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                         std::chrono::steady_clock::now() - start)
+                                         .count());
+      CHECK(after.parked_ns <= elapsed_ns);  // one worker: never more than the wall time
+      if (policy == IdlePolicy::Park) {
+        CHECK(after.parks > before.parks);
+        // Most of the 50 ms: the worker spins some microseconds before it parks (10 ms of
+        // slack for a loaded machine that runs the worker late).
+        CHECK(after.parked_ns - before.parked_ns >= 40'000'000u);
+      } else {
+        CHECK(after.parks == 0);
+        CHECK(after.parked_ns == 0);
+      }
+    }
+  }
 }
