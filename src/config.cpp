@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <cstdio>
 #include <string>
 #include <thread>
 
@@ -24,6 +25,20 @@ constexpr std::uint32_t kMaxFibers = 1u << 20;
 constexpr std::uint32_t kMaxAttachableThreads = 64;
 constexpr std::size_t kMaxStackBytes = std::size_t{1} << 30;
 
+/// Memory mappings left for everything but the fiber stacks when max_fiber_count is checked
+/// against vm.max_map_count.
+constexpr long kMappingsForTheRest = 4096;
+
+/// The OS limit on memory mappings per process (vm.max_map_count), or 0 when unknown.
+long max_map_count() noexcept {
+  std::FILE* file = std::fopen("/proc/sys/vm/max_map_count", "r");
+  if (file == nullptr) return 0;
+  long value = 0;
+  if (std::fscanf(file, "%ld", &value) != 1) value = 0;
+  std::fclose(file);
+  return value;
+}
+
 [[noreturn]] void reject(const std::string& message) {
   throw Error(ErrorCode::InvalidConfig, "fiberjob: invalid Config: " + message);
 }
@@ -42,11 +57,32 @@ Config validate_config(const Config& config) {
            std::to_string(config.worker_count) + ") <= the hardware threads (" +
            std::to_string(hardware) + "); lower worker_count or turn pinning off");
   }
-  if (config.fiber_count < config.worker_count + 1 || config.fiber_count > kMaxFibers) {
-    reject("Config::fiber_count = " + std::to_string(config.fiber_count) +
-           "; it must be in [Config::worker_count + 1 = " +
-           std::to_string(config.worker_count + 1) + ", " + std::to_string(kMaxFibers) +
-           "] (each worker runs on one fiber; each suspended job holds one more)");
+  const std::uint32_t min_fibers = config.worker_count + config.attachable_threads + 1;
+  if (config.max_fiber_count < min_fibers || config.max_fiber_count > kMaxFibers) {
+    reject("Config::max_fiber_count = " + std::to_string(config.max_fiber_count) +
+           "; it must be in [Config::worker_count + Config::attachable_threads + 1 = " +
+           std::to_string(min_fibers) + ", " + std::to_string(kMaxFibers) +
+           "] (each worker runs on one fiber; each suspended plain job holds one more)");
+  }
+  if (config.fiber_count == 0 || config.fiber_count > config.max_fiber_count) {
+    reject(
+        "Config::fiber_count = " + std::to_string(config.fiber_count) +
+        "; it must be in [1, Config::max_fiber_count = " + std::to_string(config.max_fiber_count) +
+        "] (the fibers kept warm; the pool grows past them on demand)");
+  }
+  if (const long map_limit = max_map_count(); map_limit > 0) {
+    // Two mappings per fiber (its stack and the guard below it), and room for the rest of the
+    // process (libraries, heap arenas, thread stacks, sanitizer shadow).
+    const long needed = 2 * static_cast<long>(config.max_fiber_count) + kMappingsForTheRest;
+    if (needed > map_limit) {
+      reject("Config::max_fiber_count = " + std::to_string(config.max_fiber_count) +
+             " needs about " + std::to_string(needed) +
+             " memory mappings (two per fiber, plus the rest of the process), above the OS "
+             "limit vm.max_map_count = " +
+             std::to_string(map_limit) + "; lower max_fiber_count to at most " +
+             std::to_string((map_limit - kMappingsForTheRest) / 2) +
+             ", or raise the limit (sysctl vm.max_map_count)");
+    }
   }
   if (config.attachable_threads > kMaxAttachableThreads) {
     reject("Config::attachable_threads = " + std::to_string(config.attachable_threads) +

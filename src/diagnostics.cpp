@@ -65,8 +65,9 @@ void Scheduler::describe(std::FILE* out) const noexcept {
         static_cast<long long>(worker->yielded.size_approx()),
         worker->next.load(std::memory_order_relaxed) != 0 ? "a woken fiber" : "none");
   }
-  std::fprintf(out, "  fibers: %u of %u in use (peak %u)\n", fibers_.in_use(), fibers_.count(),
-               fibers_.high_water());
+  std::fprintf(out, "  fibers: %u in use of %u made (peak %u; %u warm, at most %u)\n",
+               fibers_.in_use(), fibers_.created(), fibers_.high_water(), fibers_.warm_count(),
+               fibers_.max_count());
   fibers_.for_each_suspended([out](const Fiber& fiber) {
     const Counter* counter = fiber.waiting_on.load(std::memory_order_relaxed);
     if (counter == nullptr) {

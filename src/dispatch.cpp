@@ -92,6 +92,7 @@ void dispatch_loop(Fiber* self) {
     if (job) set_phase(*worker, WorkerPhase::Running);
     if (!job) {
       // Stopping: give the thread back to its native stack, which returns us to the pool.
+      self->live_frames_floor = __builtin_frame_address(0);
       switch_to(self, &worker->native, Handoff::Action::ReleaseToPool);
       continue;
     }
@@ -100,6 +101,8 @@ void dispatch_loop(Fiber* self) {
         run_job(self, job, /*defer_signal=*/true);
         break;
       case Job::Kind::Resume:
+        // Below this frame nothing stays live while we are in the pool (FiberPool::trim).
+        self->live_frames_floor = __builtin_frame_address(0);
         switch_to(self, job.fiber(), Handoff::Action::ReleaseToPool);
         break;
       case Job::Kind::ResumeCoroutine:
@@ -109,8 +112,8 @@ void dispatch_loop(Fiber* self) {
   }
 }
 
-/// While a job runs nested on another job's stack (run_until_done), keeps what describes the
-/// outer job in the fiber and restores it afterwards.
+/// While a child job runs nested on its waiting parent's stack (run_own_children), keeps what
+/// describes the outer job in the fiber and restores it afterwards.
 class KeepOuterJob {
  public:
   explicit KeepOuterJob(Fiber* self) noexcept
@@ -137,7 +140,8 @@ class KeepOuterJob {
 
 void run_own_children(Fiber* self, Counter& counter) {
   while (CounterAccess::load_settled(counter) != 0) {
-    Worker* worker = self->worker;  // re-read: a child that suspended may have moved us
+    if (!has_stack_headroom(self)) return;  // suspend instead: the child runs on another stack
+    Worker* worker = self->worker;          // re-read: a child that suspended may have moved us
     Job child;
     for (std::size_t p = 0; p < kPriorityCount && !child; ++p) {
       WorkStealingDeque& deque = worker->deques[p];
@@ -159,33 +163,6 @@ void run_own_children(Fiber* self, Counter& counter) {
     if (!child) return;  // nothing of ours left here (stolen or running elsewhere)
     const KeepOuterJob keep(self);
     run_job(self, child, /*defer_signal=*/false);
-  }
-}
-
-void run_until_done(Fiber* self, Counter& counter) {
-  while (CounterAccess::load_settled(counter) != 0) {
-    Worker* worker = self->worker;  // re-read: a switch below may move us
-    const Job job = worker->scheduler->find_job(*worker);
-    if (!job) {
-      for (int i = 0; i < 64; ++i) cpu_relax();
-      continue;
-    }
-    switch (job.kind()) {
-      case Job::Kind::Run: {
-        const KeepOuterJob keep(self);
-        run_job(self, job, /*defer_signal=*/false);
-        break;
-      }
-      case Job::Kind::Resume:
-        if (!self->pinned) set_state(*self, FiberState::Suspended);
-        switch_to(self, job.fiber(), Handoff::Action::Reschedule);
-        break;
-      case Job::Kind::ResumeCoroutine: {
-        const KeepOuterJob keep(self);
-        resume_coroutine(self, job);
-        break;
-      }
-    }
   }
 }
 

@@ -74,7 +74,12 @@ struct alignas(64) Fiber {
   /// Link in the pool's free stack (index + 1, 0 = end). Atomic because a popper may read it
   /// while the fiber is being pushed again (ABA is stopped by the pool's tag, not by this).
   std::atomic<std::uint32_t> next_free{0};
-  /// Usable stack: [stack_bottom, stack_bottom + stack_size).
+  /// Lowest address of the frames that stay live while the fiber is in the pool (the dispatch
+  /// loop's, set just before it switches away to be released; nullptr before the first
+  /// release). A cold fiber's stack pages below it, less a margin, go back to the OS.
+  void* live_frames_floor = nullptr;
+  /// Usable stack: [stack_bottom, stack_bottom + stack_size). For an attached thread's own
+  /// stack (pinned), the thread's stack as the OS reports it.
   void* stack_bottom = nullptr;
   std::size_t stack_size = 0;
   SanitizerStack san;

@@ -1,9 +1,12 @@
 #pragma once
-// FiberPool: every fiber and stack allocated up front; a lock-free free stack hands them out.
+// FiberPool: guard-paged fiber stacks in chunks that grow on demand up to a hard limit; two
+// lock-free free stacks (warm fibers first, then fibers whose stack pages were given back).
 
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <mutex>
 
 #include "fiber.hpp"
 
@@ -13,25 +16,42 @@ namespace fiberjob::detail {
 /// when the fiber retires.
 using FiberEntry = boost::context::fiber (*)(Fiber* self, boost::context::fiber&& caller);
 
-/// All fibers of one scheduler. Stacks are one mmap region, reserved up front
-/// (MAP_NORESERVE: pages cost RSS only once touched), with a 64 KiB PROT_NONE guard below each
-/// stack so that an overflow faults instead of corrupting a neighbour (reported by the handler
-/// in stack_guard.cpp). Boost.Context fibers are constructed lazily, on first acquire.
+/// All fibers of one scheduler, in chunks of kChunkFibers. Each chunk is one mmap region
+/// (MAP_NORESERVE: pages cost RSS only once touched) with a 64 KiB PROT_NONE guard below each
+/// stack, so that an overflow faults instead of corrupting a neighbour (reported by the handler
+/// in stack_guard.cpp). Chunks covering `warm_count` fibers are made up front; more are made
+/// when a fiber is needed and none is free, until `max_count` fibers exist. Boost.Context
+/// fibers are constructed lazily, on first acquire.
 ///
-/// The free list is a Treiber stack of fiber indices whose head packs {tag:43, index+1:21} into
-/// one 64-bit word; the tag changes on every push and pop, which stops ABA without a
+/// Fibers with an index below `warm_count` keep their stack pages. The others ("cold") give the
+/// pages below their live frames back to the OS (madvise MADV_DONTNEED) whenever they return
+/// to the pool, so a burst of suspended jobs does not leave the resident set at its high-water
+/// mark. acquire() takes a warm fiber first, then a cold one, and grows the pool last.
+///
+/// Each free list is a Treiber stack of fiber indices whose head packs {tag:43, index+1:21}
+/// into one 64-bit word; the tag changes on every push and pop, which stops ABA without a
 /// double-width CAS.
 class FiberPool {
  public:
-  FiberPool(Scheduler& scheduler, std::uint32_t count, std::size_t stack_size, FiberEntry entry);
+  /// Fibers per chunk (one mmap, one growth step).
+  static constexpr std::uint32_t kChunkFibers = 64;
+
+  /// Makes the chunks for `warm_count` fibers. Errors: std::system_error when the OS refuses
+  /// the memory (the message names the Config fields and vm.max_map_count).
+  FiberPool(Scheduler& scheduler, std::uint32_t warm_count, std::uint32_t max_count,
+            std::size_t stack_size, FiberEntry entry);
   ~FiberPool();
   FiberPool(const FiberPool&) = delete;
   FiberPool& operator=(const FiberPool&) = delete;
 
-  /// Takes a free fiber, ready to be switched to (its next act is the dispatch loop), or nullptr
-  /// when every fiber is in use. Lock-free; any thread.
-  Fiber* acquire();
-  /// Returns a fiber whose stack no longer runs (called by the fiber that switched away from it).
+  /// Takes a free fiber, ready to be switched to (its next act is the dispatch loop): a warm
+  /// one, else a cold one, else one of a new chunk. Returns nullptr when `max_count` fibers
+  /// are in use or the OS refused a new chunk (growth_error() tells which). Lock-free unless
+  /// it grows the pool (a mutex serialises the growers; the mmap is a system call anyway).
+  /// Any thread.
+  Fiber* acquire() noexcept;
+  /// Returns a fiber whose stack no longer runs (called by the fiber that switched away from
+  /// it). A cold fiber's unused stack pages go back to the OS first (one madvise call).
   void release(Fiber* fiber) noexcept;
 
   /// Resumes every started pooled fiber once with `quit` set, so that each returns from its
@@ -40,7 +60,15 @@ class FiberPool {
   /// Returns the number of fibers that are not in the pool (still suspended: left unwound).
   std::uint32_t retire_all() noexcept;
 
-  [[nodiscard]] std::uint32_t count() const noexcept { return count_; }
+  /// The Config::fiber_count fibers kept warm.
+  [[nodiscard]] std::uint32_t warm_count() const noexcept { return warm_count_; }
+  /// The hard limit (Config::max_fiber_count).
+  [[nodiscard]] std::uint32_t max_count() const noexcept { return max_count_; }
+  /// Fibers made so far (chunks times their size): grows, never shrinks.
+  [[nodiscard]] std::uint32_t created() const noexcept {
+    // acquire: pairs with the release store in grow(): the new chunk's pointer is visible.
+    return created_.load(std::memory_order_acquire);
+  }
   [[nodiscard]] std::uint32_t in_use() const noexcept {
     return in_use_.load(std::memory_order_relaxed);  // relaxed: a statistic
   }
@@ -48,35 +76,81 @@ class FiberPool {
     return high_water_.load(std::memory_order_relaxed);  // relaxed: a statistic
   }
   [[nodiscard]] std::size_t stack_size() const noexcept { return stack_size_; }
+  /// The errno of the last refused growth (0: none; the pool was at max_count instead).
+  [[nodiscard]] int growth_error() const noexcept {
+    return growth_error_.load(std::memory_order_relaxed);  // relaxed: read after a failure
+  }
 
   /// Calls `fn(fiber)` for every fiber that is suspended right now (diagnostics: racy but
   /// safe, reads only atomics).
   template <class Fn>
   void for_each_suspended(Fn&& fn) const {
-    for (std::uint32_t i = 0; i < count_; ++i) {
-      if (state_of(fibers_[i]) == FiberState::Suspended) fn(fibers_[i]);
+    const std::uint32_t count = created();
+    for (std::uint32_t i = 0; i < count; ++i) {
+      const Fiber& fiber = at(i);
+      if (state_of(fiber) == FiberState::Suspended) fn(fiber);
     }
   }
 
   /// If `address` lies in one of this pool's guard pages, returns the index of the fiber whose
-  /// stack overflowed into it, else -1. Async-signal-safe.
+  /// stack overflowed into it, else -1. Async-signal-safe (reads atomics and constants only).
   [[nodiscard]] long guard_page_owner(const void* address) const noexcept;
 
  private:
+  /// One growth step: kChunkFibers fibers (fewer in the last chunk) and their stacks.
+  struct Chunk {
+    unsigned char* region = nullptr;
+    std::size_t region_size = 0;
+    std::uint32_t first = 0;  ///< Index of the chunk's first fiber.
+    std::uint32_t count = 0;
+    Fiber* fibers = nullptr;
+  };
+  /// A Treiber stack of free fiber indices.
+  struct FreeList {
+    /// {tag:43 | (index + 1):21}; 0 in the index bits = empty.
+    alignas(64) std::atomic<std::uint64_t> head{0};
+  };
+
+  /// Makes the next chunk (grow_mutex_ held, or the constructor). Returns false with errno in
+  /// growth_error_ when the OS refuses.
+  bool add_chunk() noexcept;
+  /// Frees every chunk (the destructor, or a constructor that failed half-way).
+  void free_chunks() noexcept;
+  /// The slow path of acquire: grows the pool, or finds that another thread did.
+  Fiber* grow() noexcept;
+  Fiber* pop(FreeList& list) noexcept;
+  void push(FreeList& list, Fiber& fiber) noexcept;
+  /// Gives the stack pages of a cold fiber below its live frames back to the OS.
+  void trim(Fiber& fiber) noexcept;
   void construct_context(Fiber& fiber);
-  Fiber& at(std::uint32_t index) noexcept { return fibers_[index]; }
+  [[nodiscard]] Fiber& at(std::uint32_t index) const noexcept {
+    // acquire: pairs with the release store of the chunk pointer in add_chunk.
+    return chunks_[index / kChunkFibers]
+        .load(std::memory_order_acquire)
+        ->fibers[index % kChunkFibers];
+  }
 
   Scheduler& scheduler_;
-  std::uint32_t count_;
+  std::uint32_t warm_count_;
+  std::uint32_t max_count_;
   std::size_t stack_size_;
   std::size_t guard_size_;
+  std::size_t page_size_;
   FiberEntry entry_;
-  unsigned char* region_ = nullptr;
-  std::size_t region_size_ = 0;
-  Fiber* fibers_ = nullptr;
-  /// {tag:43 | (index + 1):21}; 0 in the index bits = empty.
-  alignas(64) std::atomic<std::uint64_t> free_head_{0};
+  /// One slot per possible chunk (max_count_ / kChunkFibers, rounded up); filled in order.
+  std::unique_ptr<std::atomic<Chunk*>[]> chunks_;
+  std::uint32_t chunk_slots_ = 0;
+  /// Fibers made so far; stored (release) after their chunk is published.
+  std::atomic<std::uint32_t> created_{0};
+  /// errno of the last refused mmap or mprotect (relaxed: read by the thread that saw the
+  /// failure, or later for a message).
+  std::atomic<int> growth_error_{0};
+  std::mutex grow_mutex_;
+  FreeList warm_;
+  FreeList cold_;
+  /// Fibers handed out and not yet returned (relaxed: a statistic, pairs with nothing).
   alignas(64) std::atomic<std::uint32_t> in_use_{0};
+  /// The largest in_use_ seen (relaxed: a statistic, pairs with nothing).
   std::atomic<std::uint32_t> high_water_{0};
 };
 

@@ -109,29 +109,32 @@ namespace {
 
 /// Suspends the running job on `self`: picks what runs next (a ready Job::Resume directly, or a
 /// pooled fiber that runs the next job), switches, and lets the next fiber perform `action`.
-/// Returns true once resumed; with Reschedule and nothing else ready, returns true at once (a
-/// lone yield costs no switch). Returns false, having changed nothing, when a pooled fiber is
-/// needed and none is free (reported once on stderr; see run_until_done). Inline in the wait
-/// and the yield below, with the switch: no call frame of its own around the stack switch.
-[[gnu::always_inline]] inline bool suspend(Fiber* self, Handoff::Action action, Counter* counter) {
+/// Returns once resumed; with Reschedule and nothing else ready, returns at once (a lone yield
+/// costs no switch). When a pooled fiber is needed and none can be had, throws Error
+/// (FiberPoolExhausted) having changed nothing (the job it found is queued again). Inline in
+/// the wait and the yield below, with the switch: no call frame of its own around the stack
+/// switch.
+[[gnu::always_inline]] inline void suspend(Fiber* self, Handoff::Action action, Counter* counter) {
   Worker* worker = self->worker;
   // What runs next (a resumed job) could wait for the counters these signals complete.
   flush_deferred_signals(*worker);
   Scheduler& scheduler = *worker->scheduler;
   const Job next = scheduler.find_job(*worker);
-  if (!next && action == Handoff::Action::Reschedule) return true;  // nothing else is ready
+  if (!next && action == Handoff::Action::Reschedule) return;  // nothing else is ready
   Fiber* to = nullptr;
   if (next && next.kind() == Job::Kind::Resume) {
     to = next.fiber();  // straight to a ready fiber: no pooled fiber needed
   } else {
     to = scheduler.fibers().acquire();
-    if (to == nullptr) {
+    if (to == nullptr) [[unlikely]] {
       if (next) {
         scheduler.push(next, worker);  // back where it was: nothing is lost
         scheduler.notify_from_worker(1);
       }
-      scheduler.report_pool_exhausted(*worker);
-      return false;
+      throw_pool_exhausted(scheduler);
+    }
+    if (to->index >= scheduler.fibers().warm_count()) [[unlikely]] {
+      scheduler.report_pool_grown(*worker);
     }
     to->pending = next;
   }
@@ -147,7 +150,6 @@ namespace {
     self->worker->trace.record(TraceKind::Resume, self->segment_start_ns, self->segment_start_ns,
                                self->index);
   }
-  return true;
 }
 
 }  // namespace
@@ -163,18 +165,18 @@ void wait_on_fiber(Fiber* self, Counter& counter) {
   self->node.fiber = self;
   self->node.next = nullptr;
   self->waiting_on.store(&counter, std::memory_order_relaxed);  // relaxed: diagnostics
-  if (suspend(self, Handoff::Action::LinkToCounter, &counter)) {
-    CounterAccess::wait_for_linker(self->node);
-  } else {
-    run_until_done(self, counter);  // no free fiber to suspend into
+  try {
+    suspend(self, Handoff::Action::LinkToCounter, &counter);
+  } catch (...) {  // no fiber to suspend into: the wait did not begin
+    self->waiting_on.store(nullptr, std::memory_order_relaxed);  // relaxed: diagnostics
+    throw;
   }
+  CounterAccess::wait_for_linker(self->node);
   self->waiting_on.store(nullptr, std::memory_order_relaxed);  // relaxed: diagnostics
 }
 
 void yield_on_fiber(Fiber* self) {
   if (self->pinned) return;  // an attached thread's own stack: documented to return at once
-  // Without a free fiber the yield is skipped: the job goes on, and the ready work it found
-  // stays queued for the other workers.
   suspend(self, Handoff::Action::Reschedule, nullptr);
 }
 

@@ -2,6 +2,8 @@
 // The one fiber switch, the stackful wait and yield (which suspend the running job, with the
 // switch inline), and the entry of every pooled fiber.
 
+#include <cstdint>
+
 #include "fiber.hpp"
 
 namespace fiberjob::detail {
@@ -23,13 +25,25 @@ void finish_switch(Fiber* self, boost::context::fiber&& caller);
 /// newest job on this worker's deque is one that `counter` counts — a child the waiting job
 /// spawned — run it inline on this fiber: no switch, no pooled fiber. Stops at the first job of
 /// any other counter: running unrelated work on a waiting stack could make it wait for
-/// something that needs the outer job (a deadlock the plain suspension does not have).
+/// something that needs the outer job (a deadlock the plain suspension does not have). Stops
+/// too when less than half of the stack is left (has_stack_headroom), so that nesting depth
+/// never overflows the stack: the waiter then suspends and the child runs on another fiber.
 void run_own_children(Fiber* self, Counter& counter);
 
-/// The fallback when the fiber pool is exhausted: `self` keeps its stack and runs ready jobs
-/// inline (nested) until `counter` reaches zero; a ready Job::Resume is switched to directly,
-/// with `self` rescheduled behind it. Never needs a pooled fiber.
-void run_until_done(Fiber* self, Counter& counter);
+/// True when the fiber's stack has room for a child job run inline on it: less than half of
+/// the stack is in use below the caller's frame. oneTBB bounds nested stealing the same way
+/// (its stealing threshold is half the stack below the stack base: arena's
+/// calculate_stealing_threshold). A stack of unknown bounds (stack_bottom nullptr) has room.
+inline bool has_stack_headroom(const Fiber* self) noexcept {
+  const auto here = reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0));
+  const auto bottom = reinterpret_cast<std::uintptr_t>(self->stack_bottom);
+  return bottom == 0 || here - bottom > self->stack_size / 2;
+}
+
+/// Throws Error (FiberPoolExhausted): a wait or yield needs a fiber and the pool cannot give
+/// one (Config::max_fiber_count fibers in use, or the OS refused more).
+/// The first time, the message also goes to stderr.
+[[noreturn]] void throw_pool_exhausted(Scheduler& scheduler);
 
 /// Throws Error (CounterMisuse): the running job waits on the counter it signals itself.
 [[noreturn]] void throw_own_counter_wait();
@@ -42,10 +56,11 @@ inline void check_not_own_counter(const Fiber* self, const Counter& counter) {
 }
 
 /// The stackful wait of this_fiber::wait and JobSystem::wait on a fiber (without the rethrow):
-/// returns once `counter` is zero. Errors: Error (CounterMisuse) for the job's own counter.
+/// returns once `counter` is zero. Errors: Error (CounterMisuse) for the job's own counter;
+/// Error (FiberPoolExhausted) when no fiber can be had to run other work meanwhile.
 void wait_on_fiber(Fiber* self, Counter& counter);
 
-/// The stackful yield of this_fiber::yield.
+/// The stackful yield of this_fiber::yield. Errors: Error (FiberPoolExhausted).
 void yield_on_fiber(Fiber* self);
 
 /// Entry of every pooled fiber (FiberEntry): the dispatch loop until retired.

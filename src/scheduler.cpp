@@ -9,6 +9,7 @@
 #include <coroutine>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <system_error>
 
@@ -36,6 +37,20 @@ constexpr int kPausesPerRound = 32;
 /// (bimodal, thousands of parks) to a steady 13-14 M jobs/s.
 constexpr int kYieldEveryRounds = 8;
 
+/// Records the calling thread's stack in `native` (stack_bottom, stack_size), so that work run
+/// inline on it is bounded by its headroom (has_stack_headroom). Unknown bounds stay nullptr.
+void set_thread_stack_bounds(Fiber& native) noexcept {
+  pthread_attr_t attributes;
+  if (pthread_getattr_np(pthread_self(), &attributes) != 0) return;
+  void* bottom = nullptr;
+  std::size_t size = 0;
+  if (pthread_attr_getstack(&attributes, &bottom, &size) == 0) {
+    native.stack_bottom = bottom;
+    native.stack_size = size;
+  }
+  pthread_attr_destroy(&attributes);
+}
+
 std::uint64_t next_random(std::uint64_t& state) noexcept {  // xorshift64
   state ^= state << 13;
   state ^= state >> 7;
@@ -52,7 +67,8 @@ Scheduler::Scheduler(JobSystem& owner, const Config& config)
       tracing_(config.tracing),
       trace_origin_ns_(trace_now_ns()),
       context_(ContextAccess::make(*this)),
-      fibers_(*this, config.fiber_count, config.fiber_stack_size, &fiber_entry),
+      fibers_(*this, config.fiber_count, config.max_fiber_count, config.fiber_stack_size,
+              &fiber_entry),
       records_(config.worker_count) {
   const std::uint32_t slots = config_.worker_count + config_.attachable_threads;
   workers_.reserve(slots);
@@ -67,6 +83,7 @@ Scheduler::Scheduler(JobSystem& owner, const Config& config)
     // Reserve each worker's first fiber now: jobs that suspend early must not starve a worker
     // that has not started yet.
     workers_.back()->first = fibers_.acquire();
+    if (workers_.back()->first == nullptr) throw_pool_exhausted(*this);
   }
   register_scheduler(this);
   try {
@@ -247,6 +264,7 @@ Worker* Scheduler::attach() {
         throw;
       }
       san_adopt_thread(slot.native.san);
+      set_thread_stack_bounds(slot.native);
       slot.current = &slot.native;
       set_current_worker(&slot);
       return &slot;
@@ -464,21 +482,57 @@ Stats Scheduler::stats() const noexcept {
   // ends on another between them can make the sum briefly negative; clamp it.
   alive += foreign_coroutine_jobs_.load(std::memory_order_relaxed);
   stats.coroutine_jobs_alive = alive > 0 ? static_cast<std::uint64_t>(alive) : 0;
+  stats.fibers_created = fibers_.created();
   stats.fibers_in_use = fibers_.in_use();
   stats.fibers_in_use_high_water = fibers_.high_water();
   return stats;
 }
 
-void Scheduler::report_pool_exhausted(Worker& worker) noexcept {
+void Scheduler::report_pool_grown(Worker& worker) noexcept {
   WorkerStats::bump(worker.stats.pool_exhausted);
   // relaxed: only elects the one reporter.
-  if (exhaustion_reported_.exchange(true, std::memory_order_relaxed)) return;
+  if (growth_reported_.exchange(true, std::memory_order_relaxed)) return;
   std::fprintf(stderr,
-               "fiberjob: fiber pool exhausted: all %u fibers (Config::fiber_count) are running "
-               "or suspended. Waiting jobs now run other jobs inline on their own stack until "
-               "their counter completes (slower, deeper stacks); raise Config::fiber_count. "
-               "Stats::pool_exhausted counts these events.\n",
-               fibers_.count());
+               "fiberjob: more than Config::fiber_count = %u fibers are in use at once (each "
+               "worker runs on one; each plain job suspended in this_fiber::wait or "
+               "this_fiber::yield holds one). The pool grows on demand up to "
+               "Config::max_fiber_count = %u, and fibers past fiber_count give their stack pages "
+               "back each time they return to the pool (slower than warm ones). Raise "
+               "Config::fiber_count to keep them warm; Stats::pool_exhausted counts these "
+               "events.\n",
+               fibers_.warm_count(), fibers_.max_count());
+}
+
+void throw_pool_exhausted(Scheduler& scheduler) {
+  const FiberPool& pool = scheduler.fibers();
+  const std::uint32_t created = pool.created();
+  std::string message;
+  if (created < pool.max_count() && pool.growth_error() != 0) {
+    message = "fiberjob: the fiber pool could not grow past " + std::to_string(created) +
+              " fibers: the OS refused the memory for more stacks (" +
+              std::strerror(pool.growth_error()) +
+              "). Each fiber needs Config::fiber_stack_size bytes of address space and two "
+              "memory mappings (the OS limit vm.max_map_count); lower Config::max_fiber_count "
+              "or Config::fiber_stack_size, raise vm.max_map_count, or write the waiting jobs "
+              "as coroutines (co_await holds no fiber)";
+  } else {
+    message = "fiberjob: fiber pool exhausted: all " + std::to_string(pool.max_count()) +
+              " fibers (Config::max_fiber_count) are in use by running jobs and by plain jobs "
+              "suspended in this_fiber::wait or this_fiber::yield, and this one needs another. "
+              "Raise Config::max_fiber_count, or write the waiting jobs as coroutines "
+              "(co_await holds no fiber)";
+  }
+  // Also on stderr, once: a job that lets the error unwind past a counter whose children are
+  // still pending ends in that counter's abort, and the cause must be on record before it.
+  scheduler.report_exhausted_once(message);
+  throw Error(ErrorCode::FiberPoolExhausted, message);
+}
+
+void Scheduler::report_exhausted_once(const std::string& message) noexcept {
+  // relaxed: only elects the one reporter.
+  if (exhaustion_reported_.exchange(true, std::memory_order_relaxed)) return;
+  std::fprintf(stderr, "%s (thrown as Error(FiberPoolExhausted) from the wait or yield).\n",
+               message.c_str());
 }
 
 namespace {

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "context_access.hpp"
@@ -45,6 +46,7 @@ class Scheduler {
   /// Worker threads (Config::worker_count); the attached-thread slots come after them.
   [[nodiscard]] std::size_t worker_count() const noexcept { return config_.worker_count; }
   FiberPool& fibers() noexcept { return fibers_; }
+  [[nodiscard]] const FiberPool& fibers() const noexcept { return fibers_; }
   /// The one Context all jobs of this system receive.
   Context& context() noexcept { return context_; }
   RecordPool& records() noexcept { return records_; }
@@ -102,9 +104,11 @@ class Scheduler {
   /// Writes this system's part of write_diagnostics (atomics only).
   void describe(std::FILE* out) const noexcept;
 
-  /// A job had to wait or yield with every pooled fiber in use: counts it and, the first time,
-  /// says so on stderr naming Config::fiber_count.
-  void report_pool_exhausted(Worker& worker) noexcept;
+  /// A wait or yield took a fiber past the warm Config::fiber_count (the pool grew, or a cold
+  /// fiber was reused): counts it and, the first time, says so on stderr naming the field.
+  void report_pool_grown(Worker& worker) noexcept;
+  /// The first time only: writes `message` (why a wait or yield found no fiber) to stderr.
+  void report_exhausted_once(const std::string& message) noexcept;
 
  private:
   void worker_main(Worker& worker);
@@ -146,6 +150,9 @@ class Scheduler {
   std::vector<std::unique_ptr<Worker>> workers_;
   EventCount idle_;
   alignas(64) std::atomic<bool> stopping_{false};
+  /// Elects the one report_pool_grown that prints (relaxed exchange: pairs with nothing).
+  std::atomic<bool> growth_reported_{false};
+  /// Elects the one report_exhausted_once that prints (relaxed exchange: pairs with nothing).
   std::atomic<bool> exhaustion_reported_{false};
   std::atomic<std::int64_t> foreign_coroutine_jobs_{0};
 };

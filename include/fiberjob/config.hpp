@@ -45,10 +45,23 @@ struct Config {
   /// Pin worker i to CPU i (requires worker_count <= hardware threads). Default off.
   bool pin_workers = false;
 
-  /// Fibers in the pool, allocated up front (>= worker_count + 1: every worker runs on one fiber
-  /// and a suspending job needs another). Bounds how many jobs can be suspended at once:
-  /// fiber_count - worker_count. Default 128.
+  /// Fibers allocated up front and kept warm (their stack pages stay resident between uses).
+  /// Every worker runs on one fiber, and each plain job suspended in `this_fiber::wait` or
+  /// `this_fiber::yield` holds one more; a suspended coroutine job holds none. When more are
+  /// needed the pool grows on demand, one chunk of fibers at a time, up to `max_fiber_count`;
+  /// fibers beyond `fiber_count` give their stack pages back to the OS each time they return
+  /// to the pool (`madvise`), so the resident set does not stay at the high-water mark. Set it
+  /// to the usual peak of suspended plain jobs plus the workers. In [1, max_fiber_count].
+  /// Default 128.
   std::uint32_t fiber_count = 128;
+
+  /// Hard limit of the fiber pool: at most this many fibers exist at once. A wait or a yield
+  /// that needs a fiber beyond it throws `Error` (`FiberPoolExhausted`) naming this field.
+  /// Each fiber costs its stack and guard in address space (reserved, not resident until
+  /// touched) and two memory mappings, so `2 * max_fiber_count` must stay below the OS limit
+  /// `vm.max_map_count` (65,530 by default on Linux; checked at construction). In
+  /// [worker_count + attachable_threads + 1, 2^20]. Default 16,384.
+  std::uint32_t max_fiber_count = 16384;
 
   /// Usable stack of each fiber in bytes (>= kMinFiberStackSize; rounded up to the page size).
   /// A guard page below each stack turns an overflow into a clear "fiber stack overflow" report.

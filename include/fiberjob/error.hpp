@@ -11,7 +11,8 @@ namespace fiberjob {
 enum class ErrorCode {
   InvalidConfig,       ///< A `Config` field is out of range; the message names the field.
   NotOnFiber,          ///< A fiber-only call was made from a plain thread.
-  FiberPoolExhausted,  ///< Every pooled fiber is in use; raise `Config::fiber_count`.
+  FiberPoolExhausted,  ///< A wait or yield needs a fiber and `Config::max_fiber_count` are in
+                       ///< use (or the OS refused more stacks); the message names the field.
   CounterMisuse,       ///< A counter was added to with a non-positive amount, or over-signalled.
   ShutdownFromWorker,  ///< A `JobSystem` was destroyed from one of its own jobs.
   FrameAllocatorExhausted,  ///< A `FrameAllocator` arena cannot fit a request this frame; the

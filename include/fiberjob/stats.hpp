@@ -18,14 +18,19 @@ struct Stats {
   /// yet). Divided by the wall time and the worker count: the idle share of the workers.
   /// Spinning before a park and IdlePolicy::Spin count as busy.
   std::uint64_t parked_ns = 0;
-  /// Waits and yields that found every pooled fiber in use (a wait then runs other jobs inline
-  /// on its own stack until its counter completes; a yield is skipped). Non-zero means
-  /// `Config::fiber_count` is too small for the workload.
+  /// Waits and yields that took a fiber past the `Config::fiber_count` warm ones (the pool
+  /// grew, or reused a fiber whose stack pages it had given back). Non-zero means
+  /// `Config::fiber_count` is below the workload's peak of suspended plain jobs: correct, but
+  /// slower than warm fibers.
   std::uint64_t pool_exhausted = 0;
   /// Coroutine jobs started and not yet at their final suspend: running, queued to resume, or
   /// suspended on a counter or a foreign awaitable (a suspended coroutine job holds no fiber,
   /// so `fibers_in_use` does not show it).
   std::uint64_t coroutine_jobs_alive = 0;
+  /// Fibers the pool holds: `Config::fiber_count` (rounded up to a chunk of 64) made up front,
+  /// more grown on demand, never more than `Config::max_fiber_count`. Never shrinks (the pages
+  /// of fibers past `fiber_count` go back to the OS while they are unused).
+  std::uint32_t fibers_created = 0;
   std::uint32_t fibers_in_use = 0;             ///< Fibers running or suspended right now.
   std::uint32_t fibers_in_use_high_water = 0;  ///< Maximum of `fibers_in_use` so far.
 };

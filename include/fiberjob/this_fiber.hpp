@@ -13,15 +13,22 @@ namespace fiberjob::this_fiber {
 ///   `Context::worker_index()`). Never blocks the worker thread.
 /// Thread-safety: any number of jobs and threads may wait on one counter at once.
 /// Allocation: none (the wait node lives in the fiber).
+/// Stack: before suspending, the job runs its own children (jobs of `counter` on top of this
+///   worker's deque) inline on its stack, but only while less than half of the stack is used;
+///   so spawn-and-wait nests to any depth without overflowing (deeper levels take more fibers).
 /// Errors: `Error` (`NotOnFiber`) when not called from a job — use `JobSystem::wait` on a plain
-///   thread; `Error` (`FiberPoolExhausted`) when no free fiber is left to run other jobs
-///   meanwhile (raise `Config::fiber_count`); the counter's captured exception.
+///   thread; `Error` (`FiberPoolExhausted`) when the wait must suspend and the fiber pool is at
+///   `Config::max_fiber_count` (or the OS refused more stacks): thrown before the wait begins,
+///   nothing is lost, the message names the field and is also written once to stderr; the
+///   counter's captured exception.
 void wait(Counter& counter);
 
 /// Reschedules the calling job behind the work that is ready now (FIFO through the injector),
 /// so two yielding jobs on one worker interleave. A job that is alone keeps running at once.
 /// Suspends: yes, when other work is ready; resumes on any worker.
-/// Errors: `Error` (`NotOnFiber`) when not called from a job; `Error` (`FiberPoolExhausted`).
+/// Errors: `Error` (`NotOnFiber`) when not called from a job; `Error` (`FiberPoolExhausted`)
+///   when other work is ready, a fiber is needed to run it, and the pool is at
+///   `Config::max_fiber_count` (the work found stays queued).
 void yield();
 
 /// True when the caller is a job running on a fiberjob fiber (so `wait` and `yield` may be

@@ -133,6 +133,32 @@ std::vector<std::uint64_t> seeds() {
   return list;
 }
 
+/// Runs every seed's tree on `js` and checks it against the serial evaluation; returns the
+/// number of leaves.
+std::uint64_t run_trees(JobSystem& js, std::uint32_t workers, const char* setup) {
+  std::uint64_t total_leaves = 0;
+  for (std::uint64_t seed : seeds()) {
+    CAPTURE(workers);
+    CAPTURE(seed);  // rerun one: FIBERJOB_STRESS_SEED=<seed>
+    test::Watchdog watchdog(std::string("random tree (") + setup + "), seed " +
+                                std::to_string(seed) + ", " + std::to_string(workers) + " workers",
+                            120s);
+    std::uint64_t leaves = 0;
+    const std::uint64_t want = expected(seed, 0, 0, leaves);
+    Run run;
+    run.seed = seed;
+    std::uint64_t got = 0;
+    Counter done;
+    js.run(done, [&run, &got](Context& ctx) { evaluate(ctx, run, 0, 0, &got); });
+    js.wait(done);
+    js.wait(run.ticks);
+    CHECK(got == want);
+    CHECK(run.tick_count.load() == leaves);
+    total_leaves += leaves;
+  }
+  return total_leaves;
+}
+
 }  // namespace
 
 TEST_SUITE("stress") {
@@ -140,27 +166,28 @@ TEST_SUITE("stress") {
     std::uint64_t total_leaves = 0;
     for (std::uint32_t workers : test::kWorkerCounts) {
       JobSystem js{test::config_with(workers, 1024)};
-      for (std::uint64_t seed : seeds()) {
-        CAPTURE(workers);
-        CAPTURE(seed);  // rerun one: FIBERJOB_STRESS_SEED=<seed>
-        test::Watchdog watchdog("random tree, seed " + std::to_string(seed) + ", " +
-                                    std::to_string(workers) + " workers",
-                                120s);
-        std::uint64_t leaves = 0;
-        const std::uint64_t want = expected(seed, 0, 0, leaves);
-        Run run;
-        run.seed = seed;
-        std::uint64_t got = 0;
-        Counter done;
-        js.run(done, [&run, &got](Context& ctx) { evaluate(ctx, run, 0, 0, &got); });
-        js.wait(done);
-        js.wait(run.ticks);
-        CHECK(got == want);
-        CHECK(run.tick_count.load() == leaves);
-        total_leaves += leaves;
-      }
+      total_leaves += run_trees(js, workers, "1,024 fibers");
     }
     MESSAGE("random trees: " << total_leaves << " leaves in all");
     CHECK(total_leaves > 10'000);  // the trees are big enough to mean something
+  }
+
+  TEST_CASE("random job trees on starved pools of 16 KiB stacks give the same result") {
+    // Few warm fibers (workers + 1 up to 16) and the smallest stacks: every wait that cannot
+    // run its children inline for want of headroom suspends and the pool grows; nothing runs
+    // nested on a waiting stack but the waiter's own children, so no stack overflows.
+    std::uint64_t total_leaves = 0;
+    for (std::uint32_t workers : test::kWorkerCounts) {
+      for (std::uint32_t fibers : {workers + 1, 16u}) {
+        if (fibers < workers + 1) continue;
+        Config config = test::config_with(workers, fibers);
+        config.fiber_stack_size = Config::kMinFiberStackSize;
+        JobSystem js{config};
+        const std::string setup = std::to_string(fibers) + " warm fibers of 16 KiB";
+        total_leaves += run_trees(js, workers, setup.c_str());
+      }
+    }
+    MESSAGE("random trees on starved pools: " << total_leaves << " leaves in all");
+    CHECK(total_leaves > 10'000);
   }
 }

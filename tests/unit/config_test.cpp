@@ -43,15 +43,37 @@ TEST_SUITE("config") {
     CHECK(contains(rejection(config), "Config::worker_count"));
   }
 
-  TEST_CASE("zero fibers, or fewer than workers + 1, is rejected naming fiber_count") {
+  TEST_CASE("zero warm fibers, or more than the hard limit, is rejected naming fiber_count") {
     Config config;
     config.worker_count = 2;
     config.fiber_count = 0;
     CHECK(contains(rejection(config), "Config::fiber_count"));
-    config.fiber_count = 2;
+    config.fiber_count = config.max_fiber_count + 1;
     CHECK(contains(rejection(config), "Config::fiber_count"));
-    config.fiber_count = 3;
+    config.fiber_count = 1;  // fewer than the workers: the pool grows for them
     CHECK(rejection(config) == "accepted");
+  }
+
+  TEST_CASE(
+      "a hard limit below workers + attached threads + 1 is rejected naming "
+      "max_fiber_count") {
+    Config config;
+    config.worker_count = 2;
+    config.attachable_threads = 1;
+    config.fiber_count = 2;
+    config.max_fiber_count = 3;
+    CHECK(contains(rejection(config), "Config::max_fiber_count"));
+    config.max_fiber_count = 4;
+    CHECK(rejection(config) == "accepted");
+  }
+
+  TEST_CASE("a hard limit above what vm.max_map_count allows is rejected naming both") {
+    Config config;
+    config.worker_count = 1;
+    config.max_fiber_count = 1u << 20;  // 2 mappings each: above Linux's default 65,530
+    const std::string message = rejection(config);
+    CHECK(contains(message, "Config::max_fiber_count"));
+    CHECK(contains(message, "vm.max_map_count"));
   }
 
   TEST_CASE("a stack below the minimum is rejected naming fiber_stack_size") {

@@ -128,7 +128,7 @@ TEST_SUITE("job_system") {
     CHECK(value == 5);
   }
 
-  TEST_CASE("with every fiber in use, a wait runs other jobs inline and nothing is lost") {
+  TEST_CASE("with every warm fiber in use, a wait takes a grown one and nothing is lost") {
     test::Watchdog watchdog("pool exhaustion", 60s);
     JobSystem js{test::config_with(1, 2)};  // one fiber for the worker, one to suspend into
     Counter gate;
@@ -141,7 +141,7 @@ TEST_SUITE("job_system") {
     });
     while (js.stats().fibers_in_use < 2) std::this_thread::yield();
     js.run(jobs_done, [&] {
-      this_fiber::wait(gate);  // no fiber left: waits inline, keeping its stack
+      this_fiber::wait(gate);  // no warm fiber left: the pool gives a cold one
       ++finished;
     });
     while (js.stats().pool_exhausted == 0) std::this_thread::yield();
@@ -151,7 +151,7 @@ TEST_SUITE("job_system") {
     CHECK(js.stats().pool_exhausted >= 1);
   }
 
-  TEST_CASE("far more suspended jobs than fibers still all complete, none lost") {
+  TEST_CASE("far more suspended jobs than warm fibers still all complete, none lost") {
     test::Watchdog watchdog("tiny pool", 120s);
     for (std::uint32_t workers : {1u, 2u}) {
       CAPTURE(workers);
@@ -164,7 +164,7 @@ TEST_SUITE("job_system") {
         Counter children;
         for (int i = 0; i < 32; ++i) {
           ctx.spawn(children, [&] {
-            this_fiber::wait(gate);  // every child must suspend: 32 > the 2 spare fibers
+            this_fiber::wait(gate);  // every child must suspend: 32 > the 2 spare warm fibers
             finished.fetch_add(1);
           });
         }
@@ -443,7 +443,9 @@ TEST_SUITE("job_system") {
                                          .count());
       CHECK(after.parked_ns <= elapsed_ns);  // one worker: never more than the wall time
       if (policy == IdlePolicy::Park) {
-        CHECK(after.parks > before.parks);
+        // A park is counted when it begins: on a loaded machine the worker may already be in
+        // the park that spans the sleep when `before` is read.
+        CHECK(after.parks >= 1);
         // Most of the 50 ms: the worker spins some microseconds before it parks (10 ms of
         // slack for a loaded machine that runs the worker late).
         CHECK(after.parked_ns - before.parked_ns >= 40'000'000u);
