@@ -92,6 +92,7 @@ void FiberPool::free_chunks() noexcept {
       if (state_of(chunk->fibers[i]) != FiberState::Suspended) chunk->fibers[i].~Fiber();
     }
     ::operator delete (chunk->fibers, std::align_val_t{alignof(Fiber)});
+    san_clear_stack_memory(chunk->region, chunk->region_size);  // for the next user of the range
     ::munmap(chunk->region, chunk->region_size);
     delete chunk;
     chunks_[c].store(nullptr, std::memory_order_relaxed);  // relaxed: as above
@@ -112,6 +113,7 @@ bool FiberPool::add_chunk() noexcept {
     return false;
   }
   auto* bytes = static_cast<unsigned char*>(region);
+  san_clear_stack_memory(bytes, region_size);
   for (std::uint32_t i = 0; i < count; ++i) {
     if (::mprotect(bytes + i * stride, guard_size_, PROT_NONE) != 0) {
       growth_error_.store(errno, std::memory_order_relaxed);  // relaxed: see growth_error_

@@ -22,6 +22,7 @@
 #endif
 
 #if defined(FIBERJOB_ASAN)
+#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #endif
 #if defined(FIBERJOB_TSAN)
@@ -46,6 +47,16 @@ struct SanitizerStack {
 };
 
 /// Records the bounds of a pooled fiber's stack (lowest address, bytes).
+/// Clears ASan's shadow of fresh stack memory (a new mapping). The address range may have held
+/// another mapping before, whose stack frames left poison in the shadow (ASan does not clear
+/// it on munmap), and a new fiber's frames would then trip over it.
+FIBERJOB_ALWAYS_INLINE void san_clear_stack_memory([[maybe_unused]] const void* memory,
+                                                   [[maybe_unused]] std::size_t size) noexcept {
+#if defined(FIBERJOB_ASAN)
+  __asan_unpoison_memory_region(memory, size);
+#endif
+}
+
 FIBERJOB_ALWAYS_INLINE void san_set_bounds([[maybe_unused]] SanitizerStack& s,
                                            [[maybe_unused]] const void* bottom,
                                            [[maybe_unused]] std::size_t size) noexcept {
