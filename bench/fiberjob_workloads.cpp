@@ -127,6 +127,69 @@ Run skynet(const Sizes& sizes) {
   return run;
 }
 
+// ---- 1c / 2c. fib and skynet written with coroutine jobs and co_await ctx.wait --------------
+
+fj::Task<> fib_task(fj::Context& ctx, int n, std::int64_t* out) {
+  if (n < 2) {
+    *out = n;
+    co_return;
+  }
+  std::int64_t a = 0;
+  std::int64_t b = 0;
+  fj::Counter children;
+  ctx.spawn(children, [n, &a](fj::Context& c) { return fib_task(c, n - 1, &a); });
+  ctx.spawn(children, [n, &b](fj::Context& c) { return fib_task(c, n - 2, &b); });
+  co_await ctx.wait(children);
+  *out = a + b;
+}
+
+Run fib_coroutine(const Sizes& sizes) {
+  fj::JobSystem& js = system_with(2);
+  const fj::Stats before = js.stats();
+  Run run;
+  fj::Counter done;
+  const Stopwatch watch;
+  js.run(done, [&run, n = sizes.fib_n](fj::Context& ctx) { return fib_task(ctx, n, &run.result); });
+  js.wait(done);
+  run.ns = watch.ns();
+  add_stats(run, before, js.stats());
+  return run;
+}
+
+fj::Task<> skynet_task(fj::Context& ctx, std::int64_t num, std::int64_t size, std::int64_t* out) {
+  if (size == 1) {
+    *out = num;
+    co_return;
+  }
+  std::array<std::int64_t, 10> sums{};
+  const std::int64_t child = size / 10;
+  fj::Counter children;
+  for (int i = 0; i < 10; ++i) {
+    ctx.spawn(children, [num, child, i, &sums](fj::Context& c) {
+      return skynet_task(c, num + i * child, child, &sums[static_cast<std::size_t>(i)]);
+    });
+  }
+  co_await ctx.wait(children);
+  std::int64_t sum = 0;
+  for (std::int64_t s : sums) sum += s;
+  *out = sum;
+}
+
+Run skynet_coroutine(const Sizes& sizes) {
+  fj::JobSystem& js = system_with(2);
+  const fj::Stats before = js.stats();
+  Run run;
+  fj::Counter done;
+  const std::int64_t leaves = skynet_leaves(sizes.skynet_depth);
+  const Stopwatch watch;
+  js.run(done,
+         [&run, leaves](fj::Context& ctx) { return skynet_task(ctx, 0, leaves, &run.result); });
+  js.wait(done);
+  run.ns = watch.ns();
+  add_stats(run, before, js.stats());
+  return run;
+}
+
 // ---- 3. empty jobs submitted one by one from one thread, then one wait ----------------------
 
 /// Submits and waits for `sizes.empty_jobs` empty jobs from the calling thread.
@@ -377,6 +440,8 @@ void register_fiberjob(Registry& registry) {
   registry.add("empty_jobs_plain", "fiberjob", empty_jobs_plain);
   registry.add("fib", "fiberjob", fib);
   registry.add("skynet", "fiberjob", skynet);
+  registry.add("fib_co", "fiberjob", fib_coroutine);
+  registry.add("skynet_co", "fiberjob", skynet_coroutine);
   registry.add("empty_jobs", "fiberjob", empty_jobs);
   registry.add("yield", "fiberjob", yield);
   registry.add("pingpong_1w", "fiberjob", [](const Sizes& s) { return pingpong(1, s); });

@@ -108,6 +108,15 @@ std::vector<Workload> workloads(const Sizes& s) {
        [](const Sizes& z) { return Expect{fib_reference(z.fib_n)}; }},
       {"skynet", fmt::format("2. skynet, {} leaves (10-ary, depth {})", leaves, s.skynet_depth),
        Metric::Milliseconds, [](const Sizes& z) { return Expect{skynet_sum(z.skynet_depth)}; }},
+      {"fib_co",
+       fmt::format("1c. fib({}), coroutine jobs: 2 spawns + 1 co_await ctx.wait per call "
+                   "(TBB: its row 1)",
+                   s.fib_n),
+       Metric::Milliseconds, [](const Sizes& z) { return Expect{fib_reference(z.fib_n)}; }},
+      {"skynet_co",
+       fmt::format("2c. skynet, {} leaves, coroutine jobs and co_await ctx.wait (TBB: its row 2)",
+                   leaves),
+       Metric::Milliseconds, [](const Sizes& z) { return Expect{skynet_sum(z.skynet_depth)}; }},
       {"empty_jobs", fmt::format("3. {} empty jobs from one thread", with_commas(s.empty_jobs)),
        Metric::MillionPerSecond, [](const Sizes& z) { return Expect{z.empty_jobs}; }},
       {"empty_jobs_plain",
@@ -147,9 +156,9 @@ std::vector<Workload> workloads(const Sizes& s) {
 /// Within a system, one-worker workloads run first: Boost.Fiber's two-worker pool, once built,
 /// keeps a polling thread until its teardown.
 const std::vector<std::string> kExecutionOrder = {
-    "yield",      "pingpong_1w",      "alloc_yield", "fib",          "skynet",
-    "empty_jobs", "empty_jobs_plain", "pingpong_2w", "parallel_for", "alloc_spawn",
-    "alloc_wait", "mem_suspended",    "mem_skynet"};
+    "yield",      "pingpong_1w",   "alloc_yield",      "fib",         "skynet",       "fib_co",
+    "skynet_co",  "empty_jobs",    "empty_jobs_plain", "pingpong_2w", "parallel_for", "alloc_spawn",
+    "alloc_wait", "mem_suspended", "mem_skynet"};
 
 /// Peers in table order (fiberjob is the reference column).
 const std::vector<std::string> kPeers = {"tbb", "boost_fiber", "boost_context", "std_thread"};
@@ -166,6 +175,8 @@ const std::vector<Target> kTargets = {
     {"empty_jobs", "tbb", Target::Kind::AtLeast, 2.5, "empty jobs: >= 2.5x TBB's throughput"},
     {"fib", "tbb", Target::Kind::AtMost, 0.6, "fib(30): <= 0.6x TBB's time"},
     {"skynet", "tbb", Target::Kind::AtMost, 0.9, "skynet: <= 0.9x TBB's time"},
+    {"fib_co", "tbb", Target::Kind::AtMost, 0.6, "fib(30), coroutine jobs: <= 0.6x TBB's time"},
+    {"skynet_co", "tbb", Target::Kind::AtMost, 0.6, "skynet, coroutine jobs: <= 0.6x TBB's time"},
     {"yield", "boost_fiber", Target::Kind::AtMost, 0.33, "yield: <= 0.33x Boost.Fiber"},
     {"yield", "boost_context", Target::Kind::AtMost, 3.0, "yield: <= 3x the raw switch"},
     {"pingpong_1w", "tbb", Target::Kind::AtMost, 0.1, "wait/wake, 1 worker: <= 0.1x TBB"},

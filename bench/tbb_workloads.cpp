@@ -264,6 +264,9 @@ void register_tbb(Registry& registry) {
                    teardown});
   registry.add("fib", "tbb", fib);
   registry.add("skynet", "tbb", skynet);
+  // TBB has no coroutine surface: its task_group fork-join is the baseline of rows 1c and 2c.
+  registry.add("fib_co", "tbb", fib);
+  registry.add("skynet_co", "tbb", skynet);
   registry.add("empty_jobs", "tbb", empty_jobs);
   registry.add("pingpong_1w", "tbb", [](const Sizes& s) { return pingpong(1, s); });
   registry.add("pingpong_2w", "tbb", [](const Sizes& s) { return pingpong(2, s); });

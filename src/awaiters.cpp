@@ -23,7 +23,17 @@ bool suspend_on_counter(Counter& counter, WaitNode& node, Scheduler* scheduler,
   // is on. A suspended coroutine job thus holds no fiber and no stack, and resuming it costs
   // no fiber switch (a game's thousands of per-agent AI coroutines: docs/decisions.md).
   Fiber* self = current_fiber();
-  if (self != nullptr) check_not_own_counter(self, counter);
+  if (self != nullptr) {
+    check_not_own_counter(self, counter);
+    // Work-first, as the stackful wait: the children this coroutine spawned onto our deque run
+    // inline first (while the stack has headroom). If that completes the counter, the
+    // coroutine resumes at once (false): no link, no queueing, no resume through a worker.
+    // The coroutine is suspended meanwhile but published nowhere, so only we can resume it.
+    if ((scheduler == nullptr || scheduler == self->scheduler) && has_local_jobs(*self->worker)) {
+      run_own_children(self, counter);
+      if (CounterAccess::load_settled(counter) == 0) return false;
+    }
+  }
   node.kind = WaitNode::Kind::Coroutine;
   node.coroutine = coroutine.address();
   node.scheduler = scheduler != nullptr ? scheduler

@@ -32,6 +32,9 @@ void schedule_coroutine(WaitNode& node, Scheduler& scheduler, std::coroutine_han
 /// rethrows the first exception a job on it threw.
 ///
 /// * Already zero: does not suspend (no switch, no allocation).
+/// * Otherwise, on a worker, the jobs of `counter` this coroutine spawned onto the worker's deque
+///   run inline first (work-first, while the stack has headroom, as `this_fiber::wait`); if
+///   they complete the counter, the coroutine goes on without suspending.
 /// * Otherwise the *coroutine* suspends, never the fiber (stackless): the node in this awaiter
 ///   (in the coroutine frame) is linked, `await_suspend` returns true, and the fiber goes on
 ///   with other jobs. The last signal queues `Job::ResumeCoroutine`, and a worker resumes the

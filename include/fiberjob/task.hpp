@@ -4,10 +4,13 @@
 /// coroutines they `co_await`.
 
 #include <coroutine>
+#include <cstddef>
 #include <exception>
 #include <optional>
 #include <type_traits>
 #include <utility>
+
+#include "fiberjob/detail/coroutine_frame.hpp"
 
 namespace fiberjob {
 
@@ -27,6 +30,13 @@ void note_coroutine_job_started(Scheduler& scheduler) noexcept;
 
 class TaskPromiseBase {
  public:
+  /// Coroutine frames come from the calling thread's recycling pool (coroutine_frame.hpp): a
+  /// warm worker creates tasks without the global allocator.
+  static void* operator new(std::size_t bytes) { return allocate_coroutine_frame(bytes); }
+  static void operator delete(void* frame, std::size_t bytes) noexcept {
+    free_coroutine_frame(frame, bytes);
+  }
+
   /// Lazy start: a task runs when awaited (or when a job starts it).
   std::suspend_always initial_suspend() noexcept { return {}; }
 
@@ -112,7 +122,9 @@ class TaskPromise<void> final : public TaskPromiseBase {
 ///   (symmetric transfer, no queueing, no stack growth) and resumes the parent when it finishes.
 ///   An exception escaping the child is rethrown at the parent's `co_await`.
 ///
-/// Allocation: one coroutine frame per task (operator new), made when the coroutine is called.
+/// Allocation: one coroutine frame per task, made when the coroutine is called, from the
+/// calling thread's recycling pool (frames up to 4 KiB; larger ones from `operator new`); a
+/// warm worker makes frames without calling the global allocator.
 /// Thread-safety: a task is awaited once, by one coroutine. Suspends: `co_await task` suspends
 /// the awaiting coroutine until the child finishes.
 template <class T>

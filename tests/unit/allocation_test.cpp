@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <new>
+#include <thread>
 
 #include "support/config.hpp"
 #include "support/watchdog.hpp"
@@ -87,6 +88,60 @@ TEST_SUITE("allocation") {
       });
       js.wait(done);
       CHECK(iterations == 10000);
+      CHECK(during == 0);
+    }
+  }
+
+  TEST_CASE(
+      "coroutine child jobs and Task<T> children make their frames without the global "
+      "allocator once warm") {
+    // Every round spawns 8 coroutine jobs (a frame each), each awaiting a Task<int> child (a
+    // frame each) and yielding: frames come from the per-thread recycling pools. The warm-up
+    // runs one loop per worker at once, each holding its worker until all have started, so
+    // that every worker has made frames (with work-first waits one root alone may run nearly
+    // everything on its own worker). The measured loop counts from inside its root job, whose
+    // own frame is made once per job like any other's.
+    test::Watchdog watchdog("coroutine frame allocation count", 120s);
+    struct Child {
+      static Task<int> value(Context& ctx, int n) {
+        co_await ctx.yield();
+        co_return n + 1;
+      }
+    };
+    struct Loop {
+      static Task<> run(Context& ctx, int rounds, std::atomic<long>& sum, long* during) {
+        const long before = g_allocations.load();
+        for (int round = 0; round < rounds; ++round) {
+          Counter children;
+          for (int i = 0; i < 8; ++i) {
+            ctx.spawn(children, [&sum, i](Context& c) -> Task<> {
+              sum.fetch_add(co_await Child::value(c, i), std::memory_order_relaxed);
+            });
+          }
+          co_await ctx.wait(children);
+        }
+        if (during != nullptr) *during = g_allocations.load() - before;
+      }
+    };
+    for (std::uint32_t workers : {1u, 2u}) {
+      CAPTURE(workers);
+      JobSystem js{test::config_with(workers)};
+      std::atomic<long> sum{0};
+      std::atomic<std::uint32_t> started{0};
+      Counter warm;
+      for (std::uint32_t w = 0; w < workers; ++w) {
+        js.run(warm, [&sum, &started, workers](Context& ctx) {
+          started.fetch_add(1);
+          while (started.load() < workers) std::this_thread::yield();  // one root per worker
+          return Loop::run(ctx, 3000, sum, nullptr);
+        });
+      }
+      js.wait(warm);
+      long during = -1;
+      Counter done;
+      js.run(done, [&](Context& ctx) { return Loop::run(ctx, 10000, sum, &during); });
+      js.wait(done);
+      CHECK(sum.load() == (3000L * workers + 10000L) * 36);  // 1 + 2 + ... + 8 per round
       CHECK(during == 0);
     }
   }
