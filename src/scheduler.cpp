@@ -100,13 +100,11 @@ Scheduler::~Scheduler() {
 }
 
 void Scheduler::start_workers() {
-  std::size_t started = 0;
   try {
     for (auto& worker : workers_) {
       Worker* w = worker.get();
       if (w->is_slot) break;  // the slots come last and have no thread
       w->thread = std::thread([this, w] { worker_main(*w); });
-      ++started;
       if (config_.pin_workers) {
         cpu_set_t set;
         CPU_ZERO(&set);
@@ -119,9 +117,11 @@ void Scheduler::start_workers() {
       }
     }
   } catch (...) {
-    // Unwind what started; workers_ beyond `started` have no thread. Retire the fibers here:
-    // ~FiberPool must not destroy started Boost.Context fibers (that would unwind them).
-    workers_.resize(started);
+    // Unwind what started. The started workers read workers_ (they steal from every worker)
+    // until they are joined, so no Worker may go before stop_workers returns; workers without
+    // a thread are skipped by its join. Retire the fibers here: ~FiberPool must not destroy
+    // started Boost.Context fibers (that would unwind them). The Worker objects go with
+    // workers_ when the constructor's unwinding destroys it.
     stop_workers();
     fibers_.retire_all();
     throw;
