@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <sched.h>
 
+#include <cerrno>
 #include <coroutine>
 #include <cstdio>
 #include <cstdlib>
@@ -99,8 +100,41 @@ Scheduler::~Scheduler() {
   }
 }
 
+namespace {
+
+/// The CPUs the calling thread may run on (its affinity mask: the process's, under taskset),
+/// in increasing order; worker i is pinned to the i-th of them. Errors: Error (InvalidConfig)
+/// when there are fewer than `workers`, std::system_error when the mask cannot be read.
+std::vector<int> cpus_for_pinning(std::uint32_t workers) {
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) {
+    throw std::system_error(errno, std::generic_category(),
+                            "fiberjob: reading the thread's CPU affinity mask for "
+                            "Config::pin_workers failed");
+  }
+  std::vector<int> cpus;
+  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+    if (CPU_ISSET(cpu, &allowed)) cpus.push_back(cpu);
+  }
+  if (cpus.size() < workers) {
+    throw Error(
+        ErrorCode::InvalidConfig,
+        "fiberjob: Config::pin_workers with Config::worker_count = " + std::to_string(workers) +
+            " needs as many CPUs, but the affinity mask of "
+            "the thread creating the JobSystem (e.g. set by taskset) allows only " +
+            std::to_string(cpus.size()) +
+            "; lower Config::worker_count or turn Config::pin_workers off");
+  }
+  return cpus;
+}
+
+}  // namespace
+
 void Scheduler::start_workers() {
   try {
+    std::vector<int> cpus;
+    if (config_.pin_workers) cpus = cpus_for_pinning(config_.worker_count);
     for (auto& worker : workers_) {
       Worker* w = worker.get();
       if (w->is_slot) break;  // the slots come last and have no thread
@@ -108,11 +142,13 @@ void Scheduler::start_workers() {
       if (config_.pin_workers) {
         cpu_set_t set;
         CPU_ZERO(&set);
-        CPU_SET(w->index, &set);
+        CPU_SET(cpus[w->index], &set);
         const int error = pthread_setaffinity_np(w->thread.native_handle(), sizeof set, &set);
         if (error != 0) {
           throw std::system_error(error, std::generic_category(),
-                                  "fiberjob: pinning a worker failed (Config::pin_workers)");
+                                  "fiberjob: pinning worker " + std::to_string(w->index) +
+                                      " to CPU " + std::to_string(cpus[w->index]) +
+                                      " failed (Config::pin_workers); turn pinning off");
         }
       }
     }

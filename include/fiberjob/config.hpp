@@ -42,7 +42,10 @@ struct Config {
   /// Default 0.
   std::uint32_t attachable_threads = 0;
 
-  /// Pin worker i to CPU i (requires worker_count <= hardware threads). Default off.
+  /// Pin worker i to the i-th CPU that the affinity mask of the thread constructing the
+  /// `JobSystem` allows (the process's mask under `taskset`), so pinning never leaves that set.
+  /// Requires worker_count <= hardware threads and <= the CPUs of that mask (else `Error`,
+  /// `InvalidConfig`, naming both fields and the allowed CPU count). Default off.
   bool pin_workers = false;
 
   /// Fibers in the pool, allocated up front (>= worker_count + 1: every worker runs on one fiber
