@@ -25,7 +25,15 @@ constexpr std::size_t kAltStackBytes = 64 * 1024;
 std::atomic<const FiberPool*> g_pools[kMaxPools];
 struct sigaction g_previous;
 std::once_flag g_install_once;
-thread_local void* t_alt_stack = nullptr;
+/// The calling thread's alternate signal stack as install_alternate_signal_stack left it:
+/// `ours` is the stack we mapped (nullptr when the thread's own one was big enough and kept),
+/// `previous` the thread's setting before, restored by remove_alternate_signal_stack.
+struct AltStack {
+  void* ours = nullptr;
+  stack_t previous{};
+  bool installed = false;
+};
+thread_local AltStack t_alt_stack;
 
 void write_str(const char* s) noexcept {
   const std::size_t n = std::strlen(s);
@@ -102,14 +110,24 @@ void unregister_guarded_pool(const FiberPool* pool) noexcept {
 }
 
 void install_alternate_signal_stack() {
+  AltStack& mine = t_alt_stack;
+  stack_t current{};
+  if (::sigaltstack(nullptr, &current) != 0) {
+    throw std::system_error(errno, std::generic_category(), "fiberjob: sigaltstack failed");
+  }
+  // The thread has an alternate stack of its own (a crash reporter's, say) that is big enough
+  // for the handler: keep it.
+  if ((current.ss_flags & SS_DISABLE) == 0 && current.ss_size >= kAltStackBytes) {
+    mine = AltStack{nullptr, current, true};
+    return;
+  }
   void* memory =
       ::mmap(nullptr, kAltStackBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (memory == MAP_FAILED) {
     throw std::system_error(errno, std::generic_category(),
                             "fiberjob: mmap of a worker's signal stack failed");
   }
-  stack_t stack;
-  std::memset(&stack, 0, sizeof stack);
+  stack_t stack{};
   stack.ss_sp = memory;
   stack.ss_size = kAltStackBytes;
   if (::sigaltstack(&stack, nullptr) != 0) {
@@ -117,17 +135,24 @@ void install_alternate_signal_stack() {
     ::munmap(memory, kAltStackBytes);
     throw std::system_error(error, std::generic_category(), "fiberjob: sigaltstack failed");
   }
-  t_alt_stack = memory;
+  mine = AltStack{memory, current, true};
 }
 
 void remove_alternate_signal_stack() noexcept {
-  if (t_alt_stack == nullptr) return;
-  stack_t stack;
-  std::memset(&stack, 0, sizeof stack);
-  stack.ss_flags = SS_DISABLE;
-  ::sigaltstack(&stack, nullptr);
-  ::munmap(t_alt_stack, kAltStackBytes);
-  t_alt_stack = nullptr;
+  AltStack& mine = t_alt_stack;
+  if (!mine.installed) return;
+  if (mine.ours != nullptr) {
+    // Give the thread its own setting back (its earlier stack, or none).
+    stack_t previous = mine.previous;
+    previous.ss_flags &= SS_DISABLE;  // SS_ONSTACK is a status, not a setting
+    if ((previous.ss_flags & SS_DISABLE) != 0) {
+      previous.ss_sp = nullptr;
+      previous.ss_size = 0;
+    }
+    ::sigaltstack(&previous, nullptr);
+    ::munmap(mine.ours, kAltStackBytes);
+  }
+  mine = AltStack{};
 }
 
 }  // namespace fiberjob::detail
