@@ -78,25 +78,42 @@ Scheduler::Scheduler(JobSystem& owner, const Config& config)
   }
 }
 
-Scheduler::~Scheduler() {
+bool Scheduler::shut_down() noexcept {
   stop_workers();
   unregister_scheduler(this);
   const std::uint32_t suspended = fibers_.retire_all();
   if (suspended != 0) {
     std::fprintf(stderr,
                  "fiberjob: JobSystem destroyed with %u job(s) still suspended on counters that "
-                 "never reached zero; their fiber stacks are released without unwinding "
-                 "(destructors of their locals do not run).\n",
+                 "never reached zero; they are never resumed (destructors of their locals do not "
+                 "run), and their fiber stacks and the job system's memory stay allocated so "
+                 "that a later signal of those counters is harmless.\n",
                  suspended);
   }
   // The workers have stopped, so every coroutine job still alive is suspended on something
   // that never completed (a counter or a foreign awaitable).
-  if (const std::uint64_t coroutines = stats().coroutine_jobs_alive; coroutines != 0) {
+  const std::uint64_t coroutines = stats().coroutine_jobs_alive;
+  if (coroutines != 0) {
     std::fprintf(stderr,
                  "fiberjob: JobSystem destroyed with %llu coroutine job(s) still suspended on "
                  "counters (or other awaitables) that never completed; their coroutine frames "
-                 "are not destroyed (their memory stays allocated).\n",
+                 "and the job system's memory stay allocated (they are never resumed).\n",
                  static_cast<unsigned long long>(coroutines));
+  }
+  return suspended == 0 && coroutines == 0;
+}
+
+namespace {
+/// Schedulers kept by keep_forever (Scheduler::next_kept_ links them). Never read: it only
+/// keeps their memory reachable.
+std::atomic<Scheduler*> g_kept{nullptr};
+}  // namespace
+
+void Scheduler::keep_forever(std::unique_ptr<Scheduler> scheduler) noexcept {
+  Scheduler* kept = scheduler.release();
+  // relaxed: the list is never traversed; it only has to hold the pointers.
+  kept->next_kept_ = g_kept.load(std::memory_order_relaxed);
+  while (!g_kept.compare_exchange_weak(kept->next_kept_, kept, std::memory_order_relaxed)) {
   }
 }
 
