@@ -542,6 +542,40 @@ namespace {
 /// instructions per single wake, and a ping-pong round trip makes two single wakes.
 [[gnu::noinline]] void wake_list_batched(WaitNode* head, Worker* current) noexcept;
 
+/// Foreign coroutines woken on this (non-worker) thread with no job system to resume them on,
+/// first to last, linked through WaitNode::next (each node is the waker's from the drain on;
+/// the coroutine does not read `next` once resumed). `draining`: a resume_foreign further up
+/// this thread's stack is running them.
+struct ForeignResumes {
+  WaitNode* head = nullptr;
+  WaitNode* tail = nullptr;
+  bool draining = false;
+};
+thread_local ForeignResumes t_foreign_resumes;
+
+/// Resumes the foreign coroutine of `node` on this thread, from a trampoline: a coroutine that
+/// signals another counter while it runs (a chain of them) only queues the next one, which the
+/// outermost call resumes after it returned. So the stack depth stays bounded however long the
+/// chain, instead of one nested resume per link.
+void resume_foreign(WaitNode* node) noexcept {
+  ForeignResumes& queue = t_foreign_resumes;  // a plain thread: it never changes threads
+  node->next = nullptr;
+  if (queue.tail != nullptr) {
+    queue.tail->next = node;
+  } else {
+    queue.head = node;
+  }
+  queue.tail = node;
+  if (queue.draining) return;  // the outer call resumes it
+  queue.draining = true;
+  while (WaitNode* first = queue.head) {
+    queue.head = first->next;
+    if (queue.head == nullptr) queue.tail = nullptr;
+    std::coroutine_handle<>::from_address(first->coroutine).resume();
+  }
+  queue.draining = false;
+}
+
 }  // namespace
 
 void wake_list(WaitNode* head, Worker* current) noexcept {
@@ -611,8 +645,8 @@ void wake_list_batched(WaitNode* head, Worker* current) noexcept {
                                                : nullptr;
         if (scheduler == nullptr) {
           // No job system known (a counter no system ever ran jobs on, signalled by a plain
-          // thread): resume the foreign coroutine right here.
-          std::coroutine_handle<>::from_address(head->coroutine).resume();
+          // thread): resume the foreign coroutine on this thread, through the trampoline.
+          resume_foreign(head);
           head = next;
           continue;
         }
