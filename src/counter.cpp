@@ -215,6 +215,18 @@ void CounterAccess::forget_delivered_error(Counter& counter) noexcept {
   counter.error_state_.store(Counter::kNoError, std::memory_order_release);
 }
 
+std::exception_ptr CounterAccess::take_error(Counter& counter) noexcept {
+  // acquire: as in rethrow_if_error.
+  const std::uint32_t state = counter.error_state_.load(std::memory_order_acquire);
+  if (state != Counter::kErrorCaptured && state != Counter::kErrorDelivered) return nullptr;
+  std::exception_ptr error = counter.error_;  // complete: see rethrow_error
+  std::uint32_t captured = Counter::kErrorCaptured;
+  // relaxed: as in rethrow_error.
+  counter.error_state_.compare_exchange_strong(captured, Counter::kErrorDelivered,
+                                               std::memory_order_relaxed);
+  return error;
+}
+
 void CounterAccess::rethrow_error(Counter& counter) {
   // The acquire load in rethrow_if_error saw kErrorCaptured or kErrorDelivered: error_ is
   // complete and stays until the next round's add(), which runs after this wait returned.
