@@ -36,14 +36,21 @@ struct alignas(64) JobRecord {
   /// destroyed. With ctx == nullptr: only destroys the callable (returns true).
   using Invoke = bool (*)(JobRecord& record, Context* ctx);
 
+  /// The links of a record that sits in a free list (intrusive: a free list never allocates).
+  struct FreeLinks {
+    JobRecord* next;        ///< Next free record of the same chain (nullptr: the chain's last).
+    JobRecord* next_chain;  ///< First record of a chain in RecordPool's shared list: next chain.
+    std::size_t count;      ///< First record of a chain in the shared list: records in the chain.
+  };
+
   Invoke invoke = nullptr;
   Counter* counter = nullptr;
   union {
-    JobRecord* next_free;  ///< While the record sits in a free list.
+    FreeLinks free;  ///< While the record sits in a free list.
     alignas(16) unsigned char storage[kInlineCallableBytes];
   };
 
-  JobRecord() noexcept : next_free(nullptr) {}
+  JobRecord() noexcept : free{nullptr, nullptr, 0} {}
 };
 static_assert(sizeof(JobRecord) == 64, "a job record is one cache line");
 
