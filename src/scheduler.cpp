@@ -57,18 +57,19 @@ Scheduler::Scheduler(JobSystem& owner, const Config& config)
       records_(config.worker_count) {
   const std::uint32_t slots = config_.worker_count + config_.attachable_threads;
   workers_.reserve(slots);
+  // Every Worker first (each may throw, e.g. for its trace buffer), and only then the fibers:
+  // a fiber once acquired is a started Boost.Context fiber, which ~FiberPool must not destroy.
   for (std::uint32_t i = 0; i < slots; ++i) {
     workers_.push_back(std::make_unique<Worker>(
         *this, i, injector_, config_.tracing ? config_.trace_events_per_worker : 0));
     if (i >= config_.worker_count) {  // a slot for an attached thread: no thread, no first fiber
       workers_.back()->is_slot = true;
       workers_.back()->native.pinned = true;
-      continue;
     }
-    // Reserve each worker's first fiber now: jobs that suspend early must not starve a worker
-    // that has not started yet.
-    workers_.back()->first = fibers_.acquire();
   }
+  // Reserve each worker's first fiber now: jobs that suspend early must not starve a worker
+  // that has not started yet.
+  for (std::uint32_t i = 0; i < config_.worker_count; ++i) workers_[i]->first = fibers_.acquire();
   register_scheduler(this);
   try {
     start_workers();

@@ -67,7 +67,9 @@ struct Config {
   bool tracing = false;
 
   /// Events each worker can record while tracing (24 bytes each, allocated up front; in
-  /// [1, 2^26]). When full, further events are dropped and counted. Default 2^18 (6 MiB).
+  /// [1, 2^26]), also for each attachable slot. In all, trace_events_per_worker x
+  /// (worker_count + attachable_threads) x 24 bytes must not exceed half of the machine's
+  /// physical memory. When full, further events are dropped and counted. Default 2^18 (6 MiB).
   std::size_t trace_events_per_worker = std::size_t{1} << 18;
 
   /// Smallest accepted `fiber_stack_size` in bytes.
