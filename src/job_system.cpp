@@ -118,15 +118,9 @@ void submit_one(Scheduler& scheduler, Counter& counter, JobRecord* record, Prior
   }
 }
 
-void submit(Scheduler& scheduler, Counter& counter, std::span<JobRecord* const> records,
-            Priority priority) {
+void publish(Scheduler& scheduler, Counter& counter, std::span<JobRecord* const> records,
+             Priority priority) noexcept {
   if (records.empty()) return;
-  try {
-    counter.add(static_cast<std::int64_t>(records.size()));
-  } catch (...) {
-    discard_records(scheduler, records);
-    throw;
-  }
   CounterAccess::set_scheduler_hint(counter, &scheduler);
   Worker* worker = current_worker();
   if (worker != nullptr && worker->scheduler == &scheduler) {

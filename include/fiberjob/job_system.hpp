@@ -60,7 +60,9 @@ class JobSystem {
   }
 
   /// Starts one job per element of `jobs` (each copied), all signalling `counter`; queued in
-  /// bulk (one counter update and one wake-up per chunk of 64). Same contract as `run`.
+  /// bulk (one counter update for all, one wake-up per chunk of 64). Same contract as `run`.
+  /// All or nothing: every element is copied before anything is added or queued, so if a copy
+  /// throws, the copies made so far are destroyed, `counter` is unchanged and no job runs.
   template <detail::JobCallable F>
   void run(Counter& counter, std::span<F> jobs, Priority priority = Priority::Normal) {
     detail::submit_span(*impl_, counter, jobs, priority);
