@@ -122,12 +122,7 @@ bool link_callback(Counter& counter, WaitNode& node) noexcept {
 void wait_for_linker(const WaitNode& node) noexcept { CounterAccess::wait_for_linker(node); }
 
 std::exception_ptr take_exception(Counter& counter) noexcept {
-  try {
-    CounterAccess::rethrow_if_error(counter);
-  } catch (...) {
-    return std::current_exception();
-  }
-  return nullptr;
+  return CounterAccess::take_error(counter);  // no rethrow: nothing to allocate
 }
 
 }  // namespace fiberjob::detail

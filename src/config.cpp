@@ -39,6 +39,17 @@ long max_map_count() noexcept {
   return value;
 }
 
+/// Bytes per trace event (TraceEvent in trace.hpp; Config::trace_events_per_worker's unit).
+constexpr std::size_t kTraceEventBytes = 24;
+
+/// Physical memory of this machine in bytes (a huge value when unknown: no limit then).
+std::size_t physical_memory_bytes() noexcept {
+  const long pages = ::sysconf(_SC_PHYS_PAGES);
+  const long page_bytes = ::sysconf(_SC_PAGESIZE);
+  if (pages <= 0 || page_bytes <= 0) return static_cast<std::size_t>(-1);
+  return static_cast<std::size_t>(pages) * static_cast<std::size_t>(page_bytes);
+}
+
 [[noreturn]] void reject(const std::string& message) {
   throw Error(ErrorCode::InvalidConfig, "fiberjob: invalid Config: " + message);
 }
@@ -101,6 +112,21 @@ Config validate_config(const Config& config) {
                          config.trace_events_per_worker > (std::size_t{1} << 26))) {
     reject("Config::trace_events_per_worker = " + std::to_string(config.trace_events_per_worker) +
            "; with Config::tracing on it must be in [1, 2^26]");
+  }
+  if (config.tracing) {
+    // Every worker and attachable slot gets a buffer up front: bound the sum, not only each.
+    const std::size_t buffers = std::size_t{config.worker_count} + config.attachable_threads;
+    const std::size_t total_bytes = config.trace_events_per_worker * buffers * kTraceEventBytes;
+    const std::size_t limit_bytes = physical_memory_bytes() / 2;
+    if (total_bytes > limit_bytes) {
+      reject("tracing needs Config::trace_events_per_worker (" +
+             std::to_string(config.trace_events_per_worker) + ") x (Config::worker_count + " +
+             "Config::attachable_threads = " + std::to_string(buffers) + ") x " +
+             std::to_string(kTraceEventBytes) + " bytes = " + std::to_string(total_bytes >> 20) +
+             " MiB of trace buffers, more than half of this machine's physical memory (" +
+             std::to_string(limit_bytes >> 20) +
+             " MiB); lower Config::trace_events_per_worker or Config::worker_count");
+    }
   }
   const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
   checked.fiber_stack_size = (config.fiber_stack_size + page - 1) / page * page;

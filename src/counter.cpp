@@ -7,8 +7,10 @@
 //           list with nullptr (acq_rel); add -kWaking back (release) — its last touch of the
 //           counter; then make the drained waiters runnable.
 // While value is in the waking range, waiters neither link nor return: they spin the few
-// nanoseconds until the drain is over. So the counter may die the moment a waiter sees zero:
-// the final signaller never touches it after that.
+// nanoseconds until the drain is over. So the final signaller never touches the counter once a
+// waiter can see zero, and a waiter's own link is over before its wait returns (`linking`);
+// another waiter's link may still be running, hence the rule that a counter dies (or is
+// reused) only once every wait on it returned (counter.hpp), checked in debug builds.
 
 #include <sched.h>
 
@@ -28,6 +30,14 @@ using detail::CounterAccess;
 
 namespace {
 
+/// The debug-only checks of the lifetime rules (Counter::linkers_): on when the library is
+/// built with assertions.
+#if defined(NDEBUG)
+constexpr bool kCheckLinkers = false;
+#else
+constexpr bool kCheckLinkers = true;
+#endif
+
 [[noreturn]] void die(const char* message) noexcept {
   std::fputs(message, stderr);
   std::fflush(stderr);
@@ -42,6 +52,13 @@ Counter::~Counter() {
     die("fiberjob: Counter destroyed while jobs or threads still wait on it; keep the counter "
         "alive until every wait on it has returned.\n");
   }
+  // acquire: pairs with the release decrement in CounterAccess::link (a finished link is
+  // seen as finished).
+  if (kCheckLinkers && linkers_.load(std::memory_order_acquire) != 0) {
+    die("fiberjob: Counter destroyed while a waiter is still linking into it (its wait has not "
+        "returned): with several waiters, destroy a counter only once every wait on it has "
+        "returned, not just one.\n");
+  }
   // relaxed: a diagnostic; a correct program has no concurrent access here.
   if (value_.load(std::memory_order_relaxed) != 0) {
     die("fiberjob: Counter destroyed while jobs it counts are still pending (count not zero); "
@@ -54,10 +71,19 @@ void Counter::add(std::int64_t n) {
     throw Error(ErrorCode::CounterMisuse,
                 "fiberjob: Counter::add(" + std::to_string(n) + "): the amount must be > 0");
   }
+  // Read before the add: a link already in progress then began while the count was not yet
+  // raised by us, so if the count was zero it belongs to the previous round.
+  // acquire: pairs with the release decrement in CounterAccess::link.
+  const std::uint32_t linking = kCheckLinkers ? linkers_.load(std::memory_order_acquire) : 0;
   // relaxed: the unit only has to exist before the job that removes it is queued, and the
   // queue push (release) / pop (acquire) orders that. Pairs with nothing itself.
   const std::int64_t previous = value_.fetch_add(n, std::memory_order_relaxed);
   if (previous == 0) {
+    if (kCheckLinkers && linking != 0) {
+      die("fiberjob: Counter reused (add after it reached zero) while a waiter of the previous "
+          "round is still linking (its wait has not returned): start a new round only once "
+          "every wait of the previous one has returned, not just one.\n");
+    }
     CounterAccess::forget_delivered_error(*this);
   } else if (previous < 0 && !CounterAccess::is_waking(previous)) {
     value_.fetch_sub(n, std::memory_order_relaxed);  // relaxed: undo of the add above
@@ -101,6 +127,9 @@ std::int64_t CounterAccess::settle(const Counter& counter) noexcept {
 void CounterAccess::link(Counter& counter, WaitNode& node, Worker* current) noexcept {
   // relaxed: published by the push CAS below; cleared with release after our last touch.
   node.linking.store(1, std::memory_order_relaxed);
+  // Debug check of the lifetime rules. relaxed: the count only has to be up before our push,
+  // which the push CAS (release) orders; the decrement below is release.
+  if (kCheckLinkers) counter.linkers_.fetch_add(1, std::memory_order_relaxed);
   // relaxed: only the first guess of the CAS below.
   WaitNode* head = counter.waiters_.load(std::memory_order_relaxed);
   do {
@@ -115,11 +144,16 @@ void CounterAccess::link(Counter& counter, WaitNode& node, Worker* current) noex
   // before it has seen node.linking == 0, which we store after our last touch of the counter.
   // Re-check: the count may have reached zero between the waiter's test and the link.
   if (load_settled(counter) != 0) {
+    // release: pairs with the acquire loads in ~Counter and add(). Before `linking` = 0: after
+    // that the counter may be gone.
+    if (kCheckLinkers) counter.linkers_.fetch_sub(1, std::memory_order_release);
     node.linking.store(0, std::memory_order_release);  // release: pairs with wait_for_linker
     return;
   }
   // acq_rel: as the drain in signal().
   WaitNode* drained = counter.waiters_.exchange(nullptr, std::memory_order_acq_rel);
+  // release: as above.
+  if (kCheckLinkers) counter.linkers_.fetch_sub(1, std::memory_order_release);
   node.linking.store(0, std::memory_order_release);  // release: pairs with wait_for_linker
   wake_list(drained, current);
 }
@@ -213,6 +247,18 @@ void CounterAccess::forget_delivered_error(Counter& counter) noexcept {
   counter.dropped_errors_.store(0, std::memory_order_relaxed);  // relaxed: inside the lock
   // release: pairs with the acquire load/CAS in capture().
   counter.error_state_.store(Counter::kNoError, std::memory_order_release);
+}
+
+std::exception_ptr CounterAccess::take_error(Counter& counter) noexcept {
+  // acquire: as in rethrow_if_error.
+  const std::uint32_t state = counter.error_state_.load(std::memory_order_acquire);
+  if (state != Counter::kErrorCaptured && state != Counter::kErrorDelivered) return nullptr;
+  std::exception_ptr error = counter.error_;  // complete: see rethrow_error
+  std::uint32_t captured = Counter::kErrorCaptured;
+  // relaxed: as in rethrow_error.
+  counter.error_state_.compare_exchange_strong(captured, Counter::kErrorDelivered,
+                                               std::memory_order_relaxed);
+  return error;
 }
 
 void CounterAccess::rethrow_error(Counter& counter) {

@@ -71,6 +71,9 @@ struct CounterAccess {
       rethrow_error(counter);
     }
   }
+  /// After a completed wait: the kept exception (nullptr if none), marked as delivered as a
+  /// rethrow would. Never throws nor allocates (copying an exception_ptr counts a reference).
+  static std::exception_ptr take_error(Counter& counter) noexcept;
   /// rethrow_if_error's slow path, once an exception is known to be kept: rethrows it.
   [[noreturn]] static void rethrow_error(Counter& counter);
 

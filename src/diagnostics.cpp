@@ -6,7 +6,6 @@
 #include <mutex>
 #include <vector>
 
-#include "counter_access.hpp"
 #include "scheduler.hpp"
 
 namespace fiberjob {
@@ -69,13 +68,14 @@ void Scheduler::describe(std::FILE* out) const noexcept {
                fibers_.in_use(), fibers_.created(), fibers_.high_water(), fibers_.warm_count(),
                fibers_.max_count());
   fibers_.for_each_suspended([out](const Fiber& fiber) {
+    // Only the pointer: the counter may be dead by now (the fiber was resumed, its wait
+    // returned and the counter went out of scope since the load), so it is never dereferenced.
     const Counter* counter = fiber.waiting_on.load(std::memory_order_relaxed);
     if (counter == nullptr) {
       std::fprintf(out, "  fiber #%u: suspended (yield or hop)\n", fiber.index);
     } else {
-      std::fprintf(out, "  fiber #%u: waits on counter %p (pending %lld)\n", fiber.index,
-                   static_cast<const void*>(counter),
-                   static_cast<long long>(CounterAccess::raw_value(*counter)));
+      std::fprintf(out, "  fiber #%u: waits on counter %p\n", fiber.index,
+                   static_cast<const void*>(counter));
     }
   });
 }

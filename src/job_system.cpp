@@ -18,7 +18,11 @@ namespace fiberjob {
 JobSystem::JobSystem(const Config& config)
     : impl_(std::make_unique<detail::Scheduler>(*this, detail::validate_config(config))) {}
 
-JobSystem::~JobSystem() = default;
+JobSystem::~JobSystem() {
+  // Jobs suspended forever keep wait nodes (in fiber records and coroutine frames that point
+  // into the scheduler) linked into counters that outlive us: keep the scheduler for them.
+  if (!impl_->shut_down()) detail::Scheduler::keep_forever(std::move(impl_));
+}
 
 void JobSystem::wait(Counter& counter) {
   if (detail::Fiber* self = detail::current_fiber()) {
@@ -114,15 +118,9 @@ void submit_one(Scheduler& scheduler, Counter& counter, JobRecord* record, Prior
   }
 }
 
-void submit(Scheduler& scheduler, Counter& counter, std::span<JobRecord* const> records,
-            Priority priority) {
+void publish(Scheduler& scheduler, Counter& counter, std::span<JobRecord* const> records,
+             Priority priority) noexcept {
   if (records.empty()) return;
-  try {
-    counter.add(static_cast<std::int64_t>(records.size()));
-  } catch (...) {
-    discard_records(scheduler, records);
-    throw;
-  }
   CounterAccess::set_scheduler_hint(counter, &scheduler);
   Worker* worker = current_worker();
   if (worker != nullptr && worker->scheduler == &scheduler) {

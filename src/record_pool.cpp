@@ -12,7 +12,6 @@ namespace fiberjob::detail {
 
 namespace {
 constexpr std::size_t kInFlightReserve = 1024;  // records
-constexpr std::size_t kMaxBlocks = 4096;        // bookkeeping reserved up front
 
 /// The pools alive now, so that a plain thread's cache of records is given back only to a pool
 /// that still exists. Guarded by its mutex; touched at pool construction and destruction, when
@@ -60,8 +59,6 @@ RecordPool::RecordPool(std::size_t workers) {
     generation_ = live.next_generation++;
     live.pools.emplace_back(this, generation_);
   }
-  blocks_.reserve(kMaxBlocks);
-  chains_.reserve(kMaxBlocks * (kBlockRecords / kBatch));
   const std::size_t records = workers * (kCacheLimit + kBatch) + kInFlightReserve;
   std::lock_guard lock(mutex_);
   while (blocks_.size() * kBlockRecords < records) allocate_block_locked();
@@ -79,35 +76,46 @@ RecordPool::~RecordPool() {
 }
 
 void RecordPool::allocate_block_locked() {
-  auto* block = static_cast<JobRecord*>(
-      ::operator new (sizeof(JobRecord) * kBlockRecords, std::align_val_t{alignof(JobRecord)}));
-  blocks_.push_back(block);
+  blocks_.push_back(nullptr);  // first: if it throws, nothing is allocated yet
+  JobRecord* block = nullptr;
+  try {
+    block = static_cast<JobRecord*>(
+        ::operator new (sizeof(JobRecord) * kBlockRecords, std::align_val_t{alignof(JobRecord)}));
+  } catch (...) {
+    blocks_.pop_back();
+    throw;
+  }
+  blocks_.back() = block;
   for (std::size_t first = 0; first < kBlockRecords; first += kBatch) {
     for (std::size_t i = first; i < first + kBatch; ++i) {
       JobRecord* record = ::new (static_cast<void*>(&block[i])) JobRecord();
-      record->next_free = i + 1 < first + kBatch ? &block[i + 1] : nullptr;
+      record->free.next = i + 1 < first + kBatch ? &block[i + 1] : nullptr;
     }
-    chains_.push_back(Chain{&block[first], kBatch});
+    push_locked(&block[first], &block[first + kBatch - 1], kBatch);
   }
 }
 
-void RecordPool::push_locked(JobRecord* head, JobRecord* tail, std::size_t count) {
-  if (!chains_.empty() && chains_.back().count + count <= kBatch) {
-    tail->next_free = chains_.back().head;
-    chains_.back().head = head;
-    chains_.back().count += count;
+void RecordPool::push_locked(JobRecord* head, JobRecord* tail, std::size_t count) noexcept {
+  JobRecord* top = chains_;
+  if (top != nullptr && top->free.count + count <= kBatch) {
+    // Onto the top chain: [head .. tail] then the top chain's records; head leads it now.
+    tail->free.next = top;
+    head->free.next_chain = top->free.next_chain;
+    head->free.count = top->free.count + count;
   } else {
-    tail->next_free = nullptr;
-    chains_.push_back(Chain{head, count});
+    tail->free.next = nullptr;
+    head->free.next_chain = top;
+    head->free.count = count;
   }
+  chains_ = head;
 }
 
 void RecordPool::refill_locked(RecordCache& cache) {
-  if (chains_.empty()) allocate_block_locked();
-  const Chain chain = chains_.back();
-  chains_.pop_back();
-  cache.head = chain.head;
-  cache.count = chain.count;
+  if (chains_ == nullptr) allocate_block_locked();
+  JobRecord* chain = chains_;
+  chains_ = chain->free.next_chain;
+  cache.head = chain;
+  cache.count = chain->free.count;
 }
 
 void RecordPool::refill(RecordCache& cache) {
@@ -131,8 +139,8 @@ void RecordPool::spill(RecordCache& cache) noexcept {
   // just released (warm in its cache), outside the mutex.
   JobRecord* first = cache.head;
   JobRecord* last = first;
-  for (std::size_t i = 1; i < kBatch; ++i) last = last->next_free;
-  cache.head = last->next_free;
+  for (std::size_t i = 1; i < kBatch; ++i) last = last->free.next;
+  cache.head = last->free.next;
   cache.count -= kBatch;
   std::lock_guard lock(mutex_);
   push_locked(first, last, kBatch);
@@ -147,8 +155,8 @@ void RecordPool::drain(RecordCache& cache) noexcept {
   if (cache.head == nullptr) return;
   JobRecord* last = cache.head;
   std::size_t count = 1;
-  while (last->next_free != nullptr) {
-    last = last->next_free;
+  while (last->free.next != nullptr) {
+    last = last->free.next;
     ++count;
   }
   std::lock_guard lock(mutex_);

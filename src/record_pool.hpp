@@ -21,7 +21,9 @@ struct RecordCache {
 /// the pool dies; records move between caches through the shared list as whole chains of up to
 /// kBatch records (a chain is taken or given in O(1), never walked under the mutex: a free
 /// record was last written by another core, and walking 64 of them cost a cache miss each), so
-/// the mutex is taken once per chain.
+/// the mutex is taken once per chain. The shared list is intrusive (each chain's first record
+/// links the next chain), so giving records back (release, spill, drain: noexcept) never
+/// allocates; only taking records may allocate a new block (and throw std::bad_alloc).
 class RecordPool {
  public:
   static constexpr std::size_t kBatch = 64;
@@ -42,7 +44,7 @@ class RecordPool {
     if (cache.head == nullptr) [[unlikely]]
       refill(cache);
     JobRecord* record = cache.head;
-    cache.head = record->next_free;
+    cache.head = record->free.next;
     --cache.count;
     return record;
   }
@@ -54,7 +56,7 @@ class RecordPool {
   /// Returns a record to a worker's cache; spills a batch to the shared list when it grows.
   /// Inline: it is on every job's end.
   void release(RecordCache& cache, JobRecord* record) noexcept {
-    record->next_free = cache.head;
+    record->free.next = cache.head;
     cache.head = record;
     if (++cache.count > kCacheLimit) [[unlikely]]
       spill(cache);
@@ -65,17 +67,13 @@ class RecordPool {
   void drain(RecordCache& cache) noexcept;
 
  private:
-  /// Free records linked through next_free, [head .. tail], `count` of them.
-  struct Chain {
-    JobRecord* head;
-    std::size_t count;
-  };
   /// Makes the empty `cache` one chain of the shared list (allocating a block first if the
   /// list is empty). Caller holds mutex_.
   void refill_locked(RecordCache& cache);
-  /// Puts [head .. tail] (`count` records) on the shared list: onto the top chain if both fit
-  /// in kBatch, else as a chain of its own. Caller holds mutex_.
-  void push_locked(JobRecord* head, JobRecord* tail, std::size_t count);
+  /// Puts [head .. tail] (`count` records, linked through free.next) on the shared list: onto
+  /// the top chain if both fit in kBatch, else as a chain of its own. Never allocates. Caller
+  /// holds mutex_.
+  void push_locked(JobRecord* head, JobRecord* tail, std::size_t count) noexcept;
   /// Allocates one block of kBlockRecords records as chains of kBatch. Caller holds mutex_.
   void allocate_block_locked();
   /// Refills the empty `cache` with one chain of the shared list (takes the mutex).
@@ -87,8 +85,10 @@ class RecordPool {
   /// plain thread's record cache is given back only to the pool with its generation.
   std::uint64_t generation_;
   std::mutex mutex_;
-  std::vector<Chain> chains_;       // guarded by mutex_; capacity reserved up front
-  std::vector<JobRecord*> blocks_;  // guarded by mutex_
+  /// First record of the top chain of the shared list (free.next_chain links the others);
+  /// nullptr = empty. Guarded by mutex_.
+  JobRecord* chains_ = nullptr;
+  std::vector<JobRecord*> blocks_;  // guarded by mutex_; grows only in allocate_block_locked
 };
 
 }  // namespace fiberjob::detail

@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <sched.h>
 
+#include <cerrno>
 #include <coroutine>
 #include <cstdio>
 #include <cstdlib>
@@ -72,18 +73,21 @@ Scheduler::Scheduler(JobSystem& owner, const Config& config)
       records_(config.worker_count) {
   const std::uint32_t slots = config_.worker_count + config_.attachable_threads;
   workers_.reserve(slots);
+  // Every Worker first (each may throw, e.g. for its trace buffer), and only then the fibers:
+  // a fiber once acquired is a started Boost.Context fiber, which ~FiberPool must not destroy.
   for (std::uint32_t i = 0; i < slots; ++i) {
     workers_.push_back(std::make_unique<Worker>(
         *this, i, injector_, config_.tracing ? config_.trace_events_per_worker : 0));
     if (i >= config_.worker_count) {  // a slot for an attached thread: no thread, no first fiber
       workers_.back()->is_slot = true;
       workers_.back()->native.pinned = true;
-      continue;
     }
-    // Reserve each worker's first fiber now: jobs that suspend early must not starve a worker
-    // that has not started yet.
-    workers_.back()->first = fibers_.acquire();
-    if (workers_.back()->first == nullptr) throw_pool_exhausted(*this);
+  }
+  // Reserve each worker's first fiber now: jobs that suspend early must not starve a worker
+  // that has not started yet.
+  for (std::uint32_t i = 0; i < config_.worker_count; ++i) {
+    workers_[i]->first = fibers_.acquire();
+    if (workers_[i]->first == nullptr) throw_pool_exhausted(*this);
   }
   register_scheduler(this);
   try {
@@ -94,51 +98,103 @@ Scheduler::Scheduler(JobSystem& owner, const Config& config)
   }
 }
 
-Scheduler::~Scheduler() {
+bool Scheduler::shut_down() noexcept {
   stop_workers();
   unregister_scheduler(this);
   const std::uint32_t suspended = fibers_.retire_all();
   if (suspended != 0) {
     std::fprintf(stderr,
                  "fiberjob: JobSystem destroyed with %u job(s) still suspended on counters that "
-                 "never reached zero; their fiber stacks are released without unwinding "
-                 "(destructors of their locals do not run).\n",
+                 "never reached zero; they are never resumed (destructors of their locals do not "
+                 "run), and their fiber stacks and the job system's memory stay allocated so "
+                 "that a later signal of those counters is harmless.\n",
                  suspended);
   }
   // The workers have stopped, so every coroutine job still alive is suspended on something
   // that never completed (a counter or a foreign awaitable).
-  if (const std::uint64_t coroutines = stats().coroutine_jobs_alive; coroutines != 0) {
+  const std::uint64_t coroutines = stats().coroutine_jobs_alive;
+  if (coroutines != 0) {
     std::fprintf(stderr,
                  "fiberjob: JobSystem destroyed with %llu coroutine job(s) still suspended on "
                  "counters (or other awaitables) that never completed; their coroutine frames "
-                 "are not destroyed (their memory stays allocated).\n",
+                 "and the job system's memory stay allocated (they are never resumed).\n",
                  static_cast<unsigned long long>(coroutines));
+  }
+  return suspended == 0 && coroutines == 0;
+}
+
+namespace {
+/// Schedulers kept by keep_forever (Scheduler::next_kept_ links them). Never read: it only
+/// keeps their memory reachable.
+std::atomic<Scheduler*> g_kept{nullptr};
+}  // namespace
+
+void Scheduler::keep_forever(std::unique_ptr<Scheduler> scheduler) noexcept {
+  Scheduler* kept = scheduler.release();
+  // relaxed: the list is never traversed; it only has to hold the pointers.
+  kept->next_kept_ = g_kept.load(std::memory_order_relaxed);
+  while (!g_kept.compare_exchange_weak(kept->next_kept_, kept, std::memory_order_relaxed)) {
   }
 }
 
+namespace {
+
+/// The CPUs the calling thread may run on (its affinity mask: the process's, under taskset),
+/// in increasing order; worker i is pinned to the i-th of them. Errors: Error (InvalidConfig)
+/// when there are fewer than `workers`, std::system_error when the mask cannot be read.
+std::vector<int> cpus_for_pinning(std::uint32_t workers) {
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) {
+    throw std::system_error(errno, std::generic_category(),
+                            "fiberjob: reading the thread's CPU affinity mask for "
+                            "Config::pin_workers failed");
+  }
+  std::vector<int> cpus;
+  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+    if (CPU_ISSET(cpu, &allowed)) cpus.push_back(cpu);
+  }
+  if (cpus.size() < workers) {
+    throw Error(
+        ErrorCode::InvalidConfig,
+        "fiberjob: Config::pin_workers with Config::worker_count = " + std::to_string(workers) +
+            " needs as many CPUs, but the affinity mask of "
+            "the thread creating the JobSystem (e.g. set by taskset) allows only " +
+            std::to_string(cpus.size()) +
+            "; lower Config::worker_count or turn Config::pin_workers off");
+  }
+  return cpus;
+}
+
+}  // namespace
+
 void Scheduler::start_workers() {
-  std::size_t started = 0;
   try {
+    std::vector<int> cpus;
+    if (config_.pin_workers) cpus = cpus_for_pinning(config_.worker_count);
     for (auto& worker : workers_) {
       Worker* w = worker.get();
       if (w->is_slot) break;  // the slots come last and have no thread
       w->thread = std::thread([this, w] { worker_main(*w); });
-      ++started;
       if (config_.pin_workers) {
         cpu_set_t set;
         CPU_ZERO(&set);
-        CPU_SET(w->index, &set);
+        CPU_SET(cpus[w->index], &set);
         const int error = pthread_setaffinity_np(w->thread.native_handle(), sizeof set, &set);
         if (error != 0) {
           throw std::system_error(error, std::generic_category(),
-                                  "fiberjob: pinning a worker failed (Config::pin_workers)");
+                                  "fiberjob: pinning worker " + std::to_string(w->index) +
+                                      " to CPU " + std::to_string(cpus[w->index]) +
+                                      " failed (Config::pin_workers); turn pinning off");
         }
       }
     }
   } catch (...) {
-    // Unwind what started; workers_ beyond `started` have no thread. Retire the fibers here:
-    // ~FiberPool must not destroy started Boost.Context fibers (that would unwind them).
-    workers_.resize(started);
+    // Unwind what started. The started workers read workers_ (they steal from every worker)
+    // until they are joined, so no Worker may go before stop_workers returns; workers without
+    // a thread are skipped by its join. Retire the fibers here: ~FiberPool must not destroy
+    // started Boost.Context fibers (that would unwind them). The Worker objects go with
+    // workers_ when the constructor's unwinding destroys it.
     stop_workers();
     fibers_.retire_all();
     throw;
@@ -543,6 +599,40 @@ namespace {
 /// instructions per single wake, and a ping-pong round trip makes two single wakes.
 [[gnu::noinline]] void wake_list_batched(WaitNode* head, Worker* current) noexcept;
 
+/// Foreign coroutines woken on this (non-worker) thread with no job system to resume them on,
+/// first to last, linked through WaitNode::next (each node is the waker's from the drain on;
+/// the coroutine does not read `next` once resumed). `draining`: a resume_foreign further up
+/// this thread's stack is running them.
+struct ForeignResumes {
+  WaitNode* head = nullptr;
+  WaitNode* tail = nullptr;
+  bool draining = false;
+};
+thread_local ForeignResumes t_foreign_resumes;
+
+/// Resumes the foreign coroutine of `node` on this thread, from a trampoline: a coroutine that
+/// signals another counter while it runs (a chain of them) only queues the next one, which the
+/// outermost call resumes after it returned. So the stack depth stays bounded however long the
+/// chain, instead of one nested resume per link.
+void resume_foreign(WaitNode* node) noexcept {
+  ForeignResumes& queue = t_foreign_resumes;  // a plain thread: it never changes threads
+  node->next = nullptr;
+  if (queue.tail != nullptr) {
+    queue.tail->next = node;
+  } else {
+    queue.head = node;
+  }
+  queue.tail = node;
+  if (queue.draining) return;  // the outer call resumes it
+  queue.draining = true;
+  while (WaitNode* first = queue.head) {
+    queue.head = first->next;
+    if (queue.head == nullptr) queue.tail = nullptr;
+    std::coroutine_handle<>::from_address(first->coroutine).resume();
+  }
+  queue.draining = false;
+}
+
 }  // namespace
 
 void wake_list(WaitNode* head, Worker* current) noexcept {
@@ -612,8 +702,8 @@ void wake_list_batched(WaitNode* head, Worker* current) noexcept {
                                                : nullptr;
         if (scheduler == nullptr) {
           // No job system known (a counter no system ever ran jobs on, signalled by a plain
-          // thread): resume the foreign coroutine right here.
-          std::coroutine_handle<>::from_address(head->coroutine).resume();
+          // thread): resume the foreign coroutine on this thread, through the trampoline.
+          resume_foreign(head);
           head = next;
           continue;
         }

@@ -36,10 +36,21 @@ class Scheduler {
  public:
   /// `config` must be validated. Starts the workers.
   Scheduler(JobSystem& owner, const Config& config);
-  /// Finishes all work that can finish, stops the workers, retires the fibers.
-  ~Scheduler();
+  /// Frees everything; call only after shut_down returned true (or when construction failed).
+  ~Scheduler() = default;
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
+
+  /// Finishes all work that can finish, stops the workers, retires the idle fibers. Returns
+  /// true when the scheduler may be destroyed; false when jobs are still suspended on counters
+  /// that never reached zero (reported on stderr): their wait nodes stay linked into those
+  /// counters, so the scheduler must then be kept (keep_forever) for a later signal to be safe.
+  [[nodiscard]] bool shut_down() noexcept;
+  /// Keeps a shut-down `scheduler` whose jobs are still suspended forever: never destroyed, so
+  /// its fiber records, stacks and queues stay valid. A later signal of a counter such a job
+  /// waits on queues the job's resumption into the stopped injector, where it is never run.
+  /// The memory stays reachable from a global list, so leak checkers do not report it.
+  static void keep_forever(std::unique_ptr<Scheduler> scheduler) noexcept;
 
   [[nodiscard]] JobSystem& owner() const noexcept { return owner_; }
   [[nodiscard]] const Config& config() const noexcept { return config_; }
@@ -155,6 +166,8 @@ class Scheduler {
   /// Elects the one report_exhausted_once that prints (relaxed exchange: pairs with nothing).
   std::atomic<bool> exhaustion_reported_{false};
   std::atomic<std::int64_t> foreign_coroutine_jobs_{0};
+  /// Link in the list of schedulers kept by keep_forever.
+  Scheduler* next_kept_ = nullptr;
 };
 
 }  // namespace fiberjob::detail

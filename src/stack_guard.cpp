@@ -1,10 +1,15 @@
-// SIGSEGV handler for fiber stack overflows. Everything here is async-signal-safe: the handler
-// reads a fixed array of atomics and writes with write(2).
+// SIGSEGV handler for fiber stack overflows. Everything the handler does is async-signal-safe
+// and goes straight to the kernel: it reads a fixed array of atomics, writes with a raw
+// write system call and restores the default action with a raw rt_sigaction system call. Raw
+// system calls, not the libc wrappers: sanitizers intercept write, signal and sigaction, and
+// ThreadSanitizer's interceptors take locks that a handler interrupting its runtime (or any
+// thread holding them) can deadlock on.
 
 #include "stack_guard.hpp"
 
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -25,11 +30,25 @@ constexpr std::size_t kAltStackBytes = 64 * 1024;
 std::atomic<const FiberPool*> g_pools[kMaxPools];
 struct sigaction g_previous;
 std::once_flag g_install_once;
-thread_local void* t_alt_stack = nullptr;
+
+/// The calling thread's alternate signal stack as install_alternate_signal_stack left it:
+/// `ours` is the stack we mapped (nullptr when the thread's own one was big enough and kept),
+/// `previous` the thread's setting before, restored by remove_alternate_signal_stack.
+struct AltStack {
+  void* ours = nullptr;
+  stack_t previous{};
+  bool installed = false;
+};
+thread_local AltStack t_alt_stack;
+
+std::size_t length_of(const char* s) noexcept {
+  std::size_t n = 0;
+  while (s[n] != '\0') ++n;
+  return n;
+}
 
 void write_str(const char* s) noexcept {
-  const std::size_t n = std::strlen(s);
-  [[maybe_unused]] ssize_t ignored = ::write(STDERR_FILENO, s, n);
+  [[maybe_unused]] const long ignored = ::syscall(SYS_write, STDERR_FILENO, s, length_of(s));
 }
 
 void write_number(unsigned long value) noexcept {
@@ -41,6 +60,23 @@ void write_number(unsigned long value) noexcept {
     value /= 10;
   } while (value != 0);
   write_str(p);
+}
+
+/// The kernel's struct sigaction (not glibc's): all zero is SIG_DFL with no flags and an empty
+/// mask.
+struct KernelSigaction {
+  void* handler;
+  unsigned long flags;
+  void* restorer;
+  unsigned long mask;
+};
+
+/// SIG_DFL for SIGSEGV, straight to the kernel (see the file comment). Returning from the
+/// handler re-executes the faulting access, which then kills the process by SIGSEGV (with a
+/// core dump where enabled), as any unhandled segmentation fault does.
+void restore_default_action() noexcept {
+  KernelSigaction action{};
+  ::syscall(SYS_rt_sigaction, SIGSEGV, &action, nullptr, sizeof action.mask);
 }
 
 void on_segv(int signal_number, siginfo_t* info, void* ucontext) {
@@ -57,7 +93,7 @@ void on_segv(int signal_number, siginfo_t* info, void* ucontext) {
     write_str(
         " bytes of stack. Raise Config::fiber_stack_size, or move large locals off the "
         "stack.\n");
-    ::signal(SIGSEGV, SIG_DFL);  // return: the access faults again and the process dies
+    restore_default_action();  // return: the access faults again and the process dies
     return;
   }
   if ((g_previous.sa_flags & SA_SIGINFO) != 0 && g_previous.sa_sigaction != nullptr) {
@@ -65,7 +101,7 @@ void on_segv(int signal_number, siginfo_t* info, void* ucontext) {
   } else if (g_previous.sa_handler != SIG_DFL && g_previous.sa_handler != SIG_IGN) {
     g_previous.sa_handler(signal_number);
   } else {
-    ::signal(SIGSEGV, SIG_DFL);  // default action on the re-executed access
+    restore_default_action();  // default action on the re-executed access
   }
 }
 
@@ -102,14 +138,24 @@ void unregister_guarded_pool(const FiberPool* pool) noexcept {
 }
 
 void install_alternate_signal_stack() {
+  AltStack& mine = t_alt_stack;
+  stack_t current{};
+  if (::sigaltstack(nullptr, &current) != 0) {
+    throw std::system_error(errno, std::generic_category(), "fiberjob: sigaltstack failed");
+  }
+  // The thread has an alternate stack of its own (a crash reporter's, say) that is big enough
+  // for the handler: keep it.
+  if ((current.ss_flags & SS_DISABLE) == 0 && current.ss_size >= kAltStackBytes) {
+    mine = AltStack{nullptr, current, true};
+    return;
+  }
   void* memory =
       ::mmap(nullptr, kAltStackBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (memory == MAP_FAILED) {
     throw std::system_error(errno, std::generic_category(),
                             "fiberjob: mmap of a worker's signal stack failed");
   }
-  stack_t stack;
-  std::memset(&stack, 0, sizeof stack);
+  stack_t stack{};
   stack.ss_sp = memory;
   stack.ss_size = kAltStackBytes;
   if (::sigaltstack(&stack, nullptr) != 0) {
@@ -117,17 +163,24 @@ void install_alternate_signal_stack() {
     ::munmap(memory, kAltStackBytes);
     throw std::system_error(error, std::generic_category(), "fiberjob: sigaltstack failed");
   }
-  t_alt_stack = memory;
+  mine = AltStack{memory, current, true};
 }
 
 void remove_alternate_signal_stack() noexcept {
-  if (t_alt_stack == nullptr) return;
-  stack_t stack;
-  std::memset(&stack, 0, sizeof stack);
-  stack.ss_flags = SS_DISABLE;
-  ::sigaltstack(&stack, nullptr);
-  ::munmap(t_alt_stack, kAltStackBytes);
-  t_alt_stack = nullptr;
+  AltStack& mine = t_alt_stack;
+  if (!mine.installed) return;
+  if (mine.ours != nullptr) {
+    // Give the thread its own setting back (its earlier stack, or none).
+    stack_t previous = mine.previous;
+    previous.ss_flags &= SS_DISABLE;  // SS_ONSTACK is a status, not a setting
+    if ((previous.ss_flags & SS_DISABLE) != 0) {
+      previous.ss_sp = nullptr;
+      previous.ss_size = 0;
+    }
+    ::sigaltstack(&previous, nullptr);
+    ::munmap(mine.ours, kAltStackBytes);
+  }
+  mine = AltStack{};
 }
 
 }  // namespace fiberjob::detail

@@ -4,9 +4,30 @@
 
 #include <fmt/core.h>
 
+#include <new>
+#include <string>
+
+#include "fiberjob/error.hpp"
+
 #include "scheduler.hpp"
 
 namespace fiberjob::detail {
+
+std::unique_ptr<TraceEvent[]> TraceBuffer::allocate(std::size_t capacity) {
+  try {
+    // Not value-initialised: events are written before they are read (size() bounds reads),
+    // and untouched pages of a large buffer cost no memory.
+    return std::unique_ptr<TraceEvent[]>(new TraceEvent[capacity]);
+  } catch (const std::bad_alloc&) {
+    throw Error(ErrorCode::InvalidConfig,
+                "fiberjob: out of memory allocating a worker's trace buffer of "
+                "Config::trace_events_per_worker = " +
+                    std::to_string(capacity) + " events x " + std::to_string(sizeof(TraceEvent)) +
+                    " bytes; lower Config::trace_events_per_worker (or Config::worker_count), "
+                    "or turn Config::tracing off");
+  }
+}
+
 namespace {
 
 const char* event_name(TraceKind kind) noexcept {

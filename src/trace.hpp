@@ -30,6 +30,7 @@ struct TraceEvent {
   std::uint32_t id;      ///< fiber index, or victim worker for Steal
   TraceKind kind;
 };
+static_assert(sizeof(TraceEvent) == 24, "Config::trace_events_per_worker documents 24 bytes");
 
 /// Nanoseconds on the steady clock.
 inline std::uint64_t trace_now_ns() noexcept {
@@ -41,9 +42,10 @@ inline std::uint64_t trace_now_ns() noexcept {
 class TraceBuffer {
  public:
   /// `capacity` events (0: tracing off, nothing allocated).
+  /// Errors: Error (InvalidConfig) naming Config::trace_events_per_worker when the memory
+  /// cannot be had (trace.cpp).
   explicit TraceBuffer(std::size_t capacity)
-      : events_(capacity != 0 ? std::make_unique<TraceEvent[]>(capacity) : nullptr),
-        capacity_(capacity) {}
+      : events_(capacity != 0 ? allocate(capacity) : nullptr), capacity_(capacity) {}
 
   /// Appends an event. Owner thread only; lock-free, no allocation.
   void record(TraceKind kind, std::uint64_t start_ns, std::uint64_t end_ns,
@@ -67,6 +69,8 @@ class TraceBuffer {
   }
 
  private:
+  static std::unique_ptr<TraceEvent[]> allocate(std::size_t capacity);
+
   std::unique_ptr<TraceEvent[]> events_;
   std::size_t capacity_;
   std::atomic<std::size_t> count_{0};

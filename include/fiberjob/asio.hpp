@@ -10,8 +10,10 @@
 
 #include <asio/associated_executor.hpp>
 #include <asio/async_result.hpp>
-#include <asio/executor_work_guard.hpp>
-#include <asio/post.hpp>
+#include <asio/basic_waitable_timer.hpp>
+#include <asio/error_code.hpp>
+#include <atomic>
+#include <chrono>
 #include <exception>
 #include <memory>
 #include <type_traits>
@@ -24,50 +26,84 @@ namespace fiberjob::asio {
 
 namespace detail {
 
-/// One pending async_wait: the wait node, the handler and a work guard that keeps the handler's
-/// executor (e.g. an io_context) from running out of work while the counter is pending.
+/// One pending async_wait: the wait node, the handler, and the vehicle of the completion — a
+/// timer on the handler's executor that never expires, whose wait is started with the
+/// operation. Asio allocates everything that wait's completion needs when it starts; the wake
+/// (in the signaller's noexcept callback) only cancels it, which allocates nothing, so an
+/// allocation failure can only happen at the start, where async_wait throws it. The pending
+/// timer wait also keeps the executor's context (e.g. an io_context) from running out of work.
 template <class Handler>
 class WaitOperation {
+  using Executor = ::asio::associated_executor_t<Handler>;
+  using Clock = std::chrono::steady_clock;
+  using Timer = ::asio::basic_waitable_timer<Clock, ::asio::wait_traits<Clock>, Executor>;
+
  public:
   WaitOperation(Handler handler, Counter& counter)
       : handler_(std::move(handler)),
-        work_(::asio::make_work_guard(::asio::get_associated_executor(handler_))),
+        timer_(::asio::get_associated_executor(handler_), Clock::time_point::max()),
         counter_(counter) {}
 
-  /// Links into the counter's wait list, or completes at once when it is already zero.
-  /// Consumes `self` either way.
+  /// Starts the timer wait, then links into the counter's wait list, or wakes at once when it
+  /// is already zero (the handler still runs through the executor, never inline).
+  /// Consumes `self` either way. Errors: what Asio throws when starting the timer wait
+  /// (std::bad_alloc); nothing is linked then.
   static void start(std::unique_ptr<WaitOperation> self) {
     WaitOperation* op = self.get();
+    op->timer_.async_wait(Fire{op});
+    // From here the operation belongs to the timer wait and to the wake (refs_ = 2).
+    self.release();
     op->node_.callback = &WaitOperation::on_zero;
     op->node_.coroutine = op;
-    if (fiberjob::detail::link_callback(op->counter_, op->node_)) {
-      self.release();  // owned by the wait list until on_zero
-    } else {
-      op->complete();  // already zero: complete through the executor, never inline
-      // `self` deletes the operation here; the posted handler owns a moved copy.
-    }
+    if (!fiberjob::detail::link_callback(op->counter_, op->node_)) op->wake();
   }
 
  private:
-  /// Runs on the thread whose signal brought the counter to zero: short and non-blocking.
+  /// The timer wait's handler: runs on the handler's executor once wake() cancelled it.
+  struct Fire {
+    WaitOperation* op;
+    void operator()(const ::asio::error_code&) { op->fire(); }
+  };
+
+  /// Runs on the thread whose signal brought the counter to zero: short, non-blocking, no
+  /// allocation.
   static void on_zero(fiberjob::detail::WaitNode& node) noexcept {
-    std::unique_ptr<WaitOperation> self(static_cast<WaitOperation*>(node.coroutine));
+    auto* op = static_cast<WaitOperation*>(node.coroutine);
     fiberjob::detail::wait_for_linker(node);
-    self->complete();
+    op->wake();
   }
 
-  void complete() {
-    std::exception_ptr error = fiberjob::detail::take_exception(counter_);
-    auto executor = work_.get_executor();
-    ::asio::post(executor, [handler = std::move(handler_), error = std::move(error)]() mutable {
-      std::move(handler)(error);
-    });
-    work_.reset();
+  /// The counter reached zero: keep its exception, complete the timer wait. Allocates nothing:
+  /// cancelling queues the wait's operation, which Asio allocated when it started.
+  void wake() noexcept {
+    error_ = fiberjob::detail::take_exception(counter_);
+    try {
+      timer_.cancel();
+    } catch (...) {  // Asio's cancel of a pending wait reports no error; nothing to do
+    }
+    release();  // our last touch of the operation
+  }
+
+  /// The completion, on the handler's executor.
+  void fire() {
+    Handler handler = std::move(handler_);
+    std::exception_ptr error = std::move(error_);  // written by wake(), before its cancel
+    release();
+    std::move(handler)(error);
+  }
+
+  /// Two owners, the timer wait and the wake; the last one deletes the operation.
+  void release() noexcept {
+    // acq_rel: release publishes this owner's last accesses (wake's cancel of the timer);
+    // acquire, for the owner that deletes, pairs with the other owner's release.
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
   }
 
   Handler handler_;
-  ::asio::executor_work_guard<::asio::associated_executor_t<Handler>> work_;
+  Timer timer_;
   Counter& counter_;
+  std::exception_ptr error_;
+  std::atomic<int> refs_{2};
   fiberjob::detail::WaitNode node_;
 };
 
@@ -76,10 +112,13 @@ class WaitOperation {
 /// Starts an asynchronous wait for `counter` to reach zero; completes with
 /// `void(std::exception_ptr)` — the first exception a job on the counter threw, or nullptr
 /// (`asio::use_awaitable` turns a non-null one into a throw at the `co_await`).
-/// The handler runs on its associated executor (posted, never inline in a signaller), and that
-/// executor counts as having outstanding work until then.
-/// Thread-safety: any thread. Allocation: one operation object per wait (plus whatever the
-/// completion token allocates). Lifetime: `counter` must outlive the wait.
+/// The handler runs on its associated executor (never inline in a signaller), and that
+/// executor's context counts as having outstanding work until then.
+/// Thread-safety: any thread. Allocation: only when the wait starts — one operation object and
+/// Asio's pending wait of a timer on the handler's executor (plus whatever the completion token
+/// allocates); the signal that completes the wait allocates nothing (it cancels that timer
+/// wait), so it cannot fail. Errors: std::bad_alloc from the start, nothing linked then.
+/// Lifetime: `counter` and the executor's execution context must outlive the wait.
 template <class CompletionToken>
 auto async_wait(Counter& counter, CompletionToken&& token) {
   return ::asio::async_initiate<CompletionToken, void(std::exception_ptr)>(

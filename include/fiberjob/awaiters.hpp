@@ -42,7 +42,10 @@ void schedule_coroutine(WaitNode& node, Scheduler& scheduler, std::coroutine_han
 ///   holds no fiber or stack, only its frame. It continues on a worker of the job system it was
 ///   awaited through (`ctx.wait`), or for a bare `co_await counter` on the awaiting worker's
 ///   system (off our workers: the system that last ran jobs on the counter). A counter no job
-///   system ever ran jobs on resumes the coroutine inline on the thread that signals it.
+///   system ever ran jobs on resumes the coroutine on the thread that signals it, before the
+///   outermost signal on that thread returns: a coroutine that signals another such counter
+///   only queues the next one on a per-thread trampoline, so a chain of any length runs at a
+///   bounded stack depth.
 /// * Contrast `this_fiber::wait`, which suspends the whole fiber (any call depth, any code).
 /// Errors: Error (CounterMisuse) when awaiting the counter the running job itself signals.
 /// Thread-safety: one awaiter per co_await; any number of awaiters per counter.

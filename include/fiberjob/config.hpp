@@ -42,7 +42,10 @@ struct Config {
   /// Default 0.
   std::uint32_t attachable_threads = 0;
 
-  /// Pin worker i to CPU i (requires worker_count <= hardware threads). Default off.
+  /// Pin worker i to the i-th CPU that the affinity mask of the thread constructing the
+  /// `JobSystem` allows (the process's mask under `taskset`), so pinning never leaves that set.
+  /// Requires worker_count <= hardware threads and <= the CPUs of that mask (else `Error`,
+  /// `InvalidConfig`, naming both fields and the allowed CPU count). Default off.
   bool pin_workers = false;
 
   /// Fibers allocated up front and kept warm (their stack pages stay resident between uses).
@@ -77,7 +80,9 @@ struct Config {
   bool tracing = false;
 
   /// Events each worker can record while tracing (24 bytes each, allocated up front; in
-  /// [1, 2^26]). When full, further events are dropped and counted. Default 2^18 (6 MiB).
+  /// [1, 2^26]), also for each attachable slot. In all, trace_events_per_worker x
+  /// (worker_count + attachable_threads) x 24 bytes must not exceed half of the machine's
+  /// physical memory. When full, further events are dropped and counted. Default 2^18 (6 MiB).
   std::size_t trace_events_per_worker = std::size_t{1} << 18;
 
   /// Smallest accepted `fiber_stack_size` in bytes.

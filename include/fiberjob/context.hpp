@@ -56,8 +56,10 @@ class Context {
   }
 
   /// Starts one child job per element of `jobs` (each element copied), all signalling `counter`.
-  /// Cheaper than repeated spawn: the counter is added to once per chunk of 64 and parked workers
-  /// are woken once per chunk. Same contract as the single spawn.
+  /// Cheaper than repeated spawn: the counter is added to once and parked workers are woken
+  /// once per chunk of 64. Same contract as the single spawn. All or nothing: every element is
+  /// copied before anything is added or queued, so if a copy throws, the copies made so far
+  /// are destroyed, `counter` is unchanged and no job runs.
   template <detail::JobCallable F>
   void spawn(Counter& counter, std::span<F> jobs, Priority priority = Priority::Normal) {
     detail::submit_span(scheduler_, counter, jobs, priority);

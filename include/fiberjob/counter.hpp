@@ -23,14 +23,26 @@ class Scheduler;
 /// first exception a job threw.
 ///
 /// Waiting never allocates: waiters link an intrusive node into a lock-free wait list (Treiber
-/// stack, drained in one exchange). The counter may live on the waiter's stack and die the moment
-/// the wait returns: the last signaller never touches it after a waiter can see zero.
+/// stack, drained in one exchange). The counter may live on the waiter's stack: the last
+/// signaller never touches it after a waiter can see zero, and a wait returns only after its
+/// own link is over. Another waiter's link is not covered: a waiter that found the count
+/// non-zero may still be linking (pushing its node, re-checking the count) when a different
+/// wait has already returned.
 ///
 /// Lifetime rules (the caller's responsibility):
-/// * the counter outlives every job that signals it and every wait call on it;
+/// * the counter outlives every job that signals it and every wait call on it — *every* wait,
+///   not only the caller's own: with several waiters, destroy it only once all their waits
+///   have returned (with one waiter, the usual join, that is the moment its wait returns);
 /// * a counter may be reused (new jobs added after it reached zero) once every wait of the
-///   previous round has returned. A new round (the first add after zero) forgets an exception
-///   that a wait already rethrew; one no wait has seen yet is kept for the next wait.
+///   previous round has returned, for the same reason: a late linker of the previous round
+///   could otherwise drain a waiter of the new round, whose wait would return early. A new
+///   round (the first add after zero) forgets an exception that a wait already rethrew; one
+///   no wait has seen yet is kept for the next wait.
+/// Debug builds of the library (assertions on, NDEBUG undefined) count the links in progress
+/// and abort with a message when the counter is destroyed, or a new round starts, while
+/// another waiter is still linking (two atomic operations more per wait; release builds do
+/// not check). The check sees a late linker only once it has started linking, so it catches
+/// some breaches of the rules, not all.
 ///
 /// Thread-safety: all members may be called concurrently from any thread.
 /// Size: one cache line (64 bytes), so that a counter never shares a line with hot neighbours
@@ -43,7 +55,8 @@ class alignas(16) Counter {
   Counter() noexcept = default;
   /// Aborts with a message if waiters are still linked or units are outstanding: jobs or
   /// waiters would touch a dead counter (for example a job that exited a scope by an exception
-  /// before waiting for the children it spawned). Cost: two loads.
+  /// before waiting for the children it spawned). Debug builds also abort while another
+  /// waiter is still linking (see the lifetime rules). Cost: two loads (three in debug).
   ~Counter();
   Counter(const Counter&) = delete;
   Counter& operator=(const Counter&) = delete;
@@ -52,6 +65,8 @@ class alignas(16) Counter {
   /// signals. Jobs started with run/spawn add their own unit; do not add for them.
   /// Suspends: no. Thread-safety: any thread.
   /// Errors: throws `Error` (`CounterMisuse`) if n <= 0 or the counter was over-signalled.
+  ///   Debug builds abort with a message when this starts a new round (the count was zero)
+  ///   while a waiter of the previous round is still linking (see the lifetime rules).
   void add(std::int64_t n = 1);
 
   /// Removes one unit; the signal that reaches zero wakes every waiter (batch wake).
@@ -99,7 +114,10 @@ class alignas(16) Counter {
   /// The job system that last queued a job on this counter: where a foreign coroutine doing a
   /// bare `co_await counter` resumes. Relaxed: a hint, read when the awaiter links.
   std::atomic<detail::Scheduler*> scheduler_hint_{nullptr};
-  unsigned char padding_[64 - 2 * sizeof(std::int64_t) - 2 * sizeof(std::uint32_t) -
+  /// Debug builds of the library only (else always 0): waiters between the start and the end
+  /// of their link (CounterAccess::link), for the reuse and destruction checks.
+  std::atomic<std::uint32_t> linkers_{0};
+  unsigned char padding_[64 - 2 * sizeof(std::int64_t) - 3 * sizeof(std::uint32_t) -
                          sizeof(std::exception_ptr) - sizeof(void*)] = {};
 };
 static_assert(sizeof(Counter) == 64, "a counter fills one cache line");

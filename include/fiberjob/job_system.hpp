@@ -28,10 +28,14 @@ namespace fiberjob {
 /// Thread-safety: `run`, `wait`, `stats` may be called from any thread, concurrently.
 /// Destruction: finishes all queued and running work (including suspended jobs whose counters
 /// complete), then stops the workers. Jobs still suspended on counters that will never reach
-/// zero are reported on stderr with their number; their stacks are released without unwinding
-/// them (destructors of objects on those stacks do not run). Do not call `run` concurrently with
-/// the destructor. Destroying it from one of its own jobs aborts with a message (it would wait
-/// for itself).
+/// zero are reported on stderr with their number and are never resumed (destructors of
+/// objects on their stacks or in their coroutine frames do not run). Their wait nodes stay
+/// linked in those counters, so in that case the system's memory (fiber stacks, records,
+/// queues) is deliberately kept allocated: a later signal of such a counter is then harmless
+/// (the resumption is queued into the stopped system and never runs). Such a counter still
+/// has to reach zero before it is destroyed. Do not call `run`, or signal counters that
+/// suspended jobs wait on, concurrently with the destructor. Destroying it from one of its own jobs
+/// aborts with a message (it would wait for itself).
 class JobSystem {
  public:
   /// Starts the workers and allocates every fiber stack up front (mmap with a guard page each).
@@ -56,7 +60,9 @@ class JobSystem {
   }
 
   /// Starts one job per element of `jobs` (each copied), all signalling `counter`; queued in
-  /// bulk (one counter update and one wake-up per chunk of 64). Same contract as `run`.
+  /// bulk (one counter update for all, one wake-up per chunk of 64). Same contract as `run`.
+  /// All or nothing: every element is copied before anything is added or queued, so if a copy
+  /// throws, the copies made so far are destroyed, `counter` is unchanged and no job runs.
   template <detail::JobCallable F>
   void run(Counter& counter, std::span<F> jobs, Priority priority = Priority::Normal) {
     detail::submit_span(*impl_, counter, jobs, priority);

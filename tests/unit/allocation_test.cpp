@@ -8,6 +8,9 @@
 #include <cstdlib>
 #include <new>
 #include <thread>
+#include <vector>
+
+#include "record_pool.hpp"
 
 #include "support/config.hpp"
 #include "support/watchdog.hpp"
@@ -144,5 +147,36 @@ TEST_SUITE("allocation") {
       CHECK(sum.load() == (3000L * workers + 10000L) * 36);  // 1 + 2 + ... + 8 per round
       CHECK(during == 0);
     }
+  }
+
+  TEST_CASE("giving job records back never allocates, however fragmented the shared list") {
+    // release_shared, spill and drain are noexcept: an allocation there (growing a list of
+    // chains) could only end in std::terminate. Alternating a full chain (a drained cache)
+    // and a single record makes every give-back start a chain of its own in the shared list:
+    // about 18,000 chains, more than any bookkeeping reserved up front.
+    constexpr std::size_t kRecords = 600'000;
+    detail::RecordPool pool(1);
+    detail::RecordCache cache;
+    std::vector<detail::JobRecord*> records;
+    records.reserve(kRecords);
+    for (std::size_t i = 0; i < kRecords; ++i) records.push_back(pool.acquire(cache));
+    const long before = g_allocations.load();
+    std::size_t next = 0;
+    while (next + detail::RecordPool::kBatch + 1 <= kRecords) {
+      detail::RecordCache chain;
+      for (std::size_t k = 0; k < detail::RecordPool::kBatch; ++k, ++next) {
+        records[next]->free.next = chain.head;
+        chain.head = records[next];
+        ++chain.count;
+      }
+      pool.drain(chain);
+      pool.release_shared(records[next++]);
+    }
+    CHECK(g_allocations.load() == before);
+    // Every record given back can be taken again.
+    detail::RecordCache again;
+    std::size_t taken = 0;
+    for (std::size_t i = 0; i < next; ++i) taken += pool.acquire(again) != nullptr ? 1 : 0;
+    CHECK(taken == next);
   }
 }

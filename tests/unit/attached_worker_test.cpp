@@ -4,6 +4,8 @@
 #include <doctest/doctest.h>
 #include <fiberjob/fiberjob.hpp>
 
+#include <signal.h>
+
 #include <atomic>
 #include <chrono>
 #include <string>
@@ -232,5 +234,37 @@ TEST_SUITE("attached_worker") {
     Config too_many = test::config_with(1);
     too_many.attachable_threads = 65;
     CHECK_THROWS_AS(JobSystem{too_many}, Error);
+  }
+
+  TEST_CASE("attaching keeps or restores the thread's own alternate signal stack") {
+    JobSystem js{attachable(1)};
+    // A crash reporter's stack: smaller than the overflow handler's (replaced while attached,
+    // then restored) and bigger (kept while attached).
+    for (const std::size_t bytes : {std::size_t{32} * 1024, std::size_t{256} * 1024}) {
+      CAPTURE(bytes);
+      std::thread([&js, bytes] {
+        std::vector<unsigned char> memory(bytes);
+        stack_t own{};
+        own.ss_sp = memory.data();
+        own.ss_size = bytes;
+        REQUIRE(sigaltstack(&own, nullptr) == 0);
+        {
+          AttachedWorker attached(js);
+          stack_t during{};
+          REQUIRE(sigaltstack(nullptr, &during) == 0);
+          CHECK((during.ss_flags & SS_DISABLE) == 0);
+          CHECK(during.ss_size >= 64 * 1024);
+          if (bytes >= 64 * 1024) CHECK(during.ss_sp == own.ss_sp);
+        }
+        stack_t after{};
+        REQUIRE(sigaltstack(nullptr, &after) == 0);
+        CHECK((after.ss_flags & SS_DISABLE) == 0);
+        CHECK(after.ss_sp == own.ss_sp);
+        CHECK(after.ss_size == bytes);
+        stack_t off{};
+        off.ss_flags = SS_DISABLE;
+        sigaltstack(&off, nullptr);  // before `memory` goes
+      }).join();
+    }
   }
 }

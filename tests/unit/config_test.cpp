@@ -115,6 +115,20 @@ TEST_SUITE("config") {
     CHECK(contains(rejection(config), "Config::trace_events_per_worker"));
   }
 
+  TEST_CASE("tracing at its documented maximum is rejected naming the fields, not bad_alloc") {
+    // 2^26 events x 1,024 workers x 24 bytes = 1.5 TiB of trace buffers.
+    Config config;
+    config.worker_count = 1024;
+    config.fiber_count = 1025;
+    config.tracing = true;
+    config.trace_events_per_worker = std::size_t{1} << 26;
+    const std::string message = rejection(config);
+    INFO(message);
+    CHECK(contains(message, "Config::trace_events_per_worker (67108864)"));
+    CHECK(contains(message, "Config::worker_count"));
+    CHECK(contains(message, "physical memory"));
+  }
+
   TEST_CASE("pinned workers and the spin policy run jobs") {
     Config config;
     config.worker_count = 1;

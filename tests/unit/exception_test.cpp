@@ -5,8 +5,11 @@
 #include <fiberjob/fiberjob.hpp>
 
 #include <atomic>
+#include <span>
 #include <stdexcept>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "support/config.hpp"
 #include "support/watchdog.hpp"
@@ -14,7 +17,67 @@
 using namespace fiberjob;
 using namespace std::chrono_literals;
 
+namespace {
+
+/// A job whose k-th copy (counted from `copies`) throws; counts its runs and live objects.
+struct CopyThrowsAt {
+  std::atomic<int>* copies;
+  std::atomic<int>* alive;
+  std::atomic<int>* ran;
+  int throw_at;
+
+  CopyThrowsAt(std::atomic<int>& c, std::atomic<int>& a, std::atomic<int>& r, int k)
+      : copies(&c), alive(&a), ran(&r), throw_at(k) {
+    alive->fetch_add(1);
+  }
+  CopyThrowsAt(const CopyThrowsAt& other)
+      : copies(other.copies), alive(other.alive), ran(other.ran), throw_at(other.throw_at) {
+    if (copies->fetch_add(1) + 1 == throw_at) throw std::runtime_error("copy failed");
+    alive->fetch_add(1);
+  }
+  CopyThrowsAt(CopyThrowsAt&& other) noexcept
+      : copies(other.copies), alive(other.alive), ran(other.ran), throw_at(other.throw_at) {
+    alive->fetch_add(1);
+  }
+  CopyThrowsAt& operator=(const CopyThrowsAt&) = delete;
+  ~CopyThrowsAt() { alive->fetch_sub(1); }
+  void operator()() const { ran->fetch_add(1); }
+};
+
+}  // namespace
+
 TEST_SUITE("exceptions") {
+  TEST_CASE("run and spawn of a span whose k-th copy throws add and queue nothing") {
+    test::Watchdog watchdog("span copy throws", 60s);
+    JobSystem js{test::config_with(2)};
+    for (const int k : {1, 64, 65, 100, 200}) {  // in the first chunk of 64 and after it
+      CAPTURE(k);
+      std::atomic<int> copies{0};
+      std::atomic<int> alive{0};
+      std::atomic<int> ran{0};
+      std::vector<CopyThrowsAt> jobs;
+      jobs.reserve(200);
+      for (int i = 0; i < 200; ++i) jobs.emplace_back(copies, alive, ran, k);
+      const int originals = alive.load();
+      Counter done;
+      CHECK_THROWS_AS(js.run(done, std::span<CopyThrowsAt>(jobs)), std::runtime_error);
+      CHECK(done.pending() == 0);        // nothing added
+      CHECK(alive.load() == originals);  // every copy made was destroyed
+      // From a job: Context::spawn has the same guarantee.
+      copies.store(0);
+      Counter outer;
+      js.run(outer, [&](Context& ctx) {
+        Counter inner;
+        CHECK_THROWS_AS(ctx.spawn(inner, std::span<CopyThrowsAt>(jobs)), std::runtime_error);
+        CHECK(inner.pending() == 0);
+      });
+      js.wait(outer);
+      CHECK(alive.load() == originals);
+      std::this_thread::sleep_for(1ms);
+      CHECK(ran.load() == 0);  // no job of either span ever ran
+    }
+  }
+
   TEST_CASE("a throwing job signals its counter and the thread waiter gets the exception") {
     test::Watchdog watchdog("throwing job", 60s);
     for (std::uint32_t workers : test::kWorkerCounts) {

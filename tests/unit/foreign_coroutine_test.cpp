@@ -61,6 +61,16 @@ Detached hop(JobSystem& js, Observation& seen) {
   seen.finished.fetch_add(1);
 }
 
+/// One link of a chain: waits for `gates[k]`, then opens `gates[k + 1]` (whose waiter is the
+/// next link), from inside its own resumption.
+Detached chain_link(std::vector<Counter>& gates, std::size_t k, std::atomic<std::size_t>& ran,
+                    std::thread::id& resumed_on) {
+  co_await gates[k];
+  resumed_on = std::this_thread::get_id();
+  ran.fetch_add(1, std::memory_order_relaxed);
+  if (k + 1 < gates.size()) gates[k + 1].signal();
+}
+
 /// A foreign awaitable: resumes the coroutine on a thread of its own after a short delay.
 struct ResumeOnNewThread {
   std::vector<std::thread>* threads;
@@ -152,5 +162,27 @@ TEST_SUITE("foreign_coroutines") {
       for (auto& t : threads) t.join();
     }
     CHECK(good.load() == 20);
+  }
+
+  TEST_CASE("a chain of 100,000 foreign coroutines woken by each other keeps the stack flat") {
+    // No job system ever touches these counters: each signal resumes the next link on the
+    // signalling thread. Nested, the chain would need 100,000 resume frames on one stack.
+    test::Watchdog watchdog("foreign coroutine chain", 120s);
+    constexpr std::size_t kLinks = 100'000;
+    std::vector<Counter> gates(kLinks);
+    std::atomic<std::size_t> ran{0};
+    std::thread::id resumed_on;
+    std::thread plain([&] {
+      for (std::size_t k = 0; k < kLinks; ++k) {
+        gates[k].add(1);
+        chain_link(gates, k, ran, resumed_on);
+      }
+      CHECK(ran.load() == 0);  // every link waits on its gate
+      gates[0].signal();       // runs the whole chain on this thread, before it returns
+      CHECK(ran.load() == kLinks);
+      CHECK(resumed_on == std::this_thread::get_id());
+    });
+    plain.join();
+    CHECK(ran.load() == kLinks);
   }
 }

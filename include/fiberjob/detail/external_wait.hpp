@@ -23,6 +23,7 @@ bool link_callback(Counter& counter, WaitNode& node) noexcept;
 void wait_for_linker(const WaitNode& node) noexcept;
 
 /// After the counter reached zero: its kept exception (nullptr if none), marked as delivered.
+/// Allocates nothing (safe in a callback).
 std::exception_ptr take_exception(Counter& counter) noexcept;
 
 }  // namespace fiberjob::detail

@@ -12,10 +12,10 @@
 #include <utility>
 
 #include "fiberjob/config.hpp"
+#include "fiberjob/counter.hpp"
 #include "fiberjob/task.hpp"
 
 namespace fiberjob {
-class Counter;
 class Context;
 }  // namespace fiberjob
 
@@ -36,14 +36,27 @@ struct alignas(64) JobRecord {
   /// destroyed. With ctx == nullptr: only destroys the callable (returns true).
   using Invoke = bool (*)(JobRecord& record, Context* ctx);
 
+  /// The links of a record that sits in a free list (intrusive: a free list never allocates).
+  struct FreeLinks {
+    JobRecord* next;        ///< Next free record of the same chain (nullptr: the chain's last).
+    JobRecord* next_chain;  ///< First record of a chain in RecordPool's shared list: next chain.
+    std::size_t count;      ///< First record of a chain in the shared list: records in the chain.
+  };
+
   Invoke invoke = nullptr;
-  Counter* counter = nullptr;
   union {
-    JobRecord* next_free;  ///< While the record sits in a free list.
+    /// The counter the job signals once it is queued.
+    Counter* counter = nullptr;
+    /// Only while a span of records is being built (submit_span), before anything is queued:
+    /// the next record built.
+    JobRecord* next_built;
+  };
+  union {
+    FreeLinks free;  ///< While the record sits in a free list.
     alignas(16) unsigned char storage[kInlineCallableBytes];
   };
 
-  JobRecord() noexcept : next_free(nullptr) {}
+  JobRecord() noexcept : free{nullptr, nullptr, 0} {}
 };
 static_assert(sizeof(JobRecord) == 64, "a job record is one cache line");
 
@@ -135,13 +148,14 @@ JobRecord* acquire_record(Scheduler& scheduler);
 /// Returns a record whose callable was never constructed (construction threw).
 void release_unused_record(Scheduler& scheduler, JobRecord* record) noexcept;
 
-/// Adds `records.size()` to `counter`, then queues the records at `priority`: onto the calling
-/// worker's deque when the caller is a worker of `scheduler`, else into the injector. Wakes
-/// parked workers as needed. Never throws once `counter.add` succeeded.
-void submit(Scheduler& scheduler, Counter& counter, std::span<JobRecord* const> records,
-            Priority priority);
+/// Queues `records` (already counted in `counter`) at `priority`: onto the calling worker's
+/// deque when the caller is a worker of `scheduler`, else into the injector. Wakes parked
+/// workers as needed. Never throws.
+void publish(Scheduler& scheduler, Counter& counter, std::span<JobRecord* const> records,
+             Priority priority) noexcept;
 
-/// submit() of one record (the common spawn): the same contract, without the batch loop.
+/// Adds 1 to `counter`, then queues `record` as publish() does (the common spawn). If the add
+/// throws, the record is discarded. Never throws once `counter.add` succeeded.
 void submit_one(Scheduler& scheduler, Counter& counter, JobRecord* record, Priority priority);
 
 /// Builds a record holding `f` that will signal `counter`. Throws whatever copying `f` throws
@@ -169,25 +183,48 @@ JobRecord* make_record(Scheduler& scheduler, Counter& counter, F&& f) {
 /// Destroys the callables of `records` without running them and returns the records.
 void discard_records(Scheduler& scheduler, std::span<JobRecord* const> records) noexcept;
 
-/// Submits one job per element of `jobs` (each copied), in chunks so that no temporary array is
-/// allocated. Strong guarantee per chunk: a throwing copy discards the chunk being built.
+/// Submits one job per element of `jobs` (each copied), all or nothing: every element is copied
+/// into a record first (linked through JobRecord::next_built, so no temporary array is
+/// allocated); if a copy throws, the records built so far are discarded and nothing was added
+/// or queued. Then `counter` gets all the units in one add (if that throws, everything is
+/// discarded), and the records are queued in chunks of 64.
 template <class F>
 void submit_span(Scheduler& scheduler, Counter& counter, std::span<F> jobs, Priority priority) {
+  if (jobs.empty()) return;
+  JobRecord* first = nullptr;  // built records, first to last
+  JobRecord* last = nullptr;
+  auto discard_built = [&scheduler, &first]() noexcept {
+    while (JobRecord* record = first) {
+      first = record->next_built;
+      discard_records(scheduler, std::span<JobRecord* const>(&record, 1));
+    }
+  };
+  try {
+    for (auto& job : jobs) {
+      JobRecord* record = make_record(scheduler, counter, job);
+      record->next_built = nullptr;
+      if (last != nullptr) {
+        last->next_built = record;
+      } else {
+        first = record;
+      }
+      last = record;
+    }
+    counter.add(static_cast<std::int64_t>(jobs.size()));
+  } catch (...) {
+    discard_built();
+    throw;
+  }
   constexpr std::size_t kChunk = 64;
   JobRecord* chunk[kChunk];
-  std::size_t done = 0;
-  while (done < jobs.size()) {
+  while (first != nullptr) {
     std::size_t n = 0;
-    try {
-      for (; n < kChunk && done + n < jobs.size(); ++n) {
-        chunk[n] = make_record(scheduler, counter, jobs[done + n]);
-      }
-    } catch (...) {
-      discard_records(scheduler, std::span<JobRecord* const>(chunk, n));
-      throw;
+    for (; n < kChunk && first != nullptr; ++n) {
+      chunk[n] = first;
+      first = first->next_built;
+      chunk[n]->counter = &counter;  // the link is read: the record gets its counter back
     }
-    submit(scheduler, counter, std::span<JobRecord* const>(chunk, n), priority);
-    done += n;
+    publish(scheduler, counter, std::span<JobRecord* const>(chunk, n), priority);
   }
 }
 
