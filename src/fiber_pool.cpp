@@ -61,7 +61,10 @@ FiberPool::FiberPool(Scheduler& scheduler, std::uint32_t warm_count, std::uint32
   chunk_slots_ = (max_count_ + kChunkFibers - 1) / kChunkFibers;
   chunks_ = std::make_unique<std::atomic<Chunk*>[]>(chunk_slots_);
   while (created_.load(std::memory_order_relaxed) < warm_count_) {  // relaxed: no thread yet
-    if (!add_chunk()) {
+    Fiber* first = add_chunk();
+    if (first != nullptr) {
+      push(first->index < warm_count_ ? warm_ : cold_, *first);
+    } else {
       const int error = growth_error();
       free_chunks();
       throw std::system_error(
@@ -99,10 +102,10 @@ void FiberPool::free_chunks() noexcept {
   }
 }
 
-bool FiberPool::add_chunk() noexcept {
+Fiber* FiberPool::add_chunk() noexcept {
   // relaxed: only the grower (under grow_mutex_, or the constructor) writes created_.
   const std::uint32_t first = created_.load(std::memory_order_relaxed);
-  if (first >= max_count_) return false;
+  if (first >= max_count_) return nullptr;
   const std::uint32_t count = std::min(kChunkFibers, max_count_ - first);
   const std::size_t stride = guard_size_ + stack_size_;
   const std::size_t region_size = stride * count;
@@ -110,7 +113,7 @@ bool FiberPool::add_chunk() noexcept {
                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
   if (region == MAP_FAILED) {
     growth_error_.store(errno, std::memory_order_relaxed);  // relaxed: see growth_error_
-    return false;
+    return nullptr;
   }
   auto* bytes = static_cast<unsigned char*>(region);
   san_clear_stack_memory(bytes, region_size);
@@ -118,7 +121,7 @@ bool FiberPool::add_chunk() noexcept {
     if (::mprotect(bytes + i * stride, guard_size_, PROT_NONE) != 0) {
       growth_error_.store(errno, std::memory_order_relaxed);  // relaxed: see growth_error_
       ::munmap(region, region_size);
-      return false;
+      return nullptr;
     }
   }
   Chunk* chunk = nullptr;
@@ -130,7 +133,7 @@ bool FiberPool::add_chunk() noexcept {
     growth_error_.store(ENOMEM, std::memory_order_relaxed);  // relaxed: see growth_error_
     delete chunk;
     ::munmap(region, region_size);
-    return false;
+    return nullptr;
   }
   chunk->fibers = static_cast<Fiber*>(records);
   for (std::uint32_t i = 0; i < count; ++i) {
@@ -145,13 +148,14 @@ bool FiberPool::add_chunk() noexcept {
   // the new count) sees its fibers built.
   chunks_[first / kChunkFibers].store(chunk, std::memory_order_release);
   created_.store(first + count, std::memory_order_release);
-  // Into the free lists, in reverse so that the lowest index is handed out first (reuse keeps
-  // the hot stacks warm). Each push is a release CAS that publishes the fiber.
-  for (std::uint32_t i = count; i-- > 0;) {
+  // All but the first into the free lists, in reverse so that the lowest index is handed out
+  // first (reuse keeps the hot stacks warm). Each push is a release CAS that publishes the
+  // fiber. The first goes to the caller.
+  for (std::uint32_t i = count; i-- > 1;) {
     Fiber& fiber = chunk->fibers[i];
     push(fiber.index < warm_count_ ? warm_ : cold_, fiber);
   }
-  return true;
+  return &chunk->fibers[0];
 }
 
 Fiber* FiberPool::grow() noexcept {
@@ -159,8 +163,9 @@ Fiber* FiberPool::grow() noexcept {
   // Another thread may have grown the pool, or fibers came back, while we waited for the lock.
   if (Fiber* fiber = pop(warm_)) return fiber;
   if (Fiber* fiber = pop(cold_)) return fiber;
-  if (!add_chunk()) return nullptr;
-  return pop(cold_);  // nullptr only if other threads took the whole new chunk meanwhile
+  // The new chunk's first fiber is ours: other threads may take the rest from the free lists
+  // before we could pop one (a grower preempted there saw "exhausted" with fibers to spare).
+  return add_chunk();
 }
 
 Fiber* FiberPool::pop(FreeList& list) noexcept {

@@ -111,9 +111,10 @@ class FiberPool {
     alignas(64) std::atomic<std::uint64_t> head{0};
   };
 
-  /// Makes the next chunk (grow_mutex_ held, or the constructor). Returns false with errno in
-  /// growth_error_ when the OS refuses.
-  bool add_chunk() noexcept;
+  /// Makes the next chunk (grow_mutex_ held, or the constructor): its fibers but the first go
+  /// into the free lists, and the first is returned, taken. Returns nullptr at max_count_, or
+  /// with errno in growth_error_ when the OS refuses.
+  Fiber* add_chunk() noexcept;
   /// Frees every chunk (the destructor, or a constructor that failed half-way).
   void free_chunks() noexcept;
   /// The slow path of acquire: grows the pool, or finds that another thread did.

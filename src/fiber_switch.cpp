@@ -109,18 +109,19 @@ namespace {
 
 /// Suspends the running job on `self`: picks what runs next (a ready Job::Resume directly, or a
 /// pooled fiber that runs the next job), switches, and lets the next fiber perform `action`.
-/// Returns once resumed; with Reschedule and nothing else ready, returns at once (a lone yield
-/// costs no switch). When a pooled fiber is needed and none can be had, throws Error
-/// (FiberPoolExhausted) having changed nothing (the job it found is queued again). Inline in
-/// the wait and the yield below, with the switch: no call frame of its own around the stack
+/// Returns true once resumed; with Reschedule and nothing else ready, returns true at once (a
+/// lone yield costs no switch). When a pooled fiber is needed and none can be had, changes
+/// nothing (the job it found is queued again) and returns false on an attached thread's own
+/// stack (which may block instead), or throws Error (FiberPoolExhausted) on a pooled fiber. Inline
+/// in the wait and the yield below, with the switch: no call frame of its own around the stack
 /// switch.
-[[gnu::always_inline]] inline void suspend(Fiber* self, Handoff::Action action, Counter* counter) {
+[[gnu::always_inline]] inline bool suspend(Fiber* self, Handoff::Action action, Counter* counter) {
   Worker* worker = self->worker;
   // What runs next (a resumed job) could wait for the counters these signals complete.
   flush_deferred_signals(*worker);
   Scheduler& scheduler = *worker->scheduler;
   const Job next = scheduler.find_job(*worker);
-  if (!next && action == Handoff::Action::Reschedule) return;  // nothing else is ready
+  if (!next && action == Handoff::Action::Reschedule) return true;  // nothing else is ready
   Fiber* to = nullptr;
   if (next && next.kind() == Job::Kind::Resume) {
     to = next.fiber();  // straight to a ready fiber: no pooled fiber needed
@@ -131,6 +132,9 @@ namespace {
         scheduler.push(next, worker);  // back where it was: nothing is lost
         scheduler.notify_from_worker(1);
       }
+      // An attached thread has a stack of its own to block on: it parks instead (the caller
+      // sees false). A job's fiber cannot block its worker: the error.
+      if (self->pinned) return false;
       throw_pool_exhausted(scheduler);
     }
     if (to->index >= scheduler.fibers().warm_count()) [[unlikely]] {
@@ -150,6 +154,7 @@ namespace {
     self->worker->trace.record(TraceKind::Resume, self->segment_start_ns, self->segment_start_ns,
                                self->index);
   }
+  return true;
 }
 
 }  // namespace
@@ -165,13 +170,19 @@ void wait_on_fiber(Fiber* self, Counter& counter) {
   self->node.fiber = self;
   self->node.next = nullptr;
   self->waiting_on.store(&counter, std::memory_order_relaxed);  // relaxed: diagnostics
+  bool suspended = false;
   try {
-    suspend(self, Handoff::Action::LinkToCounter, &counter);
+    suspended = suspend(self, Handoff::Action::LinkToCounter, &counter);
   } catch (...) {  // no fiber to suspend into: the wait did not begin
     self->waiting_on.store(nullptr, std::memory_order_relaxed);  // relaxed: diagnostics
     throw;
   }
-  CounterAccess::wait_for_linker(self->node);
+  if (suspended) {
+    CounterAccess::wait_for_linker(self->node);
+  } else {  // an attached thread with no fiber to run jobs on meanwhile: it parks
+    flush_deferred_signals(*self->worker);
+    CounterAccess::wait_on_thread(counter);
+  }
   self->waiting_on.store(nullptr, std::memory_order_relaxed);  // relaxed: diagnostics
 }
 

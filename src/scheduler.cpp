@@ -5,6 +5,7 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <coroutine>
@@ -544,19 +545,38 @@ Stats Scheduler::stats() const noexcept {
   return stats;
 }
 
+namespace {
+
+/// Writes `message` to stderr with one write(2). For reports made on a waiting job's fiber:
+/// stdio's unbuffered stderr formats through an 8 KiB buffer on the stack, which a fiber that
+/// is already half full (small stacks, inline children) may not have.
+void write_to_stderr(const std::string& message) noexcept {
+  std::size_t done = 0;
+  while (done < message.size()) {
+    const ssize_t n = ::write(STDERR_FILENO, message.data() + done, message.size() - done);
+    if (n <= 0) return;  // nothing to do about a failing stderr
+    done += static_cast<std::size_t>(n);
+  }
+}
+
+}  // namespace
+
 void Scheduler::report_pool_grown(Worker& worker) noexcept {
   WorkerStats::bump(worker.stats.pool_exhausted);
   // relaxed: only elects the one reporter.
   if (growth_reported_.exchange(true, std::memory_order_relaxed)) return;
-  std::fprintf(stderr,
-               "fiberjob: more than Config::fiber_count = %u fibers are in use at once (each "
-               "worker runs on one; each plain job suspended in this_fiber::wait or "
-               "this_fiber::yield holds one). The pool grows on demand up to "
-               "Config::max_fiber_count = %u, and fibers past fiber_count give their stack pages "
-               "back each time they return to the pool (slower than warm ones). Raise "
-               "Config::fiber_count to keep them warm; Stats::pool_exhausted counts these "
-               "events.\n",
-               fibers_.warm_count(), fibers_.max_count());
+  try {  // the string lives on the heap: little stack (see write_to_stderr)
+    write_to_stderr(
+        "fiberjob: more than Config::fiber_count = " + std::to_string(fibers_.warm_count()) +
+        " fibers are in use at once (each worker runs on one; each plain job suspended in "
+        "this_fiber::wait or this_fiber::yield holds one). The pool grows on demand up to "
+        "Config::max_fiber_count = " +
+        std::to_string(fibers_.max_count()) +
+        ", and fibers past fiber_count give their stack pages back each time they return to "
+        "the pool (slower than warm ones). Raise Config::fiber_count to keep them warm; "
+        "Stats::pool_exhausted counts these events.\n");
+  } catch (...) {  // no memory for the message: the statistic still counts it
+  }
 }
 
 void throw_pool_exhausted(Scheduler& scheduler) {
@@ -587,8 +607,10 @@ void throw_pool_exhausted(Scheduler& scheduler) {
 void Scheduler::report_exhausted_once(const std::string& message) noexcept {
   // relaxed: only elects the one reporter.
   if (exhaustion_reported_.exchange(true, std::memory_order_relaxed)) return;
-  std::fprintf(stderr, "%s (thrown as Error(FiberPoolExhausted) from the wait or yield).\n",
-               message.c_str());
+  try {
+    write_to_stderr(message + " (thrown as Error(FiberPoolExhausted) from the wait or yield).\n");
+  } catch (...) {  // no memory for the message: the Error still carries it
+  }
 }
 
 namespace {

@@ -67,8 +67,12 @@ struct Config {
   std::uint32_t max_fiber_count = 16384;
 
   /// Usable stack of each fiber in bytes (>= kMinFiberStackSize; rounded up to the page size).
-  /// A guard page below each stack turns an overflow into a clear "fiber stack overflow" report.
-  /// Default 64 KiB.
+  /// A guard page below each stack turns an overflow into a clear "fiber stack overflow" report,
+  /// after which the process dies by SIGSEGV.
+  /// Size it at twice the stack the deepest job needs: a job waiting in `this_fiber::wait` or
+  /// `co_await ctx.wait` runs its own children inline on its stack while less than half of it
+  /// is used, so a child may get only the half that is left (oneTBB's nested stealing has the
+  /// same rule). Default 64 KiB.
   std::size_t fiber_stack_size = 64 * 1024;
 
   /// What idle workers do. Default: park (no CPU burnt while idle).

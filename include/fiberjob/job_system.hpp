@@ -72,7 +72,11 @@ class JobSystem {
   /// On a plain thread: parks the thread on a futex (no spinning) until the last signal.
   /// From a job (on a worker fiber): same as `this_fiber::wait` — the fiber suspends and the
   ///   worker keeps running other jobs.
+  /// On an attached thread (`AttachedWorker`): runs jobs on pooled fibers until the counter is
+  ///   zero; when no fiber can be had (`Config::max_fiber_count` in use), parks instead.
   /// Thread-safety: any thread; any number of waiters per counter. Allocation: none.
+  /// Errors: from a job, as `this_fiber::wait` (`Error` (`FiberPoolExhausted`) at
+  ///   `Config::max_fiber_count`); the counter's captured exception.
   void wait(Counter& counter);
 
   /// `co_await js.schedule()`: continues the awaiting coroutine (ours or a foreign one) on a

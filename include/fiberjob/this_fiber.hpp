@@ -15,7 +15,10 @@ namespace fiberjob::this_fiber {
 /// Allocation: none (the wait node lives in the fiber).
 /// Stack: before suspending, the job runs its own children (jobs of `counter` on top of this
 ///   worker's deque) inline on its stack, but only while less than half of the stack is used;
-///   so spawn-and-wait nests to any depth without overflowing (deeper levels take more fibers).
+///   so spawn-and-wait nests to any depth without overflowing (deeper levels take more fibers),
+///   as long as each job fits in half of `Config::fiber_stack_size` (see there).
+///   On an attached thread's own stack (`AttachedWorker`), when no fiber can be had to run other
+///   jobs meanwhile, the thread parks until the counter is zero instead of throwing.
 /// Errors: `Error` (`NotOnFiber`) when not called from a job — use `JobSystem::wait` on a plain
 ///   thread; `Error` (`FiberPoolExhausted`) when the wait must suspend and the fiber pool is at
 ///   `Config::max_fiber_count` (or the OS refused more stacks): thrown before the wait begins,

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "support/config.hpp"
@@ -258,5 +259,59 @@ TEST_SUITE("fiber_pool_growth") {
     for (int i = 0; i < 1000; ++i) js.run(done, [&ran] { ran.fetch_add(1); });
     js.wait(done);
     CHECK(ran.load() == 1000);
+  }
+
+  TEST_CASE(
+      "the first cold fiber of a deep wait on the smallest stacks is reported without "
+      "overflowing") {
+    // The one-time notice is written on the waiting fiber, which work-first waits leave up to
+    // half full; stdio's unbuffered stderr would put an 8 KiB buffer on that stack.
+    test::Watchdog watchdog("notice on a half-full 16 KiB stack", 120s);
+    Config config;
+    config.worker_count = 1;
+    config.fiber_stack_size = Config::kMinFiberStackSize;
+    JobSystem js{config};
+    std::atomic<int> deepest{0};
+    Counter done;
+    js.run(done, [&deepest](Context& ctx) { nest(ctx, 3000, deepest); });
+    js.wait(done);
+    CHECK(deepest.load() == 1);
+    CHECK(js.stats().pool_exhausted >= 1);  // the notice was due
+  }
+
+  TEST_CASE("an attached thread whose wait finds no fiber parks instead of throwing") {
+    test::Watchdog watchdog("attached thread at the hard limit", 60s);
+    Config config;
+    config.worker_count = 1;
+    config.attachable_threads = 1;
+    config.fiber_count = 3;
+    config.max_fiber_count = 3;  // the worker's fiber and two spares
+    JobSystem js{config};
+    AttachedWorker attached{js};
+    Counter gate;
+    gate.add(1);
+    std::atomic<int> blocked{0};
+    Counter jobs;
+    for (int i = 0; i < 2; ++i) {
+      js.run(jobs, [&] {
+        blocked.fetch_add(1);
+        this_fiber::wait(gate);  // with the dispatch fiber, all three fibers are in use
+      });
+    }
+    // The worker runs both; each suspends onto a pooled fiber, and the worker's dispatch
+    // loop goes on on the third.
+    while (js.stats().fibers_in_use < 3) std::this_thread::yield();
+    Counter opener;
+    js.run(opener, [&gate] { gate.signal(); });  // onto this thread's deque: stolen by the worker
+    bool threw = false;
+    try {
+      js.wait(jobs);  // no fiber to run the opener on here: parks until the worker ran it
+    } catch (const Error&) {
+      threw = true;
+    }
+    js.wait(opener);
+    CHECK_FALSE(threw);
+    CHECK(blocked.load() == 2);
+    CHECK(jobs.done());
   }
 }
