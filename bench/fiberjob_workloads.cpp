@@ -425,7 +425,9 @@ Run alloc_yield(const Sizes& sizes) {
 }  // namespace
 
 void register_fiberjob(Registry& registry) {
-  registry.system({"fiberjob", "fiberjob", "0.1.0 (this tree)",
+  registry.system({"fiberjob",
+                   "fiberjob",
+                   "0.1.0 (this tree)",
                    "JobSystem, worker_count 2 (1 for the one-worker rows), default Config "
                    "otherwise (128 fibers of 64 KiB); the main thread submits and parks in "
                    "JobSystem::wait. Row 3: worker_count 1 + the main thread attached "
@@ -436,7 +438,8 @@ void register_fiberjob(Registry& registry) {
                      systems().two.reset();
                      systems().one.reset();
                      systems().one_plus_attached.reset();
-                   }});
+                   },
+                   {}});
   registry.add("empty_jobs_plain", "fiberjob", empty_jobs_plain);
   registry.add("fib", "fiberjob", fib);
   registry.add("skynet", "fiberjob", skynet);

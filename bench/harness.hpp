@@ -56,8 +56,12 @@ struct SystemInfo {
   std::string version;      ///< library version
   std::string setup;        ///< workers and configuration
   std::string idle_policy;  ///< what an idle worker does
-  /// Called after the system's last workload: stops its threads before the next system runs.
+  /// Called once, after every workload has run: stops the system's threads.
   std::function<void()> teardown;
+  /// Called after each of the system's runs (warm-ups included), before another system runs:
+  /// stops or blocks any thread the system keeps busy while it has no work (Boost.Fiber's
+  /// polling helper). Empty: the system's idle threads go to sleep on their own.
+  std::function<void()> quiesce;
 };
 
 struct Entry {
@@ -91,6 +95,12 @@ void register_memory(Registry& registry);
 /// The child side of workload 7: `fiberjob_bench --memory-child WORKLOAD SYSTEM JOBS DEPTH`
 /// measures once and reports `key value` lines on stdout. Returns the exit status.
 int memory_child_main(int argc, char** argv);
+
+/// Waits until no other thread of this process is running (every one asleep or blocked, as
+/// /proc/self/task says), polling every 0.1 ms, at most `timeout_ns`. The systems share the
+/// process: one system's idle threads that still spin or poll would take a core from the next
+/// one's measurement. Returns how long it waited, or a negative value on time-out.
+double wait_for_quiet_threads(double timeout_ns);
 
 /// Wall-clock timer (steady_clock).
 class Stopwatch {

@@ -1,6 +1,7 @@
-// fiberjob_bench: runs fiberjob and its peers on the same workloads in one process, checks every
-// result, and prints the medians with each peer's ratio to fiberjob (Markdown), the issue's
-// targets marked met/missed, and optionally JSON and a gnuplot data file.
+// fiberjob_bench: runs fiberjob and its peers on the same workloads in one process, the systems
+// interleaved within each repetition, checks every result, and prints the medians (with the
+// minimum and maximum of the repetitions) and each peer's ratio to fiberjob (Markdown), the
+// issue's targets marked met/missed, and optionally JSON and a gnuplot data file.
 //
 //   fiberjob_bench [--smoke] [--reps N] [--json PATH] [--plot-data PATH] [--only NAME[,NAME…]]
 //                  [--revision TEXT]
@@ -153,8 +154,14 @@ std::vector<Workload> workloads(const Sizes& s) {
   };
 }
 
-/// Within a system, one-worker workloads run first: Boost.Fiber's two-worker pool, once built,
-/// keeps a polling thread until its teardown.
+/// The order the workloads run in. The systems are interleaved within each workload (see
+/// run_workload), so every system stays alive from its first run to the end: Boost.Fiber's
+/// work_stealing pool can be built only once per process, and the others stay warm as it does.
+/// A system's idle threads must then not disturb another system's runs. The one-worker
+/// workloads still run first, before Boost.Fiber's two-worker pool exists, and after every run
+/// the harness quiesces the system (Boost.Fiber: its polling helper thread is blocked) and waits
+/// until no other thread of the process runs (TBB's and fiberjob's idle workers spin a while
+/// before they sleep).
 const std::vector<std::string> kExecutionOrder = {
     "yield",      "pingpong_1w",   "alloc_yield",      "fib",         "skynet",       "fib_co",
     "skynet_co",  "empty_jobs",    "empty_jobs_plain", "pingpong_2w", "parallel_for", "alloc_spawn",
@@ -204,17 +211,32 @@ struct Options {
   std::set<std::string> only;
 };
 
-struct Result {
-  std::vector<double> samples;
-  double median = 0;
-  std::map<std::string, double> extra;  // median over the repetitions
-};
-
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   const std::size_t n = v.size();
   return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
+
+/// One cell (workload, system) over its counted repetitions, in the order they ran.
+struct Result {
+  std::vector<double> samples;
+  std::vector<double> started_s;  // when each counted repetition started, s since the first run
+  std::vector<int> positions;     // the system's place in its round (0: ran first)
+  double median = 0;
+  double min = 0;
+  double max = 0;
+  std::map<std::string, double> extra;                // median over the repetitions
+  std::map<std::string, std::vector<double>> extras;  // every repetition's, until summarize()
+  void summarize() {
+    if (samples.empty()) return;
+    median = bench::median(samples);
+    const auto [lo, hi] = std::minmax_element(samples.begin(), samples.end());
+    min = *lo;
+    max = *hi;
+    for (auto& [k, xs] : extras) extra[k] = bench::median(xs);
+    extras.clear();
+  }
+};
 
 std::string format_value(double v) {
   if (v == 0) return "0";
@@ -383,14 +405,15 @@ void usage(std::FILE* to) {
       "usage: fiberjob_bench [--smoke] [--reps N] [--json PATH] [--plot-data PATH]\n"
       "                      [--only NAME[,NAME...]] [--revision TEXT]\n"
       "  --smoke           tiny sizes, 1 repetition, no warm-up (the test-suite run)\n"
-      "  --reps N          repetitions per workload and system (default 5; median reported)\n"
+      "  --reps N          repetitions per workload (default 5), each running every system\n"
+      "                    once; median reported\n"
       "  --json PATH       also write every sample, the medians and the targets as JSON\n"
       "  --plot-data PATH  write fiberjob's cost relative to each peer (gnuplot data)\n"
       "  --only NAMES      only these workloads and/or systems (comma-separated), e.g.\n"
       "                    --only fib,skynet or --only fiberjob,tbb or --only fib,fiberjob,tbb\n"
       "  --revision TEXT   the fiberjob revision measured, for the report (e.g. a git hash)\n"
-      "workloads: fib skynet empty_jobs empty_jobs_plain yield pingpong_1w pingpong_2w\n"
-      "           parallel_for\n"
+      "workloads: fib skynet fib_co skynet_co empty_jobs empty_jobs_plain yield pingpong_1w\n"
+      "           pingpong_2w parallel_for\n"
       "           alloc_spawn alloc_wait alloc_yield mem_suspended mem_skynet\n"
       "systems:   fiberjob tbb boost_fiber boost_context std_thread\n",
       to);
@@ -459,6 +482,89 @@ std::optional<double> ratio(const std::map<Key, Result>& results, const std::str
   return f->second.median / p->second.median;
 }
 
+/// What the runs of every workload left behind.
+struct Outcome {
+  std::map<Key, Result> results;
+  std::vector<std::string> failures;  // "workload on system: what went wrong"
+  std::set<Key> failed_cells;
+  int unquiet_runs = 0;  // runs that started while another thread of ours still ran
+};
+
+/// The longest wait, before a run, for the other threads of the process to fall asleep.
+constexpr double kQuietTimeoutNs = 200e6;
+
+/// One run of `entry`, checked: its value in the workload's metric, and `run.extra` filled.
+double run_once(const Workload& def, const Expect& expect, const Entry& entry, const Sizes& sizes,
+                Run& run) {
+  rusage before{};
+  getrusage(RUSAGE_SELF, &before);
+  run = entry.fn(sizes);
+  rusage after{};
+  getrusage(RUSAGE_SELF, &after);
+  // Minor page faults of the whole repetition (setup included): the peers' memory churn.
+  run.extra["minor_faults"] = static_cast<double>(after.ru_minflt - before.ru_minflt);
+  const bool ok = expect.at_least ? run.result >= expect.value : run.result == expect.value;
+  if (!ok) {
+    throw CheckFailed(fmt::format("WRONG RESULT: {} but expected {}{}", run.result,
+                                  expect.at_least ? ">= " : "", expect.value));
+  }
+  return value_of(def.metric, run);
+}
+
+/// Runs one workload on every selected system, interleaved: each round (the warm-ups first)
+/// runs every system once, and the order rotates by one system per round (A B C, B C A, C A B…).
+/// This VM flips between a fast and a slow mode (about 2x) within minutes; with each system's
+/// repetitions in one block, a flip between two blocks went straight into their ratio. Now a
+/// slow phase lands on every system of the round alike, and no system always runs first or
+/// always right after the same other one. Before each run the harness waits until no other
+/// thread of the process runs; after it, the system quiesces (see kExecutionOrder).
+void run_workload(const Workload& def, const std::vector<const Entry*>& cells,
+                  const Registry& registry, const Sizes& sizes, int warmups, int reps,
+                  const Stopwatch& clock, Outcome& out) {
+  const Expect expect = def.expect(sizes);
+  for (int round = 0; round < warmups + reps; ++round) {
+    for (std::size_t k = 0; k < cells.size(); ++k) {
+      const Entry& e = *cells[(k + static_cast<std::size_t>(round)) % cells.size()];
+      const Key key{e.workload, e.system};
+      if (out.failed_cells.count(key) != 0) continue;
+      const SystemInfo& system =
+          *std::find_if(registry.systems().begin(), registry.systems().end(),
+                        [&](const SystemInfo& info) { return info.name == e.system; });
+      const double quiet_ns = wait_for_quiet_threads(kQuietTimeoutNs);
+      if (quiet_ns < 0) ++out.unquiet_runs;
+      const double started_s = clock.ns() / 1e9;
+      const bool counted = round >= warmups;
+      // A failure (wrong result, a child that cannot start) fails this cell and the exit
+      // status; the other cells still run, and every system's teardown still happens.
+      try {
+        Run run;
+        const double v = run_once(def, expect, e, sizes, run);
+        run.extra["quiet_wait_ms"] = quiet_ns < 0 ? -1 : quiet_ns / 1e6;
+        fmt::print(stderr, "  {:<13} {:<16} {:>12} {:<8} (result {}{})\n", system.name, e.workload,
+                   format_value(v), unit_of(def.metric), run.result, counted ? "" : ", warm-up");
+        if (counted) {
+          Result& result = out.results[key];
+          result.samples.push_back(v);
+          result.started_s.push_back(started_s);
+          result.positions.push_back(static_cast<int>(k));
+          for (const auto& [name, x] : run.extra) result.extras[name].push_back(x);
+        }
+      } catch (const std::exception& error) {
+        const std::string what = fmt::format("{} on {}: {}", e.workload, e.system, error.what());
+        fmt::print(stderr, "  FAILED {}\n", what);
+        out.failures.push_back(what);
+        out.failed_cells.insert(key);
+        out.results.erase(key);
+      }
+      if (system.quiesce) system.quiesce();
+    }
+  }
+  for (const Entry* e : cells) {
+    const auto it = out.results.find({e->workload, e->system});
+    if (it != out.results.end()) it->second.summarize();
+  }
+}
+
 int run_all(const Options& options) {
   const Sizes sizes = options.smoke ? Sizes::smoke() : Sizes::full();
   const int reps = options.reps > 0 ? options.reps : (options.smoke ? 1 : 5);
@@ -493,66 +599,33 @@ int run_all(const Options& options) {
     return w_ok && s_ok;
   };
 
-  std::map<Key, Result> results;
-  std::vector<std::string> failures;  // "workload on system: what went wrong"
-  std::set<Key> failed_cells;
+  Outcome outcome;
   const Calibration calibration = options.smoke ? Calibration{} : calibrate_core_to_core();
   const CpuTimes cpu_start = CpuTimes::now();
   const Stopwatch wall;
-  fmt::print(stderr, "fiberjob_bench: {} sizes, {} repetition(s) after {} warm-up, 2 workers\n",
+  fmt::print(stderr,
+             "fiberjob_bench: {} sizes, {} repetition(s) after {} warm-up, 2 workers, systems "
+             "interleaved within each repetition\n",
              options.smoke ? "smoke" : "full", reps, warmups);
-  for (const SystemInfo& system : registry.systems()) {
-    std::vector<const Entry*> entries;
-    for (const std::string& name : kExecutionOrder) {
+  for (const std::string& name : kExecutionOrder) {
+    const auto def =
+        std::find_if(defs.begin(), defs.end(), [&](const Workload& w) { return w.name == name; });
+    if (def == defs.end()) continue;
+    std::vector<const Entry*> cells;  // in the registry's system order: the first round's order
+    for (const SystemInfo& system : registry.systems()) {
       for (const Entry& e : registry.entries()) {
-        if (e.system == system.name && e.workload == name && selected(e)) entries.push_back(&e);
+        if (e.system == system.name && e.workload == name && selected(e)) cells.push_back(&e);
       }
     }
-    if (entries.empty()) continue;
-    for (const Entry* e : entries) {
-      const Workload& def = *std::find_if(defs.begin(), defs.end(),
-                                          [&](const Workload& w) { return w.name == e->workload; });
-      const Expect expect = def.expect(sizes);
-      Result result;
-      std::map<std::string, std::vector<double>> extras;
-      // A failure (wrong result, a child that cannot start) fails this cell and the exit status;
-      // the other cells still run, and the system's teardown still happens.
-      try {
-        for (int rep = 0; rep < warmups + reps; ++rep) {
-          rusage before{};
-          getrusage(RUSAGE_SELF, &before);
-          Run run = e->fn(sizes);
-          rusage after{};
-          getrusage(RUSAGE_SELF, &after);
-          // Minor page faults of the whole repetition (setup included): the peers' memory churn.
-          run.extra["minor_faults"] = static_cast<double>(after.ru_minflt - before.ru_minflt);
-          const bool ok = expect.at_least ? run.result >= expect.value : run.result == expect.value;
-          if (!ok) {
-            throw CheckFailed(fmt::format("WRONG RESULT: {} but expected {}{}", run.result,
-                                          expect.at_least ? ">= " : "", expect.value));
-          }
-          const double v = value_of(def.metric, run);
-          const bool counted = rep >= warmups;
-          fmt::print(stderr, "  {:<13} {:<12} {:>12} {:<8} (result {}{})\n", system.name,
-                     e->workload, format_value(v), unit_of(def.metric), run.result,
-                     counted ? "" : ", warm-up");
-          if (!counted) continue;
-          result.samples.push_back(v);
-          for (const auto& [k, x] : run.extra) extras[k].push_back(x);
-        }
-      } catch (const std::exception& error) {
-        const std::string what = fmt::format("{} on {}: {}", e->workload, e->system, error.what());
-        fmt::print(stderr, "  FAILED {}\n", what);
-        failures.push_back(what);
-        failed_cells.insert({e->workload, e->system});
-        continue;
-      }
-      result.median = median(result.samples);
-      for (auto& [k, xs] : extras) result.extra[k] = median(xs);
-      results[{e->workload, e->system}] = result;
-    }
+    if (!cells.empty()) run_workload(*def, cells, registry, sizes, warmups, reps, wall, outcome);
+  }
+  // Every system lived through every workload (see kExecutionOrder); now their threads stop.
+  for (const SystemInfo& system : registry.systems()) {
     if (system.teardown) system.teardown();
   }
+  std::map<Key, Result>& results = outcome.results;
+  const std::vector<std::string>& failures = outcome.failures;
+  const std::set<Key>& failed_cells = outcome.failed_cells;
 
   const CpuTimes cpu_end = CpuTimes::now();
   const double wall_s = wall.ns() / 1e9;
@@ -562,8 +635,9 @@ int run_all(const Options& options) {
   const std::string interference = fmt::format(
       "other processes used {:.1f} CPU-seconds during the {:.0f} s run ({:.2f} CPUs on average); "
       "hypervisor steal {:.1f} s; core-to-core round trip before the run {:.0f} ns (-1: not "
-      "measured)",
-      other_s, wall_s, other_s / wall_s, steal_s, calibration.round_trip_ns);
+      "measured); {} run(s) started with another thread of ours still running after {:.0f} ms",
+      other_s, wall_s, other_s / wall_s, steal_s, calibration.round_trip_ns, outcome.unquiet_runs,
+      kQuietTimeoutNs / 1e6);
 
   // ---- The table ------------------------------------------------------------------------------
   auto label = [&](const std::string& name) {
@@ -671,8 +745,10 @@ int run_all(const Options& options) {
   }
 
   Machine machine;
-  fmt::print("## fiberjob_bench ({} sizes; median of {} after {} warm-up; 2 workers)\n\n",
-             options.smoke ? "smoke" : "full", reps, warmups);
+  fmt::print(
+      "## fiberjob_bench ({} sizes; median of {} after {} warm-up; 2 workers; systems "
+      "interleaved)\n\n",
+      options.smoke ? "smoke" : "full", reps, warmups);
   fmt::print(
       "Ratio columns (÷) are fiberjob ÷ peer of the value shown: below 1 means fiberjob "
       "takes less time (7: less memory); for M jobs/s above 1 means fiberjob is faster.\n\n");
@@ -710,6 +786,10 @@ int run_all(const Options& options) {
         json_number(wall_s), json_number(other_s), json_number(steal_s),
         json_number(calibration.round_trip_ns), json_escape(interference));
     out << "  \"ratio\": \"fiberjob median / system median, of the metric in 'unit'\",\n";
+    out << "  \"order\": \"for each workload, each repetition (warm-ups first) runs every "
+           "selected system once, in an order rotating by one system per repetition; "
+           "'positions' gives each counted sample's place in its repetition, 'started_s' its "
+           "start in seconds since the first run\",\n";
     out << "  \"systems\": [\n";
     for (std::size_t i = 0; i < registry.systems().size(); ++i) {
       const SystemInfo& s = registry.systems()[i];
@@ -726,8 +806,13 @@ int run_all(const Options& options) {
         const auto it = results.find({w.name, s.name});
         if (it == results.end()) continue;
         const Result& r = it->second;
-        std::string samples;
-        for (double x : r.samples) samples += (samples.empty() ? "" : ", ") + json_number(x);
+        auto list = [](const auto& xs) {
+          std::string text;
+          for (const auto x : xs) {
+            text += (text.empty() ? "" : ", ") + json_number(static_cast<double>(x));
+          }
+          return text;
+        };
         std::string extra;
         for (const auto& [k, x] : r.extra) {
           extra += fmt::format("{}\"{}\": {}", extra.empty() ? "" : ", ", k, json_number(x));
@@ -737,9 +822,11 @@ int run_all(const Options& options) {
                                             : ratio(results, w.name, s.name);
         out << fmt::format(
             "{}    {{\"workload\": \"{}\", \"title\": \"{}\", \"system\": \"{}\", \"unit\": "
-            "\"{}\", \"median\": {}, \"samples\": [{}], \"ratio\": {}, \"extra\": {{{}}}}}",
+            "\"{}\", \"median\": {}, \"samples\": [{}], \"started_s\": [{}], \"positions\": "
+            "[{}], \"ratio\": {}, \"extra\": {{{}}}}}",
             n++ == 0 ? "" : ",\n", w.name, json_escape(w.title), s.name, unit_of(w.metric),
-            json_number(r.median), samples, q ? json_number(*q) : "null", extra);
+            json_number(r.median), list(r.samples), list(r.started_s), list(r.positions),
+            q ? json_number(*q) : "null", extra);
       }
     }
     out << "\n  ],\n  \"failures\": [";

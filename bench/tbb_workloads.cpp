@@ -254,14 +254,16 @@ Run alloc_spawn_wait(Phase phase, const Sizes& sizes) {
 }  // namespace
 
 void register_tbb(Registry& registry) {
-  registry.system({"tbb", "oneTBB",
+  registry.system({"tbb",
+                   "oneTBB",
                    std::to_string(TBB_VERSION_MAJOR) + "." + std::to_string(TBB_VERSION_MINOR),
                    "task_arena(2) joined by the main thread (1 TBB worker + main), "
                    "global_control max_allowed_parallelism 2; task_arena(1) for the one-worker "
                    "rows; ping-pong on tbb::task::suspend/resume",
                    "oneTBB's own: idle workers spin and yield for a while, then sleep "
                    "(not configurable)",
-                   teardown});
+                   teardown,
+                   {}});
   registry.add("fib", "tbb", fib);
   registry.add("skynet", "tbb", skynet);
   // TBB has no coroutine surface: its task_group fork-join is the baseline of rows 1c and 2c.
