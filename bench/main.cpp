@@ -406,7 +406,7 @@ void usage(std::FILE* to) {
       "                      [--only NAME[,NAME...]] [--revision TEXT]\n"
       "  --smoke           tiny sizes, 1 repetition, no warm-up (the test-suite run)\n"
       "  --reps N          repetitions per workload (default 5), each running every system\n"
-      "                    once; median reported\n"
+      "                    once; median, min and max reported\n"
       "  --json PATH       also write every sample, the medians and the targets as JSON\n"
       "  --plot-data PATH  write fiberjob's cost relative to each peer (gnuplot data)\n"
       "  --only NAMES      only these workloads and/or systems (comma-separated), e.g.\n"
@@ -565,6 +565,24 @@ void run_workload(const Workload& def, const std::vector<const Entry*>& cells,
   }
 }
 
+/// The median over the repetitions of fiberjob's value ÷ the peer's in the same repetition: the
+/// two ran a few seconds apart at most, so a slow phase of the machine mostly cancels out.
+std::optional<double> paired_ratio(const std::map<Key, Result>& results,
+                                   const std::string& workload, const std::string& peer) {
+  const auto f = results.find({workload, "fiberjob"});
+  const auto p = results.find({workload, peer});
+  if (f == results.end() || p == results.end()) return std::nullopt;
+  const std::vector<double>& a = f->second.samples;
+  const std::vector<double>& b = p->second.samples;
+  if (a.size() != b.size() || a.empty()) return std::nullopt;
+  std::vector<double> ratios;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (b[i] == 0) return std::nullopt;
+    ratios.push_back(a[i] / b[i]);
+  }
+  return median(ratios);
+}
+
 int run_all(const Options& options) {
   const Sizes sizes = options.smoke ? Sizes::smoke() : Sizes::full();
   const int reps = options.reps > 0 ? options.reps : (options.smoke ? 1 : 5);
@@ -660,13 +678,17 @@ int run_all(const Options& options) {
     auto cell = [&](const std::string& system) -> std::string {
       const auto it = results.find({w.name, system});
       if (it == results.end()) return "—";
-      std::string text = format_value(it->second.median);
+      Result& r = it->second;
+      // "median (min–max)": the range over the counted repetitions (none when they all agree).
+      std::string text = format_value(r.median);
+      std::string inside;
+      if (r.min != r.max) inside = format_value(r.min) + "–" + format_value(r.max);
       if (w.metric == Metric::CallsPerOp) {
-        text += fmt::format(" (new {}, malloc {})",
-                            format_value(it->second.extra["operator_new_per_op"]),
-                            format_value(it->second.extra["malloc_per_op"]));
+        inside += fmt::format("{}new {}, malloc {}", inside.empty() ? "" : "; ",
+                              format_value(r.extra["operator_new_per_op"]),
+                              format_value(r.extra["malloc_per_op"]));
       }
-      return text;
+      return inside.empty() ? text : text + " (" + inside + ")";
     };
     table += fmt::format("| {} | {} | {} |", w.title, unit_of(w.metric), cell("fiberjob"));
     for (const std::string& peer : kPeers) {
@@ -746,12 +768,15 @@ int run_all(const Options& options) {
 
   Machine machine;
   fmt::print(
-      "## fiberjob_bench ({} sizes; median of {} after {} warm-up; 2 workers; systems "
+      "## fiberjob_bench ({} sizes; median (min–max) of {} after {} warm-up; 2 workers; systems "
       "interleaved)\n\n",
       options.smoke ? "smoke" : "full", reps, warmups);
   fmt::print(
-      "Ratio columns (÷) are fiberjob ÷ peer of the value shown: below 1 means fiberjob "
-      "takes less time (7: less memory); for M jobs/s above 1 means fiberjob is faster.\n\n");
+      "Each cell is the median of the repetitions, with their minimum and maximum in "
+      "parentheses. Every repetition ran each system once, in an order rotating by one system "
+      "per repetition. Ratio columns (÷) are fiberjob ÷ peer of the medians: below 1 means "
+      "fiberjob takes less time (7: less memory); for M jobs/s above 1 means fiberjob is "
+      "faster. Targets are judged on the medians.\n\n");
   fmt::print("{}\n{}\n", table, spread);
   if (options.smoke) fmt::print("(smoke sizes: the targets are not meaningful)\n\n");
   fmt::print("{}\n", targets);
@@ -786,6 +811,8 @@ int run_all(const Options& options) {
         json_number(wall_s), json_number(other_s), json_number(steal_s),
         json_number(calibration.round_trip_ns), json_escape(interference));
     out << "  \"ratio\": \"fiberjob median / system median, of the metric in 'unit'\",\n";
+    out << "  \"ratio_paired\": \"median over the repetitions of fiberjob's value / the system's "
+           "value in the same repetition\",\n";
     out << "  \"order\": \"for each workload, each repetition (warm-ups first) runs every "
            "selected system once, in an order rotating by one system per repetition; "
            "'positions' gives each counted sample's place in its repetition, 'started_s' its "
@@ -817,16 +844,19 @@ int run_all(const Options& options) {
         for (const auto& [k, x] : r.extra) {
           extra += fmt::format("{}\"{}\": {}", extra.empty() ? "" : ", ", k, json_number(x));
         }
-        const std::optional<double> q = s.name == "fiberjob" || w.metric == Metric::CallsPerOp
-                                            ? std::nullopt
-                                            : ratio(results, w.name, s.name);
+        const bool no_ratio = s.name == "fiberjob" || w.metric == Metric::CallsPerOp;
+        const std::optional<double> q = no_ratio ? std::nullopt : ratio(results, w.name, s.name);
+        const std::optional<double> qp =
+            no_ratio ? std::nullopt : paired_ratio(results, w.name, s.name);
         out << fmt::format(
             "{}    {{\"workload\": \"{}\", \"title\": \"{}\", \"system\": \"{}\", \"unit\": "
-            "\"{}\", \"median\": {}, \"samples\": [{}], \"started_s\": [{}], \"positions\": "
-            "[{}], \"ratio\": {}, \"extra\": {{{}}}}}",
+            "\"{}\", \"median\": {}, \"min\": {}, \"max\": {}, \"samples\": [{}], "
+            "\"started_s\": [{}], \"positions\": [{}], \"ratio\": {}, \"ratio_paired\": {}, "
+            "\"extra\": {{{}}}}}",
             n++ == 0 ? "" : ",\n", w.name, json_escape(w.title), s.name, unit_of(w.metric),
-            json_number(r.median), list(r.samples), list(r.started_s), list(r.positions),
-            q ? json_number(*q) : "null", extra);
+            json_number(r.median), json_number(r.min), json_number(r.max), list(r.samples),
+            list(r.started_s), list(r.positions), q ? json_number(*q) : "null",
+            qp ? json_number(*qp) : "null", extra);
       }
     }
     out << "\n  ],\n  \"failures\": [";
