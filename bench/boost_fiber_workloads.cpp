@@ -427,6 +427,7 @@ void register_boost_fiber(Registry& registry) {
   registry.add("fib", "boost_fiber", fib);
   registry.add("skynet", "boost_fiber", skynet);
   registry.add("empty_jobs", "boost_fiber", empty_jobs);
+  registry.add("empty_jobs_plain", "boost_fiber", empty_jobs);  // as row 3: its default setup
   registry.add("pingpong_2w", "boost_fiber", [](const Sizes& s) {
     pool();
     return pingpong_body(s);

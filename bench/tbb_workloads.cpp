@@ -270,6 +270,8 @@ void register_tbb(Registry& registry) {
   registry.add("fib_co", "tbb", fib);
   registry.add("skynet_co", "tbb", skynet);
   registry.add("empty_jobs", "tbb", empty_jobs);
+  // Row 3b is fiberjob's default setup; TBB's counterpart is its own default, as in row 3.
+  registry.add("empty_jobs_plain", "tbb", empty_jobs);
   registry.add("pingpong_1w", "tbb", [](const Sizes& s) { return pingpong(1, s); });
   registry.add("pingpong_2w", "tbb", [](const Sizes& s) { return pingpong(2, s); });
   registry.add("parallel_for", "tbb", parallel_for_sqrt);
