@@ -331,6 +331,66 @@ Run parallel_for_sqrt(const Sizes& sizes) {
   return run;
 }
 
+// ---- 9. many waiters on one counter: per-agent AI coroutines on a frame gate --------------
+
+/// The gates of samples/game (World::run_frame, World::agent_ai): two counters alternate as the
+/// frame gate, and the next one is armed before the current one opens, so an agent that steps
+/// and re-links at once never finds its next gate already open.
+struct FrameGates {
+  std::array<fj::Counter, 2> gates;
+  fj::Counter done;        // armed with one unit per agent each round, signalled by each step
+  std::int64_t round = 0;  // written by the main thread before it opens the round's gate
+  fj::Counter& gate(std::int64_t r) { return gates[static_cast<std::size_t>(r % 2)]; }
+};
+
+/// One agent: `rounds` times, waits for the gate, takes one step (its own state: the steps that
+/// saw the round they were released for), signals `done` and re-links on the next gate. `gates`
+/// and `steps` outlive the job: the caller waits for every agent before destroying them.
+fj::Task<> agent(fj::Context& ctx, FrameGates& gates, std::int64_t rounds, std::int64_t* steps) {
+  for (std::int64_t r = 0; r < rounds; ++r) {
+    co_await ctx.wait(gates.gate(r));
+    if (gates.round == r) ++*steps;
+    gates.done.signal();
+  }
+}
+
+/// `sizes.waiters` coroutine jobs wait on one gate; the main thread releases it
+/// `sizes.waiter_rounds` times (timed) after one untimed round (every agent reaches its first
+/// gate and the coroutine frames are warm), waiting for the round's `done` each time.
+Run many_waiters(std::uint32_t workers, const Sizes& sizes) {
+  fj::JobSystem& js = system_with(workers);
+  const std::int64_t agents = sizes.waiters;
+  const std::int64_t rounds = sizes.waiter_rounds + 1;
+  FrameGates gates;
+  std::vector<std::int64_t> steps(static_cast<std::size_t>(agents), 0);
+  fj::Counter alive;
+  gates.gate(0).add(1);
+  for (std::int64_t i = 0; i < agents; ++i) {
+    js.run(alive, [&gates, rounds, s = &steps[static_cast<std::size_t>(i)]](fj::Context& ctx) {
+      return agent(ctx, gates, rounds, s);
+    });
+  }
+  auto release = [&](std::int64_t r) {
+    gates.round = r;
+    gates.done.add(agents);
+    if (r + 1 < rounds) gates.gate(r + 1).add(1);  // the last gate stays idle
+    gates.gate(r).signal();                        // every agent wakes for this round
+    js.wait(gates.done);
+  };
+  release(0);
+  const fj::Stats before = js.stats();
+  Run run;
+  const Stopwatch watch;
+  for (std::int64_t r = 1; r < rounds; ++r) release(r);
+  run.ns = watch.ns();
+  add_stats(run, before, js.stats());
+  js.wait(alive);
+  run.ops = static_cast<double>(agents * sizes.waiter_rounds);
+  run.result = 0;
+  for (std::int64_t s : steps) run.result += s;  // expected: every agent, every round
+  return run;
+}
+
 // ---- 8. allocator calls per spawned job, per wait, per yield once warm ----------------------
 
 enum class Phase { Spawn, Wait };
@@ -457,6 +517,8 @@ void register_fiberjob(Registry& registry) {
   registry.add("alloc_wait", "fiberjob",
                [](const Sizes& s) { return alloc_spawn_wait(Phase::Wait, s); });
   registry.add("alloc_yield", "fiberjob", alloc_yield);
+  registry.add("many_waiters_1w", "fiberjob", [](const Sizes& s) { return many_waiters(1, s); });
+  registry.add("many_waiters_2w", "fiberjob", [](const Sizes& s) { return many_waiters(2, s); });
 }
 
 }  // namespace bench

@@ -26,9 +26,25 @@ struct Sizes {
   std::int64_t alloc_rounds = 10'000;        ///< rounds counted
   static constexpr int kAllocChildren = 8;   ///< jobs spawned per allocation round
   std::int64_t suspended_jobs = 10'000;      ///< jobs suspended at once (memory, 7a)
+  std::int64_t waiters = 20'000;             ///< coroutine jobs waiting on one gate (9)
+  std::int64_t waiter_rounds = 1'000;        ///< gate releases timed (9), one step per job each
 
   static Sizes full() { return {}; }
-  static Sizes smoke() { return {12, 3, 10'000, 10'000, 1'000, 100'000, 200, 500, 100}; }
+  static Sizes smoke() {
+    Sizes s;
+    s.fib_n = 12;
+    s.skynet_depth = 3;
+    s.empty_jobs = 10'000;
+    s.yields = 10'000;
+    s.round_trips = 1'000;
+    s.floats = 100'000;
+    s.alloc_warmup_rounds = 200;
+    s.alloc_rounds = 500;
+    s.suspended_jobs = 100;
+    s.waiters = 200;
+    s.waiter_rounds = 10;
+    return s;
+  }
 };
 
 /// What one repetition of a workload measured. Time workloads fill `ns`, allocation and memory

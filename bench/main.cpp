@@ -155,6 +155,19 @@ std::vector<Workload> workloads(const Sizes& s) {
        [](const Sizes& z) { return Expect{z.alloc_rounds}; }},
       {"alloc_yield", "8c. allocator calls per yield (warm)", Metric::CallsPerOp,
        [](const Sizes& z) { return Expect{z.alloc_rounds}; }},
+      {"many_waiters_1w",
+       fmt::format("9a. many waiters on one counter: {} coroutine jobs co_await one gate, {} "
+                   "releases, 1 worker; per agent step",
+                   with_commas(s.waiters), with_commas(s.waiter_rounds)),
+       Metric::NsPerOp,
+       [](const Sizes& z) {
+         return Expect{z.waiters * (z.waiter_rounds + 1)};  // + the untimed first round
+       }},
+      {"many_waiters_2w",
+       fmt::format("9b. many waiters on one counter: {} coroutine jobs co_await one gate, {} "
+                   "releases, 2 workers; per agent step",
+                   with_commas(s.waiters), with_commas(s.waiter_rounds)),
+       Metric::NsPerOp, [](const Sizes& z) { return Expect{z.waiters * (z.waiter_rounds + 1)}; }},
   };
 }
 
@@ -167,19 +180,23 @@ std::vector<Workload> workloads(const Sizes& s) {
 /// until no other thread of the process runs (TBB's and fiberjob's idle workers spin a while
 /// before they sleep).
 const std::vector<std::string> kExecutionOrder = {
-    "yield",      "pingpong_1w",   "alloc_yield",      "fib",         "skynet",       "fib_co",
-    "skynet_co",  "empty_jobs",    "empty_jobs_plain", "pingpong_2w", "parallel_for", "alloc_spawn",
-    "alloc_wait", "mem_suspended", "mem_skynet"};
+    "yield",         "pingpong_1w",     "alloc_yield",  "many_waiters_1w", "fib",
+    "skynet",        "fib_co",          "skynet_co",    "empty_jobs",      "empty_jobs_plain",
+    "pingpong_2w",   "many_waiters_2w", "parallel_for", "alloc_spawn",     "alloc_wait",
+    "mem_suspended", "mem_skynet"};
 
 /// Peers in table order (fiberjob is the reference column).
 const std::vector<std::string> kPeers = {"tbb", "boost_fiber", "boost_context", "std_thread"};
 
 struct Target {
   std::string workload;
-  std::string peer;  // empty: an absolute target on fiberjob's own value
+  std::string peer;  // empty: a target on fiberjob's own value (or speedup, see baseline)
   enum class Kind { AtMost, AtLeast, Zero } kind;
   double bound;
   std::string text;
+  /// Non-empty (with no peer): the target is on fiberjob's median of this workload ÷ its median
+  /// of `workload`, both in a time per operation: the speedup of `workload` over `baseline`.
+  std::string baseline = {};
 };
 
 const std::vector<Target> kTargets = {
@@ -202,6 +219,10 @@ const std::vector<Target> kTargets = {
     {"alloc_spawn", "", Target::Kind::Zero, 0, "zero allocator calls per spawned job (warm)"},
     {"alloc_wait", "", Target::Kind::Zero, 0, "zero allocator calls per wait (warm)"},
     {"alloc_yield", "", Target::Kind::Zero, 0, "zero allocator calls per yield (warm)"},
+    {"many_waiters_1w", "", Target::Kind::AtMost, 40,
+     "many waiters on one counter, 1 worker: <= 40 ns per agent step"},
+    {"many_waiters_2w", "", Target::Kind::AtLeast, 1.7,
+     "many waiters on one counter: 2 workers >= 1.7x faster than 1 (9a ÷ 9b)", "many_waiters_1w"},
     {"mem_suspended", "", Target::Kind::AtMost, 16,
      "RSS per suspended job: <= 16 KiB (64 KiB stacks)"},
     {"mem_skynet", "", Target::Kind::AtMost, 64, "skynet peak RSS: <= 64 MiB"},
@@ -418,7 +439,7 @@ void usage(std::FILE* to) {
       "                    --only fib,skynet or --only fiberjob,tbb or --only fib,fiberjob,tbb\n"
       "  --revision TEXT   the fiberjob revision measured, for the report (e.g. a git hash)\n"
       "workloads: fib skynet fib_co skynet_co empty_jobs empty_jobs_plain yield pingpong_1w\n"
-      "           pingpong_2w parallel_for\n"
+      "           pingpong_2w parallel_for many_waiters_1w many_waiters_2w\n"
       "           alloc_spawn alloc_wait alloc_yield mem_suspended mem_skynet\n"
       "systems:   fiberjob tbb boost_fiber boost_context std_thread\n",
       to);
@@ -740,7 +761,14 @@ int run_all(const Options& options) {
     const bool failed = failed_cells.count({t.workload, "fiberjob"}) != 0 ||
                         (!t.peer.empty() && failed_cells.count({t.workload, t.peer}) != 0);
     Verdict v{&t, std::nullopt, failed ? "failed" : "not run"};
-    if (t.peer.empty()) {
+    if (!t.baseline.empty()) {
+      const auto it = results.find({t.workload, "fiberjob"});
+      const auto base = results.find({t.baseline, "fiberjob"});
+      if (failed_cells.count({t.baseline, "fiberjob"}) != 0) v.status = "failed";
+      if (it != results.end() && base != results.end() && it->second.median > 0) {
+        v.measured = base->second.median / it->second.median;
+      }
+    } else if (t.peer.empty()) {
       const auto it = results.find({t.workload, "fiberjob"});
       if (it != results.end()) v.measured = it->second.median;
     } else {
@@ -872,9 +900,9 @@ int run_all(const Options& options) {
     for (std::size_t i = 0; i < verdicts.size(); ++i) {
       const Verdict& v = verdicts[i];
       out << fmt::format(
-          "    {{\"target\": \"{}\", \"workload\": \"{}\", \"peer\": \"{}\", \"bound\": {}, "
-          "\"measured\": {}, \"status\": \"{}\"}}{}\n",
-          json_escape(v.target->text), v.target->workload, v.target->peer,
+          "    {{\"target\": \"{}\", \"workload\": \"{}\", \"peer\": \"{}\", \"baseline\": "
+          "\"{}\", \"bound\": {}, \"measured\": {}, \"status\": \"{}\"}}{}\n",
+          json_escape(v.target->text), v.target->workload, v.target->peer, v.target->baseline,
           json_number(v.target->bound), v.measured ? json_number(*v.measured) : "null", v.status,
           i + 1 < verdicts.size() ? "," : "");
     }
