@@ -10,223 +10,28 @@
 // result was wrong or a system failed, 2 for a bad command line.
 
 #include <fmt/format.h>
-#include <pthread.h>
-#include <sched.h>
 #include <sys/resource.h>
-#include <sys/utsname.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
-#include <ctime>
+#include <cstdlib>
 #include <exception>
 #include <fstream>
-#include <functional>
 #include <map>
 #include <optional>
 #include <set>
 #include <sstream>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "harness.hpp"
+#include "machine.hpp"
+#include "rows.hpp"
 
 namespace bench {
 namespace {
-
-enum class Metric { Milliseconds, NsPerOp, MillionPerSecond, CallsPerOp, KibPerOp, Mebibytes };
-
-/// Memory rows (7): reported and compared like the others, but not drawn in the time chart.
-bool is_memory(Metric m) { return m == Metric::KibPerOp || m == Metric::Mebibytes; }
-
-struct Expect {
-  std::int64_t value = 0;
-  bool at_least = false;  // yield: alternations may miss the first and last yield
-};
-
-struct Workload {
-  std::string name;
-  std::string title;
-  Metric metric;
-  std::function<Expect(const Sizes&)> expect;
-};
-
-const char* unit_of(Metric m) {
-  switch (m) {
-    case Metric::Milliseconds:
-      return "ms";
-    case Metric::NsPerOp:
-      return "ns/op";
-    case Metric::MillionPerSecond:
-      return "M jobs/s";
-    case Metric::CallsPerOp:
-      return "calls/op";
-    case Metric::KibPerOp:
-      return "KiB/job";
-    case Metric::Mebibytes:
-      return "MiB";
-  }
-  return "";
-}
-
-double value_of(Metric m, const Run& run) {
-  switch (m) {
-    case Metric::Milliseconds:
-      return run.ns / 1e6;
-    case Metric::NsPerOp:
-      return run.ns / run.ops;
-    case Metric::MillionPerSecond:
-      return run.ops / run.ns * 1e3;
-    case Metric::CallsPerOp:
-      return run.count / run.ops;
-    case Metric::KibPerOp:
-      return run.count / run.ops / 1024;
-    case Metric::Mebibytes:
-      return run.count / (1024 * 1024);
-  }
-  return 0;
-}
-
-std::string with_commas(std::int64_t v) {
-  std::string digits = std::to_string(v);
-  std::string out;
-  for (std::size_t i = 0; i < digits.size(); ++i) {
-    if (i != 0 && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return out;
-}
-
-/// The workloads, in table order. Definitions are the issue's; `Sizes` scales them.
-std::vector<Workload> workloads(const Sizes& s) {
-  const std::string leaves = with_commas(skynet_leaves(s.skynet_depth));
-  return {
-      {"fib", fmt::format("1. fib({}), 2 spawns + 1 wait per call", s.fib_n), Metric::Milliseconds,
-       [](const Sizes& z) { return Expect{fib_reference(z.fib_n)}; }},
-      {"skynet", fmt::format("2. skynet, {} leaves (10-ary, depth {})", leaves, s.skynet_depth),
-       Metric::Milliseconds, [](const Sizes& z) { return Expect{skynet_sum(z.skynet_depth)}; }},
-      {"fib_co",
-       fmt::format("1c. fib({}), coroutine jobs: 2 spawns + 1 co_await ctx.wait per call "
-                   "(TBB: its row 1)",
-                   s.fib_n),
-       Metric::Milliseconds, [](const Sizes& z) { return Expect{fib_reference(z.fib_n)}; }},
-      {"skynet_co",
-       fmt::format("2c. skynet, {} leaves, coroutine jobs and co_await ctx.wait (TBB: its row 2)",
-                   leaves),
-       Metric::Milliseconds, [](const Sizes& z) { return Expect{skynet_sum(z.skynet_depth)}; }},
-      {"empty_jobs",
-       fmt::format("3. {} empty jobs from one thread; fiberjob: main thread attached "
-                   "(AttachedWorker) + 1 worker thread",
-                   with_commas(s.empty_jobs)),
-       Metric::MillionPerSecond, [](const Sizes& z) { return Expect{z.empty_jobs}; }},
-      {"empty_jobs_plain",
-       fmt::format("3b. {} empty jobs from one thread; fiberjob default setup: main thread "
-                   "submits and parks in JobSystem::wait, 2 worker threads (peers: as row 3)",
-                   with_commas(s.empty_jobs)),
-       Metric::MillionPerSecond, [](const Sizes& z) { return Expect{z.empty_jobs}; }},
-      {"yield", fmt::format("4. yield, 2 jobs on 1 worker, {} yields", with_commas(s.yields)),
-       Metric::NsPerOp,
-       [](const Sizes& z) {
-         return Expect{z.yields - 2, true};
-       }},
-      {"pingpong_1w",
-       fmt::format("5a. wait/wake ping-pong, 1 worker, {} round trips", with_commas(s.round_trips)),
-       Metric::NsPerOp, [](const Sizes& z) { return Expect{z.round_trips}; }},
-      {"pingpong_2w",
-       fmt::format("5b. wait/wake ping-pong, 2 workers, {} round trips",
-                   with_commas(s.round_trips)),
-       Metric::NsPerOp, [](const Sizes& z) { return Expect{z.round_trips}; }},
-      {"parallel_for", fmt::format("6. parallel_for sqrt, {} floats", with_commas(s.floats)),
-       Metric::Milliseconds, [](const Sizes& z) { return Expect{z.floats}; }},
-      {"mem_suspended",
-       fmt::format("7a. RSS per suspended job, {} jobs suspended at once (child process)",
-                   with_commas(s.suspended_jobs)),
-       Metric::KibPerOp, [](const Sizes& z) { return Expect{z.suspended_jobs}; }},
-      {"mem_skynet",
-       fmt::format("7b. skynet peak RSS above setup, {} leaves (child process)", leaves),
-       Metric::Mebibytes, [](const Sizes& z) { return Expect{skynet_sum(z.skynet_depth)}; }},
-      {"alloc_spawn", "8a. allocator calls per spawned job (warm)", Metric::CallsPerOp,
-       [](const Sizes& z) { return Expect{z.alloc_rounds}; }},
-      {"alloc_wait", "8b. allocator calls per wait (warm)", Metric::CallsPerOp,
-       [](const Sizes& z) { return Expect{z.alloc_rounds}; }},
-      {"alloc_yield", "8c. allocator calls per yield (warm)", Metric::CallsPerOp,
-       [](const Sizes& z) { return Expect{z.alloc_rounds}; }},
-      {"many_waiters_1w",
-       fmt::format("9a. many waiters on one counter: {} coroutine jobs co_await one gate, {} "
-                   "releases, 1 worker; per agent step",
-                   with_commas(s.waiters), with_commas(s.waiter_rounds)),
-       Metric::NsPerOp,
-       [](const Sizes& z) {
-         return Expect{z.waiters * (z.waiter_rounds + 1)};  // + the untimed first round
-       }},
-      {"many_waiters_2w",
-       fmt::format("9b. many waiters on one counter: {} coroutine jobs co_await one gate, {} "
-                   "releases, 2 workers; per agent step",
-                   with_commas(s.waiters), with_commas(s.waiter_rounds)),
-       Metric::NsPerOp, [](const Sizes& z) { return Expect{z.waiters * (z.waiter_rounds + 1)}; }},
-  };
-}
-
-/// The order the workloads run in. The systems are interleaved within each workload (see
-/// run_workload), so every system stays alive from its first run to the end: Boost.Fiber's
-/// work_stealing pool can be built only once per process, and the others stay warm as it does.
-/// A system's idle threads must then not disturb another system's runs. The one-worker
-/// workloads still run first, before Boost.Fiber's two-worker pool exists, and after every run
-/// the harness quiesces the system (Boost.Fiber: its polling helper thread is blocked) and waits
-/// until no other thread of the process runs (TBB's and fiberjob's idle workers spin a while
-/// before they sleep).
-const std::vector<std::string> kExecutionOrder = {
-    "yield",         "pingpong_1w",     "alloc_yield",  "many_waiters_1w", "fib",
-    "skynet",        "fib_co",          "skynet_co",    "empty_jobs",      "empty_jobs_plain",
-    "pingpong_2w",   "many_waiters_2w", "parallel_for", "alloc_spawn",     "alloc_wait",
-    "mem_suspended", "mem_skynet"};
-
-/// Peers in table order (fiberjob is the reference column).
-const std::vector<std::string> kPeers = {"tbb", "boost_fiber", "boost_context", "std_thread"};
-
-struct Target {
-  std::string workload;
-  std::string peer;  // empty: a target on fiberjob's own value (or speedup, see baseline)
-  enum class Kind { AtMost, AtLeast, Zero } kind;
-  double bound;
-  std::string text;
-  /// Non-empty (with no peer): the target is on fiberjob's median of this workload ÷ its median
-  /// of `workload`, both in a time per operation: the speedup of `workload` over `baseline`.
-  std::string baseline = {};
-};
-
-const std::vector<Target> kTargets = {
-    {"empty_jobs_plain", "tbb", Target::Kind::AtLeast, 2.5,
-     "empty jobs, fiberjob's default setup (3b): >= 2.5x TBB's throughput"},
-    {"fib", "tbb", Target::Kind::AtMost, 0.6, "fib(30): <= 0.6x TBB's time"},
-    {"skynet", "tbb", Target::Kind::AtMost, 0.9, "skynet: <= 0.9x TBB's time"},
-    {"fib_co", "tbb", Target::Kind::AtMost, 0.6, "fib(30), coroutine jobs: <= 0.6x TBB's time"},
-    {"skynet_co", "tbb", Target::Kind::AtMost, 0.6, "skynet, coroutine jobs: <= 0.6x TBB's time"},
-    {"yield", "boost_fiber", Target::Kind::AtMost, 0.33, "yield: <= 0.33x Boost.Fiber"},
-    {"yield", "boost_context", Target::Kind::AtMost, 3.0, "yield: <= 3x the raw switch"},
-    {"pingpong_1w", "tbb", Target::Kind::AtMost, 0.1, "wait/wake, 1 worker: <= 0.1x TBB"},
-    {"pingpong_2w", "tbb", Target::Kind::AtMost, 0.1, "wait/wake, 2 workers: <= 0.1x TBB"},
-    {"pingpong_1w", "boost_fiber", Target::Kind::AtMost, 0.35,
-     "wait/wake, 1 worker: <= 0.35x Boost.Fiber"},
-    {"pingpong_2w", "boost_fiber", Target::Kind::AtMost, 0.35,
-     "wait/wake, 2 workers: <= 0.35x Boost.Fiber"},
-    {"parallel_for", "std_thread", Target::Kind::AtMost, 1.05,
-     "parallel_for: within 5% of the std::thread split (at most 1.05x its time)"},
-    {"alloc_spawn", "", Target::Kind::Zero, 0, "zero allocator calls per spawned job (warm)"},
-    {"alloc_wait", "", Target::Kind::Zero, 0, "zero allocator calls per wait (warm)"},
-    {"alloc_yield", "", Target::Kind::Zero, 0, "zero allocator calls per yield (warm)"},
-    {"many_waiters_1w", "", Target::Kind::AtMost, 40,
-     "many waiters on one counter, 1 worker: <= 40 ns per agent step"},
-    {"many_waiters_2w", "", Target::Kind::AtLeast, 1.7,
-     "many waiters on one counter: 2 workers >= 1.7x faster than 1 (9a ÷ 9b)", "many_waiters_1w"},
-    {"mem_suspended", "", Target::Kind::AtMost, 16,
-     "RSS per suspended job: <= 16 KiB (64 KiB stacks)"},
-    {"mem_skynet", "", Target::Kind::AtMost, 64, "skynet peak RSS: <= 64 MiB"},
-};
 
 struct Options {
   bool smoke = false;
@@ -301,129 +106,6 @@ std::string json_escape(const std::string& s) {
 std::string json_number(double v) {
   if (!std::isfinite(v)) return "null";
   return fmt::format("{}", v);
-}
-
-std::string read_first(const char* path, const std::string& key) {
-  std::ifstream in(path);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(key, 0) == 0) {
-      const auto colon = line.find(':');
-      if (colon == std::string::npos) continue;
-      std::string value = line.substr(colon + 1);
-      value.erase(0, value.find_first_not_of(" \t"));
-      return value;
-    }
-  }
-  return "unknown";
-}
-
-std::string utc_now() {
-  const std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
-struct Machine {
-  std::string cpu = read_first("/proc/cpuinfo", "model name");
-  unsigned cpus = std::thread::hardware_concurrency();
-  std::string memory = read_first("/proc/meminfo", "MemTotal");
-  std::string kernel;
-  std::string compiler = __VERSION__;
-  std::string date = utc_now();
-  Machine() {
-    utsname u{};
-    if (uname(&u) == 0) kernel = std::string(u.sysname) + " " + u.release + " " + u.machine;
-  }
-};
-
-/// CPU time of the whole machine (busy, from /proc/stat) and of this process (getrusage), to
-/// report how much other processes ran during the benchmarks: the machine may be shared.
-struct CpuTimes {
-  double machine_busy_s = 0;
-  double steal_s = 0;  // time the hypervisor ran something else on our virtual CPUs
-  double self_s = 0;
-  static CpuTimes now() {
-    CpuTimes t;
-    std::ifstream stat("/proc/stat");
-    std::string cpu;
-    double user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0;
-    stat >> cpu >> user >> nice >> system >> idle >> iowait >> irq >> softirq >> steal;
-    const double tick = static_cast<double>(sysconf(_SC_CLK_TCK));
-    t.machine_busy_s = (user + nice + system + irq + softirq) / tick;
-    t.steal_s = steal / tick;
-    auto seconds = [](const timeval& v) {
-      return static_cast<double>(v.tv_sec) + static_cast<double>(v.tv_usec) / 1e6;
-    };
-    // Ours: this process and its finished children (the memory workloads' child processes).
-    for (const int who : {RUSAGE_SELF, RUSAGE_CHILDREN}) {
-      rusage u{};
-      getrusage(who, &u);
-      t.self_s += seconds(u.ru_utime) + seconds(u.ru_stime);
-    }
-    return t;
-  }
-};
-
-/// The machine's core-to-core latency right now: two threads pinned to two different CPUs
-/// bounce a cache line (an atomic flag) 100,000 times; the best of 3 trials, in ns per round
-/// trip. On a VM this depends on where the host runs our virtual CPUs, and it bounds every
-/// cross-worker handoff measured here. The main thread's affinity is restored afterwards.
-struct Calibration {
-  double round_trip_ns = -1;  // -1: fewer than two CPUs allowed
-};
-
-Calibration calibrate_core_to_core() {
-  constexpr int kRoundTrips = 100'000;
-  cpu_set_t allowed;
-  CPU_ZERO(&allowed);
-  if (pthread_getaffinity_np(pthread_self(), sizeof allowed, &allowed) != 0) return {};
-  std::vector<int> cpus;
-  for (int c = 0; c < CPU_SETSIZE && cpus.size() < 2; ++c) {
-    if (CPU_ISSET(c, &allowed)) cpus.push_back(c);
-  }
-  if (cpus.size() < 2) return {};
-  auto pin = [](pthread_t thread, int cpu) {
-    cpu_set_t one;
-    CPU_ZERO(&one);
-    CPU_SET(cpu, &one);
-    return pthread_setaffinity_np(thread, sizeof one, &one) == 0;
-  };
-  Calibration best{1e300};
-  if (!pin(pthread_self(), cpus[0])) return {};
-  for (int trial = 0; trial < 3; ++trial) {
-    std::atomic<int> flag{0};  // 1: ping, 0: pong, 2: stop
-    std::atomic<bool> ready{false};
-    std::thread partner([&] {
-      pin(pthread_self(), cpus[1]);
-      ready.store(true, std::memory_order_release);
-      for (;;) {
-        int f = 0;
-        while ((f = flag.load(std::memory_order_acquire)) == 0) {
-        }
-        if (f == 2) return;
-        flag.store(0, std::memory_order_release);
-      }
-    });
-    while (!ready.load(std::memory_order_acquire)) std::this_thread::yield();
-    const Stopwatch watch;
-    int done = 0;
-    // At most ~0.2 s per trial: on a busy machine a pinned spinner may share its CPU.
-    while (done < kRoundTrips && (done % 1024 != 0 || watch.ns() < 2e8)) {
-      flag.store(1, std::memory_order_release);
-      while (flag.load(std::memory_order_acquire) != 0) {
-      }
-      ++done;
-    }
-    best.round_trip_ns = std::min(best.round_trip_ns, watch.ns() / done);
-    flag.store(2, std::memory_order_release);
-    partner.join();
-  }
-  pthread_setaffinity_np(pthread_self(), sizeof allowed, &allowed);  // back to every CPU
-  return best;
 }
 
 void usage(std::FILE* to) {
