@@ -59,13 +59,14 @@ std::int64_t count_correct_sqrt(const std::vector<float>& in, const std::vector<
 
 namespace {
 
-/// True when some thread of this process other than the caller is running or runnable ('R' in
-/// /proc/self/task/TID/stat; every other state is asleep, blocked or stopped).
-bool another_thread_runs() {
+/// The name ("TID comm") of a thread of this process other than the caller that is running or
+/// runnable ('R' in /proc/self/task/TID/stat; every other state is asleep, blocked or stopped);
+/// empty when there is none.
+std::string another_thread_runs() {
   const std::string self = std::to_string(gettid());
   DIR* dir = opendir("/proc/self/task");
-  if (dir == nullptr) return false;  // no procfs: nothing to wait for
-  bool runs = false;
+  if (dir == nullptr) return {};  // no procfs: nothing to wait for
+  std::string runs;
   while (const dirent* entry = readdir(dir)) {
     const std::string tid = entry->d_name;
     if (tid == "." || tid == ".." || tid == self) continue;
@@ -75,7 +76,7 @@ bool another_thread_runs() {
     // "TID (comm) S ...": comm may hold spaces and parentheses, the state follows the last ')'.
     const auto paren = line.rfind(')');
     if (paren != std::string::npos && paren + 2 < line.size() && line[paren + 2] == 'R') {
-      runs = true;
+      runs = line.substr(0, paren + 1);
       break;
     }
   }
@@ -85,10 +86,13 @@ bool another_thread_runs() {
 
 }  // namespace
 
-double wait_for_quiet_threads(double timeout_ns) {
+double wait_for_quiet_threads(double timeout_ns, std::string* busy_thread) {
   const Stopwatch watch;
-  while (another_thread_runs()) {
-    if (watch.ns() > timeout_ns) return -1;
+  for (std::string busy = another_thread_runs(); !busy.empty(); busy = another_thread_runs()) {
+    if (watch.ns() > timeout_ns) {
+      if (busy_thread != nullptr) *busy_thread = busy;
+      return -1;
+    }
     std::this_thread::sleep_for(std::chrono::microseconds(100));
   }
   return watch.ns();

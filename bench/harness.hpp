@@ -115,8 +115,9 @@ int memory_child_main(int argc, char** argv);
 /// Waits until no other thread of this process is running (every one asleep or blocked, as
 /// /proc/self/task says), polling every 0.1 ms, at most `timeout_ns`. The systems share the
 /// process: one system's idle threads that still spin or poll would take a core from the next
-/// one's measurement. Returns how long it waited, or a negative value on time-out.
-double wait_for_quiet_threads(double timeout_ns);
+/// one's measurement. Returns how long it waited, or a negative value on time-out, when
+/// `busy_thread` (if given) receives the name of a thread still running.
+double wait_for_quiet_threads(double timeout_ns, std::string* busy_thread = nullptr);
 
 /// Wall-clock timer (steady_clock).
 class Stopwatch {

@@ -198,8 +198,10 @@ struct Outcome {
   int unquiet_runs = 0;  // runs that started while another thread of ours still ran
 };
 
-/// The longest wait, before a run, for the other threads of the process to fall asleep.
-constexpr double kQuietTimeoutNs = 200e6;
+/// The longest wait, before a run, for the other threads of the process to fall asleep. Idle
+/// workers sleep within tens of ms even on a loaded machine (where a woken thread may wait for
+/// a CPU a while before it can go back to sleep); a thread that never does is reported.
+constexpr double kQuietTimeoutNs = 1e9;
 
 /// One run of `entry`, checked: its value in the workload's metric, and `run.extra` filled.
 double run_once(const Workload& def, const Expect& expect, const Entry& entry, const Sizes& sizes,
@@ -238,8 +240,13 @@ void run_workload(const Workload& def, const std::vector<const Entry*>& cells,
       const SystemInfo& system =
           *std::find_if(registry.systems().begin(), registry.systems().end(),
                         [&](const SystemInfo& info) { return info.name == e.system; });
-      const double quiet_ns = wait_for_quiet_threads(kQuietTimeoutNs);
-      if (quiet_ns < 0) ++out.unquiet_runs;
+      std::string busy;
+      const double quiet_ns = wait_for_quiet_threads(kQuietTimeoutNs, &busy);
+      if (quiet_ns < 0) {
+        ++out.unquiet_runs;
+        fmt::print(stderr, "  (thread {} still runs after {:.0f} ms; {} on {} starts anyway)\n",
+                   busy, kQuietTimeoutNs / 1e6, e.workload, e.system);
+      }
       const double started_s = clock.ns() / 1e9;
       const bool counted = round >= warmups;
       // A failure (wrong result, a child that cannot start) fails this cell and the exit
