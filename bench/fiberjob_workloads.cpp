@@ -333,24 +333,38 @@ Run parallel_for_sqrt(const Sizes& sizes) {
 
 // ---- 9. many waiters on one counter: per-agent AI coroutines on a frame gate --------------
 
-/// The gates of samples/game (World::run_frame, World::agent_ai): two counters alternate as the
-/// frame gate, and the next one is armed before the current one opens, so an agent that steps
-/// and re-links at once never finds its next gate already open.
-struct FrameGates {
-  std::array<fj::Counter, 2> gates;
-  fj::Counter done;        // armed with one unit per agent each round, signalled by each step
-  std::int64_t round = 0;  // written by the main thread before it opens the round's gate
-  fj::Counter& gate(std::int64_t r) { return gates[static_cast<std::size_t>(r % 2)]; }
+/// A counter on a cache line of its own (a Counter fills 64 bytes but is only 16-byte aligned:
+/// two neighbours may straddle and share lines).
+struct alignas(64) LineCounter {
+  fj::Counter counter;
 };
 
-/// One agent: `rounds` times, waits for the gate, takes one step (its own state: the steps that
-/// saw the round they were released for), signals `done` and re-links on the next gate. `gates`
-/// and `steps` outlive the job: the caller waits for every agent before destroying them.
-fj::Task<> agent(fj::Context& ctx, FrameGates& gates, std::int64_t rounds, std::int64_t* steps) {
+/// The gates of samples/game (World::run_frame, World::agent_ai): two counters alternate as the
+/// frame gate, and the next one is armed before the current one opens, so an agent that steps
+/// and re-links at once never finds its next gate already open. Unlike the sample's, each
+/// counter starts a cache line: agents link onto the next gate and signal `done` while the main
+/// thread drains the current gate, and the row measures the counters, not their layout.
+struct FrameGates {
+  std::array<LineCounter, 2> gates;
+  LineCounter done;        // armed with one unit per agent each round, signalled by each step
+  std::int64_t round = 0;  // written by the main thread before it opens the round's gate
+  fj::Counter& gate(std::int64_t r) { return gates[static_cast<std::size_t>(r % 2)].counter; }
+};
+
+/// An agent's own state, on its own cache line: neighbouring agents stepped on two workers must
+/// not share a line (false sharing would be the harness's cost, not the scheduler's).
+struct alignas(64) AgentState {
+  std::int64_t steps = 0;  // steps that saw the round they were released for
+};
+
+/// One agent: `rounds` times, waits for the gate, takes one step, signals `done` and re-links
+/// on the next gate. `gates` and `state` outlive the job: the caller waits for every agent
+/// before destroying them.
+fj::Task<> agent(fj::Context& ctx, FrameGates& gates, std::int64_t rounds, AgentState* state) {
   for (std::int64_t r = 0; r < rounds; ++r) {
     co_await ctx.wait(gates.gate(r));
-    if (gates.round == r) ++*steps;
-    gates.done.signal();
+    if (gates.round == r) ++state->steps;
+    gates.done.counter.signal();
   }
 }
 
@@ -362,20 +376,20 @@ Run many_waiters(std::uint32_t workers, const Sizes& sizes) {
   const std::int64_t agents = sizes.waiters;
   const std::int64_t rounds = sizes.waiter_rounds + 1;
   FrameGates gates;
-  std::vector<std::int64_t> steps(static_cast<std::size_t>(agents), 0);
+  std::vector<AgentState> states(static_cast<std::size_t>(agents));
   fj::Counter alive;
   gates.gate(0).add(1);
   for (std::int64_t i = 0; i < agents; ++i) {
-    js.run(alive, [&gates, rounds, s = &steps[static_cast<std::size_t>(i)]](fj::Context& ctx) {
+    js.run(alive, [&gates, rounds, s = &states[static_cast<std::size_t>(i)]](fj::Context& ctx) {
       return agent(ctx, gates, rounds, s);
     });
   }
   auto release = [&](std::int64_t r) {
     gates.round = r;
-    gates.done.add(agents);
+    gates.done.counter.add(agents);
     if (r + 1 < rounds) gates.gate(r + 1).add(1);  // the last gate stays idle
     gates.gate(r).signal();                        // every agent wakes for this round
-    js.wait(gates.done);
+    js.wait(gates.done.counter);
   };
   release(0);
   const fj::Stats before = js.stats();
@@ -387,7 +401,7 @@ Run many_waiters(std::uint32_t workers, const Sizes& sizes) {
   js.wait(alive);
   run.ops = static_cast<double>(agents * sizes.waiter_rounds);
   run.result = 0;
-  for (std::int64_t s : steps) run.result += s;  // expected: every agent, every round
+  for (const AgentState& s : states) run.result += s.steps;  // expected: every agent, every round
   return run;
 }
 
