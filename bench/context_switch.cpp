@@ -52,6 +52,7 @@ void register_context_switch(Registry& registry) {
        "two boost::context::fiber resuming each other on the main thread "
        "(default 128 KiB stacks); no scheduler",
        "n/a (one thread, never idle)",
+       {},
        {}});
   registry.add("yield", "boost_context", raw_switch);
 }

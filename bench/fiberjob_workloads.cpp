@@ -208,17 +208,18 @@ Run submit_empty_jobs(fj::JobSystem& js, const Sizes& sizes) {
   return run;
 }
 
-/// The peers' setup: the main thread takes part (TBB: task_arena(2) entered by the main thread;
+/// 3: the peers' setup: the main thread takes part (TBB: task_arena(2) entered by the main thread;
 /// Boost.Fiber: the main thread is one of the two work-stealing threads). Here: one worker
-/// thread, and the main thread attached as the second worker.
+/// thread, and the main thread attached (AttachedWorker) as the second worker.
 Run empty_jobs(const Sizes& sizes) {
   fj::JobSystem& js = system_for_attaching();
   const fj::AttachedWorker attached(js);
   return submit_empty_jobs(js, sizes);
 }
 
-/// 3b: the main thread stays a plain thread (jobs go through the injector) with two worker
-/// threads: three threads on two cores. No peer counterpart; shown for comparison.
+/// 3b: fiberjob's default setup, the one the empty-jobs target is judged on: the main thread
+/// stays a plain thread (jobs go through the injector) and parks in JobSystem::wait, with two
+/// worker threads: three threads on two cores. The peers run their row-3 setup.
 Run empty_jobs_plain(const Sizes& sizes) { return submit_empty_jobs(system_with(2), sizes); }
 
 // ---- 4. yield: two jobs on one worker yielding alternately ---------------------------------
@@ -330,6 +331,80 @@ Run parallel_for_sqrt(const Sizes& sizes) {
   return run;
 }
 
+// ---- 9. many waiters on one counter: per-agent AI coroutines on a frame gate --------------
+
+/// A counter on a cache line of its own (a Counter fills 64 bytes but is only 16-byte aligned:
+/// two neighbours may straddle and share lines).
+struct alignas(64) LineCounter {
+  fj::Counter counter;
+};
+
+/// The gates of samples/game (World::run_frame, World::agent_ai): two counters alternate as the
+/// frame gate, and the next one is armed before the current one opens, so an agent that steps
+/// and re-links at once never finds its next gate already open. Unlike the sample's, each
+/// counter starts a cache line: agents link onto the next gate and signal `done` while the main
+/// thread drains the current gate, and the row measures the counters, not their layout.
+struct FrameGates {
+  std::array<LineCounter, 2> gates;
+  LineCounter done;        // armed with one unit per agent each round, signalled by each step
+  std::int64_t round = 0;  // written by the main thread before it opens the round's gate
+  fj::Counter& gate(std::int64_t r) { return gates[static_cast<std::size_t>(r % 2)].counter; }
+};
+
+/// One agent: `rounds` times, waits for the gate, takes one step, signals `done` and re-links
+/// on the next gate. A step counts, in the coroutine frame, whether it saw the round it was
+/// released for; the count goes to `steps_out` once, at the end. (Per-agent state in an array
+/// beside the frames would add a cache miss per step at 20,000 agents, or false sharing between
+/// the workers if packed: the harness's cost, not the scheduler's.) `gates` and `steps_out`
+/// outlive the job: the caller waits for every agent before destroying them.
+fj::Task<> agent(fj::Context& ctx, FrameGates& gates, std::int64_t rounds,
+                 std::int64_t* steps_out) {
+  std::int64_t steps = 0;
+  for (std::int64_t r = 0; r < rounds; ++r) {
+    co_await ctx.wait(gates.gate(r));
+    if (gates.round == r) ++steps;
+    gates.done.counter.signal();
+  }
+  *steps_out = steps;
+}
+
+/// `sizes.waiters` coroutine jobs wait on one gate; the main thread releases it
+/// `sizes.waiter_rounds` times (timed) after one untimed round (every agent reaches its first
+/// gate and the coroutine frames are warm), waiting for the round's `done` each time.
+Run many_waiters(std::uint32_t workers, const Sizes& sizes) {
+  fj::JobSystem& js = system_with(workers);
+  const std::int64_t agents = sizes.waiters;
+  const std::int64_t rounds = sizes.waiter_rounds + 1;
+  FrameGates gates;
+  std::vector<std::int64_t> steps(static_cast<std::size_t>(agents), 0);
+  fj::Counter alive;
+  gates.gate(0).add(1);
+  for (std::int64_t i = 0; i < agents; ++i) {
+    js.run(alive, [&gates, rounds, s = &steps[static_cast<std::size_t>(i)]](fj::Context& ctx) {
+      return agent(ctx, gates, rounds, s);
+    });
+  }
+  auto release = [&](std::int64_t r) {
+    gates.round = r;
+    gates.done.counter.add(agents);
+    if (r + 1 < rounds) gates.gate(r + 1).add(1);  // the last gate stays idle
+    gates.gate(r).signal();                        // every agent wakes for this round
+    js.wait(gates.done.counter);
+  };
+  release(0);
+  const fj::Stats before = js.stats();
+  Run run;
+  const Stopwatch watch;
+  for (std::int64_t r = 1; r < rounds; ++r) release(r);
+  run.ns = watch.ns();
+  add_stats(run, before, js.stats());
+  js.wait(alive);
+  run.ops = static_cast<double>(agents * sizes.waiter_rounds);
+  run.result = 0;
+  for (std::int64_t s : steps) run.result += s;  // expected: every agent, every round
+  return run;
+}
+
 // ---- 8. allocator calls per spawned job, per wait, per yield once warm ----------------------
 
 enum class Phase { Spawn, Wait };
@@ -425,18 +500,22 @@ Run alloc_yield(const Sizes& sizes) {
 }  // namespace
 
 void register_fiberjob(Registry& registry) {
-  registry.system({"fiberjob", "fiberjob", "0.1.0 (this tree)",
+  registry.system({"fiberjob",
+                   "fiberjob",
+                   "0.1.0 (this tree)",
                    "JobSystem, worker_count 2 (1 for the one-worker rows), default Config "
                    "otherwise (128 fibers of 64 KiB); the main thread submits and parks in "
-                   "JobSystem::wait. Row 3: worker_count 1 + the main thread attached "
-                   "(AttachedWorker), so that two threads run jobs as in the peers' setups",
+                   "JobSystem::wait (the default setup; row 3b for empty jobs). Row 3 only: "
+                   "worker_count 1 + the main thread attached (AttachedWorker), so that two "
+                   "threads run jobs as in the peers' setups",
                    "IdlePolicy::Park (default): ~64 looks for work, then sleeps on an event "
                    "count",
                    [] {
                      systems().two.reset();
                      systems().one.reset();
                      systems().one_plus_attached.reset();
-                   }});
+                   },
+                   {}});
   registry.add("empty_jobs_plain", "fiberjob", empty_jobs_plain);
   registry.add("fib", "fiberjob", fib);
   registry.add("skynet", "fiberjob", skynet);
@@ -452,6 +531,8 @@ void register_fiberjob(Registry& registry) {
   registry.add("alloc_wait", "fiberjob",
                [](const Sizes& s) { return alloc_spawn_wait(Phase::Wait, s); });
   registry.add("alloc_yield", "fiberjob", alloc_yield);
+  registry.add("many_waiters_1w", "fiberjob", [](const Sizes& s) { return many_waiters(1, s); });
+  registry.add("many_waiters_2w", "fiberjob", [](const Sizes& s) { return many_waiters(2, s); });
 }
 
 }  // namespace bench

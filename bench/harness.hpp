@@ -26,9 +26,25 @@ struct Sizes {
   std::int64_t alloc_rounds = 10'000;        ///< rounds counted
   static constexpr int kAllocChildren = 8;   ///< jobs spawned per allocation round
   std::int64_t suspended_jobs = 10'000;      ///< jobs suspended at once (memory, 7a)
+  std::int64_t waiters = 20'000;             ///< coroutine jobs waiting on one gate (9)
+  std::int64_t waiter_rounds = 1'000;        ///< gate releases timed (9), one step per job each
 
   static Sizes full() { return {}; }
-  static Sizes smoke() { return {12, 3, 10'000, 10'000, 1'000, 100'000, 200, 500, 100}; }
+  static Sizes smoke() {
+    Sizes s;
+    s.fib_n = 12;
+    s.skynet_depth = 3;
+    s.empty_jobs = 10'000;
+    s.yields = 10'000;
+    s.round_trips = 1'000;
+    s.floats = 100'000;
+    s.alloc_warmup_rounds = 200;
+    s.alloc_rounds = 500;
+    s.suspended_jobs = 100;
+    s.waiters = 200;
+    s.waiter_rounds = 10;
+    return s;
+  }
 };
 
 /// What one repetition of a workload measured. Time workloads fill `ns`, allocation and memory
@@ -56,8 +72,12 @@ struct SystemInfo {
   std::string version;      ///< library version
   std::string setup;        ///< workers and configuration
   std::string idle_policy;  ///< what an idle worker does
-  /// Called after the system's last workload: stops its threads before the next system runs.
+  /// Called once, after every workload has run: stops the system's threads.
   std::function<void()> teardown;
+  /// Called after each of the system's runs (warm-ups included), before another system runs:
+  /// stops or blocks any thread the system keeps busy while it has no work (Boost.Fiber's
+  /// polling helper). Empty: the system's idle threads go to sleep on their own.
+  std::function<void()> quiesce;
 };
 
 struct Entry {
@@ -91,6 +111,13 @@ void register_memory(Registry& registry);
 /// The child side of workload 7: `fiberjob_bench --memory-child WORKLOAD SYSTEM JOBS DEPTH`
 /// measures once and reports `key value` lines on stdout. Returns the exit status.
 int memory_child_main(int argc, char** argv);
+
+/// Waits until no other thread of this process is running (every one asleep or blocked, as
+/// /proc/self/task says), polling every 0.1 ms, at most `timeout_ns`. The systems share the
+/// process: one system's idle threads that still spin or poll would take a core from the next
+/// one's measurement. Returns how long it waited, or a negative value on time-out, when
+/// `busy_thread` (if given) receives the name of a thread still running.
+double wait_for_quiet_threads(double timeout_ns, std::string* busy_thread = nullptr);
 
 /// Wall-clock timer (steady_clock).
 class Stopwatch {

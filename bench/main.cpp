@@ -1,6 +1,7 @@
-// fiberjob_bench: runs fiberjob and its peers on the same workloads in one process, checks every
-// result, and prints the medians with each peer's ratio to fiberjob (Markdown), the issue's
-// targets marked met/missed, and optionally JSON and a gnuplot data file.
+// fiberjob_bench: runs fiberjob and its peers on the same workloads in one process, the systems
+// interleaved within each repetition, checks every result, and prints the medians (with the
+// minimum and maximum of the repetitions) and each peer's ratio to fiberjob (Markdown), the
+// issue's targets marked met/missed, and optionally JSON and a gnuplot data file.
 //
 //   fiberjob_bench [--smoke] [--reps N] [--json PATH] [--plot-data PATH] [--only NAME[,NAME…]]
 //                  [--revision TEXT]
@@ -9,191 +10,28 @@
 // result was wrong or a system failed, 2 for a bad command line.
 
 #include <fmt/format.h>
-#include <pthread.h>
-#include <sched.h>
 #include <sys/resource.h>
-#include <sys/utsname.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
-#include <ctime>
+#include <cstdlib>
 #include <exception>
 #include <fstream>
-#include <functional>
 #include <map>
 #include <optional>
 #include <set>
 #include <sstream>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "harness.hpp"
+#include "machine.hpp"
+#include "rows.hpp"
 
 namespace bench {
 namespace {
-
-enum class Metric { Milliseconds, NsPerOp, MillionPerSecond, CallsPerOp, KibPerOp, Mebibytes };
-
-/// Memory rows (7): reported and compared like the others, but not drawn in the time chart.
-bool is_memory(Metric m) { return m == Metric::KibPerOp || m == Metric::Mebibytes; }
-
-struct Expect {
-  std::int64_t value = 0;
-  bool at_least = false;  // yield: alternations may miss the first and last yield
-};
-
-struct Workload {
-  std::string name;
-  std::string title;
-  Metric metric;
-  std::function<Expect(const Sizes&)> expect;
-};
-
-const char* unit_of(Metric m) {
-  switch (m) {
-    case Metric::Milliseconds:
-      return "ms";
-    case Metric::NsPerOp:
-      return "ns/op";
-    case Metric::MillionPerSecond:
-      return "M jobs/s";
-    case Metric::CallsPerOp:
-      return "calls/op";
-    case Metric::KibPerOp:
-      return "KiB/job";
-    case Metric::Mebibytes:
-      return "MiB";
-  }
-  return "";
-}
-
-double value_of(Metric m, const Run& run) {
-  switch (m) {
-    case Metric::Milliseconds:
-      return run.ns / 1e6;
-    case Metric::NsPerOp:
-      return run.ns / run.ops;
-    case Metric::MillionPerSecond:
-      return run.ops / run.ns * 1e3;
-    case Metric::CallsPerOp:
-      return run.count / run.ops;
-    case Metric::KibPerOp:
-      return run.count / run.ops / 1024;
-    case Metric::Mebibytes:
-      return run.count / (1024 * 1024);
-  }
-  return 0;
-}
-
-std::string with_commas(std::int64_t v) {
-  std::string digits = std::to_string(v);
-  std::string out;
-  for (std::size_t i = 0; i < digits.size(); ++i) {
-    if (i != 0 && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return out;
-}
-
-/// The workloads, in table order. Definitions are the issue's; `Sizes` scales them.
-std::vector<Workload> workloads(const Sizes& s) {
-  const std::string leaves = with_commas(skynet_leaves(s.skynet_depth));
-  return {
-      {"fib", fmt::format("1. fib({}), 2 spawns + 1 wait per call", s.fib_n), Metric::Milliseconds,
-       [](const Sizes& z) { return Expect{fib_reference(z.fib_n)}; }},
-      {"skynet", fmt::format("2. skynet, {} leaves (10-ary, depth {})", leaves, s.skynet_depth),
-       Metric::Milliseconds, [](const Sizes& z) { return Expect{skynet_sum(z.skynet_depth)}; }},
-      {"fib_co",
-       fmt::format("1c. fib({}), coroutine jobs: 2 spawns + 1 co_await ctx.wait per call "
-                   "(TBB: its row 1)",
-                   s.fib_n),
-       Metric::Milliseconds, [](const Sizes& z) { return Expect{fib_reference(z.fib_n)}; }},
-      {"skynet_co",
-       fmt::format("2c. skynet, {} leaves, coroutine jobs and co_await ctx.wait (TBB: its row 2)",
-                   leaves),
-       Metric::Milliseconds, [](const Sizes& z) { return Expect{skynet_sum(z.skynet_depth)}; }},
-      {"empty_jobs", fmt::format("3. {} empty jobs from one thread", with_commas(s.empty_jobs)),
-       Metric::MillionPerSecond, [](const Sizes& z) { return Expect{z.empty_jobs}; }},
-      {"empty_jobs_plain",
-       fmt::format("3b. {} empty jobs from a plain thread into 2 worker threads",
-                   with_commas(s.empty_jobs)),
-       Metric::MillionPerSecond, [](const Sizes& z) { return Expect{z.empty_jobs}; }},
-      {"yield", fmt::format("4. yield, 2 jobs on 1 worker, {} yields", with_commas(s.yields)),
-       Metric::NsPerOp,
-       [](const Sizes& z) {
-         return Expect{z.yields - 2, true};
-       }},
-      {"pingpong_1w",
-       fmt::format("5a. wait/wake ping-pong, 1 worker, {} round trips", with_commas(s.round_trips)),
-       Metric::NsPerOp, [](const Sizes& z) { return Expect{z.round_trips}; }},
-      {"pingpong_2w",
-       fmt::format("5b. wait/wake ping-pong, 2 workers, {} round trips",
-                   with_commas(s.round_trips)),
-       Metric::NsPerOp, [](const Sizes& z) { return Expect{z.round_trips}; }},
-      {"parallel_for", fmt::format("6. parallel_for sqrt, {} floats", with_commas(s.floats)),
-       Metric::Milliseconds, [](const Sizes& z) { return Expect{z.floats}; }},
-      {"mem_suspended",
-       fmt::format("7a. RSS per suspended job, {} jobs suspended at once (child process)",
-                   with_commas(s.suspended_jobs)),
-       Metric::KibPerOp, [](const Sizes& z) { return Expect{z.suspended_jobs}; }},
-      {"mem_skynet",
-       fmt::format("7b. skynet peak RSS above setup, {} leaves (child process)", leaves),
-       Metric::Mebibytes, [](const Sizes& z) { return Expect{skynet_sum(z.skynet_depth)}; }},
-      {"alloc_spawn", "8a. allocator calls per spawned job (warm)", Metric::CallsPerOp,
-       [](const Sizes& z) { return Expect{z.alloc_rounds}; }},
-      {"alloc_wait", "8b. allocator calls per wait (warm)", Metric::CallsPerOp,
-       [](const Sizes& z) { return Expect{z.alloc_rounds}; }},
-      {"alloc_yield", "8c. allocator calls per yield (warm)", Metric::CallsPerOp,
-       [](const Sizes& z) { return Expect{z.alloc_rounds}; }},
-  };
-}
-
-/// Within a system, one-worker workloads run first: Boost.Fiber's two-worker pool, once built,
-/// keeps a polling thread until its teardown.
-const std::vector<std::string> kExecutionOrder = {
-    "yield",      "pingpong_1w",   "alloc_yield",      "fib",         "skynet",       "fib_co",
-    "skynet_co",  "empty_jobs",    "empty_jobs_plain", "pingpong_2w", "parallel_for", "alloc_spawn",
-    "alloc_wait", "mem_suspended", "mem_skynet"};
-
-/// Peers in table order (fiberjob is the reference column).
-const std::vector<std::string> kPeers = {"tbb", "boost_fiber", "boost_context", "std_thread"};
-
-struct Target {
-  std::string workload;
-  std::string peer;  // empty: an absolute target on fiberjob's own value
-  enum class Kind { AtMost, AtLeast, Zero } kind;
-  double bound;
-  std::string text;
-};
-
-const std::vector<Target> kTargets = {
-    {"empty_jobs", "tbb", Target::Kind::AtLeast, 2.5, "empty jobs: >= 2.5x TBB's throughput"},
-    {"fib", "tbb", Target::Kind::AtMost, 0.6, "fib(30): <= 0.6x TBB's time"},
-    {"skynet", "tbb", Target::Kind::AtMost, 0.9, "skynet: <= 0.9x TBB's time"},
-    {"fib_co", "tbb", Target::Kind::AtMost, 0.6, "fib(30), coroutine jobs: <= 0.6x TBB's time"},
-    {"skynet_co", "tbb", Target::Kind::AtMost, 0.6, "skynet, coroutine jobs: <= 0.6x TBB's time"},
-    {"yield", "boost_fiber", Target::Kind::AtMost, 0.33, "yield: <= 0.33x Boost.Fiber"},
-    {"yield", "boost_context", Target::Kind::AtMost, 3.0, "yield: <= 3x the raw switch"},
-    {"pingpong_1w", "tbb", Target::Kind::AtMost, 0.1, "wait/wake, 1 worker: <= 0.1x TBB"},
-    {"pingpong_2w", "tbb", Target::Kind::AtMost, 0.1, "wait/wake, 2 workers: <= 0.1x TBB"},
-    {"pingpong_1w", "boost_fiber", Target::Kind::AtMost, 0.35,
-     "wait/wake, 1 worker: <= 0.35x Boost.Fiber"},
-    {"pingpong_2w", "boost_fiber", Target::Kind::AtMost, 0.35,
-     "wait/wake, 2 workers: <= 0.35x Boost.Fiber"},
-    {"parallel_for", "std_thread", Target::Kind::AtMost, 1.05,
-     "parallel_for: within 5% of the std::thread split (at most 1.05x its time)"},
-    {"alloc_spawn", "", Target::Kind::Zero, 0, "zero allocator calls per spawned job (warm)"},
-    {"alloc_wait", "", Target::Kind::Zero, 0, "zero allocator calls per wait (warm)"},
-    {"alloc_yield", "", Target::Kind::Zero, 0, "zero allocator calls per yield (warm)"},
-    {"mem_suspended", "", Target::Kind::AtMost, 16,
-     "RSS per suspended job: <= 16 KiB (64 KiB stacks)"},
-    {"mem_skynet", "", Target::Kind::AtMost, 64, "skynet peak RSS: <= 64 MiB"},
-};
 
 struct Options {
   bool smoke = false;
@@ -204,17 +42,32 @@ struct Options {
   std::set<std::string> only;
 };
 
-struct Result {
-  std::vector<double> samples;
-  double median = 0;
-  std::map<std::string, double> extra;  // median over the repetitions
-};
-
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   const std::size_t n = v.size();
   return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
+
+/// One cell (workload, system) over its counted repetitions, in the order they ran.
+struct Result {
+  std::vector<double> samples;
+  std::vector<double> started_s;  // when each counted repetition started, s since the first run
+  std::vector<int> positions;     // the system's place in its round (0: ran first)
+  double median = 0;
+  double min = 0;
+  double max = 0;
+  std::map<std::string, double> extra;                // median over the repetitions
+  std::map<std::string, std::vector<double>> extras;  // every repetition's, until summarize()
+  void summarize() {
+    if (samples.empty()) return;
+    median = bench::median(samples);
+    const auto [lo, hi] = std::minmax_element(samples.begin(), samples.end());
+    min = *lo;
+    max = *hi;
+    for (auto& [k, xs] : extras) extra[k] = bench::median(xs);
+    extras.clear();
+  }
+};
 
 std::string format_value(double v) {
   if (v == 0) return "0";
@@ -255,142 +108,20 @@ std::string json_number(double v) {
   return fmt::format("{}", v);
 }
 
-std::string read_first(const char* path, const std::string& key) {
-  std::ifstream in(path);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(key, 0) == 0) {
-      const auto colon = line.find(':');
-      if (colon == std::string::npos) continue;
-      std::string value = line.substr(colon + 1);
-      value.erase(0, value.find_first_not_of(" \t"));
-      return value;
-    }
-  }
-  return "unknown";
-}
-
-std::string utc_now() {
-  const std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
-struct Machine {
-  std::string cpu = read_first("/proc/cpuinfo", "model name");
-  unsigned cpus = std::thread::hardware_concurrency();
-  std::string memory = read_first("/proc/meminfo", "MemTotal");
-  std::string kernel;
-  std::string compiler = __VERSION__;
-  std::string date = utc_now();
-  Machine() {
-    utsname u{};
-    if (uname(&u) == 0) kernel = std::string(u.sysname) + " " + u.release + " " + u.machine;
-  }
-};
-
-/// CPU time of the whole machine (busy, from /proc/stat) and of this process (getrusage), to
-/// report how much other processes ran during the benchmarks: the machine may be shared.
-struct CpuTimes {
-  double machine_busy_s = 0;
-  double steal_s = 0;  // time the hypervisor ran something else on our virtual CPUs
-  double self_s = 0;
-  static CpuTimes now() {
-    CpuTimes t;
-    std::ifstream stat("/proc/stat");
-    std::string cpu;
-    double user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0;
-    stat >> cpu >> user >> nice >> system >> idle >> iowait >> irq >> softirq >> steal;
-    const double tick = static_cast<double>(sysconf(_SC_CLK_TCK));
-    t.machine_busy_s = (user + nice + system + irq + softirq) / tick;
-    t.steal_s = steal / tick;
-    auto seconds = [](const timeval& v) {
-      return static_cast<double>(v.tv_sec) + static_cast<double>(v.tv_usec) / 1e6;
-    };
-    // Ours: this process and its finished children (the memory workloads' child processes).
-    for (const int who : {RUSAGE_SELF, RUSAGE_CHILDREN}) {
-      rusage u{};
-      getrusage(who, &u);
-      t.self_s += seconds(u.ru_utime) + seconds(u.ru_stime);
-    }
-    return t;
-  }
-};
-
-/// The machine's core-to-core latency right now: two threads pinned to two different CPUs
-/// bounce a cache line (an atomic flag) 100,000 times; the best of 3 trials, in ns per round
-/// trip. On a VM this depends on where the host runs our virtual CPUs, and it bounds every
-/// cross-worker handoff measured here. The main thread's affinity is restored afterwards.
-struct Calibration {
-  double round_trip_ns = -1;  // -1: fewer than two CPUs allowed
-};
-
-Calibration calibrate_core_to_core() {
-  constexpr int kRoundTrips = 100'000;
-  cpu_set_t allowed;
-  CPU_ZERO(&allowed);
-  if (pthread_getaffinity_np(pthread_self(), sizeof allowed, &allowed) != 0) return {};
-  std::vector<int> cpus;
-  for (int c = 0; c < CPU_SETSIZE && cpus.size() < 2; ++c) {
-    if (CPU_ISSET(c, &allowed)) cpus.push_back(c);
-  }
-  if (cpus.size() < 2) return {};
-  auto pin = [](pthread_t thread, int cpu) {
-    cpu_set_t one;
-    CPU_ZERO(&one);
-    CPU_SET(cpu, &one);
-    return pthread_setaffinity_np(thread, sizeof one, &one) == 0;
-  };
-  Calibration best{1e300};
-  if (!pin(pthread_self(), cpus[0])) return {};
-  for (int trial = 0; trial < 3; ++trial) {
-    std::atomic<int> flag{0};  // 1: ping, 0: pong, 2: stop
-    std::atomic<bool> ready{false};
-    std::thread partner([&] {
-      pin(pthread_self(), cpus[1]);
-      ready.store(true, std::memory_order_release);
-      for (;;) {
-        int f = 0;
-        while ((f = flag.load(std::memory_order_acquire)) == 0) {
-        }
-        if (f == 2) return;
-        flag.store(0, std::memory_order_release);
-      }
-    });
-    while (!ready.load(std::memory_order_acquire)) std::this_thread::yield();
-    const Stopwatch watch;
-    int done = 0;
-    // At most ~0.2 s per trial: on a busy machine a pinned spinner may share its CPU.
-    while (done < kRoundTrips && (done % 1024 != 0 || watch.ns() < 2e8)) {
-      flag.store(1, std::memory_order_release);
-      while (flag.load(std::memory_order_acquire) != 0) {
-      }
-      ++done;
-    }
-    best.round_trip_ns = std::min(best.round_trip_ns, watch.ns() / done);
-    flag.store(2, std::memory_order_release);
-    partner.join();
-  }
-  pthread_setaffinity_np(pthread_self(), sizeof allowed, &allowed);  // back to every CPU
-  return best;
-}
-
 void usage(std::FILE* to) {
   std::fputs(
       "usage: fiberjob_bench [--smoke] [--reps N] [--json PATH] [--plot-data PATH]\n"
       "                      [--only NAME[,NAME...]] [--revision TEXT]\n"
       "  --smoke           tiny sizes, 1 repetition, no warm-up (the test-suite run)\n"
-      "  --reps N          repetitions per workload and system (default 5; median reported)\n"
+      "  --reps N          repetitions per workload (default 5), each running every system\n"
+      "                    once; median, min and max reported\n"
       "  --json PATH       also write every sample, the medians and the targets as JSON\n"
       "  --plot-data PATH  write fiberjob's cost relative to each peer (gnuplot data)\n"
       "  --only NAMES      only these workloads and/or systems (comma-separated), e.g.\n"
       "                    --only fib,skynet or --only fiberjob,tbb or --only fib,fiberjob,tbb\n"
       "  --revision TEXT   the fiberjob revision measured, for the report (e.g. a git hash)\n"
-      "workloads: fib skynet empty_jobs empty_jobs_plain yield pingpong_1w pingpong_2w\n"
-      "           parallel_for\n"
+      "workloads: fib skynet fib_co skynet_co empty_jobs empty_jobs_plain yield pingpong_1w\n"
+      "           pingpong_2w parallel_for many_waiters_1w many_waiters_2w\n"
       "           alloc_spawn alloc_wait alloc_yield mem_suspended mem_skynet\n"
       "systems:   fiberjob tbb boost_fiber boost_context std_thread\n",
       to);
@@ -459,6 +190,114 @@ std::optional<double> ratio(const std::map<Key, Result>& results, const std::str
   return f->second.median / p->second.median;
 }
 
+/// What the runs of every workload left behind.
+struct Outcome {
+  std::map<Key, Result> results;
+  std::vector<std::string> failures;  // "workload on system: what went wrong"
+  std::set<Key> failed_cells;
+  int unquiet_runs = 0;  // runs that started while another thread of ours still ran
+};
+
+/// The longest wait, before a run, for the other threads of the process to fall asleep. Idle
+/// workers sleep within tens of ms even on a loaded machine (where a woken thread may wait for
+/// a CPU a while before it can go back to sleep); a thread that never does is reported.
+constexpr double kQuietTimeoutNs = 1e9;
+
+/// One run of `entry`, checked: its value in the workload's metric, and `run.extra` filled.
+double run_once(const Workload& def, const Expect& expect, const Entry& entry, const Sizes& sizes,
+                Run& run) {
+  rusage before{};
+  getrusage(RUSAGE_SELF, &before);
+  run = entry.fn(sizes);
+  rusage after{};
+  getrusage(RUSAGE_SELF, &after);
+  // Minor page faults of the whole repetition (setup included): the peers' memory churn.
+  run.extra["minor_faults"] = static_cast<double>(after.ru_minflt - before.ru_minflt);
+  const bool ok = expect.at_least ? run.result >= expect.value : run.result == expect.value;
+  if (!ok) {
+    throw CheckFailed(fmt::format("WRONG RESULT: {} but expected {}{}", run.result,
+                                  expect.at_least ? ">= " : "", expect.value));
+  }
+  return value_of(def.metric, run);
+}
+
+/// Runs one workload on every selected system, interleaved: each round (the warm-ups first)
+/// runs every system once, and the order rotates by one system per round (A B C, B C A, C A B…).
+/// This VM flips between a fast and a slow mode (about 2x) within minutes; with each system's
+/// repetitions in one block, a flip between two blocks went straight into their ratio. Now a
+/// slow phase lands on every system of the round alike, and no system always runs first or
+/// always right after the same other one. Before each run the harness waits until no other
+/// thread of the process runs; after it, the system quiesces (see kExecutionOrder).
+void run_workload(const Workload& def, const std::vector<const Entry*>& cells,
+                  const Registry& registry, const Sizes& sizes, int warmups, int reps,
+                  const Stopwatch& clock, Outcome& out) {
+  const Expect expect = def.expect(sizes);
+  for (int round = 0; round < warmups + reps; ++round) {
+    for (std::size_t k = 0; k < cells.size(); ++k) {
+      const Entry& e = *cells[(k + static_cast<std::size_t>(round)) % cells.size()];
+      const Key key{e.workload, e.system};
+      if (out.failed_cells.count(key) != 0) continue;
+      const SystemInfo& system =
+          *std::find_if(registry.systems().begin(), registry.systems().end(),
+                        [&](const SystemInfo& info) { return info.name == e.system; });
+      std::string busy;
+      const double quiet_ns = wait_for_quiet_threads(kQuietTimeoutNs, &busy);
+      if (quiet_ns < 0) {
+        ++out.unquiet_runs;
+        fmt::print(stderr, "  (thread {} still runs after {:.0f} ms; {} on {} starts anyway)\n",
+                   busy, kQuietTimeoutNs / 1e6, e.workload, e.system);
+      }
+      const double started_s = clock.ns() / 1e9;
+      const bool counted = round >= warmups;
+      // A failure (wrong result, a child that cannot start) fails this cell and the exit
+      // status; the other cells still run, and every system's teardown still happens.
+      try {
+        Run run;
+        const double v = run_once(def, expect, e, sizes, run);
+        run.extra["quiet_wait_ms"] = quiet_ns < 0 ? -1 : quiet_ns / 1e6;
+        fmt::print(stderr, "  {:<13} {:<16} {:>12} {:<8} (result {}{})\n", system.name, e.workload,
+                   format_value(v), unit_of(def.metric), run.result, counted ? "" : ", warm-up");
+        if (counted) {
+          Result& result = out.results[key];
+          result.samples.push_back(v);
+          result.started_s.push_back(started_s);
+          result.positions.push_back(static_cast<int>(k));
+          for (const auto& [name, x] : run.extra) result.extras[name].push_back(x);
+        }
+      } catch (const std::exception& error) {
+        const std::string what = fmt::format("{} on {}: {}", e.workload, e.system, error.what());
+        fmt::print(stderr, "  FAILED {}\n", what);
+        out.failures.push_back(what);
+        out.failed_cells.insert(key);
+        out.results.erase(key);
+      }
+      if (system.quiesce) system.quiesce();
+    }
+  }
+  for (const Entry* e : cells) {
+    const auto it = out.results.find({e->workload, e->system});
+    if (it != out.results.end()) it->second.summarize();
+  }
+}
+
+/// The median over the repetitions of fiberjob's value ÷ the peer's in the same repetition: the
+/// two ran a few seconds apart at most, so a slow phase of the machine mostly cancels out.
+std::optional<double> paired_ratio(const std::map<Key, Result>& results,
+                                   const std::string& workload, const std::string& peer) {
+  const auto f = results.find({workload, "fiberjob"});
+  const auto p = results.find({workload, peer});
+  if (f == results.end() || p == results.end()) return std::nullopt;
+  const std::vector<double>& a = f->second.samples;
+  const std::vector<double>& b = p->second.samples;
+  if (a.size() != b.size() || a.empty()) return std::nullopt;
+  std::vector<double> ratios;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (b[i] == 0) return std::nullopt;
+    ratios.push_back(a[i] / b[i]);
+  }
+  return median(ratios);
+}
+
 int run_all(const Options& options) {
   const Sizes sizes = options.smoke ? Sizes::smoke() : Sizes::full();
   const int reps = options.reps > 0 ? options.reps : (options.smoke ? 1 : 5);
@@ -493,66 +332,33 @@ int run_all(const Options& options) {
     return w_ok && s_ok;
   };
 
-  std::map<Key, Result> results;
-  std::vector<std::string> failures;  // "workload on system: what went wrong"
-  std::set<Key> failed_cells;
+  Outcome outcome;
   const Calibration calibration = options.smoke ? Calibration{} : calibrate_core_to_core();
   const CpuTimes cpu_start = CpuTimes::now();
   const Stopwatch wall;
-  fmt::print(stderr, "fiberjob_bench: {} sizes, {} repetition(s) after {} warm-up, 2 workers\n",
+  fmt::print(stderr,
+             "fiberjob_bench: {} sizes, {} repetition(s) after {} warm-up, 2 workers, systems "
+             "interleaved within each repetition\n",
              options.smoke ? "smoke" : "full", reps, warmups);
-  for (const SystemInfo& system : registry.systems()) {
-    std::vector<const Entry*> entries;
-    for (const std::string& name : kExecutionOrder) {
+  for (const std::string& name : kExecutionOrder) {
+    const auto def =
+        std::find_if(defs.begin(), defs.end(), [&](const Workload& w) { return w.name == name; });
+    if (def == defs.end()) continue;
+    std::vector<const Entry*> cells;  // in the registry's system order: the first round's order
+    for (const SystemInfo& system : registry.systems()) {
       for (const Entry& e : registry.entries()) {
-        if (e.system == system.name && e.workload == name && selected(e)) entries.push_back(&e);
+        if (e.system == system.name && e.workload == name && selected(e)) cells.push_back(&e);
       }
     }
-    if (entries.empty()) continue;
-    for (const Entry* e : entries) {
-      const Workload& def = *std::find_if(defs.begin(), defs.end(),
-                                          [&](const Workload& w) { return w.name == e->workload; });
-      const Expect expect = def.expect(sizes);
-      Result result;
-      std::map<std::string, std::vector<double>> extras;
-      // A failure (wrong result, a child that cannot start) fails this cell and the exit status;
-      // the other cells still run, and the system's teardown still happens.
-      try {
-        for (int rep = 0; rep < warmups + reps; ++rep) {
-          rusage before{};
-          getrusage(RUSAGE_SELF, &before);
-          Run run = e->fn(sizes);
-          rusage after{};
-          getrusage(RUSAGE_SELF, &after);
-          // Minor page faults of the whole repetition (setup included): the peers' memory churn.
-          run.extra["minor_faults"] = static_cast<double>(after.ru_minflt - before.ru_minflt);
-          const bool ok = expect.at_least ? run.result >= expect.value : run.result == expect.value;
-          if (!ok) {
-            throw CheckFailed(fmt::format("WRONG RESULT: {} but expected {}{}", run.result,
-                                          expect.at_least ? ">= " : "", expect.value));
-          }
-          const double v = value_of(def.metric, run);
-          const bool counted = rep >= warmups;
-          fmt::print(stderr, "  {:<13} {:<12} {:>12} {:<8} (result {}{})\n", system.name,
-                     e->workload, format_value(v), unit_of(def.metric), run.result,
-                     counted ? "" : ", warm-up");
-          if (!counted) continue;
-          result.samples.push_back(v);
-          for (const auto& [k, x] : run.extra) extras[k].push_back(x);
-        }
-      } catch (const std::exception& error) {
-        const std::string what = fmt::format("{} on {}: {}", e->workload, e->system, error.what());
-        fmt::print(stderr, "  FAILED {}\n", what);
-        failures.push_back(what);
-        failed_cells.insert({e->workload, e->system});
-        continue;
-      }
-      result.median = median(result.samples);
-      for (auto& [k, xs] : extras) result.extra[k] = median(xs);
-      results[{e->workload, e->system}] = result;
-    }
+    if (!cells.empty()) run_workload(*def, cells, registry, sizes, warmups, reps, wall, outcome);
+  }
+  // Every system lived through every workload (see kExecutionOrder); now their threads stop.
+  for (const SystemInfo& system : registry.systems()) {
     if (system.teardown) system.teardown();
   }
+  std::map<Key, Result>& results = outcome.results;
+  const std::vector<std::string>& failures = outcome.failures;
+  const std::set<Key>& failed_cells = outcome.failed_cells;
 
   const CpuTimes cpu_end = CpuTimes::now();
   const double wall_s = wall.ns() / 1e9;
@@ -562,8 +368,9 @@ int run_all(const Options& options) {
   const std::string interference = fmt::format(
       "other processes used {:.1f} CPU-seconds during the {:.0f} s run ({:.2f} CPUs on average); "
       "hypervisor steal {:.1f} s; core-to-core round trip before the run {:.0f} ns (-1: not "
-      "measured)",
-      other_s, wall_s, other_s / wall_s, steal_s, calibration.round_trip_ns);
+      "measured); {} run(s) started with another thread of ours still running after {:.0f} ms",
+      other_s, wall_s, other_s / wall_s, steal_s, calibration.round_trip_ns, outcome.unquiet_runs,
+      kQuietTimeoutNs / 1e6);
 
   // ---- The table ------------------------------------------------------------------------------
   auto label = [&](const std::string& name) {
@@ -586,13 +393,17 @@ int run_all(const Options& options) {
     auto cell = [&](const std::string& system) -> std::string {
       const auto it = results.find({w.name, system});
       if (it == results.end()) return "—";
-      std::string text = format_value(it->second.median);
+      Result& r = it->second;
+      // "median (min–max)": the range over the counted repetitions (none when they all agree).
+      std::string text = format_value(r.median);
+      std::string inside;
+      if (r.min != r.max) inside = format_value(r.min) + "–" + format_value(r.max);
       if (w.metric == Metric::CallsPerOp) {
-        text += fmt::format(" (new {}, malloc {})",
-                            format_value(it->second.extra["operator_new_per_op"]),
-                            format_value(it->second.extra["malloc_per_op"]));
+        inside += fmt::format("{}new {}, malloc {}", inside.empty() ? "" : "; ",
+                              format_value(r.extra["operator_new_per_op"]),
+                              format_value(r.extra["malloc_per_op"]));
       }
-      return text;
+      return inside.empty() ? text : text + " (" + inside + ")";
     };
     table += fmt::format("| {} | {} | {} |", w.title, unit_of(w.metric), cell("fiberjob"));
     for (const std::string& peer : kPeers) {
@@ -639,7 +450,14 @@ int run_all(const Options& options) {
     const bool failed = failed_cells.count({t.workload, "fiberjob"}) != 0 ||
                         (!t.peer.empty() && failed_cells.count({t.workload, t.peer}) != 0);
     Verdict v{&t, std::nullopt, failed ? "failed" : "not run"};
-    if (t.peer.empty()) {
+    if (!t.baseline.empty()) {
+      const auto it = results.find({t.workload, "fiberjob"});
+      const auto base = results.find({t.baseline, "fiberjob"});
+      if (failed_cells.count({t.baseline, "fiberjob"}) != 0) v.status = "failed";
+      if (it != results.end() && base != results.end() && it->second.median > 0) {
+        v.measured = base->second.median / it->second.median;
+      }
+    } else if (t.peer.empty()) {
       const auto it = results.find({t.workload, "fiberjob"});
       if (it != results.end()) v.measured = it->second.median;
     } else {
@@ -671,11 +489,16 @@ int run_all(const Options& options) {
   }
 
   Machine machine;
-  fmt::print("## fiberjob_bench ({} sizes; median of {} after {} warm-up; 2 workers)\n\n",
-             options.smoke ? "smoke" : "full", reps, warmups);
   fmt::print(
-      "Ratio columns (÷) are fiberjob ÷ peer of the value shown: below 1 means fiberjob "
-      "takes less time (7: less memory); for M jobs/s above 1 means fiberjob is faster.\n\n");
+      "## fiberjob_bench ({} sizes; median (min–max) of {} after {} warm-up; 2 workers; systems "
+      "interleaved)\n\n",
+      options.smoke ? "smoke" : "full", reps, warmups);
+  fmt::print(
+      "Each cell is the median of the repetitions, with their minimum and maximum in "
+      "parentheses. Every repetition ran each system once, in an order rotating by one system "
+      "per repetition. Ratio columns (÷) are fiberjob ÷ peer of the medians: below 1 means "
+      "fiberjob takes less time (7: less memory); for M jobs/s above 1 means fiberjob is "
+      "faster. Targets are judged on the medians.\n\n");
   fmt::print("{}\n{}\n", table, spread);
   if (options.smoke) fmt::print("(smoke sizes: the targets are not meaningful)\n\n");
   fmt::print("{}\n", targets);
@@ -710,6 +533,12 @@ int run_all(const Options& options) {
         json_number(wall_s), json_number(other_s), json_number(steal_s),
         json_number(calibration.round_trip_ns), json_escape(interference));
     out << "  \"ratio\": \"fiberjob median / system median, of the metric in 'unit'\",\n";
+    out << "  \"ratio_paired\": \"median over the repetitions of fiberjob's value / the system's "
+           "value in the same repetition\",\n";
+    out << "  \"order\": \"for each workload, each repetition (warm-ups first) runs every "
+           "selected system once, in an order rotating by one system per repetition; "
+           "'positions' gives each counted sample's place in its repetition, 'started_s' its "
+           "start in seconds since the first run\",\n";
     out << "  \"systems\": [\n";
     for (std::size_t i = 0; i < registry.systems().size(); ++i) {
       const SystemInfo& s = registry.systems()[i];
@@ -726,20 +555,30 @@ int run_all(const Options& options) {
         const auto it = results.find({w.name, s.name});
         if (it == results.end()) continue;
         const Result& r = it->second;
-        std::string samples;
-        for (double x : r.samples) samples += (samples.empty() ? "" : ", ") + json_number(x);
+        auto list = [](const auto& xs) {
+          std::string text;
+          for (const auto x : xs) {
+            text += (text.empty() ? "" : ", ") + json_number(static_cast<double>(x));
+          }
+          return text;
+        };
         std::string extra;
         for (const auto& [k, x] : r.extra) {
           extra += fmt::format("{}\"{}\": {}", extra.empty() ? "" : ", ", k, json_number(x));
         }
-        const std::optional<double> q = s.name == "fiberjob" || w.metric == Metric::CallsPerOp
-                                            ? std::nullopt
-                                            : ratio(results, w.name, s.name);
+        const bool no_ratio = s.name == "fiberjob" || w.metric == Metric::CallsPerOp;
+        const std::optional<double> q = no_ratio ? std::nullopt : ratio(results, w.name, s.name);
+        const std::optional<double> qp =
+            no_ratio ? std::nullopt : paired_ratio(results, w.name, s.name);
         out << fmt::format(
             "{}    {{\"workload\": \"{}\", \"title\": \"{}\", \"system\": \"{}\", \"unit\": "
-            "\"{}\", \"median\": {}, \"samples\": [{}], \"ratio\": {}, \"extra\": {{{}}}}}",
+            "\"{}\", \"median\": {}, \"min\": {}, \"max\": {}, \"samples\": [{}], "
+            "\"started_s\": [{}], \"positions\": [{}], \"ratio\": {}, \"ratio_paired\": {}, "
+            "\"extra\": {{{}}}}}",
             n++ == 0 ? "" : ",\n", w.name, json_escape(w.title), s.name, unit_of(w.metric),
-            json_number(r.median), samples, q ? json_number(*q) : "null", extra);
+            json_number(r.median), json_number(r.min), json_number(r.max), list(r.samples),
+            list(r.started_s), list(r.positions), q ? json_number(*q) : "null",
+            qp ? json_number(*qp) : "null", extra);
       }
     }
     out << "\n  ],\n  \"failures\": [";
@@ -750,9 +589,9 @@ int run_all(const Options& options) {
     for (std::size_t i = 0; i < verdicts.size(); ++i) {
       const Verdict& v = verdicts[i];
       out << fmt::format(
-          "    {{\"target\": \"{}\", \"workload\": \"{}\", \"peer\": \"{}\", \"bound\": {}, "
-          "\"measured\": {}, \"status\": \"{}\"}}{}\n",
-          json_escape(v.target->text), v.target->workload, v.target->peer,
+          "    {{\"target\": \"{}\", \"workload\": \"{}\", \"peer\": \"{}\", \"baseline\": "
+          "\"{}\", \"bound\": {}, \"measured\": {}, \"status\": \"{}\"}}{}\n",
+          json_escape(v.target->text), v.target->workload, v.target->peer, v.target->baseline,
           json_number(v.target->bound), v.measured ? json_number(*v.measured) : "null", v.status,
           i + 1 < verdicts.size() ? "," : "");
     }
@@ -770,10 +609,11 @@ int run_all(const Options& options) {
     for (const std::string& peer : kPeers) out << "\t\"" << label(peer) << "\"";
     out << "\n";
     for (const Workload& w : defs) {
-      if (w.metric == Metric::CallsPerOp || is_memory(w.metric) ||
-          results.count({w.name, "fiberjob"}) == 0) {
-        continue;
-      }
+      // Rows with no peer (9: fiberjob only) would be empty groups in the chart.
+      const bool any_peer = std::any_of(kPeers.begin(), kPeers.end(), [&](const std::string& p) {
+        return ratio(results, w.name, p).has_value();
+      });
+      if (w.metric == Metric::CallsPerOp || is_memory(w.metric) || !any_peer) continue;
       out << "\"" << w.name << "\"";
       for (const std::string& peer : kPeers) {
         std::optional<double> r = ratio(results, w.name, peer);

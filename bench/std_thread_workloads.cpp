@@ -101,6 +101,7 @@ void register_std_thread(Registry& registry) {
                    "the calling thread + one helper std::thread, one half of the range each; the "
                    "helper waits on std::atomic::wait and is warmed by one untimed round",
                    "helper: std::atomic::wait (libstdc++: brief spin, then futex)",
+                   {},
                    {}});
   registry.add("parallel_for", "std_thread", parallel_for_split);
 }

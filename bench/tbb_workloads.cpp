@@ -254,20 +254,24 @@ Run alloc_spawn_wait(Phase phase, const Sizes& sizes) {
 }  // namespace
 
 void register_tbb(Registry& registry) {
-  registry.system({"tbb", "oneTBB",
+  registry.system({"tbb",
+                   "oneTBB",
                    std::to_string(TBB_VERSION_MAJOR) + "." + std::to_string(TBB_VERSION_MINOR),
                    "task_arena(2) joined by the main thread (1 TBB worker + main), "
                    "global_control max_allowed_parallelism 2; task_arena(1) for the one-worker "
                    "rows; ping-pong on tbb::task::suspend/resume",
                    "oneTBB's own: idle workers spin and yield for a while, then sleep "
                    "(not configurable)",
-                   teardown});
+                   teardown,
+                   {}});
   registry.add("fib", "tbb", fib);
   registry.add("skynet", "tbb", skynet);
   // TBB has no coroutine surface: its task_group fork-join is the baseline of rows 1c and 2c.
   registry.add("fib_co", "tbb", fib);
   registry.add("skynet_co", "tbb", skynet);
   registry.add("empty_jobs", "tbb", empty_jobs);
+  // Row 3b is fiberjob's default setup; TBB's counterpart is its own default, as in row 3.
+  registry.add("empty_jobs_plain", "tbb", empty_jobs);
   registry.add("pingpong_1w", "tbb", [](const Sizes& s) { return pingpong(1, s); });
   registry.add("pingpong_2w", "tbb", [](const Sizes& s) { return pingpong(2, s); });
   registry.add("parallel_for", "tbb", parallel_for_sqrt);
