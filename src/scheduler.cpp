@@ -105,8 +105,9 @@ bool Scheduler::shut_down() noexcept {
   const std::uint32_t suspended = fibers_.retire_all();
   if (suspended != 0) {
     std::fprintf(stderr,
-                 "fiberjob: JobSystem destroyed with %u job(s) still suspended on counters that "
-                 "never reached zero; they are never resumed (destructors of their locals do not "
+                 "fiberjob: JobSystem destroyed with %u fiber(s) still suspended on counters that "
+                 "never reached zero (each holds a plain job, and the jobs its waits ran inline "
+                 "on its stack); they are never resumed (destructors of their locals do not "
                  "run), and their fiber stacks and the job system's memory stay allocated so "
                  "that a later signal of those counters is harmless.\n",
                  suspended);
