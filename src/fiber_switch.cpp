@@ -77,7 +77,7 @@ void finish_switch(Fiber* self, boost::context::fiber&& caller) {
 // to `to`), and a pop hands an entry to exactly one thread.
 //
 // Boost.Context makes this natural: the handle of the suspended side is returned only to the side
-// that was resumed. Sanitizer annotations (SANITIZERS.md) bracket the one jump; everything
+// that was resumed. Sanitizer annotations (docs/sanitizers.md) bracket the one jump; everything
 // between them is inline.
 namespace {
 

@@ -1,6 +1,6 @@
 #pragma once
 // Sanitizer annotations for fiber switches on Boost.Context's fcontext path, which knows nothing
-// of ASan or TSan. Protocol: ../shared/design/SANITIZERS.md (verified on Debian 12 with g++ 12 and
+// of ASan or TSan. Protocol: docs/sanitizers.md (verified on Debian 12 with g++ 12 and
 // clang 14). Every helper is force-inlined: a real call between the annotation and the jump
 // unbalances TSan's shadow stack.
 
