@@ -63,8 +63,8 @@ void run_job(Fiber* self, Job job, bool defer_signal) noexcept {
   if (ended) end_job(self, record, defer_signal);
 }
 
-/// Continues a suspended coroutine (a wait, a yield or a hop) inline on `self`. Its co_awaits
-/// suspend only the coroutine; a this_fiber call inside it may suspend the fiber.
+}  // namespace
+
 void resume_coroutine(Fiber* self, Job job) noexcept {
   WaitNode* node = job.node();
   self->priority = job.priority();
@@ -79,6 +79,8 @@ void resume_coroutine(Fiber* self, Job job) noexcept {
                                self->index);
   }
 }
+
+namespace {
 
 void dispatch_loop(Fiber* self) {
   while (!self->quit) {
@@ -107,6 +109,9 @@ void dispatch_loop(Fiber* self) {
         break;
       case Job::Kind::ResumeCoroutine:
         resume_coroutine(self, job);
+        break;
+      case Job::Kind::ResumeChain:
+        run_chain(self, job);
         break;
     }
   }

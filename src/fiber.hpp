@@ -53,6 +53,12 @@ struct alignas(64) Fiber {
   Job pending;
   /// The intrusive node linked into a counter while this fiber waits on it.
   WaitNode node;
+  /// run_chain: the waiters of the chunk this fiber is making runnable that it has not reached
+  /// yet (linked through WaitNode::next), and their chain's priority. They go back to the
+  /// worker's deque as a Job::ResumeChain (release_held_chain) when this fiber suspends, so no
+  /// waiter stays behind a suspended stack.
+  WaitNode* held_chain = nullptr;
+  Priority held_chain_priority = Priority::Normal;
   /// Priority of the job running on this fiber; its resumption is queued at this priority.
   Priority priority = Priority::Normal;
   /// The counter the running job signals when it ends (to reject a wait on it: it would never

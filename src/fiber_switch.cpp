@@ -119,6 +119,7 @@ namespace {
   Worker* worker = self->worker;
   // What runs next (a resumed job) could wait for the counters these signals complete.
   flush_deferred_signals(*worker);
+  release_held_chain(self);  // the waiters run_chain still holds must not wait for us
   Scheduler& scheduler = *worker->scheduler;
   const Job next = scheduler.find_job(*worker);
   if (!next && action == Handoff::Action::Reschedule) return true;  // nothing else is ready

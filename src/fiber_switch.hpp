@@ -30,6 +30,21 @@ void finish_switch(Fiber* self, boost::context::fiber&& caller);
 /// never overflows the stack: the waiter then suspends and the child runs on another fiber.
 void run_own_children(Fiber* self, Counter& counter);
 
+/// Continues the suspended coroutine of `job` (Job::ResumeCoroutine) inline on `self`: its
+/// co_awaits suspend only the coroutine; a this_fiber call inside it may suspend the fiber.
+void resume_coroutine(Fiber* self, Job job) noexcept;
+
+/// Runs a Job::ResumeChain on `self`: peels a chunk of at most 32 waiters off the chain,
+/// queues the rest on this worker's deque (stealable), then makes the chunk's waiters runnable
+/// in list order; coroutines of this job system at the chain's priority resume inline. The
+/// chunk's waiters not reached yet are held in Fiber::held_chain.
+void run_chain(Fiber* self, Job job) noexcept;
+
+/// Queues the waiters of run_chain's chunk that `self` has not made runnable yet
+/// (Fiber::held_chain) as a Job::ResumeChain on its worker's deque. Called before the fiber
+/// suspends.
+void release_held_chain(Fiber* self) noexcept;
+
 /// True when the fiber's stack has room for a child job run inline on it: less than half of
 /// the stack is in use below the caller's frame. oneTBB bounds nested stealing the same way
 /// (its stealing threshold is half the stack below the stack base: arena's

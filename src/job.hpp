@@ -2,7 +2,8 @@
 // Job: what the queues carry — one machine word, so deque slots can be std::atomic.
 //
 //   bits 0-1  kind:     0 = Run (JobRecord*), 1 = Resume (Fiber*), 2 = ResumeCoroutine (the
-//                       WaitNode* of the awaiter whose coroutine to resume)
+//                       WaitNode* of the awaiter whose coroutine to resume), 3 = ResumeChain
+//                       (the first WaitNode* of a drained wait list's remainder)
 //   bits 2-3  priority: Priority::High / Normal / Low
 //   bits 4-   pointer:  JobRecord* and Fiber* are 64-byte aligned, WaitNode 16-byte aligned, so
 //                       the low four bits are free.
@@ -21,7 +22,7 @@ struct Fiber;
 
 class Job {
  public:
-  enum class Kind : std::uintptr_t { Run = 0, Resume = 1, ResumeCoroutine = 2 };
+  enum class Kind : std::uintptr_t { Run = 0, Resume = 1, ResumeCoroutine = 2, ResumeChain = 3 };
 
   constexpr Job() noexcept = default;
   static Job from_bits(std::uintptr_t bits) noexcept { return Job(bits); }
@@ -34,6 +35,12 @@ class Job {
   }
   static Job resume_coroutine(WaitNode* node, Priority priority) noexcept {
     return make(reinterpret_cast<std::uintptr_t>(node), Kind::ResumeCoroutine, priority);
+  }
+
+  /// The waiters from `head` on (linked through WaitNode::next, drained from a wait list): the
+  /// worker that takes it makes them runnable a chunk at a time (run_chain).
+  static Job resume_chain(WaitNode* head, Priority priority) noexcept {
+    return make(reinterpret_cast<std::uintptr_t>(head), Kind::ResumeChain, priority);
   }
 
   [[nodiscard]] explicit operator bool() const noexcept { return bits_ != 0; }

@@ -349,6 +349,15 @@ void Scheduler::detach(Worker& slot) noexcept {
   slot.slot_taken.store(false, std::memory_order_release);
 }
 
+inline Job Scheduler::take_chunk(Worker& worker) noexcept {
+  // relaxed: only a hint to skip the exchange; the exchange (acquire) pairs with the release
+  // stores of the slot in run_chain.
+  if (worker.chunk.load(std::memory_order_relaxed) != 0) {
+    return Job::from_bits(worker.chunk.exchange(0, std::memory_order_acquire));
+  }
+  return {};
+}
+
 inline Job Scheduler::take_next(Worker& worker) noexcept {
   // relaxed: only a hint to skip the exchange; the exchange (acquire) pairs with push_next.
   if (const std::uintptr_t hint = worker.next.load(std::memory_order_relaxed); hint != 0) {
@@ -371,6 +380,7 @@ Job Scheduler::find_job(Worker& worker) noexcept {
   if (!several_workers_ && worker.injector_countdown > 1) {
     --worker.injector_countdown;
     if (Job job = take_next(worker)) return job;
+    if (Job job = take_chunk(worker)) return job;
     static_assert(kPriorityCount == 3, "the quick look checks each priority level");
     // Bitwise, not short-circuit: the six loads go out together and there is one branch.
     auto occupied = [](const WorkStealingDeque& deque) {
@@ -402,6 +412,7 @@ Job Scheduler::find_job_full(Worker& worker) noexcept {
     if (const std::uintptr_t bits = worker.yielded.steal()) return Job::from_bits(bits);
   }
   if (Job job = take_next(worker)) return job;
+  if (Job job = take_chunk(worker)) return job;
   return look_in_queues(worker);
 }
 
@@ -449,6 +460,13 @@ Job Scheduler::steal_next(Worker& worker) noexcept {
       WorkerStats::bump(worker.stats.steals);
       return Job::from_bits(bits);
     }
+    // relaxed: a first look; the CAS (acquire) pairs with the release stores in run_chain.
+    bits = victim->chunk.load(std::memory_order_relaxed);
+    if (bits != 0 && victim->chunk.compare_exchange_strong(bits, 0, std::memory_order_acquire,
+                                                           std::memory_order_relaxed)) {
+      WorkerStats::bump(worker.stats.steals);
+      return Job::from_bits(bits);
+    }
   }
   return {};
 }
@@ -462,6 +480,7 @@ bool Scheduler::has_visible_work() const noexcept {
     if (!worker->yielded.empty()) return true;
     // relaxed: as for the deques' sizes; the parking protocol's fences order it.
     if (worker->next.load(std::memory_order_relaxed) != 0) return true;
+    if (worker->chunk.load(std::memory_order_relaxed) != 0) return true;  // relaxed: as above
   }
   return false;
 }

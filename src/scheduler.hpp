@@ -75,6 +75,9 @@ class Scheduler {
   /// Wakes up to `count` parked workers, called by one of this system's workers after it
   /// published work. With a single worker there is nobody to wake (the caller is the worker),
   /// so not even the fence is paid.
+  /// True when the system has more than one worker (attached slots included): someone may
+  /// steal.
+  [[nodiscard]] bool several_workers() const noexcept { return several_workers_; }
   void notify_from_worker(int count) noexcept {
     if (several_workers_) idle_.notify(count);
   }
@@ -130,15 +133,19 @@ class Scheduler {
   /// One steal attempt round over the other workers' deques of `priority` (or, with
   /// kYieldedQueue, their yield queues), from a random victim on.
   Job steal(Worker& worker, std::size_t priority) noexcept;
-  /// Takes another worker's next fiber (Worker::next), after a spin phase found nothing else.
+  /// Takes another worker's next fiber (Worker::next) or the rest of its chain chunk
+  /// (Worker::chunk), after a spin phase found nothing else.
   Job steal_next(Worker& worker) noexcept;
   /// Takes a job of `priority` from the injector, plus a share of the rest onto our deque.
   Job pop_injector(Worker& worker, std::size_t priority) noexcept;
   Job spin_for_job(Worker& worker) noexcept;
   /// The worker's next slot (Worker::next), unless a High job waits and it is not High itself.
   Job take_next(Worker& worker) noexcept;
+  /// The rest of a chain chunk in the worker's slot (Worker::chunk), left there by a fiber that
+  /// suspended mid-chunk, as a Job::ResumeChain.
+  Job take_chunk(Worker& worker) noexcept;
   /// find_job's full look: the attached thread's own stack, the injector first every
-  /// kInjectorFirstInterval-th look, the next slot, then look_in_queues.
+  /// kInjectorFirstInterval-th look, the next slot, the chunk slot, then look_in_queues.
   Job find_job_full(Worker& worker) noexcept;
   /// High to Low priority: own deque, injector, the other workers' deques; then the yield
   /// queues, ours first.

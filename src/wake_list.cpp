@@ -1,9 +1,11 @@
-// Making the waiters of a drained wait list runnable: the one-waiter fast path, the batch path,
-// attached threads' own stacks, and foreign coroutines resumed from a trampoline.
+// Making the waiters of a drained wait list runnable: the one-waiter fast path, a long list
+// handed to the workers as a stealable chain, the batch path, attached threads' own stacks, and
+// foreign coroutines resumed from a trampoline.
 
 #include <coroutine>
 
 #include "counter_access.hpp"
+#include "fiber_switch.hpp"
 #include "platform/futex.hpp"
 #include "scheduler.hpp"
 #include "worker.hpp"
@@ -62,6 +64,38 @@ void resume_foreign(WaitNode* node) noexcept {
   queue.draining = false;
 }
 
+/// The job system a chain from `head` is handed to: the waking worker's, else the head waiter's
+/// (nullptr: none known, the waker walks the list itself).
+Scheduler* chain_scheduler(const WaitNode* head, const Worker* current) noexcept {
+  if (current != nullptr) return current->scheduler;
+  if (head->kind == WaitNode::Kind::Coroutine) return head->scheduler;
+  if (head->kind == WaitNode::Kind::Fiber && !head->fiber->pinned) return head->fiber->scheduler;
+  return nullptr;
+}
+
+/// A list of two or more waiters: instead of walking it here (one cache miss per node, on the
+/// waker's critical path: the nodes live in the waiters' cold coroutine frames and fibers), it
+/// goes to the workers whole, as one Job::ResumeChain; run_chain peels it a chunk at a time,
+/// each chunk on the worker that then resumes its waiters (the walk warms the frames it is
+/// about to run), the rest stealable. So the waker pays O(1), and the list's waiters spread
+/// over the workers in chunks (docs/benchmarks.md §9). False when no job system is known.
+bool hand_over_chain(WaitNode* head, Worker* current) noexcept {
+  Scheduler* scheduler = chain_scheduler(head, current);
+  if (scheduler == nullptr) return false;
+  const Priority priority = head->kind == WaitNode::Kind::Coroutine
+                                ? static_cast<Priority>(head->priority)
+                            : head->kind == WaitNode::Kind::Fiber ? head->fiber->priority
+                                                                   : Priority::Normal;
+  const Job chain = Job::resume_chain(head, priority);
+  if (current != nullptr && current->scheduler == scheduler) {
+    push_local(*current, chain);
+    scheduler->notify_from_worker(1);
+  } else {
+    scheduler->inject(chain, current);
+  }
+  return true;
+}
+
 }  // namespace
 
 void wake_list(WaitNode* head, Worker* current) noexcept {
@@ -87,6 +121,7 @@ void wake_list(WaitNode* head, Worker* current) noexcept {
       return;
     }
   }
+  if (head->next != nullptr && hand_over_chain(head, current)) return;
   wake_list_batched(head, current);
 }
 
@@ -156,5 +191,130 @@ void wake_list_batched(WaitNode* head, Worker* current) noexcept {
 }
 
 }  // namespace
+
+namespace {
+
+/// run_chain's chunk: at most this many waiters are peeled off a chain before the rest is
+/// queued again (stealable). Bigger chunks pay the queue round trip and a steal less often;
+/// smaller ones let an idle worker join sooner.
+constexpr int kChainChunk = 32;
+
+/// Makes one waiter of a chain runnable on `self`'s worker: a coroutine of this job system at
+/// the chain's priority resumes inline (no queue); anything else goes where wake_list_batched
+/// would send it.
+void wake_chained(Fiber* self, WaitNode* node, Priority chain_priority) noexcept {
+  Worker* worker = self->worker;
+  Scheduler* const own = worker->scheduler;
+  if (node->kind == WaitNode::Kind::Coroutine) {
+    const auto priority = static_cast<Priority>(node->priority);
+    Scheduler* scheduler = node->scheduler != nullptr ? node->scheduler : own;
+    const Job job = Job::resume_coroutine(node, priority);
+    if (scheduler == own && priority == chain_priority) {
+      resume_coroutine(self, job);
+    } else if (scheduler == own) {
+      push_local(*worker, job);
+      own->notify_from_worker(1);
+    } else {
+      scheduler->inject(job, worker);
+    }
+    return;
+  }
+  if (node->kind == WaitNode::Kind::Fiber && !node->fiber->pinned) {
+    Fiber* fiber = node->fiber;
+    const Job job = Job::resume(fiber, fiber->priority);
+    if (fiber->scheduler == own) {
+      push_local(*worker, job);
+      own->notify_from_worker(1);
+    } else {
+      fiber->scheduler->inject(job, worker);
+    }
+    return;
+  }
+  node->next = nullptr;             // this node alone (the chunk goes on from held_chain)
+  wake_list_batched(node, worker);  // a thread, a callback, an attached thread's stack
+}
+
+/// run_chain's chunk on a worker alone in its system: nobody could take a waiter from it, so
+/// it is held privately (Fiber::held_chain), with no atomic operation per waiter. Re-read
+/// each time: if a waiter suspends this fiber, suspend() queues what is left of the chunk, and
+/// held_chain is nullptr when the fiber comes back.
+void run_chunk_alone(Fiber* self, WaitNode* first, Priority priority) noexcept {
+  self->held_chain = first;
+  self->held_chain_priority = priority;
+  while (WaitNode* node = self->held_chain) {
+    self->held_chain = node->next;  // before the waiter can run and reuse its node
+    wake_chained(self, node, priority);
+  }
+}
+
+/// run_chain's chunk when other workers may take part of it: through the worker's chunk slot,
+/// one waiter at a time, so an idle worker can take the rest whatever the current step does
+/// (Worker::chunk). That costs an atomic exchange per waiter: work stealing needs a
+/// read-modify-write or a fence on the owner's side (Attiya et al., "Laws of Order", POPL
+/// 2011), the price of never holding a waiter behind a step that blocks its worker.
+void run_chunk_stealable(Fiber* self, WaitNode* first, Priority priority) noexcept {
+  Worker* worker = self->worker;
+  // relaxed: only this thread fills the slot, so a 0 here is current.
+  if (worker->is_slot || worker->chunk.load(std::memory_order_relaxed) != 0) {
+    // An attached thread's slot (no thread may look at it later) or a chunk already held (left
+    // by a fiber that suspended mid-chunk): one waiter now, the rest back on the deque.
+    if (first->next != nullptr) {
+      push_local(*worker, Job::resume_chain(first->next, priority));
+      worker->scheduler->notify_from_worker(1);
+    }
+    first->next = nullptr;
+    wake_chained(self, first, priority);
+    return;
+  }
+  // release: pairs with the acquire exchange below, in take_chunk and in steal_next: the
+  // nodes' links (and run_chain's cut of the chunk) are visible to whoever takes it.
+  worker->chunk.store(Job::resume_chain(first, priority).bits(), std::memory_order_release);
+  for (;;) {
+    worker = self->worker;  // re-read: a waiter that suspended this fiber may have moved it
+    // acquire: pairs with the release stores of the slot (here, above, or by another fiber of
+    // this worker).
+    const Job held = Job::from_bits(worker->chunk.exchange(0, std::memory_order_acquire));
+    if (!held) return;  // done, or a thief took the rest
+    WaitNode* const node = held.node();
+    if (node->next != nullptr) {
+      // release: as the store above.
+      worker->chunk.store(Job::resume_chain(node->next, held.priority()).bits(),
+                          std::memory_order_release);
+    }
+    wake_chained(self, node, held.priority());
+  }
+}
+
+}  // namespace
+
+void run_chain(Fiber* self, Job job) noexcept {
+  WaitNode* const first = job.node();
+  const Priority priority = job.priority();
+  // Peel a chunk: the walk's misses fall on nodes this worker runs next, and each coroutine's
+  // frame is prefetched on the way. Only `next` is read before a node is made runnable.
+  WaitNode* last = first;
+  for (int peeled = 1; peeled < kChainChunk && last->next != nullptr; ++peeled) {
+    last = last->next;
+    if (last->kind == WaitNode::Kind::Coroutine) __builtin_prefetch(last->coroutine);
+  }
+  if (WaitNode* rest = last->next) {
+    last->next = nullptr;  // the chunk ends here; the nodes are ours until made runnable
+    // The rest goes back first, so another worker may take it while we run the chunk.
+    push_local(*self->worker, Job::resume_chain(rest, priority));
+    self->worker->scheduler->notify_from_worker(1);
+  }
+  if (!self->worker->scheduler->several_workers()) {
+    run_chunk_alone(self, first, priority);
+  } else {
+    run_chunk_stealable(self, first, priority);
+  }
+}
+
+void release_held_chain(Fiber* self) noexcept {
+  if (self->held_chain == nullptr) return;
+  push_local(*self->worker, Job::resume_chain(self->held_chain, self->held_chain_priority));
+  self->worker->scheduler->notify_from_worker(1);
+  self->held_chain = nullptr;
+}
 
 }  // namespace fiberjob::detail

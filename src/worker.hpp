@@ -65,6 +65,14 @@ struct alignas(64) Worker {
   /// after a whole idle spin phase without other work (so the owner normally gets it, yet a
   /// fiber never waits behind a long job while a worker is idle).
   alignas(64) std::atomic<std::uintptr_t> next{0};
+  /// The waiters of the chain chunk this worker is making runnable (run_chain) that it has not
+  /// reached yet: a Job::ResumeChain's bits, 0 = none. Used when the system has several
+  /// workers; same rules as `next`: only the thread running this worker fills it, takes one
+  /// waiter at a time with an exchange and puts the rest back, and another worker takes all of
+  /// it with a CAS after a whole idle spin phase. So a waiter never stays behind a step that
+  /// blocks this worker (a spin, an OS wait); what a fiber that suspended mid-chunk left here
+  /// is taken by the worker's next look (find_job).
+  std::atomic<std::uintptr_t> chunk{0};
   /// This worker's injector tokens (faster, and FIFO among its own pushes).
   Injector::Tokens tokens;
   /// The thread's own stack, as the target of the first and the source of the last switch.

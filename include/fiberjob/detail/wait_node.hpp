@@ -25,7 +25,9 @@ struct alignas(16) WaitNode {
     Fiber,      ///< Push `Job::Resume(fiber)` onto a worker's queue.
     Thread,     ///< Set `woken` and wake the futex on it.
     Coroutine,  ///< Push `Job::ResumeCoroutine(node)`: `coroutine` resumes on a worker.
-    Callback,   ///< Call `callback(node)` on the waking thread (must be short and non-blocking).
+    Callback,   ///< Call `callback(node)` on the thread that makes the waiter runnable (the
+                ///< signaller, or the worker running the chain of a long list; must be short
+                ///< and non-blocking).
   };
 
   /// Next node in the wait list (Treiber stack). Written by the linker before its publishing

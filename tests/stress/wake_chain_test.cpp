@@ -1,0 +1,194 @@
+// Long wait lists are handed to the workers as one chain, which they make runnable a chunk at a
+// time (docs/architecture.md, "Waking a long wait list"). These tests attack that path: every
+// kind of waiter in one list, waiters that block or suspend their worker in the middle of a
+// chunk, and gates opened from plain threads and from jobs. A hang is turned into a failure by
+// the watchdog.
+
+#include <doctest/doctest.h>
+#include <fiberjob/fiberjob.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+#include <vector>
+
+#include "support/config.hpp"
+#include "support/watchdog.hpp"
+
+using namespace fiberjob;
+using namespace std::chrono_literals;
+
+namespace {
+
+/// A coroutine job that waits on `gate` once and counts its wake-up.
+Task<> count_after(Context& ctx, Counter& gate, std::atomic<int>& woken) {
+  co_await ctx.wait(gate);
+  woken.fetch_add(1, std::memory_order_relaxed);
+}
+
+/// Waits (yielding) until `count` coroutine jobs of `js` have started: most have linked on
+/// their gate by then. Not needed for correctness (a late waiter sees the gate open), only so
+/// that the list is long when the gate opens.
+void wait_until_started(JobSystem& js, std::uint64_t count) {
+  while (js.stats().coroutine_jobs_alive < count) std::this_thread::yield();
+}
+
+}  // namespace
+
+TEST_SUITE("wake_chain") {
+  TEST_CASE("coroutines, fibers and threads on one gate all wake exactly once") {
+    test::Watchdog watchdog("mixed waiters on one gate", 300s);
+    for (std::uint32_t workers : {1u, 2u, 4u}) {
+      CAPTURE(workers);
+      JobSystem js{test::config_with(workers)};
+      for (bool open_from_job : {false, true}) {
+        CAPTURE(open_from_job);
+        for (int round = 0; round < 20; ++round) {
+          Counter gate;
+          gate.add(1);
+          std::atomic<int> coroutines{0};
+          std::atomic<int> fibers{0};
+          std::atomic<int> threads{0};
+          Counter jobs;
+          constexpr int kCoroutines = 300;  // several chunks
+          constexpr int kFibers = 30;  // one per 8 coroutines, from the first on
+          constexpr int kThreads = 3;
+          for (int i = 0; i < kCoroutines; ++i) {
+            js.run(jobs, [&](Context& ctx) { return count_after(ctx, gate, coroutines); });
+            if (i % 8 == 0 && i / 8 < kFibers) {
+              js.run(jobs, [&] {
+                this_fiber::wait(gate);
+                fibers.fetch_add(1, std::memory_order_relaxed);
+              });
+            }
+          }
+          std::vector<std::thread> waiting;
+          for (int t = 0; t < kThreads; ++t) {
+            waiting.emplace_back([&] {
+              js.wait(gate);
+              threads.fetch_add(1, std::memory_order_relaxed);
+            });
+          }
+          wait_until_started(js, kCoroutines);
+          if (open_from_job) {
+            Counter opener;
+            js.run(opener, [&gate] { gate.signal(); });
+            js.wait(opener);
+          } else {
+            gate.signal();
+          }
+          js.wait(jobs);
+          for (auto& thread : waiting) thread.join();
+          CHECK(coroutines.load() == kCoroutines);
+          CHECK(fibers.load() == kFibers);
+          CHECK(threads.load() == kThreads);
+        }
+      }
+    }
+  }
+
+  TEST_CASE("a waiter that blocks its worker until a later waiter of the same wake ran") {
+    // The blocker spins (a worker thread blocked, as by an OS wait) until the setter, which
+    // sits behind it in the same wait list, has run. A second worker must be able to take the
+    // setter from the blocker's chunk.
+    test::Watchdog watchdog("blocked worker mid-chunk", 300s);
+    JobSystem js{test::config_with(2)};
+    for (bool blocker_first : {true, false}) {
+      for (int round = 0; round < 50; ++round) {
+        CAPTURE(blocker_first);
+        CAPTURE(round);
+        Counter gate;
+        gate.add(1);
+        std::atomic<bool> flag{false};
+        std::atomic<int> woken{0};
+        Counter jobs;
+        constexpr int kWaiters = 64;
+        for (int i = 0; i < kWaiters; ++i) {
+          const bool blocker = (i == 10) == blocker_first;
+          const bool setter = (i == 11) == blocker_first;
+          js.run(jobs, [&, blocker, setter](Context& ctx) -> Task<> {
+            co_await ctx.wait(gate);
+            if (blocker && !setter) {
+              while (!flag.load(std::memory_order_acquire)) std::this_thread::yield();
+            }
+            if (setter && !blocker) flag.store(true, std::memory_order_release);
+            woken.fetch_add(1, std::memory_order_relaxed);
+          });
+        }
+        wait_until_started(js, kWaiters);
+        gate.signal();
+        js.wait(jobs);
+        CHECK(woken.load() == kWaiters);
+      }
+    }
+  }
+
+  TEST_CASE("a waiter that suspends its fiber mid-chunk leaves the rest of the chunk runnable") {
+    // The first waiters to run wait (stackfully, this_fiber::wait) on `relay`, which only the
+    // others, further down the same wait list, complete.
+    test::Watchdog watchdog("suspended fiber mid-chunk", 300s);
+    for (std::uint32_t workers : {1u, 2u}) {
+      CAPTURE(workers);
+      JobSystem js{test::config_with(workers)};
+      for (int round = 0; round < 50; ++round) {
+        Counter gate;
+        gate.add(1);
+        Counter relay;
+        constexpr int kWaiters = 100;
+        constexpr int kRelays = 50;
+        relay.add(kRelays);
+        std::atomic<int> arrived{0};
+        std::atomic<int> woken{0};
+        Counter jobs;
+        for (int i = 0; i < kWaiters; ++i) {
+          js.run(jobs, [&](Context& ctx) -> Task<> {
+            co_await ctx.wait(gate);
+            // Whichever run first wait for the relays; the others are the relays.
+            if (arrived.fetch_add(1) < kWaiters - kRelays) {
+              this_fiber::wait(relay);
+            } else {
+              relay.signal();
+            }
+            woken.fetch_add(1, std::memory_order_relaxed);
+          });
+        }
+        wait_until_started(js, kWaiters);
+        gate.signal();
+        js.wait(jobs);
+        CHECK(woken.load() == kWaiters);
+      }
+    }
+  }
+
+  TEST_CASE("a gate reopened every round keeps every agent stepping (the game-frame pattern)") {
+    test::Watchdog watchdog("frame gates", 300s);
+    for (std::uint32_t workers : {1u, 2u}) {
+      CAPTURE(workers);
+      JobSystem js{test::config_with(workers)};
+      constexpr int kAgents = 2000;
+      constexpr int kRounds = 30;
+      Counter gates[2];
+      Counter done;
+      std::vector<int> steps(kAgents, 0);
+      Counter agents;
+      gates[0].add(1);
+      for (int a = 0; a < kAgents; ++a) {
+        js.run(agents, [&, a](Context& ctx) -> Task<> {
+          for (int r = 0; r < kRounds; ++r) {
+            co_await ctx.wait(gates[r % 2]);
+            ++steps[static_cast<std::size_t>(a)];
+            done.signal();
+          }
+        });
+      }
+      for (int r = 0; r < kRounds; ++r) {
+        done.add(kAgents);
+        if (r + 1 < kRounds) gates[(r + 1) % 2].add(1);
+        gates[r % 2].signal();
+        js.wait(done);
+      }
+      js.wait(agents);
+      for (int a = 0; a < kAgents; ++a) REQUIRE(steps[static_cast<std::size_t>(a)] == kRounds);
+    }
+  }
+}
