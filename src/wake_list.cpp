@@ -85,7 +85,7 @@ bool hand_over_chain(WaitNode* head, Worker* current) noexcept {
   const Priority priority = head->kind == WaitNode::Kind::Coroutine
                                 ? static_cast<Priority>(head->priority)
                             : head->kind == WaitNode::Kind::Fiber ? head->fiber->priority
-                                                                   : Priority::Normal;
+                                                                  : Priority::Normal;
   const Job chain = Job::resume_chain(head, priority);
   if (current != nullptr && current->scheduler == scheduler) {
     push_local(*current, chain);

@@ -51,7 +51,7 @@ TEST_SUITE("wake_chain") {
           std::atomic<int> threads{0};
           Counter jobs;
           constexpr int kCoroutines = 300;  // several chunks
-          constexpr int kFibers = 30;  // one per 8 coroutines, from the first on
+          constexpr int kFibers = 30;       // one per 8 coroutines, from the first on
           constexpr int kThreads = 3;
           for (int i = 0; i < kCoroutines; ++i) {
             js.run(jobs, [&](Context& ctx) { return count_after(ctx, gate, coroutines); });
