@@ -391,7 +391,8 @@ Job Scheduler::find_job(Worker& worker) noexcept {
     const unsigned queued = occupied(worker.deques[0]) | occupied(worker.deques[1]) |
                             occupied(worker.deques[2]) | static_cast<unsigned>(hints != 0);
     if (queued != 0) return look_in_queues(worker);
-    if (!worker.yielded.empty()) return Job::from_bits(worker.yielded.steal());
+    // Alone in the system: nobody else takes from our yield queue, so no CAS.
+    if (!worker.yielded.empty()) return Job::from_bits(worker.yielded.take_oldest_unshared());
     return {};
   }
   return find_job_full(worker);

@@ -195,6 +195,25 @@ class WorkStealingDeque {
     return item;
   }
 
+  /// Owner thread only, and only while no other thread may call steal() or pop() on this deque
+  /// (a worker alone in its system): removes and returns the least recently pushed item (FIFO),
+  /// or 0 if the deque is empty. steal() claims the top item with a CAS because a thief may race
+  /// for it; with no other taker there is no race, so plain loads and stores do.
+  /// Complexity: O(1), no atomic read-modify-write. Allocation: none.
+  std::uintptr_t take_oldest_unshared() noexcept {
+    // relaxed: pairs with nothing; by the precondition only this thread writes top_ and
+    // bottom_ (other threads may only read sizes, for diagnostics).
+    const std::int64_t t = top_.load(std::memory_order_relaxed);
+    const std::int64_t b = bottom_.load(std::memory_order_relaxed);  // relaxed: as above
+    if (t >= b) return 0;
+    // relaxed: the owner wrote this slot itself in push().
+    const std::uintptr_t item =
+        ring_.load(std::memory_order_relaxed)->slot(t).load(std::memory_order_relaxed);
+    top_.store(t + 1, std::memory_order_relaxed);  // relaxed: as above
+    top_seen_ = t + 1;
+    return item;
+  }
+
   /// Owner thread only: false when the deque may hold an item, true when it is empty. Reads
   /// only the owner's own line (bottom_ and its copy of top_), so it costs no cache miss while
   /// thieves steal; it may say "not empty" after thieves took everything, and the pop() that

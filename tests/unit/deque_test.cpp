@@ -89,6 +89,29 @@ TEST_SUITE("deque") {
     CHECK(deque.empty());
   }
 
+  TEST_CASE("take_oldest_unshared takes FIFO with no thief, alongside push, pop and growth") {
+    WorkStealingDeque deque(4);
+    std::uintptr_t next_in = 1;
+    std::uintptr_t next_out = 1;
+    // Wraps the ring several times and grows it: the owner's FIFO take keeps its order.
+    for (int round = 0; round < 50; ++round) {
+      for (int i = 0; i < 1 + round % 7; ++i) deque.push(next_in++);
+      for (int i = 0; i < 1 + round % 5 && next_out < next_in; ++i) {
+        CHECK(deque.take_oldest_unshared() == next_out++);
+      }
+    }
+    while (next_out < next_in) CHECK(deque.take_oldest_unshared() == next_out++);
+    CHECK(deque.take_oldest_unshared() == 0);
+    CHECK(deque.empty());
+    CHECK(deque.empty_for_owner());
+    deque.push(100);
+    deque.push(101);
+    CHECK(deque.take_oldest_unshared() == 100);
+    CHECK(deque.pop() == 101);  // the newest, from the other end
+    CHECK(deque.pop() == 0);
+    CHECK(deque.take_oldest_unshared() == 0);
+  }
+
   TEST_CASE("pop and steal take the last item only once") {
     WorkStealingDeque deque(4);
     deque.push(7);
