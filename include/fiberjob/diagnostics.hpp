@@ -14,6 +14,7 @@ namespace fiberjob {
 /// Thread-safety: any thread, at any time; reads only the job systems' own atomics (a racy
 /// but safe snapshot), never a counter or a job's memory.
 /// Suspends: no. Allocation: none. Not async-signal-safe (takes a mutex, uses stdio).
+/// \param out the stream to write to (e.g. stderr); written with fprintf, not closed.
 void write_diagnostics(std::FILE* out) noexcept;
 
 }  // namespace fiberjob

@@ -29,9 +29,12 @@ enum class ErrorCode {
 class Error : public std::runtime_error {
  public:
   /// Creates an error with its category and a message that names the mistake and the fix.
+  /// \param code the category.
+  /// \param message what went wrong and how to fix it (returned by `what()`).
   Error(ErrorCode code, const std::string& message) : std::runtime_error(message), code_(code) {}
 
   /// The category of the error.
+  /// \return the code given at construction.
   [[nodiscard]] ErrorCode code() const noexcept { return code_; }
 
  private:
