@@ -160,11 +160,19 @@ class Scheduler {
   Injector injector_;
   std::vector<std::unique_ptr<Worker>> workers_;
   EventCount idle_;
+  /// Set once by stop_workers (seq_cst store, then a notify of every worker): false = running,
+  /// true = workers leave once they see every queue empty. Its seq_cst loads before parking
+  /// pair with the event count's fences (Dekker: stop published vs sleeper announced); the
+  /// relaxed loads while spinning and in write_diagnostics are hints. On its own cache line:
+  /// idle workers poll it. Ledger: docs/memory_ordering.md, "Event count".
   alignas(64) std::atomic<bool> stopping_{false};
   /// Elects the one report_pool_grown that prints (relaxed exchange: pairs with nothing).
   std::atomic<bool> growth_reported_{false};
   /// Elects the one report_exhausted_once that prints (relaxed exchange: pairs with nothing).
   std::atomic<bool> exhaustion_reported_{false};
+  /// Coroutine jobs started minus ended off this system's workers (count_foreign_coroutine_job;
+  /// may dip below 0 between the two halves of one job). Relaxed: a statistic for stats(),
+  /// pairs with nothing.
   std::atomic<std::int64_t> foreign_coroutine_jobs_{0};
   /// Link in the list of schedulers kept by keep_forever.
   Scheduler* next_kept_ = nullptr;
