@@ -112,7 +112,8 @@ class Scheduler {
   /// Writes the recorded timeline as Chrome Trace Event JSON (trace.cpp). Any thread.
   void write_trace(std::FILE* out) const;
 
-  /// Writes this system's part of write_diagnostics (atomics only).
+  /// Writes this system's part of write_diagnostics: atomics (relaxed) and fields fixed at
+  /// construction; never a counter or a job's memory. The caller holds the registry mutex.
   void describe(std::FILE* out) const noexcept;
 
   /// A wait or yield took a fiber past the warm Config::fiber_count (the pool grew, or a cold
