@@ -64,11 +64,13 @@ class Context {
   /// copied before anything is added or queued, so if a copy throws, the copies made so far
   /// are destroyed, `counter` is unchanged and no job runs.
   /// \param counter gets one unit per element of `jobs`.
+  /// \tparam F the job type (the span's element type, may be const).
+  /// \tparam Extent the span's extent, fixed (a C array, a `std::array`) or dynamic.
   /// \param jobs the jobs, each copied into a job record.
   /// \param priority the queue the jobs go into.
-  template <detail::JobCallable F>
-  void spawn(Counter& counter, std::span<F> jobs, Priority priority = Priority::Normal) {
-    detail::submit_span(scheduler_, counter, jobs, priority);
+  template <detail::JobCallable F, std::size_t Extent>
+  void spawn(Counter& counter, std::span<F, Extent> jobs, Priority priority = Priority::Normal) {
+    detail::submit_span(scheduler_, counter, std::span<F>(jobs), priority);
   }
 
   /// `co_await ctx.wait(counter)`: resumes when `counter` is zero; rethrows its exception.

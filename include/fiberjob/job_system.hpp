@@ -70,12 +70,14 @@ class JobSystem {
   /// All or nothing: every element is copied before anything is added or queued, so if a copy
   /// throws, the copies made so far are destroyed, `counter` is unchanged and no job runs.
   /// \param counter gets one unit per element of `jobs`.
-  /// \param jobs the jobs, each copied into a job record; `std::span{array}` for a C array or a
-  ///   `std::array` (the span's element type is then deduced as the callable type).
+  /// \tparam F the job type (the span's element type, may be const).
+  /// \tparam Extent the span's extent: `std::span{jobs}` of a C array or a `std::array` has a
+  ///   fixed one, of a `std::vector` a dynamic one; both are accepted.
+  /// \param jobs the jobs, each copied into a job record.
   /// \param priority the queue the jobs go into.
-  template <detail::JobCallable F>
-  void run(Counter& counter, std::span<F> jobs, Priority priority = Priority::Normal) {
-    detail::submit_span(*impl_, counter, jobs, priority);
+  template <detail::JobCallable F, std::size_t Extent>
+  void run(Counter& counter, std::span<F, Extent> jobs, Priority priority = Priority::Normal) {
+    detail::submit_span(*impl_, counter, std::span<F>(jobs), priority);
   }
 
   /// Blocks until `counter` reaches zero, then rethrows the first exception a job on it threw.
