@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Benchmark workload 9 (issue 5): the game-frame sample's frame time, p50 and p99, with
+# Benchmark workload 9: the game-frame sample's frame time, p50 and p99, with
 # 2 workers, with 1 worker and serial (--serial: the same frames on the main thread with no
 # jobs; samples/game/world_serial.cpp). Runs the three alternately, --runs times each
 # (default 5 runs of 600 frames; each run is a new process on den520d.map with 2,000 agents),
 # checks that every run ends on the same snapshot checksum (the same work was done), prints a
 # table of the medians and the speed-ups, and writes bench/results/game_frame.{md,json}.
 # The frame times of a run are those of all its frames, as the sample's summary reports them.
-# Target (issue 5): 2 workers at least 1.8x faster than 1 worker at p50.
+# Target: 2 workers at least 1.8x faster than 1 worker at p50.
 # Installs missing Debian packages first (scripts/install-deps.sh) and builds game_frame in
 # Release with g++ in build/bench-game (FIBERJOB_BUILD_DIR to change it). The machine may be
 # shared: the CPU time other processes used during the runs is recorded with the figures.

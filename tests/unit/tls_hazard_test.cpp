@@ -1,4 +1,4 @@
-// Thread-local hazard (issue 6): the current-worker accessor is read afresh after every
+// Thread-local hazard: the current-worker accessor is read afresh after every
 // suspension, never cached across a fiber switch.
 //
 // The hazard: a job that suspends may resume on another worker thread. A compiler that sees a
