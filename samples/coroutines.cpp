@@ -1,7 +1,7 @@
 // coroutines: game logic written as coroutine jobs.
 //
 //   main ──run──▶ level_load (Task<>) ──spawn×kAssets──▶ load_asset jobs (plain)
-//                   │  co_await ctx.wait(loads)      ◀── signal ──┘   (the fiber suspends)
+//                   │  co_await ctx.wait(loads)      ◀── signal ──┘   (the coroutine suspends)
 //                   │  co_await ctx.yield()                            (others go first)
 //                   │  int n = co_await count_ready(ctx, assets)       (a child Task<int>)
 //                   └──▶ done

@@ -68,6 +68,9 @@ int run(const game::Options& options) {
   fmt::print("map {}: {} x {}, {} passable cells; {} agents, {} frames\n",
              std::filesystem::path(options.map_path).filename().string(), map.width(), map.height(),
              map.passable_count(), options.agents, options.frames);
+  fmt::print(
+      "one line per second of game time (60 frames at 60 Hz): frame ms = wall-clock time "
+      "to compute a frame\n");
 
   // 2. The job system, default Config: the AI coroutines wait between frames with co_await,
   //    which suspends the coroutine and holds no fiber, so the pool need not grow with the
@@ -111,8 +114,8 @@ int run(const game::Options& options) {
       std::array<double, 60> second;  // no allocation inside the frame loop
       std::copy(frame_ms.begin() + frame + 1 - 60, frame_ms.begin() + frame + 1, second.begin());
       std::sort(second.begin(), second.end());
-      fmt::print("t={:3}s  frame ms p50 {:6.3f} max {:6.3f}  paths so far {:6}\n", (frame + 1) / 60,
-                 second[29], second[59], world.counters().paths);
+      fmt::print("game t={:3}s  frame ms p50 {:6.3f} max {:6.3f}  paths so far {:6}\n",
+                 (frame + 1) / 60, second[29], second[59], world.counters().paths);
       if (frame + 1 == 60) allocations_after_first_second = game::global_allocations();
     }
   }
@@ -131,7 +134,13 @@ int run(const game::Options& options) {
   fmt::print("  frame time ms   p50 {:.3f}  p95 {:.3f}  p99 {:.3f}  max {:.3f}\n",
              percentile(frame_ms, 50), percentile(frame_ms, 95), percentile(frame_ms, 99),
              percentile(frame_ms, 100));
-  fmt::print("  jobs per frame  {:.1f}\n", static_cast<double>(stats.jobs_run) / options.frames);
+  fmt::print("  jobs per frame  {:.1f} ({})\n",
+             static_cast<double>(stats.jobs_run) / options.frames,
+             options.serial ? std::string("the serial build runs every frame on the main thread")
+                            : fmt::format("jobs started: A* searches, movement batches, the frame "
+                                          "and render jobs; the {} agents' AI steps resume their "
+                                          "coroutines and are not counted",
+                                          options.agents));
   fmt::print("  paths per second {:.0f} ({} searches, {} without a path)\n",
              static_cast<double>(counters.paths) / wall_s, counters.paths, counters.path_failures);
   fmt::print("  fiber switches {}  steals {}  peak fibers in use {} of {}\n", stats.fiber_switches,

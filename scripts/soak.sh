@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Soak of the main sample (issue 6): runs game_frame for 100,000 frames with the resident set
+# Soak of the main sample: runs game_frame for 100,000 frames with the resident set
 # size sampled every 1,000 frames (--rss-every), writes the samples to docs/data/soak_rss.tsv,
 # draws docs/images/soak_rss.png (gnuplot, scripts/soak.gp), and fails when the RSS at the end
 # exceeds the RSS at frame 10,000 by more than the tolerance (1,024 KiB by default: a leak of

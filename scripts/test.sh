@@ -2,9 +2,11 @@
 # Builds and runs the whole test suite: unit + stress tests, samples, the install/consumer test
 # and the benchmark smoke run (bench_smoke) in release (g++ and clang++), then again without the
 # benchmarks under ASan+UBSan and under TSan.
+# Also builds the API reference with doxygen (warnings are errors): build/api/html/index.html.
 # Installs missing Debian packages first. Usage: scripts/test.sh [preset ...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+echo "=== dependencies (scripts/install-deps.sh; installs only what is missing)"
 scripts/install-deps.sh
 
 presets=("$@")
@@ -15,11 +17,22 @@ jobs=$(nproc)
 
 echo "=== clang-format check"
 clang-format --dry-run --Werror $(git ls-files '*.cpp' '*.hpp')
+echo "=== API reference: doxygen docs/Doxyfile (warnings are errors) -> build/api/html/index.html"
+doxygen docs/Doxyfile
 for preset in "${presets[@]}"; do
-  echo "=== ${preset}: configure, build, test"
+  echo "=== ${preset}: configure"
   start=$(date +%s)
   cmake --preset "${preset}" >/dev/null
+  if [[ "${preset}" != asan && "${preset}" != tsan ]]; then
+    # Ninja prints a step when it ends: say beforehand why the next minutes are quiet.
+    echo "=== ${preset}: building the Relacy model checks (tests/model): each of the two" \
+         "files takes minutes to compile, with no output until it is done"
+    cmake --build --preset "${preset}" -j "${jobs}" \
+      --target fiberjob_counter_model fiberjob_deque_model
+  fi
+  echo "=== ${preset}: building the library, tests, samples (and benchmarks in release presets)"
   cmake --build --preset "${preset}" -j "${jobs}"
+  echo "=== ${preset}: running the tests (ctest; the stress tests take the longest)"
   ctest --preset "${preset}"
   echo "=== ${preset}: passed in $(( $(date +%s) - start )) s"
 done

@@ -82,7 +82,7 @@ class FiberPool {
   }
 
   /// Calls `fn(fiber)` for every fiber that is suspended right now (diagnostics: racy but
-  /// safe, reads only atomics).
+  /// safe; reads the fibers' state atomics and their fields fixed at construction).
   template <class Fn>
   void for_each_suspended(Fn&& fn) const {
     const std::uint32_t count = created();

@@ -12,8 +12,8 @@ namespace fiberjob::detail {
 /// anywhere), leaving the hand-off {from, action, counter} for `to` to perform on arrival.
 /// Returns when something switches back to `from` — possibly on another thread. Proof of
 /// safety: fiber_switch.cpp. (The hand-off is written and read field by field: copying it as
-/// one struct made the compiler load 16 bytes right after narrower stores, a store-forwarding
-/// stall that cost about a tenth of a yield.)
+/// one struct makes the compiler load 16 bytes right after narrower stores, a store-forwarding
+/// stall at every switch.)
 void switch_to(Fiber* from, Fiber* to, Handoff::Action action, Counter* counter = nullptr);
 
 /// First thing on arrival at `self` (after a switch_to, or at a fiber's entry): finishes the

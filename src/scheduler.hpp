@@ -115,7 +115,8 @@ class Scheduler {
   /// Writes the recorded timeline as Chrome Trace Event JSON (trace.cpp). Any thread.
   void write_trace(std::FILE* out) const;
 
-  /// Writes this system's part of write_diagnostics (atomics only).
+  /// Writes this system's part of write_diagnostics: atomics (relaxed) and fields fixed at
+  /// construction; never a counter or a job's memory. The caller holds the registry mutex.
   void describe(std::FILE* out) const noexcept;
 
   /// A wait or yield took a fiber past the warm Config::fiber_count (the pool grew, or a cold
@@ -167,11 +168,19 @@ class Scheduler {
   Injector injector_;
   std::vector<std::unique_ptr<Worker>> workers_;
   EventCount idle_;
+  /// Set once by stop_workers (seq_cst store, then a notify of every worker): false = running,
+  /// true = workers leave once they see every queue empty. Its seq_cst loads before parking
+  /// pair with the event count's fences (Dekker: stop published vs sleeper announced); the
+  /// relaxed loads while spinning and in write_diagnostics are hints. On its own cache line:
+  /// idle workers poll it. Ledger: docs/memory_ordering.md, "Event count".
   alignas(64) std::atomic<bool> stopping_{false};
   /// Elects the one report_pool_grown that prints (relaxed exchange: pairs with nothing).
   std::atomic<bool> growth_reported_{false};
   /// Elects the one report_exhausted_once that prints (relaxed exchange: pairs with nothing).
   std::atomic<bool> exhaustion_reported_{false};
+  /// Coroutine jobs started minus ended off this system's workers (count_foreign_coroutine_job;
+  /// may dip below 0 between the two halves of one job). Relaxed: a statistic for stats(),
+  /// pairs with nothing.
   std::atomic<std::int64_t> foreign_coroutine_jobs_{0};
   /// Link in the list of schedulers kept by keep_forever.
   Scheduler* next_kept_ = nullptr;

@@ -26,8 +26,8 @@ namespace {
 
 /// wake_list's general case: any number of waiters of any kind. Out of line, so that its
 /// 64-entry batch buffer and saved registers cost nothing to the one-waiter fast path (a join,
-/// a ping-pong), which ran through this frame's prologue before: callgrind counted 46
-/// instructions per single wake, and a ping-pong round trip makes two single wakes.
+/// a ping-pong): inline, this frame's prologue would be most of a single wake's instructions,
+/// and a ping-pong round trip makes two single wakes.
 [[gnu::noinline]] void wake_list_batched(WaitNode* head, Worker* current) noexcept;
 
 /// Foreign coroutines woken on this (non-worker) thread with no job system to resume them on,

@@ -119,6 +119,10 @@ class WaitOperation {
 /// allocates); the signal that completes the wait allocates nothing (it cancels that timer
 /// wait), so it cannot fail. Errors: std::bad_alloc from the start, nothing linked then.
 /// Lifetime: `counter` and the executor's execution context must outlive the wait.
+/// \param counter the counter to wait for.
+/// \param token an Asio completion token (`asio::use_awaitable`, a handler, `asio::deferred`…).
+/// \return what the completion token makes of `void(std::exception_ptr)`, e.g. an
+///   `asio::awaitable<std::exception_ptr>` for `use_awaitable` (rethrown at the `co_await`).
 template <class CompletionToken>
 auto async_wait(Counter& counter, CompletionToken&& token) {
   return ::asio::async_initiate<CompletionToken, void(std::exception_ptr)>(

@@ -38,6 +38,7 @@ class AttachedWorker {
   /// Config::attachable_threads) or when the thread is already a worker of any job system
   /// (a worker thread, a job, or attached); std::system_error if the signal stack cannot be
   /// mapped.
+  /// \param system the job system to join; must outlive this object.
   explicit AttachedWorker(JobSystem& system);
   /// Detaches the thread. Aborts with a message when called on another thread than the one
   /// that attached, or from inside a job.
@@ -46,6 +47,7 @@ class AttachedWorker {
   AttachedWorker& operator=(const AttachedWorker&) = delete;
 
   /// The slot's worker index (>= system.worker_count()).
+  /// \return the worker index, in [worker_count(), worker_count() + attachable_threads).
   [[nodiscard]] std::size_t index() const noexcept;
 
  private:

@@ -52,15 +52,25 @@ void schedule_coroutine(WaitNode& node, Scheduler& scheduler, std::coroutine_han
 /// Lifetime: the counter must outlive the co_await.
 class [[nodiscard]] WaitAwaiter {
  public:
+  /// Made by `Context::wait` and `Counter::operator co_await`; not for direct use.
+  /// \param counter the counter to wait for.
+  /// \param scheduler the job system to resume on (nullptr: see the class comment).
   WaitAwaiter(Counter& counter, detail::Scheduler* scheduler) noexcept
       : counter_(counter), scheduler_(scheduler) {}
   WaitAwaiter(const WaitAwaiter&) = delete;
   WaitAwaiter& operator=(const WaitAwaiter&) = delete;
 
+  /// \return true when the counter is zero already: no suspension.
   bool await_ready() const noexcept { return counter_.done(); }
+  /// Runs the job's own children inline (on a worker), then links the coroutine into the
+  /// counter's wait list. Throws `Error` (`CounterMisuse`) for the running job's own counter.
+  /// \param coroutine the awaiting coroutine.
+  /// \return false when the children run inline completed the counter (the coroutine goes on
+  ///   at once), else true.
   bool await_suspend(std::coroutine_handle<> coroutine) {
     return detail::suspend_on_counter(counter_, node_, scheduler_, coroutine);
   }
+  /// Rethrows the first exception a job on the counter threw, if any.
   void await_resume() { detail::resume_from_counter(counter_, node_); }
 
  private:
@@ -77,14 +87,21 @@ class [[nodiscard]] WaitAwaiter {
 ///   worker (so from a foreign thread it is also a hop onto the job system).
 class [[nodiscard]] YieldAwaiter {
  public:
+  /// Made by `Context::yield`; not for direct use.
+  /// \param scheduler the job system to yield to.
   explicit YieldAwaiter(detail::Scheduler& scheduler) noexcept : scheduler_(scheduler) {}
   YieldAwaiter(const YieldAwaiter&) = delete;
   YieldAwaiter& operator=(const YieldAwaiter&) = delete;
 
+  /// \return false: a yield always reaches `await_suspend`.
   bool await_ready() const noexcept { return false; }
+  /// Queues the coroutine behind the ready work (see the class comment).
+  /// \param coroutine the awaiting coroutine.
+  /// \return true: the coroutine always suspends; a worker resumes it.
   bool await_suspend(std::coroutine_handle<> coroutine) {
     return detail::suspend_for_yield(node_, scheduler_, coroutine);
   }
+  /// Nothing to return or rethrow.
   void await_resume() const noexcept {}
 
  private:
@@ -97,14 +114,20 @@ class [[nodiscard]] YieldAwaiter {
 /// coroutine in the injector (`Job::ResumeCoroutine`). No allocation.
 class [[nodiscard]] ScheduleAwaiter {
  public:
+  /// Made by `JobSystem::schedule`; not for direct use.
+  /// \param scheduler the job system to continue on.
   explicit ScheduleAwaiter(detail::Scheduler& scheduler) noexcept : scheduler_(scheduler) {}
   ScheduleAwaiter(const ScheduleAwaiter&) = delete;
   ScheduleAwaiter& operator=(const ScheduleAwaiter&) = delete;
 
+  /// \return true on a worker of the job system already: no suspension.
   bool await_ready() const noexcept { return detail::on_scheduler(scheduler_); }
+  /// Queues the coroutine in the job system's injector.
+  /// \param coroutine the awaiting coroutine.
   void await_suspend(std::coroutine_handle<> coroutine) {
     detail::schedule_coroutine(node_, scheduler_, coroutine);
   }
+  /// Nothing to return or rethrow.
   void await_resume() const noexcept {}
 
  private:

@@ -26,6 +26,7 @@ enum class IdlePolicy : std::uint8_t {
 
 /// Hardware threads of this machine (at least 1); the default `Config::worker_count`.
 /// Thread-safety: any thread.
+/// \return std::thread::hardware_concurrency(), or 1 when that is unknown (0).
 [[nodiscard]] std::uint32_t hardware_worker_count() noexcept;
 
 /// Settings of a `JobSystem`, checked when the `JobSystem` is constructed.

@@ -49,6 +49,9 @@ class Context {
   ///   a larger callable is boxed with `new`; a coroutine job allocates its frame.
   /// Errors: rethrows an exception from copying `fn`; `Error` (`CounterMisuse`) for a counter
   ///   that was over-signalled. Nothing is queued when it throws.
+  /// \param counter gets one unit now, signalled when the job ends.
+  /// \param fn the job.
+  /// \param priority the queue the job goes into (High runs before Normal before Low).
   template <detail::JobCallable F>
   void spawn(Counter& counter, F&& fn, Priority priority = Priority::Normal) {
     detail::JobRecord* record = detail::make_record(scheduler_, counter, std::forward<F>(fn));
@@ -60,23 +63,33 @@ class Context {
   /// once per chunk of 64. Same contract as the single spawn. All or nothing: every element is
   /// copied before anything is added or queued, so if a copy throws, the copies made so far
   /// are destroyed, `counter` is unchanged and no job runs.
-  template <detail::JobCallable F>
-  void spawn(Counter& counter, std::span<F> jobs, Priority priority = Priority::Normal) {
-    detail::submit_span(scheduler_, counter, jobs, priority);
+  /// \param counter gets one unit per element of `jobs`.
+  /// \tparam F the job type (the span's element type, may be const).
+  /// \tparam Extent the span's extent, fixed (a C array, a `std::array`) or dynamic.
+  /// \param jobs the jobs, each copied into a job record.
+  /// \param priority the queue the jobs go into.
+  template <detail::JobCallable F, std::size_t Extent>
+  void spawn(Counter& counter, std::span<F, Extent> jobs, Priority priority = Priority::Normal) {
+    detail::submit_span(scheduler_, counter, std::span<F>(jobs), priority);
   }
 
   /// `co_await ctx.wait(counter)`: resumes when `counter` is zero; rethrows its exception.
   /// See `WaitAwaiter` for where the coroutine resumes. Zero allocation on a fiber.
+  /// \param counter the counter to wait for; it must outlive the `co_await`.
+  /// \return the awaiter to `co_await` at once.
   [[nodiscard]] WaitAwaiter wait(Counter& counter) noexcept { return {counter, &scheduler_}; }
 
   /// `co_await ctx.yield()`: lets the work that is ready now run first. See `YieldAwaiter`.
+  /// \return the awaiter to `co_await` at once.
   [[nodiscard]] YieldAwaiter yield() noexcept { return YieldAwaiter(scheduler_); }
 
   /// Index of the worker running the caller now, in [0, worker_count), or kNotAWorker when the
   /// caller is not on one of this system's workers. Read it again after a suspension.
+  /// \return the worker index, or `kNotAWorker`.
   [[nodiscard]] std::size_t worker_index() const noexcept;
 
   /// The job system this context belongs to.
+  /// \return the owning job system.
   [[nodiscard]] JobSystem& system() const noexcept;
 
  private:

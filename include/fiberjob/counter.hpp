@@ -67,6 +67,7 @@ class alignas(16) Counter {
   /// Errors: throws `Error` (`CounterMisuse`) if n <= 0 or the counter was over-signalled.
   ///   Debug builds abort with a message when this starts a new round (the count was zero)
   ///   while a waiter of the previous round is still linking (see the lifetime rules).
+  /// \param n units to add, > 0.
   void add(std::int64_t n = 1);
 
   /// Removes one unit; the signal that reaches zero wakes every waiter (batch wake).
@@ -77,17 +78,21 @@ class alignas(16) Counter {
 
   /// True when no unit is outstanding. Acquire: a caller that sees true sees every write the
   /// signalling jobs made. Suspends: no. Thread-safety: any thread.
+  /// \return true when the count is zero.
   [[nodiscard]] bool done() const noexcept;
 
   /// Outstanding units right now (a racy snapshot, for statistics and tests).
+  /// \return the units outstanding.
   [[nodiscard]] std::int64_t pending() const noexcept;
 
   /// `co_await counter`: the same as `co_await ctx.wait(counter)`, from any coroutine, on or off
   /// our fibers (see `WaitAwaiter`, in fiberjob/awaiters.hpp). Suspends: unless already zero.
+  /// \return the awaiter (one per `co_await`).
   WaitAwaiter operator co_await() noexcept;
 
   /// Exceptions thrown by jobs on this counter after the first one (which is kept and rethrown
   /// by waits); reset with the exception when the counter is reused.
+  /// \return how many exceptions were dropped in this round.
   [[nodiscard]] std::uint32_t dropped_exceptions() const noexcept;
 
  private:

@@ -11,9 +11,12 @@ namespace fiberjob {
 /// jobs; fibers in use; and every suspended fiber with the address of the counter it waits on
 /// (only the address: the counter is never read, it may have died since). Meant for watchdogs
 /// and debuggers when something hangs.
-/// Thread-safety: any thread, at any time; reads only the job systems' own atomics (a racy
-/// but safe snapshot), never a counter or a job's memory.
+/// Thread-safety: any thread, at any time. Under the mutex of the registry of live job systems
+/// (which a `JobSystem` also takes when it is created and destroyed), it reads each system's
+/// atomics with relaxed loads (a racy but safe snapshot) and its fields fixed at construction
+/// (worker and fiber counts, indices); never a counter or a job's memory.
 /// Suspends: no. Allocation: none. Not async-signal-safe (takes a mutex, uses stdio).
+/// \param out the stream to write to (e.g. stderr); written with fprintf, not closed.
 void write_diagnostics(std::FILE* out) noexcept;
 
 }  // namespace fiberjob

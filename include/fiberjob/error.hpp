@@ -9,16 +9,18 @@ namespace fiberjob {
 
 /// What went wrong, so callers and tests can tell errors apart without parsing messages.
 enum class ErrorCode {
-  InvalidConfig,       ///< A `Config` field is out of range; the message names the field.
-  NotOnFiber,          ///< A fiber-only call was made from a plain thread.
-  FiberPoolExhausted,  ///< A wait or yield needs a fiber and `Config::max_fiber_count` are in
-                       ///< use (or the OS refused more stacks); the message names the field.
-  CounterMisuse,       ///< A counter was added to with a non-positive amount, or over-signalled.
-  ShutdownFromWorker,  ///< A `JobSystem` was destroyed from one of its own jobs.
+  InvalidConfig,            ///< A `Config` field is out of range; the message names the field.
+  NotOnFiber,               ///< A fiber-only call was made from a plain thread.
+  FiberPoolExhausted,       ///< A wait or yield needs a fiber and `Config::max_fiber_count` are in
+                            ///< use (or the OS refused more stacks); the message names the field.
+  CounterMisuse,            ///< `Counter::add` with an amount <= 0 or on an over-signalled counter,
+                            ///< or a job waits on the counter that its own end signals.
   FrameAllocatorExhausted,  ///< A `FrameAllocator` arena cannot fit a request this frame; the
                             ///< message names the `FrameAllocatorConfig` field to raise.
-  AttachMisuse,  ///< `AttachedWorker`: no free slot (raise `Config::attachable_threads`), the
-                 ///< thread is a worker already, or it was detached on another thread.
+  AttachMisuse,     ///< `AttachedWorker`: no free slot (raise `Config::attachable_threads`), or
+                    ///< the thread is a worker already (a worker thread, a job, or attached).
+  InvalidArgument,  ///< A call's argument is out of its range; the message names it (e.g. a
+                    ///< `parallel_for` bound that does not fit the loop's index type).
 };
 
 /// Thrown by fiberjob when the API is misused or a configured resource runs out.
@@ -27,9 +29,12 @@ enum class ErrorCode {
 class Error : public std::runtime_error {
  public:
   /// Creates an error with its category and a message that names the mistake and the fix.
+  /// \param code the category.
+  /// \param message what went wrong and how to fix it (returned by `what()`).
   Error(ErrorCode code, const std::string& message) : std::runtime_error(message), code_(code) {}
 
   /// The category of the error.
+  /// \return the code given at construction.
   [[nodiscard]] ErrorCode code() const noexcept { return code_; }
 
  private:

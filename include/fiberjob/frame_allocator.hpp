@@ -81,7 +81,10 @@ class FrameAllocator {
   /// Thread-safety: share the allocator with the jobs after construction, e.g. by `run`.
   /// Errors: `Error` (`InvalidConfig`) naming the field when `config` is out of range (frames
   ///   is 0, or the total size overflows); std::bad_alloc when the memory cannot be had.
+  /// \param system the job system whose workers get one arena each; must outlive the allocator.
+  /// \param config the arena sizes in bytes and the number of frames in flight.
   explicit FrameAllocator(JobSystem& system, const FrameAllocatorConfig& config = {});
+  /// Frees every arena. No job may allocate from it or use its memory any more.
   ~FrameAllocator();
   FrameAllocator(const FrameAllocator&) = delete;
   FrameAllocator& operator=(const FrameAllocator&) = delete;
@@ -110,6 +113,9 @@ class FrameAllocator {
   ///   frame — the message names `FrameAllocatorConfig::bytes_per_worker` or `shared_bytes`
   ///   and the sizes; nothing is allocated and the arena is unchanged.
   ///   std::invalid_argument when `alignment` is not a power of two.
+  /// \param bytes size of the block in bytes (0 is taken as 1).
+  /// \param alignment alignment in bytes, a power of two.
+  /// \return the block, never null.
   [[nodiscard]] void* allocate(std::size_t bytes,
                                std::size_t alignment = alignof(std::max_align_t));
 
@@ -117,6 +123,9 @@ class FrameAllocator {
   /// never destroyed, so `T` must be trivially destructible. Create the objects with placement
   /// new or `std::uninitialized_*` (implicit-lifetime types such as scalars and trivial structs
   /// may simply be assigned). Same contract as `allocate` (a size that overflows is over budget).
+  /// \tparam T the element type, trivially destructible.
+  /// \param count number of elements.
+  /// \return storage for `count` elements, never null.
   template <class T>
   [[nodiscard]] T* allocate_array(std::size_t count) {
     static_assert(std::is_trivially_destructible_v<T>,
@@ -133,16 +142,19 @@ class FrameAllocator {
   /// leaves the old buffer in the frame until it is reset). Resources of two allocators never
   /// compare equal. Destroy or abandon such containers before their frame is reset; abandoning
   /// is fine when the elements are trivially destructible. Valid as long as the allocator.
+  /// \return the resource, owned by the allocator.
   [[nodiscard]] std::pmr::memory_resource* resource() noexcept { return &resource_; }
 
   /// Index of the current frame: 0 after construction, + 1 per `begin_frame()`. A thread that
   /// reads `f` here allocates afterwards in frame `f` or a later one.
   /// Thread-safety: any thread.
+  /// \return the index of the current frame.
   [[nodiscard]] std::uint64_t frame_index() const noexcept;
 
   /// What the current frame uses now, peaks and refusals since construction. Read while jobs
   /// allocate, the numbers are a snapshot, not a consistent cut.
   /// Thread-safety: any thread; relaxed loads only. Complexity: O(frames * worker_count).
+  /// \return a snapshot of the usage counters.
   [[nodiscard]] Usage usage() const noexcept;
 
  private:

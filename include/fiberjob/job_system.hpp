@@ -41,7 +41,10 @@ class JobSystem {
   /// Starts the workers and allocates every fiber stack up front (mmap with a guard page each).
   /// Errors: `Error` (`InvalidConfig`) naming the field when `config` is out of range;
   ///   std::system_error when the OS refuses threads or memory.
+  /// \param config the settings; checked here.
   explicit JobSystem(const Config& config = Config{});
+  /// Finishes the queued and running work, then stops and joins the workers (see the class
+  /// comment for jobs that never resume). Must not run on one of this system's own jobs.
   ~JobSystem();
   JobSystem(const JobSystem&) = delete;
   JobSystem& operator=(const JobSystem&) = delete;
@@ -53,6 +56,9 @@ class JobSystem {
   /// Suspends: no. Allocation: none for callables up to 48 bytes once warm, except the
   ///   injector's own block allocation the first time a new thread submits.
   /// Errors: rethrows an exception from copying `fn`; `Error` (`CounterMisuse`).
+  /// \param counter gets one unit now, signalled when the job ends.
+  /// \param fn the job, copied or moved into the job's record.
+  /// \param priority the queue the job goes into (High runs before Normal before Low).
   template <detail::JobCallable F>
   void run(Counter& counter, F&& fn, Priority priority = Priority::Normal) {
     detail::JobRecord* record = detail::make_record(*impl_, counter, std::forward<F>(fn));
@@ -63,9 +69,15 @@ class JobSystem {
   /// bulk (one counter update for all, one wake-up per chunk of 64). Same contract as `run`.
   /// All or nothing: every element is copied before anything is added or queued, so if a copy
   /// throws, the copies made so far are destroyed, `counter` is unchanged and no job runs.
-  template <detail::JobCallable F>
-  void run(Counter& counter, std::span<F> jobs, Priority priority = Priority::Normal) {
-    detail::submit_span(*impl_, counter, jobs, priority);
+  /// \param counter gets one unit per element of `jobs`.
+  /// \tparam F the job type (the span's element type, may be const).
+  /// \tparam Extent the span's extent: `std::span{jobs}` of a C array or a `std::array` has a
+  ///   fixed one, of a `std::vector` a dynamic one; both are accepted.
+  /// \param jobs the jobs, each copied into a job record.
+  /// \param priority the queue the jobs go into.
+  template <detail::JobCallable F, std::size_t Extent>
+  void run(Counter& counter, std::span<F, Extent> jobs, Priority priority = Priority::Normal) {
+    detail::submit_span(*impl_, counter, std::span<F>(jobs), priority);
   }
 
   /// Blocks until `counter` reaches zero, then rethrows the first exception a job on it threw.
@@ -77,16 +89,20 @@ class JobSystem {
   /// Thread-safety: any thread; any number of waiters per counter. Allocation: none.
   /// Errors: from a job, as `this_fiber::wait` (`Error` (`FiberPoolExhausted`) at
   ///   `Config::max_fiber_count`); the counter's captured exception.
+  /// \param counter the counter to wait for.
   void wait(Counter& counter);
 
   /// `co_await js.schedule()`: continues the awaiting coroutine (ours or a foreign one) on a
   /// worker of this system; no suspension when already on one. See `ScheduleAwaiter`.
+  /// \return an awaiter; awaiting it does not throw.
   [[nodiscard]] ScheduleAwaiter schedule() noexcept { return ScheduleAwaiter(*impl_); }
 
   /// The context every job of this system receives (valid as long as the system).
+  /// \return the system's one `Context`.
   [[nodiscard]] Context& context() noexcept;
 
   /// Counters since construction. Thread-safety: any thread; lock-free reads.
+  /// \return a snapshot of the statistics summed over the workers (not a consistent cut).
   [[nodiscard]] Stats stats() const noexcept;
 
   /// Writes the timeline recorded so far (Config::tracing) to `path` as Chrome Trace Event
@@ -96,12 +112,15 @@ class JobSystem {
   /// writes may be left out. Thread-safety: any thread.
   /// Errors: `Error` (`InvalidConfig`) when tracing is off; std::system_error when the file
   /// cannot be written.
+  /// \param path the file to create or overwrite.
   void write_trace(const std::string& path) const;
 
   /// The validated configuration the system runs with.
+  /// \return the configuration, with defaults filled in.
   [[nodiscard]] const Config& config() const noexcept;
 
   /// Number of worker threads.
+  /// \return `Config::worker_count` (attached-thread slots not included).
   [[nodiscard]] std::size_t worker_count() const noexcept;
 
   /// Index of the worker of this system whose thread calls this, in [0, worker_count()), or
@@ -109,6 +128,7 @@ class JobSystem {
   /// Same as `context().worker_index()`. A job may continue on another worker after it
   /// suspends: read it again after every suspension, never keep it across one.
   /// Thread-safety: any thread. Allocation: none. Complexity: one thread-local read.
+  /// \return the worker index, or `Context::kNotAWorker`.
   [[nodiscard]] std::size_t current_worker_index() const noexcept;
 
  private:

@@ -130,10 +130,17 @@ class TaskPromise<void> final : public TaskPromiseBase {
 template <class T>
 class [[nodiscard]] Task {
  public:
+  /// The coroutine promise (the C++ coroutine protocol); not for direct use.
   using promise_type = detail::TaskPromise<T>;
+  /// The type that `co_await task` yields.
   using value_type = T;
 
+  /// Takes over `other`'s coroutine; `other` becomes empty.
+  /// \param other the task to move from.
   Task(Task&& other) noexcept : handle_(std::exchange(other.handle_, {})) {}
+  /// Destroys this task's coroutine (if any: it must not be running) and takes over `other`'s.
+  /// \param other the task to move from.
+  /// \return `*this`.
   Task& operator=(Task&& other) noexcept {
     if (this != &other) {
       if (handle_) handle_.destroy();
@@ -150,10 +157,14 @@ class [[nodiscard]] Task {
 
   /// Starts the child and suspends the caller until it finishes; yields its value or rethrows
   /// its exception. Resumes on the thread (and fiber) where the child finished.
+  /// \return the awaiter, which yields `T` or rethrows the child's exception.
   auto operator co_await() && noexcept { return Awaiter{handle_}; }
+  /// The same for a named (lvalue) task: `co_await task;` awaits it in place.
+  /// \return the awaiter, which yields `T` or rethrows the child's exception.
   auto operator co_await() & noexcept { return Awaiter{handle_}; }
 
   /// Hands the coroutine over (for the job machinery); the Task becomes empty.
+  /// \return the coroutine handle; the caller now owns (and destroys) it.
   [[nodiscard]] std::coroutine_handle<promise_type> release() noexcept {
     return std::exchange(handle_, {});
   }

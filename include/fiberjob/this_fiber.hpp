@@ -20,22 +20,30 @@ namespace fiberjob::this_fiber {
 ///   On an attached thread's own stack (`AttachedWorker`), when no fiber can be had to run other
 ///   jobs meanwhile, the thread parks until the counter is zero instead of throwing.
 /// Errors: `Error` (`NotOnFiber`) when not called from a job — use `JobSystem::wait` on a plain
-///   thread; `Error` (`FiberPoolExhausted`) when the wait must suspend and the fiber pool is at
-///   `Config::max_fiber_count` (or the OS refused more stacks): thrown before the wait begins,
-///   nothing is lost, the message names the field and is also written once to stderr; the
-///   counter's captured exception.
+///   thread; `Error` (`CounterMisuse`) when `counter` is the one the calling job's own end
+///   signals (the wait could never return); `Error` (`FiberPoolExhausted`) when the wait must
+///   suspend and the fiber pool is at `Config::max_fiber_count` (or the OS refused more stacks):
+///   thrown before the wait begins, nothing is lost, the message names the field and is also
+///   written once to stderr; the counter's captured exception.
+/// \param counter the counter to wait for; it must outlive the wait.
 void wait(Counter& counter);
 
-/// Reschedules the calling job behind the work that is ready now (FIFO through the injector),
-/// so two yielding jobs on one worker interleave. A job that is alone keeps running at once.
+/// Reschedules the calling job behind the work that is ready now: its fiber goes onto this
+/// worker's yield queue (FIFO, oldest first), which the worker looks at after its own deque,
+/// the injector and the other workers' deques (and first every few looks, so a yielder is not
+/// starved by work that keeps coming), and which idle workers may take from; so two
+/// yielding jobs on one worker interleave. A job that is alone keeps running at once, and on an
+/// attached thread's own stack (`AttachedWorker`) the call returns at once.
 /// Suspends: yes, when other work is ready; resumes on any worker.
 /// Errors: `Error` (`NotOnFiber`) when not called from a job; `Error` (`FiberPoolExhausted`)
-///   when other work is ready, a fiber is needed to run it, and the pool is at
-///   `Config::max_fiber_count` (the work found stays queued).
+///   when other work is ready, a pooled fiber is needed to run it, and the pool is at
+///   `Config::max_fiber_count` (or the OS refused more stacks): the work found is queued again,
+///   nothing is lost, and the message is also written once to stderr.
 void yield();
 
 /// True when the caller is a job running on a fiberjob fiber (so `wait` and `yield` may be
 /// called). Suspends: no.
+/// \return true on a job's fiber, and on a thread attached with `AttachedWorker`.
 [[nodiscard]] bool on_fiber() noexcept;
 
 }  // namespace fiberjob::this_fiber

@@ -94,7 +94,7 @@ void World::start() {
 
 fiberjob::Task<> World::agent_ai(fiberjob::Context& ctx, std::uint32_t id) {
   for (std::uint32_t frame = 0;; ++frame) {
-    co_await ctx.wait(gate(frame));  // the frame starts: the fiber sleeps until then
+    co_await ctx.wait(gate(frame));  // the coroutine sleeps until the frame starts (no fiber held)
     Agent& agent = agents_[id];
     if (stopping_.load(std::memory_order_relaxed)) {
       if (agent.state == AgentState::AwaitPath) co_await ctx.wait(agent.path_done);

@@ -33,6 +33,34 @@ TEST_SUITE("job_system") {
     CHECK(stats.fibers_in_use == 2);  // one per worker, none suspended
   }
 
+  TEST_CASE("run and spawn take std::span{...} of a C array, a std::array and a vector") {
+    // The form docs/api.md shows: `js.run(counter, std::span{jobs})`, whose extent is fixed
+    // for arrays and dynamic for vectors, and whose element type may be const.
+    JobSystem js{test::config_with(2)};
+    std::atomic<int> ran{0};
+    struct Bump {
+      std::atomic<int>* ran;
+      void operator()() const { ran->fetch_add(1); }
+    };
+    Bump c_array[3] = {{&ran}, {&ran}, {&ran}};
+    std::array<Bump, 4> std_array{Bump{&ran}, Bump{&ran}, Bump{&ran}, Bump{&ran}};
+    const std::array<Bump, 2> const_array{Bump{&ran}, Bump{&ran}};
+    std::vector<Bump> vector(5, Bump{&ran});
+    Counter done;
+    js.run(done, std::span{c_array});
+    js.run(done, std::span{std_array}, Priority::High);
+    js.run(done, std::span{const_array});
+    js.run(done, std::span{vector});
+    js.run(done, [&](Context& ctx) {
+      Counter children;
+      ctx.spawn(children, std::span{c_array});
+      ctx.spawn(children, std::span{const_array}, Priority::Low);
+      this_fiber::wait(children);
+    });
+    js.wait(done);
+    CHECK(ran.load() == 3 + 4 + 2 + 5 + 3 + 2);
+  }
+
   TEST_CASE("a span of jobs is submitted in bulk, from a thread and from a job") {
     JobSystem js{test::config_with(2)};
     std::array<std::atomic<int>, 300> hits{};

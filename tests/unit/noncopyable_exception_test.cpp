@@ -1,4 +1,4 @@
-// Exceptions of types that cannot be copied (issue 6): a move-only type, and a type with
+// Exceptions of types that cannot be copied: a move-only type, and a type with
 // deleted copy and move constructors. Thrown from plain jobs, coroutine jobs, child jobs and
 // child tasks, they must reach every waiter with their payload intact, and several on one
 // counter keep the first and count the rest, as for any exception.

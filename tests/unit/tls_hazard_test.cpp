@@ -1,4 +1,4 @@
-// Thread-local hazard (issue 6): the current-worker accessor is read afresh after every
+// Thread-local hazard: the current-worker accessor is read afresh after every
 // suspension, never cached across a fiber switch.
 //
 // The hazard: a job that suspends may resume on another worker thread. A compiler that sees a
@@ -226,7 +226,8 @@ void plain_mover(Context& ctx, Checker& checker, Suspension how) {
   }
 }
 
-/// The same as a coroutine job (`co_await` on the job's fiber suspends the whole fiber).
+/// The same as a coroutine job (`co_await` suspends only the coroutine frame; it resumes on
+/// whatever fiber and worker takes it, so the thread may change across it just the same).
 template <Accessor kAccessor>
 Task<> coroutine_mover(Context& ctx, Checker* checker, Suspension how) {
   for (int i = 0; i < kIterations; ++i) {
