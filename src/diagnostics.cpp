@@ -55,14 +55,18 @@ void Scheduler::describe(std::FILE* out) const noexcept {
   std::fprintf(out, "  injector: %s\n", injector_.empty_approx() ? "empty" : "holds jobs");
   for (const auto& worker : workers_) {
     std::fprintf(
-        out, "  worker %u: %s, jobs run %llu, queued H/N/L %lld/%lld/%lld, yielded %lld, next %s\n",
+        out,
+        "  worker %u: %s, jobs run %llu, queued H/N/L %lld/%lld/%lld, yielded %lld, next %s, "
+        "chunk %s\n",
         worker->index, phase_name(worker->phase.load(std::memory_order_relaxed)),
         static_cast<unsigned long long>(worker->stats.jobs_run.load(std::memory_order_relaxed)),
         static_cast<long long>(worker->deques[0].size_approx()),
         static_cast<long long>(worker->deques[1].size_approx()),
         static_cast<long long>(worker->deques[2].size_approx()),
         static_cast<long long>(worker->yielded.size_approx()),
-        worker->next.load(std::memory_order_relaxed) != 0 ? "a woken fiber" : "none");
+        worker->next.load(std::memory_order_relaxed) != 0 ? "a woken fiber" : "none",
+        worker->chunk.load(std::memory_order_relaxed) != 0 ? "woken waiters not yet resumed"
+                                                           : "none");
   }
   std::fprintf(out, "  fibers: %u in use of %u made (peak %u; %u warm, at most %u)\n",
                fibers_.in_use(), fibers_.created(), fibers_.high_water(), fibers_.warm_count(),

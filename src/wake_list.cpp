@@ -269,6 +269,9 @@ void run_chunk_stealable(Fiber* self, WaitNode* first, Priority priority) noexce
   // release: pairs with the acquire exchange below, in take_chunk and in steal_next: the
   // nodes' links (and run_chain's cut of the chunk) are visible to whoever takes it.
   worker->chunk.store(Job::resume_chain(first, priority).bits(), std::memory_order_release);
+  // A parked worker would never look at the slot: wake one, which takes the rest of the chunk
+  // after its spin phase if we are still busy (a waiter blocked its thread, or long steps).
+  if (first->next != nullptr) worker->scheduler->notify_from_worker(1);
   for (;;) {
     worker = self->worker;  // re-read: a waiter that suspended this fiber may have moved it
     // acquire: pairs with the release stores of the slot (here, above, or by another fiber of

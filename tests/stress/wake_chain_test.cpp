@@ -93,32 +93,40 @@ TEST_SUITE("wake_chain") {
     // setter from the blocker's chunk.
     test::Watchdog watchdog("blocked worker mid-chunk", 300s);
     JobSystem js{test::config_with(2)};
-    for (bool blocker_first : {true, false}) {
-      for (int round = 0; round < 50; ++round) {
-        CAPTURE(blocker_first);
-        CAPTURE(round);
-        Counter gate;
-        gate.add(1);
-        std::atomic<bool> flag{false};
-        std::atomic<int> woken{0};
-        Counter jobs;
-        constexpr int kWaiters = 64;
-        for (int i = 0; i < kWaiters; ++i) {
-          const bool blocker = (i == 10) == blocker_first;
-          const bool setter = (i == 11) == blocker_first;
-          js.run(jobs, [&, blocker, setter](Context& ctx) -> Task<> {
-            co_await ctx.wait(gate);
-            if (blocker && !setter) {
-              while (!flag.load(std::memory_order_acquire)) std::this_thread::yield();
-            }
-            if (setter && !blocker) flag.store(true, std::memory_order_release);
-            woken.fetch_add(1, std::memory_order_relaxed);
-          });
+    // 2 and 32 waiters: one chunk, held in one worker's slot while the other worker is parked;
+    // 64: two chunks.
+    for (const int waiters : {2, 32, 64}) {
+      for (bool blocker_first : {true, false}) {
+        for (int round = 0; round < 30; ++round) {
+          CAPTURE(waiters);
+          CAPTURE(blocker_first);
+          CAPTURE(round);
+          Counter gate;
+          gate.add(1);
+          std::atomic<bool> flag{false};
+          std::atomic<int> woken{0};
+          Counter jobs;
+          const int kWaiters = waiters;
+          for (int i = 0; i < kWaiters; ++i) {
+            const bool blocker = (i == kWaiters / 2 - 1) == blocker_first;
+            const bool setter = (i == kWaiters / 2) == blocker_first;
+            js.run(jobs, [&, blocker, setter](Context& ctx) -> Task<> {
+              co_await ctx.wait(gate);
+              if (blocker && !setter) {
+                while (!flag.load(std::memory_order_acquire)) std::this_thread::yield();
+              }
+              if (setter && !blocker) flag.store(true, std::memory_order_release);
+              woken.fetch_add(1, std::memory_order_relaxed);
+            });
+          }
+          wait_until_started(js, static_cast<std::uint64_t>(kWaiters));
+          // Long enough for the idle worker to end its spin phase and park: a parked worker
+          // must be woken to take the chunk.
+          std::this_thread::sleep_for(5ms);
+          gate.signal();
+          js.wait(jobs);
+          CHECK(woken.load() == kWaiters);
         }
-        wait_until_started(js, kWaiters);
-        gate.signal();
-        js.wait(jobs);
-        CHECK(woken.load() == kWaiters);
       }
     }
   }
