@@ -10,6 +10,7 @@
 #include "fiberjob/awaiters.hpp"
 #include "fiberjob/config.hpp"
 #include "fiberjob/counter.hpp"
+#include "fiberjob/counter_wait.hpp"
 #include "fiberjob/detail/job_record.hpp"
 
 namespace fiberjob {
@@ -68,6 +69,12 @@ class Context {
   /// `co_await ctx.wait(counter)`: resumes when `counter` is zero; rethrows its exception.
   /// See `WaitAwaiter` for where the coroutine resumes. Zero allocation on a fiber.
   [[nodiscard]] WaitAwaiter wait(Counter& counter) noexcept { return {counter, &scheduler_}; }
+
+  /// `co_await ctx.wait(counter, target)`: resumes once the count is at or below `target`.
+  /// See `ValueWaitAwaiter` for where the coroutine resumes and what it costs.
+  [[nodiscard]] ValueWaitAwaiter wait(Counter& counter, std::int64_t target) noexcept {
+    return {counter, target, &scheduler_};
+  }
 
   /// `co_await ctx.yield()`: lets the work that is ready now run first. See `YieldAwaiter`.
   [[nodiscard]] YieldAwaiter yield() noexcept { return YieldAwaiter(scheduler_); }

@@ -17,6 +17,8 @@ enum class ErrorCode {
   ShutdownFromWorker,  ///< A `JobSystem` was destroyed from one of its own jobs.
   FrameAllocatorExhausted,  ///< A `FrameAllocator` arena cannot fit a request this frame; the
                             ///< message names the `FrameAllocatorConfig` field to raise.
+  SyncMisuse,    ///< A `Mutex` locked again by its owner, a `ConditionVariable` waited on
+                 ///< without owning its mutex, a `Semaphore` released past its maximum.
   AttachMisuse,  ///< `AttachedWorker`: no free slot (raise `Config::attachable_threads`), the
                  ///< thread is a worker already, or it was detached on another thread.
 };
