@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <mutex>
 #include <new>
 #include <thread>
 #include <vector>
@@ -63,6 +64,73 @@ TEST_SUITE("allocation") {
       });
       js.wait(done);
       CHECK(iterations == 10000);
+      CHECK(during == 0);
+    }
+  }
+
+  TEST_CASE(
+      "steady-state Event, Mutex, ConditionVariable, Semaphore and value waits call the "
+      "global allocator zero times") {
+    // Every round, plain and coroutine children contend on each primitive; the root waits for
+    // a value, then for zero. Measured from inside the root job after a warm-up.
+    test::Watchdog watchdog("primitives allocation count", 120s);
+    for (std::uint32_t workers : {1u, 2u}) {
+      CAPTURE(workers);
+      JobSystem js{test::config_with(workers)};
+      long during = -1;
+      long iterations = 0;
+      Counter done;
+      js.run(done, [&](Context& ctx) {
+        auto step = [&ctx] {
+          Event event;
+          Mutex mutex;
+          ConditionVariable cv;
+          Semaphore semaphore(1);
+          bool go = false;
+          Counter work;
+          work.add(8);
+          Counter children;
+          for (int i = 0; i < 4; ++i) {
+            ctx.spawn(children, [&] {
+              this_fiber::wait(event);
+              {
+                std::unique_lock lock(mutex);
+                cv.wait(lock, [&] { return go; });
+              }
+              semaphore.acquire();
+              this_fiber::yield();
+              semaphore.release();
+              work.signal();
+            });
+            ctx.spawn(children, [&](Context& c) -> Task<> {
+              co_await event;
+              {
+                auto guard = co_await mutex.scoped_lock();
+                while (!go) co_await cv.wait(guard);
+              }
+              co_await semaphore.acquire_async();
+              co_await c.yield();
+              semaphore.release();
+              work.signal();
+            });
+          }
+          this_fiber::yield();
+          event.set();
+          {
+            std::scoped_lock lock(mutex);
+            go = true;
+          }
+          cv.notify_all();
+          this_fiber::wait(work, 4);
+          this_fiber::wait(children);
+        };
+        for (int i = 0; i < 1000; ++i) step();  // warm-up: frame pools, deques, fibers
+        const long before = g_allocations.load();
+        for (int i = 0; i < 3000; ++i, ++iterations) step();
+        during = g_allocations.load() - before;
+      });
+      js.wait(done);
+      CHECK(iterations == 3000);
       CHECK(during == 0);
     }
   }
