@@ -1,6 +1,6 @@
 #pragma once
 /// \file
-/// `Counter`: the one synchronisation primitive of fiberjob (Naughty Dog, GDC 2015).
+/// `Counter`: the job-counting synchronisation primitive of fiberjob (Naughty Dog, GDC 2015).
 
 #include <atomic>
 #include <cstdint>
