@@ -85,7 +85,10 @@ class Event {
   /// See `Awaiter`.
   Awaiter operator co_await() noexcept { return Awaiter(*this); }
 
-  /// Blocks the calling plain code until the event is set: `this_fiber::wait(ev)`.
+  /// Waits in plain code until the event is set (auto-reset: until this waiter took a set);
+  /// the body of `this_fiber::wait(ev)`, which see for where it resumes.
+  /// Suspends: the job's fiber (a plain thread parks), unless set. Allocation: none.
+  /// Errors: Error (FiberPoolExhausted) as `this_fiber::wait(counter)`.
   void wait();
 
  private:
