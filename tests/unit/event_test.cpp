@@ -1,4 +1,5 @@
-// Event: manual-reset and auto-reset, waited on by plain jobs (this_fiber::wait), coroutine
+// Event: manual-reset and auto-reset (ports, in spirit, of marl's event tests: signalled state,
+// auto and manual modes, many waiters), waited on by plain jobs (this_fiber::wait), coroutine
 // jobs and foreign coroutines (co_await), and plain threads (parked).
 
 #include <doctest/doctest.h>
