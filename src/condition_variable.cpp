@@ -46,7 +46,10 @@ void ConditionVariable::wait(std::unique_lock<Mutex>& lock) {
 
 bool ConditionVariable::WaitAwaiter::await_suspend(std::coroutine_handle<> coroutine) {
   cv_.check_wait(guard_.mutex_, guard_.owner_);
-  guard_.owner_ = coroutine.address();  // the hand-over makes this frame the owner
+  // This frame waits, so this frame is the owner the hand-over gives the mutex back to (the
+  // guard may have been made by another coroutine and moved here).
+  guard_.owner_ = coroutine.address();
+  guard_.mutex_->owner_.store(guard_.owner_, std::memory_order_relaxed);  // relaxed: owner_
   return detail::suspend_coroutine_on({&ConditionVariable::link_waiter, &cv_}, node_, nullptr,
                                       coroutine);
 }
@@ -55,6 +58,13 @@ bool ConditionVariable::link_waiter(void* object, WaitNode& node) noexcept {
   ConditionVariable& cv = *static_cast<ConditionVariable*>(object);
   const std::uint32_t state = cv.queue_.lock();
   Mutex* mutex = cv.mutex_;
+  // check_wait ran before this link, unlocked: a wait with another mutex may have replaced
+  // mutex_ in between. The waiter owns its own mutex, so it must own this one.
+  if (mutex->owner_.load(std::memory_order_relaxed) != detail::waiter_token(node)) {
+    detail::die_with(
+        "fiberjob: ConditionVariable waited on with two different mutexes at once; every wait "
+        "on one condition variable must use the same mutex.");
+  }
   cv.queue_.push_back(node);
   cv.queue_.unlock(state);
   // Linked first, released second: a notify between the two finds the waiter and queues it

@@ -203,6 +203,38 @@ TEST_SUITE("condition variable") {
     CHECK(errors.load() == 1);
   }
 
+  TEST_CASE("waiting with a second mutex while others wait with the first is an error") {
+    test::Watchdog watchdog("cv two mutexes", 60s);
+    JobSystem js{test::config_with(1)};
+    Mutex first;
+    Mutex second;
+    ConditionVariable cv;
+    bool go = false;
+    std::atomic<int> errors{0};
+    Counter done;
+    js.run(done, [&] {
+      std::unique_lock lock(first);
+      cv.wait(lock, [&] { return go; });
+    });
+    while (js.stats().fibers_in_use < 2) std::this_thread::yield();
+    std::this_thread::sleep_for(5ms);  // the first waiter is linked
+    js.run(done, [&] {
+      std::unique_lock lock(second);
+      try {
+        cv.wait(lock);
+      } catch (const Error& error) {
+        if (error.code() == ErrorCode::SyncMisuse) errors.fetch_add(1);
+      }
+      std::unique_lock first_lock(first, std::defer_lock);
+      lock.unlock();
+      first_lock.lock();
+      go = true;
+      cv.notify_all();
+    });
+    js.wait(done);
+    CHECK(errors.load() == 1);
+  }
+
   TEST_CASE("notify_all wakes every waiter, each owning the mutex in turn") {
     test::Watchdog watchdog("cv notify all", 60s);
     JobSystem js{test::config_with(2)};
