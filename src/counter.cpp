@@ -100,7 +100,7 @@ bool Counter::done() const noexcept { return CounterAccess::load_settled(*this) 
 
 std::int64_t Counter::pending() const noexcept {
   const std::int64_t value = CounterAccess::load_settled(*this);
-  return value;
+  return value > 0 ? (value & CounterAccess::kCountMask) : value;  // without value-wait flags
 }
 
 std::uint32_t Counter::dropped_exceptions() const noexcept {
@@ -176,6 +176,10 @@ void CounterAccess::signal(Counter& counter, Worker* current, std::int64_t units
   bool final_signal = false;
   do {
     if (value > units || (is_waking(value) && value >= kWaking + units)) {
+      if (has_value_flags(value)) [[unlikely]] {  // value waiters: counter_value_wait.cpp
+        signal_value_waiters(counter, current, units);
+        return;
+      }
       // Not the final signal. Also when units were added during another signaller's drain
       // (waking + k): that drainer restores the count, and waiters spin meanwhile instead of
       // linking, so reaching kWaking + 0 here leaves nothing to drain.

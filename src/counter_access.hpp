@@ -19,6 +19,20 @@ struct CounterAccess {
     return value < -(std::int64_t{1} << 61);
   }
 
+  /// Wait-for-value flag bits of Counter::value_ (see there) and the count below them.
+  static constexpr std::int64_t kValueWaiters = std::int64_t{1} << 59;
+  static constexpr std::int64_t kValueLocked = std::int64_t{1} << 60;
+  static constexpr std::int64_t kCountMask = kValueWaiters - 1;
+  /// True when a value's flag bits are set (a settled or waking value otherwise never is).
+  [[nodiscard]] static bool has_value_flags(std::int64_t value) noexcept {
+    return value >= kValueWaiters;
+  }
+  /// signal() when value waiters exist (counter_value_wait.cpp): the same update, made while
+  /// owning the value-waiter list, waking the value waiters it satisfies.
+  static void signal_value_waiters(Counter& counter, Worker* current, std::int64_t units) noexcept;
+  /// The WaitLinker of a wait for a value: `object` is the detail::ValueWaiter.
+  static bool link_value_waiter(void* object, WaitNode& node) noexcept;
+
   /// The raw count, sentinel included (diagnostics). Relaxed: a snapshot.
   static std::int64_t raw_value(const Counter& counter) noexcept {
     return counter.value_.load(std::memory_order_relaxed);

@@ -9,6 +9,7 @@
 #include "fiberjob/config.hpp"
 #include "fiberjob/counter.hpp"
 #include "fiberjob/detail/wait_node.hpp"
+#include "fiberjob/detail/wait_queue.hpp"
 #include "job.hpp"
 #include "sanitizer.hpp"
 
@@ -25,6 +26,7 @@ struct Handoff {
     ReleaseToPool,  ///< `from` finished its work: return it to the fiber pool.
     LinkToCounter,  ///< `from` waits: link its wait node into `counter`, then re-check.
     Reschedule,     ///< `from` yields: queue `Job::Resume(from)` on the worker's yield queue.
+    LinkToQueue,    ///< `from` waits on a primitive: run `from->linker` on its node.
   };
   Fiber* from = nullptr;
   Action action = Action::None;
@@ -89,6 +91,9 @@ struct alignas(64) Fiber {
   void* stack_bottom = nullptr;
   std::size_t stack_size = 0;
   SanitizerStack san;
+  /// Handoff::Action::LinkToQueue: how the next fiber links this fiber's node into the
+  /// primitive it waits on (Event, Mutex, ...). Written by this fiber before it suspends.
+  WaitLinker linker;
 };
 
 /// The fiber's state (relaxed: ordered by the switches and queues that hand the fiber over;

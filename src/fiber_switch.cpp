@@ -23,6 +23,11 @@ namespace {
     case Handoff::Action::LinkToCounter:
       CounterAccess::link(*counter, from->node, self->worker);
       break;
+    case Handoff::Action::LinkToQueue: {
+      const WaitLinker linker = from->linker;  // before the link: then `from` may run anywhere
+      if (!linker.link(linker.object, from->node)) wake_list(&from->node, self->worker);
+      break;
+    }
     case Handoff::Action::Reschedule: {
       if (from->pinned) {  // an attached thread's stack: only its own thread may resume it
         wake_pinned(from);
@@ -185,6 +190,14 @@ void wait_on_fiber(Fiber* self, Counter& counter) {
     CounterAccess::wait_on_thread(counter);
   }
   self->waiting_on.store(nullptr, std::memory_order_relaxed);  // relaxed: diagnostics
+}
+
+bool wait_on_fiber_linked(Fiber* self, WaitLinker linker) {
+  self->node.kind = WaitNode::Kind::Fiber;
+  self->node.fiber = self;
+  self->node.next = nullptr;
+  self->linker = linker;
+  return suspend(self, Handoff::Action::LinkToQueue, nullptr);
 }
 
 void yield_on_fiber(Fiber* self) {

@@ -75,6 +75,13 @@ inline void check_not_own_counter(const Fiber* self, const Counter& counter) {
 /// Error (FiberPoolExhausted) when no fiber can be had to run other work meanwhile.
 void wait_on_fiber(Fiber* self, Counter& counter);
 
+/// The stackful wait of the other primitives (Event, Mutex, ...): suspends `self` and lets the
+/// next fiber run `linker` on its node. Returns true once woken (or at once when the linker
+/// linked nothing); false, with nothing linked, on an attached thread's own stack when no
+/// fiber can be had (the caller then parks the thread). Errors: Error (FiberPoolExhausted)
+/// on a pooled fiber when no fiber can be had.
+bool wait_on_fiber_linked(Fiber* self, WaitLinker linker);
+
 /// The stackful yield of this_fiber::yield. Errors: Error (FiberPoolExhausted).
 void yield_on_fiber(Fiber* self);
 

@@ -10,6 +10,7 @@
 #include "fiberjob/awaiters.hpp"
 #include "fiberjob/config.hpp"
 #include "fiberjob/counter.hpp"
+#include "fiberjob/counter_wait.hpp"
 #include "fiberjob/detail/job_record.hpp"
 
 namespace fiberjob {
@@ -78,6 +79,12 @@ class Context {
   /// \param counter the counter to wait for; it must outlive the `co_await`.
   /// \return the awaiter to `co_await` at once.
   [[nodiscard]] WaitAwaiter wait(Counter& counter) noexcept { return {counter, &scheduler_}; }
+
+  /// `co_await ctx.wait(counter, target)`: resumes once the count is at or below `target`.
+  /// See `ValueWaitAwaiter` for where the coroutine resumes and what it costs.
+  [[nodiscard]] ValueWaitAwaiter wait(Counter& counter, std::int64_t target) noexcept {
+    return {counter, target, &scheduler_};
+  }
 
   /// `co_await ctx.yield()`: lets the work that is ready now run first. See `YieldAwaiter`.
   /// \return the awaiter to `co_await` at once.

@@ -1,6 +1,6 @@
 #pragma once
 /// \file
-/// `Counter`: the one synchronisation primitive of fiberjob (Naughty Dog, GDC 2015).
+/// `Counter`: the job-counting synchronisation primitive of fiberjob (Naughty Dog, GDC 2015).
 
 #include <atomic>
 #include <cstdint>
@@ -14,6 +14,7 @@ class WaitAwaiter;
 
 namespace detail {
 struct CounterAccess;
+struct ValueWaiter;
 class Scheduler;
 }  // namespace detail
 
@@ -101,6 +102,10 @@ class alignas(16) Counter {
   /// States: v >= 0: v units outstanding (0 = done). v in [kWaking, kWaking + 2^61): the final
   /// signaller is draining the wait list; v - kWaking units were added meanwhile. Waiters treat
   /// it as "not yet" and spin the few nanoseconds until it turns into a count.
+  /// Wait-for-value (counter_value_wait.cpp) adds two flag bits above the count (count < 2^59):
+  /// bit 59 (kValueWaiters) = `value_waiters_` is not empty; bit 60 (kValueLocked) = a thread
+  /// owns `value_waiters_` (linking or waking value waiters); signals spin while it is set.
+  /// Both are only ever set on a count > 0, never with the waking sentinel.
   std::atomic<std::int64_t> value_{0};
   /// Head of the wait list (Treiber stack); nullptr = no waiters.
   std::atomic<detail::WaitNode*> waiters_{nullptr};
@@ -119,11 +124,14 @@ class alignas(16) Counter {
   /// The job system that last queued a job on this counter: where a foreign coroutine doing a
   /// bare `co_await counter` resumes. Relaxed: a hint, read when the awaiter links.
   std::atomic<detail::Scheduler*> scheduler_hint_{nullptr};
+  /// Waiters for a count at or below a target > 0 (an unordered intrusive list); guarded by
+  /// the kValueLocked bit of `value_` (see there). nullptr = none.
+  detail::ValueWaiter* value_waiters_ = nullptr;
   /// Debug builds of the library only (else always 0): waiters between the start and the end
   /// of their link (CounterAccess::link), for the reuse and destruction checks.
   std::atomic<std::uint32_t> linkers_{0};
   unsigned char padding_[64 - 2 * sizeof(std::int64_t) - 3 * sizeof(std::uint32_t) -
-                         sizeof(std::exception_ptr) - sizeof(void*)] = {};
+                         sizeof(std::exception_ptr) - 2 * sizeof(void*)] = {};
 };
 static_assert(sizeof(Counter) == 64, "a counter fills one cache line");
 

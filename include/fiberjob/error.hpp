@@ -21,6 +21,8 @@ enum class ErrorCode {
                     ///< the thread is a worker already (a worker thread, a job, or attached).
   InvalidArgument,  ///< A call's argument is out of its range; the message names it (e.g. a
                     ///< `parallel_for` bound that does not fit the loop's index type).
+  SyncMisuse,       ///< A `Mutex` locked again by its owner, a `ConditionVariable` waited on
+                    ///< without owning its mutex, a `Semaphore` released past its maximum.
 };
 
 /// Thrown by fiberjob when the API is misused or a configured resource runs out.

@@ -5,6 +5,10 @@
 //   destroy_waited   a counter destroyed while a job waits on it
 //   attached_at_destroy  a JobSystem destroyed while a thread is still attached to it
 //   detach_elsewhere     an AttachedWorker destroyed on another thread than its own
+//   destroy_waited_event an Event destroyed while a job waits on it
+//   destroy_waited_mutex a Mutex destroyed while a job waits to lock it
+//   unlock_unowned       a Mutex unlocked that nobody locked
+//   unlock_other         a Mutex unlocked by another job than the one that locked it
 
 #include <fiberjob/fiberjob.hpp>
 
@@ -12,6 +16,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <mutex>
 #include <thread>
 
 #include <unistd.h>
@@ -50,6 +55,30 @@ int main(int argc, char** argv) {
   } else if (std::strcmp(mode, "detach_elsewhere") == 0) {
     auto* attached = new fiberjob::AttachedWorker(js);
     std::thread([attached] { delete attached; }).join();
+  } else if (std::strcmp(mode, "destroy_waited_event") == 0) {
+    auto* event = new fiberjob::Event();
+    fiberjob::Counter done;
+    js.run(done, [event] { fiberjob::this_fiber::wait(*event); });
+    while (js.stats().fibers_in_use < 2) std::this_thread::yield();
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // let the link complete
+    delete event;                                                // a job is still linked on it
+  } else if (std::strcmp(mode, "destroy_waited_mutex") == 0) {
+    auto* mutex = new fiberjob::Mutex();
+    mutex->lock();
+    fiberjob::Counter done;
+    js.run(done, [mutex] { std::scoped_lock lock(*mutex); });
+    while (js.stats().fibers_in_use < 2) std::this_thread::yield();
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // let the link complete
+    delete mutex;                                                // a job waits to lock it
+  } else if (std::strcmp(mode, "unlock_unowned") == 0) {
+    fiberjob::Mutex mutex;
+    mutex.unlock();
+  } else if (std::strcmp(mode, "unlock_other") == 0) {
+    fiberjob::Mutex mutex;
+    fiberjob::Counter done;
+    js.run(done, [&mutex] { mutex.lock(); });
+    js.wait(done);
+    mutex.unlock();  // this thread never locked it
   } else {
     return 2;
   }

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <mutex>
 #include <new>
 #include <thread>
 #include <vector>
@@ -63,6 +64,74 @@ TEST_SUITE("allocation") {
       });
       js.wait(done);
       CHECK(iterations == 10000);
+      CHECK(during == 0);
+    }
+  }
+
+  TEST_CASE(
+      "steady-state Event, Mutex, ConditionVariable, Semaphore and value waits call the "
+      "global allocator zero times") {
+    // Every round, plain children (this_fiber waits) and the root coroutine job (co_await)
+    // contend on each primitive; measured from inside the root after a warm-up. The root is one
+    // long-lived coroutine, so no coroutine frame is made per round (frame pools have their own
+    // test below).
+    test::Watchdog watchdog("primitives allocation count", 120s);
+    for (std::uint32_t workers : {1u, 2u}) {
+      CAPTURE(workers);
+      JobSystem js{test::config_with(workers)};
+      long during = -1;
+      long iterations = 0;
+      Counter done;
+      js.run(done, [&](Context& ctx) -> Task<> {
+        for (int round = 0; round < 4000; ++round) {
+          if (round == 1000) during = g_allocations.load();  // after the warm-up
+          struct Round {  // one pointer in each child's capture: no boxed callable
+            Event go_event;
+            Event started{Event::Mode::Auto};
+            Mutex mutex;
+            ConditionVariable cv;
+            Semaphore semaphore{1};
+            bool go = false;
+            int arrived = 0;
+            Counter work;
+          } r;
+          r.work.add(4);
+          Counter children;
+          for (int i = 0; i < 4; ++i) {
+            ctx.spawn(children, [p = &r] {
+              p->started.set();
+              this_fiber::wait(p->go_event);
+              {
+                std::unique_lock lock(p->mutex);
+                p->cv.wait(lock, [p] { return p->go; });
+                ++p->arrived;
+                p->cv.notify_all();
+              }
+              p->semaphore.acquire();
+              this_fiber::yield();
+              p->semaphore.release();
+              p->work.signal();
+            });
+          }
+          co_await r.started;
+          r.go_event.set();
+          {
+            auto guard = co_await r.mutex.scoped_lock();
+            r.go = true;
+            r.cv.notify_all();
+            while (r.arrived < 4) co_await r.cv.wait(guard);
+          }
+          co_await r.semaphore.acquire_async();
+          co_await ctx.yield();
+          r.semaphore.release();
+          co_await ctx.wait(r.work, 2);
+          co_await ctx.wait(children);
+          if (round >= 1000) ++iterations;
+        }
+        during = g_allocations.load() - during;
+      });
+      js.wait(done);
+      CHECK(iterations == 3000);
       CHECK(during == 0);
     }
   }

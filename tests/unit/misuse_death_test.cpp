@@ -76,4 +76,25 @@ TEST_SUITE("misuse") {
     // the outstanding unit is reported instead. Either way: stopped, with the counter named.
     check_aborts_with("destroy_waited", "fiberjob: Counter destroyed while");
   }
+
+  TEST_CASE("an event destroyed while a job waits on it stops with a message naming the fix") {
+    check_aborts_with("destroy_waited_event",
+                      "Event destroyed while jobs, coroutines or threads still wait on it; set()");
+  }
+
+  TEST_CASE("a mutex destroyed while a job waits to lock it stops with a message") {
+    check_aborts_with("destroy_waited_mutex",
+                      "Mutex destroyed while jobs, coroutines or threads "
+                      "still wait to lock it; let every lock");
+  }
+
+  TEST_CASE("unlocking a mutex nobody locked stops with a message") {
+    check_aborts_with("unlock_unowned",
+                      "Mutex unlock by a job, coroutine or thread that does not "
+                      "own it");
+  }
+
+  TEST_CASE("unlocking a mutex another job locked stops with a message") {
+    check_aborts_with("unlock_other", "unlock only what you locked");
+  }
 }

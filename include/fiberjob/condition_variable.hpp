@@ -1,0 +1,87 @@
+#pragma once
+/// \file
+/// `ConditionVariable`: waits for a condition under a `fiberjob::Mutex`, suspending jobs and
+/// coroutines instead of blocking worker threads (Boost.Fiber's `fibers::condition_variable`,
+/// marl's `marl::ConditionVariable`).
+
+#include <coroutine>
+#include <mutex>
+
+#include "fiberjob/detail/wait_node.hpp"
+#include "fiberjob/detail/wait_queue.hpp"
+#include "fiberjob/mutex.hpp"
+
+namespace fiberjob {
+
+/// Waiters release the mutex and wait atomically (the waiter is linked before the mutex is
+/// released, on the thread that suspends it); a notify moves them, oldest first, onto the
+/// mutex: each resumes owning the mutex (wait morphing — no wake just to contend again), on a
+/// worker as for `Event::set()`. Spurious wake-ups do not happen, but a condition notified may
+/// be false again by the time the waiter runs: wait with a predicate.
+///
+/// Cost: wait and notify take a short spin lock (no allocation, the node lives in the fiber,
+/// the coroutine frame or the parked thread's stack); a notify with no waiter is one lock
+/// round trip. Thread-safety: every member may be called concurrently from any thread;
+/// notifying without holding the mutex is allowed. All waits on one condition variable must
+/// use the same mutex. Lifetime: it must outlive every wait on it.
+class ConditionVariable {
+ public:
+  ConditionVariable() noexcept = default;
+  /// Aborts with a message naming the fix when someone still waits on it.
+  ~ConditionVariable();
+  ConditionVariable(const ConditionVariable&) = delete;
+  ConditionVariable& operator=(const ConditionVariable&) = delete;
+
+  /// Wakes the oldest waiter (it resumes once it owns the mutex). Suspends: no.
+  void notify_one() noexcept;
+  /// Wakes every waiter (they resume one by one as each owns the mutex). Suspends: no.
+  void notify_all() noexcept;
+
+  /// Plain code: releases `lock`'s mutex, waits for a notify, and returns owning it again.
+  /// Suspends: the job's fiber (a plain thread parks); resumes on any worker.
+  /// Errors: Error (SyncMisuse) when `lock` does not own its mutex, the caller is not its
+  /// owner, or another mutex is used with this condition variable; Error (FiberPoolExhausted)
+  /// as `this_fiber::wait`.
+  void wait(std::unique_lock<Mutex>& lock);
+  /// Waits until `predicate()` is true (checked under the mutex before each wait).
+  template <class Predicate>
+  void wait(std::unique_lock<Mutex>& lock, Predicate predicate) {
+    while (!predicate()) wait(lock);
+  }
+
+  /// `co_await cv.wait(guard)`: the coroutine form (never suspends the fiber); resumes owning
+  /// the guard's mutex again. Loop on the predicate: `while (!ready) co_await cv.wait(guard);`.
+  /// Errors: Error (SyncMisuse) thrown by co_await, as the plain wait.
+  class [[nodiscard]] WaitAwaiter {
+   public:
+    WaitAwaiter(ConditionVariable& cv, MutexGuard& guard) noexcept : cv_(cv), guard_(guard) {}
+    WaitAwaiter(const WaitAwaiter&) = delete;
+    WaitAwaiter& operator=(const WaitAwaiter&) = delete;
+    bool await_ready() const noexcept { return false; }
+    bool await_suspend(std::coroutine_handle<> coroutine);
+    void await_resume() const noexcept {}
+
+   private:
+    friend class ConditionVariable;
+    ConditionVariable& cv_;
+    MutexGuard& guard_;
+    detail::WaitNode node_;
+  };
+  /// See `WaitAwaiter`.
+  WaitAwaiter wait(MutexGuard& guard) noexcept { return WaitAwaiter(*this, guard); }
+
+ private:
+  /// Checks `mutex` is owned by `owner` and is this condition variable's mutex.
+  void check_wait(Mutex* mutex, const void* owner);
+  /// The WaitLinker of every wait: queues the node, then releases the mutex.
+  static bool link_waiter(void* cv, detail::WaitNode& node) noexcept;
+  /// Moves the nodes of `chain` onto `mutex`, oldest first.
+  static void hand_to_mutex(Mutex* mutex, detail::WaitNode* chain) noexcept;
+
+  detail::WaitQueue queue_;
+  /// The mutex of the waits (set by the first wait; read under queue_'s lock or by a waiter
+  /// that owns it). nullptr before the first wait.
+  Mutex* mutex_ = nullptr;
+};
+
+}  // namespace fiberjob

@@ -1,0 +1,86 @@
+#pragma once
+/// \file
+/// Waiting for a counter to fall to a value (Naughty Dog's and FiberTaskingLib's
+/// `WaitForCounter(counter, value)`): `co_await ctx.wait(counter, target)`,
+/// `this_fiber::wait(counter, target)`.
+
+#include <coroutine>
+#include <cstdint>
+
+#include "fiberjob/counter.hpp"
+#include "fiberjob/detail/wait_node.hpp"
+#include "fiberjob/detail/wait_queue.hpp"
+
+namespace fiberjob {
+
+namespace detail {
+class Scheduler;
+
+/// One wait for a value: lives where the waiter lives (the waiting fiber's stack, the
+/// coroutine frame, the parked thread's stack) and is linked into the counter's list of value
+/// waiters (Counter::value_waiters_). Internal.
+struct ValueWaiter {
+  Counter* counter = nullptr;
+  std::int64_t target = 0;
+  WaitNode* node = nullptr;     ///< The waiter's node, set by the linker.
+  ValueWaiter* next = nullptr;  ///< Next in the counter's list (owned by the list's lock).
+};
+
+/// True when `counter`'s count is at or below `target` now (acquire: the writes of the jobs
+/// whose signals brought it there are visible).
+bool value_reached(const Counter& counter, std::int64_t target) noexcept;
+/// Throws Error (CounterMisuse) for a negative target.
+void check_target(std::int64_t target);
+/// The linker of a value wait (WaitLinker::link); `object` is the ValueWaiter.
+bool link_value_wait(void* object, WaitNode& node) noexcept;
+}  // namespace detail
+
+/// `co_await ctx.wait(counter, target)`: resumes once `counter`'s count is at or below
+/// `target` (>= 0). Does not suspend when it is already. Otherwise the coroutine (never the
+/// fiber) suspends with its node in this awaiter; the signal that brings the count to `target`
+/// or below queues it on a worker of the job system it was awaited through. Unlike the wait
+/// for zero, it neither runs the counter's jobs inline first nor rethrows a job's exception
+/// (the wait for zero delivers it). No allocation. Cost while value waiters are linked: every
+/// signal of the counter takes a spin lock and scans the value waiters (O(value waiters)); a
+/// counter with none pays one compare per signal.
+/// Errors: Error (CounterMisuse) for a negative target, thrown by co_await.
+/// Thread-safety: one awaiter per co_await; any number of waiters with any targets.
+class [[nodiscard]] ValueWaitAwaiter {
+ public:
+  ValueWaitAwaiter(Counter& counter, std::int64_t target, detail::Scheduler* scheduler) noexcept
+      : scheduler_(scheduler) {
+    waiter_.counter = &counter;
+    waiter_.target = target;
+  }
+  ValueWaitAwaiter(const ValueWaitAwaiter&) = delete;
+  ValueWaitAwaiter& operator=(const ValueWaitAwaiter&) = delete;
+
+  bool await_ready() const noexcept {
+    return waiter_.target >= 0 && detail::value_reached(*waiter_.counter, waiter_.target);
+  }
+  bool await_suspend(std::coroutine_handle<> coroutine) {
+    detail::check_target(waiter_.target);
+    return detail::suspend_coroutine_on({&detail::link_value_wait, &waiter_}, node_, scheduler_,
+                                        coroutine);
+  }
+  void await_resume() const noexcept {}
+
+ private:
+  detail::Scheduler* scheduler_;
+  detail::ValueWaiter waiter_;
+  detail::WaitNode node_;
+};
+
+namespace this_fiber {
+/// Suspends the calling plain code until `counter`'s count is at or below `target` (>= 0;
+/// 0 is the same as `wait(counter)`, including its rethrow). Returns at once when it is.
+/// Suspends: yes, unless reached — in a job the fiber waits on the counter's list of value
+///   waiters and resumes on any worker; on a plain thread the thread parks. Never blocks a
+///   worker thread. No allocation.
+/// Errors: Error (CounterMisuse) for a negative target; Error (FiberPoolExhausted) as
+///   `wait(counter)`. A target > 0 does not rethrow the counter's exception.
+/// Thread-safety: any number of waiters with any targets.
+void wait(Counter& counter, std::int64_t target);
+}  // namespace this_fiber
+
+}  // namespace fiberjob

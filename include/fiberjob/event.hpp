@@ -1,0 +1,116 @@
+#pragma once
+/// \file
+/// `Event`: a manual-reset or auto-reset event that jobs, coroutines and threads wait on.
+
+#include <coroutine>
+#include <cstdint>
+
+#include "fiberjob/detail/wait_node.hpp"
+#include "fiberjob/detail/wait_queue.hpp"
+
+namespace fiberjob {
+
+/// A signal that waiters wait for (marl's `marl::Event`, cppcoro's `async_manual_reset_event`
+/// and `async_auto_reset_event`).
+///
+/// * `Mode::Manual`: `set()` wakes every waiter and the event stays set, so later waits
+///   return at once, until `reset()`.
+/// * `Mode::Auto`: each `set()` lets exactly one wait through — the oldest waiter if any
+///   (FIFO), else the next wait to come — and the event is reset by that wait. Sets while the
+///   event is already set (no waiter took it yet) are not counted: two sets with no waiter in
+///   between let one wait through.
+///
+/// Waiting: `co_await ev` from any coroutine (ours or foreign), `this_fiber::wait(ev)` from
+/// plain code at any call depth (a job's fiber suspends; a plain thread parks). Waiters link
+/// an intrusive node (in the fiber, the coroutine frame or the parked thread's stack) into a
+/// FIFO guarded by a short spin lock (detail::WaitQueue): no allocation, ever.
+///
+/// Thread-safety: every member may be called concurrently from any thread.
+/// Lifetime: the event must outlive every wait on it; it may be destroyed by a waiter as soon
+/// as its wait returned (set() touches the event last before it wakes anyone).
+class Event {
+ public:
+  /// Whether a `set()` lets every waiter through and stays set (Manual) or lets one through
+  /// and resets (Auto).
+  enum class Mode : std::uint8_t { Manual, Auto };
+
+  /// A reset event. Allocation: none.
+  explicit Event(Mode mode = Mode::Manual, bool initially_set = false) noexcept;
+  /// Aborts with a message naming the fix when jobs, coroutines or threads still wait on it.
+  ~Event();
+  Event(const Event&) = delete;
+  Event& operator=(const Event&) = delete;
+
+  /// Sets the event. Manual: wakes every waiter (in the order they came) and stays set. Auto:
+  /// wakes the oldest waiter, or, when none waits, stays set until the next wait consumes it.
+  /// Waiters resume on a worker (a job's fiber or coroutine: on a worker of its job system —
+  /// on this thread's worker when it is one; a foreign coroutine awaiting off our fibers: on
+  /// this thread's worker, or inline on this thread when it is not a worker) or their parked
+  /// thread wakes. Suspends: no. Cost: one spin lock round trip, plus O(woken) to queue the
+  /// waiters; an already-set event with no waiter costs one load. Thread-safety: any thread.
+  void set() noexcept;
+
+  /// Resets the event (no effect when it is not set). Suspends: no. Cost: one spin lock round
+  /// trip. Thread-safety: any thread.
+  void reset() noexcept;
+
+  /// Whether the event is set now (a snapshot; acquire: a caller that sees true sees what the
+  /// setter wrote before set()). Suspends: no.
+  [[nodiscard]] bool is_set() const noexcept;
+
+  /// Waits without suspending: true when the event was set, which an auto-reset event then
+  /// resets (consumes). Suspends: no. Cost: one load or one compare-exchange.
+  [[nodiscard]] bool try_wait() noexcept;
+
+  /// `co_await ev`: resumes once the event is set (for an auto-reset event, once this waiter
+  /// took a set). Does not suspend when it is set already. Otherwise the coroutine (never the
+  /// fiber) suspends with its node in this awaiter; it resumes where `set()` says. No
+  /// allocation. Thread-safety: one awaiter per co_await.
+  class [[nodiscard]] Awaiter {
+   public:
+    explicit Awaiter(Event& event) noexcept : event_(event) {}
+    Awaiter(const Awaiter&) = delete;
+    Awaiter& operator=(const Awaiter&) = delete;
+    bool await_ready() noexcept { return event_.try_wait(); }
+    bool await_suspend(std::coroutine_handle<> coroutine) noexcept {
+      return detail::suspend_coroutine_on({&Event::link_waiter, &event_}, node_, nullptr,
+                                          coroutine);
+    }
+    void await_resume() const noexcept {}
+
+   private:
+    Event& event_;
+    detail::WaitNode node_;
+  };
+  /// See `Awaiter`.
+  Awaiter operator co_await() noexcept { return Awaiter(*this); }
+
+  /// Waits in plain code until the event is set (auto-reset: until this waiter took a set);
+  /// the body of `this_fiber::wait(ev)`, which see for where it resumes.
+  /// Suspends: the job's fiber (a plain thread parks), unless set. Allocation: none.
+  /// Errors: Error (FiberPoolExhausted) as `this_fiber::wait(counter)`.
+  void wait();
+
+ private:
+  /// WaitQueue state bit: the event is set.
+  static constexpr std::uint32_t kSet = 2;
+  /// The linker of every wait (WaitLinker): takes the set (auto) or links the node.
+  static bool link_waiter(void* event, detail::WaitNode& node) noexcept;
+
+  detail::WaitQueue queue_;
+  Mode mode_;
+};
+
+namespace this_fiber {
+/// Suspends the calling plain code until `event` is set (for an auto-reset event, until this
+/// waiter took one set). Returns at once when it is set already.
+/// Suspends: yes, unless set — in a job the fiber is linked into the event's wait queue and
+///   the worker runs other jobs; the job resumes on any worker. On a plain thread (not a
+///   job) the thread parks on a futex instead. Never blocks a worker thread.
+/// Allocation: none. Thread-safety: any number of waiters.
+/// Errors: Error (FiberPoolExhausted) in a job when the pool has no fiber to run other work
+///   meanwhile (nothing is lost; the wait did not begin).
+inline void wait(Event& event) { event.wait(); }
+}  // namespace this_fiber
+
+}  // namespace fiberjob

@@ -1,0 +1,134 @@
+#pragma once
+/// \file
+/// `Mutex`: a mutual-exclusion lock that suspends jobs and coroutines instead of blocking
+/// worker threads (FiberTaskingLib's fibtex, Boost.Fiber's `fibers::mutex`).
+
+#include <atomic>
+#include <coroutine>
+#include <cstdint>
+
+#include "fiberjob/detail/wait_node.hpp"
+#include "fiberjob/detail/wait_queue.hpp"
+
+namespace fiberjob {
+
+class ConditionVariable;
+class Mutex;
+
+/// Owns a locked `Mutex` and unlocks it when destroyed: what `co_await m.scoped_lock()`
+/// returns. Movable, not copyable. Thread-safety: one guard, one owner.
+class [[nodiscard]] MutexGuard {
+ public:
+  MutexGuard() noexcept = default;
+  MutexGuard(Mutex& mutex, const void* owner) noexcept : mutex_(&mutex), owner_(owner) {}
+  MutexGuard(MutexGuard&& other) noexcept : mutex_(other.mutex_), owner_(other.owner_) {
+    other.mutex_ = nullptr;
+  }
+  MutexGuard& operator=(MutexGuard&& other) noexcept;
+  MutexGuard(const MutexGuard&) = delete;
+  MutexGuard& operator=(const MutexGuard&) = delete;
+  /// Unlocks the mutex if the guard still owns it.
+  ~MutexGuard() { unlock(); }
+
+  /// Unlocks early (no effect when the guard owns nothing). Suspends: no.
+  void unlock() noexcept;
+  /// Whether the guard owns a locked mutex.
+  [[nodiscard]] bool owns_lock() const noexcept { return mutex_ != nullptr; }
+  /// The mutex it owns (nullptr when none).
+  [[nodiscard]] Mutex* mutex() const noexcept { return mutex_; }
+
+ private:
+  friend class ConditionVariable;
+  Mutex* mutex_ = nullptr;
+  const void* owner_ = nullptr;  ///< Who owns it: the coroutine frame (see Mutex::owner_)
+};
+
+/// A fiber-aware mutual-exclusion lock.
+///
+/// * Plain code: `lock()` / `try_lock()` / `unlock()` (the standard *Lockable* requirements,
+///   so `std::scoped_lock`, `std::unique_lock` and `std::lock_guard` work). `lock()` on a
+///   contended mutex suspends the job's fiber (the worker runs other jobs); on a plain thread
+///   it parks the thread. The owner is the job (its fiber) or the thread.
+/// * Coroutines: `auto guard = co_await m.scoped_lock();` suspends the coroutine (never the
+///   fiber) until it owns the mutex; the guard unlocks. The owner is the coroutine, so the
+///   guard may be unlocked on another worker after the coroutine moved.
+///
+/// Fairness: strict FIFO hand-off. `unlock()` with waiters passes ownership to the oldest
+/// waiter directly (the mutex never looks free in between), and `try_lock()` fails while
+/// anyone waits, so no one barges past the queue. This costs a wake per contended unlock (a
+/// lock holder that comes back at once queues behind the others), the price of no starvation.
+/// Waiters resume on a worker as for `Event::set()`; the unlocking code goes on.
+///
+/// Cost: uncontended lock and unlock are one compare-exchange each (no allocation, no spin
+/// lock). A contended lock links an intrusive node (in the fiber, the coroutine frame or the
+/// parked thread's stack) under a short spin lock; no allocation ever.
+/// Thread-safety: every member may be called concurrently from any thread.
+/// Lifetime: must outlive every lock on it; it may be destroyed by the owner right after it
+/// acquired it (unlock touches the mutex last before it wakes anyone).
+class Mutex {
+ public:
+  Mutex() noexcept = default;
+  /// Aborts with a message naming the fix when someone still waits for it.
+  ~Mutex();
+  Mutex(const Mutex&) = delete;
+  Mutex& operator=(const Mutex&) = delete;
+
+  /// Locks: returns once the caller owns the mutex. Suspends: the job's fiber, or parks the
+  /// plain thread, while another owner holds it; resumes on any worker.
+  /// Errors: Error (SyncMisuse) when the caller owns it already (it would never return);
+  /// Error (FiberPoolExhausted) as `this_fiber::wait`.
+  void lock();
+  /// Locks when free and nobody waits; never suspends. Returns whether it did.
+  [[nodiscard]] bool try_lock() noexcept;
+  /// Unlocks, handing it to the oldest waiter if any. Suspends: no.
+  /// Errors: aborts with a message when the caller does not own it (unlock of an unlocked
+  /// mutex, or by another job or thread than the one that locked it).
+  void unlock() noexcept;
+
+  /// `co_await m.scoped_lock()`: see the class comment. No allocation.
+  /// Errors: Error (SyncMisuse) thrown by co_await when this coroutine owns it already.
+  class [[nodiscard]] LockAwaiter {
+   public:
+    explicit LockAwaiter(Mutex& mutex) noexcept : mutex_(mutex) {}
+    LockAwaiter(const LockAwaiter&) = delete;
+    LockAwaiter& operator=(const LockAwaiter&) = delete;
+    bool await_ready() const noexcept { return false; }
+    bool await_suspend(std::coroutine_handle<> coroutine);
+    MutexGuard await_resume() const noexcept { return MutexGuard(mutex_, owner_); }
+
+   private:
+    Mutex& mutex_;
+    const void* owner_ = nullptr;
+    detail::WaitNode node_;
+  };
+  /// See `LockAwaiter`.
+  LockAwaiter scoped_lock() noexcept { return LockAwaiter(*this); }
+
+ private:
+  friend class MutexGuard;
+  friend class ConditionVariable;
+  /// WaitQueue state bits: kHeld = someone owns it; kWaiters = the queue is not empty (so the
+  /// lock-free unlock must not clear kHeld: ownership goes to the oldest waiter).
+  static constexpr std::uint32_t kHeld = 2;
+  static constexpr std::uint32_t kWaiters = 4;
+
+  bool try_lock_as(const void* owner) noexcept;
+  void lock_as(const void* owner);
+  /// Unlocks as `owner`, aborting with `what` when `owner` does not own it.
+  void unlock_as(const void* owner, const char* what) noexcept;
+  /// Hands the mutex on: to the oldest waiter, else makes it free. The caller owned it.
+  void release() noexcept;
+  /// Makes `node` own the mutex now (and wakes it) or queues it: the hand-over of a
+  /// condition-variable waiter. Never blocks.
+  void acquire_or_queue(detail::WaitNode& node) noexcept;
+  static bool link_locker(void* mutex, detail::WaitNode& node) noexcept;
+
+  detail::WaitQueue queue_;
+  /// The owner's token (detail::waiter_token): fiber, coroutine frame or thread; nullptr when
+  /// free. Written by the acquirer (or the hand-off) and cleared before the release, so a
+  /// caller that reads its own token knows it owns the mutex. relaxed: only compared with the
+  /// reader's own token; ownership itself is ordered by the queue word.
+  std::atomic<const void*> owner_{nullptr};
+};
+
+}  // namespace fiberjob

@@ -1,0 +1,79 @@
+#pragma once
+/// \file
+/// `Semaphore`: a counting semaphore whose waiters are suspended jobs, coroutines or parked
+/// threads (std::counting_semaphore's contract, fiber-aware).
+
+#include <coroutine>
+#include <cstdint>
+
+#include "fiberjob/detail/wait_node.hpp"
+#include "fiberjob/detail/wait_queue.hpp"
+
+namespace fiberjob {
+
+/// Holds a count of permits: `acquire()` takes one, waiting while there is none; `release(n)`
+/// returns n. Fairness: FIFO hand-off — a release gives its permits to the oldest waiters
+/// directly, and `try_acquire()` fails while anyone waits (no barging). Waiters resume on a
+/// worker as for `Event::set()`.
+///
+/// Cost: acquire and release take a short spin lock (two atomic operations) when nobody waits;
+/// a wait links an intrusive node (no allocation). The count is held in 30 bits of the queue
+/// word: at most `kMax` permits.
+/// Thread-safety: every member may be called concurrently from any thread.
+/// Lifetime: must outlive every acquire on it; the last acquirer may destroy it at once.
+class Semaphore {
+ public:
+  /// The largest count a semaphore can hold.
+  static constexpr std::int64_t kMax = (std::int64_t{1} << 30) - 1;
+
+  /// A semaphore holding `initial` permits (0 <= initial <= kMax).
+  /// Errors: Error (SyncMisuse) when `initial` is out of range.
+  explicit Semaphore(std::int64_t initial = 0);
+  /// Aborts with a message naming the fix when someone still waits on it.
+  ~Semaphore();
+  Semaphore(const Semaphore&) = delete;
+  Semaphore& operator=(const Semaphore&) = delete;
+
+  /// Takes a permit, waiting for one. Suspends: the job's fiber (or parks a plain thread)
+  /// while there is none; resumes on any worker. Errors: Error (FiberPoolExhausted) as
+  /// `this_fiber::wait`.
+  void acquire();
+  /// Takes a permit when one is free and nobody waits; never suspends. Returns whether it did.
+  [[nodiscard]] bool try_acquire() noexcept;
+  /// Returns `n` (>= 1) permits: the oldest waiters get one each, the rest stay in the count.
+  /// Suspends: no. Errors: Error (SyncMisuse) for n < 1 or a count past `kMax` (nothing is
+  /// released then).
+  void release(std::int64_t n = 1);
+  /// The free permits now (a snapshot).
+  [[nodiscard]] std::int64_t available() const noexcept;
+
+  /// `co_await sem.acquire_async()`: takes a permit, suspending the coroutine (never the fiber)
+  /// while there is none. No allocation.
+  class [[nodiscard]] AcquireAwaiter {
+   public:
+    explicit AcquireAwaiter(Semaphore& semaphore) noexcept : semaphore_(semaphore) {}
+    AcquireAwaiter(const AcquireAwaiter&) = delete;
+    AcquireAwaiter& operator=(const AcquireAwaiter&) = delete;
+    bool await_ready() noexcept { return semaphore_.try_acquire(); }
+    bool await_suspend(std::coroutine_handle<> coroutine) noexcept {
+      return detail::suspend_coroutine_on({&Semaphore::link_acquirer, &semaphore_}, node_, nullptr,
+                                          coroutine);
+    }
+    void await_resume() const noexcept {}
+
+   private:
+    Semaphore& semaphore_;
+    detail::WaitNode node_;
+  };
+  /// See `AcquireAwaiter`.
+  AcquireAwaiter acquire_async() noexcept { return AcquireAwaiter(*this); }
+
+ private:
+  /// The count sits above the queue's lock bit: state = count << 1.
+  static constexpr unsigned kShift = 1;
+  static bool link_acquirer(void* semaphore, detail::WaitNode& node) noexcept;
+
+  detail::WaitQueue queue_;
+};
+
+}  // namespace fiberjob

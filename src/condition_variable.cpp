@@ -1,0 +1,100 @@
+// ConditionVariable: a FIFO of waiters (wait_queue.cpp) that a notify moves onto the mutex
+// (Mutex::acquire_or_queue): wait morphing, so a waiter resumes owning the mutex.
+
+#include "fiberjob/condition_variable.hpp"
+
+#include "fiberjob/error.hpp"
+
+namespace fiberjob {
+
+using detail::WaitNode;
+
+ConditionVariable::~ConditionVariable() {
+  const std::uint32_t state = queue_.lock();
+  if (!queue_.empty()) {
+    detail::die_with(
+        "fiberjob: ConditionVariable destroyed while jobs, coroutines or threads still wait on "
+        "it; notify them and let every wait return before it goes out of scope.");
+  }
+  queue_.unlock(state);
+}
+
+void ConditionVariable::check_wait(Mutex* mutex, const void* owner) {
+  if (mutex == nullptr || mutex->owner_.load(std::memory_order_relaxed) != owner) {
+    throw Error(ErrorCode::SyncMisuse,
+                "fiberjob: ConditionVariable::wait without owning the mutex; lock it (the "
+                "unique_lock or guard must own it, taken by this job, coroutine or thread) "
+                "before waiting");
+  }
+  const std::uint32_t state = queue_.lock();
+  const bool other = mutex_ != nullptr && mutex_ != mutex && !queue_.empty();
+  if (!other) mutex_ = mutex;
+  queue_.unlock(state);
+  if (other) {
+    throw Error(ErrorCode::SyncMisuse,
+                "fiberjob: ConditionVariable::wait with another mutex than the current waiters "
+                "use; every wait on one condition variable must use the same mutex");
+  }
+}
+
+void ConditionVariable::wait(std::unique_lock<Mutex>& lock) {
+  const void* owner = detail::current_token();
+  check_wait(lock.owns_lock() ? lock.mutex() : nullptr, owner);
+  detail::block_on({&ConditionVariable::link_waiter, this});
+  // Resumed owning the mutex again (handed over by notify and the mutex's release).
+}
+
+bool ConditionVariable::WaitAwaiter::await_suspend(std::coroutine_handle<> coroutine) {
+  cv_.check_wait(guard_.mutex_, guard_.owner_);
+  // This frame waits, so this frame is the owner the hand-over gives the mutex back to (the
+  // guard may have been made by another coroutine and moved here).
+  guard_.owner_ = coroutine.address();
+  guard_.mutex_->owner_.store(guard_.owner_, std::memory_order_relaxed);  // relaxed: owner_
+  return detail::suspend_coroutine_on({&ConditionVariable::link_waiter, &cv_}, node_, nullptr,
+                                      coroutine);
+}
+
+bool ConditionVariable::link_waiter(void* object, WaitNode& node) noexcept {
+  ConditionVariable& cv = *static_cast<ConditionVariable*>(object);
+  const std::uint32_t state = cv.queue_.lock();
+  Mutex* mutex = cv.mutex_;
+  // check_wait ran before this link, unlocked: a wait with another mutex may have replaced
+  // mutex_ in between. The waiter owns its own mutex, so it must own this one.
+  if (mutex->owner_.load(std::memory_order_relaxed) != detail::waiter_token(node)) {
+    detail::die_with(
+        "fiberjob: ConditionVariable waited on with two different mutexes at once; every wait "
+        "on one condition variable must use the same mutex.");
+  }
+  cv.queue_.push_back(node);
+  cv.queue_.unlock(state);
+  // Linked first, released second: a notify between the two finds the waiter and queues it
+  // on the mutex, which it then gets from this release or a later one. Nothing is lost.
+  mutex->release();
+  return true;
+}
+
+void ConditionVariable::hand_to_mutex(Mutex* mutex, WaitNode* chain) noexcept {
+  while (chain != nullptr) {
+    WaitNode* next = chain->next;  // before the hand-over: the waiter may run at once
+    mutex->acquire_or_queue(*chain);
+    chain = next;
+  }
+}
+
+void ConditionVariable::notify_one() noexcept {
+  const std::uint32_t state = queue_.lock();
+  WaitNode* node = queue_.pop_front();
+  Mutex* mutex = mutex_;  // read under the lock: once a waiter runs, this may be gone
+  queue_.unlock(state);
+  if (node != nullptr) hand_to_mutex(mutex, node);
+}
+
+void ConditionVariable::notify_all() noexcept {
+  const std::uint32_t state = queue_.lock();
+  WaitNode* chain = queue_.take_all();
+  Mutex* mutex = mutex_;  // read under the lock: once a waiter runs, this may be gone
+  queue_.unlock(state);
+  hand_to_mutex(mutex, chain);
+}
+
+}  // namespace fiberjob

@@ -1,0 +1,130 @@
+// Mutex: FIFO hand-off over the wait queue (wait_queue.cpp). State bits of the queue word:
+// kHeld (owned) and kWaiters (someone is queued). Free <-> held by lock-free CAS when nobody
+// waits; with waiters, unlock hands ownership to the oldest one under the queue's lock.
+
+#include "fiberjob/mutex.hpp"
+
+#include <coroutine>
+#include <string>
+
+#include "fiberjob/error.hpp"
+
+namespace fiberjob {
+
+using detail::WaitNode;
+
+namespace {
+[[noreturn]] void throw_recursive(const char* what) {
+  throw Error(ErrorCode::SyncMisuse,
+              std::string("fiberjob: ") + what +
+                  " of a Mutex that the caller owns already: it would wait for itself forever "
+                  "(fiberjob::Mutex is not recursive). Unlock it first, or restructure so the "
+                  "lock is taken once");
+}
+}  // namespace
+
+MutexGuard& MutexGuard::operator=(MutexGuard&& other) noexcept {
+  if (this != &other) {
+    unlock();
+    mutex_ = other.mutex_;
+    owner_ = other.owner_;
+    other.mutex_ = nullptr;
+  }
+  return *this;
+}
+
+void MutexGuard::unlock() noexcept {
+  if (mutex_ == nullptr) return;
+  Mutex* mutex = mutex_;
+  mutex_ = nullptr;
+  mutex->unlock_as(owner_, "MutexGuard unlock");
+}
+
+Mutex::~Mutex() {
+  const std::uint32_t state = queue_.lock();
+  if (!queue_.empty()) {
+    detail::die_with(
+        "fiberjob: Mutex destroyed while jobs, coroutines or threads still wait to lock it; "
+        "let every lock on it return (and unlock) before the mutex goes out of scope.");
+  }
+  queue_.unlock(state);
+}
+
+bool Mutex::try_lock_as(const void* owner) noexcept {
+  if (!queue_.try_update(0, kHeld)) return false;  // held, waited for, or the queue is busy
+  owner_.store(owner, std::memory_order_relaxed);  // relaxed: see owner_
+  return true;
+}
+
+bool Mutex::try_lock() noexcept { return try_lock_as(detail::current_token()); }
+
+void Mutex::lock() { lock_as(detail::current_token()); }
+
+void Mutex::lock_as(const void* owner) {
+  if (owner_.load(std::memory_order_relaxed) == owner) throw_recursive("lock");
+  if (try_lock_as(owner)) return;
+  detail::block_on({&Mutex::link_locker, this});
+  // Woken: the hand-off made this waiter the owner (waiter_token of its node is `owner`).
+}
+
+void Mutex::unlock() noexcept { unlock_as(detail::current_token(), "unlock"); }
+
+void Mutex::unlock_as(const void* owner, const char* what) noexcept {
+  if (owner_.load(std::memory_order_relaxed) != owner) {  // relaxed: see owner_
+    std::string message = std::string("fiberjob: Mutex ") + what +
+                          " by a job, coroutine or thread that does not own it (not locked, "
+                          "or locked by another); unlock only what you locked, on the same "
+                          "job, coroutine (its guard) or thread.";
+    detail::die_with(message.c_str());
+  }
+  release();
+}
+
+void Mutex::release() noexcept {
+  owner_.store(nullptr, std::memory_order_relaxed);  // relaxed: see owner_
+  if (queue_.try_update(kHeld, 0)) return;           // nobody waits: free
+  queue_.lock();
+  WaitNode* next = queue_.pop_front();
+  if (next == nullptr) {  // the word was only busy (a linker that then took the fast way)
+    queue_.unlock(0);
+    return;
+  }
+  owner_.store(detail::waiter_token(*next), std::memory_order_relaxed);  // relaxed: owner_
+  queue_.unlock(queue_.empty() ? kHeld : kHeld | kWaiters);              // last touch of the mutex
+  detail::wake_chain(next);
+}
+
+void Mutex::acquire_or_queue(WaitNode& node) noexcept {
+  const std::uint32_t state = queue_.lock();
+  if ((state & kHeld) == 0) {
+    owner_.store(detail::waiter_token(node), std::memory_order_relaxed);  // relaxed: owner_
+    queue_.unlock(kHeld);
+    node.next = nullptr;
+    detail::wake_chain(&node);
+    return;
+  }
+  queue_.push_back(node);
+  queue_.unlock(kHeld | kWaiters);
+}
+
+bool Mutex::link_locker(void* object, WaitNode& node) noexcept {
+  Mutex& mutex = *static_cast<Mutex*>(object);
+  const std::uint32_t state = mutex.queue_.lock();
+  if ((state & kHeld) == 0) {  // freed since the failed fast path: take it
+    mutex.owner_.store(detail::waiter_token(node), std::memory_order_relaxed);  // relaxed
+    mutex.queue_.unlock(kHeld);
+    return false;
+  }
+  mutex.queue_.push_back(node);
+  mutex.queue_.unlock(kHeld | kWaiters);
+  return true;
+}
+
+bool Mutex::LockAwaiter::await_suspend(std::coroutine_handle<> coroutine) {
+  owner_ = coroutine.address();
+  if (mutex_.owner_.load(std::memory_order_relaxed) == owner_) throw_recursive("co_await lock");
+  if (mutex_.try_lock_as(owner_)) return false;
+  return detail::suspend_coroutine_on({&Mutex::link_locker, &mutex_}, node_, nullptr, coroutine);
+}
+
+}  // namespace fiberjob

@@ -1,0 +1,134 @@
+// The wait queue of the primitives (Event, Mutex, ConditionVariable, Semaphore, wait-for-value):
+// a spin lock sharing its word with the primitive's state, a FIFO of intrusive nodes, and the
+// three ways a waiter suspends on it (fiber, parked thread, coroutine).
+//
+// Protocol (memory orders in docs/memory_ordering.md, model in tests/model/wait_queue_model.cpp):
+//   lock:    CAS word (unlocked) -> word | kLocked (acquire);
+//   unlock:  store new state (release) — the section owner's last touch of the primitive;
+//   waiter:  its linker runs under the lock after the waiter stopped running: it either
+//            links the node (the waiter stays suspended) or sees the condition met;
+//   waker:   under the lock detaches the nodes it wakes, unlocks, then wakes them.
+// A waiter is woken only from a chain detached under the lock it linked under, so its
+// linker's unlock happens before its wake, and a woken waiter may destroy the primitive.
+
+#include "fiberjob/detail/wait_queue.hpp"
+
+#include <sched.h>
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "counter_access.hpp"
+#include "fiber_switch.hpp"
+#include "platform/futex.hpp"
+#include "worker.hpp"
+
+namespace fiberjob::detail {
+
+namespace {
+/// The identity of a plain thread (its address) for ownership checks.
+thread_local const char t_thread_token = 0;
+}  // namespace
+
+std::uint32_t WaitQueue::lock() noexcept {
+  // relaxed: only the first guess of the CAS below.
+  std::uint32_t word = word_.load(std::memory_order_relaxed);
+  for (int spins = 0;; ++spins) {
+    // acquire: pairs with the release store of the previous unlock (its list writes and the
+    // state are visible) and with a try_update's release.
+    if ((word & kLocked) == 0 &&
+        word_.compare_exchange_weak(word, word | kLocked, std::memory_order_acquire,
+                                    std::memory_order_relaxed)) {
+      return word;
+    }
+    if ((word & kLocked) != 0) {
+      // The holder runs a few pointer operations; if it was preempted, let it run.
+      if (spins < 128) {
+        cpu_relax();
+      } else {
+        sched_yield();
+      }
+      word = word_.load(std::memory_order_relaxed);  // relaxed: a guess, as above
+    }
+  }
+}
+
+void WaitQueue::unlock(std::uint32_t state) noexcept {
+  // release: pairs with the acquire CAS of the next lock() and with state()'s acquire load.
+  word_.store(state & ~kLocked, std::memory_order_release);
+}
+
+void WaitQueue::push_back(WaitNode& node) noexcept {
+  node.next = nullptr;
+  if (tail_ != nullptr) {
+    tail_->next = &node;
+  } else {
+    head_ = &node;
+  }
+  tail_ = &node;
+}
+
+WaitNode* WaitQueue::pop_front() noexcept {
+  WaitNode* node = head_;
+  if (node != nullptr) {
+    head_ = node->next;
+    if (head_ == nullptr) tail_ = nullptr;
+    node->next = nullptr;
+  }
+  return node;
+}
+
+WaitNode* WaitQueue::take_all() noexcept {
+  WaitNode* chain = head_;
+  head_ = nullptr;
+  tail_ = nullptr;
+  return chain;
+}
+
+void wake_chain(WaitNode* head) noexcept { wake_list(head, current_worker()); }
+
+void block_on(WaitLinker linker) {
+  const void* token = &t_thread_token;
+  if (Fiber* self = current_fiber()) {
+    if (wait_on_fiber_linked(self, linker)) return;
+    flush_deferred_signals(*self->worker);  // an attached thread with no fiber: it parks
+    token = self;                           // still the same waiter as on its fiber
+  }
+  WaitNode node;
+  node.kind = WaitNode::Kind::Thread;
+  node.coroutine = const_cast<void*>(token);  // waiter_token
+  if (!linker.link(linker.object, node)) return;
+  // acquire: pairs with the waker's release store of `woken` (wake_list).
+  while (node.woken.load(std::memory_order_acquire) == 0) futex_wait(node.woken, 0);
+}
+
+bool suspend_coroutine_on(WaitLinker linker, WaitNode& node, Scheduler* scheduler,
+                          std::coroutine_handle<> coroutine) noexcept {
+  Fiber* self = current_fiber();
+  node.kind = WaitNode::Kind::Coroutine;
+  node.coroutine = coroutine.address();
+  node.scheduler = scheduler != nullptr ? scheduler : self != nullptr ? self->scheduler : nullptr;
+  node.priority = static_cast<std::uint8_t>(self != nullptr ? self->priority : Priority::Normal);
+  node.job_counter = self != nullptr ? self->job_counter : nullptr;
+  node.next = nullptr;
+  return linker.link(linker.object, node);
+  // When linked, the coroutine may already be running elsewhere: touch nothing of it.
+}
+
+const void* waiter_token(const WaitNode& node) noexcept {
+  return node.kind == WaitNode::Kind::Fiber ? static_cast<const void*>(node.fiber) : node.coroutine;
+}
+
+const void* current_token() noexcept {
+  if (const Fiber* self = current_fiber()) return self;
+  return &t_thread_token;
+}
+
+void die_with(const char* message) noexcept {
+  std::fputs(message, stderr);
+  std::fputc('\n', stderr);
+  std::fflush(stderr);
+  std::abort();
+}
+
+}  // namespace fiberjob::detail

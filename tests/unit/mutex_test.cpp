@@ -1,0 +1,343 @@
+// Mutex (Lockable for plain jobs and threads, co_await scoped_lock for coroutines),
+// ConditionVariable over it, and Semaphore. Ports, in spirit, of Boost.Fiber's mutex and
+// condition tests, FiberTaskingLib's fibtex test and marl's condition-variable test.
+
+#include <doctest/doctest.h>
+#include <fiberjob/fiberjob.hpp>
+
+#include <atomic>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "support/config.hpp"
+#include "support/watchdog.hpp"
+
+using namespace fiberjob;
+using namespace std::chrono_literals;
+
+TEST_SUITE("mutex") {
+  TEST_CASE("try_lock fails while held, and unlock frees it") {
+    Mutex mutex;
+    CHECK(mutex.try_lock());
+    std::thread other([&] { CHECK_FALSE(mutex.try_lock()); });
+    other.join();
+    mutex.unlock();
+    CHECK(mutex.try_lock());
+    mutex.unlock();
+  }
+
+  TEST_CASE("locking a mutex the caller owns throws instead of waiting forever") {
+    JobSystem js{test::config_with(1)};
+    Mutex mutex;
+    std::atomic<int> errors{0};
+    Counter done;
+    js.run(done, [&] {
+      std::scoped_lock lock(mutex);
+      try {
+        mutex.lock();
+      } catch (const Error& error) {
+        if (error.code() == ErrorCode::SyncMisuse) errors.fetch_add(1);
+      }
+    });
+    js.run(done, [&](Context&) -> Task<> {
+      auto guard = co_await mutex.scoped_lock();
+      try {
+        auto again = co_await mutex.scoped_lock();
+      } catch (const Error& error) {
+        if (error.code() == ErrorCode::SyncMisuse) errors.fetch_add(1);
+      }
+    });
+    js.wait(done);
+    CHECK(errors.load() == 2);
+    mutex.lock();  // a plain thread: also rejected when it owns it
+    CHECK_THROWS_AS(mutex.lock(), Error);
+    mutex.unlock();
+  }
+
+  TEST_CASE("plain and coroutine jobs mixed never overlap in the critical section") {
+    test::Watchdog watchdog("mutex exclusion", 120s);
+    for (std::uint32_t workers : test::kWorkerCounts) {
+      CAPTURE(workers);
+      JobSystem js{test::config_with(workers)};
+      Mutex mutex;
+      std::atomic<int> inside{0};
+      std::atomic<int> overlaps{0};
+      long long total = 0;  // guarded by `mutex` only
+      constexpr int kJobs = 64;
+      constexpr int kRounds = 100;
+      auto critical = [&] {
+        if (inside.fetch_add(1) != 0) overlaps.fetch_add(1);
+        const long long seen = total;
+        if (seen % 7 == 0) std::this_thread::yield();  // widen the window
+        total = seen + 1;
+        inside.fetch_sub(1);
+      };
+      Counter done;
+      for (int j = 0; j < kJobs; ++j) {
+        if (j % 2 == 0) {
+          js.run(done, [&] {
+            for (int r = 0; r < kRounds; ++r) {
+              std::scoped_lock lock(mutex);
+              critical();
+              if (r % 10 == 0) this_fiber::yield();  // suspend while holding it
+            }
+          });
+        } else {
+          js.run(done, [&](Context& ctx) -> Task<> {
+            for (int r = 0; r < kRounds; ++r) {
+              auto guard = co_await mutex.scoped_lock();
+              critical();
+              if (r % 10 == 0) co_await ctx.yield();  // migrate while holding it
+            }
+          });
+        }
+      }
+      std::thread thread_locker([&] {
+        for (int r = 0; r < kRounds; ++r) {
+          std::scoped_lock lock(mutex);
+          critical();
+        }
+      });
+      js.wait(done);
+      thread_locker.join();
+      CHECK(overlaps.load() == 0);
+      CHECK(total == static_cast<long long>(kJobs + 1) * kRounds);
+    }
+  }
+
+  TEST_CASE("the mutex is handed to waiters in the order they queued (FIFO, no barging)") {
+    test::Watchdog watchdog("mutex fifo", 60s);
+    JobSystem js{test::config_with(1)};
+    Mutex mutex;
+    mutex.lock();  // held by this thread while the jobs queue
+    std::vector<int> order;
+    Counter done;
+    for (int i = 0; i < 6; ++i) {
+      js.run(done, [&, i] {
+        std::scoped_lock lock(mutex);
+        order.push_back(i);
+      });
+      while (js.stats().fibers_in_use < static_cast<std::size_t>(2 + i)) std::this_thread::yield();
+      std::this_thread::sleep_for(5ms);  // its link is done before the next job queues
+    }
+    CHECK_FALSE(mutex.try_lock());  // waiters exist: no barging even when it is handed on
+    mutex.unlock();
+    js.wait(done);
+    CHECK(order == std::vector<int>{0, 1, 2, 3, 4, 5});
+  }
+}
+
+TEST_SUITE("condition variable") {
+  TEST_CASE("producer and consumers pass every item exactly once") {
+    test::Watchdog watchdog("cv producer consumer", 120s);
+    for (std::uint32_t workers : {1u, 2u, 4u}) {
+      CAPTURE(workers);
+      JobSystem js{test::config_with(workers)};
+      Mutex mutex;
+      ConditionVariable not_empty;
+      ConditionVariable not_full;
+      std::deque<int> queue;  // guarded by mutex
+      bool finished = false;
+      constexpr int kItems = 4000;
+      constexpr std::size_t kCapacity = 8;
+      std::vector<std::atomic<int>> received(kItems);
+      Counter done;
+      auto take = [&](int item) { received[static_cast<std::size_t>(item)].fetch_add(1); };
+      for (int c = 0; c < 3; ++c) {
+        js.run(done, [&] {  // plain consumer
+          std::unique_lock lock(mutex);
+          for (;;) {
+            not_empty.wait(lock, [&] { return !queue.empty() || finished; });
+            if (queue.empty()) return;
+            take(queue.front());
+            queue.pop_front();
+            not_full.notify_one();
+          }
+        });
+        js.run(done, [&](Context&) -> Task<> {  // coroutine consumer
+          auto guard = co_await mutex.scoped_lock();
+          for (;;) {
+            while (queue.empty() && !finished) co_await not_empty.wait(guard);
+            if (queue.empty()) co_return;
+            take(queue.front());
+            queue.pop_front();
+            not_full.notify_one();
+          }
+        });
+      }
+      js.run(done, [&] {  // producer
+        for (int i = 0; i < kItems; ++i) {
+          std::unique_lock lock(mutex);
+          not_full.wait(lock, [&] { return queue.size() < kCapacity; });
+          queue.push_back(i);
+          not_empty.notify_one();
+        }
+        std::scoped_lock lock(mutex);
+        finished = true;
+        not_empty.notify_all();
+      });
+      js.wait(done);
+      int wrong = 0;
+      for (auto& count : received) wrong += count.load() != 1;
+      CHECK(wrong == 0);
+    }
+  }
+
+  TEST_CASE("waiting without owning the mutex is an error") {
+    JobSystem js{test::config_with(1)};
+    Mutex mutex;
+    ConditionVariable cv;
+    Counter done;
+    std::atomic<int> errors{0};
+    js.run(done, [&] {
+      std::unique_lock lock(mutex, std::defer_lock);
+      try {
+        cv.wait(lock);
+      } catch (const Error& error) {
+        if (error.code() == ErrorCode::SyncMisuse) errors.fetch_add(1);
+      }
+    });
+    js.wait(done);
+    CHECK(errors.load() == 1);
+  }
+
+  TEST_CASE("waiting with a second mutex while others wait with the first is an error") {
+    test::Watchdog watchdog("cv two mutexes", 60s);
+    JobSystem js{test::config_with(1)};
+    Mutex first;
+    Mutex second;
+    ConditionVariable cv;
+    bool go = false;
+    std::atomic<int> errors{0};
+    Counter done;
+    js.run(done, [&] {
+      std::unique_lock lock(first);
+      cv.wait(lock, [&] { return go; });
+    });
+    while (js.stats().fibers_in_use < 2) std::this_thread::yield();
+    std::this_thread::sleep_for(5ms);  // the first waiter is linked
+    js.run(done, [&] {
+      std::unique_lock lock(second);
+      try {
+        cv.wait(lock);
+      } catch (const Error& error) {
+        if (error.code() == ErrorCode::SyncMisuse) errors.fetch_add(1);
+      }
+      std::unique_lock first_lock(first, std::defer_lock);
+      lock.unlock();
+      first_lock.lock();
+      go = true;
+      cv.notify_all();
+    });
+    js.wait(done);
+    CHECK(errors.load() == 1);
+  }
+
+  TEST_CASE("notify_all wakes every waiter, each owning the mutex in turn") {
+    test::Watchdog watchdog("cv notify all", 60s);
+    JobSystem js{test::config_with(2)};
+    Mutex mutex;
+    ConditionVariable cv;
+    bool go = false;
+    int inside = 0;
+    int overlaps = 0;
+    int woken = 0;
+    Counter done;
+    for (int i = 0; i < 50; ++i) {
+      js.run(done, [&] {
+        std::unique_lock lock(mutex);
+        cv.wait(lock, [&] { return go; });
+        overlaps += inside++ != 0;
+        ++woken;
+        --inside;
+      });
+    }
+    std::this_thread::sleep_for(5ms);
+    {
+      std::scoped_lock lock(mutex);
+      go = true;
+    }
+    cv.notify_all();
+    js.wait(done);
+    CHECK(woken == 50);
+    CHECK(overlaps == 0);
+  }
+}
+
+TEST_SUITE("semaphore") {
+  TEST_CASE("never more holders than permits, and every acquire ends") {
+    test::Watchdog watchdog("semaphore bounds", 120s);
+    for (std::uint32_t workers : test::kWorkerCounts) {
+      CAPTURE(workers);
+      JobSystem js{test::config_with(workers)};
+      constexpr int kPermits = 3;
+      Semaphore semaphore(kPermits);
+      std::atomic<int> holders{0};
+      std::atomic<int> most{0};
+      std::atomic<int> acquired{0};
+      auto hold = [&] {
+        const int now = holders.fetch_add(1) + 1;
+        for (int seen = most.load(); now > seen && !most.compare_exchange_weak(seen, now);) {
+        }
+        acquired.fetch_add(1);
+      };
+      Counter done;
+      for (int i = 0; i < 200; ++i) {
+        if (i % 2 == 0) {
+          js.run(done, [&] {
+            semaphore.acquire();
+            hold();
+            this_fiber::yield();
+            holders.fetch_sub(1);
+            semaphore.release();
+          });
+        } else {
+          js.run(done, [&](Context& ctx) -> Task<> {
+            co_await semaphore.acquire_async();
+            hold();
+            co_await ctx.yield();
+            holders.fetch_sub(1);
+            semaphore.release();
+          });
+        }
+      }
+      js.wait(done);
+      CHECK(acquired.load() == 200);
+      CHECK(most.load() <= kPermits);
+      CHECK(most.load() >= 1);
+      CHECK(semaphore.available() == kPermits);
+    }
+  }
+
+  TEST_CASE("release(n) wakes n waiters, try_acquire does not wait, misuse throws") {
+    test::Watchdog watchdog("semaphore release n", 60s);
+    JobSystem js{test::config_with(2)};
+    Semaphore semaphore(0);
+    CHECK_FALSE(semaphore.try_acquire());
+    std::atomic<int> through{0};
+    Counter done;
+    for (int i = 0; i < 5; ++i) {
+      js.run(done, [&] {
+        semaphore.acquire();
+        through.fetch_add(1);
+      });
+    }
+    std::this_thread::sleep_for(5ms);
+    semaphore.release(3);
+    while (through.load() < 3) std::this_thread::yield();
+    std::this_thread::sleep_for(5ms);
+    CHECK(through.load() == 3);
+    semaphore.release(2);
+    js.wait(done);
+    CHECK(through.load() == 5);
+    CHECK(semaphore.available() == 0);
+    CHECK_THROWS_AS(semaphore.release(0), Error);
+    CHECK_THROWS_AS(semaphore.release(Semaphore::kMax + 1), Error);
+    CHECK_THROWS_AS(Semaphore(-1), Error);
+    semaphore.release(2);
+    CHECK(semaphore.try_acquire());
+    CHECK(semaphore.available() == 1);
+  }
+}
