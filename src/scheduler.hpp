@@ -15,6 +15,7 @@
 #include "fiberjob/config.hpp"
 #include "fiberjob/stats.hpp"
 #include "job.hpp"
+#include "platform/cache_line.hpp"
 #include "record_pool.hpp"
 #include "worker.hpp"
 
@@ -160,7 +161,7 @@ class Scheduler {
   Injector injector_;
   std::vector<std::unique_ptr<Worker>> workers_;
   EventCount idle_;
-  alignas(64) std::atomic<bool> stopping_{false};
+  alignas(kCacheLineBytes) std::atomic<bool> stopping_{false};
   /// Elects the one report_pool_grown that prints (relaxed exchange: pairs with nothing).
   std::atomic<bool> growth_reported_{false};
   /// Elects the one report_exhausted_once that prints (relaxed exchange: pairs with nothing).
