@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "harness.hpp"
+#include "platform/cache_line.hpp"
 
 namespace bench {
 namespace {
@@ -335,7 +336,7 @@ Run parallel_for_sqrt(const Sizes& sizes) {
 
 /// A counter on a cache line of its own (a Counter fills 64 bytes but is only 16-byte aligned:
 /// two neighbours may straddle and share lines).
-struct alignas(64) LineCounter {
+struct alignas(fj::detail::kCacheLineBytes) LineCounter {
   fj::Counter counter;
 };
 

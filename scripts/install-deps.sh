@@ -2,9 +2,12 @@
 # Installs the Debian packages fiberjob needs, only those that are missing.
 # Idempotent: a second run installs nothing. Uses sudo when not root.
 #
-#   scripts/install-deps.sh          # build + test dependencies
-#   scripts/install-deps.sh --bench  # also what only scripts/bench.sh, scripts/soak.sh and
-#                                    # profiling need
+#   scripts/install-deps.sh            # build + test dependencies
+#   scripts/install-deps.sh --bench    # also what only scripts/bench.sh, scripts/soak.sh and
+#                                      # profiling need
+#   scripts/install-deps.sh --aarch64  # also the aarch64 cross build and qemu-user run of
+#                                      # scripts/test-aarch64.sh (adds the dpkg architecture arm64)
+# The options combine.
 set -euo pipefail
 
 packages=(
@@ -15,11 +18,28 @@ packages=(
   # The benchmark peers: the release presets build fiberjob_bench for its smoke test.
   libtbb-dev libboost-fiber-dev
 )
-if [[ "${1:-}" == "--bench" ]]; then
-  # gnuplot-nox: the charts of scripts/bench.sh and scripts/soak.sh; linux-perf: profiling the
-  # game frame (docs/benchmarks.md, "9. Game frame").
-  packages+=(gnuplot-nox linux-perf)
-fi
+aarch64=0
+for arg in "$@"; do
+  case "${arg}" in
+    --bench)
+      # gnuplot-nox: the charts of scripts/bench.sh and scripts/soak.sh; linux-perf: profiling
+      # the game frame (docs/benchmarks.md, "9. Game frame").
+      packages+=(gnuplot-nox linux-perf)
+      ;;
+    --aarch64)
+      # The cross compiler (with its own arm64 C and C++ runtime in /usr/aarch64-linux-gnu),
+      # qemu-aarch64 to run the tests, and the compiled libraries the build links, as multiarch
+      # arm64 packages. The header-only ones (concurrentqueue, doctest, asio, relacy) are
+      # architecture-independent: the host's copies above serve the cross build too.
+      aarch64=1
+      packages+=(g++-aarch64-linux-gnu qemu-user libboost-context-dev:arm64 libfmt-dev:arm64)
+      ;;
+    *)
+      echo "install-deps: unknown option '${arg}' (use --bench and/or --aarch64)" >&2
+      exit 2
+      ;;
+  esac
+done
 
 missing=()
 for p in "${packages[@]}"; do
@@ -40,6 +60,10 @@ if [[ "$(id -u)" -ne 0 ]]; then
     exit 1
   fi
   sudo_cmd=(sudo)
+fi
+if [[ ${aarch64} -eq 1 ]] && ! dpkg --print-foreign-architectures | grep -qx arm64; then
+  echo "install-deps: adding the dpkg architecture arm64 (multiarch libraries for the cross build)"
+  "${sudo_cmd[@]}" dpkg --add-architecture arm64
 fi
 export DEBIAN_FRONTEND=noninteractive
 # Another apt or dpkg (unattended-upgrades, a second install) may hold the package locks: wait
@@ -64,4 +88,7 @@ while command -v fuser >/dev/null 2>&1 && "${sudo_cmd[@]}" fuser "${locks[@]}" >
 done
 apt_options=(-o "DPkg::Lock::Timeout=$(( lock_timeout_s - waited_s ))")
 "${sudo_cmd[@]}" apt-get "${apt_options[@]}" update -qq
-"${sudo_cmd[@]}" apt-get "${apt_options[@]}" install -y -qq --no-install-recommends "${missing[@]}"
+# --no-remove: an arm64 library whose version differs from the installed amd64 one (Multi-Arch:
+# same) must fail the install, not make apt remove the amd64 package.
+"${sudo_cmd[@]}" apt-get "${apt_options[@]}" install -y -qq --no-install-recommends --no-remove \
+  "${missing[@]}"

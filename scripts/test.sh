@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Builds and runs the whole test suite: unit + stress tests, samples, the install/consumer test
 # and the benchmark smoke run (bench_smoke) in release (g++ and clang++), then again without the
-# benchmarks under ASan+UBSan and under TSan.
+# benchmarks under ASan+UBSan and under TSan, then cross-built for aarch64 with the tests under
+# qemu-user (scripts/test-aarch64.sh says what runs there).
 # Also builds the API reference with doxygen (warnings are errors): build/api/html/index.html.
-# Installs missing Debian packages first. Usage: scripts/test.sh [preset ...]
+# Installs missing Debian packages first. Usage: scripts/test.sh [preset ...] (`aarch64` runs
+# scripts/test-aarch64.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 echo "=== dependencies (scripts/install-deps.sh; installs only what is missing)"
@@ -11,7 +13,7 @@ scripts/install-deps.sh
 
 presets=("$@")
 if [[ ${#presets[@]} -eq 0 ]]; then
-  presets=(release release-clang asan tsan)
+  presets=(release release-clang asan tsan aarch64)
 fi
 jobs=$(nproc)
 
@@ -22,18 +24,22 @@ doxygen docs/Doxyfile
 for preset in "${presets[@]}"; do
   echo "=== ${preset}: configure"
   start=$(date +%s)
-  cmake --preset "${preset}" >/dev/null
-  if [[ "${preset}" != asan && "${preset}" != tsan ]]; then
-    # Ninja prints a step when it ends: say beforehand why the next minutes are quiet.
-    echo "=== ${preset}: building the Relacy model checks (tests/model): each of the two" \
-         "files takes minutes to compile, with no output until it is done"
-    cmake --build --preset "${preset}" -j "${jobs}" \
-      --target fiberjob_counter_model fiberjob_deque_model
+  if [[ "${preset}" == aarch64 ]]; then
+    scripts/test-aarch64.sh
+  else
+    cmake --preset "${preset}" >/dev/null
+    if [[ "${preset}" != asan && "${preset}" != tsan ]]; then
+      # Ninja prints a step when it ends: say beforehand why the next minutes are quiet.
+      echo "=== ${preset}: building the Relacy model checks (tests/model): each of the three" \
+           "files takes minutes to compile, with no output until it is done"
+      cmake --build --preset "${preset}" -j "${jobs}" \
+        --target fiberjob_counter_model fiberjob_deque_model fiberjob_primitives_model
+    fi
+    echo "=== ${preset}: building the library, tests, samples (and benchmarks in release presets)"
+    cmake --build --preset "${preset}" -j "${jobs}"
+    echo "=== ${preset}: running the tests (ctest; the stress tests take the longest)"
+    ctest --preset "${preset}"
   fi
-  echo "=== ${preset}: building the library, tests, samples (and benchmarks in release presets)"
-  cmake --build --preset "${preset}" -j "${jobs}"
-  echo "=== ${preset}: running the tests (ctest; the stress tests take the longest)"
-  ctest --preset "${preset}"
   echo "=== ${preset}: passed in $(( $(date +%s) - start )) s"
 done
 echo "=== all presets passed: ${presets[*]}"

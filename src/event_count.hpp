@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cstdint>
 
+#include "platform/cache_line.hpp"
 #include "platform/futex.hpp"
 
 namespace fiberjob::detail {
@@ -59,8 +60,8 @@ class EventCount {
   }
 
  private:
-  alignas(64) std::atomic<std::uint32_t> epoch_{0};
-  alignas(64) std::atomic<std::uint32_t> waiters_{0};
+  alignas(kCacheLineBytes) std::atomic<std::uint32_t> epoch_{0};
+  alignas(kCacheLineBytes) std::atomic<std::uint32_t> waiters_{0};
 };
 
 }  // namespace fiberjob::detail

@@ -11,6 +11,7 @@
 #include "fiberjob/detail/wait_node.hpp"
 #include "fiberjob/detail/wait_queue.hpp"
 #include "job.hpp"
+#include "platform/cache_line.hpp"
 #include "sanitizer.hpp"
 
 namespace fiberjob::detail {
@@ -39,7 +40,7 @@ enum class FiberState : std::uint8_t { Pooled, Running, Suspended, Native };
 /// A pooled fiber (or, with state Native, a worker thread's own stack seen as a fiber so that
 /// every switch has the same shape). Fields written by the fiber's resumer before a switch
 /// (`worker`, `handoff`, `pending`) are read by the fiber after it; the switch orders them.
-struct alignas(64) Fiber {
+struct alignas(kCacheLineBytes) Fiber {
   /// The suspended continuation while the fiber is not running; empty while it runs. Stored by
   /// whichever fiber ran next (finish_switch), before anything publishes this fiber.
   boost::context::fiber context;

@@ -9,6 +9,7 @@
 #include <mutex>
 
 #include "fiber.hpp"
+#include "platform/cache_line.hpp"
 
 namespace fiberjob::detail {
 
@@ -108,7 +109,7 @@ class FiberPool {
   /// A Treiber stack of free fiber indices.
   struct FreeList {
     /// {tag:43 | (index + 1):21}; 0 in the index bits = empty.
-    alignas(64) std::atomic<std::uint64_t> head{0};
+    alignas(kCacheLineBytes) std::atomic<std::uint64_t> head{0};
   };
 
   /// Makes the next chunk (grow_mutex_ held, or the constructor): its fibers but the first go
@@ -150,7 +151,7 @@ class FiberPool {
   FreeList warm_;
   FreeList cold_;
   /// Fibers handed out and not yet returned (relaxed: a statistic, pairs with nothing).
-  alignas(64) std::atomic<std::uint32_t> in_use_{0};
+  alignas(kCacheLineBytes) std::atomic<std::uint32_t> in_use_{0};
   /// The largest in_use_ seen (relaxed: a statistic, pairs with nothing).
   std::atomic<std::uint32_t> high_water_{0};
 };

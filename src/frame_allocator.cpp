@@ -1,6 +1,7 @@
 // FrameAllocator: per-worker bump arenas in a ring of frame slots, all in one block.
 //
-// Layout of the block (every arena starts on a cache line, its stride rounded up to 64 bytes):
+// Layout of the block (every arena starts on a cache line, its stride rounded up to
+// kCacheLineBytes, platform/cache_line.hpp):
 //
 //   slot 0: [worker 0][worker 1]...[worker n-1][shared] slot 1: [worker 0]... slot frames-1: ...
 //
@@ -25,6 +26,7 @@
 #include "fiberjob/context.hpp"
 #include "fiberjob/error.hpp"
 #include "fiberjob/job_system.hpp"
+#include "platform/cache_line.hpp"
 #include "sanitizer.hpp"
 
 #if defined(FIBERJOB_ASAN)
@@ -35,7 +37,7 @@ namespace fiberjob {
 namespace detail {
 
 /// One arena of one frame slot. `base` and `capacity_bytes` are fixed at construction.
-struct alignas(64) FrameArena {
+struct alignas(kCacheLineBytes) FrameArena {
   std::byte* base = nullptr;
   /// The budget (FrameAllocatorConfig::bytes_per_worker or shared_bytes).
   std::size_t capacity_bytes = 0;
@@ -51,7 +53,7 @@ struct alignas(64) FrameArena {
 
 namespace {
 
-constexpr std::size_t kCacheLineBytes = 64;
+using detail::kCacheLineBytes;
 constexpr std::size_t kMaxSize = std::numeric_limits<std::size_t>::max();
 /// Byte written over a frame's memory when its slot is reset (debug builds).
 [[maybe_unused]] constexpr unsigned char kFreedByte = 0xDD;

@@ -13,6 +13,7 @@
 
 #include "fiberjob/config.hpp"
 #include "job.hpp"
+#include "platform/cache_line.hpp"
 
 namespace fiberjob::detail {
 
@@ -62,7 +63,7 @@ class Injector {
 
  private:
   using Queue = moodycamel::ConcurrentQueue<std::uintptr_t>;
-  struct alignas(64) Size {
+  struct alignas(kCacheLineBytes) Size {
     std::atomic<std::int64_t> value{0};
   };
   Queue queues_[kPriorityCount];

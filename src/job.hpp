@@ -5,8 +5,8 @@
 //                       WaitNode* of the awaiter whose coroutine to resume), 3 = ResumeChain
 //                       (the first WaitNode* of a drained wait list's remainder)
 //   bits 2-3  priority: Priority::High / Normal / Low
-//   bits 4-   pointer:  JobRecord* and Fiber* are 64-byte aligned, WaitNode 16-byte aligned, so
-//                       the low four bits are free.
+//   bits 4-   pointer:  JobRecord* is 64-byte aligned, Fiber* aligned to a cache line (64 or
+//                       128 bytes), WaitNode* 16-byte aligned, so the low four bits are free.
 // Zero is "no job" (an empty deque or queue returns it).
 
 #include <cassert>

@@ -15,6 +15,7 @@
 #include "fiberjob/config.hpp"
 #include "fiberjob/stats.hpp"
 #include "job.hpp"
+#include "platform/cache_line.hpp"
 #include "record_pool.hpp"
 #include "worker.hpp"
 
@@ -173,7 +174,7 @@ class Scheduler {
   /// pair with the event count's fences (Dekker: stop published vs sleeper announced); the
   /// relaxed loads while spinning and in write_diagnostics are hints. On its own cache line:
   /// idle workers poll it. Ledger: docs/memory_ordering.md, "Event count".
-  alignas(64) std::atomic<bool> stopping_{false};
+  alignas(kCacheLineBytes) std::atomic<bool> stopping_{false};
   /// Elects the one report_pool_grown that prints (relaxed exchange: pairs with nothing).
   std::atomic<bool> growth_reported_{false};
   /// Elects the one report_exhausted_once that prints (relaxed exchange: pairs with nothing).

@@ -38,6 +38,8 @@
 #include <utility>
 #include <vector>
 
+#include "platform/cache_line.hpp"
+
 namespace fiberjob::detail {
 
 /// A single-owner, multi-thief, growable work-stealing deque of non-zero pointer-sized items.
@@ -241,7 +243,6 @@ class WorkStealingDeque {
   }
 
  private:
-  static constexpr std::int64_t kCacheLineSize = 64;                   // bytes
   static constexpr std::int64_t kMinCapacity = 2;                      // items
   static constexpr std::int64_t kMaxCapacity = std::int64_t{1} << 62;  // items
 
@@ -317,18 +318,18 @@ class WorkStealingDeque {
   //
   // top_: index of the oldest item, the next one to steal. Only increases, by one, through a
   //   successful CAS in steal() or in pop() (when pop() takes the last item).
-  alignas(kCacheLineSize) std::atomic<std::int64_t> top_;
+  alignas(kCacheLineBytes) std::atomic<std::int64_t> top_;
   // bottom_: one past the newest item, where push() writes next. Written only by the owner:
   //   +1 in push(); in pop() first -1 (claiming index bottom_ - 1), then back +1 if the deque
   //   was empty or the claimed index was the last item. top_ <= bottom_ except during that
   //   window, when bottom_ may be top_ - 1; a thief treats top_ >= bottom_ as empty.
-  alignas(kCacheLineSize) std::atomic<std::int64_t> bottom_;
+  alignas(kCacheLineBytes) std::atomic<std::int64_t> bottom_;
   // top_seen_: the owner's last reading of top_ (owner only, plain). top_seen_ <= top_ always,
   //   since top_ only grows; push() and pop() refresh it. On bottom_'s line, which the owner
   //   writes anyway.
   std::int64_t top_seen_ = 0;
   // ring_: the current ring, rings_.back(); never null. Written only by the owner, in grow().
-  alignas(kCacheLineSize) std::atomic<Ring*> ring_;
+  alignas(kCacheLineBytes) std::atomic<Ring*> ring_;
 };
 
 }  // namespace fiberjob::detail

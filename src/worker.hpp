@@ -8,6 +8,7 @@
 #include "fiber.hpp"
 #include "fiberjob/config.hpp"
 #include "injector.hpp"
+#include "platform/cache_line.hpp"
 #include "record_pool.hpp"
 #include "trace.hpp"
 #include "work_stealing_deque.hpp"
@@ -40,7 +41,7 @@ enum class WorkerPhase : std::uint8_t { Starting, Running, Searching, Parked, St
 
 /// One worker thread. Everything but `deques` (stolen from by others) and `stats` (read by
 /// stats()) is touched only by the worker's own thread.
-struct alignas(64) Worker {
+struct alignas(kCacheLineBytes) Worker {
   Worker(Scheduler& owner, std::uint32_t worker_index, Injector& injector,
          std::size_t trace_capacity);
 
@@ -64,7 +65,7 @@ struct alignas(64) Worker {
   /// owner fills it; the owner takes it with an exchange, other workers with a CAS, and only
   /// after a whole idle spin phase without other work (so the owner normally gets it, yet a
   /// fiber never waits behind a long job while a worker is idle).
-  alignas(64) std::atomic<std::uintptr_t> next{0};
+  alignas(kCacheLineBytes) std::atomic<std::uintptr_t> next{0};
   /// The waiters of the chain chunk this worker is making runnable (run_chain) that it has not
   /// reached yet: a Job::ResumeChain's bits, 0 = none. Used when the system has several
   /// workers; same rules as `next`: only the thread running this worker fills it, takes one
@@ -104,7 +105,7 @@ struct alignas(64) Worker {
   /// Slots only: the attached thread's own stack (`native`), suspended in a wait, may run again
   /// (set by whoever woke it; taken by the slot's thread in find_job). On its own line: other
   /// threads write it.
-  alignas(64) std::atomic<bool> native_ready{false};
+  alignas(kCacheLineBytes) std::atomic<bool> native_ready{false};
 };
 
 /// Aborts with a message: a deque could not grow, so a job would be lost.

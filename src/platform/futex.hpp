@@ -29,12 +29,19 @@ inline void futex_wake(std::atomic<std::uint32_t>& word, int count) noexcept {
 
 inline constexpr int kFutexWakeAll = INT_MAX;
 
-/// One iteration of a spin-wait: tells the CPU we are spinning (x86 `pause`).
+/// One iteration of a spin-wait: tells the CPU we are spinning and waits a few tens of cycles,
+/// so a spin of N iterations lasts about as long on every CPU that spins.
+/// x86: `pause`. aarch64: `isb`, not `yield`: `yield` is a hint for SMT cores and a no-op on the
+/// others (nearly every ARM core), so a spin would re-load at full speed; `isb` stalls the
+/// front end until the pipeline drains, a delay close to x86's `pause` (Rust's
+/// core::hint::spin_loop made the same choice). Elsewhere: only a compiler barrier.
 inline void cpu_relax() noexcept {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();
 #elif defined(__aarch64__)
-  asm volatile("yield" ::: "memory");
+  asm volatile("isb" ::: "memory");
+#else
+  asm volatile("" ::: "memory");
 #endif
 }
 

@@ -2,49 +2,18 @@
 // process with a message naming the mistake, not corrupt memory or hang (child processes).
 
 #include <doctest/doctest.h>
-#include <spawn.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #include <csignal>
 #include <string>
 
-extern char** environ;
+#include "support/child_process.hpp"
 
 namespace {
 
-struct ChildResult {
-  std::string output;
-  int status = 0;
-};
-
-ChildResult run_child(const char* mode) {
-  int pipe_fds[2];
-  REQUIRE(::pipe(pipe_fds) == 0);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDERR_FILENO);
-  posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDOUT_FILENO);
-  posix_spawn_file_actions_addclose(&actions, pipe_fds[0]);
-  char path[] = FIBERJOB_MISUSE_CHILD;
-  std::string mode_arg = mode;
-  char* argv[] = {path, mode_arg.data(), nullptr};
-  pid_t child = 0;
-  REQUIRE(posix_spawn(&child, path, &actions, nullptr, argv, environ) == 0);
-  posix_spawn_file_actions_destroy(&actions);
-  ::close(pipe_fds[1]);
-  ChildResult result;
-  char buffer[4096];
-  for (ssize_t n; (n = ::read(pipe_fds[0], buffer, sizeof buffer)) > 0;) {
-    result.output.append(buffer, static_cast<std::size_t>(n));
-  }
-  ::close(pipe_fds[0]);
-  REQUIRE(::waitpid(child, &result.status, 0) == child);
-  return result;
-}
-
 void check_aborts_with(const char* mode, const char* message) {
-  const ChildResult result = run_child(mode);
+  const fiberjob::test::ChildResult result =
+      fiberjob::test::run_child(FIBERJOB_MISUSE_CHILD, {mode});
   INFO("mode " << mode << ", child output: " << result.output);
   CHECK(result.output.find(message) != std::string::npos);
   CHECK(WIFSIGNALED(result.status));
