@@ -16,6 +16,7 @@
 #include <chrono>
 #include <exception>
 #include <memory>
+#include <thread>
 #include <type_traits>
 #include <utility>
 
@@ -51,7 +52,8 @@ class WaitOperation {
   static void start(std::unique_ptr<WaitOperation> self) {
     WaitOperation* op = self.get();
     op->timer_.async_wait(Fire{op});
-    // From here the operation belongs to the timer wait and to the wake (refs_ = 2).
+    // From here the operation belongs to the timer wait, which deletes it in fire() once the
+    // wake is over.
     self.release();
     op->node_.callback = &WaitOperation::on_zero;
     op->node_.coroutine = op;
@@ -81,29 +83,30 @@ class WaitOperation {
       timer_.cancel();
     } catch (...) {  // Asio's cancel of a pending wait reports no error; nothing to do
     }
-    release();  // our last touch of the operation
+    // release: pairs with the acquire load in fire(): the exception and the cancel happen
+    // before fire() destroys the operation. Our last touch of it.
+    woken_.store(true, std::memory_order_release);
   }
 
-  /// The completion, on the handler's executor.
+  /// The completion, on the handler's executor. The only way the timer wait completes is
+  /// wake()'s cancel, so wait the moment until wake() has made its last touch: then this thread
+  /// destroys the operation and its timer, while the handler's execution context surely lives
+  /// (the waking worker doing it could find the context already destroyed once the handler ran).
   void fire() {
+    // acquire: pairs with the release store at the end of wake().
+    while (!woken_.load(std::memory_order_acquire)) std::this_thread::yield();
     Handler handler = std::move(handler_);
     std::exception_ptr error = std::move(error_);  // written by wake(), before its cancel
-    release();
+    delete this;
     std::move(handler)(error);
-  }
-
-  /// Two owners, the timer wait and the wake; the last one deletes the operation.
-  void release() noexcept {
-    // acq_rel: release publishes this owner's last accesses (wake's cancel of the timer);
-    // acquire, for the owner that deletes, pairs with the other owner's release.
-    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
   }
 
   Handler handler_;
   Timer timer_;
   Counter& counter_;
   std::exception_ptr error_;
-  std::atomic<int> refs_{2};
+  /// Set by wake() after its last touch of the operation; fire() then owns it alone.
+  std::atomic<bool> woken_{false};
   fiberjob::detail::WaitNode node_;
 };
 
