@@ -252,7 +252,8 @@ void run_chunk_alone(Fiber* self, WaitNode* first, Priority priority) noexcept {
 /// (Worker::chunk). That costs an atomic exchange per waiter: work stealing needs a
 /// read-modify-write or a fence on the owner's side (Attiya et al., "Laws of Order", POPL
 /// 2011), the price of never holding a waiter behind a step that blocks its worker.
-void run_chunk_stealable(Fiber* self, WaitNode* first, Priority priority) noexcept {
+/// `woke_one`: run_chain already woke a parked worker (for the rest of the chain).
+void run_chunk_stealable(Fiber* self, WaitNode* first, Priority priority, bool woke_one) noexcept {
   Worker* worker = self->worker;
   // relaxed: only this thread fills the slot, so a 0 here is current.
   if (worker->is_slot || worker->chunk.load(std::memory_order_relaxed) != 0) {
@@ -269,9 +270,12 @@ void run_chunk_stealable(Fiber* self, WaitNode* first, Priority priority) noexce
   // release: pairs with the acquire exchange below, in take_chunk and in steal_next: the
   // nodes' links (and run_chain's cut of the chunk) are visible to whoever takes it.
   worker->chunk.store(Job::resume_chain(first, priority).bits(), std::memory_order_release);
-  // A parked worker would never look at the slot: wake one, which takes the rest of the chunk
-  // after its spin phase if we are still busy (a waiter blocked its thread, or long steps).
-  if (first->next != nullptr) worker->scheduler->notify_from_worker(1);
+  // A parked worker would never look at the slot: wake one, unless run_chain already did for
+  // the rest of the chain. An awake worker does not park while a slot holds a chunk
+  // (has_visible_work); it takes the chunk after its spin phase if we are still busy (a waiter
+  // blocked its thread, or long steps). One wake per chunk, not two: a futex wake per chunk on
+  // the owner's path cost more than the steps themselves in row 9b.
+  if (!woke_one && first->next != nullptr) worker->scheduler->notify_from_worker(1);
   for (;;) {
     worker = self->worker;  // re-read: a waiter that suspended this fiber may have moved it
     // acquire: pairs with the release stores of the slot (here, above, or by another fiber of
@@ -300,16 +304,18 @@ void run_chain(Fiber* self, Job job) noexcept {
     last = last->next;
     if (last->kind == WaitNode::Kind::Coroutine) __builtin_prefetch(last->coroutine);
   }
+  bool woke_one = false;
   if (WaitNode* rest = last->next) {
     last->next = nullptr;  // the chunk ends here; the nodes are ours until made runnable
     // The rest goes back first, so another worker may take it while we run the chunk.
     push_local(*self->worker, Job::resume_chain(rest, priority));
     self->worker->scheduler->notify_from_worker(1);
+    woke_one = true;
   }
   if (!self->worker->scheduler->several_workers()) {
     run_chunk_alone(self, first, priority);
   } else {
-    run_chunk_stealable(self, first, priority);
+    run_chunk_stealable(self, first, priority, woke_one);
   }
 }
 
