@@ -20,6 +20,7 @@ jobs=$(nproc)
 echo "=== clang-format check"
 clang-format --dry-run --Werror $(git ls-files '*.cpp' '*.hpp')
 echo "=== API reference: doxygen docs/Doxyfile (warnings are errors) -> build/api/html/index.html"
+mkdir -p build/api  # doxygen creates only the last level of OUTPUT_DIRECTORY (a fresh clone has no build/)
 doxygen docs/Doxyfile
 for preset in "${presets[@]}"; do
   echo "=== ${preset}: configure"

@@ -42,8 +42,11 @@ class ConditionVariable {
   /// Errors: Error (SyncMisuse) when `lock` does not own its mutex, the caller is not its
   /// owner, or another mutex is used with this condition variable; Error (FiberPoolExhausted)
   /// as `this_fiber::wait`.
+  /// \param lock a lock that owns the mutex used with this condition variable.
   void wait(std::unique_lock<Mutex>& lock);
   /// Waits until `predicate()` is true (checked under the mutex before each wait).
+  /// \param lock a lock that owns the mutex used with this condition variable.
+  /// \param predicate called with the mutex held; the wait returns once it yields true.
   template <class Predicate>
   void wait(std::unique_lock<Mutex>& lock, Predicate predicate) {
     while (!predicate()) wait(lock);
@@ -54,11 +57,20 @@ class ConditionVariable {
   /// Errors: Error (SyncMisuse) thrown by co_await, as the plain wait.
   class [[nodiscard]] WaitAwaiter {
    public:
+    /// Made by `cv.wait(guard)`; not for direct use.
+    /// \param cv the condition variable to wait on.
+    /// \param guard the guard that owns the mutex used with `cv`.
     WaitAwaiter(ConditionVariable& cv, MutexGuard& guard) noexcept : cv_(cv), guard_(guard) {}
     WaitAwaiter(const WaitAwaiter&) = delete;
     WaitAwaiter& operator=(const WaitAwaiter&) = delete;
+    /// \return false: a condition-variable wait always waits for a notify.
     bool await_ready() const noexcept { return false; }
+    /// Releases the guard's mutex and links the coroutine until a notify.
+    /// Errors: Error (SyncMisuse) as the plain wait.
+    /// \param coroutine the awaiting coroutine.
+    /// \return true (the coroutine suspends).
     bool await_suspend(std::coroutine_handle<> coroutine);
+    /// Nothing to deliver: the guard owns the mutex again.
     void await_resume() const noexcept {}
 
    private:
@@ -68,6 +80,8 @@ class ConditionVariable {
     detail::WaitNode node_;
   };
   /// See `WaitAwaiter`.
+  /// \param guard the guard that owns the mutex used with this condition variable.
+  /// \return the awaiter to `co_await` at once.
   WaitAwaiter wait(MutexGuard& guard) noexcept { return WaitAwaiter(*this, guard); }
 
  private:

@@ -82,6 +82,9 @@ class Context {
 
   /// `co_await ctx.wait(counter, target)`: resumes once the count is at or below `target`.
   /// See `ValueWaitAwaiter` for where the coroutine resumes and what it costs.
+  /// \param counter the counter to watch; it must outlive the `co_await`.
+  /// \param target the count (>= 0) at or below which the coroutine resumes.
+  /// \return the awaiter to `co_await` at once.
   [[nodiscard]] ValueWaitAwaiter wait(Counter& counter, std::int64_t target) noexcept {
     return {counter, target, &scheduler_};
   }

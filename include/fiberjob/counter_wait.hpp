@@ -47,6 +47,10 @@ bool link_value_wait(void* object, WaitNode& node) noexcept;
 /// Thread-safety: one awaiter per co_await; any number of waiters with any targets.
 class [[nodiscard]] ValueWaitAwaiter {
  public:
+  /// Made by `Context::wait(counter, target)`; not for direct use.
+  /// \param counter the counter to watch.
+  /// \param target the count (>= 0) at or below which the coroutine resumes.
+  /// \param scheduler the job system to resume on.
   ValueWaitAwaiter(Counter& counter, std::int64_t target, detail::Scheduler* scheduler) noexcept
       : scheduler_(scheduler) {
     waiter_.counter = &counter;
@@ -55,14 +59,20 @@ class [[nodiscard]] ValueWaitAwaiter {
   ValueWaitAwaiter(const ValueWaitAwaiter&) = delete;
   ValueWaitAwaiter& operator=(const ValueWaitAwaiter&) = delete;
 
+  /// \return true when the count is at or below the target already.
   bool await_ready() const noexcept {
     return waiter_.target >= 0 && detail::value_reached(*waiter_.counter, waiter_.target);
   }
+  /// Links the coroutine into the counter's list of value waiters, unless the target was
+  /// reached meanwhile. Errors: Error (CounterMisuse) for a negative target.
+  /// \param coroutine the awaiting coroutine.
+  /// \return false when the target was reached meanwhile (the coroutine goes on), else true.
   bool await_suspend(std::coroutine_handle<> coroutine) {
     detail::check_target(waiter_.target);
     return detail::suspend_coroutine_on({&detail::link_value_wait, &waiter_}, node_, scheduler_,
                                         coroutine);
   }
+  /// Nothing to deliver: the count was at or below the target.
   void await_resume() const noexcept {}
 
  private:
@@ -80,6 +90,8 @@ namespace this_fiber {
 /// Errors: Error (CounterMisuse) for a negative target; Error (FiberPoolExhausted) as
 ///   `wait(counter)`. A target > 0 does not rethrow the counter's exception.
 /// Thread-safety: any number of waiters with any targets.
+/// \param counter the counter to watch; it must outlive the wait.
+/// \param target the count (>= 0) at or below which the wait returns.
 void wait(Counter& counter, std::int64_t target);
 }  // namespace this_fiber
 

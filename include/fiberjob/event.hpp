@@ -35,6 +35,8 @@ class Event {
   enum class Mode : std::uint8_t { Manual, Auto };
 
   /// A reset event. Allocation: none.
+  /// \param mode manual-reset (every waiter, stays set) or auto-reset (one waiter per set).
+  /// \param initially_set whether the event starts set.
   explicit Event(Mode mode = Mode::Manual, bool initially_set = false) noexcept;
   /// Aborts with a message naming the fix when jobs, coroutines or threads still wait on it.
   ~Event();
@@ -56,10 +58,12 @@ class Event {
 
   /// Whether the event is set now (a snapshot; acquire: a caller that sees true sees what the
   /// setter wrote before set()). Suspends: no.
+  /// \return true when the event is set.
   [[nodiscard]] bool is_set() const noexcept;
 
   /// Waits without suspending: true when the event was set, which an auto-reset event then
   /// resets (consumes). Suspends: no. Cost: one load or one compare-exchange.
+  /// \return true when the event was set (and, auto-reset, this call took the set).
   [[nodiscard]] bool try_wait() noexcept;
 
   /// `co_await ev`: resumes once the event is set (for an auto-reset event, once this waiter
@@ -68,14 +72,21 @@ class Event {
   /// allocation. Thread-safety: one awaiter per co_await.
   class [[nodiscard]] Awaiter {
    public:
+    /// Made by `co_await ev`; not for direct use.
+    /// \param event the event to wait for.
     explicit Awaiter(Event& event) noexcept : event_(event) {}
     Awaiter(const Awaiter&) = delete;
     Awaiter& operator=(const Awaiter&) = delete;
+    /// \return true when the event is set already (auto-reset: this wait took the set).
     bool await_ready() noexcept { return event_.try_wait(); }
+    /// Links the coroutine into the event's wait queue, unless a set arrived meanwhile.
+    /// \param coroutine the awaiting coroutine.
+    /// \return false when the event was set meanwhile (the coroutine goes on), else true.
     bool await_suspend(std::coroutine_handle<> coroutine) noexcept {
       return detail::suspend_coroutine_on({&Event::link_waiter, &event_}, node_, nullptr,
                                           coroutine);
     }
+    /// Nothing to deliver: the wait has completed.
     void await_resume() const noexcept {}
 
    private:
@@ -83,6 +94,7 @@ class Event {
     detail::WaitNode node_;
   };
   /// See `Awaiter`.
+  /// \return the awaiter to `co_await` at once.
   Awaiter operator co_await() noexcept { return Awaiter(*this); }
 
   /// Waits in plain code until the event is set (auto-reset: until this waiter took a set);
@@ -110,6 +122,7 @@ namespace this_fiber {
 /// Allocation: none. Thread-safety: any number of waiters.
 /// Errors: Error (FiberPoolExhausted) in a job when the pool has no fiber to run other work
 ///   meanwhile (nothing is lost; the wait did not begin).
+/// \param event the event to wait for; it must outlive the wait.
 inline void wait(Event& event) { event.wait(); }
 }  // namespace this_fiber
 

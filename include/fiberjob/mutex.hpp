@@ -19,11 +19,20 @@ class Mutex;
 /// returns. Movable, not copyable. Thread-safety: one guard, one owner.
 class [[nodiscard]] MutexGuard {
  public:
+  /// A guard that owns nothing.
   MutexGuard() noexcept = default;
+  /// Made by `co_await m.scoped_lock()`; not for direct use.
+  /// \param mutex the mutex the caller has just locked.
+  /// \param owner who owns it (the awaiting coroutine's frame).
   MutexGuard(Mutex& mutex, const void* owner) noexcept : mutex_(&mutex), owner_(owner) {}
+  /// Takes over `other`'s ownership; `other` then owns nothing.
+  /// \param other the guard to move from.
   MutexGuard(MutexGuard&& other) noexcept : mutex_(other.mutex_), owner_(other.owner_) {
     other.mutex_ = nullptr;
   }
+  /// Unlocks what this guard owns, then takes over `other`'s ownership.
+  /// \param other the guard to move from; it then owns nothing.
+  /// \return this guard.
   MutexGuard& operator=(MutexGuard&& other) noexcept;
   MutexGuard(const MutexGuard&) = delete;
   MutexGuard& operator=(const MutexGuard&) = delete;
@@ -33,8 +42,10 @@ class [[nodiscard]] MutexGuard {
   /// Unlocks early (no effect when the guard owns nothing). Suspends: no.
   void unlock() noexcept;
   /// Whether the guard owns a locked mutex.
+  /// \return true when it does.
   [[nodiscard]] bool owns_lock() const noexcept { return mutex_ != nullptr; }
-  /// The mutex it owns (nullptr when none).
+  /// The mutex it owns.
+  /// \return the mutex, or nullptr when the guard owns none.
   [[nodiscard]] Mutex* mutex() const noexcept { return mutex_; }
 
  private:
@@ -78,7 +89,8 @@ class Mutex {
   /// Errors: Error (SyncMisuse) when the caller owns it already (it would never return);
   /// Error (FiberPoolExhausted) as `this_fiber::wait`.
   void lock();
-  /// Locks when free and nobody waits; never suspends. Returns whether it did.
+  /// Locks when free and nobody waits; never suspends.
+  /// \return true when the caller now owns the mutex.
   [[nodiscard]] bool try_lock() noexcept;
   /// Unlocks, handing it to the oldest waiter if any. Suspends: no.
   /// Errors: aborts with a message when the caller does not own it (unlock of an unlocked
@@ -89,11 +101,19 @@ class Mutex {
   /// Errors: Error (SyncMisuse) thrown by co_await when this coroutine owns it already.
   class [[nodiscard]] LockAwaiter {
    public:
+    /// Made by `scoped_lock()`; not for direct use.
+    /// \param mutex the mutex to lock.
     explicit LockAwaiter(Mutex& mutex) noexcept : mutex_(mutex) {}
     LockAwaiter(const LockAwaiter&) = delete;
     LockAwaiter& operator=(const LockAwaiter&) = delete;
+    /// \return false: the lock is tried in await_suspend, which knows the coroutine (owner).
     bool await_ready() const noexcept { return false; }
+    /// Takes the mutex when free, else links the coroutine into its wait queue.
+    /// Errors: Error (SyncMisuse) when this coroutine owns the mutex already.
+    /// \param coroutine the awaiting coroutine (its frame becomes the owner).
+    /// \return false when the mutex was taken at once (the coroutine goes on), else true.
     bool await_suspend(std::coroutine_handle<> coroutine);
+    /// \return the guard that owns the mutex now.
     MutexGuard await_resume() const noexcept { return MutexGuard(mutex_, owner_); }
 
    private:
@@ -102,6 +122,7 @@ class Mutex {
     detail::WaitNode node_;
   };
   /// See `LockAwaiter`.
+  /// \return the awaiter to `co_await` at once.
   LockAwaiter scoped_lock() noexcept { return LockAwaiter(*this); }
 
  private:

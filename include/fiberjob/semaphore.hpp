@@ -28,6 +28,7 @@ class Semaphore {
 
   /// A semaphore holding `initial` permits (0 <= initial <= kMax).
   /// Errors: Error (SyncMisuse) when `initial` is out of range.
+  /// \param initial the permits it starts with.
   explicit Semaphore(std::int64_t initial = 0);
   /// Aborts with a message naming the fix when someone still waits on it.
   ~Semaphore();
@@ -38,27 +39,37 @@ class Semaphore {
   /// while there is none; resumes on any worker. Errors: Error (FiberPoolExhausted) as
   /// `this_fiber::wait`.
   void acquire();
-  /// Takes a permit when one is free and nobody waits; never suspends. Returns whether it did.
+  /// Takes a permit when one is free and nobody waits; never suspends.
+  /// \return true when the caller took a permit.
   [[nodiscard]] bool try_acquire() noexcept;
   /// Returns `n` (>= 1) permits: the oldest waiters get one each, the rest stay in the count.
   /// Suspends: no. Errors: Error (SyncMisuse) for n < 1 or a count past `kMax` (nothing is
   /// released then).
+  /// \param n the permits to return.
   void release(std::int64_t n = 1);
   /// The free permits now (a snapshot).
+  /// \return the count of free permits.
   [[nodiscard]] std::int64_t available() const noexcept;
 
   /// `co_await sem.acquire_async()`: takes a permit, suspending the coroutine (never the fiber)
   /// while there is none. No allocation.
   class [[nodiscard]] AcquireAwaiter {
    public:
+    /// Made by `acquire_async()`; not for direct use.
+    /// \param semaphore the semaphore to take a permit from.
     explicit AcquireAwaiter(Semaphore& semaphore) noexcept : semaphore_(semaphore) {}
     AcquireAwaiter(const AcquireAwaiter&) = delete;
     AcquireAwaiter& operator=(const AcquireAwaiter&) = delete;
+    /// \return true when a permit was taken at once.
     bool await_ready() noexcept { return semaphore_.try_acquire(); }
+    /// Links the coroutine into the semaphore's wait queue, unless a permit came meanwhile.
+    /// \param coroutine the awaiting coroutine.
+    /// \return false when a permit was taken meanwhile (the coroutine goes on), else true.
     bool await_suspend(std::coroutine_handle<> coroutine) noexcept {
       return detail::suspend_coroutine_on({&Semaphore::link_acquirer, &semaphore_}, node_, nullptr,
                                           coroutine);
     }
+    /// Nothing to deliver: the caller holds a permit now.
     void await_resume() const noexcept {}
 
    private:
@@ -66,6 +77,7 @@ class Semaphore {
     detail::WaitNode node_;
   };
   /// See `AcquireAwaiter`.
+  /// \return the awaiter to `co_await` at once.
   AcquireAwaiter acquire_async() noexcept { return AcquireAwaiter(*this); }
 
  private:
