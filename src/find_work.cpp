@@ -37,14 +37,15 @@ std::uint64_t next_random(std::uint64_t& state) noexcept {  // xorshift64
 
 }  // namespace
 
-Job Scheduler::steal(Worker& worker, std::size_t priority) noexcept {
+template <typename PickDeque>
+Job Scheduler::steal(Worker& worker, PickDeque pick) noexcept {
   const std::size_t n = workers_.size();
   if (n < 2) return {};
   const std::size_t start = next_random(worker.rng_state) % n;
   for (std::size_t i = 0; i < n; ++i) {
     Worker& victim = *workers_[(start + i) % n];
     if (&victim == &worker) continue;
-    WorkStealingDeque& deque = priority == kYieldedQueue ? victim.yielded : victim.deques[priority];
+    WorkStealingDeque& deque = pick(victim);
     // Two tries: a steal fails either because the deque is empty or because it lost a race.
     for (int attempt = 0; attempt < 2 && !deque.empty(); ++attempt) {
       if (const std::uintptr_t bits = deque.steal()) {
@@ -58,6 +59,15 @@ Job Scheduler::steal(Worker& worker, std::size_t priority) noexcept {
     }
   }
   return {};
+}
+
+Job Scheduler::steal_ready(Worker& worker, std::size_t priority) noexcept {
+  return steal(
+      worker, [priority](Worker& victim) -> WorkStealingDeque& { return victim.deques[priority]; });
+}
+
+Job Scheduler::steal_yielded(Worker& worker) noexcept {
+  return steal(worker, [](Worker& victim) -> WorkStealingDeque& { return victim.yielded; });
 }
 
 Job Scheduler::pop_injector(Worker& worker, std::size_t priority) noexcept {
@@ -99,15 +109,24 @@ inline Job Scheduler::take_next(Worker& worker) noexcept {
   return {};
 }
 
-Job Scheduler::find_job(Worker& worker) noexcept {
-  // The quick look of a worker alone in its system (no thief, no victim) that is not due to
-  // start at the injector: the usual case of a yield or a wait on one worker. It makes no
-  // call on the way to "only the yield queue", so it saves no registers; callgrind: 94
-  // instructions per yield for the full look. Same order as the full look.
-  if (!several_workers_ && worker.injector_countdown > 1) {
-    --worker.injector_countdown;
-    if (Job job = take_next(worker)) return job;
-    if (Job job = take_chunk(worker)) return job;
+// Where a worker looks for its next job, highest first. Both looks of find_job go through
+// look_in_order, so this is the one place that states the order:
+//   1. the fiber one of its jobs just woke (Worker::next), unless a High job waits (take_next);
+//   2. the rest of a chain chunk it was making runnable (Worker::chunk);
+//   3. the ready jobs, High to Low priority: own deque, injector, the other workers' deques;
+//   4. the yielded fibers: its own, oldest first, then the other workers' (look_in_queues).
+// Every kInjectorFirstInterval-th look starts at the injector and the own yield queue instead
+// (find_job_full), so work that keeps coming cannot starve them.
+//
+// kAlone: the worker is alone in its system (no thief, no victim). Step 3 is then skipped with
+// one branch when every queue is empty, and step 4 takes from the yield queue without a CAS.
+// Always inline: the quick look makes no call on the way to the yield queue, so it saves no
+// registers (a yield on one worker is this path).
+template <bool kAlone>
+[[gnu::always_inline]] inline Job Scheduler::look_in_order(Worker& worker) noexcept {
+  if (Job job = take_next(worker)) return job;
+  if (Job job = take_chunk(worker)) return job;
+  if constexpr (kAlone) {
     static_assert(kPriorityCount == 3, "the quick look checks each priority level");
     // Bitwise, not short-circuit: the six loads go out together and there is one branch.
     auto occupied = [](const WorkStealingDeque& deque) {
@@ -121,6 +140,17 @@ Job Scheduler::find_job(Worker& worker) noexcept {
     // Alone in the system: nobody else takes from our yield queue, so no CAS.
     if (!worker.yielded.empty()) return Job::from_bits(worker.yielded.take_oldest_unshared());
     return {};
+  } else {
+    return look_in_queues(worker);
+  }
+}
+
+Job Scheduler::find_job(Worker& worker) noexcept {
+  // The quick look: a worker alone in its system that is not due to start at the injector,
+  // the usual case of a yield or a wait on one worker.
+  if (!several_workers_ && worker.injector_countdown > 1) {
+    --worker.injector_countdown;
+    return look_in_order<true>(worker);
   }
   return find_job_full(worker);
 }
@@ -139,9 +169,7 @@ Job Scheduler::find_job_full(Worker& worker) noexcept {
     }
     if (const std::uintptr_t bits = worker.yielded.steal()) return Job::from_bits(bits);
   }
-  if (Job job = take_next(worker)) return job;
-  if (Job job = take_chunk(worker)) return job;
-  return look_in_queues(worker);
+  return look_in_order<false>(worker);
 }
 
 Job Scheduler::look_in_queues(Worker& worker) noexcept {
@@ -154,14 +182,14 @@ Job Scheduler::look_in_queues(Worker& worker) noexcept {
       if (Job job = pop_injector(worker, p)) return job;
     }
     if (several_workers_) {
-      if (Job job = steal(worker, p)) return job;
+      if (Job job = steal_ready(worker, p)) return job;
     }
   }
   // Yielded fibers come after every ready job: ours first (oldest first), then other workers'.
   if (!worker.yielded.empty()) {
     if (const std::uintptr_t bits = worker.yielded.steal()) return Job::from_bits(bits);
   }
-  return several_workers_ ? steal(worker, kYieldedQueue) : Job{};
+  return several_workers_ ? steal_yielded(worker) : Job{};
 }
 
 Job Scheduler::spin_for_job(Worker& worker) noexcept {
