@@ -53,8 +53,8 @@ void resume_from_counter(Counter& counter, WaitNode& node) {
 }
 
 bool suspend_for_yield(WaitNode& node, Scheduler& scheduler, std::coroutine_handle<> coroutine) {
-  Worker* worker = current_worker();
-  if (worker != nullptr && worker->scheduler == &scheduler && current_fiber() != nullptr) {
+  Worker* worker = current_worker_of(scheduler);
+  if (worker != nullptr && current_fiber() != nullptr) {
     // On one of our workers: behind the work that is ready, through the worker's yield queue
     // (stackless, like the wait above; no fiber switch).
     node.kind = WaitNode::Kind::Coroutine;
@@ -74,8 +74,7 @@ bool suspend_for_yield(WaitNode& node, Scheduler& scheduler, std::coroutine_hand
 }
 
 bool on_scheduler(const Scheduler& scheduler) noexcept {
-  const Worker* worker = current_worker();
-  return worker != nullptr && worker->scheduler == &scheduler;
+  return current_worker_of(scheduler) != nullptr;
 }
 
 void schedule_coroutine(WaitNode& node, Scheduler& scheduler, std::coroutine_handle<> coroutine) {
@@ -86,8 +85,7 @@ void schedule_coroutine(WaitNode& node, Scheduler& scheduler, std::coroutine_han
 }
 
 void note_coroutine_job_started(Scheduler& scheduler) noexcept {
-  Worker* worker = current_worker();
-  if (worker != nullptr && worker->scheduler == &scheduler) {
+  if (Worker* worker = current_worker_of(scheduler)) {
     WorkerStats::bump(worker->stats.coroutine_jobs_started);
   } else {
     scheduler.count_foreign_coroutine_job(+1);
@@ -95,7 +93,7 @@ void note_coroutine_job_started(Scheduler& scheduler) noexcept {
 }
 
 void finish_task_job(Scheduler& scheduler, JobRecord* record, std::exception_ptr error) noexcept {
-  if (Worker* worker = current_worker(); worker != nullptr && worker->scheduler == &scheduler) {
+  if (Worker* worker = current_worker_of(scheduler)) {
     WorkerStats::bump(worker->stats.coroutine_jobs_ended);
   } else {
     scheduler.count_foreign_coroutine_job(-1);  // ended by a foreign thread's resume

@@ -114,11 +114,7 @@ std::int64_t CounterAccess::settle(const Counter& counter) noexcept {
   std::int64_t value = counter.value_.load(std::memory_order_acquire);
   for (int spins = 0; is_waking(value); ++spins) {
     // The drainer needs three atomic operations; if it was preempted among them, let it run.
-    if (spins < 128) {
-      cpu_relax();
-    } else {
-      sched_yield();
-    }
+    spin_then_yield(spins);
     value = counter.value_.load(std::memory_order_acquire);  // acquire: as above
   }
   return value;
@@ -161,11 +157,7 @@ void CounterAccess::link(Counter& counter, WaitNode& node, Worker* current) noex
 void CounterAccess::spin_until_linked(const WaitNode& node) noexcept {
   // acquire: as in wait_for_linker.
   for (int spins = 0; node.linking.load(std::memory_order_acquire) != 0; ++spins) {
-    if (spins < 128) {
-      cpu_relax();
-    } else {
-      sched_yield();
-    }
+    spin_then_yield(spins);
   }
 }
 

@@ -30,14 +30,6 @@ namespace fiberjob {
 namespace detail {
 namespace {
 
-void backoff(int spins) noexcept {
-  if (spins < 128) {
-    cpu_relax();
-  } else {
-    sched_yield();  // the lock holder or the drainer was preempted: let it run
-  }
-}
-
 /// Unlinks the waiters whose target `count` meets; returns their nodes as a chain.
 WaitNode* take_satisfied(std::int64_t count, ValueWaiter*& list) noexcept {
   WaitNode* chain = nullptr;
@@ -83,7 +75,7 @@ bool CounterAccess::link_value_waiter(void* object, WaitNode& node) noexcept {
   std::int64_t value = counter.value_.load(std::memory_order_acquire);
   for (int spins = 0;; ++spins) {
     if (is_waking(value) || (value & kValueLocked) != 0) {  // a drain or a list owner: wait
-      backoff(spins);
+      spin_then_yield(spins);  // the lock holder or the drainer may be preempted
       value = counter.value_.load(std::memory_order_acquire);  // acquire: as above
       continue;
     }
@@ -118,7 +110,7 @@ void CounterAccess::signal_value_waiters(Counter& counter, Worker* current,
       return;
     }
     if ((value & kValueLocked) != 0) {
-      backoff(spins);
+      spin_then_yield(spins);  // the lock holder or the drainer may be preempted
       value = counter.value_.load(std::memory_order_relaxed);  // relaxed: a guess
       continue;
     }

@@ -172,7 +172,7 @@ void Scheduler::stop_workers() noexcept {
       std::abort();
     }
   }
-  if (Worker* self = current_worker(); self != nullptr && self->scheduler == this) {
+  if (current_worker_of(*this) != nullptr) {
     std::fputs(
         "fiberjob: a JobSystem was destroyed from one of its own jobs; destroy it from "
         "the thread that created it, after waiting for its work.\n",
@@ -200,7 +200,7 @@ void Scheduler::worker_main(Worker& worker) {
 }
 
 void Scheduler::push(Job job, Worker* from) noexcept {
-  if (from != nullptr && from->scheduler == this) {
+  if (is_worker_of(from, *this)) {
     push_local(*from, job);
   } else {
     inject(job, from);
@@ -208,14 +208,13 @@ void Scheduler::push(Job job, Worker* from) noexcept {
 }
 
 void Scheduler::inject(Job job, Worker* from) noexcept {
-  injector_.push(job, from != nullptr && from->scheduler == this ? &from->tokens : nullptr);
+  injector_.push(job, is_worker_of(from, *this) ? &from->tokens : nullptr);
   idle_.notify(1);
 }
 
 void Scheduler::inject_bulk(const std::uintptr_t* jobs, std::size_t count, Priority priority,
                             Worker* from) noexcept {
-  injector_.push_bulk(jobs, count, priority,
-                      from != nullptr && from->scheduler == this ? &from->tokens : nullptr);
+  injector_.push_bulk(jobs, count, priority, is_worker_of(from, *this) ? &from->tokens : nullptr);
   idle_.notify(static_cast<int>(count));
 }
 

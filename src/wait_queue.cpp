@@ -43,11 +43,7 @@ std::uint32_t WaitQueue::lock() noexcept {
     }
     if ((word & kLocked) != 0) {
       // The holder runs a few pointer operations; if it was preempted, let it run.
-      if (spins < 128) {
-        cpu_relax();
-      } else {
-        sched_yield();
-      }
+      spin_then_yield(spins);
       word = word_.load(std::memory_order_relaxed);  // relaxed: a guess, as above
     }
   }

@@ -87,7 +87,7 @@ bool hand_over_chain(WaitNode* head, Worker* current) noexcept {
                             : head->kind == WaitNode::Kind::Fiber ? head->fiber->priority
                                                                   : Priority::Normal;
   const Job chain = Job::resume_chain(head, priority);
-  if (current != nullptr && current->scheduler == scheduler) {
+  if (is_worker_of(current, *scheduler)) {
     push_local(*current, chain);
     scheduler->notify_from_worker(1);
   } else {
@@ -172,7 +172,7 @@ void wake_list_batched(WaitNode* head, Worker* current) noexcept {
           continue;
         }
       }
-      if (current != nullptr && current->scheduler == scheduler) {
+      if (is_worker_of(current, *scheduler)) {
         push_local(*current, job);
         ++local;
       } else {
