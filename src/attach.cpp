@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "fiberjob/detail/die.hpp"
 #include "fiberjob/error.hpp"
 #include "scheduler.hpp"
 #include "stack_guard.hpp"
@@ -63,11 +64,9 @@ Worker* Scheduler::attach() {
 
 void Scheduler::detach(Worker& slot) noexcept {
   if (current_worker() != &slot || slot.current != &slot.native) {
-    std::fputs(
+    die_with(
         "fiberjob: an AttachedWorker was destroyed on another thread than the one that created "
-        "it, or from inside a job; destroy it on its own thread, outside jobs.\n",
-        stderr);
-    std::abort();
+        "it, or from inside a job; destroy it on its own thread, outside jobs.");
   }
   flush_deferred_signals(slot);  // none are left after a wait; kept for robustness
   set_current_worker(nullptr);

@@ -20,6 +20,7 @@
 
 #include "counter_access.hpp"
 #include "fiberjob/counter.hpp"
+#include "fiberjob/detail/die.hpp"
 #include "fiberjob/error.hpp"
 #include "platform/futex.hpp"
 #include "worker.hpp"
@@ -38,31 +39,28 @@ constexpr bool kCheckLinkers = false;
 constexpr bool kCheckLinkers = true;
 #endif
 
-[[noreturn]] void die(const char* message) noexcept {
-  std::fputs(message, stderr);
-  std::fflush(stderr);
-  std::abort();
-}
-
 }  // namespace
 
 Counter::~Counter() {
   // acquire: pairs with the push CAS in CounterAccess::link (a linked node is visible).
   if (waiters_.load(std::memory_order_acquire) != nullptr) {
-    die("fiberjob: Counter destroyed while jobs or threads still wait on it; keep the counter "
-        "alive until every wait on it has returned.\n");
+    detail::die_with(
+        "fiberjob: Counter destroyed while jobs or threads still wait on it; keep the counter "
+        "alive until every wait on it has returned.");
   }
   // acquire: pairs with the release decrement in CounterAccess::link (a finished link is
   // seen as finished).
   if (kCheckLinkers && linkers_.load(std::memory_order_acquire) != 0) {
-    die("fiberjob: Counter destroyed while a waiter is still linking into it (its wait has not "
+    detail::die_with(
+        "fiberjob: Counter destroyed while a waiter is still linking into it (its wait has not "
         "returned): with several waiters, destroy a counter only once every wait on it has "
-        "returned, not just one.\n");
+        "returned, not just one.");
   }
   // relaxed: a diagnostic; a correct program has no concurrent access here.
   if (value_.load(std::memory_order_relaxed) != 0) {
-    die("fiberjob: Counter destroyed while jobs it counts are still pending (count not zero); "
-        "wait on the counter before it goes out of scope, also on paths that throw.\n");
+    detail::die_with(
+        "fiberjob: Counter destroyed while jobs it counts are still pending (count not zero); "
+        "wait on the counter before it goes out of scope, also on paths that throw.");
   }
 }
 
@@ -80,9 +78,10 @@ void Counter::add(std::int64_t n) {
   const std::int64_t previous = value_.fetch_add(n, std::memory_order_relaxed);
   if (previous == 0) {
     if (kCheckLinkers && linking != 0) {
-      die("fiberjob: Counter reused (add after it reached zero) while a waiter of the previous "
+      detail::die_with(
+          "fiberjob: Counter reused (add after it reached zero) while a waiter of the previous "
           "round is still linking (its wait has not returned): start a new round only once "
-          "every wait of the previous one has returned, not just one.\n");
+          "every wait of the previous one has returned, not just one.");
     }
     CounterAccess::forget_delivered_error(*this);
   } else if (previous < 0 && !CounterAccess::is_waking(previous)) {
@@ -181,9 +180,10 @@ void CounterAccess::signal(Counter& counter, Worker* current, std::int64_t units
       next = kWaking;
       final_signal = true;
     } else {
-      die("fiberjob: Counter::signal on a counter with no outstanding unit: it was signalled "
+      detail::die_with(
+          "fiberjob: Counter::signal on a counter with no outstanding unit: it was signalled "
           "more often than jobs were added (a job signalled it by hand?). Every signal needs a "
-          "matching add.\n");
+          "matching add.");
     }
     // acq_rel. release: publishes this job's writes (and a captured exception) to the waiters,
     // who acquire the count. acquire: the final signaller must see every earlier job's writes,

@@ -4,6 +4,7 @@
 // wake_list.cpp, the pool's reports in pool_reports.cpp.
 
 #include "scheduler.hpp"
+#include "fiberjob/detail/die.hpp"
 
 #include <pthread.h>
 #include <sched.h>
@@ -165,19 +166,15 @@ void Scheduler::stop_workers() noexcept {
   for (auto& worker : workers_) {
     // acquire: pairs with the release store in detach (the slot's last use is over).
     if (worker->is_slot && worker->slot_taken.load(std::memory_order_acquire)) {
-      std::fputs(
+      die_with(
           "fiberjob: a JobSystem was destroyed while a thread was still attached to it "
-          "(AttachedWorker); destroy the AttachedWorker first.\n",
-          stderr);
-      std::abort();
+          "(AttachedWorker); destroy the AttachedWorker first.");
     }
   }
   if (current_worker_of(*this) != nullptr) {
-    std::fputs(
+    die_with(
         "fiberjob: a JobSystem was destroyed from one of its own jobs; destroy it from "
-        "the thread that created it, after waiting for its work.\n",
-        stderr);
-    std::abort();
+        "the thread that created it, after waiting for its work.");
   }
   stopping_.store(true, std::memory_order_seq_cst);
   idle_.notify_all();
