@@ -18,7 +18,7 @@
 #include <cstdlib>
 #include <string>
 
-#include "counter_access.hpp"
+#include "counter_wait_list.hpp"
 #include "fiberjob/counter.hpp"
 #include "fiberjob/detail/die.hpp"
 #include "fiberjob/error.hpp"
@@ -27,7 +27,7 @@
 
 namespace fiberjob {
 
-using detail::CounterAccess;
+using detail::CounterWaitList;
 
 namespace {
 
@@ -42,13 +42,13 @@ constexpr bool kCheckLinkers = true;
 }  // namespace
 
 Counter::~Counter() {
-  // acquire: pairs with the push CAS in CounterAccess::link (a linked node is visible).
+  // acquire: pairs with the push CAS in CounterWaitList::link (a linked node is visible).
   if (waiters_.load(std::memory_order_acquire) != nullptr) {
     detail::die_with(
         "fiberjob: Counter destroyed while jobs or threads still wait on it; keep the counter "
         "alive until every wait on it has returned.");
   }
-  // acquire: pairs with the release decrement in CounterAccess::link (a finished link is
+  // acquire: pairs with the release decrement in CounterWaitList::link (a finished link is
   // seen as finished).
   if (kCheckLinkers && linkers_.load(std::memory_order_acquire) != 0) {
     detail::die_with(
@@ -71,7 +71,7 @@ void Counter::add(std::int64_t n) {
   }
   // Read before the add: a link already in progress then began while the count was not yet
   // raised by us, so if the count was zero it belongs to the previous round.
-  // acquire: pairs with the release decrement in CounterAccess::link.
+  // acquire: pairs with the release decrement in CounterWaitList::link.
   const std::uint32_t linking = kCheckLinkers ? linkers_.load(std::memory_order_acquire) : 0;
   // relaxed: the unit only has to exist before the job that removes it is queued, and the
   // queue push (release) / pop (acquire) orders that. Pairs with nothing itself.
@@ -83,8 +83,8 @@ void Counter::add(std::int64_t n) {
           "round is still linking (its wait has not returned): start a new round only once "
           "every wait of the previous one has returned, not just one.");
     }
-    CounterAccess::forget_delivered_error(*this);
-  } else if (previous < 0 && !CounterAccess::is_waking(previous)) {
+    CounterWaitList::forget_delivered_error(*this);
+  } else if (previous < 0 && !CounterWaitList::is_waking(previous)) {
     value_.fetch_sub(n, std::memory_order_relaxed);  // relaxed: undo of the add above
     throw Error(ErrorCode::CounterMisuse,
                 "fiberjob: Counter::add on a counter that was signalled more often than added "
@@ -93,13 +93,13 @@ void Counter::add(std::int64_t n) {
   }
 }
 
-void Counter::signal() noexcept { CounterAccess::signal(*this, detail::current_worker()); }
+void Counter::signal() noexcept { CounterWaitList::signal(*this, detail::current_worker()); }
 
-bool Counter::done() const noexcept { return CounterAccess::load_settled(*this) == 0; }
+bool Counter::done() const noexcept { return CounterWaitList::load_settled(*this) == 0; }
 
 std::int64_t Counter::pending() const noexcept {
-  const std::int64_t value = CounterAccess::load_settled(*this);
-  return value > 0 ? (value & CounterAccess::kCountMask) : value;  // without value-wait flags
+  const std::int64_t value = CounterWaitList::load_settled(*this);
+  return value > 0 ? (value & CounterWaitList::kCountMask) : value;  // without value-wait flags
 }
 
 std::uint32_t Counter::dropped_exceptions() const noexcept {
@@ -108,7 +108,7 @@ std::uint32_t Counter::dropped_exceptions() const noexcept {
 
 namespace detail {
 
-std::int64_t CounterAccess::settle(const Counter& counter) noexcept {
+std::int64_t CounterWaitList::settle(const Counter& counter) noexcept {
   // acquire: as in load_settled.
   std::int64_t value = counter.value_.load(std::memory_order_acquire);
   for (int spins = 0; is_waking(value); ++spins) {
@@ -119,7 +119,7 @@ std::int64_t CounterAccess::settle(const Counter& counter) noexcept {
   return value;
 }
 
-void CounterAccess::link(Counter& counter, WaitNode& node, Worker* current) noexcept {
+void CounterWaitList::link(Counter& counter, WaitNode& node, Worker* current) noexcept {
   // relaxed: published by the push CAS below; cleared with release after our last touch.
   node.linking.store(1, std::memory_order_relaxed);
   // Debug check of the lifetime rules. relaxed: the count only has to be up before our push,
@@ -153,14 +153,14 @@ void CounterAccess::link(Counter& counter, WaitNode& node, Worker* current) noex
   wake_list(drained, current);
 }
 
-void CounterAccess::spin_until_linked(const WaitNode& node) noexcept {
+void CounterWaitList::spin_until_linked(const WaitNode& node) noexcept {
   // acquire: as in wait_for_linker.
   for (int spins = 0; node.linking.load(std::memory_order_acquire) != 0; ++spins) {
     spin_then_yield(spins);
   }
 }
 
-void CounterAccess::signal(Counter& counter, Worker* current, std::int64_t units) noexcept {
+void CounterWaitList::signal(Counter& counter, Worker* current, std::int64_t units) noexcept {
   // relaxed: only the first guess of the CAS below.
   std::int64_t value = counter.value_.load(std::memory_order_relaxed);
   std::int64_t next = 0;
@@ -201,7 +201,7 @@ void CounterAccess::signal(Counter& counter, Worker* current, std::int64_t units
   wake_list(drained, current);
 }
 
-void CounterAccess::capture(Counter& counter, std::exception_ptr error) noexcept {
+void CounterWaitList::capture(Counter& counter, std::exception_ptr error) noexcept {
   for (int spins = 0;; ++spins) {
     // acquire: pairs with the release stores that leave kErrorWriting (error_ is complete).
     std::uint32_t state = counter.error_state_.load(std::memory_order_acquire);
@@ -228,7 +228,7 @@ void CounterAccess::capture(Counter& counter, std::exception_ptr error) noexcept
   }
 }
 
-void CounterAccess::forget_delivered_error(Counter& counter) noexcept {
+void CounterWaitList::forget_delivered_error(Counter& counter) noexcept {
   // relaxed: only skips the CAS below in the common case (no error was ever delivered); the
   // CAS re-reads with acquire.
   if (counter.error_state_.load(std::memory_order_relaxed) != Counter::kErrorDelivered) return;
@@ -245,7 +245,7 @@ void CounterAccess::forget_delivered_error(Counter& counter) noexcept {
   counter.error_state_.store(Counter::kNoError, std::memory_order_release);
 }
 
-std::exception_ptr CounterAccess::take_error(Counter& counter) noexcept {
+std::exception_ptr CounterWaitList::take_error(Counter& counter) noexcept {
   // acquire: as in rethrow_if_error.
   const std::uint32_t state = counter.error_state_.load(std::memory_order_acquire);
   if (state != Counter::kErrorCaptured && state != Counter::kErrorDelivered) return nullptr;
@@ -257,7 +257,7 @@ std::exception_ptr CounterAccess::take_error(Counter& counter) noexcept {
   return error;
 }
 
-void CounterAccess::rethrow_error(Counter& counter) {
+void CounterWaitList::rethrow_error(Counter& counter) {
   // The acquire load in rethrow_if_error saw kErrorCaptured or kErrorDelivered: error_ is
   // complete and stays until the next round's add(), which runs after this wait returned.
   std::exception_ptr error = counter.error_;
@@ -268,7 +268,7 @@ void CounterAccess::rethrow_error(Counter& counter) {
   std::rethrow_exception(std::move(error));
 }
 
-void CounterAccess::wait_on_thread(Counter& counter) noexcept {
+void CounterWaitList::wait_on_thread(Counter& counter) noexcept {
   if (load_settled(counter) == 0) return;
   WaitNode node;
   node.kind = WaitNode::Kind::Thread;

@@ -7,7 +7,7 @@
 #include <system_error>
 
 #include "config_check.hpp"
-#include "counter_access.hpp"
+#include "counter_wait_list.hpp"
 #include "fiber_switch.hpp"
 #include "fiberjob/error.hpp"
 #include "scheduler.hpp"
@@ -28,9 +28,9 @@ void JobSystem::wait(Counter& counter) {
   if (detail::Fiber* self = detail::current_fiber()) {
     detail::wait_on_fiber(self, counter);
   } else {
-    detail::CounterAccess::wait_on_thread(counter);
+    detail::CounterWaitList::wait_on_thread(counter);
   }
-  detail::CounterAccess::rethrow_if_error(counter);
+  detail::CounterWaitList::rethrow_if_error(counter);
 }
 
 void JobSystem::write_trace(const std::string& path) const {
@@ -104,7 +104,7 @@ void submit_one(Scheduler& scheduler, Counter& counter, JobRecord* record, Prior
     discard_records(scheduler, std::span<JobRecord* const>(&record, 1));
     throw;
   }
-  CounterAccess::set_scheduler_hint(counter, &scheduler);
+  CounterWaitList::set_scheduler_hint(counter, &scheduler);
   const Job job = Job::run(record, priority);
   if (Worker* worker = current_worker_of(scheduler)) {
     push_local(*worker, job);
@@ -117,7 +117,7 @@ void submit_one(Scheduler& scheduler, Counter& counter, JobRecord* record, Prior
 void publish(Scheduler& scheduler, Counter& counter, std::span<JobRecord* const> records,
              Priority priority) noexcept {
   if (records.empty()) return;
-  CounterAccess::set_scheduler_hint(counter, &scheduler);
+  CounterWaitList::set_scheduler_hint(counter, &scheduler);
   if (Worker* worker = current_worker_of(scheduler)) {
     for (JobRecord* record : records) push_local(*worker, Job::run(record, priority));
     scheduler.notify_from_worker(static_cast<int>(records.size()));

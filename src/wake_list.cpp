@@ -4,7 +4,7 @@
 
 #include <coroutine>
 
-#include "counter_access.hpp"
+#include "counter_wait_list.hpp"
 #include "fiber_switch.hpp"
 #include "platform/futex.hpp"
 #include "scheduler.hpp"
@@ -59,7 +59,7 @@ void resume_foreign(WaitNode* node) noexcept {
   while (WaitNode* first = queue.head) {
     queue.head = first->next;
     if (queue.head == nullptr) queue.tail = nullptr;
-    std::coroutine_handle<>::from_address(first->coroutine).resume();
+    std::coroutine_handle<>::from_address(first->coroutine_address).resume();
   }
   queue.draining = false;
 }
@@ -141,7 +141,7 @@ void wake_list_batched(WaitNode* head, Worker* current) noexcept {
   while (head != nullptr) {
     WaitNode* const next = head->next;  // before the waiter can run and reuse its node
     if (head->kind == WaitNode::Kind::Thread) {
-      // release: pairs with the acquire load in CounterAccess::wait_on_thread. Last touch of
+      // release: pairs with the acquire load in CounterWaitList::wait_on_thread. Last touch of
       // the node; the futex wake below only uses its address.
       head->woken.store(1, std::memory_order_release);
       futex_wake(head->woken, 1);
@@ -302,7 +302,7 @@ void run_chain(Fiber* self, Job job) noexcept {
   WaitNode* last = first;
   for (int peeled = 1; peeled < kChainChunk && last->next != nullptr; ++peeled) {
     last = last->next;
-    if (last->kind == WaitNode::Kind::Coroutine) __builtin_prefetch(last->coroutine);
+    if (last->kind == WaitNode::Kind::Coroutine) __builtin_prefetch(last->coroutine_address);
   }
   bool woke_one = false;
   if (WaitNode* rest = last->next) {

@@ -2,7 +2,7 @@
 
 #include "worker.hpp"
 
-#include "counter_access.hpp"
+#include "counter_wait_list.hpp"
 #include "fiberjob/detail/die.hpp"
 
 namespace fiberjob::detail {
@@ -31,7 +31,7 @@ void die_deque_full() noexcept {
 void apply_deferred_signals(Worker& worker) noexcept {
   Counter* counter = worker.deferred_counter;
   worker.deferred_counter = nullptr;
-  CounterAccess::signal(*counter, &worker, worker.deferred_signals);
+  CounterWaitList::signal(*counter, &worker, worker.deferred_signals);
 }
 
 void push_next(Worker& worker, Job job) noexcept {
