@@ -17,15 +17,15 @@ namespace {
 constexpr std::uint32_t kInjectorFirstInterval = 61;
 /// At most this many jobs move from the injector to a worker's deque in one look.
 constexpr std::size_t kInjectorBatch = 32;
-/// Idle spinning before parking: kSpinRounds looks for work, kPausesPerRound pauses apart
-/// (a few tens of microseconds in all, below the cost of a futex wake-up on a VM).
+/// Idle spinning before parking: kSpinRounds looks for work, kPausesPerRound pauses apart. The
+/// whole spin is kept shorter than a futex sleep and wake-up, so work that arrives during it is
+/// picked up sooner than a parked worker could be woken for it (docs/decisions.md).
 constexpr int kSpinRounds = 64;
 constexpr int kPausesPerRound = 32;
 /// Every kYieldEveryRounds-th spin round gives the CPU away instead (sched_yield): when more
 /// threads are runnable than there are cores (a plain thread submitting jobs to as many
-/// workers as cores), a spinning worker must not keep the submitter off its CPU. Measured:
-/// 1,000,000 empty jobs from the main thread to 2 workers on 2 cores went from 3-13 M jobs/s
-/// (bimodal, thousands of parks) to a steady 13-14 M jobs/s.
+/// workers as cores), a spinning worker must not keep the submitter off its CPU, or the
+/// submitter stalls and the workers park and wake in turn (docs/decisions.md).
 constexpr int kYieldEveryRounds = 8;
 
 std::uint64_t next_random(std::uint64_t& state) noexcept {  // xorshift64
@@ -276,8 +276,8 @@ Job Scheduler::next_job(Worker& worker) noexcept {
     }
     WorkerStats::bump(worker.stats.parks);
     set_phase(worker, WorkerPhase::Parked);
-    // Two clock reads per park (tens of ns), against a sleep and a futex wake-up of
-    // microseconds: Stats::parked_ns is always kept.
+    // Two clock reads per park cost little next to the sleep and futex wake-up they bracket,
+    // so Stats::parked_ns is kept even when tracing is off.
     const std::uint64_t parked_at = trace_now_ns();
     idle_.commit_wait(key);
     const std::uint64_t woke_at = trace_now_ns();
