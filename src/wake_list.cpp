@@ -127,6 +127,29 @@ void wake_list(WaitNode* head, Worker* current) noexcept {
 
 namespace {
 
+/// Sets `job` to the job that resumes `node` (a Fiber or Coroutine node) and returns the system
+/// to queue it on; or resumes the waiter without a job and returns nullptr: an attached
+/// thread's stack goes back to its own thread, and a coroutine with no job system known (a
+/// counter no system ever ran jobs on, signalled by a plain thread) resumes on this thread,
+/// through the trampoline.
+Scheduler* job_to_resume(WaitNode* node, Worker* current, Job& job) noexcept {
+  if (node->kind == WaitNode::Kind::Fiber) {
+    Fiber* fiber = node->fiber;
+    if (fiber->pinned) {  // an attached thread's stack: back to that thread only
+      wake_pinned(fiber);
+      return nullptr;
+    }
+    job = Job::resume(fiber, fiber->priority);
+    return fiber->scheduler;
+  }
+  job = Job::resume_coroutine(node, static_cast<Priority>(node->priority));
+  Scheduler* scheduler = node->scheduler != nullptr ? node->scheduler
+                         : current != nullptr       ? current->scheduler
+                                                    : nullptr;
+  if (scheduler == nullptr) resume_foreign(node);
+  return scheduler;
+}
+
 void wake_list_batched(WaitNode* head, Worker* current) noexcept {
   constexpr std::size_t kBatch = 64;
   std::uintptr_t batch[kBatch];  // Job::bits(); uninitialised (no 512-byte clear per wake)
@@ -149,30 +172,10 @@ void wake_list_batched(WaitNode* head, Worker* current) noexcept {
       head->callback(*head);  // e.g. posts a completion to an Asio executor
     } else {
       Job job;
-      Scheduler* scheduler = nullptr;
-      if (head->kind == WaitNode::Kind::Fiber) {
-        Fiber* fiber = head->fiber;
-        if (fiber->pinned) {  // an attached thread's stack: back to that thread only
-          wake_pinned(fiber);
-          head = next;
-          continue;
-        }
-        job = Job::resume(fiber, fiber->priority);
-        scheduler = fiber->scheduler;
-      } else {
-        job = Job::resume_coroutine(head, static_cast<Priority>(head->priority));
-        scheduler = head->scheduler != nullptr ? head->scheduler
-                    : current != nullptr       ? current->scheduler
-                                               : nullptr;
-        if (scheduler == nullptr) {
-          // No job system known (a counter no system ever ran jobs on, signalled by a plain
-          // thread): resume the foreign coroutine on this thread, through the trampoline.
-          resume_foreign(head);
-          head = next;
-          continue;
-        }
-      }
-      if (is_worker_of(current, *scheduler)) {
+      Scheduler* const scheduler = job_to_resume(head, current, job);
+      if (scheduler == nullptr) {
+        // job_to_resume resumed the waiter itself: nothing to queue.
+      } else if (is_worker_of(current, *scheduler)) {
         push_local(*current, job);
         ++local;
       } else {
