@@ -1,4 +1,4 @@
-// Relacy model of the counter wait-list protocol (src/counter.cpp, src/scheduler.cpp wake_list,
+// Relacy model of the counter wait-list protocol (src/counter.cpp, src/wake_list.cpp wake_list,
 // include/fiberjob/detail/wait_node.hpp), with the exact memory orders of the code.
 //
 // What is modelled, operation for operation:
