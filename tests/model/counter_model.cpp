@@ -77,18 +77,7 @@ const char* const kEventNames[kEventCount] = {
 unsigned long long g_events[kEventCount];
 inline void cover(Event event) { ++g_events[event]; }
 
-std::string coverage_report() {
-  std::string text;
-  for (unsigned i = 0; i < kEventCount; ++i) {
-    if (g_events[i] == 0) continue;
-    text += text.empty() ? "" : ", ";
-    text += kEventNames[i];
-    text += ' ';
-    text += std::to_string(g_events[i]);
-    g_events[i] = 0;
-  }
-  return text.empty() ? "none" : text;
-}
+std::string coverage_report() { return model::coverage_line(kEventNames, g_events); }
 
 struct Node {
   rl::var<Node*> next;           // WaitNode::next (plain pointer in the code)
@@ -120,8 +109,7 @@ inline void init(Node& n) {
   n.alive($) = 1;
 }
 
-// Spin step of every busy-wait in the model (cpu_relax / sched_yield in the code).
-inline void spin() { rl::yield(1, $); }
+using model::spin;
 
 template <unsigned B>
 struct Protocol {
@@ -296,6 +284,35 @@ struct Protocol {
     while (n.woken.load(rl::mo_acquire, $) == 0) spin();
   }
 
+  // A fiber waiter's wait (round 1 of the reuse models too): once it returns, the waiter tells
+  // its linker that it no longer needs it (if the fast path left the linker waiting).
+  static void fiber_wait_done(Counter& c, Node& n, rl::atomic<int>& handoff,
+                              rl::atomic<int>& skip) {
+    fiber_wait(c, n, handoff);
+    skip.store(1, rl::mo_release, $);  // release: pairs with the acquire load in linker()
+  }
+
+  // Round 2 of the reuse models, the waiter's side: add a unit, queue its job (release/acquire
+  // hand-off, as the queues do), then wait as a thread with the same node (a fiber reuses its
+  // node).
+  static void second_round(Counter& c, Node& n, rl::atomic<int>& job2_queued) {
+    add(c, 1);
+    job2_queued.store(1, rl::mo_release, $);  // release: pairs with run_two_jobs' acquire
+    n.next($) = nullptr;
+    n.woken.store(0, rl::mo_relaxed, $);
+    thread_wait(c, n);
+  }
+
+  // The job runner of the reuse models: round 1's job, then round 2's once it is queued.
+  static void run_two_jobs(Counter& c, rl::var<int>& data1, rl::var<int>& data2,
+                           rl::atomic<int>& job2_queued) {
+    data1($) = 1;
+    signal(c);
+    while (job2_queued.load(rl::mo_acquire, $) == 0) spin();  // acquire: second_round's store
+    data2($) = 1;
+    signal(c);
+  }
+
   // Counter::~Counter's checks, then the counter is gone.
   static void destroy(Counter& c) {
     touch(c);
@@ -327,8 +344,7 @@ struct FiberWait : rl::test_suite<FiberWait<B>, 3> {
 
   void thread(unsigned index) {
     if (index == 0) {  // W
-      P::fiber_wait(c, node, handoff);
-      skip.store(1, rl::mo_release, $);
+      P::fiber_wait_done(c, node, handoff, skip);
       RL_ASSERT(job_data($) == 1);  // the job's writes are visible after the wait
       P::destroy(c);
     } else if (index == 1) {  // L
@@ -448,25 +464,15 @@ struct Reuse : rl::test_suite<Reuse<B>, 3> {
 
   void thread(unsigned index) {
     if (index == 0) {  // W
-      P::fiber_wait(c, node, handoff);
-      skip.store(1, rl::mo_release, $);
+      P::fiber_wait_done(c, node, handoff, skip);
       RL_ASSERT(data1($) == 1);
-      // Round 2: reuse the counter and the node.
-      P::add(c, 1);
-      job2_queued.store(1, rl::mo_release, $);
-      node.next($) = nullptr;
-      node.woken.store(0, rl::mo_relaxed, $);
-      P::thread_wait(c, node);
+      P::second_round(c, node, job2_queued);  // reuses the counter and the node
       RL_ASSERT(data2($) == 1);
       if (!P::has(kKeepCounter)) P::destroy(c);
     } else if (index == 1) {  // L: links W's node in round 1
       P::linker(c, node, handoff, skip);
     } else {  // S: runs the job of each round
-      data1($) = 1;
-      P::signal(c);
-      while (job2_queued.load(rl::mo_acquire, $) == 0) spin();
-      data2($) = 1;
-      P::signal(c);
+      P::run_two_jobs(c, data1, data2, job2_queued);
     }
   }
 };
@@ -549,27 +555,18 @@ struct TwoWaitersReuse : rl::test_suite<TwoWaitersReuse<B>, 4> {
       P::thread_wait(c, node1);
       RL_ASSERT(data1($) == 1);
       if (!P::has(kEarlyReuse)) await_w2();
-      P::add(c, 1);
-      job2_queued.store(1, rl::mo_release, $);
-      node1.next($) = nullptr;
-      node1.woken.store(0, rl::mo_relaxed, $);
-      P::thread_wait(c, node1);
+      P::second_round(c, node1, job2_queued);
       RL_ASSERT(data2($) == 1);
       await_w2();
       P::destroy(c);
     } else if (index == 1) {  // W2
-      P::fiber_wait(c, node2, handoff);
-      skip.store(1, rl::mo_release, $);
+      P::fiber_wait_done(c, node2, handoff, skip);
       RL_ASSERT(data1($) == 1);
       w2_done.store(1, rl::mo_release, $);
     } else if (index == 2) {  // L2
       P::linker(c, node2, handoff, skip);
     } else {  // S
-      data1($) = 1;
-      P::signal(c);
-      while (job2_queued.load(rl::mo_acquire, $) == 0) spin();
-      data2($) = 1;
-      P::signal(c);
+      P::run_two_jobs(c, data1, data2, job2_queued);
     }
   }
 };
@@ -577,57 +574,46 @@ struct TwoWaitersReuse : rl::test_suite<TwoWaitersReuse<B>, 4> {
 }  // namespace
 
 int main(int argc, char** argv) {
-  using model::Expect;
+  using model::kBound2;
+  using model::kBound3;
+  using model::kBound4;
+  using model::kRandom;
   model::Runner runner("counter_model", argc, argv);
   runner.coverage = coverage_report;
 
-  runner.run<FiberWait<kCorrect>>("fiber_wait", Expect::Pass, model::kBound3);
-  runner.run<FiberWait<kCorrect>>("fiber_wait", Expect::Pass, model::kRandom);
-  runner.run<TwoSignallers<kCorrect>>("two_signallers", Expect::Pass, model::kBound4);
-  runner.run<TwoSignallers<kCorrect>>("two_signallers", Expect::Pass, model::kRandom);
-  runner.run<TwoWaiters<kCorrect>>("two_waiters", Expect::Pass, model::kBound2);
-  runner.run<TwoWaiters<kCorrect>>("two_waiters", Expect::Pass, model::kRandom);
-  runner.run<Reuse<kCorrect>>("reuse", Expect::Pass, model::kBound2);
-  runner.run<Reuse<kCorrect>>("reuse", Expect::Pass, model::kRandom);
-  runner.run<Reuse<kKeepCounter>>("reuse_keep_counter", Expect::Pass, model::kRandom);
-  runner.run<AddDuringDrain<kCorrect>>("add_during_drain", Expect::Pass, model::kBound3);
-  runner.run<AddDuringDrain<kCorrect>>("add_during_drain", Expect::Pass, model::kRandom);
-  runner.run<TwoWaitersReuse<kCorrect>>("two_waiters_reuse", Expect::Pass, model::kRandom);
+  runner.pass<FiberWait<kCorrect>>("fiber_wait", {kBound3, kRandom});
+  runner.pass<TwoSignallers<kCorrect>>("two_signallers", {kBound4, kRandom});
+  runner.pass<TwoWaiters<kCorrect>>("two_waiters", {kBound2, kRandom});
+  runner.pass<Reuse<kCorrect>>("reuse", {kBound2, kRandom});
+  runner.pass<Reuse<kKeepCounter>>("reuse_keep_counter", {kRandom});
+  runner.pass<AddDuringDrain<kCorrect>>("add_during_drain", {kBound3, kRandom});
+  runner.pass<TwoWaitersReuse<kCorrect>>("two_waiters_reuse", {kRandom});
 
   // Negative variants: each must be caught.
-  runner.run<FiberWait<kPushCasRelease>>("neg_push_cas_release", Expect::Fail,
-                                         model::kRandomNegative, "lost wake-up (LIVELOCK)");
-  runner.run<FiberWait<kDrainAcquire>>("neg_drain_acquire", Expect::Fail, model::kRandomNegative,
-                                       "lost wake-up (LIVELOCK)");
-  runner.run<FiberWait<kPushCasRelease | kDrainAcquire>>("neg_push_release_drain_acquire",
-                                                         Expect::Fail, model::kRandomNegative,
-                                                         "lost wake-up (LIVELOCK)");
-  runner.run<FiberWait<kNoRecheck>>("neg_no_recheck", Expect::Fail, model::kRandomNegative,
-                                    "lost wake-up (LIVELOCK)");
-  runner.run<FiberWait<kNoLinkerWait>>("neg_no_linker_wait", Expect::Fail, model::kRandomNegative,
-                                       "linker touches the destroyed counter");
-  runner.run<Reuse<kNoLinkerWait>>("neg_reuse_no_linker_wait", Expect::Fail, model::kRandomNegative,
-                                   "round-1 linker's re-check races with the destruction");
-  runner.run<Reuse<kNoLinkerWait | kKeepCounter>>(
-      "neg_reuse_keep_no_linker_wait", Expect::Fail, model::kRandomNegative,
+  const char* const lost_wake_up = "lost wake-up (LIVELOCK)";
+  runner.fail<FiberWait<kPushCasRelease>>("neg_push_cas_release", lost_wake_up);
+  runner.fail<FiberWait<kDrainAcquire>>("neg_drain_acquire", lost_wake_up);
+  runner.fail<FiberWait<kPushCasRelease | kDrainAcquire>>("neg_push_release_drain_acquire",
+                                                          lost_wake_up);
+  runner.fail<FiberWait<kNoRecheck>>("neg_no_recheck", lost_wake_up);
+  runner.fail<FiberWait<kNoLinkerWait>>("neg_no_linker_wait",
+                                        "linker touches the destroyed counter");
+  runner.fail<Reuse<kNoLinkerWait>>("neg_reuse_no_linker_wait",
+                                    "round-1 linker's re-check races with the destruction");
+  runner.fail<Reuse<kNoLinkerWait | kKeepCounter>>(
+      "neg_reuse_keep_no_linker_wait",
       "round-1 linker drains the round-2 node: the waiter returns early");
-  runner.run<FiberWait<kLinkingRelaxed>>("neg_linking_relaxed", Expect::Fail,
-                                         model::kRandomNegative,
-                                         "linker's counter access races with the destruction");
-  runner.run<FiberWait<kNoSentinel>>("neg_no_sentinel", Expect::Fail, model::kRandomNegative,
-                                     "signaller drains a destroyed counter");
-  runner.run<FiberWait<kRestoreRelaxed>>("neg_restore_relaxed", Expect::Fail,
-                                         model::kRandomNegative,
-                                         "drain races with the destruction");
-  runner.run<TwoSignallers<kSignalCasRelease>>("neg_signal_cas_release", Expect::Fail,
-                                               model::kRandomNegative,
-                                               "first job's data races with the waiter");
-  runner.run<TwoWaiters<kNextAfterWake>>("neg_next_after_wake", Expect::Fail,
-                                         model::kRandomNegative, "waker reads a dead node");
-  runner.run<AddDuringDrain<kFinalByNext>>("neg_final_by_next", Expect::Fail,
-                                           model::kRandomNegative, "second drainer");
-  runner.run<TwoWaitersReuse<kEarlyReuse>>(
-      "neg_reuse_before_all_waits_returned", Expect::Fail, model::kRandomNegative,
+  runner.fail<FiberWait<kLinkingRelaxed>>("neg_linking_relaxed",
+                                          "linker's counter access races with the destruction");
+  runner.fail<FiberWait<kNoSentinel>>("neg_no_sentinel", "signaller drains a destroyed counter");
+  runner.fail<FiberWait<kRestoreRelaxed>>("neg_restore_relaxed",
+                                          "drain races with the destruction");
+  runner.fail<TwoSignallers<kSignalCasRelease>>("neg_signal_cas_release",
+                                                "first job's data races with the waiter");
+  runner.fail<TwoWaiters<kNextAfterWake>>("neg_next_after_wake", "waker reads a dead node");
+  runner.fail<AddDuringDrain<kFinalByNext>>("neg_final_by_next", "second drainer");
+  runner.fail<TwoWaitersReuse<kEarlyReuse>>(
+      "neg_reuse_before_all_waits_returned",
       "the other waiter's late linker drains the round-2 node (the reuse rule is needed)");
   return runner.finish();
 }

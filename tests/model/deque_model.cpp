@@ -50,18 +50,7 @@ const char* const kEventNames[kEventCount] = {"grew",          "wrapped",    "po
 unsigned long long g_events[kEventCount];
 inline void cover(Event event) { ++g_events[event]; }
 
-std::string coverage_report() {
-  std::string text;
-  for (unsigned i = 0; i < kEventCount; ++i) {
-    if (g_events[i] == 0) continue;
-    text += text.empty() ? "" : ", ";
-    text += kEventNames[i];
-    text += ' ';
-    text += std::to_string(g_events[i]);
-    g_events[i] = 0;
-  }
-  return text.empty() ? "none" : text;
-}
+std::string coverage_report() { return model::coverage_line(kEventNames, g_events); }
 
 constexpr int kMaxItems = 8;
 constexpr int kRings = 3;  // capacities 2, 4, 8
@@ -168,15 +157,22 @@ struct Deque {
   }
 };
 
-// A scenario (Script): `prefill` items pushed before the threads start (by the constructor's
+// A scenario's script: `prefill` items pushed before the threads start (by the constructor's
 // thread, so they are visible to all); then the owner runs `owner`, a string of 'p' (push the
 // next item) and 'o' (pop), while `thieves` thieves call steal() `steals` times each.
-// after() drains what is left and checks that every item was taken exactly once.
-template <unsigned B, typename Script>
-struct Scenario : rl::test_suite<Scenario<B, Script>, 1 + Script::thieves> {
-  static constexpr int kItems = Script::prefill + [] {
+struct Script {
+  int prefill;
+  const char* owner;
+  int thieves;
+  int steals;
+};
+
+// Runs a Script. after() drains what is left and checks that every item was taken exactly once.
+template <unsigned B, const Script& S>
+struct Scenario : rl::test_suite<Scenario<B, S>, 1 + S.thieves> {
+  static constexpr int kItems = S.prefill + [] {
     int pushes = 0;
-    for (const char* op = Script::owner; *op != 0; ++op) pushes += *op == 'p' ? 1 : 0;
+    for (const char* op = S.owner; *op != 0; ++op) pushes += *op == 'p' ? 1 : 0;
     return pushes;
   }();
   static_assert(kItems <= kMaxItems);
@@ -195,7 +191,7 @@ struct Scenario : rl::test_suite<Scenario<B, Script>, 1 + Script::thieves> {
   void before() {
     deque.init();
     for (int i = 0; i <= kMaxItems; ++i) payload[i]($) = 0;
-    for (int i = 0; i < Script::prefill; ++i) push_next();
+    for (int i = 0; i < S.prefill; ++i) push_next();
   }
 
   void take(Item item) {
@@ -208,7 +204,7 @@ struct Scenario : rl::test_suite<Scenario<B, Script>, 1 + Script::thieves> {
 
   void thread(unsigned index) {
     if (index == 0) {  // owner
-      for (const char* op = Script::owner; *op != 0; ++op) {
+      for (const char* op = S.owner; *op != 0; ++op) {
         if (*op == 'p') {
           push_next();
         } else {
@@ -216,7 +212,7 @@ struct Scenario : rl::test_suite<Scenario<B, Script>, 1 + Script::thieves> {
         }
       }
     } else {
-      for (int s = 0; s < Script::steals; ++s) take(deque.steal());
+      for (int s = 0; s < S.steals; ++s) take(deque.steal());
     }
   }
 
@@ -229,88 +225,55 @@ struct Scenario : rl::test_suite<Scenario<B, Script>, 1 + Script::thieves> {
 };
 
 // The last item: the owner pushes 1 and pops it while a thief steals.
-struct LastItemScript {
-  static constexpr int prefill = 0;
-  static constexpr const char* owner = "po";
-  static constexpr int thieves = 1;
-  static constexpr int steals = 1;
-};
+constexpr Script kLastItemScript{0, "po", 1, 1};
 // Pushes racing steals: the owner pushes 1, 2 and pops twice; the thief steals twice.
-struct TwoItemsScript {
-  static constexpr int prefill = 0;
-  static constexpr const char* owner = "ppoo";
-  static constexpr int thieves = 1;
-  static constexpr int steals = 2;
-};
+constexpr Script kTwoItemsScript{0, "ppoo", 1, 2};
 // Pops racing steals on a full deque (items 1, 2 already in): the owner pops twice, the thief
 // steals twice. The store-buffering shape that needs the seq_cst operations: the owner's pop
 // of item 2 without a CAS vs. the thief's second steal.
-struct PopVsStealsScript {
-  static constexpr int prefill = 2;
-  static constexpr const char* owner = "oo";
-  static constexpr int thieves = 1;
-  static constexpr int steals = 2;
-};
+constexpr Script kPopVsStealsScript{2, "oo", 1, 2};
 // Growth: capacity 2, full (items 1, 2). The owner pushes 3 (grows to 4 unless a thief took
 // item 1 first, then it wraps around into slot 0) and 4, then pops; two thieves steal twice each.
-struct GrowthScript {
-  static constexpr int prefill = 2;
-  static constexpr const char* owner = "ppo";
-  static constexpr int thieves = 2;
-  static constexpr int steals = 2;
-};
+constexpr Script kGrowthScript{2, "ppo", 2, 2};
 // Growing twice: capacity 2, full. The owner pushes 3 (2 -> 4), 4, 5 (4 -> 8 unless the thief
 // took an item), then pops; one thief steals three times.
-struct GrowthTwiceScript {
-  static constexpr int prefill = 2;
-  static constexpr const char* owner = "pppo";
-  static constexpr int thieves = 1;
-  static constexpr int steals = 3;
-};
+constexpr Script kGrowthTwiceScript{2, "pppo", 1, 3};
 
 template <unsigned B>
-using LastItem = Scenario<B, LastItemScript>;
+using LastItem = Scenario<B, kLastItemScript>;
 template <unsigned B>
-using TwoItems = Scenario<B, TwoItemsScript>;
+using TwoItems = Scenario<B, kTwoItemsScript>;
 template <unsigned B>
-using PopVsSteals = Scenario<B, PopVsStealsScript>;
+using PopVsSteals = Scenario<B, kPopVsStealsScript>;
 template <unsigned B>
-using Growth = Scenario<B, GrowthScript>;
+using Growth = Scenario<B, kGrowthScript>;
 template <unsigned B>
-using GrowthTwice = Scenario<B, GrowthTwiceScript>;
+using GrowthTwice = Scenario<B, kGrowthTwiceScript>;
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  using model::Expect;
+  using model::kBound3;
+  using model::kBound4;
+  using model::kFull;
+  using model::kRandom;
   model::Runner runner("deque_model", argc, argv);
   runner.coverage = coverage_report;
 
-  runner.run<LastItem<kCorrect>>("last_item", Expect::Pass, model::kFull);
-  runner.run<LastItem<kCorrect>>("last_item", Expect::Pass, model::kRandom);
-  runner.run<TwoItems<kCorrect>>("two_items", Expect::Pass, model::kBound4);
-  runner.run<TwoItems<kCorrect>>("two_items", Expect::Pass, model::kRandom);
-  runner.run<PopVsSteals<kCorrect>>("pop_vs_steals", Expect::Pass, model::kFull);
-  runner.run<PopVsSteals<kCorrect>>("pop_vs_steals", Expect::Pass, model::kRandom);
-  runner.run<Growth<kCorrect>>("growth_two_thieves", Expect::Pass, model::kBound3);
-  runner.run<Growth<kCorrect>>("growth_two_thieves", Expect::Pass, model::kRandom);
-  runner.run<GrowthTwice<kCorrect>>("growth_twice", Expect::Pass, model::kBound4);
-  runner.run<GrowthTwice<kCorrect>>("growth_twice", Expect::Pass, model::kRandom);
+  runner.pass<LastItem<kCorrect>>("last_item", {kFull, kRandom});
+  runner.pass<TwoItems<kCorrect>>("two_items", {kBound4, kRandom});
+  runner.pass<PopVsSteals<kCorrect>>("pop_vs_steals", {kFull, kRandom});
+  runner.pass<Growth<kCorrect>>("growth_two_thieves", {kBound3, kRandom});
+  runner.pass<GrowthTwice<kCorrect>>("growth_twice", {kBound4, kRandom});
 
-  runner.run<PopVsSteals<kPopRelaxed>>("neg_pop_relaxed", Expect::Fail, model::kRandomNegative,
-                                       "owner and thief both take an item");
-  runner.run<PopVsSteals<kStealAcquire>>("neg_steal_acquire", Expect::Fail, model::kRandomNegative,
-                                         "owner and thief both take an item");
-  runner.run<TwoItems<kPushBottomRelaxed>>("neg_push_bottom_relaxed", Expect::Fail,
-                                           model::kRandomNegative,
-                                           "thief reads an unpublished item");
-  runner.run<Growth<kStealRingRelaxed>>("neg_steal_ring_relaxed", Expect::Fail,
-                                        model::kRandomNegative,
-                                        "thief reads a slot of the grown ring it cannot see");
-  runner.run<Growth<kGrowRingRelaxed>>("neg_grow_ring_relaxed", Expect::Fail,
-                                       model::kRandomNegative,
-                                       "thief reads a slot of the grown ring it cannot see");
-  runner.run<LastItem<kPopNoCas>>("neg_pop_no_cas", Expect::Fail, model::kRandomNegative,
-                                  "owner and thief both take the last item");
+  const char* const both_take = "owner and thief both take an item";
+  const char* const unseen_ring = "thief reads a slot of the grown ring it cannot see";
+  runner.fail<PopVsSteals<kPopRelaxed>>("neg_pop_relaxed", both_take);
+  runner.fail<PopVsSteals<kStealAcquire>>("neg_steal_acquire", both_take);
+  runner.fail<TwoItems<kPushBottomRelaxed>>("neg_push_bottom_relaxed",
+                                            "thief reads an unpublished item");
+  runner.fail<Growth<kStealRingRelaxed>>("neg_steal_ring_relaxed", unseen_ring);
+  runner.fail<Growth<kGrowRingRelaxed>>("neg_grow_ring_relaxed", unseen_ring);
+  runner.fail<LastItem<kPopNoCas>>("neg_pop_no_cas", "owner and thief both take the last item");
   return runner.finish();
 }

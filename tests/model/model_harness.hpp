@@ -17,6 +17,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 #include <iostream>
 #include <sstream>
 #include <string>
@@ -90,6 +91,27 @@ inline std::string read_all(std::FILE* file) {
   std::size_t got = 0;
   while ((got = std::fread(chunk, 1, sizeof chunk, file)) > 0) text.append(chunk, got);
   return text;
+}
+
+/// Spin step of every busy-wait in the models (cpu_relax / sched_yield in the code).
+inline void spin() { rl::yield(1, $); }
+
+/// Coverage: how often the search reached the interleavings a positive model is about. Each
+/// model file names its events and keeps one plain counter per event (Relacy runs every
+/// modelled thread on one OS thread; the counters never affect the model). Returns the
+/// non-zero counts as "name count, ..." (or "none") and resets them.
+template <std::size_t N>
+std::string coverage_line(const char* const (&names)[N], unsigned long long (&counts)[N]) {
+  std::string text;
+  for (std::size_t i = 0; i < N; ++i) {
+    if (counts[i] == 0) continue;
+    text += text.empty() ? "" : ", ";
+    text += names[i];
+    text += ' ';
+    text += std::to_string(counts[i]);
+    counts[i] = 0;
+  }
+  return text.empty() ? "none" : text;
 }
 
 struct Options {
@@ -204,6 +226,18 @@ class Runner {
     std::fflush(stdout);
     total_seconds_ += seconds;
     (as_expected ? passed_ : failed_) += 1;
+  }
+
+  /// Runs a positive model once per search in `searches`; each run must find no failure.
+  template <typename Suite>
+  void pass(const char* name, std::initializer_list<Search> searches) {
+    for (const Search& search : searches) run<Suite>(name, Expect::Pass, search);
+  }
+
+  /// Runs a negative variant with the random scheduler; Relacy must report `bug`.
+  template <typename Suite>
+  void fail(const char* name, const char* bug) {
+    run<Suite>(name, Expect::Fail, kRandomNegative, bug);
   }
 
   /// Prints the summary line and returns the exit code.

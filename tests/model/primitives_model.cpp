@@ -34,7 +34,7 @@ enum Bug : unsigned {
   kSignalIgnoresFlags = 1u << 5,    // signal: no flag check (the one compare removed)
 };
 
-inline void spin() { rl::yield(1, $); }
+using model::spin;
 
 // Coverage: how often the search reached the interleavings the positive models are about
 // (plain counters; they never affect the model).
@@ -54,18 +54,7 @@ const char* const kReachedNames[kReachedCount] = {
 unsigned long long g_reached[kReachedCount];
 inline void cover(Reached what) { ++g_reached[what]; }
 
-std::string coverage_report() {
-  std::string text;
-  for (unsigned i = 0; i < kReachedCount; ++i) {
-    if (g_reached[i] == 0) continue;
-    text += text.empty() ? "" : ", ";
-    text += kReachedNames[i];
-    text += ' ';
-    text += std::to_string(g_reached[i]);
-    g_reached[i] = 0;
-  }
-  return text.empty() ? "none" : text;
-}
+std::string coverage_report() { return model::coverage_line(kReachedNames, g_reached); }
 
 struct Node {
   rl::atomic<u32> woken;
@@ -554,40 +543,33 @@ struct ValueWait : rl::test_suite<ValueWait<B>, 4> {
 }  // namespace
 
 int main(int argc, char** argv) {
-  using model::Expect;
+  using model::kBound3;
+  using model::kFull;
+  using model::kRandom;
   model::Runner runner("primitives_model", argc, argv);
   runner.coverage = coverage_report;
   // Four threads: a context bound of 1 already takes about 20 s.
   const model::Search bound1{rl::sched_bound, 0, 1};
 
-  runner.run<EventLifetime<kCorrect>>("event_lifetime", Expect::Pass, model::kFull);
-  runner.run<EventLifetime<kCorrect>>("event_lifetime", Expect::Pass, model::kRandom);
-  runner.run<AutoResetOnce<kCorrect>>("auto_reset_once", Expect::Pass, model::kBound3);
-  runner.run<AutoResetOnce<kCorrect>>("auto_reset_once", Expect::Pass, model::kRandom);
-  runner.run<MutexHandOff<kCorrect>>("mutex_hand_off", Expect::Pass, model::kBound3);
-  runner.run<MutexHandOff<kCorrect>>("mutex_hand_off", Expect::Pass, model::kRandom);
-  runner.run<ValueWait<kCorrect>>("value_wait", Expect::Pass, bound1);
-  runner.run<ValueWait<kCorrect>>("value_wait", Expect::Pass, model::kRandom);
+  runner.pass<EventLifetime<kCorrect>>("event_lifetime", {kFull, kRandom});
+  runner.pass<AutoResetOnce<kCorrect>>("auto_reset_once", {kBound3, kRandom});
+  runner.pass<MutexHandOff<kCorrect>>("mutex_hand_off", {kBound3, kRandom});
+  runner.pass<ValueWait<kCorrect>>("value_wait", {bound1, kRandom});
 
   // Negative variants: each must be caught.
-  runner.run<EventLifetime<kUnlockRelaxed>>("neg_unlock_relaxed", Expect::Fail,
-                                            model::kRandomNegative,
-                                            "the waiter's read of the job data races");
-  runner.run<EventLifetime<kWakeBeforeUnlock>>("neg_wake_before_unlock", Expect::Fail,
-                                               model::kRandomNegative,
-                                               "set unlocks an event its waiter destroyed");
-  runner.run<AutoResetOnce<kConsumeByStore>>(
-      "neg_consume_by_store", Expect::Fail, model::kRandomNegative,
+  runner.fail<EventLifetime<kUnlockRelaxed>>("neg_unlock_relaxed",
+                                             "the waiter's read of the job data races");
+  runner.fail<EventLifetime<kWakeBeforeUnlock>>("neg_wake_before_unlock",
+                                                "set unlocks an event its waiter destroyed");
+  runner.fail<AutoResetOnce<kConsumeByStore>>(
+      "neg_consume_by_store",
       "a consume outside the lock: two waiters take one set, and the store "
       "breaks the lock (a data race on the list)");
-  runner.run<MutexHandOff<kUnlockIgnoresWaiters>>("neg_unlock_ignores_waiters", Expect::Fail,
-                                                  model::kRandomNegative,
-                                                  "a queued locker is never woken (LIVELOCK)");
-  runner.run<ValueWait<kValueUnlockRelaxed>>("neg_value_unlock_relaxed", Expect::Fail,
-                                             model::kRandomNegative,
-                                             "the signaller's read of the list races");
-  runner.run<ValueWait<kSignalIgnoresFlags>>("neg_signal_ignores_flags", Expect::Fail,
-                                             model::kRandomNegative,
-                                             "a value waiter is never woken (LIVELOCK)");
+  runner.fail<MutexHandOff<kUnlockIgnoresWaiters>>("neg_unlock_ignores_waiters",
+                                                   "a queued locker is never woken (LIVELOCK)");
+  runner.fail<ValueWait<kValueUnlockRelaxed>>("neg_value_unlock_relaxed",
+                                              "the signaller's read of the list races");
+  runner.fail<ValueWait<kSignalIgnoresFlags>>("neg_signal_ignores_flags",
+                                              "a value waiter is never woken (LIVELOCK)");
   return runner.finish();
 }
