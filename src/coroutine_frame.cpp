@@ -118,6 +118,9 @@ class FramePool {
  private:
   std::array<FreeFrame*, kClasses + 1> local_{};
   std::array<std::size_t, kClasses + 1> local_count_{};
+  /// Per size class: a push-only Treiber stack of frames freed by other threads; nullptr =
+  /// empty. Pushed by any thread (free_remote: release CAS), taken whole by the owner
+  /// (allocate: acquire exchange, pairs with the push).
   std::array<std::atomic<FreeFrame*>, kClasses + 1> remote_{};
 };
 

@@ -60,7 +60,11 @@ class EventCount {
   }
 
  private:
+  /// The futex word: bumped (seq_cst) by every notify that found a waiter. commit_wait's
+  /// acquire load pairs with that bump.
   alignas(kCacheLineBytes) std::atomic<std::uint32_t> epoch_{0};
+  /// Announced sleepers (prepare_wait to commit_wait or cancel_wait), seq_cst RMWs. notify's
+  /// relaxed load is ordered by the fence before it, which pairs with prepare_wait's fence.
   alignas(kCacheLineBytes) std::atomic<std::uint32_t> waiters_{0};
 };
 

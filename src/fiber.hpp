@@ -70,6 +70,8 @@ struct alignas(kCacheLineBytes) Fiber {
   /// Tracing: when the current run segment of this fiber's job began (ns).
   std::uint64_t segment_start_ns = 0;
   /// The counter this fiber is suspended on (diagnostics only; nullptr when not waiting).
+  /// Written by the fiber's owner, read by write_diagnostics from any thread; relaxed, pairs
+  /// with nothing (docs/memory_ordering.md, "Diagnostics-only atomics").
   std::atomic<Counter*> waiting_on{nullptr};
   /// Written only by the thread that owns the fiber at that moment (ordered by the switch and
   /// the queues); atomic (relaxed) so that diagnostics may read it from any thread.

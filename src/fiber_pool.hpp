@@ -150,9 +150,14 @@ class FiberPool {
   std::mutex grow_mutex_;
   FreeList warm_;
   FreeList cold_;
-  /// Fibers handed out and not yet returned (relaxed: a statistic, pairs with nothing).
+  /// Fibers handed out by acquire() and not yet given back by release(): 0..max_count_.
+  /// Written by any thread that acquires (fetch_add) or releases (fetch_sub) a fiber; read by
+  /// in_use() for stats() and write_diagnostics. Every access is relaxed and pairs with
+  /// nothing: a statistic that orders no other data (docs/memory_ordering.md, "Fiber pool").
   alignas(kCacheLineBytes) std::atomic<std::uint32_t> in_use_{0};
-  /// The largest in_use_ seen (relaxed: a statistic, pairs with nothing).
+  /// The largest in_use_ value any acquire() saw; only grows. Written by acquire() (a relaxed
+  /// load, then a relaxed CAS loop that raises it); read by high_water() for stats(). Relaxed
+  /// throughout, pairs with nothing: a statistic, like in_use_.
   std::atomic<std::uint32_t> high_water_{0};
 };
 

@@ -64,6 +64,8 @@ class Injector {
  private:
   using Queue = moodycamel::ConcurrentQueue<std::uintptr_t>;
   struct alignas(kCacheLineBytes) Size {
+    /// Jobs of one priority: + before each enqueue, - after each dequeue, by any thread. All
+    /// relaxed, pairs with nothing: a hint; parking orders it by the event count's fences.
     std::atomic<std::int64_t> value{0};
   };
   Queue queues_[kPriorityCount];

@@ -27,6 +27,8 @@ namespace {
 constexpr std::size_t kMaxPools = 64;
 constexpr std::size_t kAltStackBytes = 64 * 1024;
 
+/// Registered pools, nullptr = free slot. Register: release CAS, pairs with the signal
+/// handler's acquire load (the pool's geometry is visible). Unregister: relaxed CAS.
 std::atomic<const FiberPool*> g_pools[kMaxPools];
 struct sigaction g_previous;
 std::once_flag g_install_once;

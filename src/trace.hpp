@@ -73,7 +73,10 @@ class TraceBuffer {
 
   std::unique_ptr<TraceEvent[]> events_;
   std::size_t capacity_;
+  /// Events recorded, 0..capacity_. Single writer (the worker's thread): stored with release
+  /// after the event; size() loads it with acquire (pairs), so that many events are readable.
   std::atomic<std::size_t> count_{0};
+  /// Events refused because the buffer was full. Relaxed: a statistic, pairs with nothing.
   std::atomic<std::uint64_t> dropped_{0};
 };
 

@@ -92,6 +92,9 @@ struct alignas(kCacheLineBytes) Worker {
   Counter* deferred_counter = nullptr;
   std::int64_t deferred_signals = 0;
   WorkerStats stats;
+  /// What the worker is doing, for write_diagnostics only. Written by the worker's thread,
+  /// read by any thread; relaxed everywhere, pairs with nothing (it only makes the
+  /// diagnostic read race-free).
   std::atomic<WorkerPhase> phase{WorkerPhase::Starting};
   /// Timeline events recorded on this worker's thread (empty unless Config::tracing).
   TraceBuffer trace;

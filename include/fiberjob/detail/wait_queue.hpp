@@ -73,6 +73,10 @@ class WaitQueue {
   [[nodiscard]] bool empty() const noexcept { return head_ == nullptr; }
 
  private:
+  /// Bit 0 (kLocked) = a thread is in the critical section; the other bits = the primitive's
+  /// state. Written by lock() (acquire CAS), unlock() (release store, pairs with lock()'s
+  /// acquire and with state()'s acquire load) and try_update() (acq_rel CAS).
+  /// Ledger: docs/memory_ordering.md, "Wait queue".
   std::atomic<std::uint32_t> word_{0};
   WaitNode* head_ = nullptr;
   WaitNode* tail_ = nullptr;
