@@ -22,6 +22,8 @@
 namespace bench {
 namespace {
 
+// The value of the first line of `path` that starts with `key` ("key<tabs>: value"), or
+// "unknown".
 std::string read_first(const char* path, const std::string& key) {
   std::ifstream in(path);
   std::string line;
@@ -37,6 +39,44 @@ std::string read_first(const char* path, const std::string& key) {
   return "unknown";
 }
 
+// The CPU's name. x86 kernels give a "model name" line; arm64 kernels give none, only the
+// MIDR fields "CPU implementer" and "CPU part" (hex), which this names as lscpu does for the
+// common ones and prints as numbers otherwise.
+std::string cpu_name() {
+  const std::string model = read_first("/proc/cpuinfo", "model name");
+  if (model != "unknown") return model;
+  const std::string implementer = read_first("/proc/cpuinfo", "CPU implementer");
+  if (implementer == "unknown") return model;
+  const std::string part = read_first("/proc/cpuinfo", "CPU part");
+  struct Name {
+    const char* implementer;
+    const char* part;  // nullptr: any part of this implementer
+    const char* name;
+  };
+  static const Name kNames[] = {
+      {"0x41", "0xd03", "ARM Cortex-A53"},
+      {"0x41", "0xd05", "ARM Cortex-A55"},
+      {"0x41", "0xd08", "ARM Cortex-A72"},
+      {"0x41", "0xd0b", "ARM Cortex-A76"},
+      {"0x41", "0xd0c", "ARM Neoverse-N1"},
+      {"0x41", "0xd40", "ARM Neoverse-V1"},
+      {"0x41", "0xd49", "ARM Neoverse-N2"},
+      {"0x41", "0xd4f", "ARM Neoverse-V2"},
+      {"0x41", nullptr, "ARM"},
+      {"0x61", nullptr, "Apple"},
+      {"0x51", nullptr, "Qualcomm"},
+      {"0x48", nullptr, "HiSilicon"},
+      {"0x4e", nullptr, "NVIDIA"},
+      {"0xc0", nullptr, "Ampere"},
+  };
+  for (const Name& n : kNames) {
+    if (implementer != n.implementer) continue;
+    if (n.part != nullptr && part != n.part) continue;
+    return n.part != nullptr ? std::string(n.name) : std::string(n.name) + " part " + part;
+  }
+  return "CPU implementer " + implementer + " part " + part;
+}
+
 std::string utc_now() {
   const std::time_t now = std::time(nullptr);
   std::tm tm{};
@@ -49,7 +89,7 @@ std::string utc_now() {
 }  // namespace
 
 Machine::Machine()
-    : cpu(read_first("/proc/cpuinfo", "model name")),
+    : cpu(cpu_name()),
       cpus(std::thread::hardware_concurrency()),
       memory(read_first("/proc/meminfo", "MemTotal")),
       compiler(__VERSION__),
