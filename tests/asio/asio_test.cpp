@@ -26,8 +26,8 @@ using namespace fiberjob;
 using namespace std::chrono_literals;
 
 #if defined(FIBERJOB_TEST_COUNTS_ALLOCATIONS)
-// count_allocations.cpp (not in TSan builds: its runtime owns operator new).
-long allocations_on_this_thread() noexcept;
+#include "support/count_allocations.hpp"
+using fiberjob::test::allocations_on_this_thread;
 #endif
 
 TEST_SUITE("asio") {

@@ -33,6 +33,29 @@ void wait_until_started(JobSystem& js, std::uint64_t count) {
   while (js.stats().coroutine_jobs_alive < count) std::this_thread::yield();
 }
 
+/// Queues `waiters` coroutine jobs that each wait on one gate and then call `after_wake(i)`
+/// (i: the job's index, 0 to waiters - 1); once they have started, calls `before_open()`,
+/// opens the gate, and checks that every job woke and finished.
+template <typename AfterWake, typename BeforeOpen>
+void wake_coroutines(JobSystem& js, int waiters, AfterWake after_wake, BeforeOpen before_open) {
+  Counter gate;
+  gate.add(1);
+  std::atomic<int> woken{0};
+  Counter jobs;
+  for (int i = 0; i < waiters; ++i) {
+    js.run(jobs, [&, i](Context& ctx) -> Task<> {
+      co_await ctx.wait(gate);
+      after_wake(i);
+      woken.fetch_add(1, std::memory_order_relaxed);
+    });
+  }
+  wait_until_started(js, static_cast<std::uint64_t>(waiters));
+  before_open();
+  gate.signal();
+  js.wait(jobs);
+  CHECK(woken.load() == waiters);
+}
+
 }  // namespace
 
 TEST_SUITE("wake_chain") {
@@ -101,31 +124,20 @@ TEST_SUITE("wake_chain") {
           CAPTURE(waiters);
           CAPTURE(blocker_first);
           CAPTURE(round);
-          Counter gate;
-          gate.add(1);
           std::atomic<bool> flag{false};
-          std::atomic<int> woken{0};
-          Counter jobs;
-          const int kWaiters = waiters;
-          for (int i = 0; i < kWaiters; ++i) {
-            const bool blocker = (i == kWaiters / 2 - 1) == blocker_first;
-            const bool setter = (i == kWaiters / 2) == blocker_first;
-            js.run(jobs, [&, blocker, setter](Context& ctx) -> Task<> {
-              co_await ctx.wait(gate);
-              if (blocker && !setter) {
-                while (!flag.load(std::memory_order_acquire)) std::this_thread::yield();
-              }
-              if (setter && !blocker) flag.store(true, std::memory_order_release);
-              woken.fetch_add(1, std::memory_order_relaxed);
-            });
-          }
-          wait_until_started(js, static_cast<std::uint64_t>(kWaiters));
-          // Long enough for the idle worker to end its spin phase and park: a parked worker
-          // must be woken to take the chunk.
-          std::this_thread::sleep_for(5ms);
-          gate.signal();
-          js.wait(jobs);
-          CHECK(woken.load() == kWaiters);
+          const int blocker = blocker_first ? waiters / 2 - 1 : waiters / 2;
+          const int setter = blocker_first ? waiters / 2 : waiters / 2 - 1;
+          wake_coroutines(
+              js, waiters,
+              [&](int i) {
+                if (i == blocker) {
+                  while (!flag.load(std::memory_order_acquire)) std::this_thread::yield();
+                }
+                if (i == setter) flag.store(true, std::memory_order_release);
+              },
+              // Long enough for the idle worker to end its spin phase and park: a parked
+              // worker must be woken to take the chunk.
+              [] { std::this_thread::sleep_for(5ms); });
         }
       }
     }
@@ -139,31 +151,22 @@ TEST_SUITE("wake_chain") {
       CAPTURE(workers);
       JobSystem js{test::config_with(workers)};
       for (int round = 0; round < 50; ++round) {
-        Counter gate;
-        gate.add(1);
         Counter relay;
         constexpr int kWaiters = 100;
         constexpr int kRelays = 50;
         relay.add(kRelays);
         std::atomic<int> arrived{0};
-        std::atomic<int> woken{0};
-        Counter jobs;
-        for (int i = 0; i < kWaiters; ++i) {
-          js.run(jobs, [&](Context& ctx) -> Task<> {
-            co_await ctx.wait(gate);
-            // Whichever run first wait for the relays; the others are the relays.
-            if (arrived.fetch_add(1) < kWaiters - kRelays) {
-              this_fiber::wait(relay);
-            } else {
-              relay.signal();
-            }
-            woken.fetch_add(1, std::memory_order_relaxed);
-          });
-        }
-        wait_until_started(js, kWaiters);
-        gate.signal();
-        js.wait(jobs);
-        CHECK(woken.load() == kWaiters);
+        wake_coroutines(
+            js, kWaiters,
+            [&](int) {
+              // Whichever run first wait for the relays; the others are the relays.
+              if (arrived.fetch_add(1) < kWaiters - kRelays) {
+                this_fiber::wait(relay);
+              } else {
+                relay.signal();
+              }
+            },
+            [] {});
       }
     }
   }

@@ -1,40 +1,19 @@
 // Steady-state spawn + wait + yield perform zero global-allocator calls. This binary replaces
-// the global operator new to count every call.
+// the global operator new to count every call (support/count_allocations.cpp).
 
 #include <doctest/doctest.h>
 #include <fiberjob/fiberjob.hpp>
 
 #include <atomic>
-#include <cstdlib>
 #include <mutex>
-#include <new>
 #include <thread>
 #include <vector>
 
 #include "record_pool.hpp"
 
 #include "support/config.hpp"
+#include "support/count_allocations.hpp"
 #include "support/watchdog.hpp"
-
-namespace {
-std::atomic<long> g_allocations{0};
-}  // namespace
-
-void* operator new(std::size_t size) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-  throw std::bad_alloc();
-}
-void* operator new(std::size_t size, std::align_val_t align) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  const auto a = static_cast<std::size_t>(align);
-  if (void* p = std::aligned_alloc(a, (size + a - 1) / a * a)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
 
 using namespace fiberjob;
 using namespace std::chrono_literals;
@@ -58,9 +37,9 @@ TEST_SUITE("allocation") {
           this_fiber::yield();
         };
         for (int i = 0; i < 2000; ++i) step();  // warm-up: caches, deques, injector blocks
-        const long before = g_allocations.load();
+        const long before = test::allocations_total();
         for (int i = 0; i < 10000; ++i, ++iterations) step();
-        during = g_allocations.load() - before;
+        during = test::allocations_total() - before;
       });
       js.wait(done);
       CHECK(iterations == 10000);
@@ -84,7 +63,7 @@ TEST_SUITE("allocation") {
       Counter done;
       js.run(done, [&](Context& ctx) -> Task<> {
         for (int round = 0; round < 4000; ++round) {
-          if (round == 1000) during = g_allocations.load();  // after the warm-up
+          if (round == 1000) during = test::allocations_total();  // after the warm-up
           struct Round {  // one pointer in each child's capture: no boxed callable
             Event go_event;
             Event started{Event::Mode::Auto};
@@ -128,7 +107,7 @@ TEST_SUITE("allocation") {
           co_await ctx.wait(children);
           if (round >= 1000) ++iterations;
         }
-        during = g_allocations.load() - during;
+        during = test::allocations_total() - during;
       });
       js.wait(done);
       CHECK(iterations == 3000);
@@ -148,7 +127,7 @@ TEST_SUITE("allocation") {
       Counter done;
       js.run(done, [&](Context& ctx) -> Task<> {
         for (int round = 0; round < 12000; ++round) {
-          if (round == 2000) during = g_allocations.load();  // after the warm-up
+          if (round == 2000) during = test::allocations_total();  // after the warm-up
           Counter children;
           for (int i = 0; i < 8; ++i) ctx.spawn(children, [] { this_fiber::yield(); });
           co_await ctx.wait(children);
@@ -156,7 +135,7 @@ TEST_SUITE("allocation") {
           co_await children;  // already zero: no suspension
           if (round >= 2000) ++iterations;
         }
-        during = g_allocations.load() - during;
+        during = test::allocations_total() - during;
       });
       js.wait(done);
       CHECK(iterations == 10000);
@@ -182,7 +161,7 @@ TEST_SUITE("allocation") {
     };
     struct Loop {
       static Task<> run(Context& ctx, int rounds, std::atomic<long>& sum, long* during) {
-        const long before = g_allocations.load();
+        const long before = test::allocations_total();
         for (int round = 0; round < rounds; ++round) {
           Counter children;
           for (int i = 0; i < 8; ++i) {
@@ -192,7 +171,7 @@ TEST_SUITE("allocation") {
           }
           co_await ctx.wait(children);
         }
-        if (during != nullptr) *during = g_allocations.load() - before;
+        if (during != nullptr) *during = test::allocations_total() - before;
       }
     };
     for (std::uint32_t workers : {1u, 2u}) {
@@ -229,7 +208,7 @@ TEST_SUITE("allocation") {
     std::vector<detail::JobRecord*> records;
     records.reserve(kRecords);
     for (std::size_t i = 0; i < kRecords; ++i) records.push_back(pool.acquire(cache));
-    const long before = g_allocations.load();
+    const long before = test::allocations_total();
     std::size_t next = 0;
     while (next + detail::RecordPool::kBatch + 1 <= kRecords) {
       detail::RecordCache chain;
@@ -241,7 +220,7 @@ TEST_SUITE("allocation") {
       pool.drain(chain);
       pool.release_shared(records[next++]);
     }
-    CHECK(g_allocations.load() == before);
+    CHECK(test::allocations_total() == before);
     // Every record given back can be taken again.
     detail::RecordCache again;
     std::size_t taken = 0;
