@@ -18,33 +18,45 @@
 using namespace fiberjob;
 using namespace std::chrono_literals;
 
+namespace {
+
+/// On 1 and 2 workers, runs `root(ctx, during, iterations)` as one job (a fiber or a coroutine
+/// job): it runs its rounds, counts the measured ones in `iterations` and stores in `during`
+/// the global allocations made while they ran. Checks `expected_iterations` and zero.
+template <typename Root>
+void check_no_allocations(long expected_iterations, Root root) {
+  for (std::uint32_t workers : {1u, 2u}) {
+    CAPTURE(workers);
+    JobSystem js{test::config_with(workers)};
+    long during = -1;
+    long iterations = 0;
+    Counter done;
+    js.run(done, [&](Context& ctx) { return root(ctx, during, iterations); });
+    js.wait(done);
+    CHECK(iterations == expected_iterations);
+    CHECK(during == 0);
+  }
+}
+
+}  // namespace
+
 TEST_SUITE("allocation") {
   TEST_CASE("steady-state spawn, wait and yield call the global allocator zero times") {
     test::Watchdog watchdog("allocation count", 120s);
-    for (std::uint32_t workers : {1u, 2u}) {
-      CAPTURE(workers);
-      JobSystem js{test::config_with(workers)};
-      long during = -1;
-      long iterations = 0;
-      Counter done;
-      js.run(done, [&](Context& ctx) {
-        auto step = [&ctx] {
-          Counter children;
-          for (int i = 0; i < 8; ++i) {
-            ctx.spawn(children, [](Context&) { this_fiber::yield(); });
-          }
-          this_fiber::wait(children);
-          this_fiber::yield();
-        };
-        for (int i = 0; i < 2000; ++i) step();  // warm-up: caches, deques, injector blocks
-        const long before = test::allocations_total();
-        for (int i = 0; i < 10000; ++i, ++iterations) step();
-        during = test::allocations_total() - before;
-      });
-      js.wait(done);
-      CHECK(iterations == 10000);
-      CHECK(during == 0);
-    }
+    check_no_allocations(10000, [](Context& ctx, long& during, long& iterations) {
+      auto step = [&ctx] {
+        Counter children;
+        for (int i = 0; i < 8; ++i) {
+          ctx.spawn(children, [](Context&) { this_fiber::yield(); });
+        }
+        this_fiber::wait(children);
+        this_fiber::yield();
+      };
+      for (int i = 0; i < 2000; ++i) step();  // warm-up: caches, deques, injector blocks
+      const long before = test::allocations_total();
+      for (int i = 0; i < 10000; ++i, ++iterations) step();
+      during = test::allocations_total() - before;
+    });
   }
 
   TEST_CASE(
@@ -55,92 +67,72 @@ TEST_SUITE("allocation") {
     // long-lived coroutine, so no coroutine frame is made per round (frame pools have their own
     // test below).
     test::Watchdog watchdog("primitives allocation count", 120s);
-    for (std::uint32_t workers : {1u, 2u}) {
-      CAPTURE(workers);
-      JobSystem js{test::config_with(workers)};
-      long during = -1;
-      long iterations = 0;
-      Counter done;
-      js.run(done, [&](Context& ctx) -> Task<> {
-        for (int round = 0; round < 4000; ++round) {
-          if (round == 1000) during = test::allocations_total();  // after the warm-up
-          struct Round {  // one pointer in each child's capture: no boxed callable
-            Event go_event;
-            Event started{Event::Mode::Auto};
-            Mutex mutex;
-            ConditionVariable cv;
-            Semaphore semaphore{1};
-            bool go = false;
-            int arrived = 0;
-            Counter work;
-          } r;
-          r.work.add(4);
-          Counter children;
-          for (int i = 0; i < 4; ++i) {
-            ctx.spawn(children, [p = &r] {
-              p->started.set();
-              this_fiber::wait(p->go_event);
-              {
-                std::unique_lock lock(p->mutex);
-                p->cv.wait(lock, [p] { return p->go; });
-                ++p->arrived;
-                p->cv.notify_all();
-              }
-              p->semaphore.acquire();
-              this_fiber::yield();
-              p->semaphore.release();
-              p->work.signal();
-            });
-          }
-          co_await r.started;
-          r.go_event.set();
-          {
-            auto guard = co_await r.mutex.scoped_lock();
-            r.go = true;
-            r.cv.notify_all();
-            while (r.arrived < 4) co_await r.cv.wait(guard);
-          }
-          co_await r.semaphore.acquire_async();
-          co_await ctx.yield();
-          r.semaphore.release();
-          co_await ctx.wait(r.work, 2);
-          co_await ctx.wait(children);
-          if (round >= 1000) ++iterations;
+    check_no_allocations(3000, [](Context& ctx, long& during, long& iterations) -> Task<> {
+      for (int round = 0; round < 4000; ++round) {
+        if (round == 1000) during = test::allocations_total();  // after the warm-up
+        struct Round {  // one pointer in each child's capture: no boxed callable
+          Event go_event;
+          Event started{Event::Mode::Auto};
+          Mutex mutex;
+          ConditionVariable cv;
+          Semaphore semaphore{1};
+          bool go = false;
+          int arrived = 0;
+          Counter work;
+        } r;
+        r.work.add(4);
+        Counter children;
+        for (int i = 0; i < 4; ++i) {
+          ctx.spawn(children, [p = &r] {
+            p->started.set();
+            this_fiber::wait(p->go_event);
+            {
+              std::unique_lock lock(p->mutex);
+              p->cv.wait(lock, [p] { return p->go; });
+              ++p->arrived;
+              p->cv.notify_all();
+            }
+            p->semaphore.acquire();
+            this_fiber::yield();
+            p->semaphore.release();
+            p->work.signal();
+          });
         }
-        during = test::allocations_total() - during;
-      });
-      js.wait(done);
-      CHECK(iterations == 3000);
-      CHECK(during == 0);
-    }
+        co_await r.started;
+        r.go_event.set();
+        {
+          auto guard = co_await r.mutex.scoped_lock();
+          r.go = true;
+          r.cv.notify_all();
+          while (r.arrived < 4) co_await r.cv.wait(guard);
+        }
+        co_await r.semaphore.acquire_async();
+        co_await ctx.yield();
+        r.semaphore.release();
+        co_await ctx.wait(r.work, 2);
+        co_await ctx.wait(children);
+        if (round >= 1000) ++iterations;
+      }
+      during = test::allocations_total() - during;
+    });
   }
 
   TEST_CASE("co_await ctx.wait and ctx.yield on a fiber call the global allocator zero times") {
     // The coroutine frame of the job itself is allocated once, when the job starts; awaiting
     // inside it allocates nothing (the wait node lives in the fiber).
     test::Watchdog watchdog("coroutine allocation count", 120s);
-    for (std::uint32_t workers : {1u, 2u}) {
-      CAPTURE(workers);
-      JobSystem js{test::config_with(workers)};
-      long during = -1;
-      long iterations = 0;
-      Counter done;
-      js.run(done, [&](Context& ctx) -> Task<> {
-        for (int round = 0; round < 12000; ++round) {
-          if (round == 2000) during = test::allocations_total();  // after the warm-up
-          Counter children;
-          for (int i = 0; i < 8; ++i) ctx.spawn(children, [] { this_fiber::yield(); });
-          co_await ctx.wait(children);
-          co_await ctx.yield();
-          co_await children;  // already zero: no suspension
-          if (round >= 2000) ++iterations;
-        }
-        during = test::allocations_total() - during;
-      });
-      js.wait(done);
-      CHECK(iterations == 10000);
-      CHECK(during == 0);
-    }
+    check_no_allocations(10000, [](Context& ctx, long& during, long& iterations) -> Task<> {
+      for (int round = 0; round < 12000; ++round) {
+        if (round == 2000) during = test::allocations_total();  // after the warm-up
+        Counter children;
+        for (int i = 0; i < 8; ++i) ctx.spawn(children, [] { this_fiber::yield(); });
+        co_await ctx.wait(children);
+        co_await ctx.yield();
+        co_await children;  // already zero: no suspension
+        if (round >= 2000) ++iterations;
+      }
+      during = test::allocations_total() - during;
+    });
   }
 
   TEST_CASE(

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "support/config.hpp"
+#include "support/detached.hpp"
 #include "support/thread_id.hpp"
 #include "support/watchdog.hpp"
 
@@ -24,16 +25,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-/// A foreign coroutine type: eager, fire-and-forget, frame freed at its end. Not fiberjob's.
-struct Detached {
-  struct promise_type {
-    Detached get_return_object() noexcept { return {}; }
-    std::suspend_never initial_suspend() noexcept { return {}; }
-    std::suspend_never final_suspend() noexcept { return {}; }
-    void return_void() noexcept {}
-    void unhandled_exception() noexcept { std::terminate(); }
-  };
-};
+using test::Detached;
 
 struct Observation {
   std::atomic<int> finished{0};
