@@ -62,75 +62,87 @@ void print_rss_window(std::uint32_t frames_done, const std::vector<double>& fram
              percentile_of_sorted(window, 99), window.back());
 }
 
-int run(const game::Options& options) {
-  // 1. The map.
-  const game::GridMap map = game::GridMap::load(options.map_path);
-  fmt::print("map {}: {} x {}, {} passable cells; {} agents, {} frames\n",
-             std::filesystem::path(options.map_path).filename().string(), map.width(), map.height(),
-             map.passable_count(), options.agents, options.frames);
-  fmt::print(
-      "one line per second of game time (60 frames at 60 Hz): frame ms = wall-clock time "
-      "to compute a frame\n");
-
-  // 2. The job system, default Config: the AI coroutines wait between frames with co_await,
-  //    which suspends the coroutine and holds no fiber, so the pool need not grow with the
-  //    number of agents. --serial runs no job in the
-  //    frames: its one worker exists because the frame allocator is built on a job system (and
-  //    for --check), and the main thread takes frame memory from the shared arena.
+// The job system and the frame allocator's settings for `options`. Default Config: the AI
+// coroutines wait between frames with co_await, which suspends the coroutine and holds no
+// fiber, so the pool need not grow with the number of agents. --serial runs no job in the
+// frames: its one worker exists because the frame allocator is built on a job system (and for
+// --check), and the main thread takes frame memory from the shared arena.
+fiberjob::Config job_config(const game::Options& options) {
   fiberjob::Config config;
   if (options.workers != 0) config.worker_count = options.workers;
   if (options.serial) config.worker_count = 1;
   config.tracing = !options.trace_path.empty();
-  fiberjob::JobSystem js{config};
-  fiberjob::FrameAllocatorConfig memory_config;
-  memory_config.bytes_per_worker = std::size_t{16} << 20;  // A* open lists on big maps
-  if (options.serial) memory_config.shared_bytes = memory_config.bytes_per_worker;
-  fiberjob::FrameAllocator memory{js, memory_config};
+  return config;
+}
 
-  // 3. The world, and its AI coroutines waiting for the first frame.
-  game::World world(map, js, memory, options.agents, options.seed, options.check);
-  if (!options.serial) world.start();
+fiberjob::FrameAllocatorConfig memory_config(const game::Options& options) {
+  fiberjob::FrameAllocatorConfig memory;
+  memory.bytes_per_worker = std::size_t{16} << 20;  // A* open lists on big maps
+  if (options.serial) memory.shared_bytes = memory.bytes_per_worker;
+  return memory;
+}
 
-  // Sized and written (touched) now: filling it adds no resident memory during the frames.
-  std::vector<double> frame_ms(options.frames);
+// What the frame loop measured.
+struct FrameTimes {
+  std::vector<double> frame_ms;  // one per frame
+  double wall_s = 0;
+  std::uint64_t allocations_before = 0;              // global-allocator calls before frame 0
+  std::uint64_t allocations_after_first_second = 0;  // ... after frame 59
+  std::uint64_t allocations_end = 0;                 // ... after the last frame
+};
+
+// Prints the one-second line that ends with frame `frame` (p50 and max of its 60 frames).
+void print_second(std::uint32_t frame, const std::vector<double>& frame_ms,
+                  const game::World& world) {
+  std::array<double, 60> second;  // no allocation inside the frame loop
+  std::copy(frame_ms.begin() + frame + 1 - 60, frame_ms.begin() + frame + 1, second.begin());
+  std::sort(second.begin(), second.end());
+  fmt::print("game t={:3}s  frame ms p50 {:6.3f} max {:6.3f}  paths so far {:6}\n",
+             (frame + 1) / 60, second[29], second[59], world.counters().paths);
+}
+
+// Runs the frames: AI, movement, render prep, all jobs joined by counters (or all inline:
+// --serial), printing a line per second of game time.
+FrameTimes run_frames(const game::Options& options, game::World& world) {
+  FrameTimes times;
+  // Sized and written (touched) now: filling them adds no resident memory during the frames.
+  times.frame_ms.assign(options.frames, 0.0);
   std::vector<double> rss_window(options.rss_every);
-  const std::uint64_t allocations_before = game::global_allocations();
-  std::uint64_t allocations_after_first_second = allocations_before;
+  times.allocations_before = game::global_allocations();
+  times.allocations_after_first_second = times.allocations_before;
   const auto start = std::chrono::steady_clock::now();
   for (std::uint32_t frame = 0; frame < options.frames; ++frame) {
     const auto begin = std::chrono::steady_clock::now();
-    // 4. AI, movement, render prep: all jobs, joined by counters (or all inline: --serial).
     if (options.serial) {
       world.run_frame_serial();
     } else {
       world.run_frame(frame);
     }
-    frame_ms[frame] =
+    times.frame_ms[frame] =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - begin).count();
     if (options.rss_every != 0 && (frame + 1) % options.rss_every == 0) {
-      print_rss_window(frame + 1, frame_ms, rss_window);
+      print_rss_window(frame + 1, times.frame_ms, rss_window);
     }
     if ((frame + 1) % 60 == 0) {
-      std::array<double, 60> second;  // no allocation inside the frame loop
-      std::copy(frame_ms.begin() + frame + 1 - 60, frame_ms.begin() + frame + 1, second.begin());
-      std::sort(second.begin(), second.end());
-      fmt::print("game t={:3}s  frame ms p50 {:6.3f} max {:6.3f}  paths so far {:6}\n",
-                 (frame + 1) / 60, second[29], second[59], world.counters().paths);
-      if (frame + 1 == 60) allocations_after_first_second = game::global_allocations();
+      print_second(frame, times.frame_ms, world);
+      if (frame + 1 == 60) times.allocations_after_first_second = game::global_allocations();
     }
   }
-  const double wall_s =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  const std::uint64_t allocations_end = game::global_allocations();
-  if (!options.serial) world.stop(options.frames);
+  times.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  times.allocations_end = game::global_allocations();
+  return times;
+}
 
-  // 5. The summary.
+void print_summary(const game::Options& options, const fiberjob::JobSystem& js,
+                   const fiberjob::Config& config, const game::World& world,
+                   const FrameTimes& times) {
   const fiberjob::Stats stats = js.stats();
   const game::FrameCounters counters = world.counters();
   fmt::print("\nsummary ({}, {} frames, {:.2f} s wall)\n",
              options.serial ? std::string("serial: no jobs")
                             : fmt::format("{} workers", js.worker_count()),
-             options.frames, wall_s);
+             options.frames, times.wall_s);
+  const std::vector<double>& frame_ms = times.frame_ms;
   fmt::print("  frame time ms   p50 {:.3f}  p95 {:.3f}  p99 {:.3f}  max {:.3f}\n",
              percentile(frame_ms, 50), percentile(frame_ms, 95), percentile(frame_ms, 99),
              percentile(frame_ms, 100));
@@ -142,18 +154,44 @@ int run(const game::Options& options) {
                                           "coroutines and are not counted",
                                           options.agents));
   fmt::print("  paths per second {:.0f} ({} searches, {} without a path)\n",
-             static_cast<double>(counters.paths) / wall_s, counters.paths, counters.path_failures);
+             static_cast<double>(counters.paths) / times.wall_s, counters.paths,
+             counters.path_failures);
   fmt::print("  fiber switches {}  steals {}  peak fibers in use {} of {}\n", stats.fiber_switches,
              stats.steals, stats.fibers_in_use_high_water, config.fiber_count);
   const std::uint32_t steady_frames = options.frames > 60 ? options.frames - 60 : 0;
   fmt::print("  global-allocator calls per frame {:.2f} (after the first second: {})\n",
-             static_cast<double>(allocations_end - allocations_before) / options.frames,
+             static_cast<double>(times.allocations_end - times.allocations_before) / options.frames,
              steady_frames == 0
                  ? std::string("n/a")
-                 : fmt::format("{:.2f}", static_cast<double>(allocations_end -
-                                                             allocations_after_first_second) /
+                 : fmt::format("{:.2f}", static_cast<double>(times.allocations_end -
+                                                             times.allocations_after_first_second) /
                                              steady_frames));
   fmt::print("  snapshot checksum {:016x}\n", world.snapshot_checksum());
+}
+
+int run(const game::Options& options) {
+  // 1. The map.
+  const game::GridMap map = game::GridMap::load(options.map_path);
+  fmt::print("map {}: {} x {}, {} passable cells; {} agents, {} frames\n",
+             std::filesystem::path(options.map_path).filename().string(), map.width(), map.height(),
+             map.passable_count(), options.agents, options.frames);
+  fmt::print(
+      "one line per second of game time (60 frames at 60 Hz): frame ms = wall-clock time "
+      "to compute a frame\n");
+
+  // 2. The job system and the frame allocator.
+  const fiberjob::Config config = job_config(options);
+  fiberjob::JobSystem js{config};
+  fiberjob::FrameAllocator memory{js, memory_config(options)};
+
+  // 3. The world, and its AI coroutines waiting for the first frame.
+  game::World world(map, js, memory, options.agents, options.seed, options.check);
+  if (!options.serial) world.start();
+
+  // 4. The frames, then 5. the summary.
+  const FrameTimes times = run_frames(options, world);
+  if (!options.serial) world.stop(options.frames);
+  print_summary(options, js, config, world, times);
 
   int status = 0;
   if (options.check) {

@@ -16,6 +16,53 @@ bool parse_number(std::string_view text, std::uint64_t max, std::uint64_t& out) 
   return true;
 }
 
+// Stores `value` for `arg`, an option that takes one. Returns false, with `error` naming the
+// option and the range, when a number is malformed or out of range.
+bool set_value(Options& options, std::string_view arg, std::string_view value, std::string& error) {
+  std::uint64_t number = 0;
+  auto numeric = [&](std::uint64_t min, std::uint64_t max) {
+    if (parse_number(value, max, number) && number >= min) return true;
+    error = std::string(arg) + " expects a whole number in [" + std::to_string(min) + ", " +
+            std::to_string(max) + "], got '" + std::string(value) + "'";
+    return false;
+  };
+  if (arg == "--map") {
+    options.map_path = value;
+  } else if (arg == "--trace") {
+    options.trace_path = value;
+  } else if (arg == "--workers") {
+    if (!numeric(1, 256)) return false;
+    options.workers = static_cast<std::uint32_t>(number);
+  } else if (arg == "--agents") {
+    if (!numeric(1, 100'000)) return false;
+    options.agents = static_cast<std::uint32_t>(number);
+  } else if (arg == "--frames") {
+    if (!numeric(1, 1'000'000)) return false;
+    options.frames = static_cast<std::uint32_t>(number);
+  } else if (arg == "--seed") {
+    if (!numeric(0, UINT64_MAX)) return false;
+    options.seed = number;
+  } else if (arg == "--rss-every") {
+    if (!numeric(1, 1'000'000)) return false;
+    options.rss_every = static_cast<std::uint32_t>(number);
+  }
+  return true;
+}
+
+// --serial uses no job system threads and records no timeline: reject the options that ask
+// for them. Returns false with `error` set.
+bool check_serial(const Options& options, std::string& error) {
+  if (options.serial && options.workers != 0) {
+    error = "--serial runs every frame on the main thread; it takes no --workers";
+    return false;
+  }
+  if (options.serial && !options.trace_path.empty()) {
+    error = "--trace records the job system's timeline, which --serial does not use";
+    return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 std::string usage() {
@@ -62,44 +109,9 @@ std::optional<Options> parse_options(int argc, char** argv, const std::string& d
       error = std::string(arg) + " needs a value";
       return std::nullopt;
     }
-    const std::string_view value = argv[++i];
-    std::uint64_t number = 0;
-    auto numeric = [&](std::uint64_t min, std::uint64_t max) {
-      if (parse_number(value, max, number) && number >= min) return true;
-      error = std::string(arg) + " expects a whole number in [" + std::to_string(min) + ", " +
-              std::to_string(max) + "], got '" + std::string(value) + "'";
-      return false;
-    };
-    if (arg == "--map") {
-      options.map_path = value;
-    } else if (arg == "--trace") {
-      options.trace_path = value;
-    } else if (arg == "--workers") {
-      if (!numeric(1, 256)) return std::nullopt;
-      options.workers = static_cast<std::uint32_t>(number);
-    } else if (arg == "--agents") {
-      if (!numeric(1, 100'000)) return std::nullopt;
-      options.agents = static_cast<std::uint32_t>(number);
-    } else if (arg == "--frames") {
-      if (!numeric(1, 1'000'000)) return std::nullopt;
-      options.frames = static_cast<std::uint32_t>(number);
-    } else if (arg == "--seed") {
-      if (!numeric(0, UINT64_MAX)) return std::nullopt;
-      options.seed = number;
-    } else if (arg == "--rss-every") {
-      if (!numeric(1, 1'000'000)) return std::nullopt;
-      options.rss_every = static_cast<std::uint32_t>(number);
-    }
+    if (!set_value(options, arg, argv[++i], error)) return std::nullopt;
   }
-  // --serial uses no job system threads and records no timeline.
-  if (options.serial && options.workers != 0) {
-    error = "--serial runs every frame on the main thread; it takes no --workers";
-    return std::nullopt;
-  }
-  if (options.serial && !options.trace_path.empty()) {
-    error = "--trace records the job system's timeline, which --serial does not use";
-    return std::nullopt;
-  }
+  if (!check_serial(options, error)) return std::nullopt;
   return options;
 }
 
