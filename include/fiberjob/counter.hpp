@@ -119,6 +119,8 @@ class alignas(16) Counter {
   /// or kNoError (a new round forgot a delivered exception); kErrorCaptured --> kErrorDelivered
   /// (a wait rethrew it). kErrorWriting is a tiny lock around `error_` and `dropped_errors_`.
   std::atomic<std::uint32_t> error_state_{kNoError};
+  /// Exceptions thrown after the first and dropped (stats). Written under kErrorWriting;
+  /// relaxed everywhere: a statistic, ordered by that lock, pairs with nothing else.
   std::atomic<std::uint32_t> dropped_errors_{0};
   /// The first exception; written by the claimer before its signal (release), read by waiters
   /// after they observe zero (acquire).
@@ -130,7 +132,9 @@ class alignas(16) Counter {
   /// the kValueLocked bit of `value_` (see there). nullptr = none.
   detail::ValueWaiter* value_waiters_ = nullptr;
   /// Debug builds of the library only (else always 0): waiters between the start and the end
-  /// of their link (CounterWaitList::link), for the reuse and destruction checks.
+  /// of their link (CounterWaitList::link), for the reuse and destruction checks. Relaxed
+  /// increment (ordered by the push CAS), release decrement, pairing with the acquire loads in
+  /// add() and ~Counter (docs/memory_ordering.md, "Counter").
   std::atomic<std::uint32_t> linkers_{0};
   unsigned char padding_[64 - 2 * sizeof(std::int64_t) - 3 * sizeof(std::uint32_t) -
                          sizeof(std::exception_ptr) - 2 * sizeof(void*)] = {};
