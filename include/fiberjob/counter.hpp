@@ -119,8 +119,9 @@ class alignas(16) Counter {
   /// or kNoError (a new round forgot a delivered exception); kErrorCaptured --> kErrorDelivered
   /// (a wait rethrew it). kErrorWriting is a tiny lock around `error_` and `dropped_errors_`.
   std::atomic<std::uint32_t> error_state_{kNoError};
-  /// Exceptions thrown after the first and dropped (stats). Written under kErrorWriting;
-  /// relaxed everywhere: a statistic, ordered by that lock, pairs with nothing else.
+  /// Exceptions thrown after the first one of a round and dropped. Incremented by capture()
+  /// when one is already captured, reset under kErrorWriting; relaxed everywhere: a
+  /// statistic, pairs with nothing.
   std::atomic<std::uint32_t> dropped_errors_{0};
   /// The first exception; written by the claimer before its signal (release), read by waiters
   /// after they observe zero (acquire).
