@@ -111,6 +111,28 @@ inline void init(Node& n) {
 
 using model::spin;
 
+// A fiber waiter and its linker thread (Protocol::fiber_wait and Protocol::linker).
+struct LinkerChannel {
+  rl::atomic<int> handoff;  // 1: the waiter switched out, its node is the linker's to link
+  rl::atomic<int> skip;     // 1: the wait returned, the linker has nothing (more) to do
+  void init() {
+    handoff.store(0, rl::mo_relaxed, $);
+    skip.store(0, rl::mo_relaxed, $);
+  }
+};
+
+// The two jobs of the reuse models: round 1's and round 2's, queued once round 1 is over.
+struct TwoRounds {
+  rl::atomic<int> job2_queued;
+  rl::var<int> data1;  // written by round 1's job, read by the waiter after its wait
+  rl::var<int> data2;  // the same for round 2
+  void init() {
+    job2_queued.store(0, rl::mo_relaxed, $);
+    data1($) = 0;
+    data2($) = 0;
+  }
+};
+
 template <unsigned B>
 struct Protocol {
   static constexpr bool has(Bug bug) { return (B & bug) != 0; }
@@ -254,21 +276,21 @@ struct Protocol {
   // out, and the *next* fiber links its node (fiber_switch.cpp run_handoff) — modelled as a
   // separate linker thread that receives the node through `handoff` (the switch orders the
   // waiter's writes before the link). Returns when the wait returns.
-  static void fiber_wait(Counter& c, Node& n, rl::atomic<int>& handoff) {
+  static void fiber_wait(Counter& c, Node& n, LinkerChannel& channel) {
     if (load_settled(c) == 0) {
       cover(kWaiterFastPath);
       return;
     }
     n.next($) = nullptr;
-    handoff.store(1, rl::mo_release, $);
+    channel.handoff.store(1, rl::mo_release, $);
     await_woken(n);
   }
 
   // The linker side of fiber_wait: runs on another thread (or later on the same one).
-  static void linker(Counter& c, Node& n, rl::atomic<int>& handoff, rl::atomic<int>& skip) {
+  static void linker(Counter& c, Node& n, LinkerChannel& channel) {
     for (;;) {
-      if (handoff.load(rl::mo_acquire, $) == 1) break;
-      if (skip.load(rl::mo_acquire, $) == 1) return;  // the waiter took the fast path
+      if (channel.handoff.load(rl::mo_acquire, $) == 1) break;
+      if (channel.skip.load(rl::mo_acquire, $) == 1) return;  // the waiter took the fast path
       spin();
     }
     link(c, n);
@@ -286,30 +308,29 @@ struct Protocol {
 
   // A fiber waiter's wait (round 1 of the reuse models too): once it returns, the waiter tells
   // its linker that it no longer needs it (if the fast path left the linker waiting).
-  static void fiber_wait_done(Counter& c, Node& n, rl::atomic<int>& handoff,
-                              rl::atomic<int>& skip) {
-    fiber_wait(c, n, handoff);
-    skip.store(1, rl::mo_release, $);  // release: pairs with the acquire load in linker()
+  static void fiber_wait_done(Counter& c, Node& n, LinkerChannel& channel) {
+    fiber_wait(c, n, channel);
+    channel.skip.store(1, rl::mo_release, $);  // release: pairs with the acquire in linker()
   }
 
   // Round 2 of the reuse models, the waiter's side: add a unit, queue its job (release/acquire
   // hand-off, as the queues do), then wait as a thread with the same node (a fiber reuses its
   // node).
-  static void second_round(Counter& c, Node& n, rl::atomic<int>& job2_queued) {
+  static void second_round(Counter& c, Node& n, TwoRounds& rounds) {
     add(c, 1);
-    job2_queued.store(1, rl::mo_release, $);  // release: pairs with run_two_jobs' acquire
+    rounds.job2_queued.store(1, rl::mo_release, $);  // release: pairs with run_two_jobs' acquire
     n.next($) = nullptr;
     n.woken.store(0, rl::mo_relaxed, $);
     thread_wait(c, n);
   }
 
   // The job runner of the reuse models: round 1's job, then round 2's once it is queued.
-  static void run_two_jobs(Counter& c, rl::var<int>& data1, rl::var<int>& data2,
-                           rl::atomic<int>& job2_queued) {
-    data1($) = 1;
+  static void run_two_jobs(Counter& c, TwoRounds& rounds) {
+    rounds.data1($) = 1;
     signal(c);
-    while (job2_queued.load(rl::mo_acquire, $) == 0) spin();  // acquire: second_round's store
-    data2($) = 1;
+    // acquire: pairs with second_round's release store.
+    while (rounds.job2_queued.load(rl::mo_acquire, $) == 0) spin();
+    rounds.data2($) = 1;
     signal(c);
   }
 
@@ -330,25 +351,23 @@ struct FiberWait : rl::test_suite<FiberWait<B>, 3> {
   using P = Protocol<B>;
   Counter c;
   Node node;
-  rl::atomic<int> handoff;
-  rl::atomic<int> skip;
+  LinkerChannel channel;
   rl::var<int> job_data;
 
   void before() {
     init(c, 1);
     init(node);
-    handoff.store(0, rl::mo_relaxed, $);
-    skip.store(0, rl::mo_relaxed, $);
+    channel.init();
     job_data($) = 0;
   }
 
   void thread(unsigned index) {
     if (index == 0) {  // W
-      P::fiber_wait_done(c, node, handoff, skip);
+      P::fiber_wait_done(c, node, channel);
       RL_ASSERT(job_data($) == 1);  // the job's writes are visible after the wait
       P::destroy(c);
     } else if (index == 1) {  // L
-      P::linker(c, node, handoff, skip);
+      P::linker(c, node, channel);
     } else {  // S: the job
       job_data($) = 1;
       P::signal(c);
@@ -440,20 +459,14 @@ struct Reuse : rl::test_suite<Reuse<B>, 3> {
   using P = Protocol<B>;
   Counter c;
   Node node;
-  rl::atomic<int> handoff;
-  rl::atomic<int> skip;
-  rl::atomic<int> job2_queued;
-  rl::var<int> data1;
-  rl::var<int> data2;
+  LinkerChannel channel;
+  TwoRounds rounds;
 
   void before() {
     init(c, 1);
     init(node);
-    handoff.store(0, rl::mo_relaxed, $);
-    skip.store(0, rl::mo_relaxed, $);
-    job2_queued.store(0, rl::mo_relaxed, $);
-    data1($) = 0;
-    data2($) = 0;
+    channel.init();
+    rounds.init();
   }
 
   void after() {
@@ -464,15 +477,15 @@ struct Reuse : rl::test_suite<Reuse<B>, 3> {
 
   void thread(unsigned index) {
     if (index == 0) {  // W
-      P::fiber_wait_done(c, node, handoff, skip);
-      RL_ASSERT(data1($) == 1);
-      P::second_round(c, node, job2_queued);  // reuses the counter and the node
-      RL_ASSERT(data2($) == 1);
+      P::fiber_wait_done(c, node, channel);
+      RL_ASSERT(rounds.data1($) == 1);
+      P::second_round(c, node, rounds);  // reuses the counter and the node
+      RL_ASSERT(rounds.data2($) == 1);
       if (!P::has(kKeepCounter)) P::destroy(c);
     } else if (index == 1) {  // L: links W's node in round 1
-      P::linker(c, node, handoff, skip);
+      P::linker(c, node, channel);
     } else {  // S: runs the job of each round
-      P::run_two_jobs(c, data1, data2, job2_queued);
+      P::run_two_jobs(c, rounds);
     }
   }
 };
@@ -527,23 +540,17 @@ struct TwoWaitersReuse : rl::test_suite<TwoWaitersReuse<B>, 4> {
   Counter c;
   Node node1;
   Node node2;
-  rl::atomic<int> handoff;
-  rl::atomic<int> skip;
+  LinkerChannel channel;
   rl::atomic<int> w2_done;
-  rl::atomic<int> job2_queued;
-  rl::var<int> data1;
-  rl::var<int> data2;
+  TwoRounds rounds;
 
   void before() {
     init(c, 1);
     init(node1);
     init(node2);
-    handoff.store(0, rl::mo_relaxed, $);
-    skip.store(0, rl::mo_relaxed, $);
+    channel.init();
     w2_done.store(0, rl::mo_relaxed, $);
-    job2_queued.store(0, rl::mo_relaxed, $);
-    data1($) = 0;
-    data2($) = 0;
+    rounds.init();
   }
 
   void await_w2() {
@@ -553,20 +560,20 @@ struct TwoWaitersReuse : rl::test_suite<TwoWaitersReuse<B>, 4> {
   void thread(unsigned index) {
     if (index == 0) {  // W1
       P::thread_wait(c, node1);
-      RL_ASSERT(data1($) == 1);
+      RL_ASSERT(rounds.data1($) == 1);
       if (!P::has(kEarlyReuse)) await_w2();
-      P::second_round(c, node1, job2_queued);
-      RL_ASSERT(data2($) == 1);
+      P::second_round(c, node1, rounds);
+      RL_ASSERT(rounds.data2($) == 1);
       await_w2();
       P::destroy(c);
     } else if (index == 1) {  // W2
-      P::fiber_wait_done(c, node2, handoff, skip);
-      RL_ASSERT(data1($) == 1);
+      P::fiber_wait_done(c, node2, channel);
+      RL_ASSERT(rounds.data1($) == 1);
       w2_done.store(1, rl::mo_release, $);
     } else if (index == 2) {  // L2
-      P::linker(c, node2, handoff, skip);
+      P::linker(c, node2, channel);
     } else {  // S
-      P::run_two_jobs(c, data1, data2, job2_queued);
+      P::run_two_jobs(c, rounds);
     }
   }
 };
