@@ -93,7 +93,14 @@ void Counter::add(std::int64_t n) {
   }
 }
 
-void Counter::signal() noexcept { CounterWaitList::signal(*this, detail::current_worker()); }
+void Counter::signal() noexcept {
+  detail::Worker* worker = detail::current_worker();
+  if (worker != nullptr && worker->combining_signals) {
+    detail::defer_signal(*worker, *this);
+    return;
+  }
+  CounterWaitList::signal(*this, worker);
+}
 
 bool Counter::done() const noexcept { return CounterWaitList::load_settled(*this) == 0; }
 

@@ -27,13 +27,7 @@ void end_job(Fiber* self, JobRecord* record, bool defer) noexcept {
     CounterWaitList::signal(*counter, worker);
     return;
   }
-  if (worker->deferred_counter == counter) {
-    ++worker->deferred_signals;
-    return;
-  }
-  flush_deferred_signals(*worker);
-  worker->deferred_counter = counter;
-  worker->deferred_signals = 1;
+  defer_signal(*worker, *counter);
 }
 
 /// True when `job` is a plain job of the counter `worker` holds deferred signals for: running

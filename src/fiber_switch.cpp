@@ -124,6 +124,7 @@ namespace {
 [[gnu::always_inline]] inline bool suspend(Fiber* self, Handoff::Action action, Counter* counter) {
   Worker* worker = self->worker;
   // What runs next (a resumed job) could wait for the counters these signals complete.
+  worker->combining_signals = false;
   flush_deferred_signals(*worker);
   release_held_chain(self);  // the waiters run_chain still holds must not wait for us
   Scheduler& scheduler = *worker->scheduler;

@@ -213,7 +213,9 @@ void wake_chained(Fiber* self, WaitNode* node, Priority chain_priority) noexcept
     Scheduler* scheduler = node->scheduler != nullptr ? node->scheduler : own;
     const Job job = Job::resume_coroutine(node, priority);
     if (scheduler == own && priority == chain_priority) {
+      worker->combining_signals = true;
       resume_coroutine(self, job);
+      self->worker->combining_signals = false;  // re-read: the coroutine may have moved us
     } else if (scheduler == own) {
       push_local(*worker, job);
       own->notify_from_worker(1);
@@ -248,6 +250,7 @@ void run_chunk_alone(Fiber* self, WaitNode* first, Priority priority) noexcept {
     self->held_chain = node->next;  // before the waiter can run and reuse its node
     wake_chained(self, node, priority);
   }
+  flush_deferred_signals(*self->worker);
 }
 
 /// run_chain's chunk when other workers may take part of it: through the worker's chunk slot,
@@ -268,6 +271,7 @@ void run_chunk_stealable(Fiber* self, WaitNode* first, Priority priority, bool w
     }
     first->next = nullptr;
     wake_chained(self, first, priority);
+    flush_deferred_signals(*self->worker);
     return;
   }
   // release: pairs with the acquire exchange below, in take_chunk and in steal_next: the
@@ -284,7 +288,7 @@ void run_chunk_stealable(Fiber* self, WaitNode* first, Priority priority, bool w
     // acquire: pairs with the release stores of the slot (here, above, or by another fiber of
     // this worker).
     const Job held = Job::from_bits(worker->chunk.exchange(0, std::memory_order_acquire));
-    if (!held) return;  // done, or a thief took the rest
+    if (!held) break;  // done, or a thief took the rest
     WaitNode* const node = held.node();
     if (node->next != nullptr) {
       // release: as the store above.
@@ -293,6 +297,7 @@ void run_chunk_stealable(Fiber* self, WaitNode* first, Priority priority, bool w
     }
     wake_chained(self, node, held.priority());
   }
+  flush_deferred_signals(*self->worker);
 }
 
 }  // namespace

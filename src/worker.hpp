@@ -83,14 +83,25 @@ struct alignas(kCacheLineBytes) Worker {
   /// The fiber running on this worker now (set on every arrival, by finish_switch).
   Fiber* current = nullptr;
   RecordCache records;
-  /// Signals of plain jobs that ended on this worker and are not yet applied to their counter
-  /// (one counter at a time): consecutive jobs of one counter cost one atomic update instead of
-  /// one each, and the counter's line stays away from the submitter. Held only while the next
-  /// job this worker runs is one of the same counter, which is pending itself, so the counter
-  /// cannot reach zero any earlier; applied (flush_deferred_signals) before anything else runs,
-  /// before a switch and before idling.
+  /// Signals not yet applied to their counter (one counter at a time): consecutive signals of
+  /// one counter cost one atomic update instead of one each, and the counter's line stays away
+  /// from the other workers. Two sources:
+  ///   * plain jobs that ended on this worker: held only while the next job this worker runs is
+  ///     one of the same counter, which is pending itself, so the counter cannot reach zero any
+  ///     earlier;
+  ///   * Counter::signal() from a coroutine of a wake chain's chunk (`combining_signals`): held
+  ///     until the chunk ends, which delays that counter's zero by at most the rest of the
+  ///     chunk's steps on this worker.
+  /// Applied (flush_deferred_signals) before anything else runs, before a switch and before
+  /// idling.
   Counter* deferred_counter = nullptr;
   std::int64_t deferred_signals = 0;
+  /// True while a coroutine of a wake chain's chunk runs inline (run_chain): its signals are
+  /// combined into `deferred_counter` and applied when the chunk ends, or earlier when the
+  /// fiber suspends or the signals target another counter. Waiters of one gate that each
+  /// signal one "done" counter then cost that counter one atomic update per chunk, not one per
+  /// waiter (docs/decisions.md, "Signals combined per chunk").
+  bool combining_signals = false;
   WorkerStats stats;
   /// What the worker is doing, for write_diagnostics only. Written by the worker's thread,
   /// read by any thread; relaxed everywhere, pairs with nothing (it only makes the
@@ -140,6 +151,19 @@ void apply_deferred_signals(Worker& worker) noexcept;
 /// Applies `worker`'s deferred signals, if any. Owner thread only. Inline: one load when none.
 inline void flush_deferred_signals(Worker& worker) noexcept {
   if (worker.deferred_counter != nullptr) apply_deferred_signals(worker);
+}
+
+/// Holds one signal of `counter` in `worker`'s deferred signals (applying those of another
+/// counter first). The caller guarantees a flush point: the dispatch loop before any job of
+/// another counter, or the end of run_chain's chunk.
+inline void defer_signal(Worker& worker, Counter& counter) noexcept {
+  if (worker.deferred_counter == &counter) {
+    ++worker.deferred_signals;
+    return;
+  }
+  flush_deferred_signals(worker);
+  worker.deferred_counter = &counter;
+  worker.deferred_signals = 1;
 }
 
 /// Aborts with a message: the yield queue could not grow, so a fiber would be lost.
