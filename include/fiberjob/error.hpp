@@ -23,6 +23,8 @@ enum class ErrorCode {
                     ///< `parallel_for` bound that does not fit the loop's index type).
   SyncMisuse,       ///< A `Mutex` locked again by its owner, a `ConditionVariable` waited on
                     ///< without owning its mutex, a `Semaphore` released past its maximum.
+  BlockingCallInJob,  ///< A call that blocks its thread (`sync_wait`) was made from a job; the
+                      ///< message names the suspending call to use instead.
 };
 
 /// Thrown by fiberjob when the API is misused or a configured resource runs out.
