@@ -8,6 +8,7 @@
 #include <exception>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <vector>
 
@@ -298,6 +299,39 @@ TEST_SUITE("structured") {
       CHECK(uncaught_after_join == 1);  // the unwinding exception is still in flight
       CHECK(jobs_seeing_uncaught(js) == 0);
     }
+  }
+
+  TEST_CASE("a join that resumes on another worker moves the in-flight exception's state") {
+    // The joining coroutine suspends mid-unwind; `other` is released by this thread, so it
+    // ends (and wakes the joiner) on whichever worker took it: often another one. The thread
+    // that resumes the joiner must then own the in-flight exception (std::uncaught_exceptions
+    // is per thread), and the thread it left must not.
+    test::Watchdog watchdog("join across workers", 120s);
+    JobSystem js{test::config_with(2)};
+    for (int round = 0; round < 200; ++round) {
+      CAPTURE(round);
+      Counter gate;
+      gate.add(1);
+      std::atomic<bool> unwinding{false};
+      int uncaught_after_join = -1;
+      Counter done;
+      js.run(done, [&](Context& ctx) -> Task<> {
+        const UncaughtProbe probe{uncaught_after_join};
+        Counter other;
+        ctx.spawn(other, [&gate] { this_fiber::wait(gate); });
+        struct Flag {
+          std::atomic<bool>& flag;
+          ~Flag() { flag.store(true); }
+        } flag{unwinding};
+        co_await ctx.yield();
+        throw std::runtime_error("y");
+      });
+      while (!unwinding.load()) std::this_thread::yield();
+      gate.signal();
+      CHECK_THROWS_WITH_AS(js.wait(done), "y", std::runtime_error);
+      CHECK(uncaught_after_join == 1);
+    }
+    CHECK(jobs_seeing_uncaught(js) == 0);
   }
 
   TEST_CASE("a plain job and a plain thread leaving a scope by an exception join its jobs") {
