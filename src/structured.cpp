@@ -21,6 +21,12 @@ void check_sync_wait_caller() {
   }
 }
 
+void throw_when_any_empty() {
+  throw Error(ErrorCode::InvalidArgument,
+              "fiberjob: when_any over no task: there is no first task to finish; pass at "
+              "least one");
+}
+
 void throw_job_handle_busy() {
   throw Error(ErrorCode::CounterMisuse,
               "fiberjob: JobHandle::spawn while the handle's previous job has not ended; "

@@ -40,11 +40,19 @@ detail::Fiber* require_fiber(const char* call) {
 }  // namespace
 
 void wait(Counter& counter) {
-  detail::wait_on_fiber(require_fiber("this_fiber::wait"), counter);
+  detail::Fiber* self = require_fiber("this_fiber::wait");
+  detail::throw_if_job_stopped(self, "this_fiber::wait");
+  detail::wait_on_fiber(self, counter);
+  detail::throw_if_job_stopped(self, "this_fiber::wait");
   detail::CounterAccess::rethrow_if_error(counter);
 }
 
-void yield() { detail::yield_on_fiber(require_fiber("this_fiber::yield")); }
+void yield() {
+  detail::Fiber* self = require_fiber("this_fiber::yield");
+  detail::throw_if_job_stopped(self, "this_fiber::yield");
+  detail::yield_on_fiber(self);
+  detail::throw_if_job_stopped(self, "this_fiber::yield");
+}
 
 bool on_fiber() noexcept { return detail::current_fiber() != nullptr; }
 

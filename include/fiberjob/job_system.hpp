@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <memory>
 #include <span>
+#include <stop_token>
 #include <string>
 #include <utility>
 
@@ -63,6 +64,17 @@ class JobSystem {
   void run(Counter& counter, F&& fn, Priority priority = Priority::Normal) {
     detail::JobRecord* record = detail::make_record(*impl_, counter, std::forward<F>(fn));
     detail::submit_one(*impl_, counter, record, priority);
+  }
+
+  /// Starts `fn` as a job with a stop token; see `Context::spawn(counter, fn, stop, priority)`.
+  /// \param counter gets one unit now, signalled when the job ends.
+  /// \param fn the job.
+  /// \param stop the job's stop token.
+  /// \param priority the queue the job goes into.
+  template <detail::JobCallable F>
+  void run(Counter& counter, F&& fn, std::stop_token stop, Priority priority = Priority::Normal) {
+    run(counter, detail::Stoppable<std::decay_t<F>>{std::forward<F>(fn), std::move(stop)},
+        priority);
   }
 
   /// Starts one job per element of `jobs` (each copied), all signalling `counter`; queued in

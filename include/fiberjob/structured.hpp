@@ -1,13 +1,17 @@
 #pragma once
 /// \file
 /// Structured concurrency over `Task<T>`: `sync_wait` (a plain thread runs a task and gets its
-/// value), `when_all` (child tasks as parallel jobs, joined), `JobHandle<T>` (one job's value).
+/// value), `when_all` (child tasks as parallel jobs, joined), `when_any` (the first to finish
+/// wins, the others are stopped and joined), `JobHandle<T>` (one job's value).
 /// Every child ends before the call that started it completes, also when one throws; the
 /// design follows cppcoro's `sync_wait`/`when_all` and P2300's `sync_wait`.
 
+#include <atomic>
 #include <coroutine>
 #include <cstddef>
+#include <exception>
 #include <optional>
+#include <stop_token>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -148,6 +152,107 @@ Task<std::vector<detail::NonVoid<T>>> when_all(Context& ctx, std::vector<Task<T>
   values.reserve(slots.size());
   for (auto& slot : slots) values.push_back(std::move(*slot));
   co_return values;
+}
+
+/// What `when_any` yields: which task finished first (its index in the arguments or the
+/// vector) and its value (`Unit` for `Task<void>`).
+template <class T>
+struct WhenAnyResult {
+  std::size_t index;         ///< The winner's position, from 0.
+  detail::NonVoid<T> value;  ///< The winner's value.
+};
+
+namespace detail {
+
+/// when_any's shared state, in its frame: the race's stop source and the winner's result.
+template <class T>
+struct Race {
+  static constexpr std::size_t kNone = static_cast<std::size_t>(-1);
+  std::stop_source stop;
+  /// kNone until a child finished; then the winner's index (set once, by a CAS).
+  std::atomic<std::size_t> winner{kNone};
+  std::optional<NonVoid<T>> value;  ///< written by the winner only
+  std::exception_ptr error;         ///< written by the winner only
+};
+
+/// One racer: awaits `task`, and if it is the first to finish, keeps its value (or
+/// exception) and requests the stop of the others. Never lets an exception escape to the
+/// job's counter (a loser's Cancelled is expected).
+template <class T>
+Task<void> run_racer(Task<T>& task, Race<T>& race, std::size_t index) {
+  std::optional<NonVoid<T>> value;
+  std::exception_ptr error;
+  try {
+    if constexpr (std::is_void_v<T>) {
+      co_await task;
+      value.emplace();
+    } else {
+      value.emplace(co_await task);
+    }
+  } catch (...) {
+    error = std::current_exception();
+  }
+  std::size_t none = Race<T>::kNone;
+  // acq_rel: one winner; its writes below are published to when_any by the counter's signal
+  // at the job's end (release) and its wait (acquire), not by this CAS.
+  if (race.winner.compare_exchange_strong(none, index, std::memory_order_acq_rel)) {
+    race.value = std::move(value);
+    race.error = std::move(error);
+    race.stop.request_stop();
+  }
+}
+
+/// Throws Error (InvalidArgument): when_any over no task.
+[[noreturn]] void throw_when_any_empty();
+
+}  // namespace detail
+
+/// `co_await when_any(ctx, std::move(tasks))`: runs the tasks as parallel child jobs, each
+/// with a stop token of one shared `std::stop_source`; the first to finish (with a value or
+/// an exception) wins, and requests a stop on the others — their waits and yields then
+/// complete with `Error` (`Cancelled`) and `ctx.stop_token()` reports it, so they unwind.
+/// Completes only after every child has ended, so no child outlives the call; yields the
+/// winner's index and value, or rethrows the winner's exception. The losers' results and
+/// exceptions are dropped.
+/// Suspends: yes, until every child has ended. A loser that neither waits, yields nor polls
+///   its stop token runs to its end; one suspended on a counter that never reaches zero keeps
+///   the call from completing (see `Context::spawn` with a stop token).
+/// Cost: as `when_all` over a vector, plus one `std::stop_source` (one allocation of its
+///   shared state) per call.
+/// Errors: the winner's exception; `Error` (`InvalidArgument`) for an empty vector.
+/// \param ctx the context of the calling job.
+/// \param tasks the racing tasks (not yet started), at least one.
+/// \return a task yielding the winner's index and value.
+template <class T>
+Task<WhenAnyResult<T>> when_any(Context& ctx, std::vector<Task<T>> tasks) {
+  if (tasks.empty()) detail::throw_when_any_empty();
+  detail::Race<T> race;
+  Counter done;
+  for (std::size_t i = 0; i < tasks.size(); ++i) {
+    ctx.spawn(
+        done, [&task = tasks[i], &race, i] { return detail::run_racer(task, race, i); },
+        race.stop.get_token());
+  }
+  co_await ctx.wait(done);  // every racer ended (they never throw)
+  if (race.error) std::rethrow_exception(race.error);
+  co_return WhenAnyResult<T>{race.winner.load(std::memory_order_relaxed), std::move(*race.value)};
+}
+
+/// `co_await when_any(ctx, a(), b(), ...)`: the same for tasks given one by one (all of one
+/// type `Task<T>`); the index is the argument's position.
+/// \param ctx the context of the calling job.
+/// \param first the first racing task.
+/// \param rest the other racing tasks.
+/// \return a task yielding the winner's index and value.
+template <class T, class... Rest>
+requires(std::is_same_v<Rest, Task<T>>&&...) Task<WhenAnyResult<T>> when_any(Context& ctx,
+                                                                             Task<T> first,
+                                                                             Rest... rest) {
+  std::vector<Task<T>> tasks;
+  tasks.reserve(1 + sizeof...(Rest));
+  tasks.push_back(std::move(first));
+  (tasks.push_back(std::move(rest)), ...);
+  co_return co_await when_any(ctx, std::move(tasks));
 }
 
 /// The value of one spawned job: a counter and a slot for the value, so a job that returns a
