@@ -89,7 +89,7 @@ int run(const game::Options& options) {
 
   // 3. The world, and its AI coroutines waiting for the first frame.
   game::World world(map, js, memory, options.agents, options.seed, options.check);
-  if (!options.serial) world.start();
+  if (!options.serial) world.start(options.replace_every != 0);
 
   // Sized and written (touched) now: filling it adds no resident memory during the frames.
   std::vector<double> frame_ms(options.frames);
@@ -100,6 +100,10 @@ int run(const game::Options& options) {
   for (std::uint32_t frame = 0; frame < options.frames; ++frame) {
     const auto begin = std::chrono::steady_clock::now();
     // 4. AI, movement, render prep: all jobs, joined by counters (or all inline: --serial).
+    if (options.replace_every != 0 && frame != 0 && frame % options.replace_every == 0) {
+      // A new behaviour for one agent: its old AI coroutine is cancelled, a new one goes on.
+      world.replace_behaviour(frame / options.replace_every % options.agents, frame);
+    }
     if (options.serial) {
       world.run_frame_serial();
     } else {
@@ -156,6 +160,14 @@ int run(const game::Options& options) {
   fmt::print("  snapshot checksum {:016x}\n", world.snapshot_checksum());
 
   int status = 0;
+  if (options.replace_every != 0) {
+    fmt::print("  behaviours replaced {}, old AI coroutines cancelled {}\n", counters.ai_replaced,
+               counters.ai_cancelled);
+    if (counters.ai_cancelled != counters.ai_replaced) {
+      fmt::print("FAILED: every replaced behaviour's AI coroutine should have been cancelled\n");
+      status = 1;
+    }
+  }
   if (options.check) {
     status = game::check_paths(map, world.take_path_records()) ? status : 1;
     if (std::filesystem::path(options.map_path).filename() == "arena.map") {

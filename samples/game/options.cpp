@@ -21,6 +21,7 @@ bool parse_number(std::string_view text, std::uint64_t max, std::uint64_t& out) 
 std::string usage() {
   return "usage: game_frame [--map PATH] [--workers N | --serial] [--agents N] [--frames N]\n"
          "                  [--seed N] [--trace PATH] [--check] [--rss-every N]\n"
+         "                  [--replace-every N]\n"
          "  --map PATH     Moving AI .map file (default: den520d.map)\n"
          "  --workers N    worker threads, 1..256 (default: hardware threads)\n"
          "  --serial       run every frame on the main thread with no jobs: the same work, each\n"
@@ -32,7 +33,9 @@ std::string usage() {
          "  --check        verify every path against Dijkstra; with arena.map also solve the\n"
          "                 130 arena.map.scen queries and compare with the published lengths\n"
          "  --rss-every N  every N frames, 1..1000000, print the resident set size (KiB) and the\n"
-         "                 frame times of those N frames: 'rss frame F kib K frame ms p50 ..'\n";
+         "                 frame times of those N frames: 'rss frame F kib K frame ms p50 ..'\n"
+         "  --replace-every N  every N frames, 1..1000000, replace one agent's behaviour: its\n"
+         "                 AI coroutine is cancelled (stop token) and a new one takes over\n";
 }
 
 std::optional<Options> parse_options(int argc, char** argv, const std::string& default_map,
@@ -53,7 +56,7 @@ std::optional<Options> parse_options(int argc, char** argv, const std::string& d
     }
     const bool takes_value = arg == "--map" || arg == "--workers" || arg == "--agents" ||
                              arg == "--frames" || arg == "--trace" || arg == "--seed" ||
-                             arg == "--rss-every";
+                             arg == "--rss-every" || arg == "--replace-every";
     if (!takes_value) {
       error = "unknown argument '" + std::string(arg) + "'";
       return std::nullopt;
@@ -89,11 +92,18 @@ std::optional<Options> parse_options(int argc, char** argv, const std::string& d
     } else if (arg == "--rss-every") {
       if (!numeric(1, 1'000'000)) return std::nullopt;
       options.rss_every = static_cast<std::uint32_t>(number);
+    } else if (arg == "--replace-every") {
+      if (!numeric(1, 1'000'000)) return std::nullopt;
+      options.replace_every = static_cast<std::uint32_t>(number);
     }
   }
   // --serial uses no job system threads and records no timeline.
   if (options.serial && options.workers != 0) {
     error = "--serial runs every frame on the main thread; it takes no --workers";
+    return std::nullopt;
+  }
+  if (options.serial && options.replace_every != 0) {
+    error = "--replace-every cancels AI coroutines, which --serial does not run";
     return std::nullopt;
   }
   if (options.serial && !options.trace_path.empty()) {
