@@ -12,9 +12,9 @@
 
 #include <cxxabi.h>
 
-#include "counter_access.hpp"
+#include "counter_wait_list.hpp"
 #include "fiber_switch.hpp"
-#include "fiberjob/detail/wait_queue.hpp"
+#include "fiberjob/detail/die.hpp"
 #include "fiberjob/error.hpp"
 #include "scheduler.hpp"
 #include "worker.hpp"
@@ -60,8 +60,8 @@ bool may_finish(const Scheduler* scheduler) noexcept {
 }  // namespace
 
 void join_pending(Counter& counter) noexcept {
-  if (CounterAccess::load_settled(counter) == 0) return;
-  if (!may_finish(CounterAccess::scheduler_hint(counter))) {
+  if (CounterWaitList::load_settled(counter) == 0) return;
+  if (!may_finish(CounterWaitList::scheduler_hint(counter))) {
     die_with(
         "fiberjob: Counter destroyed while units it counts are still pending, and no live job "
         "system ran jobs on it (the units were added by hand, or the job system is gone), so "
@@ -70,7 +70,7 @@ void join_pending(Counter& counter) noexcept {
   }
   Fiber* self = current_fiber();
   if (self == nullptr) {  // a plain thread (or a coroutine resumed by one): it parks
-    CounterAccess::wait_on_thread(counter);
+    CounterWaitList::wait_on_thread(counter);
     return;
   }
   if (&counter == self->job_counter) {

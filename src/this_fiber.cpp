@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "counter_access.hpp"
+#include "counter_wait_list.hpp"
 #include "fiber_switch.hpp"
 #include "fiberjob/error.hpp"
 #include "worker.hpp"
@@ -44,7 +44,7 @@ void wait(Counter& counter) {
   detail::throw_if_job_stopped(self, "this_fiber::wait");
   detail::wait_on_fiber(self, counter);
   detail::throw_if_job_stopped(self, "this_fiber::wait");
-  detail::CounterAccess::rethrow_if_error(counter);
+  detail::CounterWaitList::rethrow_if_error(counter);
 }
 
 void yield() {

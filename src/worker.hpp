@@ -83,14 +83,25 @@ struct alignas(kCacheLineBytes) Worker {
   /// The fiber running on this worker now (set on every arrival, by finish_switch).
   Fiber* current = nullptr;
   RecordCache records;
-  /// Signals of plain jobs that ended on this worker and are not yet applied to their counter
-  /// (one counter at a time): consecutive jobs of one counter cost one atomic update instead of
-  /// one each, and the counter's line stays away from the submitter. Held only while the next
-  /// job this worker runs is one of the same counter, which is pending itself, so the counter
-  /// cannot reach zero any earlier; applied (flush_deferred_signals) before anything else runs,
-  /// before a switch and before idling.
+  /// Signals not yet applied to their counter (one counter at a time): consecutive signals of
+  /// one counter cost one atomic update instead of one each, and the counter's line stays away
+  /// from the other workers. Two sources:
+  ///   * plain jobs that ended on this worker: held only while the next job this worker runs is
+  ///     one of the same counter, which is pending itself, so the counter cannot reach zero any
+  ///     earlier;
+  ///   * Counter::signal() from a coroutine of a wake chain's chunk (`combining_signals`): held
+  ///     until the chunk ends, which delays that counter's zero by at most the rest of the
+  ///     chunk's steps on this worker.
+  /// Applied (flush_deferred_signals) before anything else runs, before a switch and before
+  /// idling.
   Counter* deferred_counter = nullptr;
   std::int64_t deferred_signals = 0;
+  /// True while a coroutine of a wake chain's chunk runs inline (run_chain): its signals are
+  /// combined into `deferred_counter` and applied when the chunk ends, or earlier when the
+  /// fiber suspends or the signals target another counter. Waiters of one gate that each
+  /// signal one "done" counter then cost that counter one atomic update per chunk, not one per
+  /// waiter (docs/decisions.md, "Signals combined per chunk").
+  bool combining_signals = false;
   WorkerStats stats;
   std::atomic<WorkerPhase> phase{WorkerPhase::Starting};
   /// Timeline events recorded on this worker's thread (empty unless Config::tracing).
@@ -139,6 +150,19 @@ inline void flush_deferred_signals(Worker& worker) noexcept {
   if (worker.deferred_counter != nullptr) apply_deferred_signals(worker);
 }
 
+/// Holds one signal of `counter` in `worker`'s deferred signals (applying those of another
+/// counter first). The caller guarantees a flush point: the dispatch loop before any job of
+/// another counter, or the end of run_chain's chunk.
+inline void defer_signal(Worker& worker, Counter& counter) noexcept {
+  if (worker.deferred_counter == &counter) {
+    ++worker.deferred_signals;
+    return;
+  }
+  flush_deferred_signals(worker);
+  worker.deferred_counter = &counter;
+  worker.deferred_signals = 1;
+}
+
 /// Aborts with a message: the yield queue could not grow, so a fiber would be lost.
 [[noreturn]] void die_yield_queue_full() noexcept;
 
@@ -169,6 +193,18 @@ inline void set_phase(Worker& worker, WorkerPhase phase) noexcept {
 /// migrated, read the old thread's slot (reproduced with g++ 12 and clang 14 at -O2 -fPIC).
 /// Call it again after every suspension; never keep its result across one.
 Worker* current_worker() noexcept;
+
+/// True when `worker` (nullptr allowed) is one of `scheduler`'s workers or attached threads.
+inline bool is_worker_of(const Worker* worker, const Scheduler& scheduler) noexcept {
+  return worker != nullptr && worker->scheduler == &scheduler;
+}
+
+/// The calling thread's Worker if it is one of `scheduler`'s, else nullptr. Same rule as
+/// current_worker: call it again after every suspension; never keep its result across one.
+inline Worker* current_worker_of(const Scheduler& scheduler) noexcept {
+  Worker* worker = current_worker();
+  return is_worker_of(worker, scheduler) ? worker : nullptr;
+}
 
 /// Binds the calling thread to `worker` (nullptr: unbind). Worker threads only.
 void set_current_worker(Worker* worker) noexcept;

@@ -199,4 +199,45 @@ TEST_SUITE("wake_chain") {
       for (int a = 0; a < kAgents; ++a) REQUIRE(steps[static_cast<std::size_t>(a)] == kRounds);
     }
   }
+  TEST_CASE("signals made by the waiters of a chunk all reach their counters") {
+    // Waiters of one wake signal three counters in turn, some yield or suspend their fiber in
+    // between, and a plain thread waits on each counter: every signal must arrive, whether the
+    // worker applies it at once or at the end of the chunk.
+    test::Watchdog watchdog("signals from a chunk", 300s);
+    for (std::uint32_t workers : {1u, 2u}) {
+      CAPTURE(workers);
+      JobSystem js{test::config_with(workers)};
+      for (int round = 0; round < 20; ++round) {
+        Counter gate;
+        gate.add(1);
+        Counter done[3];
+        Counter side;  // completed by a plain job; some waiters suspend their fiber on it
+        constexpr int kWaiters = 200;
+        for (Counter& c : done) c.add(kWaiters / 3 + 1);
+        side.add(1);
+        std::atomic<int> signalled{0};
+        Counter jobs;
+        for (int i = 0; i < kWaiters; ++i) {
+          js.run(jobs, [&, i](Context& ctx) -> Task<> {
+            co_await ctx.wait(gate);
+            done[i % 3].signal();
+            signalled.fetch_add(1, std::memory_order_relaxed);
+            if (i % 7 == 0) co_await ctx.yield();
+            if (i % 11 == 0) this_fiber::wait(side);
+          });
+        }
+        wait_until_started(js, kWaiters);
+        gate.signal();
+        js.run(jobs, [&] { side.signal(); });
+        for (int k = 0; k < 3; ++k) {
+          // The rest of each count: kWaiters / 3 + 1 minus the waiters that signal it.
+          const int own = kWaiters / 3 + 1 - (kWaiters - k + 2) / 3;
+          for (int u = 0; u < own; ++u) done[k].signal();
+          js.wait(done[k]);  // parks this thread until every waiter's signal arrived
+        }
+        js.wait(jobs);
+        CHECK(signalled.load() == kWaiters);
+      }
+    }
+  }
 }
