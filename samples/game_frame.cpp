@@ -113,6 +113,10 @@ FrameTimes run_frames(const game::Options& options, game::World& world) {
   const auto start = std::chrono::steady_clock::now();
   for (std::uint32_t frame = 0; frame < options.frames; ++frame) {
     const auto begin = std::chrono::steady_clock::now();
+    if (options.replace_every != 0 && frame != 0 && frame % options.replace_every == 0) {
+      // A new behaviour for one agent: its old AI coroutine is cancelled, a new one goes on.
+      world.replace_behaviour(frame / options.replace_every % options.agents, frame);
+    }
     if (options.serial) {
       world.run_frame_serial();
     } else {
@@ -186,7 +190,7 @@ int run(const game::Options& options) {
 
   // 3. The world, and its AI coroutines waiting for the first frame.
   game::World world(map, js, memory, options.agents, options.seed, options.check);
-  if (!options.serial) world.start();
+  if (!options.serial) world.start(options.replace_every != 0);
 
   // 4. The frames, then 5. the summary.
   const FrameTimes times = run_frames(options, world);
@@ -194,6 +198,15 @@ int run(const game::Options& options) {
   print_summary(options, js, config, world, times);
 
   int status = 0;
+  if (options.replace_every != 0) {
+    const game::FrameCounters counters = world.counters();
+    fmt::print("  behaviours replaced {}, old AI coroutines cancelled {}\n", counters.ai_replaced,
+               counters.ai_cancelled);
+    if (counters.ai_cancelled != counters.ai_replaced) {
+      fmt::print("FAILED: every replaced behaviour's AI coroutine should have been cancelled\n");
+      status = 1;
+    }
+  }
   if (options.check) {
     status = game::check_paths(map, world.take_path_records()) ? status : 1;
     if (std::filesystem::path(options.map_path).filename() == "arena.map") {

@@ -23,6 +23,9 @@ bool suspend_on_counter(Counter& counter, WaitNode& node, Scheduler* scheduler,
   // is on. A suspended coroutine job thus holds no fiber and no stack, and resuming it costs
   // no fiber switch (a game's thousands of per-agent AI coroutines: docs/decisions.md).
   Fiber* self = current_fiber();
+  node.kind = WaitNode::Kind::Coroutine;
+  node.job_stop = self != nullptr ? self->job_stop : nullptr;
+  if (stop_requested(node.job_stop)) return false;  // resume_from_counter throws Cancelled
   if (self != nullptr) {
     check_not_own_counter(self, counter);
     // Work-first, as the stackful wait: the children this coroutine spawned onto our deque run
@@ -34,7 +37,6 @@ bool suspend_on_counter(Counter& counter, WaitNode& node, Scheduler* scheduler,
       if (CounterWaitList::load_settled(counter) == 0) return false;
     }
   }
-  node.kind = WaitNode::Kind::Coroutine;
   node.coroutine_address = coroutine.address();
   node.scheduler = scheduler != nullptr ? scheduler
                    : self != nullptr    ? self->scheduler
@@ -49,15 +51,19 @@ bool suspend_on_counter(Counter& counter, WaitNode& node, Scheduler* scheduler,
 
 void resume_from_counter(Counter& counter, WaitNode& node) {
   CounterWaitList::wait_for_linker(node);  // the linker is this awaiter's own await_suspend
+  if (stop_requested(node.job_stop)) throw_cancelled("co_await ctx.wait(counter)");
   CounterWaitList::rethrow_if_error(counter);
 }
 
 bool suspend_for_yield(WaitNode& node, Scheduler& scheduler, std::coroutine_handle<> coroutine) {
+  Worker* const here = current_worker();
+  node.kind = WaitNode::Kind::Coroutine;
+  node.job_stop = here != nullptr && here->current != nullptr ? here->current->job_stop : nullptr;
+  if (stop_requested(node.job_stop)) return false;  // await_resume throws Cancelled
   Worker* worker = current_worker_of(scheduler);
   if (worker != nullptr && current_fiber() != nullptr) {
     // On one of our workers: behind the work that is ready, through the worker's yield queue
     // (stackless, like the wait above; no fiber switch).
-    node.kind = WaitNode::Kind::Coroutine;
     node.coroutine_address = coroutine.address();
     node.scheduler = &scheduler;
     node.job_counter = worker->current != nullptr ? worker->current->job_counter : nullptr;

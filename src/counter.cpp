@@ -42,6 +42,11 @@ constexpr bool kCheckLinkers = true;
 }  // namespace
 
 Counter::~Counter() {
+  // Units pending (a scope left by an exception before its wait): join them first, so no job
+  // touches a dead counter (counter_join.cpp).
+  if (CounterWaitList::load_settled(*this) != 0) [[unlikely]] {
+    detail::join_pending(*this);
+  }
   // acquire: pairs with the push CAS in CounterWaitList::link (a linked node is visible).
   if (waiters_.load(std::memory_order_acquire) != nullptr) {
     detail::die_with(

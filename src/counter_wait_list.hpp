@@ -109,6 +109,10 @@ struct CounterWaitList {
   static void wait_on_thread(Counter& counter) noexcept;
 };
 
+/// ~Counter with units pending: waits for them (counter_join.cpp) — stackful on our fibers,
+/// parking off them — or aborts with a message where waiting is impossible.
+void join_pending(Counter& counter) noexcept;
+
 /// Makes every node of a drained list runnable. Reads each node's `next` before waking it.
 void wake_list(WaitNode* head, Worker* current) noexcept;
 

@@ -47,6 +47,12 @@ void unregister_scheduler(const Scheduler* scheduler) noexcept {
   schedulers.erase(std::remove(schedulers.begin(), schedulers.end(), scheduler), schedulers.end());
 }
 
+bool scheduler_registered(const Scheduler* scheduler) noexcept {
+  std::lock_guard lock(g_registry_mutex);
+  const auto& schedulers = registry();
+  return std::find(schedulers.begin(), schedulers.end(), scheduler) != schedulers.end();
+}
+
 void Scheduler::describe(std::FILE* out) const noexcept {
   // relaxed loads throughout: a diagnostic snapshot, pairs with nothing.
   std::fprintf(out, "fiberjob: job system %p: %zu workers, stopping=%d, parked waiters=%u\n",

@@ -42,6 +42,7 @@ void run_job(Fiber* self, Job job, bool defer_signal) noexcept {
   JobRecord* record = job.record();
   self->priority = job.priority();
   self->job_counter = record->counter;
+  self->job_stop = nullptr;  // a job spawned with a stop token sets its own (detail::Stoppable)
   WorkerStats::bump(self->worker->stats.jobs_run);
   const bool tracing = self->scheduler->tracing();
   if (tracing) self->segment_start_ns = trace_now_ns();
@@ -64,6 +65,7 @@ void resume_coroutine(Fiber* self, Job job) noexcept {
   self->priority = job.priority();
   // The job's own counter travels with the coroutine: a later co_await on it is still rejected.
   self->job_counter = static_cast<Counter*>(const_cast<void*>(node->job_counter));
+  self->job_stop = node->job_stop;
   const bool tracing = self->scheduler->tracing();
   if (tracing) self->segment_start_ns = trace_now_ns();
   // Read before resuming: the node lives in the coroutine's frame.
@@ -119,10 +121,12 @@ class KeepOuterJob {
       : self_(self),
         priority_(self->priority),
         job_counter_(self->job_counter),
+        job_stop_(self->job_stop),
         segment_start_ns_(self->segment_start_ns) {}
   ~KeepOuterJob() {
     self_->priority = priority_;
     self_->job_counter = job_counter_;
+    self_->job_stop = job_stop_;
     self_->segment_start_ns = segment_start_ns_;
   }
   KeepOuterJob(const KeepOuterJob&) = delete;
@@ -132,6 +136,7 @@ class KeepOuterJob {
   Fiber* self_;
   Priority priority_;
   Counter* job_counter_;
+  const std::stop_token* job_stop_;
   std::uint64_t segment_start_ns_;
 };
 

@@ -97,6 +97,10 @@ struct alignas(kCacheLineBytes) Fiber {
   /// Handoff::Action::LinkToQueue: how the next fiber links this fiber's node into the
   /// primitive it waits on (Event, Mutex, ...). Written by this fiber before it suspends.
   WaitLinker linker;
+  /// The stop token of the running job (nullptr when it was spawned without one): read by
+  /// Context::stop_token and by waits and yields, which then complete with Cancelled. Points
+  /// into the job's record (its callable), valid while the job runs.
+  const std::stop_token* job_stop = nullptr;
 };
 
 /// The fiber's state (relaxed: ordered by the switches and queues that hand the fiber over;

@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "fiber.hpp"
+#include "fiberjob/awaiters.hpp"
 
 namespace fiberjob::detail {
 
@@ -59,6 +60,13 @@ inline bool has_stack_headroom(const Fiber* self) noexcept {
 /// one (Config::max_fiber_count fibers in use, or the OS refused more).
 /// The first time, the message also goes to stderr.
 [[noreturn]] void throw_pool_exhausted(Scheduler& scheduler);
+
+/// Throws Error (Cancelled) for `call` when the stop of the job running on `self` (spawned with
+/// a stop token) was requested. Inline: one load for a job without a token.
+inline void throw_if_job_stopped(const Fiber* self, const char* call) {
+  if (stop_requested(self->job_stop)) [[unlikely]]
+    throw_cancelled(call);
+}
 
 /// Throws Error (CounterMisuse): the running job waits on the counter it signals itself.
 [[noreturn]] void throw_own_counter_wait();

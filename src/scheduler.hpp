@@ -32,6 +32,8 @@ void wake_pinned(Fiber* fiber) noexcept;
 /// The live schedulers, for write_diagnostics (diagnostics.cpp).
 void register_scheduler(const Scheduler* scheduler);
 void unregister_scheduler(const Scheduler* scheduler) noexcept;
+/// True while `scheduler` is registered (constructed and not yet shut down).
+bool scheduler_registered(const Scheduler* scheduler) noexcept;
 
 class Scheduler {
  public:

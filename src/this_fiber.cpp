@@ -40,11 +40,20 @@ detail::Fiber* require_fiber(const char* call) {
 }  // namespace
 
 void wait(Counter& counter) {
-  detail::wait_on_fiber(require_fiber("this_fiber::wait"), counter);
+  detail::Fiber* self = require_fiber("this_fiber::wait");
+  detail::throw_if_job_stopped(self, "this_fiber::wait");
+  detail::wait_on_fiber(self, counter);
+  detail::throw_if_job_stopped(self, "this_fiber::wait");
   detail::CounterWaitList::rethrow_if_error(counter);
 }
 
-void yield() { detail::yield_on_fiber(require_fiber("this_fiber::yield")); }
+void yield() {
+  detail::Fiber* self = require_fiber("this_fiber::yield");
+  detail::throw_if_job_stopped(self, "this_fiber::yield");
+  // A tail call: no check after the yield (a frame here cost a third of a yield, row 4 of
+  // docs/benchmarks.md); a stop requested meanwhile is seen by the job's next wait or yield.
+  detail::yield_on_fiber(self);
+}
 
 bool on_fiber() noexcept { return detail::current_fiber() != nullptr; }
 

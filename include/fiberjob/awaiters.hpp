@@ -4,6 +4,7 @@
 /// Each works from any coroutine type — ours (`Task`) or a foreign one — on or off our fibers.
 
 #include <coroutine>
+#include <stop_token>
 
 #include "fiberjob/counter.hpp"
 #include "fiberjob/detail/wait_node.hpp"
@@ -20,12 +21,19 @@ bool suspend_on_counter(Counter& counter, WaitNode& node, Scheduler* scheduler,
 /// After the wait: lets the linker finish, then rethrows the counter's exception.
 void resume_from_counter(Counter& counter, WaitNode& node);
 /// On a worker of `scheduler`: queues the coroutine on that worker's yield queue; elsewhere on
-/// `scheduler`'s injector. Returns true.
+/// `scheduler`'s injector. Returns true; false, queueing nothing, when the job's stop was
+/// requested.
 bool suspend_for_yield(WaitNode& node, Scheduler& scheduler, std::coroutine_handle<> coroutine);
 /// True when the calling thread is a worker of `scheduler`.
 bool on_scheduler(const Scheduler& scheduler) noexcept;
 /// Queues the coroutine on `scheduler`'s injector (Job::ResumeCoroutine).
 void schedule_coroutine(WaitNode& node, Scheduler& scheduler, std::coroutine_handle<> coroutine);
+/// True when `stop` (a job's stop token; nullptr: none) had a stop requested.
+inline bool stop_requested(const std::stop_token* stop) noexcept {
+  return stop != nullptr && stop->stop_requested();
+}
+/// Throws Error (Cancelled) for `call`, a wait or yield of a job whose stop was requested.
+[[noreturn]] void throw_cancelled(const char* call);
 }  // namespace detail
 
 /// `co_await ctx.wait(counter)`, `co_await counter`: resumes when `counter` reaches zero, then
@@ -47,7 +55,12 @@ void schedule_coroutine(WaitNode& node, Scheduler& scheduler, std::coroutine_han
 ///   only queues the next one on a per-thread trampoline, so a chain of any length runs at a
 ///   bounded stack depth.
 /// * Contrast `this_fiber::wait`, which suspends the whole fiber (any call depth, any code).
-/// Errors: Error (CounterMisuse) when awaiting the counter the running job itself signals.
+/// * In a job spawned with a `std::stop_token` whose stop was requested before the wait, or
+///   before it resumes: completes with `Error` (`Cancelled`). A stop requested while the
+///   coroutine is suspended takes effect when the counter reaches zero (the wait list cannot
+///   give a node back before then).
+/// Errors: Error (CounterMisuse) when awaiting the counter the running job itself signals;
+///   Error (Cancelled), see above.
 /// Thread-safety: one awaiter per co_await; any number of awaiters per counter.
 /// Lifetime: the counter must outlive the co_await.
 class [[nodiscard]] WaitAwaiter {
@@ -80,6 +93,8 @@ class [[nodiscard]] WaitAwaiter {
 };
 
 /// `co_await ctx.yield()`: lets the work that is ready now run first, then continues.
+/// * In a job spawned with a `std::stop_token` whose stop was requested (before the yield or
+///   while it waited in the queue): completes with `Error` (`Cancelled`), without queueing.
 /// * On a worker: the coroutine (not the fiber) goes onto the worker's FIFO yield queue, behind
 ///   the ready work, and continues when a worker takes it (an idle worker may). No allocation,
 ///   no fiber switch.
@@ -97,12 +112,15 @@ class [[nodiscard]] YieldAwaiter {
   bool await_ready() const noexcept { return false; }
   /// Queues the coroutine behind the ready work (see the class comment).
   /// \param coroutine the awaiting coroutine.
-  /// \return true: the coroutine always suspends; a worker resumes it.
+  /// \return true when the coroutine was queued (a worker resumes it); false when its job's
+  ///   stop was requested (it goes on at once and `await_resume` throws).
   bool await_suspend(std::coroutine_handle<> coroutine) {
     return detail::suspend_for_yield(node_, scheduler_, coroutine);
   }
-  /// Nothing to return or rethrow.
-  void await_resume() const noexcept {}
+  /// Errors: `Error` (`Cancelled`) when the job's stop was requested.
+  void await_resume() const {
+    if (detail::stop_requested(node_.job_stop)) detail::throw_cancelled("co_await ctx.yield()");
+  }
 
  private:
   detail::Scheduler& scheduler_;

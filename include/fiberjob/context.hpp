@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <limits>
 #include <span>
+#include <stop_token>
 #include <utility>
 
 #include "fiberjob/awaiters.hpp"
@@ -12,6 +13,7 @@
 #include "fiberjob/counter.hpp"
 #include "fiberjob/counter_wait.hpp"
 #include "fiberjob/detail/job_record.hpp"
+#include "fiberjob/detail/stoppable.hpp"
 
 namespace fiberjob {
 
@@ -58,6 +60,33 @@ class Context {
     detail::JobRecord* record = detail::make_record(scheduler_, counter, std::forward<F>(fn));
     detail::submit_one(scheduler_, counter, record, priority);
   }
+
+  /// Starts `fn` as a child job, as the spawn above, with a stop token: once a stop is
+  /// requested on `stop`'s source, the job's waits and yields (`co_await ctx.wait`,
+  /// `co_await ctx.yield()`, `this_fiber::wait`, `this_fiber::yield`, `JobSystem::wait`)
+  /// complete with `Error` (`Cancelled`) — at once if the stop came first; a wait already
+  /// suspended on a counter, when the counter reaches zero — so the job unwinds (its
+  /// destructors run) and its counter is signalled, with the `Cancelled` error kept on it
+  /// unless another exception came first. `ctx.stop_token()` reads the token in the job.
+  /// The token is the job's only: jobs it spawns get their own (or none).
+  /// Cost: the token (8 bytes) is stored beside `fn` in the job's record, so `fn` fits inline
+  ///   up to 40 bytes; no other cost, and none for jobs spawned without a token.
+  /// \param counter gets one unit now, signalled when the job ends.
+  /// \param fn the job.
+  /// \param stop the job's stop token.
+  /// \param priority the queue the job goes into.
+  template <detail::JobCallable F>
+  void spawn(Counter& counter, F&& fn, std::stop_token stop, Priority priority = Priority::Normal) {
+    spawn(counter, detail::Stoppable<std::decay_t<F>>{std::forward<F>(fn), std::move(stop)},
+          priority);
+  }
+
+  /// The stop token the calling job was spawned with (`spawn(counter, fn, token)`), or an
+  /// empty token (`stop_possible()` false) for a job spawned without one, or when the caller
+  /// is not a job. Poll it in long computations that neither wait nor yield.
+  /// Suspends: no. Thread-safety: reads the calling job's state only.
+  /// \return a copy of the calling job's stop token.
+  [[nodiscard]] std::stop_token stop_token() const noexcept;
 
   /// Starts one child job per element of `jobs` (each element copied), all signalling `counter`.
   /// Cheaper than repeated spawn: the counter is added to once and parked workers are woken

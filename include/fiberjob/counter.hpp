@@ -56,10 +56,20 @@ class alignas(16) Counter {
  public:
   /// An idle counter: zero outstanding jobs, no waiters, no exception.
   Counter() noexcept = default;
-  /// Aborts with a message if waiters are still linked or units are outstanding: jobs or
-  /// waiters would touch a dead counter (for example a job that exited a scope by an exception
-  /// before waiting for the children it spawned). Debug builds also abort while another
-  /// waiter is still linking (see the lifetime rules). Cost: two loads (three in debug).
+  /// Joins: when jobs it counts are still pending (a scope left by an exception before its
+  /// wait, as in `co_await ctx.wait(a)` rethrowing while the jobs of a counter `b` declared
+  /// beside it still run), waits until they have ended, so none touches a dead counter.
+  /// Suspends: only then — on one of our fibers (a plain job, or a coroutine running on a
+  ///   worker) the fiber waits stackfully and the worker runs other jobs; on any other thread
+  ///   the thread parks. The exception those jobs threw, if any, is dropped (the one that
+  ///   unwinds the scope goes on).
+  /// Aborts with a message where waiting is impossible: no live job system ever ran jobs on
+  /// the counter (units added by hand, which nothing may ever signal), the counter is the one
+  /// the destroying job's own end signals, or no fiber can be had to wait on
+  /// (`Config::max_fiber_count`); and when waiters are still linked (they would touch a dead
+  /// counter). Debug builds also abort while another waiter is still linking (see the
+  /// lifetime rules). Cost when nothing is pending: two loads (three in debug).
+  /// Design: docs/decisions.md, "Exception-safe joins".
   ~Counter();
   Counter(const Counter&) = delete;
   Counter& operator=(const Counter&) = delete;

@@ -17,12 +17,16 @@ enum class ErrorCode {
                             ///< or a job waits on the counter that its own end signals.
   FrameAllocatorExhausted,  ///< A `FrameAllocator` arena cannot fit a request this frame; the
                             ///< message names the `FrameAllocatorConfig` field to raise.
-  AttachMisuse,     ///< `AttachedWorker`: no free slot (raise `Config::attachable_threads`), or
-                    ///< the thread is a worker already (a worker thread, a job, or attached).
-  InvalidArgument,  ///< A call's argument is out of its range; the message names it (e.g. a
-                    ///< `parallel_for` bound that does not fit the loop's index type).
-  SyncMisuse,       ///< A `Mutex` locked again by its owner, a `ConditionVariable` waited on
-                    ///< without owning its mutex, a `Semaphore` released past its maximum.
+  AttachMisuse,       ///< `AttachedWorker`: no free slot (raise `Config::attachable_threads`), or
+                      ///< the thread is a worker already (a worker thread, a job, or attached).
+  InvalidArgument,    ///< A call's argument is out of its range; the message names it (e.g. a
+                      ///< `parallel_for` bound that does not fit the loop's index type).
+  SyncMisuse,         ///< A `Mutex` locked again by its owner, a `ConditionVariable` waited on
+                      ///< without owning its mutex, a `Semaphore` released past its maximum.
+  BlockingCallInJob,  ///< A call that blocks its thread (`sync_wait`) was made from a job; the
+                      ///< message names the suspending call to use instead.
+  Cancelled,          ///< A wait or yield in a job whose stop token had a stop requested (the job
+                      ///< was spawned with a `std::stop_token`): the job unwinds.
 };
 
 /// Thrown by fiberjob when the API is misused or a configured resource runs out.

@@ -18,5 +18,6 @@
 #include "fiberjob/parallel_for.hpp"
 #include "fiberjob/semaphore.hpp"
 #include "fiberjob/stats.hpp"
+#include "fiberjob/structured.hpp"
 #include "fiberjob/task.hpp"
 #include "fiberjob/this_fiber.hpp"

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <memory>
 #include <span>
+#include <stop_token>
 #include <string>
 #include <utility>
 
@@ -65,6 +66,17 @@ class JobSystem {
     detail::submit_one(*impl_, counter, record, priority);
   }
 
+  /// Starts `fn` as a job with a stop token; see `Context::spawn(counter, fn, stop, priority)`.
+  /// \param counter gets one unit now, signalled when the job ends.
+  /// \param fn the job.
+  /// \param stop the job's stop token.
+  /// \param priority the queue the job goes into.
+  template <detail::JobCallable F>
+  void run(Counter& counter, F&& fn, std::stop_token stop, Priority priority = Priority::Normal) {
+    run(counter, detail::Stoppable<std::decay_t<F>>{std::forward<F>(fn), std::move(stop)},
+        priority);
+  }
+
   /// Starts one job per element of `jobs` (each copied), all signalling `counter`; queued in
   /// bulk (one counter update for all, one wake-up per chunk of 64). Same contract as `run`.
   /// All or nothing: every element is copied before anything is added or queued, so if a copy
@@ -88,7 +100,8 @@ class JobSystem {
   ///   zero; when no fiber can be had (`Config::max_fiber_count` in use), parks instead.
   /// Thread-safety: any thread; any number of waiters per counter. Allocation: none.
   /// Errors: from a job, as `this_fiber::wait` (`Error` (`FiberPoolExhausted`) at
-  ///   `Config::max_fiber_count`); the counter's captured exception.
+  ///   `Config::max_fiber_count`, `Error` (`Cancelled`) in a job whose stop was requested);
+  ///   the counter's captured exception.
   /// \param counter the counter to wait for.
   void wait(Counter& counter);
 

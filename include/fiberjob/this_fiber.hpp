@@ -24,7 +24,9 @@ namespace fiberjob::this_fiber {
 ///   signals (the wait could never return); `Error` (`FiberPoolExhausted`) when the wait must
 ///   suspend and the fiber pool is at `Config::max_fiber_count` (or the OS refused more stacks):
 ///   thrown before the wait begins, nothing is lost, the message names the field and is also
-///   written once to stderr; the counter's captured exception.
+///   written once to stderr; the counter's captured exception; `Error` (`Cancelled`) in a job
+///   spawned with a stop token whose stop was requested — before the wait (at once, even if
+///   the counter never reaches zero) or while it waited (once the counter reached zero).
 /// \param counter the counter to wait for; it must outlive the wait.
 void wait(Counter& counter);
 
@@ -35,7 +37,9 @@ void wait(Counter& counter);
 /// yielding jobs on one worker interleave. A job that is alone keeps running at once, and on an
 /// attached thread's own stack (`AttachedWorker`) the call returns at once.
 /// Suspends: yes, when other work is ready; resumes on any worker.
-/// Errors: `Error` (`NotOnFiber`) when not called from a job; `Error` (`FiberPoolExhausted`)
+/// Errors: `Error` (`Cancelled`), before yielding, in a job spawned with a stop token whose
+///   stop was requested (a stop requested while the job is queued is seen by its next wait or
+///   yield); `Error` (`NotOnFiber`) when not called from a job; `Error` (`FiberPoolExhausted`)
 ///   when other work is ready, a pooled fiber is needed to run it, and the pool is at
 ///   `Config::max_fiber_count` (or the OS refused more stacks): the work found is queued again,
 ///   nothing is lost, and the message is also written once to stderr.

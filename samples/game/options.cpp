@@ -45,6 +45,9 @@ bool set_value(Options& options, std::string_view arg, std::string_view value, s
   } else if (arg == "--rss-every") {
     if (!numeric(1, 1'000'000)) return false;
     options.rss_every = static_cast<std::uint32_t>(number);
+  } else if (arg == "--replace-every") {
+    if (!numeric(1, 1'000'000)) return false;
+    options.replace_every = static_cast<std::uint32_t>(number);
   }
   return true;
 }
@@ -54,6 +57,10 @@ bool set_value(Options& options, std::string_view arg, std::string_view value, s
 bool check_serial(const Options& options, std::string& error) {
   if (options.serial && options.workers != 0) {
     error = "--serial runs every frame on the main thread; it takes no --workers";
+    return false;
+  }
+  if (options.serial && options.replace_every != 0) {
+    error = "--replace-every cancels AI coroutines, which --serial does not run";
     return false;
   }
   if (options.serial && !options.trace_path.empty()) {
@@ -68,6 +75,7 @@ bool check_serial(const Options& options, std::string& error) {
 std::string usage() {
   return "usage: game_frame [--map PATH] [--workers N | --serial] [--agents N] [--frames N]\n"
          "                  [--seed N] [--trace PATH] [--check] [--rss-every N]\n"
+         "                  [--replace-every N]\n"
          "  --map PATH     Moving AI .map file (default: den520d.map)\n"
          "  --workers N    worker threads, 1..256 (default: hardware threads)\n"
          "  --serial       run every frame on the main thread with no jobs: the same work, each\n"
@@ -79,7 +87,9 @@ std::string usage() {
          "  --check        verify every path against Dijkstra; with arena.map also solve the\n"
          "                 130 arena.map.scen queries and compare with the published lengths\n"
          "  --rss-every N  every N frames, 1..1000000, print the resident set size (KiB) and the\n"
-         "                 frame times of those N frames: 'rss frame F kib K frame ms p50 ..'\n";
+         "                 frame times of those N frames: 'rss frame F kib K frame ms p50 ..'\n"
+         "  --replace-every N  every N frames, 1..1000000, replace one agent's behaviour: its\n"
+         "                 AI coroutine is cancelled (stop token) and a new one takes over\n";
 }
 
 std::optional<Options> parse_options(int argc, char** argv, const std::string& default_map,
@@ -100,7 +110,7 @@ std::optional<Options> parse_options(int argc, char** argv, const std::string& d
     }
     const bool takes_value = arg == "--map" || arg == "--workers" || arg == "--agents" ||
                              arg == "--frames" || arg == "--trace" || arg == "--seed" ||
-                             arg == "--rss-every";
+                             arg == "--rss-every" || arg == "--replace-every";
     if (!takes_value) {
       error = "unknown argument '" + std::string(arg) + "'";
       return std::nullopt;

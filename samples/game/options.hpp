@@ -8,15 +8,16 @@
 namespace game {
 
 struct Options {
-  std::string map_path;           ///< --map PATH (default: den520d.map next to the sample data)
-  std::uint32_t workers = 0;      ///< --workers N (0: hardware threads)
-  std::uint32_t agents = 2000;    ///< --agents N
-  std::uint32_t frames = 300;     ///< --frames N (fixed 60 Hz steps)
-  std::string trace_path;         ///< --trace PATH (empty: no trace)
-  bool check = false;             ///< --check
-  std::uint64_t seed = 20260511;  ///< --seed N
-  std::uint32_t rss_every = 0;    ///< --rss-every N: RSS and frame times every N frames (0: off)
-  bool serial = false;            ///< --serial: every frame on the main thread, no jobs
+  std::string map_path;             ///< --map PATH (default: den520d.map next to the sample data)
+  std::uint32_t workers = 0;        ///< --workers N (0: hardware threads)
+  std::uint32_t agents = 2000;      ///< --agents N
+  std::uint32_t frames = 300;       ///< --frames N (fixed 60 Hz steps)
+  std::string trace_path;           ///< --trace PATH (empty: no trace)
+  bool check = false;               ///< --check
+  std::uint64_t seed = 20260511;    ///< --seed N
+  std::uint32_t rss_every = 0;      ///< --rss-every N: RSS and frame times every N frames (0: off)
+  std::uint32_t replace_every = 0;  ///< --replace-every N: replace an agent's behaviour (0: off)
+  bool serial = false;              ///< --serial: every frame on the main thread, no jobs
 };
 
 /// Parses argv. On bad input returns nullopt and sets `error` to a message naming the argument

@@ -85,15 +85,43 @@ Cell World::random_goal_near(Cell from, std::uint64_t& rng) const {
   return random_passable(rng);  // crowded corner: anywhere (maybe unreachable: counted)
 }
 
-void World::start() {
+void World::start(bool replaceable) {
   gate(0).add(1);
   for (std::uint32_t id = 0; id < agents_.size(); ++id) {
-    jobs_.run(ai_jobs_, [this, id](fiberjob::Context& ctx) { return agent_ai(ctx, id); });
+    auto ai = [this, id](fiberjob::Context& ctx) { return agent_ai(ctx, id, 0); };
+    if (replaceable) {
+      ai_stops_.emplace_back();
+      jobs_.run(ai_jobs_, ai, ai_stops_.back().get_token());
+    } else {
+      jobs_.run(ai_jobs_, ai);
+    }
   }
 }
 
-fiberjob::Task<> World::agent_ai(fiberjob::Context& ctx, std::uint32_t id) {
-  for (std::uint32_t frame = 0;; ++frame) {
+void World::replace_behaviour(std::uint32_t id, std::uint32_t frame) {
+  // The old coroutine waits on gate(frame) (or is on its way there): the stop makes that
+  // wait complete with Cancelled once the gate opens, before it takes a step this frame.
+  ai_stops_[id].request_stop();
+  ai_stops_[id] = std::stop_source();
+  jobs_.run(
+      ai_jobs_, [this, id, frame](fiberjob::Context& ctx) { return agent_ai(ctx, id, frame); },
+      ai_stops_[id].get_token());
+  ++ai_replaced_;
+}
+
+fiberjob::Task<> World::agent_ai(fiberjob::Context& ctx, std::uint32_t id,
+                                 std::uint32_t first_frame) {
+  try {
+    co_await agent_loop(ctx, id, first_frame);  // a child task: the same job, the same token
+  } catch (const fiberjob::Error& error) {
+    if (error.code() != fiberjob::ErrorCode::Cancelled) throw;
+    ai_cancelled_.fetch_add(1, std::memory_order_relaxed);  // replaced: the new one goes on
+  }
+}
+
+fiberjob::Task<> World::agent_loop(fiberjob::Context& ctx, std::uint32_t id,
+                                   std::uint32_t first_frame) {
+  for (std::uint32_t frame = first_frame;; ++frame) {
     co_await ctx.wait(gate(frame));  // the coroutine sleeps until the frame starts (no fiber held)
     Agent& agent = agents_[id];
     if (stopping_.load(std::memory_order_relaxed)) {
@@ -288,7 +316,7 @@ void World::stop(std::uint32_t next_frame) {
 }
 
 FrameCounters World::counters() const {
-  return FrameCounters{paths_.load(), path_failures_.load()};
+  return FrameCounters{paths_.load(), path_failures_.load(), ai_replaced_, ai_cancelled_.load()};
 }
 
 std::vector<PathRecord> World::take_path_records() {

@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <stop_token>
 #include <vector>
 
 #include "grid_map.hpp"
@@ -70,6 +71,8 @@ struct PathRequest {
 struct FrameCounters {
   std::uint64_t paths = 0;          ///< A* searches finished
   std::uint64_t path_failures = 0;  ///< searches with no path
+  std::uint64_t ai_replaced = 0;    ///< behaviours replaced (replace_behaviour)
+  std::uint64_t ai_cancelled = 0;   ///< old AI coroutines that ended by Cancelled
 };
 
 class World {
@@ -80,8 +83,14 @@ class World {
   World(const World&) = delete;
   World& operator=(const World&) = delete;
 
-  /// Starts one AI coroutine job per agent; they wait for the first frame.
-  void start();
+  /// Starts one AI coroutine job per agent; they wait for the first frame. With
+  /// `replaceable`, each gets a stop token, so that replace_behaviour can cancel it.
+  void start(bool replaceable = false);
+  /// Replaces agent `id`'s behaviour before frame `frame` (main thread, between frames, after
+  /// start(true)): requests a stop on its AI coroutine — whose wait on the frame gate then
+  /// completes with Error(Cancelled), so it unwinds and ends — and starts a new AI coroutine
+  /// with a new stop token that takes over from frame `frame`, on the same agent state.
+  void replace_behaviour(std::uint32_t id, std::uint32_t frame);
   /// Runs frame `frame` to completion (AI decisions, movement, render prep). Main thread.
   void run_frame(std::uint32_t frame);
   /// Runs the next frame to completion on the calling thread without any job (the --serial
@@ -98,7 +107,8 @@ class World {
   [[nodiscard]] std::size_t agent_count() const { return agents_.size(); }
 
  private:
-  fiberjob::Task<> agent_ai(fiberjob::Context& ctx, std::uint32_t id);
+  fiberjob::Task<> agent_ai(fiberjob::Context& ctx, std::uint32_t id, std::uint32_t first_frame);
+  fiberjob::Task<> agent_loop(fiberjob::Context& ctx, std::uint32_t id, std::uint32_t first_frame);
   std::optional<PathRequest> ai_step(std::uint32_t id);
   std::optional<PathRequest> decide(std::uint32_t id);
   PathRequest request_path(std::uint32_t id);
@@ -123,6 +133,9 @@ class World {
   fiberjob::Counter ai_done_;
   fiberjob::Counter ai_jobs_;
   std::atomic<bool> stopping_{false};
+  std::vector<std::stop_source> ai_stops_;  ///< one per agent once start(true) ran
+  std::uint64_t ai_replaced_ = 0;
+  std::atomic<std::uint64_t> ai_cancelled_{0};
   // Spatial grid of the previous positions (frame memory): agents sorted by bucket.
   std::uint32_t* bucket_start_ = nullptr;
   std::uint32_t* bucket_agents_ = nullptr;

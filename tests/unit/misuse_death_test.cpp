@@ -27,9 +27,10 @@ TEST_SUITE("misuse") {
     check_aborts_with("over_signal", "signalled more often than jobs were added");
   }
 
-  TEST_CASE("a counter destroyed while a job it counts is pending stops with a message") {
+  TEST_CASE("a counter destroyed with a unit added by hand outstanding stops with a message") {
     check_aborts_with("destroy_pending",
-                      "Counter destroyed while jobs it counts are still pending");
+                      "Counter destroyed while units it counts are still pending, and no live "
+                      "job system ran jobs on it");
   }
 
   TEST_CASE("a job system destroyed while a thread is attached stops with a message") {

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <stop_token>
 
 namespace fiberjob::detail {
 
@@ -44,8 +45,13 @@ struct alignas(16) WaitNode {
   /// linker's release store) before it returns, so the counter is never destroyed under the
   /// linker's feet: for a fiber wait the linker is another fiber that may be preempted.
   std::atomic<std::uint32_t> linking{0};
-  /// Kind::Fiber: the suspended fiber to resume.
-  Fiber* fiber = nullptr;
+  union {
+    /// Kind::Fiber: the suspended fiber to resume.
+    Fiber* fiber = nullptr;
+    /// Kind::Coroutine: the stop token of the coroutine's job (nullptr: spawned without one),
+    /// restored on the fiber that resumes it, as `job_counter`.
+    const std::stop_token* job_stop;
+  };
   /// What identifies the waiter besides `fiber`; which member is set depends on `kind`, and
   /// only that member is ever read.
   union {

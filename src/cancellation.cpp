@@ -1,0 +1,33 @@
+// Cancellation with std::stop_token: the running job's token (Fiber::job_stop, carried by a
+// suspended coroutine in WaitNode::job_stop) and the error its waits and yields complete with.
+
+#include <string>
+
+#include "fiber_switch.hpp"
+#include "fiberjob/context.hpp"
+#include "fiberjob/error.hpp"
+
+namespace fiberjob {
+namespace detail {
+
+void throw_cancelled(const char* call) {
+  throw Error(ErrorCode::Cancelled,
+              std::string("fiberjob: ") + call +
+                  " in a job whose stop was requested (its stop token); the job unwinds");
+}
+
+const std::stop_token* set_job_stop(const std::stop_token* stop) noexcept {
+  Fiber* self = current_fiber();
+  if (self == nullptr) return nullptr;
+  return std::exchange(self->job_stop, stop);
+}
+
+}  // namespace detail
+
+std::stop_token Context::stop_token() const noexcept {
+  const detail::Fiber* self = detail::current_fiber();
+  if (self == nullptr || self->job_stop == nullptr) return {};
+  return *self->job_stop;
+}
+
+}  // namespace fiberjob

@@ -1,0 +1,36 @@
+// The out-of-line halves of the structured-concurrency layer (fiberjob/structured.hpp): its
+// misuse errors.
+
+#include "fiberjob/structured.hpp"
+
+#include "fiber_switch.hpp"
+#include "fiberjob/error.hpp"
+
+namespace fiberjob::detail {
+
+void check_sync_wait_caller() {
+  const Fiber* self = current_fiber();
+  // An attached thread's own stack (pinned) outside a job may block: JobSystem::wait runs
+  // jobs on it meanwhile.
+  if (self != nullptr && !self->pinned) {
+    throw Error(ErrorCode::BlockingCallInJob,
+                "fiberjob: sync_wait called from a job: it would block the job's worker "
+                "thread. In a coroutine job co_await the task (or co_await "
+                "when_all(ctx, ...)); in plain job code start it with a JobHandle<T> and "
+                "call get(), which suspends only the job");
+  }
+}
+
+void throw_when_any_empty() {
+  throw Error(ErrorCode::InvalidArgument,
+              "fiberjob: when_any over no task: there is no first task to finish; pass at "
+              "least one");
+}
+
+void throw_job_handle_busy() {
+  throw Error(ErrorCode::CounterMisuse,
+              "fiberjob: JobHandle::spawn while the handle's previous job has not ended; "
+              "await the handle (or call get()) first, or use another handle");
+}
+
+}  // namespace fiberjob::detail
