@@ -20,6 +20,7 @@
 #include <sched.h>
 
 #include "counter_access.hpp"
+#include "fiber_switch.hpp"
 #include "fiberjob/counter_wait.hpp"
 #include "fiberjob/error.hpp"
 #include "fiberjob/this_fiber.hpp"
@@ -159,8 +160,13 @@ void CounterAccess::signal_value_waiters(Counter& counter, Worker* current,
 }  // namespace detail
 
 void this_fiber::wait(Counter& counter, std::int64_t target) {
-  if (target == 0) {
-    wait(counter);
+  if (target == 0) {  // the wait for zero, with its rethrow; a plain thread parks
+    if (detail::current_fiber() != nullptr) {
+      wait(counter);
+      return;
+    }
+    detail::CounterAccess::wait_on_thread(counter);
+    detail::CounterAccess::rethrow_if_error(counter);
     return;
   }
   detail::check_target(target);
@@ -168,7 +174,7 @@ void this_fiber::wait(Counter& counter, std::int64_t target) {
   detail::ValueWaiter waiter;
   waiter.counter = &counter;
   waiter.target = target;
-  detail::block_on({&detail::link_value_wait, &waiter});
+  detail::block_on({&detail::link_value_wait, &waiter, "a Counter's value"});
 }
 
 }  // namespace fiberjob

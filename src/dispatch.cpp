@@ -42,10 +42,30 @@ bool continues_deferred(const Worker& worker, Job job) noexcept {
   return job.kind() == Job::Kind::Run && job.record()->counter == worker.deferred_counter;
 }
 
+/// Stops the process when the code that just ran on `self` (a job, or a coroutine's run
+/// segment) left a Mutex locked through plain lock(): the lock's owner is the pooled fiber,
+/// so the next job on it would own the lock, and a coroutine resumes on any fiber.
+void check_no_plain_lock_left(const Fiber* self, std::uint32_t locks_before,
+                              bool coroutine) noexcept {
+  if (self->plain_locks == locks_before) return;
+  die_with(coroutine
+               ? "fiberjob: a coroutine suspended (co_await) or ended while holding a Mutex "
+                 "locked with plain lock() (std::scoped_lock, std::lock_guard, "
+                 "std::unique_lock): it may resume on another fiber, which does not own the "
+                 "lock. In a coroutine lock with `auto guard = co_await m.scoped_lock();`, or "
+                 "unlock before the co_await."
+               : "fiberjob: a job ended while holding a Mutex locked with plain lock() (or "
+                 "try_lock): fibers are pooled, so the next job on this fiber would own it. "
+                 "Unlock before the job returns (std::scoped_lock or std::lock_guard do it), "
+                 "or hand the work that needs the lock to one job.");
+}
+
 /// Runs a job inline on `self`: no context switch unless the job suspends its fiber. A
 /// coroutine job that suspends (any co_await) returns here early; its final suspend ends it.
 void run_job(Fiber* self, Job job, bool defer_signal) noexcept {
   JobRecord* record = job.record();
+  const std::uint32_t locks_before = self->plain_locks;
+  ++self->segment;
   self->priority = job.priority();
   self->job_counter = record->counter;
   WorkerStats::bump(self->worker->stats.jobs_run);
@@ -57,6 +77,7 @@ void run_job(Fiber* self, Job job, bool defer_signal) noexcept {
   } catch (...) {
     CounterAccess::capture(*record->counter, std::current_exception());
   }
+  check_no_plain_lock_left(self, locks_before, /*coroutine=*/!ended);
   if (tracing) {  // the last run segment: the job may have moved, so the current worker
     self->worker->trace.record(TraceKind::Job, self->segment_start_ns, trace_now_ns(), self->index);
   }
@@ -72,8 +93,11 @@ void resume_coroutine(Fiber* self, Job job) noexcept {
   self->job_counter = static_cast<Counter*>(const_cast<void*>(node->job_counter));
   const bool tracing = self->scheduler->tracing();
   if (tracing) self->segment_start_ns = trace_now_ns();
+  const std::uint32_t locks_before = self->plain_locks;
+  ++self->segment;
   // Read before resuming: the node lives in the coroutine's frame.
   std::coroutine_handle<>::from_address(node->coroutine).resume();
+  check_no_plain_lock_left(self, locks_before, /*coroutine=*/true);
   if (tracing) {
     self->worker->trace.record(TraceKind::Coroutine, self->segment_start_ns, trace_now_ns(),
                                self->index);

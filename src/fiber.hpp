@@ -67,10 +67,24 @@ struct alignas(kCacheLineBytes) Fiber {
   /// The counter the running job signals when it ends (to reject a wait on it: it would never
   /// return).
   Counter* job_counter = nullptr;
+  /// Mutexes locked through plain `Mutex::lock()` / `try_lock()` by the code running on this
+  /// fiber and not unlocked yet. A job (or a coroutine's run segment) that ends with more than
+  /// it began with would leave the lock to whatever runs on this pooled fiber next: the
+  /// dispatch loop stops with a message instead (run_job, resume_coroutine).
+  std::uint32_t plain_locks = 0;
+  /// Run segments begun on this fiber (a job started, a coroutine resumed): only ever grows,
+  /// so (fiber, segment) names one stretch of code that ran here without a suspension between.
+  /// Mutex compares it to find a coroutine that holds a guard calling plain lock() on the same
+  /// stack (it would wait for itself).
+  std::uint64_t segment = 0;
   /// Tracing: when the current run segment of this fiber's job began (ns).
   std::uint64_t segment_start_ns = 0;
   /// The counter this fiber is suspended on (diagnostics only; nullptr when not waiting).
   std::atomic<Counter*> waiting_on{nullptr};
+  /// The primitive this fiber is suspended on and what it is (WaitLinker::object and ::what;
+  /// diagnostics only; nullptr when not waiting on one). Never dereferenced by the reports.
+  std::atomic<const void*> waiting_on_primitive{nullptr};
+  std::atomic<const char*> waiting_on_what{nullptr};
   /// Written only by the thread that owns the fiber at that moment (ordered by the switch and
   /// the queues); atomic (relaxed) so that diagnostics may read it from any thread.
   std::atomic<FiberState> state{FiberState::Pooled};

@@ -103,14 +103,18 @@ Scheduler::Scheduler(JobSystem& owner, const Config& config)
 bool Scheduler::shut_down() noexcept {
   stop_workers();
   unregister_scheduler(this);
+  // The workers have stopped: name what each stuck fiber waits on before they are retired.
+  fibers_.for_each_suspended([](const Fiber& fiber) { describe_wait(stderr, fiber); });
   const std::uint32_t suspended = fibers_.retire_all();
   if (suspended != 0) {
     std::fprintf(stderr,
-                 "fiberjob: JobSystem destroyed with %u fiber(s) still suspended on counters that "
-                 "never reached zero (each holds a plain job, and the jobs its waits ran inline "
-                 "on its stack); they are never resumed (destructors of their locals do not "
-                 "run), and their fiber stacks and the job system's memory stay allocated so "
-                 "that a later signal of those counters is harmless.\n",
+                 "fiberjob: JobSystem destroyed with %u fiber(s) still suspended (listed above: "
+                 "a counter that never reached zero, or an Event, Mutex, ConditionVariable or "
+                 "Semaphore that never let them go); each holds a plain job, and the jobs its "
+                 "waits ran inline on its stack. They are never resumed (destructors of their "
+                 "locals do not run), and their fiber stacks and the job system's memory stay "
+                 "allocated so that a later signal or release of what they wait on is "
+                 "harmless.\n",
                  suspended);
   }
   // The workers have stopped, so every coroutine job still alive is suspended on something
@@ -119,7 +123,8 @@ bool Scheduler::shut_down() noexcept {
   if (coroutines != 0) {
     std::fprintf(stderr,
                  "fiberjob: JobSystem destroyed with %llu coroutine job(s) still suspended on "
-                 "counters (or other awaitables) that never completed; their coroutine frames "
+                 "something that never completed (a counter, an Event, Mutex, "
+                 "ConditionVariable or Semaphore, or a foreign awaitable); their coroutine frames "
                  "and the job system's memory stay allocated (they are never resumed).\n",
                  static_cast<unsigned long long>(coroutines));
   }

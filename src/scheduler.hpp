@@ -32,6 +32,9 @@ void wake_pinned(Fiber* fiber) noexcept;
 /// The live schedulers, for write_diagnostics (diagnostics.cpp).
 void register_scheduler(const Scheduler* scheduler);
 void unregister_scheduler(const Scheduler* scheduler) noexcept;
+/// Writes one line naming what a suspended fiber waits on (a counter, an Event, a Mutex, ...,
+/// or nothing: a yield or hop), by address only (diagnostics.cpp). Any thread.
+void describe_wait(std::FILE* out, const Fiber& fiber) noexcept;
 
 class Scheduler {
  public:

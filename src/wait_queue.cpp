@@ -78,6 +78,12 @@ WaitNode* WaitQueue::pop_front() noexcept {
   return node;
 }
 
+std::int64_t WaitQueue::size_up_to(std::int64_t limit) const noexcept {
+  std::int64_t size = 0;
+  for (const WaitNode* node = head_; node != nullptr && size < limit; node = node->next) ++size;
+  return size;
+}
+
 WaitNode* WaitQueue::take_all() noexcept {
   WaitNode* chain = head_;
   head_ = nullptr;
@@ -122,6 +128,15 @@ const void* waiter_token(const WaitNode& node) noexcept {
 const void* current_token() noexcept {
   if (const Fiber* self = current_fiber()) return self;
   return &t_thread_token;
+}
+
+void note_plain_lock(int delta) noexcept {
+  if (Fiber* self = current_fiber()) self->plain_locks += static_cast<std::uint32_t>(delta);
+}
+
+RunSegment current_segment() noexcept {
+  if (const Fiber* self = current_fiber()) return {self, self->segment};
+  return {};
 }
 
 void die_with(const char* message) noexcept {
