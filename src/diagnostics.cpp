@@ -71,7 +71,13 @@ void Scheduler::describe(std::FILE* out) const noexcept {
   std::fprintf(out, "  fibers: %u in use of %u made (peak %u; %u warm, at most %u)\n",
                fibers_.in_use(), fibers_.created(), fibers_.high_water(), fibers_.warm_count(),
                fibers_.max_count());
-  fibers_.for_each_suspended([out](const Fiber& fiber) { describe_wait(out, fiber); });
+  for_each_pool([out](const FiberPool& pool) {
+    if (pool.stack_class() != 0) {
+      std::fprintf(out, "  stack class '%s': %u fibers in use of %u made (at most %u)\n",
+                   pool.class_name(), pool.in_use(), pool.created(), pool.max_count());
+    }
+    pool.for_each_suspended([out](const Fiber& fiber) { describe_wait(out, fiber); });
+  });
 }
 
 void describe_wait(std::FILE* out, const Fiber& fiber) noexcept {

@@ -84,6 +84,34 @@ void run_job(Fiber* self, Job job, bool defer_signal) noexcept {
   if (ended) end_job(self, record, defer_signal);
 }
 
+/// Starts a plain job of another stack class on a fiber of that class: the fiber takes the
+/// job as its pending one and `self` goes back to its pool (as a switch to a resumed fiber
+/// does). When every fiber of the class is in use, the job goes onto the yield queue, to be
+/// tried again after the other ready work (the fibers of the class come back when their jobs
+/// end).
+void start_on_class_fiber(Fiber* self, Job job) noexcept {
+  Fiber* to = self->scheduler->pool(job.stack_class()).acquire();
+  if (to == nullptr) {
+    push_yielded(*self->worker, job);
+    return;
+  }
+  to->pending = job;
+  // Below this frame nothing stays live while we are in the pool (FiberPool::trim).
+  self->live_frames_floor = __builtin_frame_address(0);
+  switch_to(self, to, Handoff::Action::ReleaseToPool);
+}
+
+/// A fiber of a non-default stack class whose job ended hands the worker to a default fiber
+/// and goes back to its own pool, so the few large stacks stay free for the jobs that asked
+/// for them. Returns false (and the fiber goes on) when no default fiber is free.
+bool leave_class_fiber(Fiber* self) noexcept {
+  Fiber* to = self->scheduler->fibers().acquire();
+  if (to == nullptr) return false;
+  self->live_frames_floor = __builtin_frame_address(0);  // as in start_on_class_fiber
+  switch_to(self, to, Handoff::Action::ReleaseToPool);
+  return true;
+}
+
 }  // namespace
 
 void resume_coroutine(Fiber* self, Job job) noexcept {
@@ -108,8 +136,9 @@ namespace {
 
 void dispatch_loop(Fiber* self) {
   while (!self->quit) {
-    Worker* worker = self->worker;
     Job job = std::exchange(self->pending, Job{});
+    if (!job && self->stack_class != 0 && leave_class_fiber(self)) continue;  // reused since
+    Worker* worker = self->worker;
     if (!job) job = self->scheduler->find_job(*worker);
     if (worker->deferred_counter != nullptr && !(job && continues_deferred(*worker, job))) {
       apply_deferred_signals(*worker);
@@ -124,6 +153,10 @@ void dispatch_loop(Fiber* self) {
     }
     switch (job.kind()) {
       case Job::Kind::Run:
+        if (job.stack_class() != 0 && job.stack_class() != self->stack_class) {
+          start_on_class_fiber(self, job);
+          break;
+        }
         run_job(self, job, /*defer_signal=*/true);
         break;
       case Job::Kind::Resume:
@@ -182,7 +215,9 @@ void run_own_children(Fiber* self, Counter& counter) {
       if (newest.kind() != Job::Kind::Run) return;
       const Job popped = Job::from_bits(deque.pop());
       if (!popped) return;  // a thief took it
-      if (popped.kind() == Job::Kind::Run && popped.record()->counter == &counter) {
+      // A child of another stack class needs a stack of its own: it is left to the queues.
+      if (popped.kind() == Job::Kind::Run && popped.record()->counter == &counter &&
+          (popped.stack_class() == 0 || popped.stack_class() == self->stack_class)) {
         child = popped;
       } else {
         push_local(*worker, popped);  // someone else's job: leave it where it was

@@ -93,6 +93,9 @@ struct alignas(kCacheLineBytes) Fiber {
   /// An attached thread's own stack (AttachedWorker): suspends like a fiber, but is resumed
   /// only by its own thread (Worker::native_ready), never queued where another could take it.
   bool pinned = false;
+  /// The stack class of the pool this fiber belongs to (Config::stack_classes; 0 = default):
+  /// where it goes back to, and which jobs may start on it. Fixed at construction.
+  std::uint8_t stack_class = 0;
   std::uint32_t index = 0;
   /// Link in the pool's free stack (index + 1, 0 = end). Atomic because a popper may read it
   /// while the fiber is being pushed again (ABA is stopped by the pool's tag, not by this).

@@ -18,7 +18,7 @@ namespace {
     case Handoff::Action::None:
       break;
     case Handoff::Action::ReleaseToPool:
-      from->scheduler->fibers().release(from);
+      from->scheduler->pool(from->stack_class).release(from);
       break;
     case Handoff::Action::LinkToCounter:
       CounterAccess::link(*counter, from->node, self->worker);

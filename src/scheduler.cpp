@@ -73,6 +73,12 @@ Scheduler::Scheduler(JobSystem& owner, const Config& config)
       fibers_(*this, config.fiber_count, config.max_fiber_count, config.fiber_stack_size,
               &fiber_entry),
       records_(config.worker_count) {
+  for (std::size_t i = 0; i < config.stack_classes.size(); ++i) {
+    const StackClass& stack_class = config.stack_classes[i];
+    class_pools_.push_back(std::make_unique<FiberPool>(
+        *this, stack_class.fiber_count, stack_class.max_fiber_count, stack_class.stack_size,
+        &fiber_entry, static_cast<std::uint8_t>(i + 1), stack_class.name));
+  }
   const std::uint32_t slots = config_.worker_count + config_.attachable_threads;
   workers_.reserve(slots);
   // Every Worker first (each may throw, e.g. for its trace buffer), and only then the fibers:
@@ -104,8 +110,12 @@ bool Scheduler::shut_down() noexcept {
   stop_workers();
   unregister_scheduler(this);
   // The workers have stopped: name what each stuck fiber waits on before they are retired.
-  fibers_.for_each_suspended([](const Fiber& fiber) { describe_wait(stderr, fiber); });
-  const std::uint32_t suspended = fibers_.retire_all();
+  std::uint32_t suspended = 0;
+  for_each_pool([](const FiberPool& pool) {
+    pool.for_each_suspended([](const Fiber& fiber) { describe_wait(stderr, fiber); });
+  });
+  suspended += fibers_.retire_all();
+  for (auto& pool : class_pools_) suspended += pool->retire_all();
   if (suspended != 0) {
     std::fprintf(stderr,
                  "fiberjob: JobSystem destroyed with %u fiber(s) still suspended (listed above: "
@@ -205,6 +215,7 @@ void Scheduler::start_workers() {
     // workers_ when the constructor's unwinding destroys it.
     stop_workers();
     fibers_.retire_all();
+    for (auto& pool : class_pools_) pool->retire_all();
     throw;
   }
 }
@@ -559,6 +570,11 @@ Stats Scheduler::stats() const noexcept {
   stats.fibers_created = fibers_.created();
   stats.fibers_in_use = fibers_.in_use();
   stats.fibers_in_use_high_water = fibers_.high_water();
+  for (const auto& pool : class_pools_) {  // the stack classes' pools count too
+    stats.fibers_created += pool->created();
+    stats.fibers_in_use += pool->in_use();
+    stats.fibers_in_use_high_water += pool->high_water();
+  }
   return stats;
 }
 

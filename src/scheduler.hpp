@@ -62,6 +62,16 @@ class Scheduler {
   [[nodiscard]] std::size_t worker_count() const noexcept { return config_.worker_count; }
   FiberPool& fibers() noexcept { return fibers_; }
   [[nodiscard]] const FiberPool& fibers() const noexcept { return fibers_; }
+  /// The pool of stack class `stack_class` (0 = fibers(); i + 1 = Config::stack_classes[i]).
+  FiberPool& pool(std::uint8_t stack_class) noexcept {
+    return stack_class == 0 ? fibers_ : *class_pools_[stack_class - 1u];
+  }
+  /// Calls `fn(pool)` for the default pool and every stack class's pool.
+  template <class Fn>
+  void for_each_pool(Fn&& fn) const {
+    fn(fibers_);
+    for (const auto& pool : class_pools_) fn(*pool);
+  }
   /// The one Context all jobs of this system receive.
   Context& context() noexcept { return context_; }
   RecordPool& records() noexcept { return records_; }
@@ -168,6 +178,8 @@ class Scheduler {
   std::uint64_t trace_origin_ns_;
   Context context_;
   FiberPool fibers_;
+  /// The pools of Config::stack_classes: class i + 1 is class_pools_[i].
+  std::vector<std::unique_ptr<FiberPool>> class_pools_;
   RecordPool records_;
   Injector injector_;
   std::vector<std::unique_ptr<Worker>> workers_;

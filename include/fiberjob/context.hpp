@@ -12,6 +12,7 @@
 #include "fiberjob/counter.hpp"
 #include "fiberjob/counter_wait.hpp"
 #include "fiberjob/detail/job_record.hpp"
+#include "fiberjob/job_options.hpp"
 
 namespace fiberjob {
 
@@ -46,7 +47,7 @@ class Context {
   /// exception is kept on the counter and rethrown to its waiters).
   /// On a worker the job goes onto that worker's deque (LIFO for it, stealable by others); from
   /// elsewhere (a coroutine resumed by a foreign thread) into the injector.
-  /// Suspends: no. Allocation: none for callables up to 48 bytes (alignment <= 16) once warm;
+  /// Suspends: no. Allocation: none for callables up to 40 bytes (alignment <= 16) once warm;
   ///   a larger callable is boxed with `new`; a coroutine job allocates its frame.
   /// Errors: rethrows an exception from copying `fn`; `Error` (`CounterMisuse`) for a counter
   ///   that was over-signalled. Nothing is queued when it throws.
@@ -57,6 +58,20 @@ class Context {
   void spawn(Counter& counter, F&& fn, Priority priority = Priority::Normal) {
     detail::JobRecord* record = detail::make_record(scheduler_, counter, std::forward<F>(fn));
     detail::submit_one(scheduler_, counter, record, priority);
+  }
+
+  /// `spawn` with per-spawn options: the priority, the stack class the job runs on and a name
+  /// (see `JobOptions`). Same contract as `spawn`, and Errors: `Error` (`InvalidArgument`)
+  /// when `options.stack_class` names no class of this system (nothing is queued then).
+  /// \param counter gets one unit now, signalled when the job ends.
+  /// \param options how to spawn the job.
+  /// \param fn the job.
+  template <detail::JobCallable F>
+  void spawn(Counter& counter, const JobOptions& options, F&& fn) {
+    detail::check_stack_class(scheduler_, options.stack_class);
+    detail::JobRecord* record = detail::make_record(scheduler_, counter, std::forward<F>(fn));
+    record->name = options.name;
+    detail::submit_one(scheduler_, counter, record, options.priority, options.stack_class);
   }
 
   /// Starts one child job per element of `jobs` (each element copied), all signalling `counter`.
