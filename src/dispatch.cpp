@@ -66,6 +66,10 @@ void run_job(Fiber* self, Job job, bool defer_signal) noexcept {
   JobRecord* record = job.record();
   const std::uint32_t locks_before = self->plain_locks;
   ++self->segment;
+  // The job's JobLocal values: a list whose head lives in this frame, on the job's fiber, so
+  // it follows the job when the fiber migrates. An outer job (run_own_children) keeps its own.
+  JobLocalEntry* locals = nullptr;
+  JobLocalEntry** const outer_locals = std::exchange(self->job_locals, &locals);
   self->priority = job.priority();
   self->job_counter = record->counter;
   WorkerStats::bump(self->worker->stats.jobs_run);
@@ -78,6 +82,8 @@ void run_job(Fiber* self, Job job, bool defer_signal) noexcept {
     CounterAccess::capture(*record->counter, std::current_exception());
   }
   check_no_plain_lock_left(self, locks_before, /*coroutine=*/!ended);
+  destroy_job_locals(locals);  // a coroutine job keeps its own in its promise: none here
+  self->job_locals = outer_locals;
   if (tracing) {  // the last run segment: the job may have moved, so the current worker
     self->worker->trace.record(TraceKind::Job, self->segment_start_ns, trace_now_ns(), self->index);
   }
@@ -123,8 +129,11 @@ void resume_coroutine(Fiber* self, Job job) noexcept {
   if (tracing) self->segment_start_ns = trace_now_ns();
   const std::uint32_t locks_before = self->plain_locks;
   ++self->segment;
+  JobLocalEntry** const outer_locals =
+      std::exchange(self->job_locals, static_cast<JobLocalEntry**>(node->job_locals));
   // Read before resuming: the node lives in the coroutine's frame.
   std::coroutine_handle<>::from_address(node->coroutine).resume();
+  self->job_locals = outer_locals;
   check_no_plain_lock_left(self, locks_before, /*coroutine=*/true);
   if (tracing) {
     self->worker->trace.record(TraceKind::Coroutine, self->segment_start_ns, trace_now_ns(),

@@ -10,6 +10,7 @@
 #include "fiberjob/counter.hpp"
 #include "fiberjob/detail/wait_node.hpp"
 #include "fiberjob/detail/wait_queue.hpp"
+#include "fiberjob/job_local.hpp"
 #include "job.hpp"
 #include "platform/cache_line.hpp"
 #include "sanitizer.hpp"
@@ -77,6 +78,9 @@ struct alignas(kCacheLineBytes) Fiber {
   /// Mutex compares it to find a coroutine that holds a guard calling plain lock() on the same
   /// stack (it would wait for itself).
   std::uint64_t segment = 0;
+  /// Where the running job's JobLocal list head lives (a local of run_job for a plain job, the
+  /// root promise of a coroutine job); nullptr between jobs.
+  JobLocalEntry** job_locals = nullptr;
   /// Tracing: when the current run segment of this fiber's job began (ns).
   std::uint64_t segment_start_ns = 0;
   /// The counter this fiber is suspended on (diagnostics only; nullptr when not waiting).

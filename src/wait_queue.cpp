@@ -116,6 +116,7 @@ bool suspend_coroutine_on(WaitLinker linker, WaitNode& node, Scheduler* schedule
   node.scheduler = scheduler != nullptr ? scheduler : self != nullptr ? self->scheduler : nullptr;
   node.priority = static_cast<std::uint8_t>(self != nullptr ? self->priority : Priority::Normal);
   node.job_counter = self != nullptr ? self->job_counter : nullptr;
+  node.job_locals = self != nullptr ? self->job_locals : nullptr;
   node.next = nullptr;
   return linker.link(linker.object, node);
   // When linked, the coroutine may already be running elsewhere: touch nothing of it.

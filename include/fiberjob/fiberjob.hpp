@@ -13,6 +13,7 @@
 #include "fiberjob/error.hpp"
 #include "fiberjob/event.hpp"
 #include "fiberjob/frame_allocator.hpp"
+#include "fiberjob/job_local.hpp"
 #include "fiberjob/job_options.hpp"
 #include "fiberjob/job_system.hpp"
 #include "fiberjob/mutex.hpp"

@@ -119,6 +119,9 @@ void destroy_callable(JobRecord& record) noexcept {
 
 Scheduler& scheduler_of(Context& ctx) noexcept;
 
+/// Points the running fiber's JobLocal slot (Fiber::job_locals) at `slot`; returns the old one.
+JobLocalEntry** swap_job_locals(JobLocalEntry** slot) noexcept;
+
 template <class Fn>
 bool invoke_job(JobRecord& record, Context* ctx) {
   struct Destroy {
@@ -145,7 +148,10 @@ bool invoke_job(JobRecord& record, Context* ctx) {
     }
     coroutine.promise().bind_job(scheduler_of(*ctx), &record);
     note_coroutine_job_started(scheduler_of(*ctx));
+    // The job's JobLocal values live in the root promise from its first segment on.
+    JobLocalEntry** const outer = swap_job_locals(coroutine.promise().job_locals());
     coroutine.resume();  // runs until its first real suspension (or its end)
+    swap_job_locals(outer);
     return false;
   }
 }
