@@ -138,6 +138,10 @@ Config validate_config(const Config& config) {
            std::to_string(kMaxStackBytes) + "] bytes");
   }
   check_stack_classes(config);
+  if (config.max_blocking_threads == 0 || config.max_blocking_threads > kMaxWorkers) {
+    reject("Config::max_blocking_threads = " + std::to_string(config.max_blocking_threads) +
+           "; it must be in [1, " + std::to_string(kMaxWorkers) + "]");
+  }
   if (config.idle_policy != IdlePolicy::Park && config.idle_policy != IdlePolicy::Spin) {
     reject("Config::idle_policy has an unknown value; use IdlePolicy::Park or IdlePolicy::Spin");
   }

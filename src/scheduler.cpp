@@ -72,6 +72,7 @@ Scheduler::Scheduler(JobSystem& owner, const Config& config)
       context_(ContextAccess::make(*this)),
       fibers_(*this, config.fiber_count, config.max_fiber_count, config.fiber_stack_size,
               &fiber_entry),
+      blocking_(*this, config.max_blocking_threads),
       records_(config.worker_count) {
   for (std::size_t i = 0; i < config.stack_classes.size(); ++i) {
     const StackClass& stack_class = config.stack_classes[i];
@@ -110,6 +111,7 @@ bool Scheduler::shut_down() noexcept {
   stop_workers();
   unregister_scheduler(this);
   // The workers have stopped: name what each stuck fiber waits on before they are retired.
+  blocking_.stop();  // every call has finished: the workers waited for them
   std::uint32_t suspended = 0;
   for_each_pool([](const FiberPool& pool) {
     pool.for_each_suspended([](const Fiber& fiber) { describe_wait(stderr, fiber); });
@@ -488,6 +490,14 @@ Job Scheduler::steal_next(Worker& worker) noexcept {
   return {};
 }
 
+void blocking_calls_done(Scheduler& scheduler) noexcept { scheduler.notify_if_stopping(); }
+
+void Scheduler::notify_if_stopping() noexcept {
+  // seq_cst: pairs with the store in stop_workers (a worker parked for the blocking calls
+  // has seen it; otherwise it will see pending() == 0 before it parks).
+  if (stopping_.load(std::memory_order_seq_cst)) idle_.notify_all();
+}
+
 bool Scheduler::has_visible_work() const noexcept {
   if (!injector_.empty_approx()) return true;
   for (const auto& worker : workers_) {
@@ -530,7 +540,9 @@ Job Scheduler::next_job(Worker& worker) noexcept {
     // either we see stopping_ or stop_workers' notify sees our announcement. Work queued before
     // that store is visible once we have seen the flag, so look at the queues once more then:
     // a worker leaves only when it has seen every queue empty after the stop.
-    if (stopping_.load(std::memory_order_seq_cst)) {
+    // A job waiting for a blocking call is in no queue: stay (parked) until the pool thread
+    // woke it; its wake queues the job and notifies us.
+    if (stopping_.load(std::memory_order_seq_cst) && blocking_.pending() == 0) {
       idle_.cancel_wait();
       if (has_visible_work()) continue;
       return {};

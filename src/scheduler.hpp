@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "blocking_pool.hpp"
 #include "context_access.hpp"
 #include "event_count.hpp"
 #include "fiber_pool.hpp"
@@ -62,6 +63,10 @@ class Scheduler {
   [[nodiscard]] std::size_t worker_count() const noexcept { return config_.worker_count; }
   FiberPool& fibers() noexcept { return fibers_; }
   [[nodiscard]] const FiberPool& fibers() const noexcept { return fibers_; }
+  /// At shutdown, wakes the workers parked until the last blocking call ended. Any thread.
+  void notify_if_stopping() noexcept;
+  /// The blocking-call thread pool.
+  BlockingPool& blocking() noexcept { return blocking_; }
   /// The pool of stack class `stack_class` (0 = fibers(); i + 1 = Config::stack_classes[i]).
   FiberPool& pool(std::uint8_t stack_class) noexcept {
     return stack_class == 0 ? fibers_ : *class_pools_[stack_class - 1u];
@@ -180,6 +185,8 @@ class Scheduler {
   FiberPool fibers_;
   /// The pools of Config::stack_classes: class i + 1 is class_pools_[i].
   std::vector<std::unique_ptr<FiberPool>> class_pools_;
+  /// The threads of blocking calls (this_fiber::blocking, ctx.blocking), started on demand.
+  BlockingPool blocking_;
   RecordPool records_;
   Injector injector_;
   std::vector<std::unique_ptr<Worker>> workers_;

@@ -105,6 +105,11 @@ struct Config {
   /// together against vm.max_map_count. Default: none.
   std::vector<StackClass> stack_classes;
 
+  /// Threads that run blocking calls (`this_fiber::blocking`, `co_await ctx.blocking`), at
+  /// most, started one at a time when a call finds none idle; further calls queue (FIFO). In
+  /// [1, 1024]. Default 4.
+  std::uint32_t max_blocking_threads = 4;
+
   /// What idle workers do. Default: park (no CPU burnt while idle).
   IdlePolicy idle_policy = IdlePolicy::Park;
 

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "fiberjob/awaiters.hpp"
+#include "fiberjob/blocking.hpp"
 #include "fiberjob/config.hpp"
 #include "fiberjob/counter.hpp"
 #include "fiberjob/counter_wait.hpp"
@@ -102,6 +103,15 @@ class Context {
   /// \return the awaiter to `co_await` at once.
   [[nodiscard]] ValueWaitAwaiter wait(Counter& counter, std::int64_t target) noexcept {
     return {counter, target, &scheduler_};
+  }
+
+  /// `co_await ctx.blocking(fn)`: runs the blocking `fn()` on this system's blocking-call pool
+  /// and resumes with its result on a worker. See `BlockingAwaiter`.
+  /// \param fn the blocking function, moved into the awaiter.
+  /// \return an awaiter to `co_await` at once.
+  template <class F>
+  [[nodiscard]] BlockingAwaiter<std::decay_t<F>> blocking(F&& fn) {
+    return BlockingAwaiter<std::decay_t<F>>(scheduler_, std::forward<F>(fn));
   }
 
   /// `co_await ctx.yield()`: lets the work that is ready now run first. See `YieldAwaiter`.

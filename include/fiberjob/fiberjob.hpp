@@ -4,6 +4,7 @@
 
 #include "fiberjob/attached_worker.hpp"
 #include "fiberjob/awaiters.hpp"
+#include "fiberjob/blocking.hpp"
 #include "fiberjob/condition_variable.hpp"
 #include "fiberjob/config.hpp"
 #include "fiberjob/context.hpp"
