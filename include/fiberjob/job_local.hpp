@@ -63,7 +63,10 @@ class JobLocal {
     return entry != nullptr ? static_cast<T*>(entry->value) : nullptr;
   }
   /// The running job's value; it must have one (`get() != nullptr`).
+  /// \return the value.
   T& operator*() const { return *get(); }
+  /// Member access to the running job's value; it must have one.
+  /// \return the value's address.
   T* operator->() const { return get(); }
 
   /// Gives the running job `value` (owned; nullptr removes the value), destroying its old one.
