@@ -54,6 +54,30 @@ std::size_t physical_memory_bytes() noexcept {
   throw Error(ErrorCode::InvalidConfig, "fiberjob: invalid Config: " + message);
 }
 
+/// The fibers of every class against the OS limit on mappings (validate_config). Errors: Error
+/// (InvalidConfig).
+void check_mappings(const Config& config) {
+  long all_fibers = config.max_fiber_count;
+  for (const StackClass& stack_class : config.stack_classes)
+    all_fibers += stack_class.max_fiber_count;
+  if (const long map_limit = max_map_count(); map_limit > 0) {
+    // Two mappings per fiber (its stack and the guard below it), and room for the rest of the
+    // process (libraries, heap arenas, thread stacks, sanitizer shadow).
+    const long needed = 2 * all_fibers + kMappingsForTheRest;
+    if (needed > map_limit) {
+      reject("Config::max_fiber_count = " + std::to_string(config.max_fiber_count) +
+             " (with the stack classes' max_fiber_count: " + std::to_string(all_fibers) +
+             " fibers) needs about " + std::to_string(needed) +
+             " memory mappings (two per fiber, plus the rest of the process), above the OS "
+             "limit vm.max_map_count = " +
+             std::to_string(map_limit) + "; lower max_fiber_count to at most " +
+             std::to_string((map_limit - kMappingsForTheRest) / 2) +
+             ", or raise the limit (sysctl vm.max_map_count)");
+    }
+  }
+}
+
+/// The checks of Config::stack_classes (validate_config). Errors: Error (InvalidConfig).
 void check_stack_classes(const Config& config) {
   if (config.stack_classes.size() >= kMaxStackClasses) {
     reject("Config::stack_classes holds " + std::to_string(config.stack_classes.size()) +
@@ -78,6 +102,30 @@ void check_stack_classes(const Config& config) {
       reject(field + ".fiber_count = " + std::to_string(stack_class.fiber_count) +
              "; it must be in [0, " + field +
              ".max_fiber_count = " + std::to_string(stack_class.max_fiber_count) + "]");
+    }
+  }
+}
+
+/// The checks of the tracing fields (validate_config). Errors: Error (InvalidConfig).
+void check_tracing(const Config& config) {
+  if (config.tracing && (config.trace_events_per_worker == 0 ||
+                         config.trace_events_per_worker > (std::size_t{1} << 26))) {
+    reject("Config::trace_events_per_worker = " + std::to_string(config.trace_events_per_worker) +
+           "; with Config::tracing on it must be in [1, 2^26]");
+  }
+  if (config.tracing) {
+    // Every worker and attachable slot gets a buffer up front: bound the sum, not only each.
+    const std::size_t buffers = std::size_t{config.worker_count} + config.attachable_threads;
+    const std::size_t total_bytes = config.trace_events_per_worker * buffers * kTraceEventBytes;
+    const std::size_t limit_bytes = physical_memory_bytes() / 2;
+    if (total_bytes > limit_bytes) {
+      reject("tracing needs Config::trace_events_per_worker (" +
+             std::to_string(config.trace_events_per_worker) + ") x (Config::worker_count + " +
+             "Config::attachable_threads = " + std::to_string(buffers) + ") x " +
+             std::to_string(kTraceEventBytes) + " bytes = " + std::to_string(total_bytes >> 20) +
+             " MiB of trace buffers, more than half of this machine's physical memory (" +
+             std::to_string(limit_bytes >> 20) +
+             " MiB); lower Config::trace_events_per_worker or Config::worker_count");
     }
   }
 }
@@ -109,24 +157,7 @@ Config validate_config(const Config& config) {
         "; it must be in [1, Config::max_fiber_count = " + std::to_string(config.max_fiber_count) +
         "] (the fibers kept warm; the pool grows past them on demand)");
   }
-  long all_fibers = config.max_fiber_count;
-  for (const StackClass& stack_class : config.stack_classes)
-    all_fibers += stack_class.max_fiber_count;
-  if (const long map_limit = max_map_count(); map_limit > 0) {
-    // Two mappings per fiber (its stack and the guard below it), and room for the rest of the
-    // process (libraries, heap arenas, thread stacks, sanitizer shadow).
-    const long needed = 2 * all_fibers + kMappingsForTheRest;
-    if (needed > map_limit) {
-      reject("Config::max_fiber_count = " + std::to_string(config.max_fiber_count) +
-             " (with the stack classes' max_fiber_count: " + std::to_string(all_fibers) +
-             " fibers) needs about " + std::to_string(needed) +
-             " memory mappings (two per fiber, plus the rest of the process), above the OS "
-             "limit vm.max_map_count = " +
-             std::to_string(map_limit) + "; lower max_fiber_count to at most " +
-             std::to_string((map_limit - kMappingsForTheRest) / 2) +
-             ", or raise the limit (sysctl vm.max_map_count)");
-    }
-  }
+  check_mappings(config);
   if (config.attachable_threads > kMaxAttachableThreads) {
     reject("Config::attachable_threads = " + std::to_string(config.attachable_threads) +
            "; it must be in [0, " + std::to_string(kMaxAttachableThreads) + "]");
@@ -145,26 +176,7 @@ Config validate_config(const Config& config) {
   if (config.idle_policy != IdlePolicy::Park && config.idle_policy != IdlePolicy::Spin) {
     reject("Config::idle_policy has an unknown value; use IdlePolicy::Park or IdlePolicy::Spin");
   }
-  if (config.tracing && (config.trace_events_per_worker == 0 ||
-                         config.trace_events_per_worker > (std::size_t{1} << 26))) {
-    reject("Config::trace_events_per_worker = " + std::to_string(config.trace_events_per_worker) +
-           "; with Config::tracing on it must be in [1, 2^26]");
-  }
-  if (config.tracing) {
-    // Every worker and attachable slot gets a buffer up front: bound the sum, not only each.
-    const std::size_t buffers = std::size_t{config.worker_count} + config.attachable_threads;
-    const std::size_t total_bytes = config.trace_events_per_worker * buffers * kTraceEventBytes;
-    const std::size_t limit_bytes = physical_memory_bytes() / 2;
-    if (total_bytes > limit_bytes) {
-      reject("tracing needs Config::trace_events_per_worker (" +
-             std::to_string(config.trace_events_per_worker) + ") x (Config::worker_count + " +
-             "Config::attachable_threads = " + std::to_string(buffers) + ") x " +
-             std::to_string(kTraceEventBytes) + " bytes = " + std::to_string(total_bytes >> 20) +
-             " MiB of trace buffers, more than half of this machine's physical memory (" +
-             std::to_string(limit_bytes >> 20) +
-             " MiB); lower Config::trace_events_per_worker or Config::worker_count");
-    }
-  }
+  check_tracing(config);
   const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
   checked.fiber_stack_size = (config.fiber_stack_size + page - 1) / page * page;
   for (StackClass& stack_class : checked.stack_classes) {

@@ -8,6 +8,7 @@
 #include <coroutine>
 #include <cstdint>
 
+#include "fiberjob/detail/die.hpp"
 #include "fiberjob/detail/wait_node.hpp"
 
 namespace fiberjob::detail {
@@ -117,8 +118,5 @@ struct RunSegment {
   std::uint64_t segment = 0;
 };
 [[nodiscard]] RunSegment current_segment() noexcept;
-
-/// Prints `message` to stderr and aborts (misuse that cannot throw: destructors, unlock).
-[[noreturn]] void die_with(const char* message) noexcept;
 
 }  // namespace fiberjob::detail
