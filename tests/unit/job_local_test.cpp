@@ -91,7 +91,7 @@ TEST_SUITE("job_local") {
       g_number.emplace(7);
       Counter children;
       for (int i = 0; i < 8; ++i) {
-        ctx.spawn(children, [&] {
+        ctx.spawn(children, [&child_saw_none, i] {
           if (g_number.get() == nullptr) child_saw_none.fetch_add(1);
           g_number.emplace(i);  // the child's own, gone when it returns
         });
