@@ -298,6 +298,30 @@ class Event {
   bool set_ = false;
 };
 
+/// Row 10a: two fibers on the work_stealing pool, each locking one fibers::mutex half of
+/// `mutex_ops` times (a shared increment inside).
+Run mutex_contended(const Sizes& sizes) {
+  bf::mutex mutex;
+  std::int64_t shared = 0;
+  const std::int64_t per_fiber = sizes.mutex_ops / 2;
+  Run run;
+  const Stopwatch watch;
+  auto body = [&] {
+    for (std::int64_t i = 0; i < per_fiber; ++i) {
+      std::lock_guard<bf::mutex> lock(mutex);
+      ++shared;
+    }
+  };
+  bf::fiber a(body);
+  bf::fiber b(body);
+  a.join();
+  b.join();
+  run.ns = watch.ns();
+  run.ops = static_cast<double>(2 * per_fiber);
+  run.result = shared;
+  return run;
+}
+
 Run pingpong_body(const Sizes& sizes) {
   Event ping;
   Event pong;
@@ -431,6 +455,14 @@ void register_boost_fiber(Registry& registry) {
   registry.add("pingpong_2w", "boost_fiber", [](const Sizes& s) {
     pool();
     return pingpong_body(s);
+  });
+  registry.add("event_pingpong_2w", "boost_fiber", [](const Sizes& s) {
+    pool();
+    return pingpong_body(s);
+  });
+  registry.add("mutex_2w", "boost_fiber", [](const Sizes& s) {
+    pool();
+    return mutex_contended(s);
   });
   registry.add("alloc_spawn", "boost_fiber",
                [](const Sizes& s) { return alloc_spawn_wait(Phase::Spawn, s); });

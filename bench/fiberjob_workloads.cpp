@@ -7,6 +7,7 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "harness.hpp"
@@ -312,6 +313,72 @@ Run pingpong(std::uint32_t workers, const Sizes& sizes) {
   return run;
 }
 
+// ---- 10. the synchronisation primitives: a contended Mutex, an Event ping-pong ---------------
+
+/// Two plain jobs on the two-worker system, each locking and unlocking one Mutex (a shared
+/// increment inside) half of `mutex_ops` times: ns per lock/unlock pair.
+Run mutex_contended(const Sizes& sizes) {
+  fj::JobSystem& js = system_with(2);
+  const fj::Stats before = js.stats();
+  fj::Mutex mutex;
+  std::int64_t shared = 0;
+  const std::int64_t per_job = sizes.mutex_ops / 2;
+  Run run;
+  fj::Counter done;
+  const Stopwatch watch;
+  for (int j = 0; j < 2; ++j) {
+    js.run(done, [&] {
+      for (std::int64_t i = 0; i < per_job; ++i) {
+        std::scoped_lock lock(mutex);
+        ++shared;
+      }
+    });
+  }
+  js.wait(done);
+  run.ns = watch.ns();
+  run.ops = static_cast<double>(2 * per_job);
+  run.result = shared;
+  add_stats(run, before, js.stats());
+  return run;
+}
+
+/// Row 5's ping-pong with two auto-reset Events instead of two counters.
+Run event_pingpong(const Sizes& sizes) {
+  fj::JobSystem& js = system_with(2);
+  const fj::Stats before = js.stats();
+  fj::Event ping(fj::Event::Mode::Auto);
+  fj::Event pong(fj::Event::Mode::Auto);
+  const std::int64_t n = sizes.round_trips;
+  std::int64_t ball = 0;
+  std::int64_t ok_a = 0;
+  std::int64_t ok_b = 0;
+  Run run;
+  fj::Counter done;
+  const Stopwatch watch;
+  js.run(done, [&] {
+    for (std::int64_t i = 0; i < n; ++i) {
+      if (ball == 2 * i) ++ok_a;
+      ++ball;
+      ping.set();
+      fj::this_fiber::wait(pong);
+    }
+  });
+  js.run(done, [&] {
+    for (std::int64_t i = 0; i < n; ++i) {
+      fj::this_fiber::wait(ping);
+      if (ball == 2 * i + 1) ++ok_b;
+      ++ball;
+      pong.set();
+    }
+  });
+  js.wait(done);
+  run.ns = watch.ns();
+  run.ops = static_cast<double>(n);
+  run.result = ok_a == ok_b ? ok_a : -1;
+  add_stats(run, before, js.stats());
+  return run;
+}
+
 // ---- 6. parallel_for: sqrt over the floats, automatic grain ---------------------------------
 
 Run parallel_for_sqrt(const Sizes& sizes) {
@@ -526,6 +593,8 @@ void register_fiberjob(Registry& registry) {
   registry.add("yield", "fiberjob", yield);
   registry.add("pingpong_1w", "fiberjob", [](const Sizes& s) { return pingpong(1, s); });
   registry.add("pingpong_2w", "fiberjob", [](const Sizes& s) { return pingpong(2, s); });
+  registry.add("mutex_2w", "fiberjob", mutex_contended);
+  registry.add("event_pingpong_2w", "fiberjob", event_pingpong);
   registry.add("parallel_for", "fiberjob", parallel_for_sqrt);
   registry.add("alloc_spawn", "fiberjob",
                [](const Sizes& s) { return alloc_spawn_wait(Phase::Spawn, s); });

@@ -28,6 +28,7 @@ struct Sizes {
   std::int64_t suspended_jobs = 10'000;      ///< jobs suspended at once (memory, 7a)
   std::int64_t waiters = 20'000;             ///< coroutine jobs waiting on one gate (9)
   std::int64_t waiter_rounds = 1'000;        ///< gate releases timed (9), one step per job each
+  std::int64_t mutex_ops = 1'000'000;        ///< lock/unlock pairs in all, half per worker (10a)
 
   static Sizes full() { return {}; }
   static Sizes smoke() {
@@ -43,6 +44,7 @@ struct Sizes {
     s.suspended_jobs = 100;
     s.waiters = 200;
     s.waiter_rounds = 10;
+    s.mutex_ops = 10'000;
     return s;
   }
 };

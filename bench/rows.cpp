@@ -124,14 +124,38 @@ std::vector<Workload> workloads(const Sizes& s) {
                    "releases, 2 workers; per agent step",
                    with_commas(s.waiters), with_commas(s.waiter_rounds)),
        Metric::NsPerOp, [](const Sizes& z) { return Expect{z.waiters * (z.waiter_rounds + 1)}; }},
+      {"mutex_2w",
+       fmt::format("10a. contended mutex, 2 workers: {} lock/unlock pairs in all, a shared "
+                   "increment each (fiberjob::Mutex; peers: boost::fibers::mutex, std::mutex)",
+                   with_commas(s.mutex_ops)),
+       Metric::NsPerOp, [](const Sizes& z) { return Expect{z.mutex_ops}; }},
+      {"event_pingpong_2w",
+       fmt::format("10b. Event ping-pong, 2 workers, {} round trips (two auto-reset events; "
+                   "Boost.Fiber: mutex + condition_variable)",
+                   with_commas(s.round_trips)),
+       Metric::NsPerOp, [](const Sizes& z) { return Expect{z.round_trips}; }},
   };
 }
 
-const std::vector<std::string> kExecutionOrder = {
-    "yield",         "pingpong_1w",     "alloc_yield",  "many_waiters_1w", "fib",
-    "skynet",        "fib_co",          "skynet_co",    "empty_jobs",      "empty_jobs_plain",
-    "pingpong_2w",   "many_waiters_2w", "parallel_for", "alloc_spawn",     "alloc_wait",
-    "mem_suspended", "mem_skynet"};
+const std::vector<std::string> kExecutionOrder = {"yield",
+                                                  "pingpong_1w",
+                                                  "alloc_yield",
+                                                  "many_waiters_1w",
+                                                  "fib",
+                                                  "skynet",
+                                                  "fib_co",
+                                                  "skynet_co",
+                                                  "empty_jobs",
+                                                  "empty_jobs_plain",
+                                                  "pingpong_2w",
+                                                  "many_waiters_2w",
+                                                  "parallel_for",
+                                                  "alloc_spawn",
+                                                  "alloc_wait",
+                                                  "mutex_2w",
+                                                  "event_pingpong_2w",
+                                                  "mem_suspended",
+                                                  "mem_skynet"};
 
 const std::vector<std::string> kPeers = {"tbb", "boost_fiber", "boost_context", "std_thread"};
 

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -92,6 +93,29 @@ Run parallel_for_split(const Sizes& sizes) {
   return run;
 }
 
+/// Row 10a: two std::threads (the caller and one more), each locking one std::mutex half of
+/// `mutex_ops` times (a shared increment inside).
+Run mutex_contended(const Sizes& sizes) {
+  std::mutex mutex;
+  std::int64_t shared = 0;
+  const std::int64_t per_thread = sizes.mutex_ops / 2;
+  auto body = [&] {
+    for (std::int64_t i = 0; i < per_thread; ++i) {
+      const std::lock_guard lock(mutex);
+      ++shared;
+    }
+  };
+  Run run;
+  const Stopwatch watch;
+  std::thread other(body);
+  body();
+  other.join();
+  run.ns = watch.ns();
+  run.ops = static_cast<double>(2 * per_thread);
+  run.result = shared;
+  return run;
+}
+
 }  // namespace
 
 void register_std_thread(Registry& registry) {
@@ -104,6 +128,7 @@ void register_std_thread(Registry& registry) {
                    {},
                    {}});
   registry.add("parallel_for", "std_thread", parallel_for_split);
+  registry.add("mutex_2w", "std_thread", mutex_contended);
 }
 
 }  // namespace bench

@@ -43,6 +43,7 @@ bool suspend_on_counter(Counter& counter, WaitNode& node, Scheduler* scheduler,
                                         : CounterWaitList::scheduler_hint(counter);
   node.priority = static_cast<std::uint8_t>(self != nullptr ? self->priority : Priority::Normal);
   node.job_counter = self != nullptr ? self->job_counter : nullptr;
+  node.job_locals = self != nullptr ? self->job_locals : nullptr;
   node.next = nullptr;
   CounterWaitList::link(counter, node, current_worker());
   // From here the coroutine may already be running elsewhere: touch nothing of it.
@@ -67,6 +68,7 @@ bool suspend_for_yield(WaitNode& node, Scheduler& scheduler, std::coroutine_hand
     node.coroutine_address = coroutine.address();
     node.scheduler = &scheduler;
     node.job_counter = worker->current != nullptr ? worker->current->job_counter : nullptr;
+    node.job_locals = worker->current != nullptr ? worker->current->job_locals : nullptr;
     const Priority priority =
         worker->current != nullptr ? worker->current->priority : Priority::Normal;
     // release (the deque push): the coroutine is suspended already (await_suspend runs after
@@ -87,6 +89,8 @@ void schedule_coroutine(WaitNode& node, Scheduler& scheduler, std::coroutine_han
   node.kind = WaitNode::Kind::Coroutine;
   node.coroutine_address = coroutine.address();
   node.scheduler = &scheduler;
+  const Fiber* self = current_fiber();  // a job's coroutine keeps its JobLocal values
+  node.job_locals = self != nullptr ? self->job_locals : nullptr;
   scheduler.inject(Job::resume_coroutine(&node, Priority::Normal), current_worker());
 }
 

@@ -40,7 +40,7 @@ void ConditionVariable::check_wait(Mutex* mutex, const void* owner) {
 void ConditionVariable::wait(std::unique_lock<Mutex>& lock) {
   const void* owner = detail::current_token();
   check_wait(lock.owns_lock() ? lock.mutex() : nullptr, owner);
-  detail::block_on({&ConditionVariable::link_waiter, this});
+  detail::block_on({&ConditionVariable::link_waiter, this, "ConditionVariable"});
   // Resumed owning the mutex again (handed over by notify and the mutex's release).
 }
 
@@ -50,8 +50,8 @@ bool ConditionVariable::WaitAwaiter::await_suspend(std::coroutine_handle<> corou
   // guard may have been made by another coroutine and moved here).
   guard_.owner_ = coroutine.address();
   guard_.mutex_->owner_.store(guard_.owner_, std::memory_order_relaxed);  // relaxed: owner_
-  return detail::suspend_coroutine_on({&ConditionVariable::link_waiter, &cv_}, node_, nullptr,
-                                      coroutine);
+  return detail::suspend_coroutine_on({&ConditionVariable::link_waiter, &cv_, "ConditionVariable"},
+                                      node_, nullptr, coroutine);
 }
 
 bool ConditionVariable::link_waiter(void* object, WaitNode& node) noexcept {

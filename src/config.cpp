@@ -54,6 +54,58 @@ std::size_t physical_memory_bytes() noexcept {
   throw Error(ErrorCode::InvalidConfig, "fiberjob: invalid Config: " + message);
 }
 
+/// The fibers of every class against the OS limit on mappings (validate_config). Errors: Error
+/// (InvalidConfig).
+void check_mappings(const Config& config) {
+  long all_fibers = config.max_fiber_count;
+  for (const StackClass& stack_class : config.stack_classes)
+    all_fibers += stack_class.max_fiber_count;
+  if (const long map_limit = max_map_count(); map_limit > 0) {
+    // Two mappings per fiber (its stack and the guard below it), and room for the rest of the
+    // process (libraries, heap arenas, thread stacks, sanitizer shadow).
+    const long needed = 2 * all_fibers + kMappingsForTheRest;
+    if (needed > map_limit) {
+      reject("Config::max_fiber_count = " + std::to_string(config.max_fiber_count) +
+             " (with the stack classes' max_fiber_count: " + std::to_string(all_fibers) +
+             " fibers) needs about " + std::to_string(needed) +
+             " memory mappings (two per fiber, plus the rest of the process), above the OS "
+             "limit vm.max_map_count = " +
+             std::to_string(map_limit) + "; lower max_fiber_count to at most " +
+             std::to_string((map_limit - kMappingsForTheRest) / 2) +
+             ", or raise the limit (sysctl vm.max_map_count)");
+    }
+  }
+}
+
+/// The checks of Config::stack_classes (validate_config). Errors: Error (InvalidConfig).
+void check_stack_classes(const Config& config) {
+  if (config.stack_classes.size() >= kMaxStackClasses) {
+    reject("Config::stack_classes holds " + std::to_string(config.stack_classes.size()) +
+           " classes; at most " + std::to_string(kMaxStackClasses - 1) +
+           " fit beside the default one");
+  }
+  for (std::size_t i = 0; i < config.stack_classes.size(); ++i) {
+    const StackClass& stack_class = config.stack_classes[i];
+    const std::string field = "Config::stack_classes[" + std::to_string(i) + "]";
+    if (stack_class.name.empty()) reject(field + ".name is empty; name the class");
+    if (stack_class.stack_size < Config::kMinFiberStackSize ||
+        stack_class.stack_size > kMaxStackBytes) {
+      reject(field + ".stack_size = " + std::to_string(stack_class.stack_size) +
+             " bytes; it must be in [" + std::to_string(Config::kMinFiberStackSize) + ", " +
+             std::to_string(kMaxStackBytes) + "] bytes");
+    }
+    if (stack_class.max_fiber_count == 0 || stack_class.max_fiber_count > kMaxFibers) {
+      reject(field + ".max_fiber_count = " + std::to_string(stack_class.max_fiber_count) +
+             "; it must be in [1, " + std::to_string(kMaxFibers) + "]");
+    }
+    if (stack_class.fiber_count > stack_class.max_fiber_count) {
+      reject(field + ".fiber_count = " + std::to_string(stack_class.fiber_count) +
+             "; it must be in [0, " + field +
+             ".max_fiber_count = " + std::to_string(stack_class.max_fiber_count) + "]");
+    }
+  }
+}
+
 /// The checks of the tracing fields (validate_config). Errors: Error (InvalidConfig).
 void check_tracing(const Config& config) {
   if (config.tracing && (config.trace_events_per_worker == 0 ||
@@ -105,20 +157,7 @@ Config validate_config(const Config& config) {
         "; it must be in [1, Config::max_fiber_count = " + std::to_string(config.max_fiber_count) +
         "] (the fibers kept warm; the pool grows past them on demand)");
   }
-  if (const long map_limit = max_map_count(); map_limit > 0) {
-    // Two mappings per fiber (its stack and the guard below it), and room for the rest of the
-    // process (libraries, heap arenas, thread stacks, sanitizer shadow).
-    const long needed = 2 * static_cast<long>(config.max_fiber_count) + kMappingsForTheRest;
-    if (needed > map_limit) {
-      reject("Config::max_fiber_count = " + std::to_string(config.max_fiber_count) +
-             " needs about " + std::to_string(needed) +
-             " memory mappings (two per fiber, plus the rest of the process), above the OS "
-             "limit vm.max_map_count = " +
-             std::to_string(map_limit) + "; lower max_fiber_count to at most " +
-             std::to_string((map_limit - kMappingsForTheRest) / 2) +
-             ", or raise the limit (sysctl vm.max_map_count)");
-    }
-  }
+  check_mappings(config);
   if (config.attachable_threads > kMaxAttachableThreads) {
     reject("Config::attachable_threads = " + std::to_string(config.attachable_threads) +
            "; it must be in [0, " + std::to_string(kMaxAttachableThreads) + "]");
@@ -129,12 +168,20 @@ Config validate_config(const Config& config) {
            " bytes; it must be in [" + std::to_string(Config::kMinFiberStackSize) + ", " +
            std::to_string(kMaxStackBytes) + "] bytes");
   }
+  check_stack_classes(config);
+  if (config.max_blocking_threads == 0 || config.max_blocking_threads > kMaxWorkers) {
+    reject("Config::max_blocking_threads = " + std::to_string(config.max_blocking_threads) +
+           "; it must be in [1, " + std::to_string(kMaxWorkers) + "]");
+  }
   if (config.idle_policy != IdlePolicy::Park && config.idle_policy != IdlePolicy::Spin) {
     reject("Config::idle_policy has an unknown value; use IdlePolicy::Park or IdlePolicy::Spin");
   }
   check_tracing(config);
   const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
   checked.fiber_stack_size = (config.fiber_stack_size + page - 1) / page * page;
+  for (StackClass& stack_class : checked.stack_classes) {
+    stack_class.stack_size = (stack_class.stack_size + page - 1) / page * page;
+  }
   return checked;
 }
 

@@ -20,6 +20,7 @@
 #include <sched.h>
 
 #include "counter_wait_list.hpp"
+#include "fiber_switch.hpp"
 #include "fiberjob/counter_wait.hpp"
 #include "fiberjob/error.hpp"
 #include "fiberjob/this_fiber.hpp"
@@ -151,8 +152,13 @@ void CounterWaitList::signal_value_waiters(Counter& counter, Worker* current,
 }  // namespace detail
 
 void this_fiber::wait(Counter& counter, std::int64_t target) {
-  if (target == 0) {
-    wait(counter);
+  if (target == 0) {  // the wait for zero, with its rethrow; a plain thread parks
+    if (detail::current_fiber() != nullptr) {
+      wait(counter);
+      return;
+    }
+    detail::CounterWaitList::wait_on_thread(counter);
+    detail::CounterWaitList::rethrow_if_error(counter);
     return;
   }
   detail::check_target(target);
@@ -160,7 +166,7 @@ void this_fiber::wait(Counter& counter, std::int64_t target) {
   detail::ValueWaiter waiter;
   waiter.counter = &counter;
   waiter.target = target;
-  detail::block_on({&detail::link_value_wait, &waiter});
+  detail::block_on({&detail::link_value_wait, &waiter, "a Counter's value"});
 }
 
 }  // namespace fiberjob

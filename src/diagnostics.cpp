@@ -77,17 +77,31 @@ void Scheduler::describe(std::FILE* out) const noexcept {
   std::fprintf(out, "  fibers: %u in use of %u made (peak %u; %u warm, at most %u)\n",
                fibers_.in_use(), fibers_.created(), fibers_.high_water(), fibers_.warm_count(),
                fibers_.max_count());
-  fibers_.for_each_suspended([out](const Fiber& fiber) {
-    // Only the pointer: the counter may be dead by now (the fiber was resumed, its wait
-    // returned and the counter went out of scope since the load), so it is never dereferenced.
-    const Counter* counter = fiber.waiting_on.load(std::memory_order_relaxed);
-    if (counter == nullptr) {
-      std::fprintf(out, "  fiber #%u: suspended (yield or hop)\n", fiber.index);
-    } else {
-      std::fprintf(out, "  fiber #%u: waits on counter %p\n", fiber.index,
-                   static_cast<const void*>(counter));
+  for_each_pool([out](const FiberPool& pool) {
+    if (pool.stack_class() != 0) {
+      std::fprintf(out, "  stack class '%s': %u fibers in use of %u made (at most %u)\n",
+                   pool.class_name(), pool.in_use(), pool.created(), pool.max_count());
     }
+    pool.for_each_suspended([out](const Fiber& fiber) { describe_wait(out, fiber); });
   });
+}
+
+void describe_wait(std::FILE* out, const Fiber& fiber) noexcept {
+  // Only pointers: the counter or primitive may be dead by now (the fiber was resumed, its
+  // wait returned and the object went out of scope since the load), so they are never
+  // dereferenced. relaxed loads: a diagnostic snapshot, pairs with nothing.
+  const Counter* counter = fiber.waiting_on.load(std::memory_order_relaxed);
+  const void* primitive = fiber.waiting_on_primitive.load(std::memory_order_relaxed);
+  if (counter != nullptr) {
+    std::fprintf(out, "  fiber #%u: waits on counter %p\n", fiber.index,
+                 static_cast<const void*>(counter));
+  } else if (primitive != nullptr) {
+    const char* what = fiber.waiting_on_what.load(std::memory_order_relaxed);
+    std::fprintf(out, "  fiber #%u: waits on %s %p\n", fiber.index,
+                 what != nullptr ? what : "a synchronisation primitive", primitive);
+  } else {
+    std::fprintf(out, "  fiber #%u: suspended (yield or hop)\n", fiber.index);
+  }
 }
 
 }  // namespace detail

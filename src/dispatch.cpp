@@ -36,10 +36,34 @@ bool continues_deferred(const Worker& worker, Job job) noexcept {
   return job.kind() == Job::Kind::Run && job.record()->counter == worker.deferred_counter;
 }
 
+/// Stops the process when the code that just ran on `self` (a job, or a coroutine's run
+/// segment) left a Mutex locked through plain lock(): the lock's owner is the pooled fiber,
+/// so the next job on it would own the lock, and a coroutine resumes on any fiber.
+void check_no_plain_lock_left(const Fiber* self, std::uint32_t locks_before,
+                              bool coroutine) noexcept {
+  if (self->plain_locks == locks_before) return;
+  die_with(coroutine
+               ? "fiberjob: a coroutine suspended (co_await) or ended while holding a Mutex "
+                 "locked with plain lock() (std::scoped_lock, std::lock_guard, "
+                 "std::unique_lock): it may resume on another fiber, which does not own the "
+                 "lock. In a coroutine lock with `auto guard = co_await m.scoped_lock();`, or "
+                 "unlock before the co_await."
+               : "fiberjob: a job ended while holding a Mutex locked with plain lock() (or "
+                 "try_lock): fibers are pooled, so the next job on this fiber would own it. "
+                 "Unlock before the job returns (std::scoped_lock or std::lock_guard do it), "
+                 "or hand the work that needs the lock to one job.");
+}
+
 /// Runs a job inline on `self`: no context switch unless the job suspends its fiber. A
 /// coroutine job that suspends (any co_await) returns here early; its final suspend ends it.
 void run_job(Fiber* self, Job job, bool defer_signal) noexcept {
   JobRecord* record = job.record();
+  const std::uint32_t locks_before = self->plain_locks;
+  ++self->segment;
+  // The job's JobLocal values: a list whose head lives in this frame, on the job's fiber, so
+  // it follows the job when the fiber migrates. An outer job (run_own_children) keeps its own.
+  JobLocalEntry* locals = nullptr;
+  JobLocalEntry** const outer_locals = std::exchange(self->job_locals, &locals);
   self->priority = job.priority();
   self->job_counter = record->counter;
   self->job_stop = nullptr;  // a job spawned with a stop token sets its own (detail::Stoppable)
@@ -52,10 +76,41 @@ void run_job(Fiber* self, Job job, bool defer_signal) noexcept {
   } catch (...) {
     CounterWaitList::capture(*record->counter, std::current_exception());
   }
+  check_no_plain_lock_left(self, locks_before, /*coroutine=*/!ended);
+  destroy_job_locals(locals);  // a coroutine job keeps its own in its promise: none here
+  self->job_locals = outer_locals;
   if (tracing) {  // the last run segment: the job may have moved, so the current worker
     self->worker->trace.record(TraceKind::Job, self->segment_start_ns, trace_now_ns(), self->index);
   }
   if (ended) end_job(self, record, defer_signal);
+}
+
+/// Starts a plain job of another stack class on a fiber of that class: the fiber takes the
+/// job as its pending one and `self` goes back to its pool (as a switch to a resumed fiber
+/// does). When every fiber of the class is in use, the job goes onto the yield queue, to be
+/// tried again after the other ready work (the fibers of the class come back when their jobs
+/// end).
+void start_on_class_fiber(Fiber* self, Job job) noexcept {
+  Fiber* to = self->scheduler->pool(job.stack_class()).acquire();
+  if (to == nullptr) {
+    push_yielded(*self->worker, job);
+    return;
+  }
+  to->pending = job;
+  // Below this frame nothing stays live while we are in the pool (FiberPool::trim).
+  self->live_frames_floor = __builtin_frame_address(0);
+  switch_to(self, to, Handoff::Action::ReleaseToPool);
+}
+
+/// A fiber of a non-default stack class whose job ended hands the worker to a default fiber
+/// and goes back to its own pool, so the few large stacks stay free for the jobs that asked
+/// for them. Returns false (and the fiber goes on) when no default fiber is free.
+bool leave_class_fiber(Fiber* self) noexcept {
+  Fiber* to = self->scheduler->fibers().acquire();
+  if (to == nullptr) return false;
+  self->live_frames_floor = __builtin_frame_address(0);  // as in start_on_class_fiber
+  switch_to(self, to, Handoff::Action::ReleaseToPool);
+  return true;
 }
 
 }  // namespace
@@ -68,8 +123,14 @@ void resume_coroutine(Fiber* self, Job job) noexcept {
   self->job_stop = node->job_stop;
   const bool tracing = self->scheduler->tracing();
   if (tracing) self->segment_start_ns = trace_now_ns();
+  const std::uint32_t locks_before = self->plain_locks;
+  ++self->segment;
+  JobLocalEntry** const outer_locals =
+      std::exchange(self->job_locals, static_cast<JobLocalEntry**>(node->job_locals));
   // Read before resuming: the node lives in the coroutine's frame.
   std::coroutine_handle<>::from_address(node->coroutine_address).resume();
+  self->job_locals = outer_locals;
+  check_no_plain_lock_left(self, locks_before, /*coroutine=*/true);
   if (tracing) {
     self->worker->trace.record(TraceKind::Coroutine, self->segment_start_ns, trace_now_ns(),
                                self->index);
@@ -80,8 +141,9 @@ namespace {
 
 void dispatch_loop(Fiber* self) {
   while (!self->quit) {
-    Worker* worker = self->worker;
     Job job = std::exchange(self->pending, Job{});
+    if (!job && self->stack_class != 0 && leave_class_fiber(self)) continue;  // reused since
+    Worker* worker = self->worker;
     if (!job) job = self->scheduler->find_job(*worker);
     if (worker->deferred_counter != nullptr && !(job && continues_deferred(*worker, job))) {
       apply_deferred_signals(*worker);
@@ -96,6 +158,10 @@ void dispatch_loop(Fiber* self) {
     }
     switch (job.kind()) {
       case Job::Kind::Run:
+        if (job.stack_class() != 0 && job.stack_class() != self->stack_class) {
+          start_on_class_fiber(self, job);
+          break;
+        }
         run_job(self, job, /*defer_signal=*/true);
         break;
       case Job::Kind::Resume:
@@ -157,7 +223,9 @@ void run_own_children(Fiber* self, Counter& counter) {
       if (newest.kind() != Job::Kind::Run) return;
       const Job popped = Job::from_bits(deque.pop());
       if (!popped) return;  // a thief took it
-      if (popped.kind() == Job::Kind::Run && popped.record()->counter == &counter) {
+      // A child of another stack class needs a stack of its own: it is left to the queues.
+      if (popped.kind() == Job::Kind::Run && popped.record()->counter == &counter &&
+          (popped.stack_class() == 0 || popped.stack_class() == self->stack_class)) {
         child = popped;
       } else {
         push_local(*worker, popped);  // someone else's job: leave it where it was

@@ -48,7 +48,7 @@ bool Event::try_wait() noexcept {
 
 void Event::wait() {
   if (try_wait()) return;
-  detail::block_on({&Event::link_waiter, this});
+  detail::block_on({&Event::link_waiter, this, "Event"});
 }
 
 bool Event::link_waiter(void* object, WaitNode& node) noexcept {

@@ -10,6 +10,7 @@
 #include "fiberjob/counter.hpp"
 #include "fiberjob/detail/wait_node.hpp"
 #include "fiberjob/detail/wait_queue.hpp"
+#include "fiberjob/job_local.hpp"
 #include "job.hpp"
 #include "platform/cache_line.hpp"
 #include "sanitizer.hpp"
@@ -67,12 +68,29 @@ struct alignas(kCacheLineBytes) Fiber {
   /// The counter the running job signals when it ends (to reject a wait on it: it would never
   /// return).
   Counter* job_counter = nullptr;
+  /// Mutexes locked through plain `Mutex::lock()` / `try_lock()` by the code running on this
+  /// fiber and not unlocked yet. A job (or a coroutine's run segment) that ends with more than
+  /// it began with would leave the lock to whatever runs on this pooled fiber next: the
+  /// dispatch loop stops with a message instead (run_job, resume_coroutine).
+  std::uint32_t plain_locks = 0;
+  /// Run segments begun on this fiber (a job started, a coroutine resumed): only ever grows,
+  /// so (fiber, segment) names one stretch of code that ran here without a suspension between.
+  /// Mutex compares it to find a coroutine that holds a guard calling plain lock() on the same
+  /// stack (it would wait for itself).
+  std::uint64_t segment = 0;
+  /// Where the running job's JobLocal list head lives (a local of run_job for a plain job, the
+  /// root promise of a coroutine job); nullptr between jobs.
+  JobLocalEntry** job_locals = nullptr;
   /// Tracing: when the current run segment of this fiber's job began (ns).
   std::uint64_t segment_start_ns = 0;
   /// The counter this fiber is suspended on (diagnostics only; nullptr when not waiting).
   /// Written by the fiber's owner, read by write_diagnostics from any thread; relaxed, pairs
   /// with nothing (docs/memory_ordering.md, "Diagnostics-only atomics").
   std::atomic<Counter*> waiting_on{nullptr};
+  /// The primitive this fiber is suspended on and what it is (WaitLinker::object and ::what;
+  /// diagnostics only; nullptr when not waiting on one). Never dereferenced by the reports.
+  std::atomic<const void*> waiting_on_primitive{nullptr};
+  std::atomic<const char*> waiting_on_what{nullptr};
   /// Written only by the thread that owns the fiber at that moment (ordered by the switch and
   /// the queues); atomic (relaxed) so that diagnostics may read it from any thread.
   std::atomic<FiberState> state{FiberState::Pooled};
@@ -81,6 +99,9 @@ struct alignas(kCacheLineBytes) Fiber {
   /// An attached thread's own stack (AttachedWorker): suspends like a fiber, but is resumed
   /// only by its own thread (Worker::native_ready), never queued where another could take it.
   bool pinned = false;
+  /// The stack class of the pool this fiber belongs to (Config::stack_classes; 0 = default):
+  /// where it goes back to, and which jobs may start on it. Fixed at construction.
+  std::uint8_t stack_class = 0;
   std::uint32_t index = 0;
   /// Link in the pool's free stack (index + 1, 0 = end). Atomic because a popper may read it
   /// while the fiber is being pushed again (ABA is stopped by the pool's tag, not by this).

@@ -12,6 +12,7 @@
 #include <new>
 #include <string>
 #include <system_error>
+#include <utility>
 
 #include "stack_guard.hpp"
 
@@ -50,12 +51,15 @@ constexpr std::size_t kLiveFramesMargin = 8 * 1024;
 }  // namespace
 
 FiberPool::FiberPool(Scheduler& scheduler, std::uint32_t warm_count, std::uint32_t max_count,
-                     std::size_t stack_size, FiberEntry entry)
+                     std::size_t stack_size, FiberEntry entry, std::uint8_t stack_class,
+                     std::string class_name)
     : scheduler_(scheduler),
       warm_count_(warm_count),
       max_count_(max_count),
       stack_size_(stack_size),
-      entry_(entry) {
+      entry_(entry),
+      stack_class_(stack_class),
+      class_name_(std::move(class_name)) {
   page_size_ = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
   guard_size_ = (kGuardBytes + page_size_ - 1) / page_size_ * page_size_;
   chunk_slots_ = (max_count_ + kChunkFibers - 1) / kChunkFibers;
@@ -142,6 +146,7 @@ Fiber* FiberPool::add_chunk() noexcept {
     fiber->scheduler = &scheduler_;
     fiber->stack_bottom = bytes + i * stride + guard_size_;
     fiber->stack_size = stack_size_;
+    fiber->stack_class = stack_class_;
     san_set_bounds(fiber->san, fiber->stack_bottom, fiber->stack_size);
   }
   // release: pairs with the acquire loads in at() and created(): whoever sees the chunk (or

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <string>
 
 #include "fiber.hpp"
 #include "platform/cache_line.hpp"
@@ -39,8 +40,11 @@ class FiberPool {
 
   /// Makes the chunks for `warm_count` fibers. Errors: std::system_error when the OS refuses
   /// the memory (the message names the Config fields and vm.max_map_count).
+  /// `stack_class` and `class_name` say which class of stacks this pool holds (0, "default"
+  /// for Config::fiber_stack_size; i + 1 and its name for Config::stack_classes[i]).
   FiberPool(Scheduler& scheduler, std::uint32_t warm_count, std::uint32_t max_count,
-            std::size_t stack_size, FiberEntry entry);
+            std::size_t stack_size, FiberEntry entry, std::uint8_t stack_class = 0,
+            std::string class_name = "default");
   ~FiberPool();
   FiberPool(const FiberPool&) = delete;
   FiberPool& operator=(const FiberPool&) = delete;
@@ -77,6 +81,9 @@ class FiberPool {
     return high_water_.load(std::memory_order_relaxed);  // relaxed: a statistic
   }
   [[nodiscard]] std::size_t stack_size() const noexcept { return stack_size_; }
+  [[nodiscard]] std::uint8_t stack_class() const noexcept { return stack_class_; }
+  /// The class's name (Config::stack_classes[i].name, or "default"). Async-signal-safe.
+  [[nodiscard]] const char* class_name() const noexcept { return class_name_.c_str(); }
   /// The errno of the last refused growth (0: none; the pool was at max_count instead).
   [[nodiscard]] int growth_error() const noexcept {
     return growth_error_.load(std::memory_order_relaxed);  // relaxed: read after a failure
@@ -139,6 +146,8 @@ class FiberPool {
   std::size_t guard_size_;
   std::size_t page_size_;
   FiberEntry entry_;
+  std::uint8_t stack_class_;
+  std::string class_name_;
   /// One slot per possible chunk (max_count_ / kChunkFibers, rounded up); filled in order.
   std::unique_ptr<std::atomic<Chunk*>[]> chunks_;
   std::uint32_t chunk_slots_ = 0;

@@ -18,7 +18,7 @@ namespace {
     case Handoff::Action::None:
       break;
     case Handoff::Action::ReleaseToPool:
-      from->scheduler->fibers().release(from);
+      from->scheduler->pool(from->stack_class).release(from);
       break;
     case Handoff::Action::LinkToCounter:
       CounterWaitList::link(*counter, from->node, self->worker);
@@ -199,7 +199,18 @@ bool wait_on_fiber_linked(Fiber* self, WaitLinker linker) {
   self->node.fiber = self;
   self->node.next = nullptr;
   self->linker = linker;
-  return suspend(self, Handoff::Action::LinkToQueue, nullptr);
+  // relaxed: diagnostics only (the reports read them from any thread, pairing with nothing).
+  self->waiting_on_what.store(linker.what, std::memory_order_relaxed);
+  self->waiting_on_primitive.store(linker.object, std::memory_order_relaxed);
+  bool suspended = false;
+  try {
+    suspended = suspend(self, Handoff::Action::LinkToQueue, nullptr);
+  } catch (...) {  // no fiber to suspend into: the wait did not begin
+    self->waiting_on_primitive.store(nullptr, std::memory_order_relaxed);  // relaxed: as above
+    throw;
+  }
+  self->waiting_on_primitive.store(nullptr, std::memory_order_relaxed);  // relaxed: as above
+  return suspended;
 }
 
 void yield_on_fiber(Fiber* self) {

@@ -227,6 +227,14 @@ Job Scheduler::steal_next(Worker& worker) noexcept {
   return {};
 }
 
+void blocking_calls_done(Scheduler& scheduler) noexcept { scheduler.notify_if_stopping(); }
+
+void Scheduler::notify_if_stopping() noexcept {
+  // seq_cst: pairs with the store in stop_workers (a worker parked for the blocking calls
+  // has seen it; otherwise it will see pending() == 0 before it parks).
+  if (stopping_.load(std::memory_order_seq_cst)) idle_.notify_all();
+}
+
 bool Scheduler::has_visible_work() const noexcept {
   if (!injector_.empty_approx()) return true;
   for (const auto& worker : workers_) {
@@ -269,7 +277,9 @@ Job Scheduler::next_job(Worker& worker) noexcept {
     // either we see stopping_ or stop_workers' notify sees our announcement. Work queued before
     // that store is visible once we have seen the flag, so look at the queues once more then:
     // a worker leaves only when it has seen every queue empty after the stop.
-    if (stopping_.load(std::memory_order_seq_cst)) {
+    // A job waiting for a blocking call is in no queue: stay (parked) until the pool thread
+    // woke it; its wake queues the job and notifies us (notify_if_stopping for the last one).
+    if (stopping_.load(std::memory_order_seq_cst) && blocking_.pending() == 0) {
       idle_.cancel_wait();
       if (has_visible_work()) continue;
       return {};

@@ -5,8 +5,10 @@
 //                       WaitNode* of the awaiter whose coroutine to resume), 3 = ResumeChain
 //                       (the first WaitNode* of a drained wait list's remainder)
 //   bits 2-3  priority: Priority::High / Normal / Low
-//   bits 4-   pointer:  JobRecord* is 64-byte aligned, Fiber* aligned to a cache line (64 or
-//                       128 bytes), WaitNode* 16-byte aligned, so the low four bits are free.
+//   bits 4-5  Run only: the job's stack class (JobOptions::stack_class; 0 = the default)
+//   bits 4-   pointer:  JobRecord* is 64-byte aligned (so for Run bits 4-5 are free too),
+//                       Fiber* aligned to a cache line (64 or 128 bytes), WaitNode* 16-byte
+//                       aligned, so the low four bits are free.
 // Zero is "no job" (an empty deque or queue returns it).
 
 #include <cassert>
@@ -27,8 +29,11 @@ class Job {
   constexpr Job() noexcept = default;
   static Job from_bits(std::uintptr_t bits) noexcept { return Job(bits); }
 
-  static Job run(JobRecord* record, Priority priority) noexcept {
-    return make(reinterpret_cast<std::uintptr_t>(record), Kind::Run, priority);
+  static Job run(JobRecord* record, Priority priority, std::uint8_t stack_class = 0) noexcept {
+    assert(stack_class < kMaxStackClasses);
+    return make(reinterpret_cast<std::uintptr_t>(record) |
+                    (static_cast<std::uintptr_t>(stack_class) << kStackClassShift),
+                Kind::Run, priority);
   }
   static Job resume(Fiber* fiber, Priority priority) noexcept {
     return make(reinterpret_cast<std::uintptr_t>(fiber), Kind::Resume, priority);
@@ -50,7 +55,11 @@ class Job {
     return static_cast<Priority>((bits_ & kPriorityMask) >> 2);
   }
   [[nodiscard]] JobRecord* record() const noexcept {
-    return reinterpret_cast<JobRecord*>(bits_ & ~kTagMask);
+    return reinterpret_cast<JobRecord*>(bits_ & ~(kTagMask | kStackClassMask));
+  }
+  /// Run only: the stack class the job must run on.
+  [[nodiscard]] std::uint8_t stack_class() const noexcept {
+    return static_cast<std::uint8_t>((bits_ & kStackClassMask) >> kStackClassShift);
   }
   [[nodiscard]] WaitNode* node() const noexcept {
     return reinterpret_cast<WaitNode*>(bits_ & ~kTagMask);
@@ -63,10 +72,13 @@ class Job {
   static constexpr std::uintptr_t kKindMask = 0x3;
   static constexpr std::uintptr_t kPriorityMask = 0xC;
   static constexpr std::uintptr_t kTagMask = 0xF;
+  static constexpr unsigned kStackClassShift = 4;
+  static constexpr std::uintptr_t kStackClassMask = 0x30;
+  static_assert(kMaxStackClasses <= 4, "the stack class has two bits");
 
   explicit constexpr Job(std::uintptr_t bits) noexcept : bits_(bits) {}
   static Job make(std::uintptr_t pointer, Kind kind, Priority priority) noexcept {
-    assert((pointer & kTagMask) == 0 && pointer != 0);
+    assert((pointer & kTagMask) == 0 && (pointer & ~kStackClassMask) != 0);
     return Job(pointer | static_cast<std::uintptr_t>(kind) |
                (static_cast<std::uintptr_t>(priority) << 2));
   }

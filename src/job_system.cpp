@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <string>
 #include <system_error>
 
 #include "config_check.hpp"
@@ -99,7 +100,18 @@ void discard_records(Scheduler& scheduler, std::span<JobRecord* const> records) 
   }
 }
 
-void submit_one(Scheduler& scheduler, Counter& counter, JobRecord* record, Priority priority) {
+void check_stack_class(const Scheduler& scheduler, std::uint8_t stack_class) {
+  if (stack_class <= scheduler.config().stack_classes.size()) return;
+  throw Error(ErrorCode::InvalidArgument,
+              "fiberjob: JobOptions::stack_class = " + std::to_string(stack_class) +
+                  " names no stack class: this job system has " +
+                  std::to_string(scheduler.config().stack_classes.size()) +
+                  " in Config::stack_classes (class i + 1 is stack_classes[i]; 0 is the "
+                  "default)");
+}
+
+void submit_one(Scheduler& scheduler, Counter& counter, JobRecord* record, Priority priority,
+                std::uint8_t stack_class) {
   try {
     counter.add(1);
   } catch (...) {
@@ -107,7 +119,7 @@ void submit_one(Scheduler& scheduler, Counter& counter, JobRecord* record, Prior
     throw;
   }
   CounterWaitList::set_scheduler_hint(counter, &scheduler);
-  const Job job = Job::run(record, priority);
+  const Job job = Job::run(record, priority, stack_class);
   if (Worker* worker = current_worker_of(scheduler)) {
     push_local(*worker, job);
     scheduler.notify_from_worker(1);
@@ -117,11 +129,11 @@ void submit_one(Scheduler& scheduler, Counter& counter, JobRecord* record, Prior
 }
 
 void publish(Scheduler& scheduler, Counter& counter, std::span<JobRecord* const> records,
-             Priority priority) noexcept {
+             Priority priority, std::uint8_t stack_class) noexcept {
   if (records.empty()) return;
   CounterWaitList::set_scheduler_hint(counter, &scheduler);
   if (Worker* worker = current_worker_of(scheduler)) {
-    for (JobRecord* record : records) push_local(*worker, Job::run(record, priority));
+    for (JobRecord* record : records) push_local(*worker, Job::run(record, priority, stack_class));
     scheduler.notify_from_worker(static_cast<int>(records.size()));
     return;
   }
@@ -130,7 +142,7 @@ void publish(Scheduler& scheduler, Counter& counter, std::span<JobRecord* const>
   for (std::size_t done = 0; done < records.size();) {
     std::size_t n = 0;
     for (; n < kChunk && done + n < records.size(); ++n) {
-      jobs[n] = Job::run(records[done + n], priority).bits();
+      jobs[n] = Job::run(records[done + n], priority, stack_class).bits();
     }
     scheduler.inject_bulk(jobs, n, priority, nullptr);
     done += n;

@@ -56,18 +56,38 @@ bool Mutex::try_lock_as(const void* owner) noexcept {
   return true;
 }
 
-bool Mutex::try_lock() noexcept { return try_lock_as(detail::current_token()); }
+bool Mutex::try_lock() noexcept {
+  if (!try_lock_as(detail::current_token())) return false;
+  detail::note_plain_lock(+1);
+  return true;
+}
 
-void Mutex::lock() { lock_as(detail::current_token()); }
+void Mutex::lock() {
+  const detail::RunSegment here = detail::current_segment();
+  // relaxed: see owner_fiber_ (only this segment's own writes can match).
+  if (here.fiber != nullptr && owner_fiber_.load(std::memory_order_relaxed) == here.fiber &&
+      owner_segment_.load(std::memory_order_relaxed) == here.segment) {
+    throw Error(ErrorCode::SyncMisuse,
+                "fiberjob: Mutex lock() by code that runs under a coroutine holding the same "
+                "mutex through co_await scoped_lock() (on the same stack, not suspended since): "
+                "it would wait for itself forever (fiberjob::Mutex is not recursive). Pass the "
+                "guard down, or unlock it first");
+  }
+  lock_as(detail::current_token());
+  detail::note_plain_lock(+1);
+}
 
 void Mutex::lock_as(const void* owner) {
   if (owner_.load(std::memory_order_relaxed) == owner) throw_recursive("lock");
   if (try_lock_as(owner)) return;
-  detail::block_on({&Mutex::link_locker, this});
+  detail::block_on({&Mutex::link_locker, this, "Mutex"});
   // Woken: the hand-off made this waiter the owner (waiter_token of its node is `owner`).
 }
 
-void Mutex::unlock() noexcept { unlock_as(detail::current_token(), "unlock"); }
+void Mutex::unlock() noexcept {
+  unlock_as(detail::current_token(), "unlock");
+  detail::note_plain_lock(-1);
+}
 
 void Mutex::unlock_as(const void* owner, const char* what) noexcept {
   if (owner_.load(std::memory_order_relaxed) != owner) {  // relaxed: see owner_
@@ -81,8 +101,9 @@ void Mutex::unlock_as(const void* owner, const char* what) noexcept {
 }
 
 void Mutex::release() noexcept {
-  owner_.store(nullptr, std::memory_order_relaxed);  // relaxed: see owner_
-  if (queue_.try_update(kHeld, 0)) return;           // nobody waits: free
+  owner_fiber_.store(nullptr, std::memory_order_relaxed);  // relaxed: see owner_fiber_
+  owner_.store(nullptr, std::memory_order_relaxed);        // relaxed: see owner_
+  if (queue_.try_update(kHeld, 0)) return;                 // nobody waits: free
   queue_.lock();
   WaitNode* next = queue_.pop_front();
   if (next == nullptr) {  // the word was only busy (a linker that then took the fast way)
@@ -124,7 +145,16 @@ bool Mutex::LockAwaiter::await_suspend(std::coroutine_handle<> coroutine) {
   owner_ = coroutine.address();
   if (mutex_.owner_.load(std::memory_order_relaxed) == owner_) throw_recursive("co_await lock");
   if (mutex_.try_lock_as(owner_)) return false;
-  return detail::suspend_coroutine_on({&Mutex::link_locker, &mutex_}, node_, nullptr, coroutine);
+  return detail::suspend_coroutine_on({&Mutex::link_locker, &mutex_, "Mutex"}, node_, nullptr,
+                                      coroutine);
+}
+
+MutexGuard Mutex::LockAwaiter::await_resume() const noexcept {
+  const detail::RunSegment here = detail::current_segment();
+  // relaxed: see owner_fiber_ (this coroutine owns the mutex now).
+  mutex_.owner_segment_.store(here.segment, std::memory_order_relaxed);
+  mutex_.owner_fiber_.store(here.fiber, std::memory_order_relaxed);
+  return MutexGuard(mutex_, owner_);
 }
 
 }  // namespace fiberjob

@@ -30,7 +30,14 @@ Scheduler::Scheduler(JobSystem& owner, const Config& config)
       context_(ContextAccess::make(*this)),
       fibers_(*this, config.fiber_count, config.max_fiber_count, config.fiber_stack_size,
               &fiber_entry),
+      blocking_(*this, config.max_blocking_threads),
       records_(config.worker_count) {
+  for (std::size_t i = 0; i < config.stack_classes.size(); ++i) {
+    const StackClass& stack_class = config.stack_classes[i];
+    class_pools_.push_back(std::make_unique<FiberPool>(
+        *this, stack_class.fiber_count, stack_class.max_fiber_count, stack_class.stack_size,
+        &fiber_entry, static_cast<std::uint8_t>(i + 1), stack_class.name));
+  }
   const std::uint32_t slots = config_.worker_count + config_.attachable_threads;
   workers_.reserve(slots);
   // Every Worker first (each may throw, e.g. for its trace buffer), and only then the fibers:
@@ -61,14 +68,23 @@ Scheduler::Scheduler(JobSystem& owner, const Config& config)
 bool Scheduler::shut_down() noexcept {
   stop_workers();
   unregister_scheduler(this);
-  const std::uint32_t suspended = fibers_.retire_all();
+  // The workers have stopped: name what each stuck fiber waits on before they are retired.
+  blocking_.stop();  // every call has finished: the workers waited for them
+  std::uint32_t suspended = 0;
+  for_each_pool([](const FiberPool& pool) {
+    pool.for_each_suspended([](const Fiber& fiber) { describe_wait(stderr, fiber); });
+  });
+  suspended += fibers_.retire_all();
+  for (auto& pool : class_pools_) suspended += pool->retire_all();
   if (suspended != 0) {
     std::fprintf(stderr,
-                 "fiberjob: JobSystem destroyed with %u fiber(s) still suspended on counters that "
-                 "never reached zero (each holds a plain job, and the jobs its waits ran inline "
-                 "on its stack); they are never resumed (destructors of their locals do not "
-                 "run), and their fiber stacks and the job system's memory stay allocated so "
-                 "that a later signal of those counters is harmless.\n",
+                 "fiberjob: JobSystem destroyed with %u fiber(s) still suspended (listed above: "
+                 "a counter that never reached zero, or an Event, Mutex, ConditionVariable or "
+                 "Semaphore that never let them go); each holds a plain job, and the jobs its "
+                 "waits ran inline on its stack. They are never resumed (destructors of their "
+                 "locals do not run), and their fiber stacks and the job system's memory stay "
+                 "allocated so that a later signal or release of what they wait on is "
+                 "harmless.\n",
                  suspended);
   }
   // The workers have stopped, so every coroutine job still alive is suspended on something
@@ -77,7 +93,8 @@ bool Scheduler::shut_down() noexcept {
   if (coroutines != 0) {
     std::fprintf(stderr,
                  "fiberjob: JobSystem destroyed with %llu coroutine job(s) still suspended on "
-                 "counters (or other awaitables) that never completed; their coroutine frames "
+                 "something that never completed (a counter, an Event, Mutex, "
+                 "ConditionVariable or Semaphore, or a foreign awaitable); their coroutine frames "
                  "and the job system's memory stay allocated (they are never resumed).\n",
                  static_cast<unsigned long long>(coroutines));
   }
@@ -158,6 +175,7 @@ void Scheduler::start_workers() {
     // workers_ when the constructor's unwinding destroys it.
     stop_workers();
     fibers_.retire_all();
+    for (auto& pool : class_pools_) pool->retire_all();
     throw;
   }
 }
@@ -237,6 +255,11 @@ Stats Scheduler::stats() const noexcept {
   stats.fibers_created = fibers_.created();
   stats.fibers_in_use = fibers_.in_use();
   stats.fibers_in_use_high_water = fibers_.high_water();
+  for (const auto& pool : class_pools_) {  // the stack classes' pools count too
+    stats.fibers_created += pool->created();
+    stats.fibers_in_use += pool->in_use();
+    stats.fibers_in_use_high_water += pool->high_water();
+  }
   return stats;
 }
 

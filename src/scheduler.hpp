@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "blocking_pool.hpp"
 #include "context_access.hpp"
 #include "event_count.hpp"
 #include "fiber_pool.hpp"
@@ -34,6 +35,9 @@ void register_scheduler(const Scheduler* scheduler);
 void unregister_scheduler(const Scheduler* scheduler) noexcept;
 /// True while `scheduler` is registered (constructed and not yet shut down).
 bool scheduler_registered(const Scheduler* scheduler) noexcept;
+/// Writes one line naming what a suspended fiber waits on (a counter, an Event, a Mutex, ...,
+/// or nothing: a yield or hop), by address only (diagnostics.cpp). Any thread.
+void describe_wait(std::FILE* out, const Fiber& fiber) noexcept;
 
 class Scheduler {
  public:
@@ -61,6 +65,20 @@ class Scheduler {
   [[nodiscard]] std::size_t worker_count() const noexcept { return config_.worker_count; }
   FiberPool& fibers() noexcept { return fibers_; }
   [[nodiscard]] const FiberPool& fibers() const noexcept { return fibers_; }
+  /// At shutdown, wakes the workers parked until the last blocking call ended. Any thread.
+  void notify_if_stopping() noexcept;
+  /// The blocking-call thread pool.
+  BlockingPool& blocking() noexcept { return blocking_; }
+  /// The pool of stack class `stack_class` (0 = fibers(); i + 1 = Config::stack_classes[i]).
+  FiberPool& pool(std::uint8_t stack_class) noexcept {
+    return stack_class == 0 ? fibers_ : *class_pools_[stack_class - 1u];
+  }
+  /// Calls `fn(pool)` for the default pool and every stack class's pool.
+  template <class Fn>
+  void for_each_pool(Fn&& fn) const {
+    fn(fibers_);
+    for (const auto& pool : class_pools_) fn(*pool);
+  }
   /// The one Context all jobs of this system receive.
   Context& context() noexcept { return context_; }
   RecordPool& records() noexcept { return records_; }
@@ -174,6 +192,10 @@ class Scheduler {
   std::uint64_t trace_origin_ns_;
   Context context_;
   FiberPool fibers_;
+  /// The pools of Config::stack_classes: class i + 1 is class_pools_[i].
+  std::vector<std::unique_ptr<FiberPool>> class_pools_;
+  /// The threads of blocking calls (this_fiber::blocking, ctx.blocking), started on demand.
+  BlockingPool blocking_;
   RecordPool records_;
   Injector injector_;
   std::vector<std::unique_ptr<Worker>> workers_;

@@ -45,7 +45,7 @@ bool Semaphore::try_acquire() noexcept {
 
 void Semaphore::acquire() {
   if (try_acquire()) return;
-  detail::block_on({&Semaphore::link_acquirer, this});
+  detail::block_on({&Semaphore::link_acquirer, this, "Semaphore"});
 }
 
 void Semaphore::release(std::int64_t n) {
@@ -55,7 +55,9 @@ void Semaphore::release(std::int64_t n) {
   }
   const std::uint32_t state = queue_.lock();
   std::int64_t count = state >> kShift;
-  if (n > kMax - count) {  // checked first: nothing is released then
+  // Permits handed to waiters never enter the count: only the rest must fit under kMax.
+  // Checked first: nothing is released then.
+  if (n - queue_.size_up_to(n) > kMax - count) {
     queue_.unlock(state);
     throw Error(ErrorCode::SyncMisuse,
                 "fiberjob: Semaphore::release(" + std::to_string(n) +

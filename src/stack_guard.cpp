@@ -90,11 +90,22 @@ void on_segv(int signal_number, siginfo_t* info, void* ucontext) {
     if (owner < 0) continue;
     write_str("fiberjob: fiber stack overflow in fiber #");
     write_number(static_cast<unsigned long>(owner));
-    write_str(": a job needed more than Config::fiber_stack_size = ");
-    write_number(pool->stack_size());
-    write_str(
-        " bytes of stack. Raise Config::fiber_stack_size, or move large locals off the "
-        "stack.\n");
+    write_str(" of stack class '");
+    write_str(pool->class_name());
+    if (pool->stack_class() == 0) {
+      write_str("': a job needed more than Config::fiber_stack_size = ");
+      write_number(pool->stack_size());
+      write_str(
+          " bytes of stack. Raise Config::fiber_stack_size, spawn the job with a larger "
+          "JobOptions::stack_class (Config::stack_classes), or move large locals off the "
+          "stack.\n");
+    } else {
+      write_str("': a job needed more than Config::stack_classes[");
+      write_number(static_cast<unsigned long>(pool->stack_class() - 1));
+      write_str("].stack_size = ");
+      write_number(pool->stack_size());
+      write_str(" bytes of stack. Raise that stack_size, or move large locals off the stack.\n");
+    }
     restore_default_action();  // return: the access faults again and the process dies
     return;
   }

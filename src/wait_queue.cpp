@@ -74,6 +74,12 @@ WaitNode* WaitQueue::pop_front() noexcept {
   return node;
 }
 
+std::int64_t WaitQueue::size_up_to(std::int64_t limit) const noexcept {
+  std::int64_t size = 0;
+  for (const WaitNode* node = head_; node != nullptr && size < limit; node = node->next) ++size;
+  return size;
+}
+
 WaitNode* WaitQueue::take_all() noexcept {
   WaitNode* chain = head_;
   head_ = nullptr;
@@ -107,6 +113,7 @@ bool suspend_coroutine_on(WaitLinker linker, WaitNode& node, Scheduler* schedule
   node.priority = static_cast<std::uint8_t>(self != nullptr ? self->priority : Priority::Normal);
   node.job_counter = self != nullptr ? self->job_counter : nullptr;
   node.job_stop = self != nullptr ? self->job_stop : nullptr;
+  node.job_locals = self != nullptr ? self->job_locals : nullptr;
   node.next = nullptr;
   return linker.link(linker.object, node);
   // When linked, the coroutine may already be running elsewhere: touch nothing of it.
@@ -129,6 +136,15 @@ const void* waiter_token(const WaitNode& node) noexcept {
 const void* current_token() noexcept {
   if (const Fiber* self = current_fiber()) return self;
   return &t_thread_token;
+}
+
+void note_plain_lock(int delta) noexcept {
+  if (Fiber* self = current_fiber()) self->plain_locks += static_cast<std::uint32_t>(delta);
+}
+
+RunSegment current_segment() noexcept {
+  if (const Fiber* self = current_fiber()) return {self, self->segment};
+  return {};
 }
 
 void die_with(const char* message) noexcept {

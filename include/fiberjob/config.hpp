@@ -4,6 +4,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
+#include <vector>
 
 namespace fiberjob {
 
@@ -28,6 +30,26 @@ enum class IdlePolicy : std::uint8_t {
 /// Thread-safety: any thread.
 /// \return std::thread::hardware_concurrency(), or 1 when that is unknown (0).
 [[nodiscard]] std::uint32_t hardware_worker_count() noexcept;
+
+/// An extra class of fiber stacks (`Config::stack_classes`): a pool of fibers with a stack
+/// size of its own, for the few jobs that need deep stacks, so the many small jobs do not pay
+/// for them (Naughty Dog's engine keeps 128 fibers of 64 KiB and 32 of 512 KiB). A job asks
+/// for one with `JobOptions::stack_class`.
+struct StackClass {
+  /// Named in messages (the stack-overflow report, pool exhaustion). Non-empty.
+  std::string name = "large";
+  /// Usable stack of each fiber of this class in bytes, as `Config::fiber_stack_size`.
+  std::size_t stack_size = 512 * 1024;
+  /// Fibers made up front and kept warm, as `Config::fiber_count`; in [0, max_fiber_count].
+  std::uint32_t fiber_count = 0;
+  /// At most this many fibers of this class at once, as `Config::max_fiber_count`; >= 1. A
+  /// job of the class that finds all of them in use waits in the queues until one is free.
+  std::uint32_t max_fiber_count = 32;
+};
+
+/// Stack classes a job system can have: the default one (`Config::fiber_stack_size`) and up to
+/// three in `Config::stack_classes` (a job carries its class in two bits of its queue entry).
+inline constexpr std::size_t kMaxStackClasses = 4;
 
 /// Settings of a `JobSystem`, checked when the `JobSystem` is constructed.
 /// A field out of range makes the constructor throw `Error` (`ErrorCode::InvalidConfig`) with a
@@ -75,6 +97,18 @@ struct Config {
   /// is used, so a child may get only the half that is left (oneTBB's nested stealing has the
   /// same rule). Default 64 KiB.
   std::size_t fiber_stack_size = 64 * 1024;
+
+  /// Extra stack classes: `JobOptions::stack_class` = i + 1 runs a job on a fiber of
+  /// `stack_classes[i]`; class 0 is the default pool above (`fiber_count`, `max_fiber_count`,
+  /// `fiber_stack_size`, named "default"). At most `kMaxStackClasses - 1` entries; each
+  /// field is checked as its default-class counterpart, and the mappings of all classes
+  /// together against vm.max_map_count. Default: none.
+  std::vector<StackClass> stack_classes;
+
+  /// Threads that run blocking calls (`this_fiber::blocking`, `co_await ctx.blocking`), at
+  /// most, started one at a time when a call finds none idle; further calls queue (FIFO). In
+  /// [1, 1024]. Default 4.
+  std::uint32_t max_blocking_threads = 4;
 
   /// What idle workers do. Default: park (no CPU burnt while idle).
   IdlePolicy idle_policy = IdlePolicy::Park;

@@ -9,11 +9,13 @@
 #include <utility>
 
 #include "fiberjob/awaiters.hpp"
+#include "fiberjob/blocking.hpp"
 #include "fiberjob/config.hpp"
 #include "fiberjob/counter.hpp"
 #include "fiberjob/counter_wait.hpp"
 #include "fiberjob/detail/job_record.hpp"
 #include "fiberjob/detail/stoppable.hpp"
+#include "fiberjob/job_options.hpp"
 
 namespace fiberjob {
 
@@ -48,7 +50,7 @@ class Context {
   /// exception is kept on the counter and rethrown to its waiters).
   /// On a worker the job goes onto that worker's deque (LIFO for it, stealable by others); from
   /// elsewhere (a coroutine resumed by a foreign thread) into the injector.
-  /// Suspends: no. Allocation: none for callables up to 48 bytes (alignment <= 16) once warm;
+  /// Suspends: no. Allocation: none for callables up to 40 bytes (alignment <= 16) once warm;
   ///   a larger callable is boxed with `new`; a coroutine job allocates its frame.
   /// Errors: rethrows an exception from copying `fn`; `Error` (`CounterMisuse`) for a counter
   ///   that was over-signalled. Nothing is queued when it throws.
@@ -70,7 +72,7 @@ class Context {
   /// unless another exception came first. `ctx.stop_token()` reads the token in the job.
   /// The token is the job's only: jobs it spawns get their own (or none).
   /// Cost: the token (8 bytes) is stored beside `fn` in the job's record, so `fn` fits inline
-  ///   up to 40 bytes; no other cost, and none for jobs spawned without a token.
+  ///   up to 32 bytes; no other cost, and none for jobs spawned without a token.
   /// \param counter gets one unit now, signalled when the job ends.
   /// \param fn the job.
   /// \param stop the job's stop token.
@@ -87,6 +89,20 @@ class Context {
   /// Suspends: no. Thread-safety: reads the calling job's state only.
   /// \return a copy of the calling job's stop token.
   [[nodiscard]] std::stop_token stop_token() const noexcept;
+
+  /// `spawn` with per-spawn options: the priority, the stack class the job runs on and a name
+  /// (see `JobOptions`). Same contract as `spawn`, and Errors: `Error` (`InvalidArgument`)
+  /// when `options.stack_class` names no class of this system (nothing is queued then).
+  /// \param counter gets one unit now, signalled when the job ends.
+  /// \param options how to spawn the job.
+  /// \param fn the job.
+  template <detail::JobCallable F>
+  void spawn(Counter& counter, const JobOptions& options, F&& fn) {
+    detail::check_stack_class(scheduler_, options.stack_class);
+    detail::JobRecord* record = detail::make_record(scheduler_, counter, std::forward<F>(fn));
+    record->name = options.name;
+    detail::submit_one(scheduler_, counter, record, options.priority, options.stack_class);
+  }
 
   /// Starts one child job per element of `jobs` (each element copied), all signalling `counter`.
   /// Cheaper than repeated spawn: the counter is added to once and parked workers are woken
@@ -116,6 +132,15 @@ class Context {
   /// \return the awaiter to `co_await` at once.
   [[nodiscard]] ValueWaitAwaiter wait(Counter& counter, std::int64_t target) noexcept {
     return {counter, target, &scheduler_};
+  }
+
+  /// `co_await ctx.blocking(fn)`: runs the blocking `fn()` on this system's blocking-call pool
+  /// and resumes with its result on a worker. See `BlockingAwaiter`.
+  /// \param fn the blocking function, moved into the awaiter.
+  /// \return an awaiter to `co_await` at once.
+  template <class F>
+  [[nodiscard]] BlockingAwaiter<std::decay_t<F>> blocking(F&& fn) {
+    return BlockingAwaiter<std::decay_t<F>>(scheduler_, std::forward<F>(fn));
   }
 
   /// `co_await ctx.yield()`: lets the work that is ready now run first. See `YieldAwaiter`.

@@ -69,8 +69,8 @@ class [[nodiscard]] ValueWaitAwaiter {
   /// \return false when the target was reached meanwhile (the coroutine goes on), else true.
   bool await_suspend(std::coroutine_handle<> coroutine) {
     detail::check_target(waiter_.target);
-    return detail::suspend_coroutine_on({&detail::link_value_wait, &waiter_}, node_, scheduler_,
-                                        coroutine);
+    return detail::suspend_coroutine_on({&detail::link_value_wait, &waiter_, "a Counter's value"},
+                                        node_, scheduler_, coroutine);
   }
   /// Nothing to deliver: the count was at or below the target.
   void await_resume() const noexcept {}
@@ -82,8 +82,10 @@ class [[nodiscard]] ValueWaitAwaiter {
 };
 
 namespace this_fiber {
-/// Suspends the calling plain code until `counter`'s count is at or below `target` (>= 0;
-/// 0 is the same as `wait(counter)`, including its rethrow). Returns at once when it is.
+/// Suspends the calling plain code until `counter`'s count is at or below `target` (>= 0).
+/// Returns at once when it is. Target 0 is the wait for zero: in a job the same as
+/// `wait(counter)`, on a plain thread the same as `JobSystem::wait(counter)` (the thread parks;
+/// no NotOnFiber), both with its rethrow.
 /// Suspends: yes, unless reached — in a job the fiber waits on the counter's list of value
 ///   waiters and resumes on any worker; on a plain thread the thread parks. Never blocks a
 ///   worker thread. No allocation.

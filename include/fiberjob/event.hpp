@@ -83,7 +83,7 @@ class Event {
     /// \param coroutine the awaiting coroutine.
     /// \return false when the event was set meanwhile (the coroutine goes on), else true.
     bool await_suspend(std::coroutine_handle<> coroutine) noexcept {
-      return detail::suspend_coroutine_on({&Event::link_waiter, &event_}, node_, nullptr,
+      return detail::suspend_coroutine_on({&Event::link_waiter, &event_, "Event"}, node_, nullptr,
                                           coroutine);
     }
     /// Nothing to deliver: the wait has completed.

@@ -4,6 +4,7 @@
 
 #include "fiberjob/attached_worker.hpp"
 #include "fiberjob/awaiters.hpp"
+#include "fiberjob/blocking.hpp"
 #include "fiberjob/condition_variable.hpp"
 #include "fiberjob/config.hpp"
 #include "fiberjob/context.hpp"
@@ -13,6 +14,8 @@
 #include "fiberjob/error.hpp"
 #include "fiberjob/event.hpp"
 #include "fiberjob/frame_allocator.hpp"
+#include "fiberjob/job_local.hpp"
+#include "fiberjob/job_options.hpp"
 #include "fiberjob/job_system.hpp"
 #include "fiberjob/mutex.hpp"
 #include "fiberjob/parallel_for.hpp"

@@ -14,6 +14,7 @@
 #include "fiberjob/context.hpp"
 #include "fiberjob/counter.hpp"
 #include "fiberjob/detail/job_record.hpp"
+#include "fiberjob/job_options.hpp"
 #include "fiberjob/stats.hpp"
 #include "fiberjob/task.hpp"
 
@@ -54,7 +55,7 @@ class JobSystem {
   /// signals `counter` when it ends (a coroutine job: at its final suspend).
   /// From a worker of this system the job goes onto that worker's deque; from any other thread
   /// into the injector (FIFO per submitting thread).
-  /// Suspends: no. Allocation: none for callables up to 48 bytes once warm, except the
+  /// Suspends: no. Allocation: none for callables up to 40 bytes once warm, except the
   ///   injector's own block allocation the first time a new thread submits.
   /// Errors: rethrows an exception from copying `fn`; `Error` (`CounterMisuse`).
   /// \param counter gets one unit now, signalled when the job ends.
@@ -75,6 +76,20 @@ class JobSystem {
   void run(Counter& counter, F&& fn, std::stop_token stop, Priority priority = Priority::Normal) {
     run(counter, detail::Stoppable<std::decay_t<F>>{std::forward<F>(fn), std::move(stop)},
         priority);
+  }
+
+  /// `run` with per-spawn options: the priority, the stack class the job runs on and a name
+  /// (see `JobOptions`). Same contract as `run`, and Errors: `Error` (`InvalidArgument`) when
+  /// `options.stack_class` names no class of this system (nothing is queued then).
+  /// \param counter gets one unit now, signalled when the job ends.
+  /// \param options how to spawn the job.
+  /// \param fn the job, copied or moved into the job's record.
+  template <detail::JobCallable F>
+  void run(Counter& counter, const JobOptions& options, F&& fn) {
+    detail::check_stack_class(*impl_, options.stack_class);
+    detail::JobRecord* record = detail::make_record(*impl_, counter, std::forward<F>(fn));
+    record->name = options.name;
+    detail::submit_one(*impl_, counter, record, options.priority, options.stack_class);
   }
 
   /// Starts one job per element of `jobs` (each copied), all signalling `counter`; queued in

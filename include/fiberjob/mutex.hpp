@@ -59,7 +59,13 @@ class [[nodiscard]] MutexGuard {
 /// * Plain code: `lock()` / `try_lock()` / `unlock()` (the standard *Lockable* requirements,
 ///   so `std::scoped_lock`, `std::unique_lock` and `std::lock_guard` work). `lock()` on a
 ///   contended mutex suspends the job's fiber (the worker runs other jobs); on a plain thread
-///   it parks the thread. The owner is the job (its fiber) or the thread.
+///   it parks the thread. The owner is the job's fiber or the thread. A plain job must unlock
+///   before it returns: fibers are pooled, so a lock left held would pass to the next job on
+///   that fiber; the worker stops the process with a message naming the mistake instead.
+/// * Plain `lock()` in a coroutine is allowed only when `unlock()` follows before the next
+///   suspending `co_await`: the coroutine may resume on another fiber, which does not own the
+///   lock. A coroutine that suspends holding a plain lock stops the process with a message
+///   naming the fix, `auto guard = co_await m.scoped_lock();`.
 /// * Coroutines: `auto guard = co_await m.scoped_lock();` suspends the coroutine (never the
 ///   fiber) until it owns the mutex; the guard unlocks. The owner is the coroutine, so the
 ///   guard may be unlocked on another worker after the coroutine moved.
@@ -86,8 +92,10 @@ class Mutex {
 
   /// Locks: returns once the caller owns the mutex. Suspends: the job's fiber, or parks the
   /// plain thread, while another owner holds it; resumes on any worker.
-  /// Errors: Error (SyncMisuse) when the caller owns it already (it would never return);
-  /// Error (FiberPoolExhausted) as `this_fiber::wait`.
+  /// Errors: Error (SyncMisuse) when the caller owns it already (it would never return):
+  /// the same job or thread, or a coroutine running on the same stack that holds it through
+  /// `co_await scoped_lock()` and has not suspended since; Error (FiberPoolExhausted) as
+  /// `this_fiber::wait`.
   void lock();
   /// Locks when free and nobody waits; never suspends.
   /// \return true when the caller now owns the mutex.
@@ -113,8 +121,9 @@ class Mutex {
     /// \param coroutine the awaiting coroutine (its frame becomes the owner).
     /// \return false when the mutex was taken at once (the coroutine goes on), else true.
     bool await_suspend(std::coroutine_handle<> coroutine);
-    /// \return the guard that owns the mutex now.
-    MutexGuard await_resume() const noexcept { return MutexGuard(mutex_, owner_); }
+    /// Notes where the owning coroutine runs (to catch a plain `lock()` of it on the same
+    /// stack, see `lock()`). \return the guard that owns the mutex now.
+    MutexGuard await_resume() const noexcept;
 
    private:
     Mutex& mutex_;
@@ -150,6 +159,13 @@ class Mutex {
   /// caller that reads its own token knows it owns the mutex. relaxed: only compared with the
   /// reader's own token; ownership itself is ordered by the queue word.
   std::atomic<const void*> owner_{nullptr};
+  /// When a coroutine owns it: the fiber and run segment (detail::current_segment) in which
+  /// the coroutine resumed owning it; nullptr otherwise. A plain lock() from that same segment
+  /// would wait for itself (the owner is further up the same stack). relaxed: written and
+  /// compared by code of the owning segment only; the hand-off or release clears it before
+  /// anyone else can own the mutex (the queue word orders that).
+  std::atomic<const void*> owner_fiber_{nullptr};
+  std::atomic<std::uint64_t> owner_segment_{0};
 };
 
 }  // namespace fiberjob

@@ -43,8 +43,9 @@ class Semaphore {
   /// \return true when the caller took a permit.
   [[nodiscard]] bool try_acquire() noexcept;
   /// Returns `n` (>= 1) permits: the oldest waiters get one each, the rest stay in the count.
-  /// Suspends: no. Errors: Error (SyncMisuse) for n < 1 or a count past `kMax` (nothing is
-  /// released then).
+  /// Suspends: no. Errors: Error (SyncMisuse) for n < 1, or when the permits left after one
+  /// to each waiter would raise the count past `kMax` (nothing is released then); n itself
+  /// may exceed `kMax` when waiters take the difference.
   /// \param n the permits to return.
   void release(std::int64_t n = 1);
   /// The free permits now (a snapshot).
@@ -66,8 +67,8 @@ class Semaphore {
     /// \param coroutine the awaiting coroutine.
     /// \return false when a permit was taken meanwhile (the coroutine goes on), else true.
     bool await_suspend(std::coroutine_handle<> coroutine) noexcept {
-      return detail::suspend_coroutine_on({&Semaphore::link_acquirer, &semaphore_}, node_, nullptr,
-                                          coroutine);
+      return detail::suspend_coroutine_on({&Semaphore::link_acquirer, &semaphore_, "Semaphore"},
+                                          node_, nullptr, coroutine);
     }
     /// Nothing to deliver: the caller holds a permit now.
     void await_resume() const noexcept {}

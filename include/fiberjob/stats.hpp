@@ -31,7 +31,7 @@ struct Stats {
   /// more grown on demand, never more than `Config::max_fiber_count`. Never shrinks (the pages
   /// of fibers past `fiber_count` go back to the OS while they are unused).
   std::uint32_t fibers_created = 0;
-  std::uint32_t fibers_in_use = 0;             ///< Fibers running or suspended right now.
+  std::uint32_t fibers_in_use = 0;             ///< Fibers (of every stack class) in use now.
   std::uint32_t fibers_in_use_high_water = 0;  ///< Maximum of `fibers_in_use` so far.
 };
 

@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "fiberjob/detail/coroutine_frame.hpp"
+#include "fiberjob/job_local.hpp"
 
 namespace fiberjob {
 
@@ -51,6 +52,7 @@ class TaskPromiseBase {
         Scheduler& scheduler = *promise.job_scheduler_;
         JobRecord* record = promise.job_record_;
         std::exception_ptr error = std::move(promise.error_);
+        destroy_job_locals(promise.job_locals_);  // the job's JobLocal values end with it
         self.destroy();
         finish_task_job(scheduler, record, std::move(error));
       }
@@ -67,6 +69,8 @@ class TaskPromiseBase {
     job_scheduler_ = &scheduler;
     job_record_ = record;
   }
+  /// The root of a job: where the job's JobLocal values live.
+  JobLocalEntry** job_locals() noexcept { return &job_locals_; }
 
  protected:
   void rethrow_if_error() {
@@ -81,6 +85,7 @@ class TaskPromiseBase {
   std::exception_ptr error_;
   Scheduler* job_scheduler_ = nullptr;
   JobRecord* job_record_ = nullptr;
+  JobLocalEntry* job_locals_ = nullptr;  ///< The root task's: the job's JobLocal values
 };
 
 template <class T>

@@ -8,7 +8,11 @@
 //   destroy_waited_event an Event destroyed while a job waits on it
 //   destroy_waited_mutex a Mutex destroyed while a job waits to lock it
 //   unlock_unowned       a Mutex unlocked that nobody locked
-//   unlock_other         a Mutex unlocked by another job than the one that locked it
+//   unlock_other         a Mutex unlocked by another thread than the job that locked it
+//   job_ends_locked      a plain job returns still holding a Mutex it locked with lock()
+//   coroutine_plain_lock a coroutine suspends (co_await) holding a Mutex locked with lock()
+//   stuck_on_primitives  (not a mistake that stops: exits 0) a JobSystem destroyed while jobs
+//                        wait forever on an Event and a Mutex; its report names them
 
 #include <fiberjob/fiberjob.hpp>
 
@@ -70,10 +74,46 @@ int main(int argc, char** argv) {
     mutex.unlock();
   } else if (std::strcmp(mode, "unlock_other") == 0) {
     fiberjob::Mutex mutex;
+    fiberjob::Event locked;
+    fiberjob::Event finish;
     fiberjob::Counter done;
-    js.run(done, [&mutex] { mutex.lock(); });
-    js.wait(done);
+    js.run(done, [&] {
+      std::scoped_lock lock(mutex);
+      locked.set();
+      fiberjob::this_fiber::wait(finish);
+    });
+    fiberjob::this_fiber::wait(locked);
     mutex.unlock();  // this thread never locked it
+  } else if (std::strcmp(mode, "job_ends_locked") == 0) {
+    fiberjob::Mutex mutex;
+    fiberjob::Counter done;
+    js.run(done, [&mutex] { mutex.lock(); });  // returns holding it
+    js.wait(done);
+  } else if (std::strcmp(mode, "coroutine_plain_lock") == 0) {
+    fiberjob::Mutex mutex;
+    fiberjob::Event never;
+    fiberjob::Counter done;
+    js.run(done, [&](fiberjob::Context&) -> fiberjob::Task<> {
+      mutex.lock();
+      co_await never;  // suspends holding a plain lock: may resume on another fiber
+      mutex.unlock();
+    });
+    js.wait(done);
+  } else if (std::strcmp(mode, "stuck_on_primitives") == 0) {
+    std::fflush(stdout);
+    {
+      fiberjob::JobSystem stuck{config};
+      // Never destroyed: the stuck jobs stay linked in them.
+      auto* never = new fiberjob::Event();
+      auto* held = new fiberjob::Mutex();
+      held->lock();
+      auto* done = new fiberjob::Counter();  // counts jobs that never end
+      stuck.run(*done, [never] { fiberjob::this_fiber::wait(*never); });
+      stuck.run(*done, [held] { std::scoped_lock lock(*held); });
+      while (stuck.stats().fibers_in_use < 3) std::this_thread::yield();
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));  // let the links complete
+    }  // the report names what each stuck fiber waits on
+    return 0;
   } else {
     return 2;
   }

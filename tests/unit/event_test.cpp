@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <functional>
+#include <stdexcept>
 #include <thread>
 #include <vector>
 
@@ -263,6 +264,27 @@ TEST_SUITE("wait for a value") {
     CHECK(errors.load() == 2);
     work.signal();
     work.signal();
+  }
+
+  TEST_CASE("this_fiber::wait(counter, 0) on a plain thread parks it and rethrows") {
+    test::Watchdog watchdog("value wait for zero on a thread", 60s);
+    JobSystem js{test::config_with(2)};
+    Counter work;
+    Event go;
+    std::atomic<bool> ran{false};
+    js.run(work, [&] {
+      this_fiber::wait(go);
+      ran.store(true);
+      throw std::runtime_error("from the job");
+    });
+    std::thread setter([&] {
+      std::this_thread::sleep_for(5ms);
+      go.set();
+    });
+    CHECK_THROWS_AS(this_fiber::wait(work, 0), std::runtime_error);  // no NotOnFiber
+    CHECK(ran.load());
+    CHECK(work.pending() == 0);
+    setter.join();
   }
 
   TEST_CASE("a counter with value waiters keeps counting adds and reuse") {

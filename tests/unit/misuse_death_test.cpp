@@ -67,4 +67,22 @@ TEST_SUITE("misuse") {
   TEST_CASE("unlocking a mutex another job locked stops with a message") {
     check_aborts_with("unlock_other", "unlock only what you locked");
   }
+
+  TEST_CASE("a job that ends holding a mutex stops with a message instead of passing it on") {
+    check_aborts_with("job_ends_locked", "a job ended while holding a Mutex locked with plain");
+  }
+
+  TEST_CASE("a coroutine suspending with a plain lock held stops with a message naming the fix") {
+    check_aborts_with("coroutine_plain_lock", "co_await m.scoped_lock()");
+  }
+
+  TEST_CASE("the shutdown report names the primitive each stuck job waits on") {
+    const fiberjob::test::ChildResult result =
+        fiberjob::test::run_child(FIBERJOB_MISUSE_CHILD, {"stuck_on_primitives"});
+    INFO("child output: " << result.output);
+    CHECK(result.output.find("waits on Event 0x") != std::string::npos);
+    CHECK(result.output.find("waits on Mutex 0x") != std::string::npos);
+    CHECK(result.output.find("2 fiber(s) still suspended") != std::string::npos);
+    CHECK(WIFEXITED(result.status));
+  }
 }

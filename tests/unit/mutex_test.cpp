@@ -12,10 +12,29 @@
 #include <vector>
 
 #include "support/config.hpp"
+#include "support/detached.hpp"
 #include "support/watchdog.hpp"
 
 using namespace fiberjob;
 using namespace std::chrono_literals;
+
+namespace {
+
+test::Detached acquire_then_count(Semaphore& semaphore, std::atomic<int>& through) {
+  co_await semaphore.acquire_async();
+  through.fetch_add(1);
+}
+
+/// Locks `mutex` with plain lock(), from code called by a coroutine that holds it.
+void plain_lock_below(Mutex& mutex, std::atomic<int>& errors) {
+  try {
+    std::scoped_lock again(mutex);
+  } catch (const Error& error) {
+    if (error.code() == ErrorCode::SyncMisuse) errors.fetch_add(1);
+  }
+}
+
+}  // namespace
 
 TEST_SUITE("mutex") {
   TEST_CASE("try_lock fails while held, and unlock frees it") {
@@ -54,6 +73,42 @@ TEST_SUITE("mutex") {
     mutex.lock();  // a plain thread: also rejected when it owns it
     CHECK_THROWS_AS(mutex.lock(), Error);
     mutex.unlock();
+  }
+
+  TEST_CASE("a coroutine holding the guard that calls plain lock() below throws, not hangs") {
+    test::Watchdog watchdog("guard holder locks again", 60s);
+    JobSystem js{test::config_with(2)};
+    Mutex mutex;
+    std::atomic<int> errors{0};
+    Counter done;
+    js.run(done, [&](Context& ctx) -> Task<> {
+      auto guard = co_await mutex.scoped_lock();
+      plain_lock_below(mutex, errors);  // same stack, not suspended since: would never return
+      co_await ctx.yield();             // suspended since: now another segment
+      guard.unlock();
+      plain_lock_below(mutex, errors);  // free again: locks and unlocks
+    });
+    js.wait(done);
+    CHECK(errors.load() == 1);
+    // Another job's plain lock of a mutex a suspended coroutine holds waits, as it should.
+    Event held;
+    Event release;
+    std::atomic<bool> locked{false};
+    js.run(done, [&](Context&) -> Task<> {
+      auto guard = co_await mutex.scoped_lock();
+      held.set();
+      co_await release;
+    });
+    this_fiber::wait(held);
+    js.run(done, [&] {
+      std::scoped_lock lock(mutex);
+      locked.store(true);
+    });
+    std::this_thread::sleep_for(5ms);
+    CHECK_FALSE(locked.load());
+    release.set();
+    js.wait(done);
+    CHECK(locked.load());
   }
 
   TEST_CASE("plain and coroutine jobs mixed never overlap in the critical section") {
@@ -339,5 +394,19 @@ TEST_SUITE("semaphore") {
     semaphore.release(2);
     CHECK(semaphore.try_acquire());
     CHECK(semaphore.available() == 1);
+  }
+
+  TEST_CASE("release(n) past kMax is accepted when the waiters take the difference") {
+    Semaphore semaphore(0);
+    std::atomic<int> through{0};
+    // Foreign coroutines on this thread: each links at once (no worker involved) and is
+    // resumed inline by the release below.
+    for (int i = 0; i < 3; ++i) acquire_then_count(semaphore, through);
+    CHECK(through.load() == 0);
+    semaphore.release(Semaphore::kMax + 3);  // three to the waiters, kMax stay
+    CHECK(through.load() == 3);
+    CHECK(semaphore.available() == Semaphore::kMax);
+    CHECK_THROWS_AS(semaphore.release(1), Error);  // now it would not fit: nothing released
+    CHECK(semaphore.available() == Semaphore::kMax);
   }
 }

@@ -19,4 +19,15 @@ TEST_SUITE("stack_overflow") {
     CHECK(WIFSIGNALED(child.status));
     if (WIFSIGNALED(child.status)) CHECK(WTERMSIG(child.status) == SIGSEGV);
   }
+
+  TEST_CASE("an overflow on a fiber of an extra stack class names the class") {
+    const fiberjob::test::ChildResult child =
+        fiberjob::test::run_child(FIBERJOB_STACK_OVERFLOW_CHILD, {"class"});
+    INFO("child output: " << child.output);
+    CHECK(child.output.find("of stack class 'deep'") != std::string::npos);
+    CHECK(child.output.find("Config::stack_classes[0].stack_size = 65536 bytes") !=
+          std::string::npos);
+    CHECK(WIFSIGNALED(child.status));
+    if (WIFSIGNALED(child.status)) CHECK(WTERMSIG(child.status) == SIGSEGV);
+  }
 }

@@ -24,9 +24,10 @@ namespace fiberjob::detail {
 class Scheduler;
 
 /// Bytes of callable stored inside a record; larger callables are boxed on the heap.
-inline constexpr std::size_t kInlineCallableBytes = 48;
+inline constexpr std::size_t kInlineCallableBytes = 40;
 
-/// One job to run: a cache line holding the invoker, the counter and the callable itself.
+/// One job to run: a cache line holding the invoker, the counter, the callable itself and the
+/// job's name.
 /// Records come from per-worker free lists (`RecordPool`), so steady-state spawning of callables
 /// of up to `kInlineCallableBytes` bytes (alignment <= 16) never calls the global allocator.
 /// 64 bytes on every platform, so the same callables fit inline everywhere: one line on x86-64
@@ -56,12 +57,17 @@ struct alignas(64) JobRecord {
   };
   union {
     FreeLinks free;  ///< While the record sits in a free list.
-    alignas(16) unsigned char storage[kInlineCallableBytes];
+    /// At offset 16 of a 64-byte aligned record: 16-byte aligned (checked below), though
+    /// declared with 8 so that `name` fits in the same line.
+    alignas(8) unsigned char storage[kInlineCallableBytes];
   };
+  /// `JobOptions::name` (nullptr: none), for traces and debuggers. Set at every spawn.
+  const char* name = nullptr;
 
   JobRecord() noexcept : free{nullptr, nullptr, 0} {}
 };
 static_assert(sizeof(JobRecord) == 64, "a job record is 64 bytes on every platform");
+static_assert(offsetof(JobRecord, storage) == 16, "inline callables are 16-byte aligned");
 
 template <class Fn>
 inline constexpr bool kStoredInline = sizeof(Fn) <= kInlineCallableBytes &&
@@ -113,6 +119,9 @@ void destroy_callable(JobRecord& record) noexcept {
 
 Scheduler& scheduler_of(Context& ctx) noexcept;
 
+/// Points the running fiber's JobLocal slot (Fiber::job_locals) at `slot`; returns the old one.
+JobLocalEntry** swap_job_locals(JobLocalEntry** slot) noexcept;
+
 template <class Fn>
 bool invoke_job(JobRecord& record, Context* ctx) {
   struct Destroy {
@@ -139,7 +148,10 @@ bool invoke_job(JobRecord& record, Context* ctx) {
     }
     coroutine.promise().bind_job(scheduler_of(*ctx), &record);
     note_coroutine_job_started(scheduler_of(*ctx));
+    // The job's JobLocal values live in the root promise from its first segment on.
+    JobLocalEntry** const outer = swap_job_locals(coroutine.promise().job_locals());
     coroutine.resume();  // runs until its first real suspension (or its end)
+    swap_job_locals(outer);
     return false;
   }
 }
@@ -155,11 +167,16 @@ void release_unused_record(Scheduler& scheduler, JobRecord* record) noexcept;
 /// deque when the caller is a worker of `scheduler`, else into the injector. Wakes parked
 /// workers as needed. Never throws.
 void publish(Scheduler& scheduler, Counter& counter, std::span<JobRecord* const> records,
-             Priority priority) noexcept;
+             Priority priority, std::uint8_t stack_class = 0) noexcept;
 
 /// Adds 1 to `counter`, then queues `record` as publish() does (the common spawn). If the add
 /// throws, the record is discarded. Never throws once `counter.add` succeeded.
-void submit_one(Scheduler& scheduler, Counter& counter, JobRecord* record, Priority priority);
+void submit_one(Scheduler& scheduler, Counter& counter, JobRecord* record, Priority priority,
+                std::uint8_t stack_class = 0);
+
+/// Throws Error (InvalidArgument) when `scheduler` has no stack class `stack_class`
+/// (Config::stack_classes).
+void check_stack_class(const Scheduler& scheduler, std::uint8_t stack_class);
 
 /// Builds a record holding `f` that will signal `counter`. Throws whatever copying `f` throws
 /// (the record is returned to the pool first), or std::bad_alloc for a boxed callable.
@@ -180,6 +197,7 @@ JobRecord* make_record(Scheduler& scheduler, Counter& counter, F&& f) {
     throw;
   }
   record->counter = &counter;
+  record->name = nullptr;
   return record;
 }
 

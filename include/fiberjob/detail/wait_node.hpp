@@ -69,6 +69,9 @@ struct alignas(16) WaitNode {
   /// Kind::Coroutine: the counter that the coroutine's job signals when it ends (nullptr when
   /// not known), restored on the fiber that resumes it so a later wait on it is still rejected.
   const void* job_counter = nullptr;
+  /// Kind::Coroutine: where the coroutine's job keeps its JobLocal values (a
+  /// JobLocalEntry**; nullptr when not known), restored on the fiber that resumes it.
+  void* job_locals = nullptr;
   /// Kind::Callback: called with the node once the counter reached zero.
   void (*callback)(WaitNode& node) noexcept = nullptr;
 };

@@ -23,6 +23,9 @@ class Scheduler;
 struct WaitLinker {
   bool (*link)(void* object, WaitNode& node) noexcept = nullptr;
   void* object = nullptr;
+  /// What `object` is ("Mutex", "Event", ...), for the reports that name what a stuck waiter
+  /// waits on (write_diagnostics, the shutdown report). A string literal.
+  const char* what = nullptr;
 };
 
 /// A FIFO of waiters and a spin lock in one word. Word states: bit 0 (`kLocked`) = a thread
@@ -71,6 +74,8 @@ class WaitQueue {
   /// Detaches every waiter: a chain through WaitNode::next, first to last (nullptr if none).
   WaitNode* take_all() noexcept;
   [[nodiscard]] bool empty() const noexcept { return head_ == nullptr; }
+  /// The number of waiters, counting no further than `limit` (O(min(size, limit))).
+  [[nodiscard]] std::int64_t size_up_to(std::int64_t limit) const noexcept;
 
  private:
   /// Bit 0 (kLocked) = a thread is in the critical section; the other bits = the primitive's
@@ -105,5 +110,17 @@ bool suspend_coroutine_on(WaitLinker linker, WaitNode& node, Scheduler* schedule
 [[nodiscard]] const void* waiter_token(const WaitNode& node) noexcept;
 /// The token of the calling plain code: its fiber on a job, else its thread.
 [[nodiscard]] const void* current_token() noexcept;
+
+/// Counts a plain `Mutex::lock()` (+1) or `unlock()` (-1) of the calling fiber (see
+/// Fiber::plain_locks); nothing off a fiber.
+void note_plain_lock(int delta) noexcept;
+
+/// Which run segment the calling code is in: its fiber and the fiber's segment number (see
+/// Fiber::segment); {nullptr, 0} off a fiber.
+struct RunSegment {
+  const void* fiber = nullptr;
+  std::uint64_t segment = 0;
+};
+[[nodiscard]] RunSegment current_segment() noexcept;
 
 }  // namespace fiberjob::detail

@@ -1,0 +1,101 @@
+#pragma once
+/// \file
+/// `JobLocal<T>`: a value that belongs to the running job and follows it across suspensions
+/// and migrations (Boost.Fiber's `fiber_specific_ptr`, FiberTaskingLib's `ThreadLocal`
+/// counterpart for jobs).
+
+#include <utility>
+
+namespace fiberjob {
+
+namespace detail {
+
+/// One job-local value of one job: an intrusive list of them hangs off the job (a local of
+/// the plain job's run frame on its fiber, or the root coroutine's promise). Internal.
+struct JobLocalEntry {
+  const void* key = nullptr;  ///< The JobLocal object the value belongs to.
+  void* value = nullptr;      ///< Owned: destroyed with `destroy`.
+  void (*destroy)(void*) noexcept = nullptr;
+  JobLocalEntry* next = nullptr;
+};
+
+/// The running job's entry for `key`, or nullptr. Errors: Error (NotOnFiber) outside a job.
+JobLocalEntry* find_job_local(const void* key);
+/// Sets the running job's value for `key` (destroying the old one; nullptr removes it).
+/// Errors: Error (NotOnFiber) outside a job; std::bad_alloc (then `value` is destroyed).
+void set_job_local(const void* key, void* value, void (*destroy)(void*) noexcept);
+/// Destroys every value of a job's list (in reverse order of creation) and frees the entries.
+void destroy_job_locals(JobLocalEntry*& head) noexcept;
+
+}  // namespace detail
+
+/// A pointer slot that every job has its own value of, as `thread_local` gives every thread
+/// its own. Unlike `thread_local`, which belongs to the worker *thread* and so changes under a
+/// job that suspends and resumes on another worker (and is shared by every job that runs on
+/// that thread), a `JobLocal` value belongs to the job: it stays the same across
+/// `this_fiber::wait`, `co_await` and migrations, and is invisible to other jobs, including the
+/// children a waiting job runs inline on its own stack.
+///
+/// * Plain job: the values live until the job returns.
+/// * Coroutine job: they belong to the whole job (every `Task` it awaits, on any fiber), and
+///   live until its root coroutine finishes.
+/// Values are owned: the job's end destroys them (`delete`), in reverse order of creation.
+///
+/// Cost: `get()` walks the job's short list of values (one entry per JobLocal the job set): a
+/// few loads. `reset`/`emplace` allocate one small entry the first time a job sets a given
+/// JobLocal (plus the value, which the caller allocates). No cost for jobs that never use one.
+/// Thread-safety: the object itself may be shared by all jobs (declare it `static` or at
+/// namespace scope); each job sees only its own value. Must outlive every job that set it.
+/// Errors: `Error` (`NotOnFiber`) when used outside a job (a plain thread, or a foreign
+/// coroutine resumed off the workers).
+/// \tparam T the value type.
+template <class T>
+class JobLocal {
+ public:
+  JobLocal() noexcept = default;
+  JobLocal(const JobLocal&) = delete;
+  JobLocal& operator=(const JobLocal&) = delete;
+
+  /// The running job's value. Suspends: no.
+  /// \return it, or nullptr when this job has set none.
+  [[nodiscard]] T* get() const {
+    detail::JobLocalEntry* entry = detail::find_job_local(this);
+    return entry != nullptr ? static_cast<T*>(entry->value) : nullptr;
+  }
+  /// The running job's value; it must have one (`get() != nullptr`).
+  /// \return the value.
+  T& operator*() const { return *get(); }
+  /// Member access to the running job's value; it must have one.
+  /// \return the value's address.
+  T* operator->() const { return get(); }
+
+  /// Gives the running job `value` (owned; nullptr removes the value), destroying its old one.
+  /// Suspends: no. Errors: as the class; on std::bad_alloc `value` is deleted.
+  /// \param value the new value, allocated with `new`.
+  void reset(T* value = nullptr) { detail::set_job_local(this, value, &destroy); }
+
+  /// Makes the running job's value a new `T(args...)` (replacing any old one).
+  /// \param args the constructor's arguments.
+  /// \return the new value.
+  template <class... Args>
+  T& emplace(Args&&... args) {
+    T* value = new T(std::forward<Args>(args)...);
+    reset(value);
+    return *value;
+  }
+
+  /// Takes the running job's value out without destroying it.
+  /// \return the value (now the caller's), or nullptr when the job had none.
+  [[nodiscard]] T* release() {
+    detail::JobLocalEntry* entry = detail::find_job_local(this);
+    if (entry == nullptr) return nullptr;
+    T* value = static_cast<T*>(entry->value);
+    entry->value = nullptr;
+    return value;
+  }
+
+ private:
+  static void destroy(void* value) noexcept { delete static_cast<T*>(value); }
+};
+
+}  // namespace fiberjob
