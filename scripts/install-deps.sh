@@ -13,6 +13,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build g++ clang clang-format libclang-rt-dev git
   libboost-context-dev libconcurrentqueue-dev doctest-dev libfmt-dev libasio-dev
+  gdb         # the debugger test runs scripts/gdb/fiberjob.py (docs/debugging.md)
   relacy-dev  # header-only Relacy model checker: tests/model (docs/model_checking.md)
   doxygen     # the API reference from include/fiberjob (docs/Doxyfile), built by scripts/test.sh
   # The benchmark peers: the release presets build fiberjob_bench for its smoke test.

@@ -3,6 +3,7 @@
 #include "fiberjob/diagnostics.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <mutex>
 #include <vector>
 
@@ -10,6 +11,14 @@
 
 namespace fiberjob {
 namespace detail {
+
+/// For debuggers (scripts/gdb/fiberjob.py): the live job systems (the first kDebugSchedulers
+/// of them), mirrored from the registry under its mutex. Plain globals, so that gdb finds them
+/// by name on a live process and on a core file.
+constexpr std::size_t kDebugSchedulers = 64;
+extern const Scheduler* g_debug_schedulers[kDebugSchedulers];
+extern std::uint32_t g_debug_scheduler_count;
+
 namespace {
 
 std::mutex g_registry_mutex;
@@ -34,17 +43,30 @@ const char* phase_name(WorkerPhase phase) noexcept {
   return "?";
 }
 
+/// Mirrors registry() into g_debug_schedulers (g_registry_mutex held).
+void mirror_for_debuggers() noexcept {
+  const auto& schedulers = registry();
+  const std::size_t count = std::min(schedulers.size(), kDebugSchedulers);
+  std::copy_n(schedulers.begin(), count, g_debug_schedulers);
+  g_debug_scheduler_count = static_cast<std::uint32_t>(count);
+}
+
 }  // namespace
+
+const Scheduler* g_debug_schedulers[kDebugSchedulers] = {};
+std::uint32_t g_debug_scheduler_count = 0;
 
 void register_scheduler(const Scheduler* scheduler) {
   std::lock_guard lock(g_registry_mutex);
   registry().push_back(scheduler);
+  mirror_for_debuggers();
 }
 
 void unregister_scheduler(const Scheduler* scheduler) noexcept {
   std::lock_guard lock(g_registry_mutex);
   auto& schedulers = registry();
   schedulers.erase(std::remove(schedulers.begin(), schedulers.end(), scheduler), schedulers.end());
+  mirror_for_debuggers();
 }
 
 void Scheduler::describe(std::FILE* out) const noexcept {

@@ -1,0 +1,44 @@
+#pragma once
+/// \file
+/// The registry of live coroutine jobs and the downward links of their await chains, kept for
+/// debuggers (scripts/gdb/fiberjob.py) and write_diagnostics. Internal: users never touch it.
+
+#include <atomic>
+#include <cstdint>
+
+namespace fiberjob::detail {
+
+class TaskPromiseBase;
+
+/// Where a root task (the coroutine of a coroutine job) sits in the registry: intrusive links
+/// in its promise, so registering never allocates.
+struct CoroutineJobLinks {
+  TaskPromiseBase* prev = nullptr;
+  TaskPromiseBase* next = nullptr;
+  /// The shard the promise is linked into (kCoroutineShards = not linked).
+  std::uint32_t shard = 0;
+};
+
+/// Shards of the registry: a thread links the jobs it starts into its own shard, so starting
+/// jobs on several workers does not contend on one lock.
+inline constexpr std::uint32_t kCoroutineShards = 16;
+
+/// One shard: a doubly linked list of root promises under a spin lock held for a few pointer
+/// stores only (never across a suspension).
+struct alignas(64) CoroutineShard {
+  /// true = a thread is inside the critical section.
+  std::atomic<bool> locked{false};
+  TaskPromiseBase* head = nullptr;
+};
+
+/// The registry. A plain global array so that a debugger finds it by name on a live process
+/// or a core file: `fiberjob::detail::g_coroutine_jobs`.
+extern CoroutineShard g_coroutine_jobs[kCoroutineShards];
+
+/// Links the root task of a coroutine job that is about to start into the calling thread's
+/// shard. Any thread; never throws, never allocates.
+void link_coroutine_job(TaskPromiseBase& promise) noexcept;
+/// Unlinks a root task at its final suspend, before its frame is destroyed. Any thread.
+void unlink_coroutine_job(TaskPromiseBase& promise) noexcept;
+
+}  // namespace fiberjob::detail
