@@ -85,6 +85,14 @@ void Scheduler::write_trace(std::FILE* out) const {
     }
   }
   fmt::print(out, "\n],\"otherData\":{{\"dropped_events\":{}}}}}\n", dropped);
+  if (dropped != 0) {
+    // Also on the console: a trace that silently lacks its end misleads whoever reads it.
+    fmt::print(stderr,
+               "fiberjob: the trace lacks {} events: a worker's buffer filled up and dropped the "
+               "later ones (Config::trace_events_per_worker = {}); raise it, or trace fewer "
+               "frames\n",
+               dropped, config_.trace_events_per_worker);
+  }
 }
 
 }  // namespace fiberjob::detail

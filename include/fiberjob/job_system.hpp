@@ -109,7 +109,9 @@ class JobSystem {
   /// JSON, which Perfetto (ui.perfetto.dev) and chrome://tracing open: one track per worker
   /// with job run segments, coroutine resumptions and idle (parked) time, and instant events
   /// for fiber suspend/resume and steals. Best called between frames; events recorded while it
-  /// writes may be left out. Thread-safety: any thread.
+  /// writes may be left out. When a worker's buffer filled up (Config::trace_events_per_worker)
+  /// and dropped events, the JSON says how many (`otherData.dropped_events`) and so does a line
+  /// on stderr. Thread-safety: any thread.
   /// Errors: `Error` (`InvalidConfig`) when tracing is off; std::system_error when the file
   /// cannot be written.
   /// \param path the file to create or overwrite.
