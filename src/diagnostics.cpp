@@ -7,6 +7,8 @@
 #include <mutex>
 #include <vector>
 
+#include "fiberjob/trace.hpp"
+
 #include "scheduler.hpp"
 
 namespace fiberjob {
@@ -60,6 +62,7 @@ void register_scheduler(const Scheduler* scheduler) {
   std::lock_guard lock(g_registry_mutex);
   registry().push_back(scheduler);
   mirror_for_debuggers();
+  if (scheduler->tracing()) g_traced_systems.fetch_add(1);
 }
 
 void unregister_scheduler(const Scheduler* scheduler) noexcept {
@@ -67,6 +70,21 @@ void unregister_scheduler(const Scheduler* scheduler) noexcept {
   auto& schedulers = registry();
   schedulers.erase(std::remove(schedulers.begin(), schedulers.end(), scheduler), schedulers.end());
   mirror_for_debuggers();
+  if (scheduler->tracing()) g_traced_systems.fetch_sub(1);
+}
+
+void record_on_external_track(TraceKind kind, std::uint64_t start_ns, std::uint64_t end_ns,
+                              std::uint32_t id, const char* name) noexcept {
+  std::lock_guard lock(g_registry_mutex);  // keeps the job system alive while recording
+  for (const Scheduler* scheduler : registry()) {
+    if (!scheduler->tracing()) continue;
+    try {
+      scheduler->external_track().record(scheduler->config().trace_events_per_worker, kind,
+                                         start_ns, end_ns, id, name);
+    } catch (...) {  // the track's buffer could not be allocated: the event is lost
+    }
+    return;
+  }
 }
 
 void Scheduler::describe(std::FILE* out) const noexcept {

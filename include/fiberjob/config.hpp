@@ -84,10 +84,12 @@ struct Config {
   /// per event site.
   bool tracing = false;
 
-  /// Events each worker can record while tracing (24 bytes each, allocated up front; in
-  /// [1, 2^26]), also for each attachable slot. In all, trace_events_per_worker x
-  /// (worker_count + attachable_threads) x 24 bytes must not exceed half of the machine's
-  /// physical memory. When full, further events are dropped and counted. Default 2^18 (6 MiB).
+  /// Events each worker can record while tracing (32 bytes each, allocated up front; in
+  /// [1, 2^26]), also for each attachable slot, and for the track of the threads that are not
+  /// workers (allocated on its first zone or frame mark). In all, trace_events_per_worker x
+  /// (worker_count + attachable_threads + 1) x 32 bytes must not exceed half of the machine's
+  /// physical memory. When full, further events are dropped and counted (write_trace reports
+  /// them). Default 2^18 (8 MiB).
   std::size_t trace_events_per_worker = std::size_t{1} << 18;
 
   /// Smallest accepted `fiber_stack_size` in bytes.

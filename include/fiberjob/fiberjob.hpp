@@ -20,3 +20,4 @@
 #include "fiberjob/stats.hpp"
 #include "fiberjob/task.hpp"
 #include "fiberjob/this_fiber.hpp"
+#include "fiberjob/trace.hpp"

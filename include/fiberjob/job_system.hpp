@@ -117,6 +117,13 @@ class JobSystem {
   /// \param path the file to create or overwrite.
   void write_trace(const std::string& path) const;
 
+  /// Marks the start of frame `frame` in the trace: an instant event across every track
+  /// ("frame N"), recorded on the track of the threads that are not workers. No-op unless
+  /// Config::tracing (one predictable branch). Thread-safety: any thread (takes that track's
+  /// mutex). Does not suspend. Never throws (a mark that cannot be stored is dropped).
+  /// \param frame the frame's number (its low 32 bits are kept).
+  void trace_frame_mark(std::uint64_t frame) noexcept;
+
   /// The validated configuration the system runs with.
   /// \return the configuration, with defaults filled in.
   [[nodiscard]] const Config& config() const noexcept;
