@@ -7,10 +7,12 @@
 
 #include "fiberjob/task.hpp"
 #include "platform/futex.hpp"
+#include "scheduler.hpp"
 
 namespace fiberjob::detail {
 
 CoroutineShard g_coroutine_jobs[kCoroutineShards];
+std::atomic<int> g_tracking_systems{0};
 
 namespace {
 
@@ -36,7 +38,8 @@ void unlock(CoroutineShard& shard) noexcept {
 
 }  // namespace
 
-void link_coroutine_job(TaskPromiseBase& promise) noexcept {
+void link_coroutine_job(Scheduler& scheduler, TaskPromiseBase& promise) noexcept {
+  if (!scheduler.config().track_coroutine_jobs) return;
   const std::uint32_t index = own_shard();
   CoroutineShard& shard = g_coroutine_jobs[index];
   lock(shard);

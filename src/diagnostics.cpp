@@ -63,6 +63,7 @@ void register_scheduler(const Scheduler* scheduler) {
   registry().push_back(scheduler);
   mirror_for_debuggers();
   if (scheduler->tracing()) g_traced_systems.fetch_add(1);
+  if (scheduler->config().track_coroutine_jobs) g_tracking_systems.fetch_add(1);
 }
 
 void unregister_scheduler(const Scheduler* scheduler) noexcept {
@@ -71,6 +72,7 @@ void unregister_scheduler(const Scheduler* scheduler) noexcept {
   schedulers.erase(std::remove(schedulers.begin(), schedulers.end(), scheduler), schedulers.end());
   mirror_for_debuggers();
   if (scheduler->tracing()) g_traced_systems.fetch_sub(1);
+  if (scheduler->config().track_coroutine_jobs) g_tracking_systems.fetch_sub(1);
 }
 
 void record_on_external_track(TraceKind kind, std::uint64_t start_ns, std::uint64_t end_ns,

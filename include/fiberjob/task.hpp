@@ -72,11 +72,14 @@ class TaskPromiseBase {
   void unhandled_exception() noexcept { error_ = std::current_exception(); }
 
   /// Makes this task the root of a job: at its end it destroys itself and ends the job. Links
-  /// it into the registry of live coroutine jobs (for debuggers and write_diagnostics).
+  /// it into the registry of live coroutine jobs (Config::track_coroutine_jobs; debuggers).
   void bind_job(Scheduler& scheduler, JobRecord* record) noexcept {
     job_scheduler_ = &scheduler;
     job_record_ = record;
-    link_coroutine_job(*this);
+    // relaxed: a hint; the link itself checks the job system's Config (pairs with nothing).
+    if (g_tracking_systems.load(std::memory_order_relaxed) != 0) [[unlikely]] {
+      link_coroutine_job(scheduler, *this);
+    }
   }
 
  protected:
@@ -87,7 +90,7 @@ class TaskPromiseBase {
  private:
   template <class T>
   friend class fiberjob::Task;
-  friend void link_coroutine_job(TaskPromiseBase& promise) noexcept;
+  friend void link_coroutine_job(Scheduler& scheduler, TaskPromiseBase& promise) noexcept;
   friend void unlink_coroutine_job(TaskPromiseBase& promise) noexcept;
 
   std::coroutine_handle<> continuation_;

@@ -327,7 +327,8 @@ class FiberjobCoroutines(gdb.Command):
                 name, where = function_at(resume) if resume else ("(finished)", "?")
                 print("  #{} frame {:#x} {}\n       at {}".format(depth, frame, name, where))
         if jobs == 0:
-            print("no live coroutine job")
+            print("no live coroutine job (they are listed only while a job system runs with "
+                  "Config::track_coroutine_jobs = true)")
 
 
 FiberjobPrefix()

@@ -51,6 +51,7 @@ extern "C" [[gnu::noinline]] void fiberjob_debugger_stop() { asm volatile("" :::
 int main() {
   fiberjob::Config config;
   config.worker_count = 2;
+  config.track_coroutine_jobs = true;  // for `fiberjob coroutines`
   fiberjob::JobSystem system(config);
   g_assets_loaded.add(1);
   fiberjob::Counter jobs;

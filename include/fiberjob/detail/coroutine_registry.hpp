@@ -9,6 +9,7 @@
 namespace fiberjob::detail {
 
 class TaskPromiseBase;
+class Scheduler;
 
 /// Where a root task (the coroutine of a coroutine job) sits in the registry: intrusive links
 /// in its promise, so registering never allocates.
@@ -35,9 +36,13 @@ struct alignas(64) CoroutineShard {
 /// or a core file: `fiberjob::detail::g_coroutine_jobs`.
 extern CoroutineShard g_coroutine_jobs[kCoroutineShards];
 
-/// Links the root task of a coroutine job that is about to start into the calling thread's
-/// shard. Any thread; never throws, never allocates.
-void link_coroutine_job(TaskPromiseBase& promise) noexcept;
+/// Live job systems with Config::track_coroutine_jobs on (no job is linked while it is 0).
+extern std::atomic<int> g_tracking_systems;
+
+/// Links the root task of a coroutine job of `scheduler` that is about to start into the
+/// calling thread's shard, if `scheduler` has Config::track_coroutine_jobs on. Any thread;
+/// never throws, never allocates.
+void link_coroutine_job(Scheduler& scheduler, TaskPromiseBase& promise) noexcept;
 /// Unlinks a root task at its final suspend, before its frame is destroyed. Any thread.
 void unlink_coroutine_job(TaskPromiseBase& promise) noexcept;
 
