@@ -49,6 +49,18 @@ void link_coroutine_job(Scheduler& scheduler, TaskPromiseBase& promise) noexcept
   unlock(shard);
 }
 
+std::size_t live_coroutine_jobs(const Scheduler& scheduler) noexcept {
+  std::size_t count = 0;
+  for (CoroutineShard& shard : g_coroutine_jobs) {
+    lock(shard);
+    for (const TaskPromiseBase* p = shard.head; p != nullptr; p = p->job_links_.next) {
+      if (p->job_scheduler_ == &scheduler) ++count;
+    }
+    unlock(shard);
+  }
+  return count;
+}
+
 void unlink_coroutine_job(TaskPromiseBase& promise) noexcept {
   CoroutineShard& shard = g_coroutine_jobs[promise.job_links_.shard];
   lock(shard);

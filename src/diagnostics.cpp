@@ -113,6 +113,10 @@ void Scheduler::describe(std::FILE* out) const noexcept {
   std::fprintf(out, "  fibers: %u in use of %u made (peak %u; %u warm, at most %u)\n",
                fibers_.in_use(), fibers_.created(), fibers_.high_water(), fibers_.warm_count(),
                fibers_.max_count());
+  if (config_.track_coroutine_jobs) {
+    std::fprintf(out, "  coroutine jobs alive (Config::track_coroutine_jobs): %zu\n",
+                 live_coroutine_jobs(*this));
+  }
   fibers_.for_each_suspended([out](const Fiber& fiber) {
     // Only the pointer: the counter may be dead by now (the fiber was resumed, its wait
     // returned and the counter went out of scope since the load), so it is never dereferenced.

@@ -92,6 +92,7 @@ class TaskPromiseBase {
   friend class fiberjob::Task;
   friend void link_coroutine_job(Scheduler& scheduler, TaskPromiseBase& promise) noexcept;
   friend void unlink_coroutine_job(TaskPromiseBase& promise) noexcept;
+  friend std::size_t live_coroutine_jobs(const Scheduler& scheduler) noexcept;
 
   std::coroutine_handle<> continuation_;
   std::exception_ptr error_;

@@ -4,6 +4,7 @@
 /// debuggers (scripts/gdb/fiberjob.py) and write_diagnostics. Internal: users never touch it.
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 
 namespace fiberjob::detail {
@@ -43,6 +44,9 @@ extern std::atomic<int> g_tracking_systems;
 /// calling thread's shard, if `scheduler` has Config::track_coroutine_jobs on. Any thread;
 /// never throws, never allocates.
 void link_coroutine_job(Scheduler& scheduler, TaskPromiseBase& promise) noexcept;
+/// The coroutine jobs of `scheduler` in the registry right now (started, not yet ended). Any
+/// thread; takes each shard's lock in turn (a snapshot, not a consistent cut).
+std::size_t live_coroutine_jobs(const Scheduler& scheduler) noexcept;
 /// Unlinks a root task at its final suspend, before its frame is destroyed. Any thread.
 void unlink_coroutine_job(TaskPromiseBase& promise) noexcept;
 
