@@ -6,7 +6,7 @@
 
 #include <utility>
 
-#include "counter_access.hpp"
+#include "counter_wait_list.hpp"
 #include "fiber_switch.hpp"
 #include "fiberjob/detail/external_wait.hpp"
 #include "fiberjob/detail/job_record.hpp"
@@ -31,34 +31,34 @@ bool suspend_on_counter(Counter& counter, WaitNode& node, Scheduler* scheduler,
     // The coroutine is suspended meanwhile but published nowhere, so only we can resume it.
     if ((scheduler == nullptr || scheduler == self->scheduler) && has_local_jobs(*self->worker)) {
       run_own_children(self, counter);
-      if (CounterAccess::load_settled(counter) == 0) return false;
+      if (CounterWaitList::load_settled(counter) == 0) return false;
     }
   }
   node.kind = WaitNode::Kind::Coroutine;
-  node.coroutine = coroutine.address();
+  node.coroutine_address = coroutine.address();
   node.scheduler = scheduler != nullptr ? scheduler
                    : self != nullptr    ? self->scheduler
-                                        : CounterAccess::scheduler_hint(counter);
+                                        : CounterWaitList::scheduler_hint(counter);
   node.priority = static_cast<std::uint8_t>(self != nullptr ? self->priority : Priority::Normal);
   node.job_counter = self != nullptr ? self->job_counter : nullptr;
   node.next = nullptr;
-  CounterAccess::link(counter, node, current_worker());
+  CounterWaitList::link(counter, node, current_worker());
   // From here the coroutine may already be running elsewhere: touch nothing of it.
   return true;
 }
 
 void resume_from_counter(Counter& counter, WaitNode& node) {
-  CounterAccess::wait_for_linker(node);  // the linker is this awaiter's own await_suspend
-  CounterAccess::rethrow_if_error(counter);
+  CounterWaitList::wait_for_linker(node);  // the linker is this awaiter's own await_suspend
+  CounterWaitList::rethrow_if_error(counter);
 }
 
 bool suspend_for_yield(WaitNode& node, Scheduler& scheduler, std::coroutine_handle<> coroutine) {
-  Worker* worker = current_worker();
-  if (worker != nullptr && worker->scheduler == &scheduler && current_fiber() != nullptr) {
+  Worker* worker = current_worker_of(scheduler);
+  if (worker != nullptr && current_fiber() != nullptr) {
     // On one of our workers: behind the work that is ready, through the worker's yield queue
     // (stackless, like the wait above; no fiber switch).
     node.kind = WaitNode::Kind::Coroutine;
-    node.coroutine = coroutine.address();
+    node.coroutine_address = coroutine.address();
     node.scheduler = &scheduler;
     node.job_counter = worker->current != nullptr ? worker->current->job_counter : nullptr;
     const Priority priority =
@@ -74,20 +74,18 @@ bool suspend_for_yield(WaitNode& node, Scheduler& scheduler, std::coroutine_hand
 }
 
 bool on_scheduler(const Scheduler& scheduler) noexcept {
-  const Worker* worker = current_worker();
-  return worker != nullptr && worker->scheduler == &scheduler;
+  return current_worker_of(scheduler) != nullptr;
 }
 
 void schedule_coroutine(WaitNode& node, Scheduler& scheduler, std::coroutine_handle<> coroutine) {
   node.kind = WaitNode::Kind::Coroutine;
-  node.coroutine = coroutine.address();
+  node.coroutine_address = coroutine.address();
   node.scheduler = &scheduler;
   scheduler.inject(Job::resume_coroutine(&node, Priority::Normal), current_worker());
 }
 
 void note_coroutine_job_started(Scheduler& scheduler) noexcept {
-  Worker* worker = current_worker();
-  if (worker != nullptr && worker->scheduler == &scheduler) {
+  if (Worker* worker = current_worker_of(scheduler)) {
     WorkerStats::bump(worker->stats.coroutine_jobs_started);
   } else {
     scheduler.count_foreign_coroutine_job(+1);
@@ -95,14 +93,14 @@ void note_coroutine_job_started(Scheduler& scheduler) noexcept {
 }
 
 void finish_task_job(Scheduler& scheduler, JobRecord* record, std::exception_ptr error) noexcept {
-  if (Worker* worker = current_worker(); worker != nullptr && worker->scheduler == &scheduler) {
+  if (Worker* worker = current_worker_of(scheduler)) {
     WorkerStats::bump(worker->stats.coroutine_jobs_ended);
   } else {
     scheduler.count_foreign_coroutine_job(-1);  // ended by a foreign thread's resume
   }
   Counter* counter = record->counter;
   record->invoke(*record, nullptr);  // destroys the callable (and its captures)
-  if (error) CounterAccess::capture(*counter, std::move(error));
+  if (error) CounterWaitList::capture(*counter, std::move(error));
   release_unused_record(scheduler, record);
   counter->signal();  // last: a waiter may destroy the counter once it sees zero
 }
@@ -112,17 +110,17 @@ void finish_task_job(Scheduler& scheduler, JobRecord* record, std::exception_ptr
 namespace fiberjob::detail {
 
 bool link_callback(Counter& counter, WaitNode& node) noexcept {
-  if (CounterAccess::load_settled(counter) == 0) return false;
+  if (CounterWaitList::load_settled(counter) == 0) return false;
   node.kind = WaitNode::Kind::Callback;
   node.next = nullptr;
-  CounterAccess::link(counter, node, current_worker());
+  CounterWaitList::link(counter, node, current_worker());
   return true;
 }
 
-void wait_for_linker(const WaitNode& node) noexcept { CounterAccess::wait_for_linker(node); }
+void wait_for_linker(const WaitNode& node) noexcept { CounterWaitList::wait_for_linker(node); }
 
 std::exception_ptr take_exception(Counter& counter) noexcept {
-  return CounterAccess::take_error(counter);  // no rethrow: nothing to allocate
+  return CounterWaitList::take_error(counter);  // no rethrow: nothing to allocate
 }
 
 }  // namespace fiberjob::detail

@@ -54,6 +54,31 @@ std::size_t physical_memory_bytes() noexcept {
   throw Error(ErrorCode::InvalidConfig, "fiberjob: invalid Config: " + message);
 }
 
+/// The checks of the tracing fields (validate_config). Errors: Error (InvalidConfig).
+void check_tracing(const Config& config) {
+  if (config.tracing && (config.trace_events_per_worker == 0 ||
+                         config.trace_events_per_worker > (std::size_t{1} << 26))) {
+    reject("Config::trace_events_per_worker = " + std::to_string(config.trace_events_per_worker) +
+           "; with Config::tracing on it must be in [1, 2^26]");
+  }
+  if (config.tracing) {
+    // Every worker and attachable slot gets a buffer up front, the non-worker track one on
+    // first use: bound the sum, not only each.
+    const std::size_t buffers = std::size_t{config.worker_count} + config.attachable_threads + 1;
+    const std::size_t total_bytes = config.trace_events_per_worker * buffers * kTraceEventBytes;
+    const std::size_t limit_bytes = physical_memory_bytes() / 2;
+    if (total_bytes > limit_bytes) {
+      reject("tracing needs Config::trace_events_per_worker (" +
+             std::to_string(config.trace_events_per_worker) + ") x (Config::worker_count + " +
+             "Config::attachable_threads + 1 = " + std::to_string(buffers) + ") x " +
+             std::to_string(kTraceEventBytes) + " bytes = " + std::to_string(total_bytes >> 20) +
+             " MiB of trace buffers, more than half of this machine's physical memory (" +
+             std::to_string(limit_bytes >> 20) +
+             " MiB); lower Config::trace_events_per_worker or Config::worker_count");
+    }
+  }
+}
+
 }  // namespace
 
 Config validate_config(const Config& config) {
@@ -108,27 +133,7 @@ Config validate_config(const Config& config) {
   if (config.idle_policy != IdlePolicy::Park && config.idle_policy != IdlePolicy::Spin) {
     reject("Config::idle_policy has an unknown value; use IdlePolicy::Park or IdlePolicy::Spin");
   }
-  if (config.tracing && (config.trace_events_per_worker == 0 ||
-                         config.trace_events_per_worker > (std::size_t{1} << 26))) {
-    reject("Config::trace_events_per_worker = " + std::to_string(config.trace_events_per_worker) +
-           "; with Config::tracing on it must be in [1, 2^26]");
-  }
-  if (config.tracing) {
-    // Every worker and attachable slot gets a buffer up front, the non-worker track one on
-    // first use: bound the sum, not only each.
-    const std::size_t buffers = std::size_t{config.worker_count} + config.attachable_threads + 1;
-    const std::size_t total_bytes = config.trace_events_per_worker * buffers * kTraceEventBytes;
-    const std::size_t limit_bytes = physical_memory_bytes() / 2;
-    if (total_bytes > limit_bytes) {
-      reject("tracing needs Config::trace_events_per_worker (" +
-             std::to_string(config.trace_events_per_worker) + ") x (Config::worker_count + " +
-             "Config::attachable_threads + 1 = " + std::to_string(buffers) + ") x " +
-             std::to_string(kTraceEventBytes) + " bytes = " + std::to_string(total_bytes >> 20) +
-             " MiB of trace buffers, more than half of this machine's physical memory (" +
-             std::to_string(limit_bytes >> 20) +
-             " MiB); lower Config::trace_events_per_worker or Config::worker_count");
-    }
-  }
+  check_tracing(config);
   const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
   checked.fiber_stack_size = (config.fiber_stack_size + page - 1) / page * page;
   return checked;

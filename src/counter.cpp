@@ -18,15 +18,16 @@
 #include <cstdlib>
 #include <string>
 
-#include "counter_access.hpp"
+#include "counter_wait_list.hpp"
 #include "fiberjob/counter.hpp"
+#include "fiberjob/detail/die.hpp"
 #include "fiberjob/error.hpp"
 #include "platform/futex.hpp"
 #include "worker.hpp"
 
 namespace fiberjob {
 
-using detail::CounterAccess;
+using detail::CounterWaitList;
 
 namespace {
 
@@ -38,31 +39,28 @@ constexpr bool kCheckLinkers = false;
 constexpr bool kCheckLinkers = true;
 #endif
 
-[[noreturn]] void die(const char* message) noexcept {
-  std::fputs(message, stderr);
-  std::fflush(stderr);
-  std::abort();
-}
-
 }  // namespace
 
 Counter::~Counter() {
-  // acquire: pairs with the push CAS in CounterAccess::link (a linked node is visible).
+  // acquire: pairs with the push CAS in CounterWaitList::link (a linked node is visible).
   if (waiters_.load(std::memory_order_acquire) != nullptr) {
-    die("fiberjob: Counter destroyed while jobs or threads still wait on it; keep the counter "
-        "alive until every wait on it has returned.\n");
+    detail::die_with(
+        "fiberjob: Counter destroyed while jobs or threads still wait on it; keep the counter "
+        "alive until every wait on it has returned.");
   }
-  // acquire: pairs with the release decrement in CounterAccess::link (a finished link is
+  // acquire: pairs with the release decrement in CounterWaitList::link (a finished link is
   // seen as finished).
   if (kCheckLinkers && linkers_.load(std::memory_order_acquire) != 0) {
-    die("fiberjob: Counter destroyed while a waiter is still linking into it (its wait has not "
+    detail::die_with(
+        "fiberjob: Counter destroyed while a waiter is still linking into it (its wait has not "
         "returned): with several waiters, destroy a counter only once every wait on it has "
-        "returned, not just one.\n");
+        "returned, not just one.");
   }
   // relaxed: a diagnostic; a correct program has no concurrent access here.
   if (value_.load(std::memory_order_relaxed) != 0) {
-    die("fiberjob: Counter destroyed while jobs it counts are still pending (count not zero); "
-        "wait on the counter before it goes out of scope, also on paths that throw.\n");
+    detail::die_with(
+        "fiberjob: Counter destroyed while jobs it counts are still pending (count not zero); "
+        "wait on the counter before it goes out of scope, also on paths that throw.");
   }
 }
 
@@ -73,19 +71,20 @@ void Counter::add(std::int64_t n) {
   }
   // Read before the add: a link already in progress then began while the count was not yet
   // raised by us, so if the count was zero it belongs to the previous round.
-  // acquire: pairs with the release decrement in CounterAccess::link.
+  // acquire: pairs with the release decrement in CounterWaitList::link.
   const std::uint32_t linking = kCheckLinkers ? linkers_.load(std::memory_order_acquire) : 0;
   // relaxed: the unit only has to exist before the job that removes it is queued, and the
   // queue push (release) / pop (acquire) orders that. Pairs with nothing itself.
   const std::int64_t previous = value_.fetch_add(n, std::memory_order_relaxed);
   if (previous == 0) {
     if (kCheckLinkers && linking != 0) {
-      die("fiberjob: Counter reused (add after it reached zero) while a waiter of the previous "
+      detail::die_with(
+          "fiberjob: Counter reused (add after it reached zero) while a waiter of the previous "
           "round is still linking (its wait has not returned): start a new round only once "
-          "every wait of the previous one has returned, not just one.\n");
+          "every wait of the previous one has returned, not just one.");
     }
-    CounterAccess::forget_delivered_error(*this);
-  } else if (previous < 0 && !CounterAccess::is_waking(previous)) {
+    CounterWaitList::forget_delivered_error(*this);
+  } else if (previous < 0 && !CounterWaitList::is_waking(previous)) {
     value_.fetch_sub(n, std::memory_order_relaxed);  // relaxed: undo of the add above
     throw Error(ErrorCode::CounterMisuse,
                 "fiberjob: Counter::add on a counter that was signalled more often than added "
@@ -94,13 +93,13 @@ void Counter::add(std::int64_t n) {
   }
 }
 
-void Counter::signal() noexcept { CounterAccess::signal(*this, detail::current_worker()); }
+void Counter::signal() noexcept { CounterWaitList::signal(*this, detail::current_worker()); }
 
-bool Counter::done() const noexcept { return CounterAccess::load_settled(*this) == 0; }
+bool Counter::done() const noexcept { return CounterWaitList::load_settled(*this) == 0; }
 
 std::int64_t Counter::pending() const noexcept {
-  const std::int64_t value = CounterAccess::load_settled(*this);
-  return value > 0 ? (value & CounterAccess::kCountMask) : value;  // without value-wait flags
+  const std::int64_t value = CounterWaitList::load_settled(*this);
+  return value > 0 ? (value & CounterWaitList::kCountMask) : value;  // without value-wait flags
 }
 
 std::uint32_t Counter::dropped_exceptions() const noexcept {
@@ -109,22 +108,18 @@ std::uint32_t Counter::dropped_exceptions() const noexcept {
 
 namespace detail {
 
-std::int64_t CounterAccess::settle(const Counter& counter) noexcept {
+std::int64_t CounterWaitList::settle(const Counter& counter) noexcept {
   // acquire: as in load_settled.
   std::int64_t value = counter.value_.load(std::memory_order_acquire);
   for (int spins = 0; is_waking(value); ++spins) {
     // The drainer needs three atomic operations; if it was preempted among them, let it run.
-    if (spins < 128) {
-      cpu_relax();
-    } else {
-      sched_yield();
-    }
+    spin_then_yield(spins);
     value = counter.value_.load(std::memory_order_acquire);  // acquire: as above
   }
   return value;
 }
 
-void CounterAccess::link(Counter& counter, WaitNode& node, Worker* current) noexcept {
+void CounterWaitList::link(Counter& counter, WaitNode& node, Worker* current) noexcept {
   // relaxed: published by the push CAS below; cleared with release after our last touch.
   node.linking.store(1, std::memory_order_relaxed);
   // Debug check of the lifetime rules. relaxed: the count only has to be up before our push,
@@ -158,18 +153,14 @@ void CounterAccess::link(Counter& counter, WaitNode& node, Worker* current) noex
   wake_list(drained, current);
 }
 
-void CounterAccess::spin_until_linked(const WaitNode& node) noexcept {
+void CounterWaitList::spin_until_linked(const WaitNode& node) noexcept {
   // acquire: as in wait_for_linker.
   for (int spins = 0; node.linking.load(std::memory_order_acquire) != 0; ++spins) {
-    if (spins < 128) {
-      cpu_relax();
-    } else {
-      sched_yield();
-    }
+    spin_then_yield(spins);
   }
 }
 
-void CounterAccess::signal(Counter& counter, Worker* current, std::int64_t units) noexcept {
+void CounterWaitList::signal(Counter& counter, Worker* current, std::int64_t units) noexcept {
   // relaxed: only the first guess of the CAS below.
   std::int64_t value = counter.value_.load(std::memory_order_relaxed);
   std::int64_t next = 0;
@@ -189,9 +180,10 @@ void CounterAccess::signal(Counter& counter, Worker* current, std::int64_t units
       next = kWaking;
       final_signal = true;
     } else {
-      die("fiberjob: Counter::signal on a counter with no outstanding unit: it was signalled "
+      detail::die_with(
+          "fiberjob: Counter::signal on a counter with no outstanding unit: it was signalled "
           "more often than jobs were added (a job signalled it by hand?). Every signal needs a "
-          "matching add.\n");
+          "matching add.");
     }
     // acq_rel. release: publishes this job's writes (and a captured exception) to the waiters,
     // who acquire the count. acquire: the final signaller must see every earlier job's writes,
@@ -209,7 +201,7 @@ void CounterAccess::signal(Counter& counter, Worker* current, std::int64_t units
   wake_list(drained, current);
 }
 
-void CounterAccess::capture(Counter& counter, std::exception_ptr error) noexcept {
+void CounterWaitList::capture(Counter& counter, std::exception_ptr error) noexcept {
   for (int spins = 0;; ++spins) {
     // acquire: pairs with the release stores that leave kErrorWriting (error_ is complete).
     std::uint32_t state = counter.error_state_.load(std::memory_order_acquire);
@@ -236,7 +228,7 @@ void CounterAccess::capture(Counter& counter, std::exception_ptr error) noexcept
   }
 }
 
-void CounterAccess::forget_delivered_error(Counter& counter) noexcept {
+void CounterWaitList::forget_delivered_error(Counter& counter) noexcept {
   // relaxed: only skips the CAS below in the common case (no error was ever delivered); the
   // CAS re-reads with acquire.
   if (counter.error_state_.load(std::memory_order_relaxed) != Counter::kErrorDelivered) return;
@@ -253,7 +245,7 @@ void CounterAccess::forget_delivered_error(Counter& counter) noexcept {
   counter.error_state_.store(Counter::kNoError, std::memory_order_release);
 }
 
-std::exception_ptr CounterAccess::take_error(Counter& counter) noexcept {
+std::exception_ptr CounterWaitList::take_error(Counter& counter) noexcept {
   // acquire: as in rethrow_if_error.
   const std::uint32_t state = counter.error_state_.load(std::memory_order_acquire);
   if (state != Counter::kErrorCaptured && state != Counter::kErrorDelivered) return nullptr;
@@ -265,7 +257,7 @@ std::exception_ptr CounterAccess::take_error(Counter& counter) noexcept {
   return error;
 }
 
-void CounterAccess::rethrow_error(Counter& counter) {
+void CounterWaitList::rethrow_error(Counter& counter) {
   // The acquire load in rethrow_if_error saw kErrorCaptured or kErrorDelivered: error_ is
   // complete and stays until the next round's add(), which runs after this wait returned.
   std::exception_ptr error = counter.error_;
@@ -276,7 +268,7 @@ void CounterAccess::rethrow_error(Counter& counter) {
   std::rethrow_exception(std::move(error));
 }
 
-void CounterAccess::wait_on_thread(Counter& counter) noexcept {
+void CounterWaitList::wait_on_thread(Counter& counter) noexcept {
   if (load_settled(counter) == 0) return;
   WaitNode node;
   node.kind = WaitNode::Kind::Thread;

@@ -19,7 +19,7 @@
 
 #include <sched.h>
 
-#include "counter_access.hpp"
+#include "counter_wait_list.hpp"
 #include "fiberjob/counter_wait.hpp"
 #include "fiberjob/error.hpp"
 #include "fiberjob/this_fiber.hpp"
@@ -29,14 +29,6 @@
 namespace fiberjob {
 namespace detail {
 namespace {
-
-void backoff(int spins) noexcept {
-  if (spins < 128) {
-    cpu_relax();
-  } else {
-    sched_yield();  // the lock holder or the drainer was preempted: let it run
-  }
-}
 
 /// Unlinks the waiters whose target `count` meets; returns their nodes as a chain.
 WaitNode* take_satisfied(std::int64_t count, ValueWaiter*& list) noexcept {
@@ -58,8 +50,8 @@ WaitNode* take_satisfied(std::int64_t count, ValueWaiter*& list) noexcept {
 }  // namespace
 
 bool value_reached(const Counter& counter, std::int64_t target) noexcept {
-  const std::int64_t value = CounterAccess::load_settled(counter);  // acquire
-  return (value & CounterAccess::kCountMask) <= target;
+  const std::int64_t value = CounterWaitList::load_settled(counter);  // acquire
+  return (value & CounterWaitList::kCountMask) <= target;
 }
 
 void check_target(std::int64_t target) {
@@ -71,10 +63,10 @@ void check_target(std::int64_t target) {
 }
 
 bool link_value_wait(void* object, WaitNode& node) noexcept {
-  return CounterAccess::link_value_waiter(object, node);
+  return CounterWaitList::link_value_waiter(object, node);
 }
 
-bool CounterAccess::link_value_waiter(void* object, WaitNode& node) noexcept {
+bool CounterWaitList::link_value_waiter(void* object, WaitNode& node) noexcept {
   ValueWaiter& waiter = *static_cast<ValueWaiter*>(object);
   Counter& counter = *waiter.counter;
   waiter.node = &node;
@@ -83,7 +75,7 @@ bool CounterAccess::link_value_waiter(void* object, WaitNode& node) noexcept {
   std::int64_t value = counter.value_.load(std::memory_order_acquire);
   for (int spins = 0;; ++spins) {
     if (is_waking(value) || (value & kValueLocked) != 0) {  // a drain or a list owner: wait
-      backoff(spins);
+      spin_then_yield(spins);  // the lock holder or the drainer may be preempted
       value = counter.value_.load(std::memory_order_acquire);  // acquire: as above
       continue;
     }
@@ -107,8 +99,8 @@ bool CounterAccess::link_value_waiter(void* object, WaitNode& node) noexcept {
   return true;
 }
 
-void CounterAccess::signal_value_waiters(Counter& counter, Worker* current,
-                                         std::int64_t units) noexcept {
+void CounterWaitList::signal_value_waiters(Counter& counter, Worker* current,
+                                           std::int64_t units) noexcept {
   // relaxed: only the first guess of the CAS below.
   std::int64_t value = counter.value_.load(std::memory_order_relaxed);
   std::int64_t count = 0;
@@ -118,7 +110,7 @@ void CounterAccess::signal_value_waiters(Counter& counter, Worker* current,
       return;
     }
     if ((value & kValueLocked) != 0) {
-      backoff(spins);
+      spin_then_yield(spins);  // the lock holder or the drainer may be preempted
       value = counter.value_.load(std::memory_order_relaxed);  // relaxed: a guess
       continue;
     }

@@ -6,7 +6,7 @@
 #include "platform/futex.hpp"
 
 #include "context_access.hpp"
-#include "counter_access.hpp"
+#include "counter_wait_list.hpp"
 #include "fiber_switch.hpp"
 #include "scheduler.hpp"
 #include "worker.hpp"
@@ -24,7 +24,7 @@ void end_job(Fiber* self, JobRecord* record, bool defer) noexcept {
   Worker* worker = self->worker;
   worker->scheduler->records().release(worker->records, record);
   if (!defer) {
-    CounterAccess::signal(*counter, worker);
+    CounterWaitList::signal(*counter, worker);
     return;
   }
   if (worker->deferred_counter == counter) {
@@ -55,7 +55,7 @@ void run_job(Fiber* self, Job job, bool defer_signal) noexcept {
   try {
     ended = record->invoke(*record, &self->scheduler->context());
   } catch (...) {
-    CounterAccess::capture(*record->counter, std::current_exception());
+    CounterWaitList::capture(*record->counter, std::current_exception());
   }
   if (tracing) {  // the last run segment: the job may have moved, so the current worker
     self->worker->trace.record(TraceKind::Job, self->segment_start_ns, trace_now_ns(), self->index);
@@ -73,7 +73,7 @@ void resume_coroutine(Fiber* self, Job job) noexcept {
   const bool tracing = self->scheduler->tracing();
   if (tracing) self->segment_start_ns = trace_now_ns();
   // Read before resuming: the node lives in the coroutine's frame.
-  std::coroutine_handle<>::from_address(node->coroutine).resume();
+  std::coroutine_handle<>::from_address(node->coroutine_address).resume();
   if (tracing) {
     self->worker->trace.record(TraceKind::Coroutine, self->segment_start_ns, trace_now_ns(),
                                self->index);
@@ -144,7 +144,7 @@ class KeepOuterJob {
 }  // namespace
 
 void run_own_children(Fiber* self, Counter& counter) {
-  while (CounterAccess::load_settled(counter) != 0) {
+  while (CounterWaitList::load_settled(counter) != 0) {
     if (!has_stack_headroom(self)) return;  // suspend instead: the child runs on another stack
     Worker* worker = self->worker;          // re-read: a child that suspended may have moved us
     Job child;

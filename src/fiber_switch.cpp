@@ -3,7 +3,7 @@
 
 #include "fiber_switch.hpp"
 
-#include "counter_access.hpp"
+#include "counter_wait_list.hpp"
 #include "scheduler.hpp"
 #include "worker.hpp"
 
@@ -12,8 +12,8 @@ namespace {
 
 /// Publishes the fiber we came from, as it asked. Runs on the arriving fiber: see the proof at
 /// switch_to.
-[[gnu::always_inline]] inline void perform(Fiber* self, Fiber* from, Handoff::Action action,
-                                           Counter* counter) {
+[[gnu::always_inline]] inline void run_handoff(Fiber* self, Fiber* from, Handoff::Action action,
+                                               Counter* counter) {
   switch (action) {
     case Handoff::Action::None:
       break;
@@ -21,7 +21,7 @@ namespace {
       from->scheduler->fibers().release(from);
       break;
     case Handoff::Action::LinkToCounter:
-      CounterAccess::link(*counter, from->node, self->worker);
+      CounterWaitList::link(*counter, from->node, self->worker);
       break;
     case Handoff::Action::LinkToQueue: {
       const WaitLinker linker = from->linker;  // before the link: then `from` may run anywhere
@@ -53,7 +53,7 @@ namespace {
   from->context = std::move(caller);
   if (state_of(*self) != FiberState::Native) set_state(*self, FiberState::Running);
   if (Worker* worker = self->worker) worker->current = self;
-  perform(self, from, action, counter);
+  run_handoff(self, from, action, counter);
 }
 
 }  // namespace
@@ -67,14 +67,15 @@ void finish_switch(Fiber* self, boost::context::fiber&& caller) {
 // A fiber F is *published* when another thread could start running on its stack: pushed onto
 // the pool's free stack (FiberPool::release), linked into a counter's wait list (a signaller may
 // then queue Job::Resume(F)), or queued as Job::Resume(F) (yield). All three happen only in
-// perform(), and perform() runs only in finish_switch() on the fiber G we switched *to*, after
-// resume() below has saved F's registers into F's continuation and moved the stack pointer onto
-// G's stack. From that jump on nothing executes on F's stack until F's continuation is resumed.
+// run_handoff(), and run_handoff() runs only in finish_switch() on the fiber G we switched *to*,
+// after resume() below has saved F's registers into F's continuation and moved the stack pointer
+// onto G's stack. From that jump on nothing executes on F's stack until F's continuation is
+// resumed.
 //
 // The continuation is stored into F->context (finish_switch: `from->context = ...`)
-// *before* perform() publishes F, and every publication is a release operation (pool CAS,
+// *before* run_handoff() publishes F, and every publication is a release operation (pool CAS,
 // wait-list CAS, deque/injector push) whose acquire counterpart is what a resumer does before
-// touching F->context; so whoever resumes F sees a complete continuation. perform() is G's last
+// touching F->context; so whoever resumes F sees a complete continuation. run_handoff() is G's last
 // access to F: after publishing, G touches F only to resume it through the same queues.
 //
 // Conversely `to` is never running when we switch to it: it comes from the pool or from a
@@ -167,10 +168,10 @@ namespace {
 
 void wait_on_fiber(Fiber* self, Counter& counter) {
   check_not_own_counter(self, counter);
-  if (CounterAccess::load_settled(counter) == 0) return;
+  if (CounterWaitList::load_settled(counter) == 0) return;
   if (has_local_jobs(*self->worker)) {  // inline check: a ping-pong waits with none
     run_own_children(self, counter);
-    if (CounterAccess::load_settled(counter) == 0) return;
+    if (CounterWaitList::load_settled(counter) == 0) return;
   }
   self->node.kind = WaitNode::Kind::Fiber;
   self->node.fiber = self;
@@ -184,10 +185,10 @@ void wait_on_fiber(Fiber* self, Counter& counter) {
     throw;
   }
   if (suspended) {
-    CounterAccess::wait_for_linker(self->node);
+    CounterWaitList::wait_for_linker(self->node);
   } else {  // an attached thread with no fiber to run jobs on meanwhile: it parks
     flush_deferred_signals(*self->worker);
-    CounterAccess::wait_on_thread(counter);
+    CounterWaitList::wait_on_thread(counter);
   }
   self->waiting_on.store(nullptr, std::memory_order_relaxed);  // relaxed: diagnostics
 }

@@ -9,8 +9,7 @@
 #pragma GCC diagnostic ignored "-Wstringop-overflow"
 #endif
 
-#include <cstdio>
-#include <cstdlib>
+#include "fiberjob/detail/die.hpp"
 
 namespace fiberjob::detail {
 namespace {
@@ -19,9 +18,9 @@ namespace {
 /// its counter would never reach zero, so stop with a message instead.
 void require_enqueued(bool enqueued) noexcept {
   if (enqueued) return;
-  std::fputs("fiberjob: out of memory growing the injector queue; a job could not be queued\n",
-             stderr);
-  std::abort();
+  die_with(
+      "fiberjob: out of memory growing the injector queue, so a job could not be queued; free "
+      "memory, or submit fewer jobs at once from outside the workers");
 }
 
 }  // namespace

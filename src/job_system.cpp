@@ -7,7 +7,7 @@
 #include <system_error>
 
 #include "config_check.hpp"
-#include "counter_access.hpp"
+#include "counter_wait_list.hpp"
 #include "fiber_switch.hpp"
 #include "fiberjob/error.hpp"
 #include "scheduler.hpp"
@@ -28,9 +28,9 @@ void JobSystem::wait(Counter& counter) {
   if (detail::Fiber* self = detail::current_fiber()) {
     detail::wait_on_fiber(self, counter);
   } else {
-    detail::CounterAccess::wait_on_thread(counter);
+    detail::CounterWaitList::wait_on_thread(counter);
   }
-  detail::CounterAccess::rethrow_if_error(counter);
+  detail::CounterWaitList::rethrow_if_error(counter);
 }
 
 void JobSystem::write_trace(const std::string& path) const {
@@ -58,16 +58,15 @@ const Config& JobSystem::config() const noexcept { return impl_->config(); }
 std::size_t JobSystem::worker_count() const noexcept { return impl_->worker_count(); }
 
 std::size_t JobSystem::current_worker_index() const noexcept {
-  const detail::Worker* worker = detail::current_worker();
-  return worker != nullptr && worker->scheduler == impl_.get() ? worker->index
-                                                               : Context::kNotAWorker;
+  const detail::Worker* worker = detail::current_worker_of(*impl_);
+  return worker != nullptr ? worker->index : Context::kNotAWorker;
 }
 
 Context& JobSystem::context() noexcept { return impl_->context(); }
 
 std::size_t Context::worker_index() const noexcept {
-  const detail::Worker* worker = detail::current_worker();
-  return worker != nullptr && worker->scheduler == &scheduler_ ? worker->index : kNotAWorker;
+  const detail::Worker* worker = detail::current_worker_of(scheduler_);
+  return worker != nullptr ? worker->index : kNotAWorker;
 }
 
 JobSystem& Context::system() const noexcept { return scheduler_.owner(); }
@@ -77,16 +76,14 @@ namespace detail {
 Scheduler& scheduler_of(Context& ctx) noexcept { return ContextAccess::scheduler(ctx); }
 
 JobRecord* acquire_record(Scheduler& scheduler) {
-  Worker* worker = current_worker();
-  if (worker != nullptr && worker->scheduler == &scheduler) {
+  if (Worker* worker = current_worker_of(scheduler)) {
     return scheduler.records().acquire(worker->records);
   }
   return scheduler.records().acquire_shared();
 }
 
 void release_unused_record(Scheduler& scheduler, JobRecord* record) noexcept {
-  Worker* worker = current_worker();
-  if (worker != nullptr && worker->scheduler == &scheduler) {
+  if (Worker* worker = current_worker_of(scheduler)) {
     scheduler.records().release(worker->records, record);
   } else {
     scheduler.records().release_shared(record);
@@ -107,10 +104,9 @@ void submit_one(Scheduler& scheduler, Counter& counter, JobRecord* record, Prior
     discard_records(scheduler, std::span<JobRecord* const>(&record, 1));
     throw;
   }
-  CounterAccess::set_scheduler_hint(counter, &scheduler);
+  CounterWaitList::set_scheduler_hint(counter, &scheduler);
   const Job job = Job::run(record, priority);
-  Worker* worker = current_worker();
-  if (worker != nullptr && worker->scheduler == &scheduler) {
+  if (Worker* worker = current_worker_of(scheduler)) {
     push_local(*worker, job);
     scheduler.notify_from_worker(1);
   } else {
@@ -121,9 +117,8 @@ void submit_one(Scheduler& scheduler, Counter& counter, JobRecord* record, Prior
 void publish(Scheduler& scheduler, Counter& counter, std::span<JobRecord* const> records,
              Priority priority) noexcept {
   if (records.empty()) return;
-  CounterAccess::set_scheduler_hint(counter, &scheduler);
-  Worker* worker = current_worker();
-  if (worker != nullptr && worker->scheduler == &scheduler) {
+  CounterWaitList::set_scheduler_hint(counter, &scheduler);
+  if (Worker* worker = current_worker_of(scheduler)) {
     for (JobRecord* record : records) push_local(*worker, Job::run(record, priority));
     scheduler.notify_from_worker(static_cast<int>(records.size()));
     return;

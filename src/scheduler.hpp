@@ -132,11 +132,14 @@ class Scheduler {
   void worker_main(Worker& worker);
   void start_workers();
   void stop_workers() noexcept;
-  /// steal()'s `priority` for the other workers' yield queues instead of their deques.
-  static constexpr std::size_t kYieldedQueue = kPriorityCount;
-  /// One steal attempt round over the other workers' deques of `priority` (or, with
-  /// kYieldedQueue, their yield queues), from a random victim on.
-  Job steal(Worker& worker, std::size_t priority) noexcept;
+  /// One round of steal attempts over the other workers, from a random victim on, each time
+  /// on the deque that `pick(victim)` returns (find_work.cpp only).
+  template <typename PickDeque>
+  Job steal(Worker& worker, PickDeque pick) noexcept;
+  /// steal() on the other workers' deques of `priority` (ready jobs).
+  Job steal_ready(Worker& worker, std::size_t priority) noexcept;
+  /// steal() on the other workers' yield queues (fibers that yielded there).
+  Job steal_yielded(Worker& worker) noexcept;
   /// Takes another worker's next fiber (Worker::next) or the rest of its chain chunk
   /// (Worker::chunk), after a spin phase found nothing else.
   Job steal_next(Worker& worker) noexcept;
@@ -149,8 +152,12 @@ class Scheduler {
   /// suspended mid-chunk, as a Job::ResumeChain.
   Job take_chunk(Worker& worker) noexcept;
   /// find_job's full look: the attached thread's own stack, the injector first every
-  /// kInjectorFirstInterval-th look, the next slot, the chunk slot, then look_in_queues.
+  /// kInjectorFirstInterval-th look, then look_in_order.
   Job find_job_full(Worker& worker) noexcept;
+  /// The order in which a worker looks for work, stated once (find_work.cpp); kAlone: the
+  /// worker is alone in its system, so nobody else takes from its queues.
+  template <bool kAlone>
+  Job look_in_order(Worker& worker) noexcept;
   /// High to Low priority: own deque, injector, the other workers' deques; then the yield
   /// queues, ours first.
   Job look_in_queues(Worker& worker) noexcept;

@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "counter_access.hpp"
+#include "counter_wait_list.hpp"
 #include "fiber_switch.hpp"
 #include "fiberjob/error.hpp"
 #include "worker.hpp"
@@ -41,7 +41,7 @@ detail::Fiber* require_fiber(const char* call) {
 
 void wait(Counter& counter) {
   detail::wait_on_fiber(require_fiber("this_fiber::wait"), counter);
-  detail::CounterAccess::rethrow_if_error(counter);
+  detail::CounterWaitList::rethrow_if_error(counter);
 }
 
 void yield() { detail::yield_on_fiber(require_fiber("this_fiber::yield")); }

@@ -18,7 +18,7 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "counter_access.hpp"
+#include "counter_wait_list.hpp"
 #include "fiber_switch.hpp"
 #include "platform/futex.hpp"
 #include "worker.hpp"
@@ -43,11 +43,7 @@ std::uint32_t WaitQueue::lock() noexcept {
     }
     if ((word & kLocked) != 0) {
       // The holder runs a few pointer operations; if it was preempted, let it run.
-      if (spins < 128) {
-        cpu_relax();
-      } else {
-        sched_yield();
-      }
+      spin_then_yield(spins);
       word = word_.load(std::memory_order_relaxed);  // relaxed: a guess, as above
     }
   }
@@ -96,7 +92,7 @@ void block_on(WaitLinker linker) {
   }
   WaitNode node;
   node.kind = WaitNode::Kind::Thread;
-  node.coroutine = const_cast<void*>(token);  // waiter_token
+  node.thread_token = token;
   if (!linker.link(linker.object, node)) return;
   // acquire: pairs with the waker's release store of `woken` (wake_list).
   while (node.woken.load(std::memory_order_acquire) == 0) futex_wait(node.woken, 0);
@@ -106,7 +102,7 @@ bool suspend_coroutine_on(WaitLinker linker, WaitNode& node, Scheduler* schedule
                           std::coroutine_handle<> coroutine) noexcept {
   Fiber* self = current_fiber();
   node.kind = WaitNode::Kind::Coroutine;
-  node.coroutine = coroutine.address();
+  node.coroutine_address = coroutine.address();
   node.scheduler = scheduler != nullptr ? scheduler : self != nullptr ? self->scheduler : nullptr;
   node.priority = static_cast<std::uint8_t>(self != nullptr ? self->priority : Priority::Normal);
   node.job_counter = self != nullptr ? self->job_counter : nullptr;
@@ -116,7 +112,17 @@ bool suspend_coroutine_on(WaitLinker linker, WaitNode& node, Scheduler* schedule
 }
 
 const void* waiter_token(const WaitNode& node) noexcept {
-  return node.kind == WaitNode::Kind::Fiber ? static_cast<const void*>(node.fiber) : node.coroutine;
+  switch (node.kind) {
+    case WaitNode::Kind::Fiber:
+      return node.fiber;
+    case WaitNode::Kind::Coroutine:
+      return node.coroutine_address;
+    case WaitNode::Kind::Callback:
+      return node.callback_context;
+    case WaitNode::Kind::Thread:
+      break;
+  }
+  return node.thread_token;
 }
 
 const void* current_token() noexcept {

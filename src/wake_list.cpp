@@ -4,7 +4,7 @@
 
 #include <coroutine>
 
-#include "counter_access.hpp"
+#include "counter_wait_list.hpp"
 #include "fiber_switch.hpp"
 #include "platform/futex.hpp"
 #include "scheduler.hpp"
@@ -59,7 +59,7 @@ void resume_foreign(WaitNode* node) noexcept {
   while (WaitNode* first = queue.head) {
     queue.head = first->next;
     if (queue.head == nullptr) queue.tail = nullptr;
-    std::coroutine_handle<>::from_address(first->coroutine).resume();
+    std::coroutine_handle<>::from_address(first->coroutine_address).resume();
   }
   queue.draining = false;
 }
@@ -87,7 +87,7 @@ bool hand_over_chain(WaitNode* head, Worker* current) noexcept {
                             : head->kind == WaitNode::Kind::Fiber ? head->fiber->priority
                                                                   : Priority::Normal;
   const Job chain = Job::resume_chain(head, priority);
-  if (current != nullptr && current->scheduler == scheduler) {
+  if (is_worker_of(current, *scheduler)) {
     push_local(*current, chain);
     scheduler->notify_from_worker(1);
   } else {
@@ -127,6 +127,29 @@ void wake_list(WaitNode* head, Worker* current) noexcept {
 
 namespace {
 
+/// Sets `job` to the job that resumes `node` (a Fiber or Coroutine node) and returns the system
+/// to queue it on; or resumes the waiter without a job and returns nullptr: an attached
+/// thread's stack goes back to its own thread, and a coroutine with no job system known (a
+/// counter no system ever ran jobs on, signalled by a plain thread) resumes on this thread,
+/// through the trampoline.
+Scheduler* job_to_resume(WaitNode* node, Worker* current, Job& job) noexcept {
+  if (node->kind == WaitNode::Kind::Fiber) {
+    Fiber* fiber = node->fiber;
+    if (fiber->pinned) {  // an attached thread's stack: back to that thread only
+      wake_pinned(fiber);
+      return nullptr;
+    }
+    job = Job::resume(fiber, fiber->priority);
+    return fiber->scheduler;
+  }
+  job = Job::resume_coroutine(node, static_cast<Priority>(node->priority));
+  Scheduler* scheduler = node->scheduler != nullptr ? node->scheduler
+                         : current != nullptr       ? current->scheduler
+                                                    : nullptr;
+  if (scheduler == nullptr) resume_foreign(node);
+  return scheduler;
+}
+
 void wake_list_batched(WaitNode* head, Worker* current) noexcept {
   constexpr std::size_t kBatch = 64;
   std::uintptr_t batch[kBatch];  // Job::bits(); uninitialised (no 512-byte clear per wake)
@@ -141,7 +164,7 @@ void wake_list_batched(WaitNode* head, Worker* current) noexcept {
   while (head != nullptr) {
     WaitNode* const next = head->next;  // before the waiter can run and reuse its node
     if (head->kind == WaitNode::Kind::Thread) {
-      // release: pairs with the acquire load in CounterAccess::wait_on_thread. Last touch of
+      // release: pairs with the acquire load in CounterWaitList::wait_on_thread. Last touch of
       // the node; the futex wake below only uses its address.
       head->woken.store(1, std::memory_order_release);
       futex_wake(head->woken, 1);
@@ -149,30 +172,10 @@ void wake_list_batched(WaitNode* head, Worker* current) noexcept {
       head->callback(*head);  // e.g. posts a completion to an Asio executor
     } else {
       Job job;
-      Scheduler* scheduler = nullptr;
-      if (head->kind == WaitNode::Kind::Fiber) {
-        Fiber* fiber = head->fiber;
-        if (fiber->pinned) {  // an attached thread's stack: back to that thread only
-          wake_pinned(fiber);
-          head = next;
-          continue;
-        }
-        job = Job::resume(fiber, fiber->priority);
-        scheduler = fiber->scheduler;
-      } else {
-        job = Job::resume_coroutine(head, static_cast<Priority>(head->priority));
-        scheduler = head->scheduler != nullptr ? head->scheduler
-                    : current != nullptr       ? current->scheduler
-                                               : nullptr;
-        if (scheduler == nullptr) {
-          // No job system known (a counter no system ever ran jobs on, signalled by a plain
-          // thread): resume the foreign coroutine on this thread, through the trampoline.
-          resume_foreign(head);
-          head = next;
-          continue;
-        }
-      }
-      if (current != nullptr && current->scheduler == scheduler) {
+      Scheduler* const scheduler = job_to_resume(head, current, job);
+      if (scheduler == nullptr) {
+        // job_to_resume resumed the waiter itself: nothing to queue.
+      } else if (is_worker_of(current, *scheduler)) {
         push_local(*current, job);
         ++local;
       } else {
@@ -302,7 +305,7 @@ void run_chain(Fiber* self, Job job) noexcept {
   WaitNode* last = first;
   for (int peeled = 1; peeled < kChainChunk && last->next != nullptr; ++peeled) {
     last = last->next;
-    if (last->kind == WaitNode::Kind::Coroutine) __builtin_prefetch(last->coroutine);
+    if (last->kind == WaitNode::Kind::Coroutine) __builtin_prefetch(last->coroutine_address);
   }
   bool woke_one = false;
   if (WaitNode* rest = last->next) {

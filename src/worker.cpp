@@ -2,10 +2,8 @@
 
 #include "worker.hpp"
 
-#include <cstdio>
-#include <cstdlib>
-
-#include "counter_access.hpp"
+#include "counter_wait_list.hpp"
+#include "fiberjob/detail/die.hpp"
 
 namespace fiberjob::detail {
 namespace {
@@ -25,15 +23,15 @@ Worker::Worker(Scheduler& owner, std::uint32_t worker_index, Injector& injector,
 }
 
 void die_deque_full() noexcept {
-  std::fputs("fiberjob: out of memory growing a work-stealing deque; a job could not be queued\n",
-             stderr);
-  std::abort();
+  die_with(
+      "fiberjob: out of memory growing a work-stealing deque, so a job could not be queued; "
+      "free memory, or queue fewer jobs at once");
 }
 
 void apply_deferred_signals(Worker& worker) noexcept {
   Counter* counter = worker.deferred_counter;
   worker.deferred_counter = nullptr;
-  CounterAccess::signal(*counter, &worker, worker.deferred_signals);
+  CounterWaitList::signal(*counter, &worker, worker.deferred_signals);
 }
 
 void push_next(Worker& worker, Job job) noexcept {
@@ -49,8 +47,9 @@ void push_next(Worker& worker, Job job) noexcept {
 }
 
 void die_yield_queue_full() noexcept {
-  std::fputs("fiberjob: out of memory growing a worker's yield queue; a fiber was lost\n", stderr);
-  std::abort();
+  die_with(
+      "fiberjob: out of memory growing a worker's yield queue, so a yielding fiber would be lost; "
+      "free memory, or have fewer jobs yield at once");
 }
 
 __attribute__((noinline)) Worker* current_worker() noexcept {

@@ -170,6 +170,18 @@ inline void set_phase(Worker& worker, WorkerPhase phase) noexcept {
 /// Call it again after every suspension; never keep its result across one.
 Worker* current_worker() noexcept;
 
+/// True when `worker` (nullptr allowed) is one of `scheduler`'s workers or attached threads.
+inline bool is_worker_of(const Worker* worker, const Scheduler& scheduler) noexcept {
+  return worker != nullptr && worker->scheduler == &scheduler;
+}
+
+/// The calling thread's Worker if it is one of `scheduler`'s, else nullptr. Same rule as
+/// current_worker: call it again after every suspension; never keep its result across one.
+inline Worker* current_worker_of(const Scheduler& scheduler) noexcept {
+  Worker* worker = current_worker();
+  return is_worker_of(worker, scheduler) ? worker : nullptr;
+}
+
 /// Binds the calling thread to `worker` (nullptr: unbind). Worker threads only.
 void set_current_worker(Worker* worker) noexcept;
 

@@ -56,7 +56,7 @@ class WaitOperation {
     // wake is over.
     self.release();
     op->node_.callback = &WaitOperation::on_zero;
-    op->node_.coroutine = op;
+    op->node_.callback_context = op;
     if (!fiberjob::detail::link_callback(op->counter_, op->node_)) op->wake();
   }
 
@@ -70,7 +70,7 @@ class WaitOperation {
   /// Runs on the thread whose signal brought the counter to zero: short, non-blocking, no
   /// allocation.
   static void on_zero(fiberjob::detail::WaitNode& node) noexcept {
-    auto* op = static_cast<WaitOperation*>(node.coroutine);
+    auto* op = static_cast<WaitOperation*>(node.callback_context);
     fiberjob::detail::wait_for_linker(node);
     op->wake();
   }

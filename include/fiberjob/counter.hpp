@@ -13,7 +13,7 @@ namespace fiberjob {
 class WaitAwaiter;
 
 namespace detail {
-struct CounterAccess;
+struct CounterWaitList;
 struct ValueWaiter;
 class Scheduler;
 }  // namespace detail
@@ -99,7 +99,7 @@ class alignas(16) Counter {
   [[nodiscard]] std::uint32_t dropped_exceptions() const noexcept;
 
  private:
-  friend struct detail::CounterAccess;
+  friend struct detail::CounterWaitList;
 
   /// States: v >= 0: v units outstanding (0 = done). v in [kWaking, kWaking + 2^61): the final
   /// signaller is draining the wait list; v - kWaking units were added meanwhile. Waiters treat
@@ -130,7 +130,7 @@ class alignas(16) Counter {
   /// the kValueLocked bit of `value_` (see there). nullptr = none.
   detail::ValueWaiter* value_waiters_ = nullptr;
   /// Debug builds of the library only (else always 0): waiters between the start and the end
-  /// of their link (CounterAccess::link), for the reuse and destruction checks.
+  /// of their link (CounterWaitList::link), for the reuse and destruction checks.
   std::atomic<std::uint32_t> linkers_{0};
   unsigned char padding_[64 - 2 * sizeof(std::int64_t) - 3 * sizeof(std::uint32_t) -
                          sizeof(std::exception_ptr) - 2 * sizeof(void*)] = {};

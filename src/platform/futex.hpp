@@ -1,7 +1,9 @@
 #pragma once
-// Linux futex on a 32-bit atomic word: the parking primitive under EventCount and thread waits.
+// Linux futex on a 32-bit atomic word (the parking primitive under EventCount and thread waits),
+// and the spin-wait steps used before parking or while another thread finishes a short step.
 
 #include <linux/futex.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -43,6 +45,21 @@ inline void cpu_relax() noexcept {
 #else
   asm volatile("" ::: "memory");
 #endif
+}
+
+/// Spin-waits this many iterations before spin_then_yield gives the CPU away.
+inline constexpr int kSpinsBeforeYield = 128;
+
+/// One step of a wait for another thread that only has a few instructions left to do (a lock
+/// holder, a drainer, a linker): `spins` counts the steps taken so far, from 0. The first
+/// kSpinsBeforeYield steps pause the CPU (cpu_relax); after that the other thread was most
+/// likely preempted in the middle of its step, so give the CPU away (sched_yield) to let it run.
+inline void spin_then_yield(int spins) noexcept {
+  if (spins < kSpinsBeforeYield) {
+    cpu_relax();
+  } else {
+    sched_yield();
+  }
 }
 
 }  // namespace fiberjob::detail

@@ -1,11 +1,11 @@
-// Relacy model of the counter wait-list protocol (src/counter.cpp, src/scheduler.cpp wake_list,
+// Relacy model of the counter wait-list protocol (src/counter.cpp, src/wake_list.cpp wake_list,
 // include/fiberjob/detail/wait_node.hpp), with the exact memory orders of the code.
 //
 // What is modelled, operation for operation:
-//   CounterAccess::signal          -> signal()
-//   CounterAccess::link            -> link()
-//   CounterAccess::load_settled    -> load_settled()
-//   CounterAccess::wait_for_linker -> wait_for_linker()
+//   CounterWaitList::signal          -> signal()
+//   CounterWaitList::link            -> link()
+//   CounterWaitList::load_settled    -> load_settled()
+//   CounterWaitList::wait_for_linker -> wait_for_linker()
 //   wake_list                      -> wake_list() (every waiter woken the way a Kind::Thread node
 //                                     is: a release store of `woken`; a fiber's resume through
 //                                     the queues is the same release/acquire hand-off)
@@ -32,7 +32,7 @@ namespace {
 
 using i64 = std::int64_t;
 
-// The counter's sentinel, as in src/counter_access.hpp.
+// The counter's sentinel, as in src/counter_wait_list.hpp.
 constexpr i64 kWaking = -(i64{1} << 62);
 inline bool is_waking(i64 value) { return value < -(i64{1} << 61); }
 
@@ -146,7 +146,7 @@ struct Protocol {
     RL_ASSERT(previous >= 0 || is_waking(previous));
   }
 
-  // CounterAccess::load_settled.
+  // CounterWaitList::load_settled.
   static i64 load_settled(Counter& c) {
     touch(c);
     i64 value = c.value.load(rl::mo_acquire, $);
@@ -176,7 +176,7 @@ struct Protocol {
     }
   }
 
-  // CounterAccess::link.
+  // CounterWaitList::link.
   static void link(Counter& c, Node& n) {
     touch(n);
     n.linking.store(1, rl::mo_relaxed, $);
@@ -206,7 +206,7 @@ struct Protocol {
     wake_list(drained);
   }
 
-  // CounterAccess::wait_for_linker.
+  // CounterWaitList::wait_for_linker.
   static void wait_for_linker(Node& n) {
     if (has(kNoLinkerWait)) return;
     bool spun = false;
@@ -217,7 +217,7 @@ struct Protocol {
     if (spun) cover(kLinkerWaitSpun);
   }
 
-  // CounterAccess::signal.
+  // CounterWaitList::signal.
   static void signal(Counter& c) {
     if (has(kNoSentinel)) {
       // What the sentinel replaced (FiberTaskingLib-style): the count reaches 0 first, the
@@ -263,7 +263,7 @@ struct Protocol {
   }
 
   // Stackful fiber wait (this_fiber.cpp wait_on_fiber): the fiber checks the count, switches
-  // out, and the *next* fiber links its node (fiber_switch.cpp perform) — modelled as a
+  // out, and the *next* fiber links its node (fiber_switch.cpp run_handoff) — modelled as a
   // separate linker thread that receives the node through `handoff` (the switch orders the
   // waiter's writes before the link). Returns when the wait returns.
   static void fiber_wait(Counter& c, Node& n, rl::atomic<int>& handoff) {
@@ -286,7 +286,7 @@ struct Protocol {
     link(c, n);
   }
 
-  // Thread wait (CounterAccess::wait_on_thread): the waiter links its own node.
+  // Thread wait (CounterWaitList::wait_on_thread): the waiter links its own node.
   static void thread_wait(Counter& c, Node& n) {
     if (load_settled(c) == 0) {
       cover(kWaiterFastPath);

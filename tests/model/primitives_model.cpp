@@ -9,9 +9,9 @@
 //      mutex_link() / mutex_release()
 // 2. Wait-for-value (src/counter_value_wait.cpp): the two flag bits in the count word, the
 //    value linker, the flagged signal, and the plain signal's one compare (src/counter.cpp).
-//      CounterAccess::link_value_waiter     -> value_link()
-//      CounterAccess::signal_value_waiters  -> value_signal_flagged()
-//      CounterAccess::signal                -> value_signal()
+//      CounterWaitList::link_value_waiter     -> value_link()
+//      CounterWaitList::signal_value_waiters  -> value_signal_flagged()
+//      CounterWaitList::signal                -> value_signal()
 // Waiters are threads (Kind::Thread): woken by a release store of `woken`, as wake_list does.
 // Lifetime: the primitive and the counter carry an rl::var `alive` that the last user clears;
 // every access asserts it, so an access after the destruction fails or races.

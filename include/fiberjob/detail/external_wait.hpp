@@ -10,8 +10,8 @@
 
 namespace fiberjob::detail {
 
-/// Links `node` (its kind set to Callback; `node.callback` and `node.coroutine` — the
-/// callback's context — set by the caller) into `counter`'s wait list. `node.callback(node)`
+/// Links `node` (its kind set to Callback; `node.callback` and `node.callback_context` (the
+/// callback's context) set by the caller) into `counter`'s wait list. `node.callback(node)`
 /// runs once on the thread that brings the counter to zero — possibly this one, before this
 /// returns. It must be short and must not block; it must call wait_for_linker(node) before
 /// letting the waiter go on. Returns false, linking nothing and calling nothing, when the

@@ -24,7 +24,7 @@ struct alignas(16) WaitNode {
   enum class Kind : std::uint8_t {
     Fiber,      ///< Push `Job::Resume(fiber)` onto a worker's queue.
     Thread,     ///< Set `woken` and wake the futex on it.
-    Coroutine,  ///< Push `Job::ResumeCoroutine(node)`: `coroutine` resumes on a worker.
+    Coroutine,  ///< Push `Job::ResumeCoroutine(node)`: `coroutine_address` resumes on a worker.
     Callback,   ///< Call `callback(node)` on the thread that makes the waiter runnable (the
                 ///< signaller, or the worker running the chain of a long list; must be short
                 ///< and non-blocking).
@@ -46,9 +46,17 @@ struct alignas(16) WaitNode {
   std::atomic<std::uint32_t> linking{0};
   /// Kind::Fiber: the suspended fiber to resume.
   Fiber* fiber = nullptr;
-  /// Kind::Coroutine: the suspended coroutine's address (std::coroutine_handle<>::address()).
-  /// Kind::Callback: the callback's own context (e.g. the asynchronous operation).
-  void* coroutine = nullptr;
+  /// What identifies the waiter besides `fiber`; which member is set depends on `kind`, and
+  /// only that member is ever read.
+  union {
+    /// Kind::Coroutine: the suspended coroutine's address (std::coroutine_handle<>::address()).
+    void* coroutine_address = nullptr;
+    /// Kind::Callback: the callback's own context (e.g. the asynchronous operation).
+    void* callback_context;
+    /// Kind::Thread: who waits, for ownership (waiter_token): the fiber the waiting job runs
+    /// on, or the waiting thread's token.
+    const void* thread_token;
+  };
   /// Kind::Coroutine: the job system to resume it on; nullptr = the waking worker's system, or,
   /// when the waker is not a worker, inline on the waking thread.
   Scheduler* scheduler = nullptr;

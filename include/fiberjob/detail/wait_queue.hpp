@@ -8,6 +8,7 @@
 #include <coroutine>
 #include <cstdint>
 
+#include "fiberjob/detail/die.hpp"
 #include "fiberjob/detail/wait_node.hpp"
 
 namespace fiberjob::detail {
@@ -100,8 +101,5 @@ bool suspend_coroutine_on(WaitLinker linker, WaitNode& node, Scheduler* schedule
 [[nodiscard]] const void* waiter_token(const WaitNode& node) noexcept;
 /// The token of the calling plain code: its fiber on a job, else its thread.
 [[nodiscard]] const void* current_token() noexcept;
-
-/// Prints `message` to stderr and aborts (misuse that cannot throw: destructors, unlock).
-[[noreturn]] void die_with(const char* message) noexcept;
 
 }  // namespace fiberjob::detail

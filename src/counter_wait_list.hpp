@@ -1,5 +1,5 @@
 #pragma once
-// CounterAccess: the counter's wait-list protocol (lock-free intrusive Treiber stack).
+// CounterWaitList: the counter's wait-list protocol (lock-free intrusive Treiber stack).
 // Memory orders and their pairings: docs/memory_ordering.md.
 
 #include <cstdint>
@@ -11,7 +11,10 @@ namespace fiberjob::detail {
 
 struct Worker;
 
-struct CounterAccess {
+/// The counter's wait list and the state around it (the count's waking sentinel, value waiters,
+/// the captured exception): the operations the library runs on a Counter's private state.
+/// Static functions only; a friend of Counter.
+struct CounterWaitList {
   /// Sentinel base of the "final signaller is draining" state (see Counter::value_).
   static constexpr std::int64_t kWaking = -(std::int64_t{1} << 62);
 
