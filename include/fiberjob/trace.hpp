@@ -50,7 +50,9 @@ class TraceScope {
 
 }  // namespace fiberjob
 
+/// Internal: pastes `a` and `b` (for FIBERJOB_TRACE_SCOPE's variable name).
 #define FIBERJOB_TRACE_CONCAT_INNER(a, b) a##b
+/// Internal: pastes `a` and `b` after expanding them (`__LINE__`).
 #define FIBERJOB_TRACE_CONCAT(a, b) FIBERJOB_TRACE_CONCAT_INNER(a, b)
 
 #if defined(FIBERJOB_NO_TRACE)
