@@ -3,8 +3,8 @@
 # Idempotent: a second run installs nothing. Uses sudo when not root.
 #
 #   scripts/install-deps.sh            # build + test dependencies
-#   scripts/install-deps.sh --bench    # also what only scripts/bench.sh, scripts/soak.sh and
-#                                      # profiling need
+#   scripts/install-deps.sh --bench    # also what only scripts/bench.sh, scripts/soak.sh,
+#                                      # scripts/plot-trace.sh and profiling need
 #   scripts/install-deps.sh --aarch64  # also the aarch64 cross build and qemu-user run of
 #                                      # scripts/test-aarch64.sh (adds the dpkg architecture arm64)
 # The options combine.
@@ -13,6 +13,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build g++ clang clang-format libclang-rt-dev git
   libboost-context-dev libconcurrentqueue-dev doctest-dev libfmt-dev libasio-dev
+  gdb         # the debugger test runs scripts/gdb/fiberjob.py (docs/debugging.md)
   relacy-dev  # header-only Relacy model checker: tests/model (docs/model_checking.md)
   doxygen     # the API reference from include/fiberjob (docs/Doxyfile), built by scripts/test.sh
   # The benchmark peers: the release presets build fiberjob_bench for its smoke test.
@@ -23,8 +24,9 @@ for arg in "$@"; do
   case "${arg}" in
     --bench)
       # gnuplot-nox: the charts of scripts/bench.sh and scripts/soak.sh; linux-perf: profiling
-      # the game frame (docs/benchmarks.md, "9. Game frame").
-      packages+=(gnuplot-nox linux-perf)
+      # the game frame (docs/benchmarks.md, "9. Game frame"); python3-matplotlib: the trace
+      # pictures of scripts/plot-trace.sh (docs/game_frame.md, docs/debugging.md).
+      packages+=(gnuplot-nox linux-perf python3-matplotlib)
       ;;
     --aarch64)
       # The cross compiler (with its own arm64 C and C++ runtime in /usr/aarch64-linux-gnu),

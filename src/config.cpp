@@ -40,7 +40,7 @@ long max_map_count() noexcept {
 }
 
 /// Bytes per trace event (TraceEvent in trace.hpp; Config::trace_events_per_worker's unit).
-constexpr std::size_t kTraceEventBytes = 24;
+constexpr std::size_t kTraceEventBytes = 32;
 
 /// Physical memory of this machine in bytes (a huge value when unknown: no limit then).
 std::size_t physical_memory_bytes() noexcept {
@@ -114,14 +114,15 @@ void check_tracing(const Config& config) {
            "; with Config::tracing on it must be in [1, 2^26]");
   }
   if (config.tracing) {
-    // Every worker and attachable slot gets a buffer up front: bound the sum, not only each.
-    const std::size_t buffers = std::size_t{config.worker_count} + config.attachable_threads;
+    // Every worker and attachable slot gets a buffer up front, the non-worker track one on
+    // first use: bound the sum, not only each.
+    const std::size_t buffers = std::size_t{config.worker_count} + config.attachable_threads + 1;
     const std::size_t total_bytes = config.trace_events_per_worker * buffers * kTraceEventBytes;
     const std::size_t limit_bytes = physical_memory_bytes() / 2;
     if (total_bytes > limit_bytes) {
       reject("tracing needs Config::trace_events_per_worker (" +
              std::to_string(config.trace_events_per_worker) + ") x (Config::worker_count + " +
-             "Config::attachable_threads = " + std::to_string(buffers) + ") x " +
+             "Config::attachable_threads + 1 = " + std::to_string(buffers) + ") x " +
              std::to_string(kTraceEventBytes) + " bytes = " + std::to_string(total_bytes >> 20) +
              " MiB of trace buffers, more than half of this machine's physical memory (" +
              std::to_string(limit_bytes >> 20) +

@@ -3,13 +3,24 @@
 #include "fiberjob/diagnostics.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <mutex>
 #include <vector>
+
+#include "fiberjob/trace.hpp"
 
 #include "scheduler.hpp"
 
 namespace fiberjob {
 namespace detail {
+
+/// For debuggers (scripts/gdb/fiberjob.py): the live job systems (the first kDebugSchedulers
+/// of them), mirrored from the registry under its mutex. Plain globals, so that gdb finds them
+/// by name on a live process and on a core file.
+constexpr std::size_t kDebugSchedulers = 64;
+extern const Scheduler* g_debug_schedulers[kDebugSchedulers];
+extern std::uint32_t g_debug_scheduler_count;
+
 namespace {
 
 std::mutex g_registry_mutex;
@@ -34,17 +45,48 @@ const char* phase_name(WorkerPhase phase) noexcept {
   return "?";
 }
 
+/// Mirrors registry() into g_debug_schedulers (g_registry_mutex held).
+void mirror_for_debuggers() noexcept {
+  const auto& schedulers = registry();
+  const std::size_t count = std::min(schedulers.size(), kDebugSchedulers);
+  std::copy_n(schedulers.begin(), count, g_debug_schedulers);
+  g_debug_scheduler_count = static_cast<std::uint32_t>(count);
+}
+
 }  // namespace
+
+const Scheduler* g_debug_schedulers[kDebugSchedulers] = {};
+std::uint32_t g_debug_scheduler_count = 0;
 
 void register_scheduler(const Scheduler* scheduler) {
   std::lock_guard lock(g_registry_mutex);
   registry().push_back(scheduler);
+  mirror_for_debuggers();
+  if (scheduler->tracing()) g_traced_systems.fetch_add(1);
+  if (scheduler->config().track_coroutine_jobs) g_tracking_systems.fetch_add(1);
 }
 
 void unregister_scheduler(const Scheduler* scheduler) noexcept {
   std::lock_guard lock(g_registry_mutex);
   auto& schedulers = registry();
   schedulers.erase(std::remove(schedulers.begin(), schedulers.end(), scheduler), schedulers.end());
+  mirror_for_debuggers();
+  if (scheduler->tracing()) g_traced_systems.fetch_sub(1);
+  if (scheduler->config().track_coroutine_jobs) g_tracking_systems.fetch_sub(1);
+}
+
+void record_on_external_track(TraceKind kind, std::uint64_t start_ns, std::uint64_t end_ns,
+                              std::uint32_t id, const char* name) noexcept {
+  std::lock_guard lock(g_registry_mutex);  // keeps the job system alive while recording
+  for (const Scheduler* scheduler : registry()) {
+    if (!scheduler->tracing()) continue;
+    try {
+      scheduler->external_track().record(scheduler->config().trace_events_per_worker, kind,
+                                         start_ns, end_ns, id, name);
+    } catch (...) {  // the track's buffer could not be allocated: the event is lost
+    }
+    return;
+  }
 }
 
 bool scheduler_registered(const Scheduler* scheduler) noexcept {
@@ -77,6 +119,10 @@ void Scheduler::describe(std::FILE* out) const noexcept {
   std::fprintf(out, "  fibers: %u in use of %u made (peak %u; %u warm, at most %u)\n",
                fibers_.in_use(), fibers_.created(), fibers_.high_water(), fibers_.warm_count(),
                fibers_.max_count());
+  if (config_.track_coroutine_jobs) {
+    std::fprintf(out, "  coroutine jobs alive (Config::track_coroutine_jobs): %zu\n",
+                 live_coroutine_jobs(*this));
+  }
   for_each_pool([out](const FiberPool& pool) {
     if (pool.stack_class() != 0) {
       std::fprintf(out, "  stack class '%s': %u fibers in use of %u made (at most %u)\n",

@@ -135,6 +135,8 @@ class Scheduler {
   }
   /// Writes the recorded timeline as Chrome Trace Event JSON (trace.cpp). Any thread.
   void write_trace(std::FILE* out) const;
+  /// The trace track of the threads that are not workers (zones, frame marks).
+  [[nodiscard]] ExternalTrack& external_track() const noexcept { return external_track_; }
 
   /// Writes this system's part of write_diagnostics: atomics (relaxed) and fields fixed at
   /// construction; never a counter or a job's memory. The caller holds the registry mutex.
@@ -190,6 +192,7 @@ class Scheduler {
   bool several_workers_;
   bool tracing_;
   std::uint64_t trace_origin_ns_;
+  mutable ExternalTrack external_track_;
   Context context_;
   FiberPool fibers_;
   /// The pools of Config::stack_classes: class i + 1 is class_pools_[i].

@@ -44,8 +44,78 @@ const char* event_name(TraceKind kind) noexcept {
       return "suspend";
     case TraceKind::Resume:
       return "resume";
+    case TraceKind::Zone:
+      return "zone";
+    case TraceKind::FrameMark:
+      return "frame";
   }
   return "?";
+}
+
+/// `text` as the inside of a JSON string (zone names come from users).
+std::string json_escaped(const char* text) {
+  std::string escaped;
+  for (const char* c = text; *c != '\0'; ++c) {
+    if (*c == '"' || *c == '\\') {
+      escaped += '\\';
+      escaped += *c;
+    } else if (static_cast<unsigned char>(*c) < 0x20) {
+      escaped += fmt::format("\\u{:04x}", static_cast<unsigned>(*c));
+    } else {
+      escaped += *c;
+    }
+  }
+  return escaped;
+}
+
+/// Writes one recorded event of track `tid` (after a ",\n" separator).
+void write_event(std::FILE* out, const TraceEvent& e, std::uint64_t origin_ns, std::size_t tid) {
+  // Microseconds since the system started, with nanosecond digits.
+  const double ts_us = static_cast<double>(e.start_ns - origin_ns) / 1000.0;
+  const double dur_us = static_cast<double>(e.end_ns - e.start_ns) / 1000.0;
+  switch (e.kind) {
+    case TraceKind::Zone:
+      fmt::print(out,
+                 ",\n{{\"name\":\"{}\",\"cat\":\"zone\",\"ph\":\"X\",\"ts\":{:.3f},\"dur\":{:.3f},"
+                 "\"pid\":1,\"tid\":{}}}",
+                 json_escaped(e.name), ts_us, dur_us, tid);
+      return;
+    case TraceKind::FrameMark:
+      fmt::print(out,
+                 ",\n{{\"name\":\"frame {}\",\"cat\":\"frame\",\"ph\":\"i\",\"s\":\"g\","
+                 "\"ts\":{:.3f},\"pid\":1,\"tid\":{}}}",
+                 e.id, ts_us, tid);
+      return;
+    case TraceKind::Job:
+    case TraceKind::Coroutine:
+    case TraceKind::Idle:
+      fmt::print(out,
+                 ",\n{{\"name\":\"{}\",\"cat\":\"{}\",\"ph\":\"X\",\"ts\":{:.3f},\"dur\":{:.3f},"
+                 "\"pid\":1,\"tid\":{},\"args\":{{\"fiber\":{}}}}}",
+                 event_name(e.kind), event_name(e.kind), ts_us, dur_us, tid, e.id);
+      return;
+    case TraceKind::Steal:
+    case TraceKind::Suspend:
+    case TraceKind::Resume:
+      fmt::print(out,
+                 ",\n{{\"name\":\"{}\",\"cat\":\"{}\",\"ph\":\"i\",\"s\":\"t\",\"ts\":{:.3f},"
+                 "\"pid\":1,\"tid\":{},\"args\":{{\"{}\":{}}}}}",
+                 event_name(e.kind), event_name(e.kind), ts_us, tid,
+                 e.kind == TraceKind::Steal ? "victim" : "fiber", e.id);
+      return;
+  }
+}
+
+/// Writes a track's name and its events; returns the events it dropped.
+std::uint64_t write_track(std::FILE* out, const TraceBuffer& trace, std::uint64_t origin_ns,
+                          std::size_t tid, const std::string& name) {
+  fmt::print(out,
+             ",\n{{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":1,\"tid\":{},"
+             "\"args\":{{\"name\":\"{}\"}}}}",
+             tid, name);
+  const std::size_t count = trace.size();
+  for (std::size_t i = 0; i < count; ++i) write_event(out, trace[i], origin_ns, tid);
+  return trace.dropped();
 }
 
 }  // namespace
@@ -57,34 +127,24 @@ void Scheduler::write_trace(std::FILE* out) const {
              "}}}}");
   std::uint64_t dropped = 0;
   for (const auto& worker : workers_) {
-    fmt::print(out,
-               ",\n{{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":1,\"tid\":{},"
-               "\"args\":{{\"name\":\"worker {}\"}}}}",
-               worker->index, worker->index);
-    const TraceBuffer& trace = worker->trace;
-    const std::size_t count = trace.size();
-    dropped += trace.dropped();
-    for (std::size_t i = 0; i < count; ++i) {
-      const TraceEvent& e = trace[i];
-      // Microseconds since the system started, with nanosecond digits.
-      const double ts_us = static_cast<double>(e.start_ns - trace_origin_ns_) / 1000.0;
-      const char* name = event_name(e.kind);
-      const char* arg = e.kind == TraceKind::Steal ? "victim" : "fiber";
-      if (e.kind == TraceKind::Job || e.kind == TraceKind::Coroutine || e.kind == TraceKind::Idle) {
-        const double dur_us = static_cast<double>(e.end_ns - e.start_ns) / 1000.0;
-        fmt::print(out,
-                   ",\n{{\"name\":\"{}\",\"cat\":\"{}\",\"ph\":\"X\",\"ts\":{:.3f},\"dur\":{:.3f},"
-                   "\"pid\":1,\"tid\":{},\"args\":{{\"{}\":{}}}}}",
-                   name, name, ts_us, dur_us, worker->index, arg, e.id);
-      } else {
-        fmt::print(out,
-                   ",\n{{\"name\":\"{}\",\"cat\":\"{}\",\"ph\":\"i\",\"s\":\"t\",\"ts\":{:.3f},"
-                   "\"pid\":1,\"tid\":{},\"args\":{{\"{}\":{}}}}}",
-                   name, name, ts_us, worker->index, arg, e.id);
-      }
-    }
+    const std::string name = worker->is_slot
+                                 ? fmt::format("attached thread (slot {})", worker->index)
+                                 : fmt::format("worker {}", worker->index);
+    dropped += write_track(out, worker->trace, trace_origin_ns_, worker->index, name);
   }
+  external_track_.read([&](const TraceBuffer& trace) {
+    dropped += write_track(out, trace, trace_origin_ns_, workers_.size(),
+                           "main thread (threads that are not workers)");
+  });
   fmt::print(out, "\n],\"otherData\":{{\"dropped_events\":{}}}}}\n", dropped);
+  if (dropped != 0) {
+    // Also on the console: a trace that silently lacks its end misleads whoever reads it.
+    fmt::print(stderr,
+               "fiberjob: the trace lacks {} events: a worker's buffer filled up and dropped the "
+               "later ones (Config::trace_events_per_worker = {}); raise it, or trace fewer "
+               "frames\n",
+               dropped, config_.trace_events_per_worker);
+  }
 }
 
 }  // namespace fiberjob::detail

@@ -24,3 +24,4 @@
 #include "fiberjob/structured.hpp"
 #include "fiberjob/task.hpp"
 #include "fiberjob/this_fiber.hpp"
+#include "fiberjob/trace.hpp"

@@ -137,11 +137,20 @@ class JobSystem {
   /// JSON, which Perfetto (ui.perfetto.dev) and chrome://tracing open: one track per worker
   /// with job run segments, coroutine resumptions and idle (parked) time, and instant events
   /// for fiber suspend/resume and steals. Best called between frames; events recorded while it
-  /// writes may be left out. Thread-safety: any thread.
+  /// writes may be left out. When a worker's buffer filled up (Config::trace_events_per_worker)
+  /// and dropped events, the JSON says how many (`otherData.dropped_events`) and so does a line
+  /// on stderr. Thread-safety: any thread.
   /// Errors: `Error` (`InvalidConfig`) when tracing is off; std::system_error when the file
   /// cannot be written.
   /// \param path the file to create or overwrite.
   void write_trace(const std::string& path) const;
+
+  /// Marks the start of frame `frame` in the trace: an instant event across every track
+  /// ("frame N"), recorded on the track of the threads that are not workers. No-op unless
+  /// Config::tracing (one predictable branch). Thread-safety: any thread (takes that track's
+  /// mutex). Does not suspend. Never throws (a mark that cannot be stored is dropped).
+  /// \param frame the frame's number (its low 32 bits are kept).
+  void trace_frame_mark(std::uint64_t frame) noexcept;
 
   /// The validated configuration the system runs with.
   /// \return the configuration, with defaults filled in.

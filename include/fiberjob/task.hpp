@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "fiberjob/detail/coroutine_frame.hpp"
+#include "fiberjob/detail/coroutine_registry.hpp"
 #include "fiberjob/job_local.hpp"
 
 namespace fiberjob {
@@ -36,6 +37,14 @@ class TaskPromiseBase {
   static void* operator new(std::size_t bytes) { return allocate_coroutine_frame(bytes); }
   static void operator delete(void* frame, std::size_t bytes) noexcept {
     free_coroutine_frame(frame, bytes);
+  }
+
+  TaskPromiseBase() noexcept = default;
+  TaskPromiseBase(const TaskPromiseBase&) = delete;
+  TaskPromiseBase& operator=(const TaskPromiseBase&) = delete;
+  /// A job's root task leaves the registry of live coroutine jobs with its frame.
+  ~TaskPromiseBase() {
+    if (job_links_.shard != kCoroutineShards) unlink_coroutine_job(*this);
   }
 
   /// Lazy start: a task runs when awaited (or when a job starts it).
@@ -64,10 +73,15 @@ class TaskPromiseBase {
   FinalAwaiter final_suspend() noexcept { return {}; }
   void unhandled_exception() noexcept { error_ = std::current_exception(); }
 
-  /// Makes this task the root of a job: at its end it destroys itself and ends the job.
+  /// Makes this task the root of a job: at its end it destroys itself and ends the job. Links
+  /// it into the registry of live coroutine jobs (Config::track_coroutine_jobs; debuggers).
   void bind_job(Scheduler& scheduler, JobRecord* record) noexcept {
     job_scheduler_ = &scheduler;
     job_record_ = record;
+    // relaxed: a hint; the link itself checks the job system's Config (pairs with nothing).
+    if (g_tracking_systems.load(std::memory_order_relaxed) != 0) [[unlikely]] {
+      link_coroutine_job(scheduler, *this);
+    }
   }
   /// The root of a job: where the job's JobLocal values live.
   JobLocalEntry** job_locals() noexcept { return &job_locals_; }
@@ -80,12 +94,20 @@ class TaskPromiseBase {
  private:
   template <class T>
   friend class fiberjob::Task;
+  friend void link_coroutine_job(Scheduler& scheduler, TaskPromiseBase& promise) noexcept;
+  friend void unlink_coroutine_job(TaskPromiseBase& promise) noexcept;
+  friend std::size_t live_coroutine_jobs(const Scheduler& scheduler) noexcept;
 
   std::coroutine_handle<> continuation_;
   std::exception_ptr error_;
   Scheduler* job_scheduler_ = nullptr;
   JobRecord* job_record_ = nullptr;
   JobLocalEntry* job_locals_ = nullptr;  ///< The root task's: the job's JobLocal values
+  /// Registry links (coroutine_registry.hpp); only a job's root task is linked.
+  CoroutineJobLinks job_links_{nullptr, nullptr, kCoroutineShards};
+  /// The task this one is suspended on in a `co_await` of a Task (nullptr when none): the
+  /// downward link of the await chain, which `continuation_` links upward. For debuggers.
+  TaskPromiseBase* awaiting_ = nullptr;
 };
 
 template <class T>
@@ -180,12 +202,22 @@ class [[nodiscard]] Task {
 
   struct Awaiter {
     std::coroutine_handle<promise_type> child;
+    /// The awaiting task's promise when it is a Task (its awaiting_ link), else nullptr.
+    detail::TaskPromiseBase* parent_promise = nullptr;
     bool await_ready() const noexcept { return !child || child.done(); }
-    std::coroutine_handle<> await_suspend(std::coroutine_handle<> parent) noexcept {
+    template <class ParentPromise>
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<ParentPromise> parent) noexcept {
       child.promise().continuation_ = parent;
+      if constexpr (std::is_base_of_v<detail::TaskPromiseBase, ParentPromise>) {
+        parent_promise = &parent.promise();
+        parent_promise->awaiting_ = &child.promise();
+      }
       return child;
     }
-    T await_resume() { return child.promise().result(); }
+    T await_resume() {
+      if (parent_promise != nullptr) parent_promise->awaiting_ = nullptr;
+      return child.promise().result();
+    }
   };
 
   std::coroutine_handle<promise_type> handle_;

@@ -188,6 +188,7 @@ PathRequest World::request_path(std::uint32_t id) {
 
 void World::find_agent_path(std::size_t worker, std::uint32_t id, PathRequest request) {
   // A* on this worker's scratch; the open list and the raw path live in frame memory.
+  FIBERJOB_TRACE_SCOPE("A* search");
   const Cell start = request.start;
   const Cell goal = request.goal;
   PathResult result = find_path(map_, start, goal, *scratch_[worker], memory_.resource());
@@ -226,6 +227,7 @@ void World::frame_job(fiberjob::Context& ctx) {
 
 void World::build_grid() {
   // Counting sort of the agents by bucket, in frame memory: scratch for this frame only.
+  FIBERJOB_TRACE_SCOPE("build grid");
   const std::size_t buckets = static_cast<std::size_t>(bucket_columns_) * bucket_rows_;
   bucket_start_ = memory_.allocate_array<std::uint32_t>(buckets + 1);
   bucket_agents_ = memory_.allocate_array<std::uint32_t>(agents_.size());
@@ -244,6 +246,7 @@ void World::build_grid() {
 }
 
 void World::move_agents(std::size_t lo, std::size_t hi) {
+  FIBERJOB_TRACE_SCOPE("movement");
   for (std::size_t i = lo; i < hi; ++i) {
     const Vec2 p = positions_[i];
     const Vec2 target = agents_[i].target;
@@ -293,6 +296,7 @@ void World::move_agents(std::size_t lo, std::size_t hi) {
 }
 
 void World::render_prep() {
+  FIBERJOB_TRACE_SCOPE("render prep");
   // A frame snapshot in frame memory (what a renderer would consume), with a checksum so the
   // work is observable.
   struct Sprite {

@@ -116,7 +116,7 @@ TEST_SUITE("config") {
   }
 
   TEST_CASE("tracing at its documented maximum is rejected naming the fields, not bad_alloc") {
-    // 2^26 events x 1,024 workers x 24 bytes = 1.5 TiB of trace buffers.
+    // 2^26 events x 1,024 workers x 32 bytes = 2 TiB of trace buffers.
     Config config;
     config.worker_count = 1024;
     config.fiber_count = 1025;

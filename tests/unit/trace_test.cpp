@@ -93,3 +93,53 @@ TEST_SUITE("trace") {
     CHECK(json.find("\"dropped_events\":0") == std::string::npos);
   }
 }
+
+void zone_compiled_out();  // trace_no_trace.cpp: a FIBERJOB_TRACE_SCOPE under FIBERJOB_NO_TRACE
+
+TEST_SUITE("trace zones") {
+  TEST_CASE("zones go to the running worker's track, or to the main-thread track off a worker") {
+    test::Watchdog watchdog("trace zones", 60s);
+    Config config = test::config_with(2);
+    config.tracing = true;
+    JobSystem js{config};
+    js.trace_frame_mark(7);
+    {
+      FIBERJOB_TRACE_SCOPE("main \"quoted\" zone");  // escaped in the JSON
+      Counter done;
+      for (int i = 0; i < 4; ++i) {
+        js.run(done, [] {
+          FIBERJOB_TRACE_SCOPE("physics");
+          volatile int sink = 0;
+          for (int k = 0; k < 1000; ++k) sink = sink + k;
+        });
+      }
+      js.run(done, [] { zone_compiled_out(); });
+      js.wait(done);
+    }
+    const std::string path = "fiberjob_trace_zones_test.json";
+    js.write_trace(path);
+    const std::string json = read_file(path);
+    std::remove(path.c_str());
+    CHECK(count(json, "\"name\":\"physics\",\"cat\":\"zone\"") == 4);
+    CHECK(count(json,
+                "\"tid\":2,\"args\":{\"name\":\"main thread (threads that are not workers)"
+                "\"}") == 1);
+    CHECK(count(json, "\"name\":\"main \\\"quoted\\\" zone\",\"cat\":\"zone\"") == 1);
+    // The main thread's zone and the frame mark are on its track (tid 2, after the 2 workers).
+    const std::size_t main_zone = json.find("\"name\":\"main \\\"quoted\\\" zone\"");
+    REQUIRE(main_zone != std::string::npos);
+    CHECK(json.find("\"tid\":2}", main_zone) != std::string::npos);
+    CHECK(count(json, "\"name\":\"frame 7\",\"cat\":\"frame\",\"ph\":\"i\",\"s\":\"g\"") == 1);
+    CHECK(count(json, "compiled_out") == 0);
+  }
+
+  TEST_CASE("without a traced job system a zone records nothing and costs no clock read") {
+    JobSystem js{test::config_with(1)};
+    Counter done;
+    js.run(done, [] { FIBERJOB_TRACE_SCOPE("untraced"); });
+    js.wait(done);
+    CHECK(detail::g_traced_systems.load() == 0);
+    CHECK_THROWS_AS(js.write_trace("unused.json"), Error);
+    js.trace_frame_mark(1);  // a no-op, not an error
+  }
+}

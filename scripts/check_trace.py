@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""Validates a Chrome Trace Event JSON file (JSON Object Format) as fiberjob writes it, against
+the Trace Event Format document (docs.google.com/document/d/1CvAClvFfyA5R-PhYUmn5OOQtYMH4h6I0nSsKchNAySU):
+the top-level object and its traceEvents array; per event the fields its phase requires (name,
+ph, pid, tid, ts in microseconds, dur for complete events, scope for instant events, args.name
+for metadata); complete events on one thread properly nested (Perfetto draws them as a stack);
+and every thread that has events named by thread_name metadata.
+
+  scripts/check_trace.py TRACE.json                 # check a file
+  scripts/check_trace.py --run TRACE.json -- CMD..  # run CMD (which writes TRACE.json), then check
+
+Exit status 0 = valid. Prints a summary (events per phase, dropped events) either way."""
+
+import json
+import subprocess
+import sys
+from collections import Counter, defaultdict
+
+PHASES = {"X", "B", "E", "i", "I", "M", "C", "s", "t", "f", "b", "e", "n"}
+METADATA = {"process_name", "process_labels", "process_sort_index", "thread_name",
+            "thread_sort_index"}
+
+
+def number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_event(index, event, errors):
+    where = "event {}".format(index)
+    if not isinstance(event, dict):
+        errors.append("{}: not an object".format(where))
+        return
+    ph = event.get("ph")
+    if ph not in PHASES:
+        errors.append("{}: unknown phase {!r}".format(where, ph))
+        return
+    if not isinstance(event.get("name"), str):
+        errors.append("{}: name must be a string".format(where))
+    if not isinstance(event.get("pid"), int):
+        errors.append("{}: pid must be an integer".format(where))
+    if ph == "M":
+        if event.get("name") not in METADATA:
+            errors.append("{}: unknown metadata {!r}".format(where, event.get("name")))
+        if event.get("name") in ("process_name", "thread_name") and not isinstance(
+                event.get("args", {}).get("name"), str):
+            errors.append("{}: {} needs args.name".format(where, event.get("name")))
+        if event.get("name") == "thread_name" and not isinstance(event.get("tid"), int):
+            errors.append("{}: thread_name needs an integer tid".format(where))
+        return
+    if not isinstance(event.get("tid"), int):
+        errors.append("{}: tid must be an integer".format(where))
+    if not number(event.get("ts")) or event["ts"] < 0:
+        errors.append("{}: ts must be a number >= 0 (microseconds)".format(where))
+    if ph == "X" and (not number(event.get("dur")) or event["dur"] < 0):
+        errors.append("{}: a complete event needs dur >= 0".format(where))
+    if ph in ("i", "I") and event.get("s", "t") not in ("g", "p", "t"):
+        errors.append("{}: instant scope must be g, p or t".format(where))
+    if ph in ("s", "t", "f", "b", "e", "n") and "id" not in event:
+        errors.append("{}: a flow or async event needs an id".format(where))
+    if "args" in event and not isinstance(event["args"], dict):
+        errors.append("{}: args must be an object".format(where))
+
+
+def check_nesting(events, errors):
+    """Complete events of one thread must nest: each one ends before the enclosing one does."""
+    per_thread = defaultdict(list)
+    for event in events:
+        if event.get("ph") == "X" and number(event.get("ts")) and number(event.get("dur")):
+            per_thread[(event["pid"], event.get("tid"))].append(
+                (event["ts"], -event["dur"], event["name"]))
+    bad = 0
+    for thread, spans in per_thread.items():
+        spans.sort()
+        stack = []
+        for ts, neg_dur, name in spans:
+            end = ts - neg_dur
+            while stack and stack[-1][0] <= ts + 1e-9:
+                stack.pop()
+            if stack and end > stack[-1][0] + 1e-3:  # 1 ns of rounding slack
+                bad += 1
+                if bad <= 5:
+                    errors.append("thread {}: {!r} at {} us overlaps the end of {!r}".format(
+                        thread, name, ts, stack[-1][1]))
+            stack.append((end, name))
+    if bad > 5:
+        errors.append("... {} overlapping complete events in all".format(bad))
+
+
+def check(path):
+    errors = []
+    try:
+        with open(path) as file:
+            trace = json.load(file)
+    except (OSError, ValueError) as error:
+        return ["cannot read {}: {}".format(path, error)], None
+    if not isinstance(trace, dict) or not isinstance(trace.get("traceEvents"), list):
+        return ["the top level must be an object with a traceEvents array"], None
+    if trace.get("displayTimeUnit", "ms") not in ("ms", "ns"):
+        errors.append("displayTimeUnit must be ms or ns")
+    events = trace["traceEvents"]
+    for index, event in enumerate(events):
+        check_event(index, event, errors)
+    check_nesting(events, errors)
+    named = {(e.get("pid"), e.get("tid")) for e in events
+             if e.get("ph") == "M" and e.get("name") == "thread_name"}
+    used = {(e.get("pid"), e.get("tid")) for e in events if e.get("ph") not in ("M", None)}
+    for thread in sorted(used - named, key=str):
+        errors.append("thread {} has events but no thread_name".format(thread))
+    phases = Counter(e.get("ph") for e in events if isinstance(e, dict))
+    summary = "{} events ({}), {} dropped".format(
+        len(events), ", ".join("{} {}".format(n, ph) for ph, n in sorted(phases.items())),
+        trace.get("otherData", {}).get("dropped_events", "?"))
+    return errors, summary
+
+
+def main(argv):
+    if len(argv) >= 4 and argv[1] == "--run" and argv[3] == "--":
+        path = argv[2]
+        result = subprocess.run(argv[4:])
+        if result.returncode != 0:
+            print("check_trace: the command failed (exit {})".format(result.returncode))
+            return 1
+    elif len(argv) == 2:
+        path = argv[1]
+    else:
+        print(__doc__)
+        return 2
+    errors, summary = check(path)
+    for error in errors[:50]:
+        print("check_trace: " + error)
+    if summary:
+        print("check_trace: {}: {}".format(path, summary))
+    print("check_trace: " + ("valid" if not errors else "{} errors".format(len(errors))))
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

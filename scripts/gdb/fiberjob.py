@@ -1,0 +1,337 @@
+# gdb extension for fiberjob: lists the pooled fibers and the live coroutine jobs of every job
+# system in the process, and prints the backtrace of a suspended fiber from its saved context.
+# Works on a live process and on a core file. Needs the library's debug information (-g).
+#
+#   (gdb) source scripts/gdb/fiberjob.py
+#   (gdb) fiberjob fibers [all]   every fiber that is not idle in its pool (all: also the idle ones)
+#   (gdb) fiberjob coroutines     every live coroutine job, with its chain of awaited tasks
+#   (gdb) fiberjob bt N [S]       backtrace of suspended fiber N (of job system S, default 0)
+#   (gdb) fiberjob bt all         backtraces of every suspended fiber
+#
+# Where the library keeps what this reads (see docs/debugging.md):
+#   fiberjob::detail::g_debug_schedulers / g_debug_scheduler_count  the live job systems
+#   Scheduler::fibers_ (FiberPool): chunks_[i]->fibers[j], created_   every pooled fiber
+#   fiberjob::detail::g_coroutine_jobs[shard].head                    root tasks of coroutine jobs
+#   TaskPromiseBase::awaiting_                                        the task a task awaits
+#
+# A suspended fiber's Boost.Context fcontext (Fiber::context.fctx_) is the stack pointer saved
+# by jump_fcontext (Boost 1.74, x86_64 System V, jump_x86_64_sysv_elf_gas.S): the saved
+# registers sit on the fiber's stack at that address, as below; the fiber resumes at `rip`
+# with rsp = fctx + 0x40.
+
+import gdb
+import gdb.unwinder
+
+FCONTEXT_X86_64 = {"r12": 0x08, "r13": 0x10, "r14": 0x18, "r15": 0x20, "rbx": 0x28, "rbp": 0x30,
+                   "rip": 0x38}
+FCONTEXT_X86_64_SIZE = 0x40
+# The promise's offset in a coroutine frame (g++ and clang++: after the resume and destroy
+# function pointers, for promises aligned to at most 16 bytes).
+PROMISE_OFFSET_IN_FRAME = 16
+
+STATES = {0: "pooled", 1: "running", 2: "suspended", 3: "native"}
+
+
+def lookup(name):
+    return gdb.lookup_type(name)
+
+
+def raw(value, target_type):
+    """Reads `value`'s first bytes as `target_type` (std::atomic<T> and std::unique_ptr<T> hold
+    their T at offset 0 in libstdc++ and libc++)."""
+    return value.address.cast(target_type.pointer()).dereference()
+
+
+def atomic(value):
+    return raw(value, value.type.strip_typedefs().template_argument(0))
+
+
+def schedulers():
+    count = int(gdb.parse_and_eval("'fiberjob::detail::g_debug_scheduler_count'"))
+    array = gdb.parse_and_eval("'fiberjob::detail::g_debug_schedulers'")
+    return [array[i].dereference() for i in range(count)]
+
+
+def fibers(scheduler):
+    pool = scheduler["fibers_"]
+    created = int(atomic(pool["created_"]))
+    chunk_type = lookup("fiberjob::detail::FiberPool::Chunk").pointer()
+    chunks = raw(pool["chunks_"], chunk_type.pointer())  # std::atomic<Chunk*>[]
+    per_chunk = int(gdb.parse_and_eval("fiberjob::detail::FiberPool::kChunkFibers"))
+    for index in range(created):
+        chunk = chunks[index // per_chunk]
+        yield chunk.dereference()["fibers"][index % per_chunk]
+
+
+def state_of(fiber):
+    return STATES.get(int(atomic(fiber["state"])), "?")
+
+
+def saved_registers(fiber):
+    """The registers jump_fcontext saved on the fiber's stack, or None (never suspended)."""
+    fctx = int(fiber["context"]["fctx_"])
+    if fctx == 0:
+        return None
+    u64 = lookup("unsigned long").pointer()
+    regs = {name: int(gdb.Value(fctx + offset).cast(u64).dereference())
+            for name, offset in FCONTEXT_X86_64.items()}
+    regs["rsp"] = fctx + FCONTEXT_X86_64_SIZE
+    return regs
+
+
+class FrameId:
+    def __init__(self, sp, pc):
+        self.sp = sp
+        self.pc = pc
+
+
+class FiberUnwinder(gdb.unwinder.Unwinder):
+    """While a fiber is selected (`regs` set), makes the caller of the selected thread's
+    innermost frame the suspended fiber's frame, with the registers its switch saved: frame 1
+    onwards is then the fiber's stack. It only reads memory, so it works on core files, where
+    gdb cannot write registers."""
+
+    def __init__(self):
+        super().__init__("fiberjob fiber")
+        self.regs = None
+
+    def __call__(self, pending_frame):
+        if self.regs is None or pending_frame.level() != 0:
+            return None
+        frame_id = FrameId(pending_frame.read_register("rsp"), pending_frame.read_register("rip"))
+        info = pending_frame.create_unwind_info(frame_id)
+        u64 = lookup("unsigned long")
+        for name in ("rip", "rsp", "rbp", "rbx", "r12", "r13", "r14", "r15"):
+            info.add_saved_register(name, gdb.Value(self.regs[name]).cast(u64))
+        return info
+
+
+UNWINDER = FiberUnwinder()
+gdb.unwinder.register_unwinder(None, UNWINDER, replace=True)
+
+
+class FiberSelected:
+    """`with FiberSelected(regs):` the selected thread's frames from 1 on are the fiber's."""
+
+    def __init__(self, regs):
+        self.regs = regs
+
+    def __enter__(self):
+        UNWINDER.regs = self.regs
+        gdb.invalidate_cached_frames()
+        return self
+
+    def __exit__(self, *exc):
+        UNWINDER.regs = None
+        gdb.invalidate_cached_frames()
+        return False
+
+
+def frame_names(limit=64):
+    """Qualified function names of the selected fiber's frames, newest first."""
+    names = []
+    frame = gdb.newest_frame().older()  # frame 0 is the thread's own (FiberUnwinder)
+    while frame is not None and len(names) < limit:
+        function = frame.function()
+        names.append(function.print_name if function is not None else (frame.name() or "??"))
+        try:
+            frame = frame.older()
+        except gdb.error:
+            break
+    return names
+
+
+def describe_stack(names):
+    """(job, waits_in) from a suspended fiber's frame names, newest first: job is the chain of
+    calls from the frame that fiberjob's invoke_job called down to the fiberjob call it waits
+    in; waits_in is that call (the outermost public fiberjob function on top of the job)."""
+    top = len(names)
+    for i, name in enumerate(names):
+        if name.startswith("fiberjob::detail::invoke_job<") or name.startswith(
+                "fiberjob::detail::call_job<"):
+            top = i
+            break
+    waits_at = None
+    for i in range(top):
+        name = names[i]
+        if name.startswith("fiberjob::") and not name.startswith("fiberjob::detail::"):
+            waits_at = i
+    if waits_at is None:
+        return "?", "?"
+    calls = [plain_name(name) for name in reversed(names[waits_at + 1:top])]
+    return " > ".join(calls) or "?", names[waits_at]
+
+
+def plain_name(name):
+    """A function's name without its parameter list and anonymous-namespace prefix."""
+    name = name.replace("(anonymous namespace)::", "")
+    if name.startswith("operator()"):
+        return "lambda"
+    depth = 0
+    for i in range(len(name) - 1, -1, -1):  # the last top-level '(' starts the parameters
+        if name[i] == ")":
+            depth += 1
+        elif name[i] == "(":
+            depth -= 1
+            if depth == 0:
+                return name[:i] if i > 0 else name
+    return name
+
+
+def short(name, width=70):
+    return name if len(name) <= width else name[:width - 3] + "..."
+
+
+class FiberjobPrefix(gdb.Command):
+    """fiberjob: inspect fiberjob job systems (fibers, coroutines, bt)."""
+
+    def __init__(self):
+        super().__init__("fiberjob", gdb.COMMAND_STACK, gdb.COMPLETE_COMMAND, prefix=True)
+
+
+class FiberjobFibers(gdb.Command):
+    """fiberjob fibers [all]: every fiber of every job system that is not idle in its pool (with
+    `all`, the idle ones too): state, the job it runs, what it waits on, its last worker."""
+
+    def __init__(self):
+        super().__init__("fiberjob fibers", gdb.COMMAND_STACK)
+
+    def invoke(self, arg, from_tty):
+        show_all = arg.strip() == "all"
+        for s_index, scheduler in enumerate(schedulers()):
+            pool = scheduler["fibers_"]
+            print("job system {} at {}: {} workers, {} fibers made, {} in use".format(
+                s_index, scheduler.address, int(scheduler["workers_"]["_M_impl"]["_M_finish"] -
+                                                scheduler["workers_"]["_M_impl"]["_M_start"]),
+                int(atomic(pool["created_"])), int(atomic(pool["in_use_"]))))
+            idle = 0
+            for fiber in fibers(scheduler):
+                state = state_of(fiber)
+                if state == "pooled" and not show_all:
+                    idle += 1
+                    continue
+                print("  " + fiber_line(fiber, state))
+            if idle:
+                print("  ({} idle fibers in the pool; `fiberjob fibers all` lists them)".format(idle))
+
+
+def fiber_line(fiber, state):
+    worker = fiber["worker"]
+    worker_text = "worker {}".format(int(worker["index"])) if int(worker) != 0 else "no worker"
+    line = "fiber {:<4} {:<9} last on {}".format(int(fiber["index"]), state, worker_text)
+    if state != "suspended":
+        return line
+    counter = int(atomic(fiber["waiting_on"]))
+    regs = saved_registers(fiber)
+    job, waits_in = "?", "?"
+    if regs is not None:
+        with FiberSelected(regs):
+            job, waits_in = describe_stack(frame_names())
+    waits_in = plain_name(waits_in)
+    waits = "counter {:#x}".format(counter) if counter else "in " + waits_in
+    if counter:
+        pending = gdb.Value(counter).cast(lookup("fiberjob::Counter").pointer()).dereference()
+        waits += " (pending {})".format(int(atomic(pending["value_"])))
+        waits += ", in " + waits_in
+    return line + "\n      job:   {}\n      waits: {}".format(short(job), short(waits))
+
+
+class FiberjobBt(gdb.Command):
+    """fiberjob bt N [S]: the backtrace of suspended fiber N of job system S (default 0), read
+    from the registers its last switch saved on its stack. fiberjob bt all: of every suspended
+    fiber of every job system."""
+
+    def __init__(self):
+        super().__init__("fiberjob bt", gdb.COMMAND_STACK)
+
+    def invoke(self, arg, from_tty):
+        words = arg.split()
+        if not words:
+            raise gdb.GdbError("usage: fiberjob bt FIBER [JOB_SYSTEM] | fiberjob bt all")
+        systems = schedulers()
+        if words[0] == "all":
+            for s_index, scheduler in enumerate(systems):
+                for fiber in fibers(scheduler):
+                    if state_of(fiber) == "suspended":
+                        print_backtrace(fiber, s_index)
+            return
+        wanted = int(words[0])
+        s_index = int(words[1]) if len(words) > 1 else 0
+        if s_index >= len(systems):
+            raise gdb.GdbError("no job system {} ({} live)".format(s_index, len(systems)))
+        for fiber in fibers(systems[s_index]):
+            if int(fiber["index"]) != wanted:
+                continue
+            state = state_of(fiber)
+            if state != "suspended":
+                raise gdb.GdbError("fiber {} is {}, not suspended: its stack is a thread's "
+                                   "(`info threads`) or unused".format(wanted, state))
+            print_backtrace(fiber, s_index)
+            return
+        raise gdb.GdbError("no fiber {} in job system {}".format(wanted, s_index))
+
+
+def print_backtrace(fiber, s_index):
+    print("fiber {} of job system {} (suspended, last on worker {}); frame #0 is the selected "
+          "thread's, #1 on the fiber's:".format(int(fiber["index"]), s_index,
+                                                int(fiber["worker"]["index"])))
+    with FiberSelected(saved_registers(fiber)):
+        gdb.execute("backtrace")
+
+
+def function_at(address):
+    """(name, "file:line") of the function whose code holds `address`: for a coroutine's
+    resume function, the coroutine and the line where it is defined."""
+    block = gdb.block_for_pc(address)
+    while block is not None and block.function is None:
+        block = block.superblock
+    if block is None:
+        return "?? ({:#x})".format(address), "?"
+    function = block.function
+    where = "{}:{}".format(function.symtab.filename, function.line) if function.symtab else "?"
+    return plain_name(function.print_name), where
+
+
+def coroutine_roots():
+    shards = gdb.parse_and_eval("'fiberjob::detail::g_coroutine_jobs'")
+    first, last = shards.type.strip_typedefs().range()
+    for i in range(first, last + 1):
+        promise = shards[i]["head"]
+        while int(promise) != 0:
+            yield promise
+            promise = promise["job_links_"]["next"]
+
+
+def await_chain(promise):
+    u64p = lookup("unsigned long").pointer()
+    while int(promise) != 0:
+        frame = int(promise) - PROMISE_OFFSET_IN_FRAME
+        resume = int(gdb.Value(frame).cast(u64p).dereference())
+        yield frame, resume
+        promise = promise["awaiting_"]
+
+
+class FiberjobCoroutines(gdb.Command):
+    """fiberjob coroutines: every live coroutine job (the root task of the job first), with the
+    chain of tasks it awaits down to the innermost, each as its coroutine function and source."""
+
+    def __init__(self):
+        super().__init__("fiberjob coroutines", gdb.COMMAND_STACK)
+
+    def invoke(self, arg, from_tty):
+        jobs = 0
+        for root in coroutine_roots():
+            jobs += 1
+            print("coroutine job {} (root promise {}):".format(jobs, root))
+            for depth, (frame, resume) in enumerate(await_chain(root)):
+                name, where = function_at(resume) if resume else ("(finished)", "?")
+                print("  #{} frame {:#x} {}\n       at {}".format(depth, frame, name, where))
+        if jobs == 0:
+            print("no live coroutine job (they are listed only while a job system runs with "
+                  "Config::track_coroutine_jobs = true)")
+
+
+FiberjobPrefix()
+FiberjobFibers()
+FiberjobBt()
+FiberjobCoroutines()

@@ -1,0 +1,47 @@
+// User zones (FIBERJOB_TRACE_SCOPE) and frame marks: where their trace events go.
+
+#include <algorithm>
+
+#include "fiberjob/job_system.hpp"
+#include "fiberjob/trace.hpp"
+
+#include "fiber.hpp"
+#include "scheduler.hpp"
+#include "worker.hpp"
+
+namespace fiberjob {
+namespace detail {
+
+std::atomic<int> g_traced_systems{0};
+
+std::uint64_t trace_scope_begin() noexcept { return trace_now_ns(); }
+
+void trace_scope_end(const char* name, std::uint64_t start_ns) noexcept {
+  const std::uint64_t now = trace_now_ns();
+  if (Worker* worker = current_worker(); worker != nullptr) {
+    if (!worker->scheduler->tracing()) return;
+    const Fiber* fiber = worker->current;
+    // Clipped to the fiber's current run segment, so that the zone nests in the job's segment
+    // on this track (its earlier segments ran elsewhere or between other jobs).
+    const std::uint64_t start =
+        fiber != nullptr ? std::max(start_ns, fiber->segment_start_ns) : start_ns;
+    worker->trace.record(TraceKind::Zone, start, now, fiber != nullptr ? fiber->index : 0, name);
+    return;
+  }
+  record_on_external_track(TraceKind::Zone, start_ns, now, 0, name);
+}
+
+}  // namespace detail
+
+void JobSystem::trace_frame_mark(std::uint64_t frame) noexcept {
+  if (!impl_->tracing()) return;
+  const std::uint64_t now = detail::trace_now_ns();
+  try {
+    impl_->external_track().record(impl_->config().trace_events_per_worker,
+                                   detail::TraceKind::FrameMark, now, now,
+                                   static_cast<std::uint32_t>(frame), nullptr);
+  } catch (...) {  // the track's buffer could not be allocated: the mark is lost, nothing else
+  }
+}
+
+}  // namespace fiberjob

@@ -1,0 +1,92 @@
+#!/usr/bin/env python3
+"""The debugger test: runs tests/gdb/suspended_jobs.cpp under `gdb -batch` with
+scripts/gdb/fiberjob.py, stops it once its jobs are suspended, writes a core file, then inspects
+the core in a second gdb. Both sessions must show the suspended plain jobs' functions in
+`fiberjob bt all`, what they wait on in `fiberjob fibers`, and the coroutine job's await chain in
+`fiberjob coroutines`. Exit status 0 = passed; the gdb output is printed either way."""
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+COMMANDS = ["fiberjob fibers", "fiberjob coroutines", "fiberjob bt all"]
+
+
+def run_gdb(gdb, args, work_dir, name):
+    result = subprocess.run([gdb, "-batch", "-nx"] + args, cwd=work_dir, capture_output=True,
+                            text=True, timeout=240)
+    output = result.stdout + result.stderr
+    print("===== gdb session: {} (exit {})\n{}".format(name, result.returncode, output))
+    return output
+
+
+def check(output, name):
+    """Returns the list of failed expectations for one session's output."""
+    expectations = [
+        # fiberjob fibers: both plain jobs, what they wait on and their call chains.
+        (r"job:\s+lambda > plain_job_waiting_on_counter > wait_for_assets",
+         "the counter waiter's job chain"),
+        (r"waits: counter 0x[0-9a-f]+ \(pending 1\), in fiberjob::this_fiber::wait",
+         "the counter it waits on"),
+        (r"job:\s+lambda > plain_job_waiting_on_event\n\s+waits: in fiberjob::Event::wait",
+         "the event waiter"),
+        # fiberjob coroutines: root task first, then the task it awaits.
+        (r"#0 frame 0x[0-9a-f]+ coroutine_job_loading_level\n\s+at \S+suspended_jobs.cpp:\d+\n"
+         r"\s+#1 frame 0x[0-9a-f]+ stream_chunk\n", "the coroutine job's await chain"),
+        # fiberjob bt all: the suspended jobs' functions, below the switch that suspended them.
+        (r"#\d+ .*fiberjob::this_fiber::wait[^\n]*\n#\d+ [^\n]*wait_for_assets[^\n]*\n"
+         r"#\d+ [^\n]*plain_job_waiting_on_counter", "the counter waiter's backtrace"),
+        (r"#\d+ [^\n]*fiberjob::Event::wait[^\n]*\n#\d+ [^\n]*plain_job_waiting_on_event",
+         "the event waiter's backtrace"),
+    ]
+    failures = []
+    for pattern, what in expectations:
+        if not re.search(pattern, output):
+            failures.append("{}: missing {} (/{}/)".format(name, what, pattern))
+    if output.count("(suspended, last on worker") != 2:
+        failures.append("{}: expected exactly 2 suspended fibers in `fiberjob bt all`".format(name))
+    if "Python Exception" in output or "Error occurred in Python" in output:
+        failures.append("{}: the extension raised an error".format(name))
+    return failures
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--program", required=True)
+    parser.add_argument("--extension", required=True)
+    parser.add_argument("--work-dir", required=True)
+    parser.add_argument("--gdb", default="gdb")
+    args = parser.parse_args()
+    args.program = os.path.abspath(args.program)
+    args.extension = os.path.abspath(args.extension)
+    gdb = shutil.which(args.gdb)
+    if gdb is None:
+        print("gdb not found: run scripts/install-deps.sh (Debian package gdb)")
+        return 1
+    os.makedirs(args.work_dir, exist_ok=True)
+    core = os.path.join(args.work_dir, "suspended_jobs.core")
+    if os.path.exists(core):
+        os.remove(core)
+    source = ["-ex", "set pagination off", "-ex", "source " + args.extension]
+    inspect = [arg for command in COMMANDS for arg in ("-ex", command)]
+    live = run_gdb(gdb, source + ["-ex", "break fiberjob_debugger_stop", "-ex", "run"] + inspect +
+                   ["-ex", "generate-core-file " + core, "-ex", "kill", args.program],
+                   args.work_dir, "live process")
+    failures = check(live, "live process")
+    if os.path.exists(core):
+        failures += check(run_gdb(gdb, source + inspect + [args.program, core], args.work_dir,
+                                  "core file"), "core file")
+        os.remove(core)  # about 100 MB
+    else:
+        failures.append("no core file was written")
+    for failure in failures:
+        print("FAILED: " + failure)
+    print("gdb test: " + ("passed" if not failures else "{} failures".format(len(failures))))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

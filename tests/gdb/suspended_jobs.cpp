@@ -1,0 +1,73 @@
+// The program the debugger test (tests/gdb/run_gdb_test.py) inspects with scripts/gdb/fiberjob.py:
+// a plain job suspended on a counter, one suspended on an event, and a coroutine job suspended
+// two tasks deep. When all three are suspended it calls fiberjob_debugger_stop(), where the test
+// stops it (and writes a core file); run on its own, it releases the jobs and exits 0.
+
+#include <fiberjob/fiberjob.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <thread>
+
+namespace {
+
+fiberjob::Counter g_assets_loaded;  // held at 1 by main: the waits below suspend
+fiberjob::Event g_frame_started;
+std::atomic<int> g_about_to_suspend{0};  // jobs that reached their wait
+
+/// Named functions (not lambdas), kept out of line, so that the backtraces name them.
+[[gnu::noinline]] void wait_for_assets(fiberjob::Context& ctx) {
+  static_cast<void>(ctx);
+  g_about_to_suspend.fetch_add(1);
+  fiberjob::this_fiber::wait(g_assets_loaded);  // suspends this job's fiber
+}
+
+[[gnu::noinline]] void plain_job_waiting_on_counter(fiberjob::Context& ctx) {
+  wait_for_assets(ctx);
+}
+
+[[gnu::noinline]] void plain_job_waiting_on_event() {
+  g_about_to_suspend.fetch_add(1);
+  g_frame_started.wait();
+}
+
+fiberjob::Task<int> stream_chunk(fiberjob::Context& ctx) {
+  g_about_to_suspend.fetch_add(1);
+  co_await ctx.wait(g_assets_loaded);
+  co_return 1;
+}
+
+fiberjob::Task<> coroutine_job_loading_level(fiberjob::Context& ctx) {
+  const int chunks = co_await stream_chunk(ctx);
+  if (chunks != 1) std::fputs("unexpected chunk count\n", stderr);
+}
+
+}  // namespace
+
+/// The test's breakpoint: called once every job is suspended.
+extern "C" [[gnu::noinline]] void fiberjob_debugger_stop() { asm volatile("" ::: "memory"); }
+
+int main() {
+  fiberjob::Config config;
+  config.worker_count = 2;
+  config.track_coroutine_jobs = true;  // for `fiberjob coroutines`
+  fiberjob::JobSystem system(config);
+  g_assets_loaded.add(1);
+  fiberjob::Counter jobs;
+  system.run(jobs, [](fiberjob::Context& ctx) { plain_job_waiting_on_counter(ctx); });
+  system.run(jobs, [] { plain_job_waiting_on_event(); });
+  system.run(jobs, [](fiberjob::Context& ctx) { return coroutine_job_loading_level(ctx); });
+  // The three jobs reached their waits and the two plain ones switched away from their fibers;
+  // a moment more lets the last switch finish on its worker.
+  while (g_about_to_suspend.load() < 3 || system.stats().fiber_switches < 2) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  fiberjob_debugger_stop();
+  g_frame_started.set();
+  g_assets_loaded.signal();
+  system.wait(jobs);
+  std::puts("all jobs finished");
+  return 0;
+}
