@@ -69,7 +69,10 @@ void run_job(Fiber* self, Job job, bool defer_signal) noexcept {
   self->job_stop = nullptr;  // a job spawned with a stop token sets its own (detail::Stoppable)
   WorkerStats::bump(self->worker->stats.jobs_run);
   const bool tracing = self->scheduler->tracing();
-  if (tracing) self->segment_start_ns = trace_now_ns();
+  if (tracing) {
+    self->segment_start_ns = trace_now_ns();
+    self->job_name = record->name;  // read now: the record may be gone after the call
+  }
   bool ended = true;
   try {
     ended = record->invoke(*record, &self->scheduler->context());
@@ -80,7 +83,8 @@ void run_job(Fiber* self, Job job, bool defer_signal) noexcept {
   destroy_job_locals(locals);  // a coroutine job keeps its own in its promise: none here
   self->job_locals = outer_locals;
   if (tracing) {  // the last run segment: the job may have moved, so the current worker
-    self->worker->trace.record(TraceKind::Job, self->segment_start_ns, trace_now_ns(), self->index);
+    self->worker->trace.record(TraceKind::Job, self->segment_start_ns, trace_now_ns(), self->index,
+                               self->job_name);
   }
   if (ended) end_job(self, record, defer_signal);
 }
@@ -122,7 +126,10 @@ void resume_coroutine(Fiber* self, Job job) noexcept {
   self->job_counter = static_cast<Counter*>(const_cast<void*>(node->job_counter));
   self->job_stop = node->job_stop;
   const bool tracing = self->scheduler->tracing();
-  if (tracing) self->segment_start_ns = trace_now_ns();
+  if (tracing) {
+    self->segment_start_ns = trace_now_ns();
+    self->job_name = nullptr;  // names are kept for plain jobs only (JobOptions::name)
+  }
   const std::uint32_t locks_before = self->plain_locks;
   ++self->segment;
   JobLocalEntry** const outer_locals =
@@ -188,12 +195,14 @@ class KeepOuterJob {
         priority_(self->priority),
         job_counter_(self->job_counter),
         job_stop_(self->job_stop),
-        segment_start_ns_(self->segment_start_ns) {}
+        segment_start_ns_(self->segment_start_ns),
+        job_name_(self->job_name) {}
   ~KeepOuterJob() {
     self_->priority = priority_;
     self_->job_counter = job_counter_;
     self_->job_stop = job_stop_;
     self_->segment_start_ns = segment_start_ns_;
+    self_->job_name = job_name_;
   }
   KeepOuterJob(const KeepOuterJob&) = delete;
   KeepOuterJob& operator=(const KeepOuterJob&) = delete;
@@ -204,6 +213,7 @@ class KeepOuterJob {
   Counter* job_counter_;
   const std::stop_token* job_stop_;
   std::uint64_t segment_start_ns_;
+  const char* job_name_;
 };
 
 }  // namespace

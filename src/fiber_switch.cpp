@@ -153,7 +153,7 @@ namespace {
   if (!self->pinned) set_state(*self, FiberState::Suspended);  // a thread's own stack stays Native
   if (scheduler.tracing()) {  // this run segment of the job ends here
     const std::uint64_t now = trace_now_ns();
-    worker->trace.record(TraceKind::Job, self->segment_start_ns, now, self->index);
+    worker->trace.record(TraceKind::Job, self->segment_start_ns, now, self->index, self->job_name);
     worker->trace.record(TraceKind::Suspend, now, now, self->index);
   }
   switch_now(self, to, action, counter);

@@ -89,10 +89,12 @@ void write_event(std::FILE* out, const TraceEvent& e, std::uint64_t origin_ns, s
     case TraceKind::Job:
     case TraceKind::Coroutine:
     case TraceKind::Idle:
+      // A job spawned with JobOptions::name shows that name; its category stays "job".
       fmt::print(out,
                  ",\n{{\"name\":\"{}\",\"cat\":\"{}\",\"ph\":\"X\",\"ts\":{:.3f},\"dur\":{:.3f},"
                  "\"pid\":1,\"tid\":{},\"args\":{{\"fiber\":{}}}}}",
-                 event_name(e.kind), event_name(e.kind), ts_us, dur_us, tid, e.id);
+                 e.name != nullptr ? json_escaped(e.name) : std::string(event_name(e.kind)),
+                 event_name(e.kind), ts_us, dur_us, tid, e.id);
       return;
     case TraceKind::Steal:
     case TraceKind::Suspend:

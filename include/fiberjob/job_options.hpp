@@ -24,7 +24,8 @@ struct JobOptions {
   /// Errors: `Error` (`InvalidArgument`) at spawn when there is no such class.
   std::uint8_t stack_class = 0;
   /// A name for traces and debuggers (a string that outlives the job, e.g. a literal); nullptr
-  /// for none. Stored with the job; not copied.
+  /// for none. Stored with the job; not copied. With `Config::tracing`, a plain job's run
+  /// segments carry it in the trace (a coroutine job's segments are named "coroutine").
   const char* name = nullptr;
 };
 

@@ -67,6 +67,31 @@ TEST_SUITE("trace") {
     CHECK(json.find("\"dropped_events\":0") != std::string::npos);
   }
 
+  TEST_CASE("a job spawned with JobOptions::name shows that name in the trace") {
+    test::Watchdog watchdog("trace names", 60s);
+    Config config = test::config_with(2);
+    config.tracing = true;
+    JobSystem js{config};
+    Counter gate;
+    gate.add(1);
+    Counter done;
+    js.run(done, JobOptions{.name = "navmesh \"build\""}, [] {});
+    js.run(done, JobOptions{.name = "physics"}, [&gate] {
+      this_fiber::wait(gate);  // two run segments, both named
+    });
+    js.run(done, [] {});  // unnamed: "job"
+    while (js.stats().fibers_in_use < 3) std::this_thread::yield();
+    gate.signal();
+    js.wait(done);
+    const std::string path = "fiberjob_trace_names_test.json";
+    js.write_trace(path);
+    const std::string json = read_file(path);
+    std::remove(path.c_str());
+    CHECK(count(json, "\"name\":\"physics\",\"cat\":\"job\",\"ph\":\"X\"") == 2);
+    CHECK(count(json, "\"name\":\"navmesh \\\"build\\\"\",\"cat\":\"job\"") == 1);  // escaped
+    CHECK(count(json, "\"name\":\"job\",\"cat\":\"job\",\"ph\":\"X\"") >= 1);
+  }
+
   TEST_CASE("write_trace without Config::tracing throws naming the field") {
     JobSystem js{test::config_with(1)};
     try {
