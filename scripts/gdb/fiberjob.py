@@ -19,6 +19,8 @@
 # registers sit on the fiber's stack at that address, as below; the fiber resumes at `rip`
 # with rsp = fctx + 0x40.
 
+import re
+
 import gdb
 import gdb.unwinder
 
@@ -165,7 +167,9 @@ def describe_stack(names):
 def plain_name(name):
     """A function's name without its parameter list and anonymous-namespace prefix."""
     name = name.replace("(anonymous namespace)::", "")
-    if name.startswith("operator()"):
+    # g++ names a lambda's call operator "operator()" in a "{lambda(...)#N}" scope; clang names
+    # the closure "$_N" ("main::$_0::operator()").
+    if name.startswith("operator()") or re.search(r"\$_\d+::operator\(\)", name):
         return "lambda"
     depth = 0
     for i in range(len(name) - 1, -1, -1):  # the last top-level '(' starts the parameters

@@ -16,20 +16,25 @@ fiberjob::Counter g_assets_loaded;  // held at 1 by main: the waits below suspen
 fiberjob::Event g_frame_started;
 std::atomic<int> g_about_to_suspend{0};  // jobs that reached their wait
 
-/// Named functions (not lambdas), kept out of line, so that the backtraces name them.
+/// Named functions (not lambdas), kept out of line, so that the backtraces name them. The empty
+/// asm after each call keeps the call out of tail position: clang turns a tail call into a
+/// jump, and the caller's frame would then be missing from the backtrace.
 [[gnu::noinline]] void wait_for_assets(fiberjob::Context& ctx) {
   static_cast<void>(ctx);
   g_about_to_suspend.fetch_add(1);
   fiberjob::this_fiber::wait(g_assets_loaded);  // suspends this job's fiber
+  asm volatile("" ::: "memory");
 }
 
 [[gnu::noinline]] void plain_job_waiting_on_counter(fiberjob::Context& ctx) {
   wait_for_assets(ctx);
+  asm volatile("" ::: "memory");
 }
 
 [[gnu::noinline]] void plain_job_waiting_on_event() {
   g_about_to_suspend.fetch_add(1);
   g_frame_started.wait();
+  asm volatile("" ::: "memory");
 }
 
 fiberjob::Task<int> stream_chunk(fiberjob::Context& ctx) {
