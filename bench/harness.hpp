@@ -29,6 +29,7 @@ struct Sizes {
   std::int64_t waiters = 20'000;             ///< coroutine jobs waiting on one gate (9)
   std::int64_t waiter_rounds = 1'000;        ///< gate releases timed (9), one step per job each
   std::int64_t mutex_ops = 1'000'000;        ///< lock/unlock pairs in all, half per worker (10a)
+  std::int64_t sleeps = 1'000;               ///< sleeps of 1-5 ms whose lateness is measured (11)
 
   static Sizes full() { return {}; }
   static Sizes smoke() {
@@ -45,6 +46,7 @@ struct Sizes {
     s.waiters = 200;
     s.waiter_rounds = 10;
     s.mutex_ops = 10'000;
+    s.sleeps = 20;
     return s;
   }
 };
@@ -108,6 +110,8 @@ void register_tbb(Registry& registry);
 void register_boost_fiber(Registry& registry);
 void register_context_switch(Registry& registry);
 void register_std_thread(Registry& registry);
+/// Row 11, the timer service (timer_workloads.cpp).
+void register_timer_workloads(Registry& registry);
 /// Workload 7 (memory_workloads.cpp): each repetition runs in a child process of this binary.
 void register_memory(Registry& registry);
 /// The child side of workload 7: `fiberjob_bench --memory-child WORKLOAD SYSTEM JOBS DEPTH`

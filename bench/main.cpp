@@ -122,7 +122,7 @@ void usage(std::FILE* to) {
       "  --revision TEXT   the fiberjob revision measured, for the report (e.g. a git hash)\n"
       "workloads: fib skynet fib_co skynet_co empty_jobs empty_jobs_plain yield pingpong_1w\n"
       "           pingpong_2w parallel_for many_waiters_1w many_waiters_2w mutex_2w\n"
-      "           event_pingpong_2w\n"
+      "           event_pingpong_2w sleep_accuracy_2w\n"
       "           alloc_spawn alloc_wait alloc_yield mem_suspended mem_skynet\n"
       "systems:   fiberjob tbb boost_fiber boost_context std_thread\n",
       to);
@@ -309,6 +309,7 @@ int run_all(const Options& options) {
   register_context_switch(registry);
   register_std_thread(registry);
   register_fiberjob(registry);
+  register_timer_workloads(registry);
   register_tbb(registry);
   register_boost_fiber(registry);  // last: its pool polls once built (see its file)
   register_memory(registry);       // 7: child processes, for fiberjob, tbb and boost_fiber

@@ -134,6 +134,11 @@ std::vector<Workload> workloads(const Sizes& s) {
                    "Boost.Fiber: mutex + condition_variable)",
                    with_commas(s.round_trips)),
        Metric::NsPerOp, [](const Sizes& z) { return Expect{z.round_trips}; }},
+      {"sleep_accuracy_2w",
+       fmt::format("11. sleep accuracy, idle system, 2 workers: {} sleeps of 1-5 ms from one "
+                   "plain job; p99 of wake-up time - deadline (fiberjob's timer service)",
+                   with_commas(s.sleeps)),
+       Metric::NsPerOp, [](const Sizes& z) { return Expect{z.sleeps}; }},
   };
 }
 
@@ -154,6 +159,7 @@ const std::vector<std::string> kExecutionOrder = {"yield",
                                                   "alloc_wait",
                                                   "mutex_2w",
                                                   "event_pingpong_2w",
+                                                  "sleep_accuracy_2w",
                                                   "mem_suspended",
                                                   "mem_skynet"};
 
@@ -186,6 +192,8 @@ const std::vector<Target> kTargets = {
     {"mem_suspended", "", Target::Kind::AtMost, 16,
      "RSS per suspended job: <= 16 KiB (64 KiB stacks)"},
     {"mem_skynet", "", Target::Kind::AtMost, 64, "skynet peak RSS: <= 64 MiB"},
+    {"sleep_accuracy_2w", "", Target::Kind::AtMost, 1e6,
+     "sleep accuracy, idle system: p99 lateness <= 1 ms"},
 };
 
 }  // namespace bench

@@ -25,6 +25,7 @@
 #include "fiberjob/error.hpp"
 #include "fiberjob/this_fiber.hpp"
 #include "platform/futex.hpp"
+#include "timer_service.hpp"
 #include "worker.hpp"
 
 namespace fiberjob {
@@ -71,6 +72,11 @@ bool CounterWaitList::link_value_waiter(void* object, WaitNode& node) noexcept {
   ValueWaiter& waiter = *static_cast<ValueWaiter*>(object);
   Counter& counter = *waiter.counter;
   waiter.node = &node;
+  if (waiter.timer != nullptr && waiter.timer->deadline_ns <= steady_now_ns() &&
+      !value_reached(counter, waiter.target)) {
+    waiter.timer->timed_out = true;  // the deadline passed before the wait could begin
+    return false;
+  }
   // acquire: pairs with the signals' release (a count we see met lets the waiter see the
   // jobs' writes) and with the release of the previous owner of the list.
   std::int64_t value = counter.value_.load(std::memory_order_acquire);
@@ -89,6 +95,15 @@ bool CounterWaitList::link_value_waiter(void* object, WaitNode& node) noexcept {
   }
   waiter.next = counter.value_waiters_;
   counter.value_waiters_ = &waiter;
+  // A timed wait: armed under the list's lock, so a signal that takes the waiter finds it
+  // armed and the waiter's cancel after its wake finds it in the heap or fired.
+  Scheduler* notify = nullptr;
+  if (TimerEntry* timer = waiter.timer) {
+    timer->node = &node;
+    timer->unlink = &unlink_value_waiter;
+    timer->object = &waiter;
+    notify = arm_timer(*timer);
+  }
   value |= kValueLocked;
   // release: publishes the list to the next owner (pairs with its acquiring CAS). Only add()
   // changes the word meanwhile (signals spin), so the loop ends quickly. Our last touch of
@@ -97,7 +112,47 @@ bool CounterWaitList::link_value_waiter(void* object, WaitNode& node) noexcept {
                                                std::memory_order_release,
                                                std::memory_order_relaxed)) {
   }
+  notify_timer_armed(notify);  // after the lock: the futex wake is no longer under it
   return true;
+}
+
+bool CounterWaitList::unlink_value_waiter(void* object, WaitNode& /*node*/) noexcept {
+  ValueWaiter& waiter = *static_cast<ValueWaiter*>(object);
+  Counter& counter = *waiter.counter;
+  // acquire: pairs with the release of the list's previous owner (its list writes).
+  std::int64_t value = counter.value_.load(std::memory_order_acquire);
+  for (int spins = 0;; ++spins) {
+    if (is_waking(value) || (value & kValueLocked) != 0) {  // a drain or a list owner: wait
+      spin_then_yield(spins);
+      value = counter.value_.load(std::memory_order_acquire);  // acquire: as above
+      continue;
+    }
+    // No value waiter left (a signal took them all; the count may be zero): ours was taken.
+    // The lock is never taken on such a word: a count of zero must read as zero to the
+    // waits for zero, and only a list with waiters needs the lock.
+    if ((value & kValueWaiters) == 0) return false;
+    // acquire: as above (we own the list from here).
+    if (counter.value_.compare_exchange_weak(value, value | kValueLocked, std::memory_order_acquire,
+                                             std::memory_order_acquire)) {
+      break;
+    }
+  }
+  bool removed = false;
+  for (ValueWaiter** link = &counter.value_waiters_; *link != nullptr; link = &(*link)->next) {
+    if (*link == &waiter) {
+      *link = waiter.next;
+      removed = true;
+      break;
+    }
+  }
+  const std::int64_t keep = counter.value_waiters_ != nullptr ? kValueWaiters : 0;
+  value |= kValueLocked;
+  // release: publishes the list to its next owner; only add() changes the word meanwhile.
+  // The timer's last touch of the counter.
+  while (!counter.value_.compare_exchange_weak(
+      value, (value & kCountMask) | keep, std::memory_order_release, std::memory_order_relaxed)) {
+  }
+  return removed;
 }
 
 void CounterWaitList::signal_value_waiters(Counter& counter, Worker* current,

@@ -35,6 +35,9 @@ struct CounterWaitList {
   static void signal_value_waiters(Counter& counter, Worker* current, std::int64_t units) noexcept;
   /// The WaitLinker of a wait for a value: `object` is the detail::ValueWaiter.
   static bool link_value_waiter(void* object, WaitNode& node) noexcept;
+  /// TimerEntry::unlink of a timed wait on the counter: removes the ValueWaiter `object` from
+  /// the value-waiter list if a signal has not taken it yet (timer.cpp).
+  static bool unlink_value_waiter(void* object, WaitNode& node) noexcept;
 
   /// The raw count, sentinel included (diagnostics). Relaxed: a snapshot.
   static std::int64_t raw_value(const Counter& counter) noexcept {

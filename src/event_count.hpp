@@ -32,11 +32,18 @@ class EventCount {
   /// The re-check found work: withdraw the announcement.
   void cancel_wait() noexcept { waiters_.fetch_sub(1, std::memory_order_seq_cst); }
 
-  /// The re-check found nothing: sleep until a notify after prepare_wait.
-  void commit_wait(Key key) noexcept {
+  /// The re-check found nothing: sleep until a notify after prepare_wait, or until the
+  /// absolute steady_clock time `deadline_ns` (UINT64_MAX: no deadline), whichever is first.
+  void commit_wait(Key key, std::uint64_t deadline_ns = UINT64_MAX) noexcept {
     // acquire: pairs with the epoch_ fetch_add (seq_cst, hence release) in notify, so work
     // published before that notify is visible when we look again.
-    while (epoch_.load(std::memory_order_acquire) == key) futex_wait(epoch_, key);
+    while (epoch_.load(std::memory_order_acquire) == key) {
+      if (deadline_ns == UINT64_MAX) {
+        futex_wait(epoch_, key);
+      } else if (!futex_wait_until(epoch_, key, deadline_ns)) {
+        break;  // the deadline passed: the caller looks at its timers
+      }
+    }
     waiters_.fetch_sub(1, std::memory_order_seq_cst);
   }
 

@@ -146,6 +146,8 @@ template <bool kAlone>
 }
 
 Job Scheduler::find_job(Worker& worker) noexcept {
+  if (timers_.armed()) [[unlikely]]
+    expire_due_timers(worker);  // one relaxed load otherwise
   // The quick look: a worker alone in its system that is not due to start at the injector,
   // the usual case of a yield or a wait on one worker.
   if (!several_workers_ && worker.injector_countdown > 1) {
@@ -257,7 +259,9 @@ Job Scheduler::next_job(Worker& worker) noexcept {
     if (config_.idle_policy == IdlePolicy::Spin) {
       // acquire: pairs with the seq_cst store in stop_workers: work queued before it is
       // visible to has_visible_work.
-      if (stopping_.load(std::memory_order_acquire) && !has_visible_work()) return {};
+      if (stopping_.load(std::memory_order_acquire) && !has_visible_work() && !timers_.armed()) {
+        return {};
+      }
       sched_yield();
       continue;
     }
@@ -279,7 +283,8 @@ Job Scheduler::next_job(Worker& worker) noexcept {
     // a worker leaves only when it has seen every queue empty after the stop.
     // A job waiting for a blocking call is in no queue: stay (parked) until the pool thread
     // woke it; its wake queues the job and notifies us (notify_if_stopping for the last one).
-    if (stopping_.load(std::memory_order_seq_cst) && blocking_.pending() == 0) {
+    // Sleepers and timed waits are in no queue either: stay until their timers have fired.
+    if (stopping_.load(std::memory_order_seq_cst) && blocking_.pending() == 0 && !timers_.armed()) {
       idle_.cancel_wait();
       if (has_visible_work()) continue;
       return {};
@@ -289,7 +294,9 @@ Job Scheduler::next_job(Worker& worker) noexcept {
     // Two clock reads per park cost little next to the sleep and futex wake-up they bracket,
     // so Stats::parked_ns is kept even when tracing is off.
     const std::uint64_t parked_at = trace_now_ns();
-    idle_.commit_wait(key);
+    // Read after prepare_wait's fence: an earlier timer armed after this read notifies us
+    // (arm_timer), so the park never outlasts the earliest deadline.
+    idle_.commit_wait(key, timers_.next_deadline());
     const std::uint64_t woke_at = trace_now_ns();
     WorkerStats::bump(worker.stats.parked_ns, woke_at - parked_at);
     if (tracing()) worker.trace.record(TraceKind::Idle, parked_at, woke_at, 0);

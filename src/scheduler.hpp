@@ -18,6 +18,7 @@
 #include "job.hpp"
 #include "platform/cache_line.hpp"
 #include "record_pool.hpp"
+#include "timer_queue.hpp"
 #include "worker.hpp"
 
 namespace fiberjob {
@@ -110,6 +111,13 @@ class Scheduler {
   /// Wakes every parked worker (and parked attached thread).
   void notify_all_idle() noexcept { idle_.notify_all(); }
 
+  /// The timer service of this system (sleeps, timed waits).
+  TimerQueue& timers() noexcept { return timers_; }
+  /// Called after a TimerQueue::insert that returned true (a new earliest deadline), once the
+  /// caller left any primitive's lock: wakes a parked worker, whose park then honours the new
+  /// deadline. Any thread; never suspends.
+  void notify_timer_armed() noexcept { idle_.notify(1); }
+
   /// One non-blocking look for work: own deque, injector, steal — High to Low priority.
   Job find_job(Worker& worker) noexcept;
   /// Blocks (spins, then parks) until a job is found; an empty Job means "stop".
@@ -181,6 +189,8 @@ class Scheduler {
   /// High to Low priority: own deque, injector, the other workers' deques; then the yield
   /// queues, ours first.
   Job look_in_queues(Worker& worker) noexcept;
+  /// Fires the timers that are due (find_job's check, when one is armed; timer.cpp).
+  [[gnu::noinline]] void expire_due_timers(Worker& worker) noexcept;
   /// True when some queue (injector, any worker's deque) holds a job right now; unlike a look
   /// (find_job) it cannot miss work because of a lost race. For deciding to sleep or stop.
   bool has_visible_work() const noexcept;
@@ -203,6 +213,9 @@ class Scheduler {
   Injector injector_;
   std::vector<std::unique_ptr<Worker>> workers_;
   EventCount idle_;
+  /// Sleeps and timeouts: looked at on every look for work (one relaxed load) and honoured by
+  /// the idle park's timeout.
+  TimerQueue timers_;
   /// Set once by stop_workers (seq_cst store, then a notify of every worker): false = running,
   /// true = workers leave once they see every queue empty. Its seq_cst loads before parking
   /// pair with the event count's fences (Dekker: stop published vs sleeper announced); the

@@ -74,6 +74,18 @@ WaitNode* WaitQueue::pop_front() noexcept {
   return node;
 }
 
+bool WaitQueue::remove(WaitNode& node) noexcept {
+  WaitNode* previous = nullptr;
+  for (WaitNode* at = head_; at != nullptr; previous = at, at = at->next) {
+    if (at != &node) continue;
+    (previous != nullptr ? previous->next : head_) = node.next;
+    if (tail_ == &node) tail_ = previous;
+    node.next = nullptr;
+    return true;
+  }
+  return false;
+}
+
 std::int64_t WaitQueue::size_up_to(std::int64_t limit) const noexcept {
   std::int64_t size = 0;
   for (const WaitNode* node = head_; node != nullptr && size < limit; node = node->next) ++size;

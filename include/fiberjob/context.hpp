@@ -16,6 +16,7 @@
 #include "fiberjob/detail/job_record.hpp"
 #include "fiberjob/detail/stoppable.hpp"
 #include "fiberjob/job_options.hpp"
+#include "fiberjob/timer.hpp"
 
 namespace fiberjob {
 
@@ -132,6 +133,58 @@ class Context {
   /// \return the awaiter to `co_await` at once.
   [[nodiscard]] ValueWaitAwaiter wait(Counter& counter, std::int64_t target) noexcept {
     return {counter, target, &scheduler_};
+  }
+
+  /// `co_await ctx.sleep_for(duration)`: resumes once `duration` has passed (at once for a
+  /// duration <= 0). See `SleepAwaiter` for where it resumes; accuracy as
+  /// `this_fiber::sleep_until`. No allocation.
+  /// \param duration how long to sleep (any std::chrono unit).
+  /// \return the awaiter to `co_await` at once.
+  template <class Rep, class Period>
+  [[nodiscard]] SleepAwaiter sleep_for(
+      const std::chrono::duration<Rep, Period>& duration) noexcept {
+    return {&scheduler_, detail::deadline_after(duration)};
+  }
+  /// `co_await ctx.sleep_until(time)`: resumes once the steady-clock time `time` has passed.
+  /// \param time the deadline.
+  /// \return the awaiter to `co_await` at once.
+  [[nodiscard]] SleepAwaiter sleep_until(TimerClock::time_point time) noexcept {
+    return {&scheduler_, detail::deadline_ns(time)};
+  }
+  /// `co_await ctx.wait_for(counter, duration)`: true once `counter` is zero, false when
+  /// `duration` passed first. See `TimedCounterAwaiter`.
+  /// \param counter the counter; it must outlive the `co_await`.
+  /// \param duration how long to wait at most.
+  /// \return the awaiter to `co_await` at once.
+  template <class Rep, class Period>
+  [[nodiscard]] TimedCounterAwaiter wait_for(
+      Counter& counter, const std::chrono::duration<Rep, Period>& duration) noexcept {
+    return {counter, &scheduler_, detail::deadline_after(duration)};
+  }
+  /// `co_await ctx.wait_until(counter, time)`: as wait_for, with a steady-clock deadline.
+  /// \param counter the counter; it must outlive the `co_await`.
+  /// \param time the deadline.
+  /// \return the awaiter to `co_await` at once.
+  [[nodiscard]] TimedCounterAwaiter wait_until(Counter& counter,
+                                               TimerClock::time_point time) noexcept {
+    return {counter, &scheduler_, detail::deadline_ns(time)};
+  }
+  /// `co_await ctx.wait_for(event, duration)`: true once `event` is set (auto-reset: taken),
+  /// false when `duration` passed first. See `TimedEventAwaiter`.
+  /// \param event the event; it must outlive the `co_await`.
+  /// \param duration how long to wait at most.
+  /// \return the awaiter to `co_await` at once.
+  template <class Rep, class Period>
+  [[nodiscard]] TimedEventAwaiter wait_for(
+      Event& event, const std::chrono::duration<Rep, Period>& duration) noexcept {
+    return {event, &scheduler_, detail::deadline_after(duration)};
+  }
+  /// `co_await ctx.wait_until(event, time)`: as wait_for, with a steady-clock deadline.
+  /// \param event the event; it must outlive the `co_await`.
+  /// \param time the deadline.
+  /// \return the awaiter to `co_await` at once.
+  [[nodiscard]] TimedEventAwaiter wait_until(Event& event, TimerClock::time_point time) noexcept {
+    return {event, &scheduler_, detail::deadline_ns(time)};
   }
 
   /// `co_await ctx.blocking(fn)`: runs the blocking `fn()` on this system's blocking-call pool

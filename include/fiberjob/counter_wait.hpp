@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "fiberjob/counter.hpp"
+#include "fiberjob/detail/timer_entry.hpp"
 #include "fiberjob/detail/wait_node.hpp"
 #include "fiberjob/detail/wait_queue.hpp"
 
@@ -24,6 +25,8 @@ struct ValueWaiter {
   std::int64_t target = 0;
   WaitNode* node = nullptr;     ///< The waiter's node, set by the linker.
   ValueWaiter* next = nullptr;  ///< Next in the counter's list (owned by the list's lock).
+  /// A timed wait's timer, armed by the linker under the list's lock (nullptr: none).
+  TimerEntry* timer = nullptr;
 };
 
 /// True when `counter`'s count is at or below `target` now (acquire: the writes of the jobs

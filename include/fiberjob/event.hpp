@@ -10,6 +10,10 @@
 
 namespace fiberjob {
 
+namespace detail {
+struct EventAccess;
+}  // namespace detail
+
 /// A signal that waiters wait for (marl's `marl::Event`, cppcoro's `async_manual_reset_event`
 /// and `async_auto_reset_event`).
 ///
@@ -104,6 +108,7 @@ class Event {
   void wait();
 
  private:
+  friend struct detail::EventAccess;  // timed waits (timer.cpp)
   /// WaitQueue state bit: the event is set.
   static constexpr std::uint32_t kSet = 2;
   /// The linker of every wait (WaitLinker): takes the set (auto) or links the node.

@@ -24,4 +24,5 @@
 #include "fiberjob/structured.hpp"
 #include "fiberjob/task.hpp"
 #include "fiberjob/this_fiber.hpp"
+#include "fiberjob/timer.hpp"
 #include "fiberjob/trace.hpp"

@@ -8,8 +8,10 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <climits>
 #include <cstdint>
+#include <ctime>
 
 namespace fiberjob::detail {
 
@@ -19,6 +21,22 @@ inline void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected)
   static_assert(sizeof(std::atomic<std::uint32_t>) == sizeof(std::uint32_t));
   ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT_PRIVATE, expected,
             nullptr, nullptr, 0);
+}
+
+/// futex_wait until the absolute CLOCK_MONOTONIC (std::chrono::steady_clock) time
+/// `deadline_ns`. Returns false when the deadline has passed (the kernel said ETIMEDOUT), true
+/// on a wake, a signal, a spurious wake-up or a changed word; callers re-check in a loop.
+inline bool futex_wait_until(std::atomic<std::uint32_t>& word, std::uint32_t expected,
+                             std::uint64_t deadline_ns) noexcept {
+  timespec at{};
+  at.tv_sec = static_cast<time_t>(deadline_ns / 1'000'000'000u);
+  at.tv_nsec = static_cast<long>(deadline_ns % 1'000'000'000u);
+  // FUTEX_WAIT_BITSET takes an absolute time (FUTEX_WAIT a relative one), so a deadline needs
+  // no clock read here and a retry after a spurious wake-up does not stretch the wait.
+  const long rc =
+      ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT_BITSET_PRIVATE,
+                expected, &at, nullptr, FUTEX_BITSET_MATCH_ANY);
+  return !(rc == -1 && errno == ETIMEDOUT);
 }
 
 /// Wakes up to `count` threads sleeping in futex_wait on `word`. Harmless when the memory of

@@ -71,6 +71,9 @@ class WaitQueue {
   // Under the lock only.
   void push_back(WaitNode& node) noexcept;
   WaitNode* pop_front() noexcept;
+  /// Unlinks `node` if it is queued (O(position)); returns whether it was (a timed wait's
+  /// timeout: whoever removes the node owns its wake).
+  bool remove(WaitNode& node) noexcept;
   /// Detaches every waiter: a chain through WaitNode::next, first to last (nullptr if none).
   WaitNode* take_all() noexcept;
   [[nodiscard]] bool empty() const noexcept { return head_ == nullptr; }

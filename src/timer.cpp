@@ -1,0 +1,196 @@
+// Sleeps and timed waits over the timer heap (timer_queue.cpp): the linkers that arm a timer
+// under a primitive's lock, the plain-code and coroutine bodies, and the workers' expiry.
+// A plain thread that is no job's fiber does not use the timer service: it sleeps, or waits on
+// its futex with the deadline as timeout and unlinks its node itself when that passes.
+
+#include "fiberjob/timer.hpp"
+
+#include <cerrno>
+#include <ctime>
+
+#include "counter_wait_list.hpp"
+#include "fiber_switch.hpp"
+#include "platform/futex.hpp"
+#include "scheduler.hpp"
+#include "timer_service.hpp"
+#include "worker.hpp"
+
+namespace fiberjob::detail {
+
+/// The Event's private state, for its timed waits.
+struct EventAccess {
+  /// WaitLinker of a timed wait on a job's fiber or coroutine: `object` is the TimerEntry.
+  static bool link_timed(void* object, WaitNode& node) noexcept {
+    TimerEntry& entry = *static_cast<TimerEntry*>(object);
+    Event& event = *static_cast<Event*>(entry.object);
+    const std::uint32_t state = event.queue_.lock();
+    if (state == Event::kSet) {  // set meanwhile: take it (auto-reset) and go on
+      event.queue_.unlock(event.mode_ == Event::Mode::Auto ? 0 : Event::kSet);
+      return false;
+    }
+    if (entry.deadline_ns <= steady_now_ns()) {
+      event.queue_.unlock(state);
+      entry.timed_out = true;
+      return false;
+    }
+    event.queue_.push_back(node);
+    entry.node = &node;
+    entry.unlink = &unlink;
+    Scheduler* const notify = arm_timer(entry);  // under the lock: see the file comment
+    event.queue_.unlock(state);
+    notify_timer_armed(notify);
+    return true;
+  }
+  /// TimerEntry::unlink: removes `node` from the event's queue if a set has not taken it.
+  static bool unlink(void* object, WaitNode& node) noexcept {
+    Event& event = *static_cast<Event*>(object);
+    const std::uint32_t state = event.queue_.lock();
+    const bool removed = event.queue_.remove(node);
+    event.queue_.unlock(state);
+    return removed;
+  }
+  /// Links a plain thread's node with no timer; false when the event was set (taken).
+  static bool link_untimed(Event& event, WaitNode& node) noexcept {
+    return Event::link_waiter(&event, node);
+  }
+};
+
+namespace {
+
+/// A plain thread's timed wait once its node is linked (with no timer): parks on the node's
+/// futex until woken or `deadline_ns`; then unlinks the node itself, and whoever removes the
+/// node owns the wake. Returns true when woken by the primitive, false on a timeout.
+bool park_until(WaitNode& node, std::uint64_t deadline_ns,
+                bool (*unlink)(void* object, WaitNode& node) noexcept, void* object) noexcept {
+  // acquire: pairs with the waker's release store of `woken` (wake_list).
+  while (node.woken.load(std::memory_order_acquire) == 0) {
+    if (futex_wait_until(node.woken, 0, deadline_ns)) continue;
+    if (unlink(object, node)) return false;
+    // A waker took the node first: it will store `woken`, its last touch.
+    while (node.woken.load(std::memory_order_acquire) == 0) futex_wait(node.woken, 0);  // acq
+    return true;
+  }
+  return true;
+}
+
+/// Sleeps the calling thread until `deadline_ns` (absolute, CLOCK_MONOTONIC).
+void sleep_thread_until(std::uint64_t deadline_ns) noexcept {
+  timespec at{};
+  at.tv_sec = static_cast<time_t>(deadline_ns / 1'000'000'000u);
+  at.tv_nsec = static_cast<long>(deadline_ns % 1'000'000'000u);
+  while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &at, nullptr) == EINTR) {
+  }
+}
+
+/// Makes `node` a plain thread's node.
+void make_thread_node(WaitNode& node) noexcept {
+  node.kind = WaitNode::Kind::Thread;
+  node.thread_token = current_token();
+}
+
+}  // namespace
+
+std::uint64_t steady_now_ns() noexcept { return deadline_ns(TimerClock::now()); }
+
+Scheduler* arm_timer(TimerEntry& entry) noexcept {
+  Scheduler* const scheduler = entry.scheduler;  // before the insert: then it may fire at once
+  return scheduler->timers().insert(entry) ? scheduler : nullptr;
+}
+
+void notify_timer_armed(Scheduler* scheduler) noexcept {
+  if (scheduler != nullptr) scheduler->notify_timer_armed();
+}
+
+void Scheduler::expire_due_timers(Worker& worker) noexcept {
+  const std::uint64_t now = steady_now_ns();
+  if (timers_.next_deadline() <= now) timers_.expire(now, &worker);
+}
+
+bool link_sleep(void* object, WaitNode& node) noexcept {
+  TimerEntry& entry = *static_cast<TimerEntry*>(object);
+  if (entry.deadline_ns <= steady_now_ns()) return false;
+  entry.node = &node;
+  entry.unlink = nullptr;
+  notify_timer_armed(arm_timer(entry));
+  return true;
+}
+
+bool link_timed_event(void* entry, WaitNode& node) noexcept {
+  return EventAccess::link_timed(entry, node);
+}
+
+void disarm(TimerEntry& entry) noexcept {
+  if (entry.node != nullptr && entry.scheduler != nullptr) entry.scheduler->timers().cancel(entry);
+}
+
+bool finish_timed_counter_wait(Counter& counter, TimerEntry& entry) {
+  disarm(entry);
+  if (entry.timed_out) return false;
+  CounterWaitList::rethrow_if_error(counter);
+  return true;
+}
+
+void sleep_until_ns(std::uint64_t deadline_ns) {
+  if (Fiber* self = current_fiber()) {
+    throw_if_job_stopped(self, "this_fiber::sleep_for");
+    if (deadline_ns <= steady_now_ns()) return;
+    TimerEntry entry;
+    entry.deadline_ns = deadline_ns;
+    entry.scheduler = self->scheduler;
+    if (wait_on_fiber_linked(self, {&link_sleep, &entry, "a sleep"})) {
+      disarm(entry);
+      return;
+    }
+    flush_deferred_signals(*self->worker);  // an attached thread with no fiber: it sleeps
+  }
+  sleep_thread_until(deadline_ns);
+}
+
+bool wait_until_ns(Event& event, std::uint64_t deadline_ns) {
+  if (event.try_wait()) return true;
+  TimerEntry entry;
+  entry.deadline_ns = deadline_ns;
+  entry.object = &event;
+  if (Fiber* self = current_fiber()) {
+    entry.scheduler = self->scheduler;
+    if (wait_on_fiber_linked(self, {&link_timed_event, &entry, "Event"})) {
+      disarm(entry);
+      return !entry.timed_out;
+    }
+    flush_deferred_signals(*self->worker);  // an attached thread with no fiber: it parks
+  }
+  WaitNode node;
+  make_thread_node(node);
+  if (!EventAccess::link_untimed(event, node)) return true;
+  return park_until(node, deadline_ns, &EventAccess::unlink, &event);
+}
+
+bool wait_until_ns(Counter& counter, std::uint64_t deadline_ns) {
+  if (!value_reached(counter, 0)) {
+    TimerEntry entry;
+    entry.deadline_ns = deadline_ns;
+    ValueWaiter waiter;
+    waiter.counter = &counter;
+    Fiber* self = current_fiber();
+    if (self != nullptr) {
+      check_not_own_counter(self, counter);
+      entry.scheduler = self->scheduler;
+      waiter.timer = &entry;
+      if (wait_on_fiber_linked(self, {&link_value_wait, &waiter, "a Counter"})) {
+        return finish_timed_counter_wait(counter, entry);
+      }
+      waiter.timer = nullptr;                 // an attached thread with no fiber: it parks
+      flush_deferred_signals(*self->worker);  // (nothing was linked)
+    }
+    WaitNode node;
+    make_thread_node(node);
+    if (CounterWaitList::link_value_waiter(&waiter, node) &&
+        !park_until(node, deadline_ns, &CounterWaitList::unlink_value_waiter, &waiter)) {
+      return false;
+    }
+  }
+  CounterWaitList::rethrow_if_error(counter);
+  return true;
+}
+
+}  // namespace fiberjob::detail
