@@ -253,6 +253,7 @@ bool Scheduler::has_visible_work() const noexcept {
 
 Job Scheduler::next_job(Worker& worker) noexcept {
   set_phase(worker, WorkerPhase::Searching);
+  std::uint64_t idle_since = 0;  // the first park of this search (the hang watchdog)
   for (;;) {
     if (Job job = find_job(worker)) return job;
     if (Job job = spin_for_job(worker)) return job;
@@ -294,10 +295,12 @@ Job Scheduler::next_job(Worker& worker) noexcept {
     // Two clock reads per park cost little next to the sleep and futex wake-up they bracket,
     // so Stats::parked_ns is kept even when tracing is off.
     const std::uint64_t parked_at = trace_now_ns();
+    if (idle_since == 0) idle_since = parked_at;
     // Read after prepare_wait's fence: an earlier timer armed after this read notifies us
-    // (arm_timer), so the park never outlasts the earliest deadline.
-    idle_.commit_wait(key, timers_.next_deadline());
+    // (notify_timer_armed), so the park never outlasts the earliest deadline.
+    idle_.commit_wait(key, park_deadline(idle_since));
     const std::uint64_t woke_at = trace_now_ns();
+    watch_for_hang(worker, idle_since, woke_at);
     WorkerStats::bump(worker.stats.parked_ns, woke_at - parked_at);
     if (tracing()) worker.trace.record(TraceKind::Idle, parked_at, woke_at, 0);
     set_phase(worker, WorkerPhase::Searching);

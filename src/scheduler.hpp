@@ -189,6 +189,15 @@ class Scheduler {
   /// High to Low priority: own deque, injector, the other workers' deques; then the yield
   /// queues, ours first.
   Job look_in_queues(Worker& worker) noexcept;
+  /// When the idle park must end at the latest: the earliest timer, or the hang watchdog's
+  /// next look (`idle_since_ns` + Config::hang_report_after_ms) while it is on (timer.cpp).
+  std::uint64_t park_deadline(std::uint64_t idle_since_ns) const noexcept;
+  /// The hang watchdog's look after a park (Config::hang_report_after_ms): when `worker` has
+  /// been idle since `idle_since_ns` for the set time, every other worker is parked, jobs are
+  /// suspended and nothing pending can wake them, writes the diagnostics once. Restarts the
+  /// idle stretch at `now_ns` after each look (timer.cpp).
+  void watch_for_hang(const Worker& worker, std::uint64_t& idle_since_ns,
+                      std::uint64_t now_ns) noexcept;
   /// Fires the timers that are due (find_job's check, when one is armed; timer.cpp).
   [[gnu::noinline]] void expire_due_timers(Worker& worker) noexcept;
   /// True when some queue (injector, any worker's deque) holds a job right now; unlike a look
@@ -224,6 +233,8 @@ class Scheduler {
   alignas(kCacheLineBytes) std::atomic<bool> stopping_{false};
   /// Elects the one report_pool_grown that prints (relaxed exchange: pairs with nothing).
   std::atomic<bool> growth_reported_{false};
+  /// Elects the one hang report (watch_for_hang; relaxed exchange: pairs with nothing).
+  std::atomic<bool> hang_reported_{false};
   /// Elects the one report_exhausted_once that prints (relaxed exchange: pairs with nothing).
   std::atomic<bool> exhaustion_reported_{false};
   /// Coroutine jobs started minus ended off this system's workers (count_foreign_coroutine_job;

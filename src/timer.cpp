@@ -6,10 +6,12 @@
 #include "fiberjob/timer.hpp"
 
 #include <cerrno>
+#include <cstdio>
 #include <ctime>
 
 #include "counter_wait_list.hpp"
 #include "fiber_switch.hpp"
+#include "fiberjob/diagnostics.hpp"
 #include "platform/futex.hpp"
 #include "scheduler.hpp"
 #include "timer_service.hpp"
@@ -104,6 +106,44 @@ void notify_timer_armed(Scheduler* scheduler) noexcept {
 void Scheduler::expire_due_timers(Worker& worker) noexcept {
   const std::uint64_t now = steady_now_ns();
   if (timers_.next_deadline() <= now) timers_.expire(now, &worker);
+}
+
+std::uint64_t Scheduler::park_deadline(std::uint64_t idle_since_ns) const noexcept {
+  const std::uint64_t timer = timers_.next_deadline();
+  // relaxed: a hint; the report is elected by the exchange in watch_for_hang.
+  if (config_.hang_report_after_ms == 0 || hang_reported_.load(std::memory_order_relaxed)) {
+    return timer;
+  }
+  const std::uint64_t look =
+      idle_since_ns + std::uint64_t{config_.hang_report_after_ms} * 1'000'000u;
+  return look < timer ? look : timer;
+}
+
+void Scheduler::watch_for_hang(const Worker& worker, std::uint64_t& idle_since_ns,
+                               std::uint64_t now_ns) noexcept {
+  const std::uint64_t period_ns = std::uint64_t{config_.hang_report_after_ms} * 1'000'000u;
+  if (period_ns == 0 || now_ns - idle_since_ns < period_ns) return;
+  idle_since_ns = now_ns;  // the next look one period later
+  // relaxed: a hint, as in park_deadline.
+  if (hang_reported_.load(std::memory_order_relaxed)) return;
+  for (std::size_t i = 0; i < config_.worker_count; ++i) {
+    // relaxed: a snapshot, as write_diagnostics reads the phases.
+    if (workers_[i].get() != &worker &&
+        workers_[i]->phase.load(std::memory_order_relaxed) != WorkerPhase::Parked) {
+      return;
+    }
+  }
+  if (timers_.armed() || blocking_.pending() != 0 || has_visible_work()) return;
+  const Stats now = stats();
+  // Each worker thread runs its dispatch loop on one pooled fiber; any other fiber in use is
+  // a suspended job. A suspended coroutine job holds no fiber: it counts as alive.
+  if (now.fibers_in_use <= config_.worker_count && now.coroutine_jobs_alive == 0) return;
+  if (hang_reported_.exchange(true, std::memory_order_relaxed)) return;  // relaxed: elects one
+  std::fprintf(stderr,
+               "fiberjob: every worker has been idle for %u ms while jobs stay suspended "
+               "(Config::hang_report_after_ms); what each waits on follows.\n",
+               static_cast<unsigned>(config_.hang_report_after_ms));
+  write_diagnostics(stderr);
 }
 
 bool link_sleep(void* object, WaitNode& node) noexcept {

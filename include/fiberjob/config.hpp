@@ -113,6 +113,14 @@ struct Config {
   /// What idle workers do. Default: park (no CPU burnt while idle).
   IdlePolicy idle_policy = IdlePolicy::Park;
 
+  /// Hang watchdog, in milliseconds; 0 (the default) turns it off. When every worker has been
+  /// parked for longer than this while jobs stay suspended (fibers waiting, or coroutine jobs
+  /// alive) and no timer or blocking call is pending that could wake them, the system writes
+  /// `write_diagnostics` to stderr once, after a line naming this field: every suspended job
+  /// and what it waits on. Costs nothing while workers are busy: the parked workers' futex
+  /// waits time out after this long to look (IdlePolicy::Park only).
+  std::uint32_t hang_report_after_ms = 0;
+
   /// Record a timeline (job run segments, fiber suspend/resume, steals, idle time per worker)
   /// for `JobSystem::write_trace`. Off by default; when off the cost is one predictable branch
   /// per event site.

@@ -117,6 +117,33 @@ TEST_SUITE("allocation") {
     });
   }
 
+  TEST_CASE("steady-state sleeps and timed waits call the global allocator zero times") {
+    // The timer entries live in the fiber and the awaiters; the timer heap keeps its capacity.
+    test::Watchdog watchdog("timer allocation count", 120s);
+    check_no_allocations(200, [](Context& ctx, long& during, long& iterations) {
+      Event never;
+      Counter held;
+      held.add(1);
+      auto step = [&] {
+        Counter children;
+        ctx.spawn(children, [](Context& child) -> Task<> {
+          co_await child.sleep_for(10us);
+          Event none;
+          (void)co_await child.wait_for(none, 10us);
+        });
+        this_fiber::sleep_for(10us);
+        (void)this_fiber::wait_for(never, 10us);
+        (void)this_fiber::wait_for(held, 10us);
+        this_fiber::wait(children);
+      };
+      for (int i = 0; i < 50; ++i) step();  // warm-up
+      const long before = test::allocations_total();
+      for (int i = 0; i < 200; ++i, ++iterations) step();
+      during = test::allocations_total() - before;
+      held.signal();
+    });
+  }
+
   TEST_CASE("co_await ctx.wait and ctx.yield on a fiber call the global allocator zero times") {
     // The coroutine frame of the job itself is allocated once, when the job starts; awaiting
     // inside it allocates nothing (the wait node lives in the fiber).

@@ -5,10 +5,17 @@
 #include <doctest/doctest.h>
 #include <fiberjob/fiberjob.hpp>
 
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <random>
+#include <sstream>
 #include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -32,6 +39,44 @@ struct RecordingTimer {
 void record_fired(detail::WaitNode& node) noexcept {
   auto* timer = static_cast<RecordingTimer*>(node.callback_context);
   timer->fired->push_back(timer->id);
+}
+
+/// Sends this process's stderr (fd 2) to a temporary file while alive.
+class CapturedStderr {
+ public:
+  CapturedStderr() {
+    std::fflush(stderr);
+    fd_ = ::mkstemp(path_);
+    saved_ = ::dup(2);
+    ::dup2(fd_, 2);
+  }
+  ~CapturedStderr() {
+    std::fflush(stderr);
+    ::dup2(saved_, 2);
+    ::close(saved_);
+    ::close(fd_);
+    ::unlink(path_);
+  }
+  CapturedStderr(const CapturedStderr&) = delete;
+  CapturedStderr& operator=(const CapturedStderr&) = delete;
+  /// Everything written to stderr so far.
+  [[nodiscard]] std::string text() const {
+    std::ifstream in(path_);
+    std::stringstream all;
+    all << in.rdbuf();
+    return all.str();
+  }
+
+ private:
+  char path_[32] = "/tmp/fiberjob-stderr-XXXXXX";
+  int fd_ = -1;
+  int saved_ = -1;
+};
+
+std::size_t count_of(const std::string& text, const std::string& what) {
+  std::size_t count = 0;
+  for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++count;
+  return count;
 }
 
 }  // namespace
@@ -301,5 +346,35 @@ TEST_SUITE("timer") {
     }
     CHECK(finished.load() == 4);
     never_zero.signal();
+  }
+
+  TEST_CASE("the hang watchdog reports once, when every worker idles while a job stays stuck") {
+    test::Watchdog watchdog("hang watchdog", 60s);
+    CapturedStderr captured;
+    Counter held;
+    held.add(1);
+    {
+      Config config = test::config_with(2);
+      config.hang_report_after_ms = 10;
+      JobSystem js{config};
+      // Idle with nothing suspended, then busy with a sleeper: no report.
+      std::this_thread::sleep_for(50ms);
+      Counter sleeper;
+      js.run(sleeper, [] { this_fiber::sleep_for(50ms); });
+      js.wait(sleeper);
+      CHECK(captured.text().find("hang_report_after_ms") == std::string::npos);
+      // Stuck: a job waits on a counter nobody signals.
+      Counter done;
+      js.run(done, [&] { this_fiber::wait(held); });
+      while (captured.text().find("hang_report_after_ms") == std::string::npos) {
+        std::this_thread::sleep_for(1ms);
+      }
+      std::this_thread::sleep_for(50ms);  // several more watchdog periods: still one report
+      held.signal();
+      js.wait(done);
+    }
+    const std::string text = captured.text();
+    CHECK(count_of(text, "hang_report_after_ms") == 1);
+    CHECK(text.find("waits on counter") != std::string::npos);
   }
 }
