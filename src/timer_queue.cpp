@@ -1,7 +1,7 @@
 // The timer heap (timer_queue.hpp): a binary min-heap of intrusive entries under a spin lock.
 //
 // Protocol (memory orders in docs/memory_ordering.md, "Timers"; model in
-// tests/model/primitives_model.cpp, "timer"):
+// tests/model/timer_model.cpp):
 //   insert:  under the lock, push and sift; publish the earliest deadline (relaxed store).
 //   expire:  under the lock, pop every due entry and set its `firing` (relaxed: the lock
 //            orders it for cancel); unlock; then per entry, in deadline order: a timed wait's
