@@ -210,7 +210,7 @@ struct TimedEventWait : rl::test_suite<TimedEventWait<B>, 3> {
 int main(int argc, char** argv) {
   model::Runner runner("timer_model", argc, argv);
   runner.coverage = coverage_report;
-  runner.pass<TimedEventWait<kCorrect>>("timed_event_wait", {model::kBound3, model::kRandom});
+  runner.pass<TimedEventWait<kCorrect>>("timed_event_wait", {model::kBound2, model::kRandom});
   runner.fail<TimedEventWait<kFiringRelaxed>>(
       "neg_firing_relaxed", "the waiter's read of timed_out races with the expirer's write");
   runner.fail<TimedEventWait<kWakeWithoutUnlink>>(
