@@ -142,7 +142,8 @@ void CounterWaitList::link_chunk(Counter& counter, WaitNode& first, WaitNode& la
                                  std::int64_t count, Worker* current) noexcept {
   // Debug check of the lifetime rules. relaxed: the count only has to be up before our push,
   // which the push CAS (release) orders; the decrement below is release.
-  if (kCheckLinkers) counter.linkers_.fetch_add(static_cast<std::uint32_t>(count), std::memory_order_relaxed);
+  if (kCheckLinkers)
+    counter.linkers_.fetch_add(static_cast<std::uint32_t>(count), std::memory_order_relaxed);
   // relaxed: only the first guess of the CAS below.
   WaitNode* head = counter.waiters_.load(std::memory_order_relaxed);
   do {
@@ -164,7 +165,8 @@ void CounterWaitList::link_chunk(Counter& counter, WaitNode& first, WaitNode& la
   }
   // release: pairs with the acquire loads in ~Counter and add(). Before `linking` = 0: after
   // that the counter may be gone.
-  if (kCheckLinkers) counter.linkers_.fetch_sub(static_cast<std::uint32_t>(count), std::memory_order_release);
+  if (kCheckLinkers)
+    counter.linkers_.fetch_sub(static_cast<std::uint32_t>(count), std::memory_order_release);
   // Each node's `next` is read before its `linking` is cleared: until then its waiter, even
   // if already woken, waits in wait_for_linker and leaves the node alone. `last.next` (the
   // old head, not ours) is never read.

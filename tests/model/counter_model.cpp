@@ -634,7 +634,7 @@ struct CombinedLinks : rl::test_suite<CombinedLinks<B>, 3> {
       check_and_hold(node1, first, last, held);
       check_and_hold(node2, first, last, held);
       if (held != 0) P::link_chunk(c, *first, *last, held);
-    } else if (index == 1) {  // R: the resumed coroutines
+    } else if (index == 1) {              // R: the resumed coroutines
       for (Node* n : {&node2, &node1}) {  // the list's order (newest first)
         while (n->woken.load(rl::mo_acquire, $) == 0) spin();
         P::wait_for_linker(*n);
@@ -694,8 +694,8 @@ int main(int argc, char** argv) {
   runner.fail<CombinedLinks<kNextAfterClear>>("neg_combined_next_after_clear",
                                               "linker reads a node its waiter already dropped");
   runner.fail<CombinedLinks<kNoRecheck>>("neg_combined_no_recheck", lost_wake_up);
-  runner.fail<CombinedLinks<kLinkingRelaxed>>(
-      "neg_combined_linking_relaxed", "linker's counter access races with the destruction");
+  runner.fail<CombinedLinks<kLinkingRelaxed>>("neg_combined_linking_relaxed",
+                                              "linker's counter access races with the destruction");
   runner.fail<TwoWaitersReuse<kEarlyReuse>>(
       "neg_reuse_before_all_waits_returned",
       "the other waiter's late linker drains the round-2 node (the reuse rule is needed)");
