@@ -133,6 +133,14 @@ struct Config {
   /// them). Default 2^18 (8 MiB).
   std::size_t trace_events_per_worker = std::size_t{1} << 18;
 
+  /// Ring mode of the trace: 0 (the default) keeps the first events and drops later ones when
+  /// a buffer is full; N > 0 makes every trace buffer a ring that overwrites its oldest events,
+  /// and `JobSystem::write_trace` writes only the last N frames (from the N-th last
+  /// `JobSystem::trace_frame_mark` on; everything kept when there are fewer marks). For
+  /// capturing the frames before a hitch in a long run. If the buffers did not hold all N
+  /// frames, write_trace says so on stderr. Ignored while `tracing` is off.
+  std::uint32_t trace_ring_frames = 0;
+
   /// Smallest accepted `fiber_stack_size` in bytes.
   static constexpr std::size_t kMinFiberStackSize = 16 * 1024;
 };
