@@ -130,7 +130,7 @@ struct Config {
   /// workers (allocated on its first zone or frame mark). In all, trace_events_per_worker x
   /// (worker_count + attachable_threads + 1) x 32 bytes must not exceed half of the machine's
   /// physical memory. When full, further events are dropped and counted (write_trace reports
-  /// them). Default 2^18 (8 MiB).
+  /// them), or in ring mode (`trace_ring_frames`) the oldest are overwritten. Default 2^18 (8 MiB).
   std::size_t trace_events_per_worker = std::size_t{1} << 18;
 
   /// Ring mode of the trace: 0 (the default) keeps the first events and drops later ones when
