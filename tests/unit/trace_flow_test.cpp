@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 #include <fiberjob/fiberjob.hpp>
 
+#include <atomic>
 #include <cstdio>
 #include <fstream>
 #include <regex>
@@ -155,6 +156,35 @@ TEST_SUITE("trace ring") {
     const std::string json = trace_text(js, "fiberjob_trace_ring_small.json");
     CHECK(json.find("\"first_frame\":7,\"complete\":false") != std::string::npos);
     CHECK(count(json, "\"name\":\"frame 9\"") == 1);
+  }
+
+  TEST_CASE("write_trace may run while the workers overwrite their rings") {
+    test::Watchdog watchdog("trace ring concurrent", 120s);
+    Config config = test::config_with(2);
+    config.tracing = true;
+    config.trace_events_per_worker = 64;  // wraps many times while the traces are written
+    config.trace_ring_frames = 1;
+    JobSystem js{config};
+    std::atomic<bool> stop{false};
+    Counter busy;
+    for (int w = 0; w < 2; ++w) {
+      js.run(busy, [&stop](Context& ctx) {
+        while (!stop.load()) {
+          Counter parts;
+          for (int i = 0; i < 8; ++i) ctx.spawn(parts, [] {});
+          this_fiber::wait(parts);
+        }
+      });
+    }
+    for (int round = 0; round < 5; ++round) {
+      js.trace_frame_mark(static_cast<std::uint64_t>(round));
+      const std::string json = trace_text(js, "fiberjob_trace_ring_concurrent.json");
+      CHECK(count(json, "{") == count(json, "}"));  // whole events only
+      CHECK(count(json, "\"name\":\"frame " + std::to_string(round) + "\"") == 1);
+      paired_flows(json, "spawn");  // the arrows that were kept pair up
+    }
+    stop.store(true);
+    js.wait(busy);
   }
 
   TEST_CASE("without ring mode a full buffer keeps the first events") {
