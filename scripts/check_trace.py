@@ -4,13 +4,17 @@ the Trace Event Format document (docs.google.com/document/d/1CvAClvFfyA5R-PhYUmn
 the top-level object and its traceEvents array; per event the fields its phase requires (name,
 ph, pid, tid, ts in microseconds, dur for complete events, scope for instant events, args.name
 for metadata); complete events on one thread properly nested (Perfetto draws them as a stack);
-and every thread that has events named by thread_name metadata.
+every thread that has events named by thread_name metadata; and the flow arrows: every flow
+start ("s") has exactly one finish ("f") with its category, name and id, no id starts two
+flows, a finish is not before its start, and both ends fall inside a complete event of their
+thread (the slice each binds to: "s" and an "f" with "bp":"e" bind to the enclosing slice).
 
   scripts/check_trace.py TRACE.json                 # check a file
   scripts/check_trace.py --run TRACE.json -- CMD..  # run CMD (which writes TRACE.json), then check
 
 Exit status 0 = valid. Prints a summary (events per phase, dropped events) either way."""
 
+import bisect
 import json
 import subprocess
 import sys
@@ -86,6 +90,60 @@ def check_nesting(events, errors):
         errors.append("... {} overlapping complete events in all".format(bad))
 
 
+class Spans:
+    """The complete events of one thread, for asking whether one contains a time."""
+
+    def __init__(self, spans):
+        spans.sort()
+        self.starts = [start for start, _ in spans]
+        self.max_end = []  # the latest end among the spans that start at or before each one
+        for _, end in spans:
+            self.max_end.append(max(end, self.max_end[-1]) if self.max_end else end)
+
+    def contain(self, ts):
+        i = bisect.bisect_right(self.starts, ts + 1e-9) - 1
+        return i >= 0 and self.max_end[i] + 1e-9 >= ts
+
+
+def check_flows(events, errors):
+    """Flow v1 events: starts and finishes pair up one to one, each bound to a slice."""
+    spans = defaultdict(list)
+    for event in events:
+        if event.get("ph") == "X" and number(event.get("ts")) and number(event.get("dur")):
+            spans[(event["pid"], event.get("tid"))].append(
+                (event["ts"], event["ts"] + event["dur"]))
+    spans = defaultdict(lambda: Spans([]), {thread: Spans(s) for thread, s in spans.items()})
+    starts, finishes = {}, {}
+    bad = []
+    for event in events:
+        ph = event.get("ph")
+        if ph not in ("s", "f") or not number(event.get("ts")):
+            continue
+        key = (event.get("cat"), event.get("name"), event.get("id"))
+        table = starts if ph == "s" else finishes
+        if key in table:
+            bad.append("flow {} has two {!r} events".format(key, ph))
+        table[key] = event
+        if ph == "f" and event.get("bp") != "e":
+            bad.append("flow {}: the finish does not bind to its enclosing slice "
+                       "(\"bp\":\"e\")".format(key))
+        if not spans[(event.get("pid"), event.get("tid"))].contain(event["ts"]):
+            bad.append("flow {}: the {!r} at {} us is in no complete event of thread {}".format(
+                key, ph, event["ts"], event.get("tid")))
+    for key, start in starts.items():
+        finish = finishes.get(key)
+        if finish is None:
+            bad.append("flow {} starts but never finishes".format(key))
+        elif finish["ts"] + 1e-9 < start["ts"]:
+            bad.append("flow {} finishes before it starts".format(key))
+    for key in finishes.keys() - starts.keys():
+        bad.append("flow {} finishes but never starts".format(key))
+    errors.extend(bad[:5])
+    if len(bad) > 5:
+        errors.append("... {} flow errors in all".format(len(bad)))
+    return len(starts)
+
+
 def check(path):
     errors = []
     try:
@@ -101,15 +159,17 @@ def check(path):
     for index, event in enumerate(events):
         check_event(index, event, errors)
     check_nesting(events, errors)
+    flows = check_flows([e for e in events if isinstance(e, dict)], errors)
     named = {(e.get("pid"), e.get("tid")) for e in events
              if e.get("ph") == "M" and e.get("name") == "thread_name"}
     used = {(e.get("pid"), e.get("tid")) for e in events if e.get("ph") not in ("M", None)}
     for thread in sorted(used - named, key=str):
         errors.append("thread {} has events but no thread_name".format(thread))
     phases = Counter(e.get("ph") for e in events if isinstance(e, dict))
-    summary = "{} events ({}), {} dropped".format(
-        len(events), ", ".join("{} {}".format(n, ph) for ph, n in sorted(phases.items())),
-        trace.get("otherData", {}).get("dropped_events", "?"))
+    other = trace.get("otherData", {})
+    summary = "{} events ({}), {} flow arrows, {} dropped, {} overwritten".format(
+        len(events), ", ".join("{} {}".format(n, ph) for ph, n in sorted(phases.items())), flows,
+        other.get("dropped_events", "?"), other.get("overwritten_events", "?"))
     return errors, summary
 
 

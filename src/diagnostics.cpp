@@ -81,8 +81,9 @@ void record_on_external_track(TraceKind kind, std::uint64_t start_ns, std::uint6
   for (const Scheduler* scheduler : registry()) {
     if (!scheduler->tracing()) continue;
     try {
-      scheduler->external_track().record(scheduler->config().trace_events_per_worker, kind,
-                                         start_ns, end_ns, id, name);
+      scheduler->external_track().record(scheduler->config().trace_events_per_worker,
+                                         scheduler->config().trace_ring_frames != 0, kind, start_ns,
+                                         end_ns, id, name);
     } catch (...) {  // the track's buffer could not be allocated: the event is lost
     }
     return;

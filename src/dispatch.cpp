@@ -72,6 +72,9 @@ void run_job(Fiber* self, Job job, bool defer_signal) noexcept {
   if (tracing) {
     self->segment_start_ns = trace_now_ns();
     self->job_name = record->name;  // read now: the record may be gone after the call
+    // The end of the spawn's flow arrow, keyed by the record (trace.hpp, TraceKind::RunFlow).
+    self->worker->trace.record(TraceKind::RunFlow, self->segment_start_ns,
+                               reinterpret_cast<std::uintptr_t>(record), self->index);
   }
   bool ended = true;
   try {
@@ -129,6 +132,9 @@ void resume_coroutine(Fiber* self, Job job) noexcept {
   if (tracing) {
     self->segment_start_ns = trace_now_ns();
     self->job_name = nullptr;  // names are kept for plain jobs only (JobOptions::name)
+    // The end of the wake's flow arrow, keyed by the node (trace.hpp, TraceKind::ResumeFlow).
+    self->worker->trace.record(TraceKind::ResumeFlow, self->segment_start_ns,
+                               reinterpret_cast<std::uintptr_t>(node), self->index);
   }
   const std::uint32_t locks_before = self->plain_locks;
   ++self->segment;

@@ -161,6 +161,10 @@ namespace {
     self->segment_start_ns = trace_now_ns();
     self->worker->trace.record(TraceKind::Resume, self->segment_start_ns, self->segment_start_ns,
                                self->index);
+    if (action != Handoff::Action::Reschedule) {  // woken by a signal: the wake arrow's end
+      self->worker->trace.record(TraceKind::ResumeFlow, self->segment_start_ns,
+                                 reinterpret_cast<std::uintptr_t>(&self->node), self->index);
+    }
   }
   return true;
 }

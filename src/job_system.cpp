@@ -121,6 +121,7 @@ void submit_one(Scheduler& scheduler, Counter& counter, JobRecord* record, Prior
   CounterWaitList::set_scheduler_hint(counter, &scheduler);
   const Job job = Job::run(record, priority, stack_class);
   if (Worker* worker = current_worker_of(scheduler)) {
+    if (scheduler.tracing()) trace_spawn(*worker, record);
     push_local(*worker, job);
     scheduler.notify_from_worker(1);
   } else {
@@ -133,7 +134,10 @@ void publish(Scheduler& scheduler, Counter& counter, std::span<JobRecord* const>
   if (records.empty()) return;
   CounterWaitList::set_scheduler_hint(counter, &scheduler);
   if (Worker* worker = current_worker_of(scheduler)) {
-    for (JobRecord* record : records) push_local(*worker, Job::run(record, priority, stack_class));
+    for (JobRecord* record : records) {
+      if (scheduler.tracing()) trace_spawn(*worker, record);
+      push_local(*worker, Job::run(record, priority, stack_class));
+    }
     scheduler.notify_from_worker(static_cast<int>(records.size()));
     return;
   }

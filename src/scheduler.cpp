@@ -45,6 +45,7 @@ Scheduler::Scheduler(JobSystem& owner, const Config& config)
   for (std::uint32_t i = 0; i < slots; ++i) {
     workers_.push_back(std::make_unique<Worker>(
         *this, i, injector_, config_.tracing ? config_.trace_events_per_worker : 0));
+    workers_.back()->trace.set_ring(config_.trace_ring_frames != 0);
     if (i >= config_.worker_count) {  // a slot for an attached thread: no thread, no first fiber
       workers_.back()->is_slot = true;
       workers_.back()->native.pinned = true;

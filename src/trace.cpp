@@ -1,152 +1,148 @@
 // Chrome Trace Event JSON export of the per-worker timelines (opens in Perfetto and
 // chrome://tracing). Format:
 // https://docs.google.com/document/d/1CvAClvFfyA5R-PhYUmn5OOQtYMH4h6I0nSsKchNAySU
+//
+// The export copies every buffer (TraceBuffer::snapshot), cuts the copies to the last
+// Config::trace_ring_frames frames in ring mode, pairs the flow events (trace_flows.cpp) and
+// writes the JSON. It allocates; recording never does.
 
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <new>
 #include <string>
+#include <vector>
 
 #include "fiberjob/error.hpp"
 
 #include "scheduler.hpp"
+#include "trace_export.hpp"
 
 namespace fiberjob::detail {
 
-std::unique_ptr<TraceEvent[]> TraceBuffer::allocate(std::size_t capacity) {
+std::unique_ptr<TraceSlot[]> TraceBuffer::allocate(std::size_t capacity) {
   try {
-    // Not value-initialised: events are written before they are read (size() bounds reads),
+    // Not value-initialised: events are written before they are read (written_ bounds reads),
     // and untouched pages of a large buffer cost no memory.
-    return std::unique_ptr<TraceEvent[]>(new TraceEvent[capacity]);
+    return std::unique_ptr<TraceSlot[]>(new TraceSlot[capacity]);
   } catch (const std::bad_alloc&) {
     throw Error(ErrorCode::InvalidConfig,
                 "fiberjob: out of memory allocating a worker's trace buffer of "
                 "Config::trace_events_per_worker = " +
-                    std::to_string(capacity) + " events x " + std::to_string(sizeof(TraceEvent)) +
+                    std::to_string(capacity) + " events x " + std::to_string(sizeof(TraceSlot)) +
                     " bytes; lower Config::trace_events_per_worker (or Config::worker_count), "
                     "or turn Config::tracing off");
   }
 }
 
+TraceSnapshot TraceBuffer::snapshot() const {
+  TraceSnapshot copy;
+  // acquire: pairs with record()'s release store of written_: events [0, end) are readable.
+  const std::uint64_t end = written_.load(std::memory_order_acquire);
+  const std::uint64_t begin = end > capacity_ ? end - capacity_ : 0;
+  copy.events.reserve(static_cast<std::size_t>(end - begin));
+  for (std::uint64_t i = begin; i < end; ++i) {
+    const TraceSlot& slot = slots_[i % capacity_];
+    // relaxed: a torn copy is detected through begun_ below.
+    copy.events.push_back(TraceEvent{
+        slot.start_ns.load(std::memory_order_relaxed), slot.end_ns.load(std::memory_order_relaxed),
+        slot.name.load(std::memory_order_relaxed), slot.id.load(std::memory_order_relaxed),
+        slot.kind.load(std::memory_order_relaxed)});
+  }
+  // acquire fence: pairs with record()'s release fence. A slot copied from an overwrite that
+  // had begun makes that overwrite's begun_ store visible here, so the copy is discarded.
+  std::atomic_thread_fence(std::memory_order_acquire);
+  const std::uint64_t begun = begun_.load(std::memory_order_relaxed);  // relaxed: see the fence
+  const std::uint64_t valid_from = std::max(begin, begun > capacity_ ? begun - capacity_ : 0);
+  copy.events.erase(
+      copy.events.begin(),
+      copy.events.begin() + static_cast<std::ptrdiff_t>(std::min(valid_from, end) - begin));
+  copy.overwritten = std::min(valid_from, end);
+  copy.dropped = dropped_.load(std::memory_order_relaxed);  // relaxed: a statistic
+  return copy;
+}
+
 namespace {
 
-const char* event_name(TraceKind kind) noexcept {
-  switch (kind) {
-    case TraceKind::Job:
-      return "job";
-    case TraceKind::Coroutine:
-      return "coroutine";
-    case TraceKind::Idle:
-      return "idle";
-    case TraceKind::Steal:
-      return "steal";
-    case TraceKind::Suspend:
-      return "suspend";
-    case TraceKind::Resume:
-      return "resume";
-    case TraceKind::Zone:
-      return "zone";
-    case TraceKind::FrameMark:
-      return "frame";
+/// Copies every track's buffer (the workers', then the non-worker track's).
+std::vector<TraceTrack> copy_tracks(const std::vector<std::unique_ptr<Worker>>& workers,
+                                    const ExternalTrack& external) {
+  std::vector<TraceTrack> tracks;
+  for (const auto& worker : workers) {
+    tracks.push_back(TraceTrack{worker->index,
+                                worker->is_slot
+                                    ? fmt::format("attached thread (slot {})", worker->index)
+                                    : fmt::format("worker {}", worker->index),
+                                worker->trace.snapshot()});
   }
-  return "?";
+  external.read([&](const TraceBuffer& trace) {
+    tracks.push_back(
+        TraceTrack{workers.size(), "main thread (threads that are not workers)", trace.snapshot()});
+  });
+  return tracks;
 }
 
-/// `text` as the inside of a JSON string (zone names come from users).
-std::string json_escaped(const char* text) {
-  std::string escaped;
-  for (const char* c = text; *c != '\0'; ++c) {
-    if (*c == '"' || *c == '\\') {
-      escaped += '\\';
-      escaped += *c;
-    } else if (static_cast<unsigned char>(*c) < 0x20) {
-      escaped += fmt::format("\\u{:04x}", static_cast<unsigned>(*c));
-    } else {
-      escaped += *c;
+/// Ring mode: the frame marks' start times, oldest first.
+std::vector<const TraceEvent*> frame_marks(const std::vector<TraceTrack>& tracks) {
+  std::vector<const TraceEvent*> marks;
+  for (const TraceTrack& track : tracks) {
+    for (const TraceEvent& e : track.copy.events) {
+      if (e.kind == TraceKind::FrameMark) marks.push_back(&e);
     }
   }
-  return escaped;
+  std::sort(marks.begin(), marks.end(),
+            [](const TraceEvent* a, const TraceEvent* b) { return a->start_ns < b->start_ns; });
+  return marks;
 }
 
-/// Writes one recorded event of track `tid` (after a ",\n" separator).
-void write_event(std::FILE* out, const TraceEvent& e, std::uint64_t origin_ns, std::size_t tid) {
-  // Microseconds since the system started, with nanosecond digits.
-  const double ts_us = static_cast<double>(e.start_ns - origin_ns) / 1000.0;
-  const double dur_us = static_cast<double>(e.end_ns - e.start_ns) / 1000.0;
-  switch (e.kind) {
-    case TraceKind::Zone:
-      fmt::print(out,
-                 ",\n{{\"name\":\"{}\",\"cat\":\"zone\",\"ph\":\"X\",\"ts\":{:.3f},\"dur\":{:.3f},"
-                 "\"pid\":1,\"tid\":{}}}",
-                 json_escaped(e.name), ts_us, dur_us, tid);
-      return;
-    case TraceKind::FrameMark:
-      fmt::print(out,
-                 ",\n{{\"name\":\"frame {}\",\"cat\":\"frame\",\"ph\":\"i\",\"s\":\"g\","
-                 "\"ts\":{:.3f},\"pid\":1,\"tid\":{}}}",
-                 e.id, ts_us, tid);
-      return;
-    case TraceKind::Job:
-    case TraceKind::Coroutine:
-    case TraceKind::Idle:
-      // A job spawned with JobOptions::name shows that name; its category stays "job".
-      fmt::print(out,
-                 ",\n{{\"name\":\"{}\",\"cat\":\"{}\",\"ph\":\"X\",\"ts\":{:.3f},\"dur\":{:.3f},"
-                 "\"pid\":1,\"tid\":{},\"args\":{{\"fiber\":{}}}}}",
-                 e.name != nullptr ? json_escaped(e.name) : std::string(event_name(e.kind)),
-                 event_name(e.kind), ts_us, dur_us, tid, e.id);
-      return;
-    case TraceKind::Steal:
-    case TraceKind::Suspend:
-    case TraceKind::Resume:
-      fmt::print(out,
-                 ",\n{{\"name\":\"{}\",\"cat\":\"{}\",\"ph\":\"i\",\"s\":\"t\",\"ts\":{:.3f},"
-                 "\"pid\":1,\"tid\":{},\"args\":{{\"{}\":{}}}}}",
-                 event_name(e.kind), event_name(e.kind), ts_us, tid,
-                 e.kind == TraceKind::Steal ? "victim" : "fiber", e.id);
-      return;
+/// Says on stderr what the trace lacks: a trace that silently lacks events misleads whoever
+/// reads it.
+void report_losses(const Config& config, const TraceSummary& summary) {
+  if (summary.dropped != 0) {
+    fmt::print(stderr,
+               "fiberjob: the trace lacks {} events: a buffer filled up and dropped the later "
+               "ones (Config::trace_events_per_worker = {}); raise it, trace fewer frames, or "
+               "keep only the last frames (Config::trace_ring_frames)\n",
+               summary.dropped, config.trace_events_per_worker);
   }
-}
-
-/// Writes a track's name and its events; returns the events it dropped.
-std::uint64_t write_track(std::FILE* out, const TraceBuffer& trace, std::uint64_t origin_ns,
-                          std::size_t tid, const std::string& name) {
-  fmt::print(out,
-             ",\n{{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":1,\"tid\":{},"
-             "\"args\":{{\"name\":\"{}\"}}}}",
-             tid, name);
-  const std::size_t count = trace.size();
-  for (std::size_t i = 0; i < count; ++i) write_event(out, trace[i], origin_ns, tid);
-  return trace.dropped();
+  if (config.trace_ring_frames == 0 || summary.overwritten == 0) return;
+  fmt::print(stderr,
+             "fiberjob: ring trace: {} older events were overwritten; the trace holds the "
+             "last {} frames asked for (Config::trace_ring_frames), from frame {}\n",
+             summary.overwritten, config.trace_ring_frames, summary.first_frame);
+  if (!summary.window_complete) {
+    fmt::print(stderr,
+               "fiberjob: ring trace: the buffers did not hold all of those frames: their "
+               "start lacks events (overwritten); raise Config::trace_events_per_worker (= {}) "
+               "or lower Config::trace_ring_frames\n",
+               config.trace_events_per_worker);
+  }
 }
 
 }  // namespace
 
 void Scheduler::write_trace(std::FILE* out) const {
-  fmt::print(out, "{{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n");
-  fmt::print(out,
-             "{{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":1,\"args\":{{\"name\":\"fiberjob\""
-             "}}}}");
-  std::uint64_t dropped = 0;
-  for (const auto& worker : workers_) {
-    const std::string name = worker->is_slot
-                                 ? fmt::format("attached thread (slot {})", worker->index)
-                                 : fmt::format("worker {}", worker->index);
-    dropped += write_track(out, worker->trace, trace_origin_ns_, worker->index, name);
+  const std::vector<TraceTrack> tracks = copy_tracks(workers_, external_track_);
+  TraceSummary summary;
+  if (config_.trace_ring_frames != 0) {
+    const std::vector<const TraceEvent*> marks = frame_marks(tracks);
+    if (marks.size() >= config_.trace_ring_frames) {
+      const TraceEvent* first = marks[marks.size() - config_.trace_ring_frames];
+      summary.window_start_ns = first->start_ns;
+      summary.first_frame = first->id;
+    }
   }
-  external_track_.read([&](const TraceBuffer& trace) {
-    dropped += write_track(out, trace, trace_origin_ns_, workers_.size(),
-                           "main thread (threads that are not workers)");
-  });
-  fmt::print(out, "\n],\"otherData\":{{\"dropped_events\":{}}}}}\n", dropped);
-  if (dropped != 0) {
-    // Also on the console: a trace that silently lacks its end misleads whoever reads it.
-    fmt::print(stderr,
-               "fiberjob: the trace lacks {} events: a worker's buffer filled up and dropped the "
-               "later ones (Config::trace_events_per_worker = {}); raise it, or trace fewer "
-               "frames\n",
-               dropped, config_.trace_events_per_worker);
+  for (const TraceTrack& track : tracks) {
+    summary.dropped += track.copy.dropped;
+    summary.overwritten += track.copy.overwritten;
+    if (track.copy.overwritten != 0 &&
+        (track.copy.events.empty() ||
+         recorded_ns(track.copy.events.front()) > summary.window_start_ns)) {
+      summary.window_complete = false;  // events after the window's start were overwritten
+    }
   }
+  write_trace_json(out, tracks, trace_origin_ns_, summary);
+  report_losses(config_, summary);
 }
 
 }  // namespace fiberjob::detail

@@ -31,15 +31,25 @@ void trace_scope_end(const char* name, std::uint64_t start_ns) noexcept {
   record_on_external_track(TraceKind::Zone, start_ns, now, 0, name);
 }
 
+void trace_spawn(Worker& worker, const void* record) noexcept {
+  const Fiber* fiber = worker.current;
+  // A pooled fiber running a job; not the dispatch loop between jobs, nor an attached
+  // thread's own stack, whose code runs in no recorded slice.
+  if (fiber == nullptr || fiber->pinned || state_of(*fiber) != FiberState::Running) return;
+  const std::uint64_t now = trace_now_ns();
+  worker.trace.record(TraceKind::SpawnFlow, now, reinterpret_cast<std::uintptr_t>(record),
+                      fiber->index);
+}
+
 }  // namespace detail
 
 void JobSystem::trace_frame_mark(std::uint64_t frame) noexcept {
   if (!impl_->tracing()) return;
   const std::uint64_t now = detail::trace_now_ns();
   try {
-    impl_->external_track().record(impl_->config().trace_events_per_worker,
-                                   detail::TraceKind::FrameMark, now, now,
-                                   static_cast<std::uint32_t>(frame), nullptr);
+    impl_->external_track().record(
+        impl_->config().trace_events_per_worker, impl_->config().trace_ring_frames != 0,
+        detail::TraceKind::FrameMark, now, now, static_cast<std::uint32_t>(frame), nullptr);
   } catch (...) {  // the track's buffer could not be allocated: the mark is lost, nothing else
   }
 }

@@ -30,6 +30,9 @@ namespace {
 /// and a ping-pong round trip makes two single wakes.
 [[gnu::noinline]] void wake_list_batched(WaitNode* head, Worker* current) noexcept;
 
+/// wake_list without tracing: the waiters of `head` made runnable.
+void wake_list_now(WaitNode* head, Worker* current) noexcept;
+
 /// Foreign coroutines woken on this (non-worker) thread with no job system to resume them on,
 /// first to last, linked through WaitNode::next (each node is the waker's from the drain on;
 /// the coroutine does not read `next` once resumed). `draining`: a resume_foreign further up
@@ -96,10 +99,37 @@ bool hand_over_chain(WaitNode* head, Worker* current) noexcept {
   return true;
 }
 
+/// wake_list with tracing on: a "wake" slice on the waker's track around the wake, and in it
+/// the start of a flow arrow to each fiber and coroutine waiter's resume, keyed by its node
+/// (trace.hpp, TraceKind::WakeFlow). Walks the list first, while the waker still owns every
+/// node (none is runnable yet): O(waiters) and one event each, only while tracing.
+[[gnu::noinline]] void wake_list_traced(WaitNode* head, Worker* current) noexcept {
+  const std::uint64_t start = trace_now_ns();
+  std::uint32_t waiters = 0;
+  for (const WaitNode* node = head; node != nullptr; node = node->next, ++waiters) {
+    if (node->kind == WaitNode::Kind::Coroutine ||
+        (node->kind == WaitNode::Kind::Fiber && !node->fiber->pinned)) {
+      current->trace.record(TraceKind::WakeFlow, start, reinterpret_cast<std::uintptr_t>(node), 0);
+    }
+  }
+  wake_list_now(head, current);
+  current->trace.record(TraceKind::Wake, start, trace_now_ns(), waiters);
+}
+
 }  // namespace
 
 void wake_list(WaitNode* head, Worker* current) noexcept {
   if (head == nullptr) return;
+  if (current != nullptr && current->scheduler->tracing()) [[unlikely]] {
+    wake_list_traced(head, current);
+    return;
+  }
+  wake_list_now(head, current);
+}
+
+namespace {
+
+void wake_list_now(WaitNode* head, Worker* current) noexcept {
   // Fast path, the common wake of one fiber or coroutine job on our own system (a join, a
   // ping-pong): into our next slot (Worker::next).
   if (head->next == nullptr && current != nullptr) {
@@ -124,8 +154,6 @@ void wake_list(WaitNode* head, Worker* current) noexcept {
   if (head->next != nullptr && hand_over_chain(head, current)) return;
   wake_list_batched(head, current);
 }
-
-namespace {
 
 /// Sets `job` to the job that resumes `node` (a Fiber or Coroutine node) and returns the system
 /// to queue it on; or resumes the waiter without a job and returns nullptr: an attached

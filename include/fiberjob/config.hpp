@@ -138,8 +138,16 @@ struct Config {
   /// workers (allocated on its first zone or frame mark). In all, trace_events_per_worker x
   /// (worker_count + attachable_threads + 1) x 32 bytes must not exceed half of the machine's
   /// physical memory. When full, further events are dropped and counted (write_trace reports
-  /// them). Default 2^18 (8 MiB).
+  /// them), or in ring mode (`trace_ring_frames`) the oldest are overwritten. Default 2^18 (8 MiB).
   std::size_t trace_events_per_worker = std::size_t{1} << 18;
+
+  /// Ring mode of the trace: 0 (the default) keeps the first events and drops later ones when
+  /// a buffer is full; N > 0 makes every trace buffer a ring that overwrites its oldest events,
+  /// and `JobSystem::write_trace` writes only the last N frames (from the N-th last
+  /// `JobSystem::trace_frame_mark` on; everything kept when there are fewer marks). For
+  /// capturing the frames before a hitch in a long run. If the buffers did not hold all N
+  /// frames, write_trace says so on stderr. Ignored while `tracing` is off.
+  std::uint32_t trace_ring_frames = 0;
 
   /// Smallest accepted `fiber_stack_size` in bytes.
   static constexpr std::size_t kMinFiberStackSize = 16 * 1024;

@@ -1,0 +1,201 @@
+// Tracing: flow arrows (spawn -> run, signal -> resume) and ring mode (the last N frames).
+
+#include <doctest/doctest.h>
+#include <fiberjob/fiberjob.hpp>
+
+#include <atomic>
+#include <cstdio>
+#include <fstream>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include "support/config.hpp"
+#include "support/watchdog.hpp"
+
+using namespace fiberjob;
+using namespace std::chrono_literals;
+
+namespace {
+
+/// Writes `js`'s trace to a file and returns its text.
+std::string trace_text(JobSystem& js, const std::string& path) {
+  js.write_trace(path);
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  std::remove(path.c_str());
+  return text.str();
+}
+
+/// The ids of the flow events named `name` with phase `ph` ("s" or "f"); fails the test if an
+/// id repeats.
+std::multiset<long> flow_ids(const std::string& json, const std::string& name,
+                             const std::string& ph) {
+  const std::regex event("\\{\"name\":\"" + name + "\",\"cat\":\"flow\",\"ph\":\"" + ph +
+                         "\",(\"bp\":\"e\",)?\"id\":([0-9]+),");
+  std::multiset<long> ids;
+  for (auto it = std::sregex_iterator(json.begin(), json.end(), event);
+       it != std::sregex_iterator(); ++it) {
+    ids.insert(std::stol((*it)[2].str()));
+  }
+  return ids;
+}
+
+/// Checks that the flows named `name` pair up one to one; returns how many there are.
+std::size_t paired_flows(const std::string& json, const std::string& name) {
+  const std::multiset<long> starts = flow_ids(json, name, "s");
+  const std::multiset<long> finishes = flow_ids(json, name, "f");
+  CHECK(std::set<long>(starts.begin(), starts.end()).size() == starts.size());  // unique ids
+  CHECK(starts == finishes);  // every start has one finish, and no finish is alone
+  return starts.size();
+}
+
+std::size_t count(const std::string& text, const std::string& part) {
+  std::size_t n = 0;
+  for (std::size_t at = text.find(part); at != std::string::npos; at = text.find(part, at + 1)) {
+    ++n;
+  }
+  return n;
+}
+
+}  // namespace
+
+TEST_SUITE("trace flows") {
+  TEST_CASE("a spawn and a wake on the workers draw flow arrows to the run and the resume") {
+    test::Watchdog watchdog("trace flows", 60s);
+    Config config = test::config_with(2);
+    config.tracing = true;
+    JobSystem js{config};
+    Counter done;
+    // Spawns: ten children spawned from a job, each arrow ends where the child runs.
+    js.run(done, [](Context& ctx) {
+      Counter parts;
+      for (int i = 0; i < 10; ++i) ctx.spawn(parts, [] {});
+      this_fiber::wait(parts);
+    });
+    js.wait(done);
+    // A wake on a worker: `first` ends on a worker and its signal resumes `waiter`, which is
+    // suspended on it by then (its fiber is counted in use).
+    Counter gate;
+    gate.add(1);
+    Counter first;
+    js.run(first, [&gate] { this_fiber::wait(gate); });
+    js.run(done, [&first] { this_fiber::wait(first); });
+    while (js.stats().fibers_in_use < 4) std::this_thread::yield();  // 2 workers' + 2 waiters
+    gate.signal();  // from the main thread: no arrow (no slice to start it from)
+    js.wait(done);
+    const std::string json = trace_text(js, "fiberjob_trace_flows.json");
+    CHECK(paired_flows(json, "spawn") >= 10);
+    CHECK(paired_flows(json, "wake") >= 1);
+    CHECK(count(json, "\"name\":\"wake\",\"cat\":\"wake\",\"ph\":\"X\"") >= 1);
+  }
+
+  TEST_CASE("a coroutine job woken by a job's signal gets a wake arrow") {
+    test::Watchdog watchdog("trace coroutine flows", 60s);
+    Config config = test::config_with(1);  // one worker: the signaller runs after the link
+    config.tracing = true;
+    JobSystem js{config};
+    Counter gate;
+    gate.add(1);  // signalled by hand by the job below
+    Counter done;
+    js.run(done, [&gate](Context& ctx) -> Task<> {
+      Counter side;
+      ctx.spawn(side, [&gate] { gate.signal(); });  // not a job of `gate`: not run inline
+      co_await ctx.wait(gate);                      // suspends; the spawned job wakes it
+      co_await ctx.wait(side);
+    });
+    js.wait(done);
+    const std::string json = trace_text(js, "fiberjob_trace_coroutine_flows.json");
+    CHECK(paired_flows(json, "spawn") == 1);
+    CHECK(paired_flows(json, "wake") == 1);
+  }
+}
+
+namespace {
+
+/// Runs `frames` frames of `jobs` jobs each, marking each frame.
+void run_frames(JobSystem& js, int frames, int jobs) {
+  for (int frame = 0; frame < frames; ++frame) {
+    js.trace_frame_mark(static_cast<std::uint64_t>(frame));
+    Counter done;
+    for (int i = 0; i < jobs; ++i) js.run(done, [] {});
+    js.wait(done);
+  }
+}
+
+}  // namespace
+
+TEST_SUITE("trace ring") {
+  TEST_CASE("ring mode writes the last N frames whole and says how much it overwrote") {
+    test::Watchdog watchdog("trace ring", 60s);
+    Config config = test::config_with(1);
+    config.tracing = true;
+    config.trace_events_per_worker = 512;
+    config.trace_ring_frames = 2;
+    JobSystem js{config};
+    run_frames(js, 40, 10);
+    const std::string json = trace_text(js, "fiberjob_trace_ring.json");
+    CHECK(count(json, "\"name\":\"frame 38\"") == 1);
+    CHECK(count(json, "\"name\":\"frame 39\"") == 1);
+    CHECK(count(json, "\"cat\":\"frame\"") == 2);  // frames 0..37 are left out
+    CHECK(count(json, "\"name\":\"job\",\"cat\":\"job\",\"ph\":\"X\"") == 20);
+    CHECK(json.find("\"overwritten_events\":0,") == std::string::npos);
+    CHECK(json.find("\"first_frame\":38,\"complete\":true") != std::string::npos);
+  }
+
+  TEST_CASE("ring mode with buffers too small for N frames marks the trace incomplete") {
+    Config config = test::config_with(1);
+    config.tracing = true;
+    config.trace_events_per_worker = 8;
+    config.trace_ring_frames = 3;
+    JobSystem js{config};
+    run_frames(js, 10, 10);
+    const std::string json = trace_text(js, "fiberjob_trace_ring_small.json");
+    CHECK(json.find("\"first_frame\":7,\"complete\":false") != std::string::npos);
+    CHECK(count(json, "\"name\":\"frame 9\"") == 1);
+  }
+
+  TEST_CASE("write_trace may run while the workers overwrite their rings") {
+    test::Watchdog watchdog("trace ring concurrent", 120s);
+    Config config = test::config_with(2);
+    config.tracing = true;
+    config.trace_events_per_worker = 64;  // wraps many times while the traces are written
+    config.trace_ring_frames = 1;
+    JobSystem js{config};
+    std::atomic<bool> stop{false};
+    Counter busy;
+    for (int w = 0; w < 2; ++w) {
+      js.run(busy, [&stop](Context& ctx) {
+        while (!stop.load()) {
+          Counter parts;
+          for (int i = 0; i < 8; ++i) ctx.spawn(parts, [] {});
+          this_fiber::wait(parts);
+        }
+      });
+    }
+    for (int round = 0; round < 5; ++round) {
+      js.trace_frame_mark(static_cast<std::uint64_t>(round));
+      const std::string json = trace_text(js, "fiberjob_trace_ring_concurrent.json");
+      CHECK(count(json, "{") == count(json, "}"));  // whole events only
+      CHECK(count(json, "\"name\":\"frame " + std::to_string(round) + "\"") == 1);
+      paired_flows(json, "spawn");  // the arrows that were kept pair up
+    }
+    stop.store(true);
+    js.wait(busy);
+  }
+
+  TEST_CASE("without ring mode a full buffer keeps the first events") {
+    Config config = test::config_with(1);
+    config.tracing = true;
+    config.trace_events_per_worker = 512;
+    JobSystem js{config};
+    run_frames(js, 40, 10);
+    const std::string json = trace_text(js, "fiberjob_trace_first.json");
+    CHECK(count(json, "\"name\":\"frame 0\"") == 1);
+    CHECK(json.find("\"dropped_events\":0,") == std::string::npos);
+    CHECK(json.find("\"complete\":false") != std::string::npos);
+  }
+}
