@@ -32,10 +32,6 @@ enum class IdlePolicy : std::uint8_t {
 /// \return std::thread::hardware_concurrency(), or 1 when that is unknown (0).
 [[nodiscard]] std::uint32_t hardware_worker_count() noexcept;
 
-/// An extra class of fiber stacks (`Config::stack_classes`): a pool of fibers with a stack
-/// size of its own, for the few jobs that need deep stacks, so the many small jobs do not pay
-/// for them (Naughty Dog's engine keeps 128 fibers of 64 KiB and 32 of 512 KiB). A job asks
-/// for one with `JobOptions::stack_class`.
 /// The name of a stack class (`StackClass::name`): a string that may also be set from a null
 /// pointer, so that the `JobSystem` constructor reports that mistake as `Error`
 /// (`InvalidConfig`) naming the field, where a `std::string` would throw `std::logic_error` at
@@ -61,6 +57,10 @@ class StackClassName {
   std::string value_;
 };
 
+/// An extra class of fiber stacks (`Config::stack_classes`): a pool of fibers with a stack
+/// size of its own, for the few jobs that need deep stacks, so the many small jobs do not pay
+/// for them (Naughty Dog's engine keeps 128 fibers of 64 KiB and 32 of 512 KiB). A job asks
+/// for one with `JobOptions::stack_class`.
 struct StackClass {
   /// Named in messages (the stack-overflow report, pool exhaustion). Non-empty, not null.
   StackClassName name = "large";
