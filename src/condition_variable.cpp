@@ -48,7 +48,7 @@ bool ConditionVariable::WaitAwaiter::await_suspend(std::coroutine_handle<> corou
   cv_.check_wait(guard_.mutex_, guard_.owner_);
   // This frame waits, so this frame is the owner the hand-over gives the mutex back to (the
   // guard may have been made by another coroutine and moved here).
-  guard_.owner_ = coroutine.address();
+  guard_.owner_ = detail::coroutine_owner_token(coroutine);
   guard_.mutex_->owner_.store(guard_.owner_, std::memory_order_relaxed);  // relaxed: owner_
   return detail::suspend_coroutine_on({&ConditionVariable::link_waiter, &cv_, "ConditionVariable"},
                                       node_, nullptr, coroutine);

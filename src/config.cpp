@@ -55,26 +55,37 @@ std::size_t physical_memory_bytes() noexcept {
 }
 
 /// The fibers of every class against the OS limit on mappings (validate_config). Errors: Error
-/// (InvalidConfig).
+/// (InvalidConfig) naming every max_fiber_count field that counts, the largest first.
 void check_mappings(const Config& config) {
+  const long map_limit = max_map_count();
+  if (map_limit <= 0) return;
   long all_fibers = config.max_fiber_count;
-  for (const StackClass& stack_class : config.stack_classes)
+  std::string fields = "Config::max_fiber_count = " + std::to_string(config.max_fiber_count);
+  std::string largest = "Config::max_fiber_count";
+  std::uint32_t largest_count = config.max_fiber_count;
+  for (std::size_t i = 0; i < config.stack_classes.size(); ++i) {
+    const StackClass& stack_class = config.stack_classes[i];
+    const std::string field = "Config::stack_classes[" + std::to_string(i) + "].max_fiber_count";
     all_fibers += stack_class.max_fiber_count;
-  if (const long map_limit = max_map_count(); map_limit > 0) {
-    // Two mappings per fiber (its stack and the guard below it), and room for the rest of the
-    // process (libraries, heap arenas, thread stacks, sanitizer shadow).
-    const long needed = 2 * all_fibers + kMappingsForTheRest;
-    if (needed > map_limit) {
-      reject("Config::max_fiber_count = " + std::to_string(config.max_fiber_count) +
-             " (with the stack classes' max_fiber_count: " + std::to_string(all_fibers) +
-             " fibers) needs about " + std::to_string(needed) +
-             " memory mappings (two per fiber, plus the rest of the process), above the OS "
-             "limit vm.max_map_count = " +
-             std::to_string(map_limit) + "; lower max_fiber_count to at most " +
-             std::to_string((map_limit - kMappingsForTheRest) / 2) +
-             ", or raise the limit (sysctl vm.max_map_count)");
+    fields += " + " + field + " = " + std::to_string(stack_class.max_fiber_count) + " ('" +
+              stack_class.name.str() + "')";
+    if (stack_class.max_fiber_count > largest_count) {
+      largest = field;
+      largest_count = stack_class.max_fiber_count;
     }
   }
+  // Two mappings per fiber (its stack and the guard below it), and room for the rest of the
+  // process (libraries, heap arenas, thread stacks, sanitizer shadow).
+  const long needed = 2 * all_fibers + kMappingsForTheRest;
+  if (needed <= map_limit) return;
+  const long fit = (map_limit - kMappingsForTheRest) / 2;
+  reject(fields + " make " + std::to_string(all_fibers) + " fibers, which need about " +
+         std::to_string(needed) +
+         " memory mappings (two per fiber, plus the rest of the process), above the OS limit "
+         "vm.max_map_count = " +
+         std::to_string(map_limit) + ". Lower these fields so that they add up to at most " +
+         std::to_string(fit) + " (the largest is " + largest + " = " +
+         std::to_string(largest_count) + "), or raise the limit (sysctl vm.max_map_count)");
 }
 
 /// The checks of Config::stack_classes (validate_config). Errors: Error (InvalidConfig).
@@ -87,6 +98,9 @@ void check_stack_classes(const Config& config) {
   for (std::size_t i = 0; i < config.stack_classes.size(); ++i) {
     const StackClass& stack_class = config.stack_classes[i];
     const std::string field = "Config::stack_classes[" + std::to_string(i) + "]";
+    if (stack_class.name.is_null()) {
+      reject(field + ".name is a null pointer; name the class (a non-empty string)");
+    }
     if (stack_class.name.empty()) reject(field + ".name is empty; name the class");
     if (stack_class.stack_size < Config::kMinFiberStackSize ||
         stack_class.stack_size > kMaxStackBytes) {

@@ -126,8 +126,11 @@ void Scheduler::describe(std::FILE* out) const noexcept {
   }
   for_each_pool([out](const FiberPool& pool) {
     if (pool.stack_class() != 0) {
-      std::fprintf(out, "  stack class '%s': %u fibers in use of %u made (at most %u)\n",
-                   pool.class_name(), pool.in_use(), pool.created(), pool.max_count());
+      std::fprintf(out,
+                   "  stack class '%s': %u fibers in use of %u made (at most %u), %zu jobs "
+                   "waiting for one\n",
+                   pool.class_name(), pool.in_use(), pool.created(), pool.max_count(),
+                   pool.parked_jobs());
     }
     pool.for_each_suspended([out](const Fiber& fiber) { describe_wait(out, fiber); });
   });

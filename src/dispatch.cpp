@@ -62,8 +62,8 @@ void run_job(Fiber* self, Job job, bool defer_signal) noexcept {
   ++self->segment;
   // The job's JobLocal values: a list whose head lives in this frame, on the job's fiber, so
   // it follows the job when the fiber migrates. An outer job (run_own_children) keeps its own.
-  JobLocalEntry* locals = nullptr;
-  JobLocalEntry** const outer_locals = std::exchange(self->job_locals, &locals);
+  JobRoot root;
+  JobLocalEntry** const outer_locals = std::exchange(self->job_locals, &root.locals);
   self->priority = job.priority();
   self->job_counter = record->counter;
   self->job_stop = nullptr;  // a job spawned with a stop token sets its own (detail::Stoppable)
@@ -83,7 +83,7 @@ void run_job(Fiber* self, Job job, bool defer_signal) noexcept {
     CounterWaitList::capture(*record->counter, std::current_exception());
   }
   check_no_plain_lock_left(self, locks_before, /*coroutine=*/!ended);
-  destroy_job_locals(locals);  // a coroutine job keeps its own in its promise: none here
+  destroy_job_locals(root.locals);  // a coroutine job keeps its own in its promise: none here
   self->job_locals = outer_locals;
   if (tracing) {  // the last run segment: the job may have moved, so the current worker
     self->worker->trace.record(TraceKind::Job, self->segment_start_ns, trace_now_ns(), self->index,
@@ -94,13 +94,13 @@ void run_job(Fiber* self, Job job, bool defer_signal) noexcept {
 
 /// Starts a plain job of another stack class on a fiber of that class: the fiber takes the
 /// job as its pending one and `self` goes back to its pool (as a switch to a resumed fiber
-/// does). When every fiber of the class is in use, the job goes onto the yield queue, to be
-/// tried again after the other ready work (the fibers of the class come back when their jobs
-/// end).
+/// does). When every fiber of the class is in use, the class's pool keeps the job until one
+/// comes back (FiberPool::park_job): this worker goes on with other work, or parks.
 void start_on_class_fiber(Fiber* self, Job job) noexcept {
-  Fiber* to = self->scheduler->pool(job.stack_class()).acquire();
+  FiberPool& pool = self->scheduler->pool(job.stack_class());
+  Fiber* to = pool.acquire();
   if (to == nullptr) {
-    push_yielded(*self->worker, job);
+    pool.park_job(job, self->worker);
     return;
   }
   to->pending = job;

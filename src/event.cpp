@@ -15,7 +15,9 @@ Event::~Event() {
   if (!queue_.empty()) {
     detail::die_with(
         "fiberjob: Event destroyed while jobs, coroutines or threads still wait on it; set() "
-        "it and let every wait on it return before the event goes out of scope.");
+        "it and let every wait on it return before the event goes out of scope. A job left "
+        "waiting by a JobSystem destroyed meanwhile never returns: set() the event before "
+        "destroying it all the same.");
   }
   queue_.unlock(state);
 }

@@ -253,7 +253,7 @@ void FiberPool::trim(Fiber& fiber) noexcept {
   ::madvise(fiber.stack_bottom, end - bottom, MADV_DONTNEED);
 }
 
-void FiberPool::release(Fiber* fiber) noexcept {
+void FiberPool::release(Fiber* fiber, Worker* worker) noexcept {
   set_state(*fiber, FiberState::Pooled);
   fiber->pending = Job{};
   fiber->node.next = nullptr;
@@ -264,6 +264,20 @@ void FiberPool::release(Fiber* fiber) noexcept {
     trim(*fiber);
     push(cold_, *fiber);
   }
+  if (stack_class_ != 0) {
+    // seq_cst fence: pairs with the one in park_job (freed, then look for a kept job).
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    // relaxed: ordered by the fences (see parked_count_).
+    if (parked_count_.load(std::memory_order_relaxed) != 0) [[unlikely]]
+      unpark_one(worker);
+  }
+}
+
+bool FiberPool::may_have_free_fiber() const noexcept {
+  // relaxed: hints, ordered where it matters by the fences of park_job and release.
+  return index_of(warm_.head.load(std::memory_order_relaxed)) != 0 ||
+         index_of(cold_.head.load(std::memory_order_relaxed)) != 0 ||
+         created_.load(std::memory_order_relaxed) < max_count_;
 }
 
 std::uint32_t FiberPool::retire_all() noexcept {

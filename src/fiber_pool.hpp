@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -56,8 +57,28 @@ class FiberPool {
   /// Any thread.
   Fiber* acquire() noexcept;
   /// Returns a fiber whose stack no longer runs (called by the fiber that switched away from
-  /// it). A cold fiber's unused stack pages go back to the OS first (one madvise call).
-  void release(Fiber* fiber) noexcept;
+  /// it). A cold fiber's unused stack pages go back to the OS first (one madvise call). In a
+  /// stack class's pool, a job waiting for a fiber (park_job) then goes back to the queues.
+  /// `worker`: the calling worker (its injector tokens), or nullptr.
+  void release(Fiber* fiber, Worker* worker = nullptr) noexcept;
+
+  /// Stack classes (class_wait.cpp): keeps a plain job of this class that found every fiber of
+  /// the class in use until one comes back (release), then queues it in the injector and wakes
+  /// a worker. The worker that parked it goes on with other work, or parks its thread: nothing
+  /// spins while a class job waits. Any worker thread.
+  void park_job(Job job, Worker* worker) noexcept;
+  /// Jobs kept by park_job right now (diagnostics; relaxed).
+  [[nodiscard]] std::size_t parked_jobs() const noexcept {
+    return parked_count_.load(std::memory_order_relaxed);  // relaxed: see parked_count_
+  }
+  /// Stack classes (class_wait.cpp): a plain job on one of this pool's fibers is about to
+  /// suspend in a wait, holding its fiber meanwhile. Returns false, changing nothing, when that
+  /// would leave every fiber the class may have held by suspended jobs (max_count - 1 holders
+  /// at most), so that a job of the class can always start eventually; the caller then throws
+  /// Error (FiberPoolExhausted). Pair a true return with end_hold once resumed.
+  [[nodiscard]] bool hold_while_suspended() noexcept;
+  /// Ends a hold of hold_while_suspended (the job was resumed, or did not suspend after all).
+  void end_hold() noexcept;
 
   /// Resumes every started pooled fiber once with `quit` set, so that each returns from its
   /// entry normally (destroying a suspended Boost.Context fiber would unwind it through an
@@ -129,6 +150,10 @@ class FiberPool {
   Fiber* grow() noexcept;
   Fiber* pop(FreeList& list) noexcept;
   void push(FreeList& list, Fiber& fiber) noexcept;
+  /// True when acquire() could give a fiber now (a free one, or room to grow). Racy: a hint.
+  [[nodiscard]] bool may_have_free_fiber() const noexcept;
+  /// Queues the oldest job kept by park_job, if any, in the injector (class_wait.cpp).
+  void unpark_one(Worker* worker) noexcept;
   /// Gives the stack pages of a cold fiber below its live frames back to the OS.
   void trim(Fiber& fiber) noexcept;
   void construct_context(Fiber& fiber);
@@ -168,6 +193,19 @@ class FiberPool {
   /// load, then a relaxed CAS loop that raises it); read by high_water() for stats(). Relaxed
   /// throughout, pairs with nothing: a statistic, like in_use_.
   std::atomic<std::uint32_t> high_water_{0};
+  /// Stack classes: plain jobs suspended in a wait while holding one of this pool's fibers
+  /// (hold_while_suspended / end_hold), 0..max_count_ - 1. Relaxed RMWs: the bound holds by
+  /// their total order on this one variable; it orders no other data.
+  std::atomic<std::uint32_t> suspended_holders_{0};
+  /// Stack classes: the jobs park_job keeps (oldest first), under parked_mutex_. Only jobs
+  /// that found the class exhausted come here: a slow path.
+  std::mutex parked_mutex_;
+  std::deque<Job> parked_;
+  /// parked_.size(), written under parked_mutex_. Read without the lock by release(): the
+  /// store (under the lock) and release()'s load are each followed/preceded by a seq_cst
+  /// fence, which pairs park_job's "kept, then look for a free fiber" with release()'s "freed,
+  /// then look for a kept job" (Dekker): at least one of the two sees the other.
+  std::atomic<std::size_t> parked_count_{0};
 };
 
 }  // namespace fiberjob::detail

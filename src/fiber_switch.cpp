@@ -18,7 +18,7 @@ namespace {
     case Handoff::Action::None:
       break;
     case Handoff::Action::ReleaseToPool:
-      from->scheduler->pool(from->stack_class).release(from);
+      from->scheduler->pool(from->stack_class).release(from, self->worker);
       break;
     case Handoff::Action::LinkToCounter:
       CounterWaitList::link(*counter, from->node, self->worker);
@@ -113,6 +113,20 @@ void switch_to(Fiber* from, Fiber* to, Handoff::Action action, Counter* counter)
 
 namespace {
 
+/// A fiber of a stack class stays the job's while it waits: it may not hold the last one the
+/// class may have, or no job of the class could start (its own children included). Returns the
+/// pool whose hold the caller ends once resumed (FiberPool::end_hold), or nullptr: a default
+/// fiber, or a yield (which stays runnable, so holds nothing that blocks). Errors: Error
+/// (FiberPoolExhausted) naming the class.
+[[gnu::always_inline]] inline FiberPool* hold_class_fiber(Fiber* self, Handoff::Action action) {
+  if (self->stack_class == 0 || action == Handoff::Action::Reschedule) [[likely]]
+    return nullptr;
+  Scheduler& scheduler = *self->worker->scheduler;
+  FiberPool* pool = &scheduler.pool(self->stack_class);
+  if (!pool->hold_while_suspended()) throw_class_exhausted(scheduler, *pool);
+  return pool;
+}
+
 /// Suspends the running job on `self`: picks what runs next (a ready Job::Resume directly, or a
 /// pooled fiber that runs the next job), switches, and lets the next fiber perform `action`.
 /// Returns true once resumed; with Reschedule and nothing else ready, returns true at once (a
@@ -123,6 +137,7 @@ namespace {
 /// switch.
 [[gnu::always_inline]] inline bool suspend(Fiber* self, Handoff::Action action, Counter* counter) {
   Worker* worker = self->worker;
+  FiberPool* const held = hold_class_fiber(self, action);
   // What runs next (a resumed job) could wait for the counters these signals complete.
   worker->combining_signals = false;
   flush_deferred_signals(*worker);
@@ -140,6 +155,7 @@ namespace {
         scheduler.push(next, worker);  // back where it was: nothing is lost
         scheduler.notify_from_worker(1);
       }
+      if (held != nullptr) held->end_hold();
       // An attached thread has a stack of its own to block on: it parks instead (the caller
       // sees false). A job's fiber cannot block its worker: the error.
       if (self->pinned) return false;
@@ -157,7 +173,9 @@ namespace {
     worker->trace.record(TraceKind::Suspend, now, now, self->index);
   }
   switch_now(self, to, action, counter);
-  if (scheduler.tracing()) {  // resumed, maybe on another worker: a new segment begins
+  // Resumed, maybe on another worker: the job runs on its fiber again, a new segment begins.
+  if (held != nullptr) held->end_hold();
+  if (scheduler.tracing()) {
     self->segment_start_ns = trace_now_ns();
     self->worker->trace.record(TraceKind::Resume, self->segment_start_ns, self->segment_start_ns,
                                self->index);

@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "fiber.hpp"
+#include "fiber_pool.hpp"
 #include "fiberjob/awaiters.hpp"
 
 namespace fiberjob::detail {
@@ -60,6 +61,11 @@ inline bool has_stack_headroom(const Fiber* self) noexcept {
 /// one (Config::max_fiber_count fibers in use, or the OS refused more).
 /// The first time, the message also goes to stderr.
 [[noreturn]] void throw_pool_exhausted(Scheduler& scheduler);
+
+/// Throws Error (FiberPoolExhausted) naming the stack class of `pool`: a plain job on one of
+/// its fibers would hold the last fiber the class may have while it waits
+/// (FiberPool::hold_while_suspended). The first time, the message also goes to stderr.
+[[noreturn]] void throw_class_exhausted(Scheduler& scheduler, const FiberPool& pool);
 
 /// Throws Error (Cancelled) for `call` when the stop of the job running on `self` (spawned with
 /// a stop token) was requested. Inline: one load for a job without a token.

@@ -65,13 +65,17 @@ bool Mutex::try_lock() noexcept {
 void Mutex::lock() {
   const detail::RunSegment here = detail::current_segment();
   // relaxed: see owner_fiber_ (only this segment's own writes can match).
-  if (here.fiber != nullptr && owner_fiber_.load(std::memory_order_relaxed) == here.fiber &&
-      owner_segment_.load(std::memory_order_relaxed) == here.segment) {
+  const bool same_segment = here.fiber != nullptr &&
+                            owner_fiber_.load(std::memory_order_relaxed) == here.fiber &&
+                            owner_segment_.load(std::memory_order_relaxed) == here.segment;
+  // The job running here owns it through a guard one of its coroutines took (before or after
+  // any suspension): only that job can unlock it, and it would be waiting here.
+  const void* job = detail::current_job_owner_token();
+  if (same_segment || (job != nullptr && owner_.load(std::memory_order_relaxed) == job)) {
     throw Error(ErrorCode::SyncMisuse,
-                "fiberjob: Mutex lock() by code that runs under a coroutine holding the same "
-                "mutex through co_await scoped_lock() (on the same stack, not suspended since): "
-                "it would wait for itself forever (fiberjob::Mutex is not recursive). Pass the "
-                "guard down, or unlock it first");
+                "fiberjob: Mutex lock() by code that runs in a coroutine job holding the same "
+                "mutex through co_await scoped_lock(): it would wait for itself forever "
+                "(fiberjob::Mutex is not recursive). Pass the guard down, or unlock it first");
   }
   lock_as(detail::current_token());
   detail::note_plain_lock(+1);
@@ -142,7 +146,7 @@ bool Mutex::link_locker(void* object, WaitNode& node) noexcept {
 }
 
 bool Mutex::LockAwaiter::await_suspend(std::coroutine_handle<> coroutine) {
-  owner_ = coroutine.address();
+  owner_ = detail::coroutine_owner_token(coroutine);  // the job: a recycled frame is not it
   if (mutex_.owner_.load(std::memory_order_relaxed) == owner_) throw_recursive("co_await lock");
   if (mutex_.try_lock_as(owner_)) return false;
   return detail::suspend_coroutine_on({&Mutex::link_locker, &mutex_, "Mutex"}, node_, nullptr,

@@ -71,6 +71,23 @@ void throw_pool_exhausted(Scheduler& scheduler) {
   throw Error(ErrorCode::FiberPoolExhausted, message);
 }
 
+void throw_class_exhausted(Scheduler& scheduler, const FiberPool& pool) {
+  const std::string field =
+      "Config::stack_classes[" + std::to_string(pool.stack_class() - 1) + "].max_fiber_count";
+  const std::string message =
+      std::string("fiberjob: stack class '") + pool.class_name() +
+      "' exhausted: a plain job on one of its fibers must suspend in a wait, and would hold "
+      "the last of the class's " +
+      field + " = " + std::to_string(pool.max_count()) +
+      " fibers meanwhile; no job of the class could start until it resumes, not even the "
+      "children it may be waiting for (a deadlock). Raise " +
+      field +
+      " above the number of the class's plain jobs that wait at once, or write the waiting "
+      "job as a coroutine (co_await holds no fiber)";
+  scheduler.report_exhausted_once(message);
+  throw Error(ErrorCode::FiberPoolExhausted, message);
+}
+
 void Scheduler::report_exhausted_once(const std::string& message) noexcept {
   // relaxed: only elects the one reporter.
   if (exhaustion_reported_.exchange(true, std::memory_order_relaxed)) return;

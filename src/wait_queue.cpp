@@ -15,6 +15,7 @@
 
 #include <sched.h>
 
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 
@@ -28,6 +29,19 @@ namespace fiberjob::detail {
 namespace {
 /// The identity of a plain thread (its address) for ownership checks.
 thread_local const char t_thread_token = 0;
+
+/// Hands out JobRoot::lock_owner values: odd, so that they never equal the address of a
+/// fiber, frame or thread token (all aligned), and never reused (2^63 of them).
+/// relaxed: only the uniqueness of each value matters, which the RMW gives.
+std::atomic<std::uint64_t> g_next_lock_owner{1};
+
+/// The job root that Fiber::job_locals (or a node's copy of it) points into: `locals` is its
+/// first member (pointer-interconvertible).
+JobRoot* root_of(void* job_locals) noexcept { return static_cast<JobRoot*>(job_locals); }
+
+const void* as_token(std::uint64_t lock_owner) noexcept {
+  return reinterpret_cast<const void*>(static_cast<std::uintptr_t>(lock_owner));
+}
 }  // namespace
 
 std::uint32_t WaitQueue::lock() noexcept {
@@ -136,6 +150,13 @@ const void* waiter_token(const WaitNode& node) noexcept {
     case WaitNode::Kind::Fiber:
       return node.fiber;
     case WaitNode::Kind::Coroutine:
+      // The job that waits (its await_suspend assigned its lock owner before linking, under
+      // the queue's lock that the hand-off holds too); a frame of no job is its own owner.
+      if (node.job_locals != nullptr) {
+        if (const std::uint64_t owner = root_of(node.job_locals)->lock_owner; owner != 0) {
+          return as_token(owner);
+        }
+      }
       return node.coroutine_address;
     case WaitNode::Kind::Callback:
       return node.callback_context;
@@ -143,6 +164,23 @@ const void* waiter_token(const WaitNode& node) noexcept {
       break;
   }
   return node.thread_token;
+}
+
+const void* coroutine_owner_token(std::coroutine_handle<> coroutine) noexcept {
+  const Fiber* self = current_fiber();
+  if (self == nullptr || self->job_locals == nullptr) return coroutine.address();
+  JobRoot* root = root_of(self->job_locals);
+  if (root->lock_owner == 0) {
+    root->lock_owner = g_next_lock_owner.fetch_add(2, std::memory_order_relaxed);  // see above
+  }
+  return as_token(root->lock_owner);
+}
+
+const void* current_job_owner_token() noexcept {
+  const Fiber* self = current_fiber();
+  if (self == nullptr || self->job_locals == nullptr) return nullptr;
+  const std::uint64_t owner = root_of(self->job_locals)->lock_owner;
+  return owner != 0 ? as_token(owner) : nullptr;
 }
 
 const void* current_token() noexcept {

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace fiberjob {
@@ -31,19 +32,50 @@ enum class IdlePolicy : std::uint8_t {
 /// \return std::thread::hardware_concurrency(), or 1 when that is unknown (0).
 [[nodiscard]] std::uint32_t hardware_worker_count() noexcept;
 
+/// The name of a stack class (`StackClass::name`): a string that may also be set from a null
+/// pointer, so that the `JobSystem` constructor reports that mistake as `Error`
+/// (`InvalidConfig`) naming the field, where a `std::string` would throw `std::logic_error` at
+/// the assignment. Converts from `const char*` and `std::string`, and to `const std::string&`.
+/// Thread-safety: a value type.
+class StackClassName {
+ public:
+  /// \param name a C string (copied), or nullptr (rejected by the JobSystem constructor).
+  StackClassName(const char* name) : null_(name == nullptr), value_(name != nullptr ? name : "") {}
+  /// \param name the name (moved in).
+  StackClassName(std::string name) noexcept : value_(std::move(name)) {}
+  /// \return true when set from a null pointer.
+  [[nodiscard]] bool is_null() const noexcept { return null_; }
+  /// \return true when the name is empty (or was set from a null pointer).
+  [[nodiscard]] bool empty() const noexcept { return value_.empty(); }
+  /// \return the name ("" when set from a null pointer).
+  [[nodiscard]] const std::string& str() const noexcept { return value_; }
+  /// \return the name, as str().
+  operator const std::string&() const noexcept { return value_; }
+
+ private:
+  bool null_ = false;
+  std::string value_;
+};
+
 /// An extra class of fiber stacks (`Config::stack_classes`): a pool of fibers with a stack
 /// size of its own, for the few jobs that need deep stacks, so the many small jobs do not pay
 /// for them (Naughty Dog's engine keeps 128 fibers of 64 KiB and 32 of 512 KiB). A job asks
 /// for one with `JobOptions::stack_class`.
 struct StackClass {
-  /// Named in messages (the stack-overflow report, pool exhaustion). Non-empty.
-  std::string name = "large";
+  /// Named in messages (the stack-overflow report, pool exhaustion). Non-empty, not null.
+  StackClassName name = "large";
   /// Usable stack of each fiber of this class in bytes, as `Config::fiber_stack_size`.
   std::size_t stack_size = 512 * 1024;
   /// Fibers made up front and kept warm, as `Config::fiber_count`; in [0, max_fiber_count].
   std::uint32_t fiber_count = 0;
   /// At most this many fibers of this class at once, as `Config::max_fiber_count`; >= 1. A
-  /// job of the class that finds all of them in use waits in the queues until one is free.
+  /// job of the class that finds all of them in use waits until one is free (kept by the
+  /// class's pool: no worker spins for it). A plain job on a fiber of the class holds it while
+  /// suspended in a wait; at most `max_fiber_count - 1` may do so at once, so that a job of the
+  /// class can always start (a waiting parent's children among them): the wait that would hold
+  /// the last one throws `Error` (`FiberPoolExhausted`) naming the class, as a default-class
+  /// wait does at `Config::max_fiber_count`. Set it above the number of the class's plain jobs
+  /// that wait at once (coroutine jobs hold none while they wait).
   std::uint32_t max_fiber_count = 32;
 };
 

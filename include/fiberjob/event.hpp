@@ -31,7 +31,11 @@ struct EventAccess;
 ///
 /// Thread-safety: every member may be called concurrently from any thread.
 /// Lifetime: the event must outlive every wait on it; it may be destroyed by a waiter as soon
-/// as its wait returned (set() touches the event last before it wakes anyone).
+/// as its wait returned (set() touches the event last before it wakes anyone). A job still
+/// waiting on it when its `JobSystem` was destroyed (reported on stderr at the destruction)
+/// never returns from that wait; `set()` the event before destroying it all the same: that
+/// unlinks the job (its resumption goes to the stopped system, which never runs it), and the
+/// destructor, which otherwise stops the process, finds nobody waiting.
 class Event {
  public:
   /// Whether a `set()` lets every waiter through and stays set (Manual) or lets one through

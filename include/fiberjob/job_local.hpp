@@ -4,6 +4,7 @@
 /// and migrations (Boost.Fiber's `fiber_specific_ptr`, FiberTaskingLib's `ThreadLocal`
 /// counterpart for jobs).
 
+#include <cstdint>
 #include <utility>
 
 namespace fiberjob {
@@ -17,6 +18,19 @@ struct JobLocalEntry {
   void* value = nullptr;      ///< Owned: destroyed with `destroy`.
   void (*destroy)(void*) noexcept = nullptr;
   JobLocalEntry* next = nullptr;
+};
+
+/// What a job keeps for itself wherever it lives (a local of the plain job's run frame on its
+/// fiber, or the root coroutine's promise); Fiber::job_locals points at `locals`, its first
+/// member, so the whole root is found from there. Internal.
+struct JobRoot {
+  /// The job's JobLocal values (an intrusive list; nullptr: none).
+  JobLocalEntry* locals = nullptr;
+  /// The job's identity as a Mutex owner when a coroutine of the job locks one through
+  /// `co_await scoped_lock()`: 0 until the first such lock, then a number no other job ever
+  /// gets (coroutine frames are recycled, so their addresses are not). Written and read by the
+  /// job's own code, and by a Mutex hand-off while the job waits in the mutex's queue.
+  std::uint64_t lock_owner = 0;
 };
 
 /// The running job's entry for `key`, or nullptr. Errors: Error (NotOnFiber) outside a job.

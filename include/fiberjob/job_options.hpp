@@ -20,7 +20,8 @@ struct JobOptions {
   /// keeps that fiber while it suspends; the worker goes back to a default fiber afterwards.
   /// A coroutine job's first run segment (up to its first suspension) runs on it; later
   /// segments run on whatever fiber resumes it. A job waiting for its children runs them
-  /// inline on its stack only when they are of its class or the default one.
+  /// inline on its stack only when they are of its class or the default one. A plain job may
+  /// not wait holding the last fiber its class may have (`StackClass::max_fiber_count`).
   /// Errors: `Error` (`InvalidArgument`) at spawn when there is no such class.
   std::uint8_t stack_class = 0;
   /// A name for traces and debuggers (a string that outlives the job, e.g. a literal); nullptr

@@ -51,7 +51,7 @@ class [[nodiscard]] MutexGuard {
  private:
   friend class ConditionVariable;
   Mutex* mutex_ = nullptr;
-  const void* owner_ = nullptr;  ///< Who owns it: the coroutine frame (see Mutex::owner_)
+  const void* owner_ = nullptr;  ///< Who owns it: the coroutine's job (see Mutex::owner_)
 };
 
 /// A fiber-aware mutual-exclusion lock.
@@ -67,8 +67,11 @@ class [[nodiscard]] MutexGuard {
 ///   lock. A coroutine that suspends holding a plain lock stops the process with a message
 ///   naming the fix, `auto guard = co_await m.scoped_lock();`.
 /// * Coroutines: `auto guard = co_await m.scoped_lock();` suspends the coroutine (never the
-///   fiber) until it owns the mutex; the guard unlocks. The owner is the coroutine, so the
-///   guard may be unlocked on another worker after the coroutine moved.
+///   fiber) until it owns the mutex; the guard unlocks. The owner is the coroutine's job (every
+///   `Task` it awaits included; a coroutine that is not part of a job owns it by its frame), so
+///   the guard may be unlocked on another worker after the coroutine moved, and a guard that
+///   outlives the job keeps that job as owner: later jobs, even in a recycled coroutine frame,
+///   wait for the guard's unlock like anyone else.
 ///
 /// Fairness: strict FIFO hand-off. `unlock()` with waiters passes ownership to the oldest
 /// waiter directly (the mutex never looks free in between), and `try_lock()` fails while
@@ -93,9 +96,10 @@ class Mutex {
   /// Locks: returns once the caller owns the mutex. Suspends: the job's fiber, or parks the
   /// plain thread, while another owner holds it; resumes on any worker.
   /// Errors: Error (SyncMisuse) when the caller owns it already (it would never return):
-  /// the same job or thread, or a coroutine running on the same stack that holds it through
-  /// `co_await scoped_lock()` and has not suspended since; Error (FiberPoolExhausted) as
-  /// `this_fiber::wait`.
+  /// the same job or thread, or code of a coroutine job that holds it through a guard its
+  /// coroutines took with `co_await scoped_lock()` (before or after any suspension), or a
+  /// coroutine running on the same stack that holds it so and has not suspended since;
+  /// Error (FiberPoolExhausted) as `this_fiber::wait`.
   void lock();
   /// Locks when free and nobody waits; never suspends.
   /// \return true when the caller now owns the mutex.
@@ -106,7 +110,7 @@ class Mutex {
   void unlock() noexcept;
 
   /// `co_await m.scoped_lock()`: see the class comment. No allocation.
-  /// Errors: Error (SyncMisuse) thrown by co_await when this coroutine owns it already.
+  /// Errors: Error (SyncMisuse) thrown by co_await when this coroutine's job owns it already.
   class [[nodiscard]] LockAwaiter {
    public:
     /// Made by `scoped_lock()`; not for direct use.
@@ -117,8 +121,8 @@ class Mutex {
     /// \return false: the lock is tried in await_suspend, which knows the coroutine (owner).
     bool await_ready() const noexcept { return false; }
     /// Takes the mutex when free, else links the coroutine into its wait queue.
-    /// Errors: Error (SyncMisuse) when this coroutine owns the mutex already.
-    /// \param coroutine the awaiting coroutine (its frame becomes the owner).
+    /// Errors: Error (SyncMisuse) when this coroutine's job owns the mutex already.
+    /// \param coroutine the awaiting coroutine (its job, or its frame, becomes the owner).
     /// \return false when the mutex was taken at once (the coroutine goes on), else true.
     bool await_suspend(std::coroutine_handle<> coroutine);
     /// Notes where the owning coroutine runs (to catch a plain `lock()` of it on the same
@@ -154,7 +158,8 @@ class Mutex {
   static bool link_locker(void* mutex, detail::WaitNode& node) noexcept;
 
   detail::WaitQueue queue_;
-  /// The owner's token (detail::waiter_token): fiber, coroutine frame or thread; nullptr when
+  /// The owner's token (detail::waiter_token): fiber, coroutine job (detail::JobRoot), coroutine
+  /// frame or thread; nullptr when
   /// free. Written by the acquirer (or the hand-off) and cleared before the release, so a
   /// caller that reads its own token knows it owns the mutex. relaxed: only compared with the
   /// reader's own token; ownership itself is ordered by the queue word.

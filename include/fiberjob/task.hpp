@@ -61,7 +61,7 @@ class TaskPromiseBase {
         Scheduler& scheduler = *promise.job_scheduler_;
         JobRecord* record = promise.job_record_;
         std::exception_ptr error = std::move(promise.error_);
-        destroy_job_locals(promise.job_locals_);  // the job's JobLocal values end with it
+        destroy_job_locals(promise.job_root_.locals);  // the job's JobLocal values end with it
         self.destroy();
         finish_task_job(scheduler, record, std::move(error));
       }
@@ -84,7 +84,7 @@ class TaskPromiseBase {
     }
   }
   /// The root of a job: where the job's JobLocal values live.
-  JobLocalEntry** job_locals() noexcept { return &job_locals_; }
+  JobLocalEntry** job_locals() noexcept { return &job_root_.locals; }
 
  protected:
   void rethrow_if_error() {
@@ -102,7 +102,7 @@ class TaskPromiseBase {
   std::exception_ptr error_;
   Scheduler* job_scheduler_ = nullptr;
   JobRecord* job_record_ = nullptr;
-  JobLocalEntry* job_locals_ = nullptr;  ///< The root task's: the job's JobLocal values
+  JobRoot job_root_;  ///< The root task's: the job's JobLocal values and lock identity
   /// Registry links (coroutine_registry.hpp); only a job's root task is linked.
   CoroutineJobLinks job_links_{nullptr, nullptr, kCoroutineShards};
   /// The task this one is suspended on in a `co_await` of a Task (nullptr when none): the

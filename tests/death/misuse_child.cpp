@@ -13,6 +13,8 @@
 //   coroutine_plain_lock a coroutine suspends (co_await) holding a Mutex locked with lock()
 //   stuck_on_primitives  (not a mistake that stops: exits 0) a JobSystem destroyed while jobs
 //                        wait forever on an Event and a Mutex; its report names them
+//   event_after_shutdown an Event destroyed after its waiting job's JobSystem was destroyed
+//   event_after_shutdown_set  (exits 0) the same, but set() first, as event.hpp says
 
 #include <fiberjob/fiberjob.hpp>
 
@@ -99,6 +101,20 @@ int main(int argc, char** argv) {
       mutex.unlock();
     });
     js.wait(done);
+  } else if (std::strcmp(mode, "event_after_shutdown") == 0 ||
+             std::strcmp(mode, "event_after_shutdown_set") == 0) {
+    auto* event = new fiberjob::Event();
+    {
+      fiberjob::JobSystem stuck{config};
+      auto* done = new fiberjob::Counter();  // counts a job that never ends: never destroyed
+      stuck.run(*done, [event] { fiberjob::this_fiber::wait(*event); });
+      while (stuck.stats().fibers_in_use < 2) std::this_thread::yield();
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));  // let the link complete
+    }  // reported: one fiber still suspended, waiting on the event
+    if (std::strcmp(mode, "event_after_shutdown_set") == 0) event->set();
+    delete event;
+    std::puts("event destroyed");
+    return 0;
   } else if (std::strcmp(mode, "stuck_on_primitives") == 0) {
     std::fflush(stdout);
     {

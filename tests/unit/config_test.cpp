@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 #include <fiberjob/fiberjob.hpp>
 
+#include <cstdio>
 #include <string>
 
 using namespace fiberjob;
@@ -74,6 +75,37 @@ TEST_SUITE("config") {
     const std::string message = rejection(config);
     CHECK(contains(message, "Config::max_fiber_count"));
     CHECK(contains(message, "vm.max_map_count"));
+  }
+
+  TEST_CASE("a stack class over vm.max_map_count on its own is named, with advice that fits") {
+    long limit = 0;
+    if (std::FILE* file = std::fopen("/proc/sys/vm/max_map_count", "r")) {
+      if (std::fscanf(file, "%ld", &limit) != 1) limit = 0;
+      std::fclose(file);
+    }
+    if (limit <= 0 || limit > (1L << 20)) return;  // unknown, or no class can exceed it
+    Config config;
+    config.worker_count = 1;
+    StackClass large;
+    large.max_fiber_count = static_cast<std::uint32_t>(limit / 2);  // alone over the limit
+    config.stack_classes.push_back(large);
+    const std::string message = rejection(config);
+    CHECK(contains(message, "Config::stack_classes[0].max_fiber_count = " +
+                                std::to_string(limit / 2) + " ('large')"));
+    CHECK(contains(message, "(the largest is Config::stack_classes[0].max_fiber_count"));
+    CHECK(contains(message, "add up to at most"));
+    CHECK(contains(message, "vm.max_map_count"));
+  }
+
+  TEST_CASE("a stack class named by a null pointer is rejected naming the field") {
+    Config config;
+    config.worker_count = 1;
+    config.stack_classes.push_back({.name = nullptr, .stack_size = 64 * 1024});
+    CHECK(contains(rejection(config), "Config::stack_classes[0].name is a null pointer"));
+    config.stack_classes[0].name = "";
+    CHECK(contains(rejection(config), "Config::stack_classes[0].name is empty"));
+    config.stack_classes[0].name = std::string("deep");
+    CHECK(rejection(config) == "accepted");
   }
 
   TEST_CASE("a stack below the minimum is rejected naming fiber_stack_size") {

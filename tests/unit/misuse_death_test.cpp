@@ -76,6 +76,19 @@ TEST_SUITE("misuse") {
     check_aborts_with("coroutine_plain_lock", "co_await m.scoped_lock()");
   }
 
+  TEST_CASE("an event still waited on after its job system is gone: set() lets it go") {
+    check_aborts_with("event_after_shutdown",
+                      "A job left waiting by a JobSystem destroyed meanwhile never returns: "
+                      "set() the event before destroying it");
+    const fiberjob::test::ChildResult result =
+        fiberjob::test::run_child(FIBERJOB_MISUSE_CHILD, {"event_after_shutdown_set"});
+    INFO("child output: " << result.output);
+    CHECK(result.output.find("1 fiber(s) still suspended") != std::string::npos);
+    CHECK(result.output.find("event destroyed") != std::string::npos);
+    CHECK(WIFEXITED(result.status));
+    CHECK(WEXITSTATUS(result.status) == 0);
+  }
+
   TEST_CASE("the shutdown report names the primitive each stuck job waits on") {
     const fiberjob::test::ChildResult result =
         fiberjob::test::run_child(FIBERJOB_MISUSE_CHILD, {"stuck_on_primitives"});

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -33,6 +34,44 @@ void plain_lock_below(Mutex& mutex, std::atomic<int>& errors) {
     if (error.code() == ErrorCode::SyncMisuse) errors.fetch_add(1);
   }
 }
+
+/// marl's Ticket::Queue (marl/include/marl/ticket.h) on fiberjob's primitives: take() hands out
+/// tickets in order; a ticket's holder waits for its turn, which comes when every ticket taken
+/// before it is done. Each ticket is an Event (its turn) and a link to the next one; the queue's
+/// tail is guarded by a fiberjob::Mutex (plain lock: the sections never suspend).
+class TicketQueue {
+ public:
+  struct Ticket {
+    Event turn;
+    Ticket* next = nullptr;
+    bool done = false;
+  };
+
+  /// A new ticket, after every ticket taken so far (its turn is set when it is first).
+  Ticket& take() {
+    std::scoped_lock lock(mutex_);
+    Ticket& ticket = tickets_.emplace_back();
+    if (tail_ == nullptr || tail_->done) {
+      ticket.turn.set();
+    } else {
+      tail_->next = &ticket;
+    }
+    tail_ = &ticket;
+    return ticket;
+  }
+
+  /// Ends `ticket`'s turn: the next ticket's holder goes on.
+  void done(Ticket& ticket) {
+    std::scoped_lock lock(mutex_);
+    ticket.done = true;
+    if (ticket.next != nullptr) ticket.next->turn.set();
+  }
+
+ private:
+  Mutex mutex_;
+  std::deque<Ticket> tickets_;  // stable addresses
+  Ticket* tail_ = nullptr;
+};
 
 }  // namespace
 
@@ -109,6 +148,97 @@ TEST_SUITE("mutex") {
     release.set();
     js.wait(done);
     CHECK(locked.load());
+  }
+
+  TEST_CASE("plain lock() in a coroutine job holding the guard throws also after a suspension") {
+    test::Watchdog watchdog("guard holder locks again after a co_await", 60s);
+    for (const std::uint32_t workers : {1u, 2u}) {
+      JobSystem js{test::config_with(workers)};
+      Mutex mutex;
+      std::atomic<int> errors{0};
+      Counter done;
+      js.run(done, [&](Context& ctx) -> Task<> {
+        auto guard = co_await mutex.scoped_lock();
+        co_await ctx.yield();             // resumes in another run segment, maybe elsewhere
+        plain_lock_below(mutex, errors);  // would wait for this very job forever
+        co_await [&]() -> Task<> {        // so would a child task of the job
+          plain_lock_below(mutex, errors);
+          co_return;
+        }();
+        guard.unlock();
+        plain_lock_below(mutex, errors);  // free again: locks and unlocks
+      });
+      js.wait(done);
+      CHECK(errors.load() == 2);
+    }
+  }
+
+  TEST_CASE("a guard that outlives its coroutine job makes the next job wait, not fail") {
+    // Coroutine frames are recycled: the next job may get the same frame address. The owner is
+    // the job, so the next job is not mistaken for the owner.
+    test::Watchdog watchdog("escaped guard", 60s);
+    JobSystem js{test::config_with(1)};
+    Mutex mutex;
+    std::optional<MutexGuard> escaped;
+    Counter done;
+    js.run(done, [&](Context&) -> Task<> { escaped.emplace(co_await mutex.scoped_lock()); });
+    js.wait(done);
+    std::atomic<int> errors{0};
+    std::atomic<bool> locked{false};
+    for (int i = 0; i < 4; ++i) {  // the first of them gets the recycled frame
+      js.run(done, [&](Context&) -> Task<> {
+        try {
+          auto guard = co_await mutex.scoped_lock();
+          locked.store(true);
+        } catch (const Error&) {
+          errors.fetch_add(1);
+        }
+      });
+    }
+    std::this_thread::sleep_for(5ms);
+    CHECK(errors.load() == 0);
+    CHECK_FALSE(locked.load());  // they wait for the escaped guard
+    escaped.reset();             // unlocks: the waiters get the mutex in turn
+    js.wait(done);
+    CHECK(errors.load() == 0);
+    CHECK(locked.load());
+  }
+
+  TEST_CASE("tickets (marl's Ticket::Queue) serve their holders in the order they were taken") {
+    test::Watchdog watchdog("ticket queue", 60s);
+    for (const std::uint32_t workers : test::kWorkerCounts) {
+      JobSystem js{test::config_with(workers)};
+      TicketQueue queue;
+      Mutex order_mutex;
+      std::vector<int> order;
+      Counter done;
+      constexpr int kTickets = 200;
+      for (int i = 0; i < kTickets; ++i) {
+        TicketQueue::Ticket& ticket = queue.take();  // taken in order, here
+        if (i % 2 == 0) {
+          js.run(done, [&, i] {  // plain job: its fiber waits for the turn
+            this_fiber::wait(ticket.turn);
+            {
+              std::scoped_lock lock(order_mutex);
+              order.push_back(i);
+            }
+            queue.done(ticket);
+          });
+        } else {
+          js.run(done, [&, i](Context&) -> Task<> {  // coroutine job: suspends alone
+            co_await ticket.turn;
+            {
+              auto guard = co_await order_mutex.scoped_lock();
+              order.push_back(i);
+            }
+            queue.done(ticket);
+          });
+        }
+      }
+      js.wait(done);
+      REQUIRE(order.size() == kTickets);
+      for (int i = 0; i < kTickets; ++i) CHECK(order[static_cast<std::size_t>(i)] == i);
+    }
   }
 
   TEST_CASE("plain and coroutine jobs mixed never overlap in the critical section") {

@@ -6,6 +6,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
 #include <thread>
 
 #include "support/config.hpp"
@@ -95,10 +98,10 @@ TEST_SUITE("stack_class") {
     CHECK(ran.load() == 1);
   }
 
-  TEST_CASE("jobs beyond the class's fibers wait for one instead of failing") {
+  TEST_CASE("jobs beyond the class's fibers wait for one while those run") {
     test::Watchdog watchdog("class pool full", 60s);
     JobSystem js{two_classes(2, /*large_fibers=*/2)};
-    Event gate;
+    std::atomic<bool> gate{false};
     std::atomic<int> inside{0};
     std::atomic<int> most{0};
     std::atomic<int> finished{0};
@@ -109,18 +112,161 @@ TEST_SUITE("stack_class") {
         int seen = most.load();
         while (now > seen && !most.compare_exchange_weak(seen, now)) {
         }
-        this_fiber::wait(gate);  // holds its large fiber while suspended
+        while (!gate.load()) std::this_thread::yield();  // runs on its large fiber meanwhile
         inside.fetch_sub(1);
         finished.fetch_add(1);
       });
     }
     while (inside.load() < 2) std::this_thread::yield();
-    std::this_thread::sleep_for(10ms);
-    CHECK(inside.load() == 2);  // both large fibers are held: the other six wait in the queues
-    gate.set();
+    CHECK(inside.load() == 2);  // both large fibers run a job: the other six wait for one
+    gate.store(true);
     js.wait(done);
     CHECK(finished.load() == 8);
     CHECK(most.load() == 2);
+  }
+
+  TEST_CASE("a plain class job may not wait holding the class's last fiber") {
+    test::Watchdog watchdog("waits holding class fibers", 60s);
+    JobSystem js{two_classes(2, /*large_fibers=*/3)};
+    Event gate;
+    std::atomic<int> waiting{0};
+    std::atomic<int> refused{0};
+    std::atomic<int> finished{0};
+    Counter done;
+    for (int i = 0; i < 6; ++i) {
+      js.run(done, JobOptions{.stack_class = 1}, [&] {
+        try {
+          waiting.fetch_add(1);
+          this_fiber::wait(gate);  // holds its large fiber while suspended
+          finished.fetch_add(1);
+        } catch (const Error& error) {
+          waiting.fetch_sub(1);
+          CHECK(error.code() == ErrorCode::FiberPoolExhausted);
+          const std::string what = error.what();
+          CHECK(what.find("stack class 'large'") != std::string::npos);
+          CHECK(what.find("Config::stack_classes[0].max_fiber_count = 3") != std::string::npos);
+          refused.fetch_add(1);
+        }
+      });
+    }
+    while (refused.load() < 4) std::this_thread::yield();
+    CHECK(refused.load() == 4);  // two wait, holding two of three; the third stays free
+    gate.set();
+    js.wait(done);
+    CHECK(finished.load() == 2);
+  }
+
+  TEST_CASE("a class job waiting for a class child another worker took does not deadlock") {
+    // The waiting parent holds the class's only fiber; the child cannot start anywhere else.
+    // Waiting would deadlock, so the wait throws FiberPoolExhausted naming the class, as the
+    // default class's wait does at Config::max_fiber_count.
+    test::Watchdog watchdog("class parent and stolen class child", 60s);
+    for (const std::uint32_t workers : {1u, 2u}) {
+      JobSystem js{two_classes(workers, /*large_fibers=*/1)};
+      Counter children;
+      Counter done;
+      std::atomic<int> ran{0};
+      js.run(done, JobOptions{.stack_class = 1}, [&] {
+        // Queued from another thread: in the injector, never on this worker's deque, so the
+        // wait cannot run it inline (as when another worker stole it).
+        std::thread([&] { js.run(children, JobOptions{.stack_class = 1}, [&] { ++ran; }); }).join();
+        this_fiber::wait(children);
+      });
+      try {
+        js.wait(done);
+        FAIL("expected FiberPoolExhausted");
+      } catch (const Error& error) {
+        CHECK(error.code() == ErrorCode::FiberPoolExhausted);
+        const std::string what = error.what();
+        CHECK(what.find("stack class 'large'") != std::string::npos);
+        CHECK(what.find("Raise Config::stack_classes[0].max_fiber_count") != std::string::npos);
+      }
+      js.wait(children);  // the child got the fiber once the parent ended
+      CHECK(ran.load() == 1);
+    }
+  }
+
+  TEST_CASE("with a spare class fiber the parent waits and the taken child runs on it") {
+    test::Watchdog watchdog("class parent with a spare fiber", 60s);
+    JobSystem js{two_classes(2, /*large_fibers=*/2)};
+    Counter children;
+    Counter done;
+    std::atomic<int> ran{0};
+    js.run(done, JobOptions{.stack_class = 1}, [&] {
+      std::thread([&] { js.run(children, JobOptions{.stack_class = 1}, [&] { ++ran; }); }).join();
+      this_fiber::wait(children);
+      CHECK(ran.load() == 1);
+    });
+    js.wait(done);
+    CHECK(ran.load() == 1);
+  }
+
+  TEST_CASE("class parents fanning out to stolen class children finish or report, never hang") {
+    test::Watchdog watchdog("class fan-out", 120s);
+    for (const std::uint32_t fibers : {1u, 2u, 4u}) {
+      JobSystem js{two_classes(2, fibers)};
+      for (int round = 0; round < 10; ++round) {
+        Counter children;
+        Counter done;
+        std::atomic<int> ran{0};
+        js.run(done, JobOptions{.stack_class = 1}, [&](Context& ctx) {
+          for (int i = 0; i < 8; ++i) {
+            ctx.spawn(children, JobOptions{.stack_class = 1}, [&] {
+              std::this_thread::sleep_for(1ms);  // lets the other worker steal siblings
+              ++ran;
+            });
+          }
+          this_fiber::wait(children);
+        });
+        try {
+          js.wait(done);
+        } catch (const Error& error) {
+          CHECK(error.code() == ErrorCode::FiberPoolExhausted);
+          CHECK(fibers == 1);  // with a spare fiber the parent may wait
+        }
+        js.wait(children);
+        CHECK(ran.load() == 8);
+      }
+    }
+  }
+
+  TEST_CASE("a worker whose only work waits for a class fiber parks") {
+    test::Watchdog watchdog("worker waiting for a class fiber", 60s);
+    JobSystem js{two_classes(2, /*large_fibers=*/1)};
+    std::atomic<bool> holder_started{false};
+    std::atomic<bool> gate{false};
+    std::atomic<int> ran{0};
+    Counter done;
+    js.run(done, JobOptions{.stack_class = 1}, [&] {  // holds the class's only fiber, running
+      holder_started.store(true);
+      while (!gate.load()) std::this_thread::yield();
+    });
+    while (!holder_started.load()) std::this_thread::yield();
+    js.run(done, JobOptions{.stack_class = 1}, [&] { ++ran; });
+    // The other worker takes the job, finds no fiber of the class, and parks until one comes
+    // back: the diagnostics show the kept job and a parked worker.
+    for (;;) {
+      std::string report;
+      {
+        char* buffer = nullptr;
+        std::size_t size = 0;
+        std::FILE* out = ::open_memstream(&buffer, &size);
+        REQUIRE(out != nullptr);
+        write_diagnostics(out);
+        std::fclose(out);
+        report.assign(buffer, size);
+        std::free(buffer);
+      }
+      if (report.find("1 jobs waiting for one") != std::string::npos &&
+          report.find("parked waiters=1") != std::string::npos) {
+        break;
+      }
+      std::this_thread::yield();
+    }
+    CHECK(ran.load() == 0);
+    gate.store(true);
+    js.wait(done);
+    CHECK(ran.load() == 1);
   }
 
   TEST_CASE("plain default-class jobs keep working beside the classes") {

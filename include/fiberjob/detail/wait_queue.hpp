@@ -109,8 +109,16 @@ bool suspend_coroutine_on(WaitLinker linker, WaitNode& node, Scheduler* schedule
                           std::coroutine_handle<> coroutine) noexcept;
 
 /// Who a waiter is, for ownership (a mutex's owner): the fiber for a fiber node, the
-/// coroutine frame for a coroutine node, the thread for a thread node.
+/// coroutine's owner token (coroutine_owner_token) for a coroutine node, the thread for a
+/// thread node.
 [[nodiscard]] const void* waiter_token(const WaitNode& node) noexcept;
+/// Who owns what `coroutine` locks through a guard: its job (JobRoot::lock_owner, assigned on
+/// first use; never the token of another job, even in a recycled frame) when it runs as part of
+/// a job on a fiber, else its frame. Call from the coroutine's await_suspend.
+[[nodiscard]] const void* coroutine_owner_token(std::coroutine_handle<> coroutine) noexcept;
+/// The owner token of the job running on the calling fiber when one of its coroutines took a
+/// guard (coroutine_owner_token), else nullptr.
+[[nodiscard]] const void* current_job_owner_token() noexcept;
 /// The token of the calling plain code: its fiber on a job, else its thread.
 [[nodiscard]] const void* current_token() noexcept;
 
