@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "support/config.hpp"
+#include "support/thread_id.hpp"
 #include "support/watchdog.hpp"
 
 using namespace fiberjob;
@@ -54,7 +55,7 @@ TEST_SUITE("affine") {
     JobSystem js(attachable(2));
     AttachedWorker main_thread(js);
     const AttachedThread target = main_thread;
-    const std::thread::id main_id = std::this_thread::get_id();
+    const std::thread::id main_id = test::current_thread_id();
     constexpr int kCoroutines = 4;
     constexpr int kHops = 200;
     std::atomic<int> on_main{0}, off_main{0}, wrong{0};
@@ -63,9 +64,9 @@ TEST_SUITE("affine") {
       js.run(done, [&, target](Context& ctx) -> Task<> {
         for (int hop = 0; hop < kHops; ++hop) {
           co_await ctx.resume_on(target);
-          (std::this_thread::get_id() == main_id ? on_main : wrong).fetch_add(1);
+          (test::current_thread_id() == main_id ? on_main : wrong).fetch_add(1);
           co_await ctx.resume_on_any();
-          (std::this_thread::get_id() != main_id ? off_main : wrong).fetch_add(1);
+          (test::current_thread_id() != main_id ? off_main : wrong).fetch_add(1);
         }
       });
     }
@@ -82,14 +83,14 @@ TEST_SUITE("affine") {
     JobSystem js(attachable(2));
     AttachedWorker main_thread(js);
     const AttachedThread target = main_thread;
-    const std::thread::id main_id = std::this_thread::get_id();
+    const std::thread::id main_id = test::current_thread_id();
     std::atomic<int> on_main{0}, wrong{0};
     Counter done;
     for (int c = 0; c < 4; ++c) {
       js.run(done, [&, target](Context& ctx) -> Task<> {
         for (int hop = 0; hop < 100; ++hop) {
           co_await ctx.resume_on(target);
-          (std::this_thread::get_id() == main_id ? on_main : wrong).fetch_add(1);
+          (test::current_thread_id() == main_id ? on_main : wrong).fetch_add(1);
           co_await ctx.resume_on_any();
         }
       });
@@ -103,16 +104,16 @@ TEST_SUITE("affine") {
     JobSystem js(attachable(2));
     AttachedWorker main_thread(js);
     const AttachedThread target = main_thread;
-    const std::thread::id main_id = std::this_thread::get_id();
+    const std::thread::id main_id = test::current_thread_id();
     std::atomic<bool> ok{false};
     Counter done;
     main_thread.spawn(done, [&, target](Context& ctx) -> Task<> {
       co_await ctx.resume_on(target);  // already there: no hop
-      const bool here = std::this_thread::get_id() == main_id;
+      const bool here = test::current_thread_id() == main_id;
       co_await ctx.resume_on_any();
-      const std::thread::id worker = std::this_thread::get_id();
+      const std::thread::id worker = test::current_thread_id();
       co_await ctx.resume_on_any();  // on a worker already: no hop
-      ok.store(here && worker != main_id && std::this_thread::get_id() == worker);
+      ok.store(here && worker != main_id && test::current_thread_id() == worker);
     });
     CHECK(main_thread.run_pending() == 1);
     // Not js.wait: a waiting attached thread may take the resume_on_any hop itself.
@@ -128,7 +129,7 @@ TEST_SUITE("affine") {
       JobSystem js(attachable(2));
       AttachedWorker main_thread(js);
       const AttachedThread target = main_thread;
-      const std::thread::id main_id = std::this_thread::get_id();
+      const std::thread::id main_id = test::current_thread_id();
       constexpr int kJobs = 200;
       std::atomic<int> right{0}, wrong{0};
       Counter spawners, done;
@@ -136,10 +137,10 @@ TEST_SUITE("affine") {
         js.run(spawners, [&, target] {
           for (int i = 0; i < kJobs / 2; ++i) {
             target.spawn(done, [&, i] {
-              (std::this_thread::get_id() == main_id ? right : wrong).fetch_add(1);
+              (test::current_thread_id() == main_id ? right : wrong).fetch_add(1);
               if (i % 4 == 0) {
                 suspend_once(js);
-                (std::this_thread::get_id() == main_id ? right : wrong).fetch_add(1);
+                (test::current_thread_id() == main_id ? right : wrong).fetch_add(1);
               }
             });
           }
@@ -158,12 +159,12 @@ TEST_SUITE("affine") {
   TEST_CASE("affine coroutine jobs start on their thread; their exceptions reach the counter") {
     JobSystem js(attachable(2));
     AttachedWorker main_thread(js);
-    const std::thread::id main_id = std::this_thread::get_id();
+    const std::thread::id main_id = test::current_thread_id();
     std::atomic<int> right{0};
     Counter done;
     for (int i = 0; i < 10; ++i) {
       main_thread.spawn(done, [&](Context& ctx) -> Task<> {
-        if (std::this_thread::get_id() == main_id) right.fetch_add(1);
+        if (test::current_thread_id() == main_id) right.fetch_add(1);
         co_await ctx.resume_on_any();
       });
     }
@@ -199,7 +200,7 @@ TEST_SUITE("affine") {
   TEST_CASE("detaching runs the pending affine jobs; later sends to the thread throw") {
     const test::Watchdog watchdog("affine detach", 120s);
     JobSystem js(attachable(2));
-    const std::thread::id main_id = std::this_thread::get_id();
+    const std::thread::id main_id = test::current_thread_id();
     std::atomic<int> right{0}, wrong{0};
     Counter done;
     std::optional<AttachedThread> stale;
@@ -212,7 +213,7 @@ TEST_SUITE("affine") {
         for (int i = 0; i < 50; ++i) {
           target.spawn(done, [&, i] {
             if (i % 10 == 0) suspend_once(js);
-            (std::this_thread::get_id() == main_id ? right : wrong).fetch_add(1);
+            (test::current_thread_id() == main_id ? right : wrong).fetch_add(1);
           });
         }
       });
