@@ -37,7 +37,7 @@ for preset in "${presets[@]}"; do
            "files takes minutes to compile, with no output until it is done"
       cmake --build --preset "${preset}" -j "${jobs}" \
         --target fiberjob_counter_model fiberjob_deque_model fiberjob_primitives_model \
-        fiberjob_timer_model
+        fiberjob_timer_model fiberjob_affine_model
     fi
     echo "=== ${preset}: building the library, tests, samples (and benchmarks in release presets)"
     cmake --build --preset "${preset}" -j "${jobs}"

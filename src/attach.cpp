@@ -54,6 +54,7 @@ Worker* Scheduler::attach() {
       set_thread_stack_bounds(slot.native);
       slot.current = &slot.native;
       set_current_worker(&slot);
+      open_affine(slot);
       return &slot;
     }
   }
@@ -68,6 +69,7 @@ void Scheduler::detach(Worker& slot) noexcept {
         "fiberjob: an AttachedWorker was destroyed on another thread than the one that created "
         "it, or from inside a job; destroy it on its own thread, outside jobs.");
   }
+  close_affine(slot);            // runs the affine jobs left: none is lost
   flush_deferred_signals(slot);  // none are left after a wait; kept for robustness
   set_current_worker(nullptr);
   remove_alternate_signal_stack();

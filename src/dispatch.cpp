@@ -171,6 +171,10 @@ void dispatch_loop(Fiber* self) {
     }
     switch (job.kind()) {
       case Job::Kind::Run:
+        if (claim_affine(worker->inbox.get(), job)) {  // only on an attached thread's slot
+          run_affine(self, job);
+          break;
+        }
         if (job.stack_class() != 0 && job.stack_class() != self->stack_class) {
           start_on_class_fiber(self, job);
           break;
@@ -183,6 +187,10 @@ void dispatch_loop(Fiber* self) {
         switch_to(self, job.fiber(), Handoff::Action::ReleaseToPool);
         break;
       case Job::Kind::ResumeCoroutine:
+        if (claim_affine(worker->inbox.get(), job)) {  // a resume_on hop
+          run_affine(self, job);
+          break;
+        }
         resume_coroutine(self, job);
         break;
       case Job::Kind::ResumeChain:
@@ -223,6 +231,19 @@ class KeepOuterJob {
 };
 
 }  // namespace
+
+void run_affine(Fiber* self, Job job) noexcept {
+  const KeepOuterJob keep(self);
+  const bool was_pinned = self->pinned;  // the attached thread's own stack always is
+  self->pinned = true;
+  if (job.kind() == Job::Kind::Run) {
+    run_job(self, job, /*defer_signal=*/false);
+  } else {
+    resume_coroutine(self, job);
+  }
+  self->pinned = was_pinned;
+  finish_affine(*self->worker);  // pinned: still the slot's thread
+}
 
 void run_own_children(Fiber* self, Counter& counter) {
   while (CounterWaitList::load_settled(counter) != 0) {

@@ -151,8 +151,9 @@ namespace {
   } else {
     to = scheduler.fibers().acquire();
     if (to == nullptr) [[unlikely]] {
-      if (next) {
-        scheduler.push(next, worker);  // back where it was: nothing is lost
+      // Back where it was: nothing is lost (an affine job back into its thread's inbox).
+      if (next && !give_back_affine(*worker, next)) {
+        scheduler.push(next, worker);
         scheduler.notify_from_worker(1);
       }
       if (held != nullptr) held->end_hold();
@@ -166,7 +167,8 @@ namespace {
     }
     to->pending = next;
   }
-  if (!self->pinned) set_state(*self, FiberState::Suspended);  // a thread's own stack stays Native
+  // A thread's own stack stays Native (a pooled fiber running an affine job is pinned too).
+  if (state_of(*self) != FiberState::Native) set_state(*self, FiberState::Suspended);
   if (scheduler.tracing()) {  // this run segment of the job ends here
     const std::uint64_t now = trace_now_ns();
     worker->trace.record(TraceKind::Job, self->segment_start_ns, now, self->index, self->job_name);

@@ -36,6 +36,13 @@ void run_own_children(Fiber* self, Counter& counter);
 /// co_awaits suspend only the coroutine; a this_fiber call inside it may suspend the fiber.
 void resume_coroutine(Fiber* self, Job job) noexcept;
 
+/// Runs a thread-affine job (a Run or ResumeCoroutine taken from the attached thread's inbox)
+/// on `self`, a fiber of the attached thread's slot or its own stack: `self` is pinned while it
+/// runs, so a plain job (or a coroutine's stackful wait) that suspends continues on this thread
+/// only (wake_pinned). Then counts the job done (finish_affine). What describes the job `self`
+/// ran before is restored afterwards.
+void run_affine(Fiber* self, Job job) noexcept;
+
 /// Runs a Job::ResumeChain on `self`: peels a chunk of at most 32 waiters off the chain,
 /// queues the rest on this worker's deque (stealable), then makes the chunk's waiters runnable
 /// in list order; coroutines of this job system at the chain's priority resume inline. The

@@ -164,6 +164,9 @@ Job Scheduler::find_job_full(Worker& worker) noexcept {
       worker.native_ready.exchange(false, std::memory_order_acquire)) {  // pairs: wake_pinned
     return Job::resume(&worker.native, Priority::High);
   }
+  if (worker.inbox != nullptr) {  // an attached thread's affine jobs: nobody else may run them
+    if (Job job = take_affine(worker)) return job;
+  }
   if (--worker.injector_countdown == 0) {
     worker.injector_countdown = kInjectorFirstInterval;
     for (std::size_t p = 0; p < kPriorityCount; ++p) {

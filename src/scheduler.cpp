@@ -49,6 +49,7 @@ Scheduler::Scheduler(JobSystem& owner, const Config& config)
     if (i >= config_.worker_count) {  // a slot for an attached thread: no thread, no first fiber
       workers_.back()->is_slot = true;
       workers_.back()->native.pinned = true;
+      workers_.back()->inbox = std::make_unique<AffineInbox>();
     }
   }
   // Reserve each worker's first fiber now: jobs that suspend early must not starve a worker
@@ -187,7 +188,8 @@ void Scheduler::stop_workers() noexcept {
     if (worker->is_slot && worker->slot_taken.load(std::memory_order_acquire)) {
       die_with(
           "fiberjob: a JobSystem was destroyed while a thread was still attached to it "
-          "(AttachedWorker); destroy the AttachedWorker first.");
+          "(AttachedWorker); destroy the AttachedWorker first (its destructor runs the "
+          "thread-affine jobs still queued for it).");
     }
   }
   if (current_worker_of(*this) != nullptr) {

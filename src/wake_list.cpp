@@ -14,6 +14,10 @@ namespace fiberjob::detail {
 
 void wake_pinned(Fiber* fiber) noexcept {
   Worker* home = fiber->worker;
+  if (fiber != &home->native) {  // a pooled fiber running a thread-affine job: its inbox
+    push_affine(*home, Job::resume(fiber, fiber->priority));
+    return;
+  }
   // release: pairs with the acquire exchange in find_job, so the slot's thread resumes the
   // stack after the wait list's hand-over (the node was drained before this).
   home->native_ready.store(true, std::memory_order_release);

@@ -3,8 +3,10 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <thread>
 
+#include "affine_inbox.hpp"
 #include "fiber.hpp"
 #include "fiberjob/config.hpp"
 #include "injector.hpp"
@@ -131,6 +133,8 @@ struct alignas(kCacheLineBytes) Worker {
   /// (set by whoever woke it; taken by the slot's thread in find_job). On its own line: other
   /// threads write it.
   alignas(kCacheLineBytes) std::atomic<bool> native_ready{false};
+  /// Slots only (nullptr for worker threads): the thread-affine jobs of the attached thread.
+  std::unique_ptr<AffineInbox> inbox;
 };
 
 /// Aborts with a message: a deque could not grow, so a job would be lost.

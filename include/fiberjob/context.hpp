@@ -21,6 +21,9 @@
 namespace fiberjob {
 
 class JobSystem;
+class AttachedThread;
+class ResumeOnAwaiter;
+class ResumeOnAnyAwaiter;
 
 namespace detail {
 struct ContextAccess;
@@ -199,6 +202,19 @@ class Context {
   /// `co_await ctx.yield()`: lets the work that is ready now run first. See `YieldAwaiter`.
   /// \return the awaiter to `co_await` at once.
   [[nodiscard]] YieldAwaiter yield() noexcept { return YieldAwaiter(scheduler_); }
+
+  /// `co_await ctx.resume_on(thread)`: continues the coroutine on an attached thread (an
+  /// `AttachedWorker`, or an `AttachedThread` copied from it). See `ResumeOnAwaiter` (declared
+  /// in fiberjob/attached_worker.hpp) for where it runs, the cost and the errors.
+  /// \param thread the attached thread to continue on.
+  /// \return the awaiter to `co_await` at once.
+  [[nodiscard]] ResumeOnAwaiter resume_on(AttachedThread thread) noexcept;
+
+  /// `co_await ctx.resume_on_any()`: continues the coroutine on one of the system's worker
+  /// threads, leaving an attached thread. See `ResumeOnAnyAwaiter`
+  /// (fiberjob/attached_worker.hpp).
+  /// \return the awaiter to `co_await` at once.
+  [[nodiscard]] ResumeOnAnyAwaiter resume_on_any() noexcept;
 
   /// Index of the worker running the caller now, in [0, worker_count), or kNotAWorker when the
   /// caller is not on one of this system's workers. Read it again after a suspension.

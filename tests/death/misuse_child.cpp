@@ -5,6 +5,8 @@
 //   destroy_waited   a counter destroyed while a job waits on it
 //   attached_at_destroy  a JobSystem destroyed while a thread is still attached to it
 //   detach_elsewhere     an AttachedWorker destroyed on another thread than its own
+//   affine_at_destroy    a JobSystem destroyed while thread-affine jobs wait for an attached
+//                        thread that never ran them
 //   destroy_waited_event an Event destroyed while a job waits on it
 //   destroy_waited_mutex a Mutex destroyed while a job waits to lock it
 //   unlock_unowned       a Mutex unlocked that nobody locked
@@ -53,6 +55,10 @@ int main(int argc, char** argv) {
     delete gate;                                                 // a job is still linked on it
   } else if (std::strcmp(mode, "attached_at_destroy") == 0) {
     new fiberjob::AttachedWorker(js);  // never destroyed: js's destructor runs while attached
+  } else if (std::strcmp(mode, "affine_at_destroy") == 0) {
+    auto* attached = new fiberjob::AttachedWorker(js);  // never destroyed, never runs them
+    auto* pending = new fiberjob::Counter();            // outlives the abort
+    for (int i = 0; i < 3; ++i) attached->spawn(*pending, [] {});
   } else if (std::strcmp(mode, "detach_elsewhere") == 0) {
     auto* attached = new fiberjob::AttachedWorker(js);
     std::thread([attached] { delete attached; }).join();

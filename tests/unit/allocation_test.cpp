@@ -216,6 +216,37 @@ TEST_SUITE("allocation") {
     }
   }
 
+  TEST_CASE("steady-state affine spawns, run_pending and resume_on hops never allocate") {
+    test::Watchdog watchdog("affine allocation count", 120s);
+    Config config = test::config_with(2);
+    config.attachable_threads = 1;
+    JobSystem js{config};
+    AttachedWorker main_thread(js);
+    const AttachedThread target = main_thread;
+    std::atomic<long> ran{0};
+    auto frame = [&] {
+      Counter done;
+      js.run(done, [&ran, &done, target] {
+        for (int i = 0; i < 8; ++i) target.spawn(done, [&ran] { ran.fetch_add(1); });
+      });
+      js.run(done, [target](Context& ctx) -> Task<> {
+        co_await ctx.resume_on(target);
+        co_await ctx.resume_on_any();
+      });
+      while (!done.done()) {
+        main_thread.run_pending();
+        std::this_thread::yield();
+      }
+      js.wait(done);
+    };
+    for (int i = 0; i < 500; ++i) frame();  // warm-up: producer blocks, records, frames
+    const long before = test::allocations_total();
+    for (int i = 0; i < 2000; ++i) frame();
+    const long during = test::allocations_total() - before;
+    CHECK(ran.load() == 2500L * 8);
+    CHECK(during == 0);
+  }
+
   TEST_CASE("giving job records back never allocates, however fragmented the shared list") {
     // release_shared, spill and drain are noexcept: an allocation there (growing a list of
     // chains) could only end in std::terminate. Alternating a full chain (a drained cache)

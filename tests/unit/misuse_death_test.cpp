@@ -37,6 +37,10 @@ TEST_SUITE("misuse") {
     check_aborts_with("attached_at_destroy", "destroy the AttachedWorker first");
   }
 
+  TEST_CASE("a job system destroyed with affine jobs pending for its thread stops with a message") {
+    check_aborts_with("affine_at_destroy", "runs the thread-affine jobs still queued for it");
+  }
+
   TEST_CASE("an AttachedWorker destroyed on another thread stops with a message") {
     check_aborts_with("detach_elsewhere", "destroy it on its own thread");
   }

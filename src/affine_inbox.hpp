@@ -1,0 +1,88 @@
+#pragma once
+// AffineInbox: the jobs only one attached thread may run (AttachedThread::spawn, co_await
+// ctx.resume_on, and the resumptions of affine jobs that suspended), and the gate that closes it
+// when the thread detaches without losing a job.
+
+#include <concurrentqueue/concurrentqueue.h>
+
+#include <atomic>
+#include <cstdint>
+
+#include "fiberjob/counter.hpp"
+#include "job.hpp"
+#include "platform/cache_line.hpp"
+
+namespace fiberjob::detail {
+
+struct Worker;
+
+/// One per attached-thread slot. Producers are any threads; the consumer is the slot's thread.
+struct AffineInbox {
+  /// The queued Job::bits(): Run (an affine job), ResumeCoroutine (a resume_on hop) and Resume
+  /// (an affine plain job's pooled fiber, pinned, woken by wake_pinned). Lock-free MPMC, used
+  /// here with one consumer; producers use moodycamel's implicit per-thread producers, so an
+  /// enqueue allocates only the first time a thread pushes (and when a block fills up).
+  moodycamel::ConcurrentQueue<std::uintptr_t> queue;
+  /// Jobs in `queue`, never below the true number once the pushes and takes that happen-before
+  /// a read are complete (a push counts itself before it enqueues, a take after it dequeued),
+  /// so the slot's empty look costs one load. relaxed everywhere: the parking protocol gets its
+  /// order from EventCount's fences (a push counts itself before the pusher's notify fence; the
+  /// parking slot thread reads it after its prepare_wait fence), as Injector::size_hint.
+  std::atomic<std::int64_t> size{0};
+  /// The gate (src/affine.cpp; model: tests/model/affine_model.cpp). Bits 32-63: the
+  /// attachment's generation, odd while a thread is attached (attach and detach each add
+  /// 1 << 32); bits 0-31: pushers inside the gate (AffineEntry). A pusher adds 1, and queues
+  /// only if it read its own generation; the detaching thread bumps the generation, then waits
+  /// for the pushers inside to leave, so every job admitted is queued before it drains.
+  alignas(kCacheLineBytes) std::atomic<std::uint64_t> gate{0};
+  /// Affine jobs admitted and not finished: a Run job until it ends (it may suspend on this
+  /// thread), a hop until its coroutine was resumed. The detaching thread waits for zero.
+  Counter pending;
+  /// Slot thread only: the Job::bits() that find_job last took from the queue and that has not
+  /// been dispatched yet (0: none). A Run or ResumeCoroutine job travels through find_job and
+  /// Fiber::pending like any other; this tells the dispatch loop it is affine (run pinned, count
+  /// it done), and tells suspend() to give it back to the inbox, not to a stealable deque.
+  std::uintptr_t taken = 0;
+};
+
+/// Opens `slot`'s inbox for a new attachment (Scheduler::attach) and returns its generation.
+std::uint32_t open_affine(Worker& slot) noexcept;
+
+/// On the detaching thread, on its own stack: closes the inbox (later pushes throw), waits for
+/// the pushers inside the gate, then waits on the pending counter, which runs the affine jobs
+/// left and waits for those suspended on this thread. Aborts with a message if that wait fails.
+void close_affine(Worker& slot) noexcept;
+
+/// AttachedWorker::run_pending on `slot` (see there).
+std::size_t run_pending_affine(Worker& slot);
+
+/// The generation bits of a gate word.
+inline std::uint32_t gate_generation(std::uint64_t gate) noexcept {
+  return static_cast<std::uint32_t>(gate >> 32);
+}
+
+/// Slot thread only: a job for `worker` (an attached slot) from its affine inbox, or an empty
+/// Job. Marks a Run or ResumeCoroutine job as taken (AffineInbox::taken).
+Job take_affine(Worker& worker) noexcept;
+
+/// Slot thread only: true (and clears the mark) when `job` is the affine job take_affine handed
+/// out last. Inline: one compare on the dispatch of every Run and ResumeCoroutine job of a slot.
+inline bool claim_affine(AffineInbox* inbox, Job job) noexcept {
+  if (inbox == nullptr || inbox->taken != job.bits()) return false;
+  inbox->taken = 0;
+  return true;
+}
+
+/// Slot thread only: puts `job` back into the inbox when it is the affine job take_affine
+/// handed out last (a suspend found no fiber to run it on). Returns false for any other job.
+bool give_back_affine(Worker& worker, Job job) noexcept;
+
+/// Queues `job` in `slot`'s inbox and wakes the parked workers (the slot's thread may be parked
+/// among them). Aborts with a message if the queue cannot allocate (the job would be lost).
+void push_affine(Worker& slot, Job job) noexcept;
+
+/// An affine job's part of this thread is over (a Run job ended, a hop's coroutine ran):
+/// signals the inbox's pending counter.
+void finish_affine(Worker& slot) noexcept;
+
+}  // namespace fiberjob::detail
