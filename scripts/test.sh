@@ -33,7 +33,7 @@ for preset in "${presets[@]}"; do
     cmake --preset "${preset}" >/dev/null
     if [[ "${preset}" != asan && "${preset}" != tsan ]]; then
       # Ninja prints a step when it ends: say beforehand why the next minutes are quiet.
-      echo "=== ${preset}: building the Relacy model checks (tests/model): each of the four" \
+      echo "=== ${preset}: building the Relacy model checks (tests/model): each of the five" \
            "files takes minutes to compile, with no output until it is done"
       cmake --build --preset "${preset}" -j "${jobs}" \
         --target fiberjob_counter_model fiberjob_deque_model fiberjob_primitives_model \
