@@ -163,4 +163,14 @@ class Context {
   detail::Scheduler& scheduler_;
 };
 
+namespace detail {
+
+/// `co_await` of a structured call's children (spawned through `ctx`): waits for all of them
+/// also in a job whose stop was requested (they got the stop too), so none outlives the call;
+/// rethrows the first exception one of them threw. The caller checks its stop afterwards.
+inline JoinAwaiter join_children(Context& ctx, Counter& children) noexcept {
+  return JoinAwaiter(children, &scheduler_of(ctx));
+}
+
+}  // namespace detail
 }  // namespace fiberjob
