@@ -70,7 +70,9 @@ class Context {
   /// suspended on a counter, when the counter reaches zero — so the job unwinds (its
   /// destructors run) and its counter is signalled, with the `Cancelled` error kept on it
   /// unless another exception came first. `ctx.stop_token()` reads the token in the job.
-  /// The token is the job's only: jobs it spawns get their own (or none).
+  /// The token is the job's only: jobs it spawns with `spawn` get their own (or none); the
+  /// children of `when_all`, `when_any`, `JobHandle` and `parallel_for` get the job's token
+  /// (or one chained to it), so its stop reaches them.
   /// Cost: the token (8 bytes) is stored beside `fn` in the job's record, so `fn` fits inline
   ///   up to 32 bytes; no other cost, and none for jobs spawned without a token.
   /// \param counter gets one unit now, signalled when the job ends.
