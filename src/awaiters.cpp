@@ -47,7 +47,14 @@ bool suspend_on_counter(Counter& counter, WaitNode& node, Scheduler* scheduler,
   node.job_counter = self != nullptr ? self->job_counter : nullptr;
   node.job_locals = self != nullptr ? self->job_locals : nullptr;
   node.next = nullptr;
-  CounterWaitList::link(counter, node, current_worker());
+  Worker* const worker = current_worker();
+  if (worker != nullptr && worker->combining_signals) {
+    // A coroutine of a wake chain's chunk: linked with the chunk's other waits on this counter
+    // in one CAS when the chunk ends (Worker::deferred_link_counter).
+    defer_link(*worker, counter, node);
+    return true;
+  }
+  CounterWaitList::link(counter, node, worker);
   // From here the coroutine may already be running elsewhere: touch nothing of it.
   return true;
 }

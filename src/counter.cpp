@@ -132,36 +132,51 @@ std::int64_t CounterWaitList::settle(const Counter& counter) noexcept {
 }
 
 void CounterWaitList::link(Counter& counter, WaitNode& node, Worker* current) noexcept {
-  // relaxed: published by the push CAS below; cleared with release after our last touch.
+  // relaxed: published by the push CAS in link_chunk; cleared with release after our last
+  // touch.
   node.linking.store(1, std::memory_order_relaxed);
+  link_chunk(counter, node, node, 1, current);
+}
+
+void CounterWaitList::link_chunk(Counter& counter, WaitNode& first, WaitNode& last,
+                                 std::int64_t count, Worker* current) noexcept {
   // Debug check of the lifetime rules. relaxed: the count only has to be up before our push,
   // which the push CAS (release) orders; the decrement below is release.
-  if (kCheckLinkers) counter.linkers_.fetch_add(1, std::memory_order_relaxed);
+  if (kCheckLinkers)
+    counter.linkers_.fetch_add(static_cast<std::uint32_t>(count), std::memory_order_relaxed);
   // relaxed: only the first guess of the CAS below.
   WaitNode* head = counter.waiters_.load(std::memory_order_relaxed);
   do {
-    node.next = head;
-    // acq_rel. release: publishes node.next and the waiter's state to the drainer (pairs with
-    // the acquire of the drain exchange). acquire: pairs with the release of a drain exchange
-    // that came before us in the list's modification order, so the re-check below sees that
-    // drainer's kWaking or later — the half of the handshake that closes the lost wake-up.
-  } while (!counter.waiters_.compare_exchange_weak(head, &node, std::memory_order_acq_rel,
+    last.next = head;
+    // acq_rel. release: publishes the nodes' `next` and the waiters' state to the drainer
+    // (pairs with the acquire of the drain exchange). acquire: pairs with the release of a
+    // drain exchange that came before us in the list's modification order, so the re-check
+    // below sees that drainer's kWaking or later — the half of the handshake that closes the
+    // lost wake-up.
+  } while (!counter.waiters_.compare_exchange_weak(head, &first, std::memory_order_acq_rel,
                                                    std::memory_order_relaxed));
-  // From here a signaller may wake the waiter, which may then destroy the counter — but not
-  // before it has seen node.linking == 0, which we store after our last touch of the counter.
-  // Re-check: the count may have reached zero between the waiter's test and the link.
-  if (load_settled(counter) != 0) {
-    // release: pairs with the acquire loads in ~Counter and add(). Before `linking` = 0: after
-    // that the counter may be gone.
-    if (kCheckLinkers) counter.linkers_.fetch_sub(1, std::memory_order_release);
-    node.linking.store(0, std::memory_order_release);  // release: pairs with wait_for_linker
-    return;
+  // From here a signaller may wake the waiters, which may then destroy the counter — but not
+  // before each has seen its node's `linking` == 0, which we store after our last touch of the
+  // counter. Re-check: the count may have reached zero between the waiters' tests and the link.
+  WaitNode* drained = nullptr;
+  if (load_settled(counter) == 0) {
+    // acq_rel: as the drain in signal().
+    drained = counter.waiters_.exchange(nullptr, std::memory_order_acq_rel);
   }
-  // acq_rel: as the drain in signal().
-  WaitNode* drained = counter.waiters_.exchange(nullptr, std::memory_order_acq_rel);
-  // release: as above.
-  if (kCheckLinkers) counter.linkers_.fetch_sub(1, std::memory_order_release);
-  node.linking.store(0, std::memory_order_release);  // release: pairs with wait_for_linker
+  // release: pairs with the acquire loads in ~Counter and add(). Before `linking` = 0: after
+  // that the counter may be gone.
+  if (kCheckLinkers)
+    counter.linkers_.fetch_sub(static_cast<std::uint32_t>(count), std::memory_order_release);
+  // Each node's `next` is read before its `linking` is cleared: until then its waiter, even
+  // if already woken, waits in wait_for_linker and leaves the node alone. `last.next` (the
+  // old head, not ours) is never read.
+  WaitNode* node = &first;
+  for (std::int64_t i = 1; i < count; ++i) {
+    WaitNode* const next = node->next;
+    node->linking.store(0, std::memory_order_release);  // release: pairs with wait_for_linker
+    node = next;
+  }
+  node->linking.store(0, std::memory_order_release);  // release: pairs with wait_for_linker
   wake_list(drained, current);
 }
 

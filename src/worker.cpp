@@ -34,6 +34,13 @@ void apply_deferred_signals(Worker& worker) noexcept {
   CounterWaitList::signal(*counter, &worker, worker.deferred_signals);
 }
 
+void apply_deferred_links(Worker& worker) noexcept {
+  Counter* counter = worker.deferred_link_counter;
+  worker.deferred_link_counter = nullptr;
+  CounterWaitList::link_chunk(*counter, *worker.deferred_link_first, *worker.deferred_link_last,
+                              worker.deferred_links, &worker);
+}
+
 void push_next(Worker& worker, Job job) noexcept {
   // relaxed: only this thread stores non-zero values, so a 0 here is current; a stale non-zero
   // (a thief took it meanwhile) only sends the job to the deque.

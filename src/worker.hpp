@@ -96,11 +96,22 @@ struct alignas(kCacheLineBytes) Worker {
   /// idling.
   Counter* deferred_counter = nullptr;
   std::int64_t deferred_signals = 0;
+  /// Coroutine waits on one counter not yet linked into its wait list: the nodes of the
+  /// coroutines of a wake chain's chunk that `co_await`ed `deferred_link_counter` (while
+  /// `combining_signals`), joined through WaitNode::next, newest first. They are spliced onto
+  /// the counter's list with one CAS (CounterWaitList::link_chunk) when the deferred signals
+  /// are applied: the end of the chunk, a suspension of the fiber, or a wait on another
+  /// counter. Nobody else can see or resume them until then.
+  Counter* deferred_link_counter = nullptr;
+  WaitNode* deferred_link_first = nullptr;  ///< newest node: the list's head once spliced
+  WaitNode* deferred_link_last = nullptr;   ///< oldest node: its `next` gets the old head
+  std::int64_t deferred_links = 0;
   /// True while a coroutine of a wake chain's chunk runs inline (run_chain): its signals are
-  /// combined into `deferred_counter` and applied when the chunk ends, or earlier when the
-  /// fiber suspends or the signals target another counter. Waiters of one gate that each
-  /// signal one "done" counter then cost that counter one atomic update per chunk, not one per
-  /// waiter (docs/decisions.md, "Signals combined per chunk").
+  /// combined into `deferred_counter`, and its waits on a counter into `deferred_link_counter`;
+  /// both are applied when the chunk ends, or earlier when the fiber suspends or they target
+  /// another counter. Waiters of one gate that each signal one "done" counter and wait on the
+  /// next gate then cost each of those counters one atomic update per chunk, not one per
+  /// waiter (docs/decisions.md, "Signals combined per chunk" and "Waits combined per chunk, too").
   bool combining_signals = false;
   WorkerStats stats;
   /// What the worker is doing, for write_diagnostics only. Written by the worker's thread,
@@ -148,9 +159,36 @@ inline bool has_local_jobs(const Worker& worker) noexcept {
 /// Applies `worker`'s deferred signals (Worker::deferred_counter), which must exist.
 void apply_deferred_signals(Worker& worker) noexcept;
 
-/// Applies `worker`'s deferred signals, if any. Owner thread only. Inline: one load when none.
+/// Links `worker`'s deferred waits (Worker::deferred_link_counter), which must exist.
+void apply_deferred_links(Worker& worker) noexcept;
+
+/// Links `worker`'s deferred waits, then applies its deferred signals, if any. Links first: a
+/// deferred signal may be the one that completes the counter they wait on (the splice's
+/// re-check would catch that too, one drain later). Owner thread only. Inline: two loads when
+/// there is nothing to apply.
 inline void flush_deferred_signals(Worker& worker) noexcept {
+  if (worker.deferred_link_counter != nullptr) apply_deferred_links(worker);
   if (worker.deferred_counter != nullptr) apply_deferred_signals(worker);
+}
+
+/// Holds the wait of a coroutine on `counter` (its `node`, filled in and not yet published) in
+/// `worker`'s deferred links, linking those of another counter first. Only while
+/// `combining_signals`: the end of run_chain's chunk, or a suspension, is the flush point.
+inline void defer_link(Worker& worker, Counter& counter, WaitNode& node) noexcept {
+  if (worker.deferred_link_counter != &counter) {
+    if (worker.deferred_link_counter != nullptr) apply_deferred_links(worker);
+    worker.deferred_link_counter = &counter;
+    worker.deferred_link_last = &node;
+    worker.deferred_links = 0;
+    node.next = nullptr;
+  } else {
+    node.next = worker.deferred_link_first;
+  }
+  // relaxed: published by link_chunk's splice CAS (release); cleared with release there after
+  // its last touch of the counter (pairs with wait_for_linker).
+  node.linking.store(1, std::memory_order_relaxed);
+  worker.deferred_link_first = &node;
+  ++worker.deferred_links;
 }
 
 /// Holds one signal of `counter` in `worker`'s deferred signals (applying those of another

@@ -49,6 +49,7 @@ enum Bug : unsigned {
   kRestoreRelaxed = 1u << 7,    // signal: fetch_sub(kWaking) `relaxed` instead of `release`
   kSignalCasRelease = 1u << 8,  // signal: value CAS `release` instead of `acq_rel`
   kNextAfterWake = 1u << 9,     // wake_list: reads node->next after waking the node
+  kNextAfterClear = 1u << 10,   // link_chunk: reads node->next after clearing its `linking`
   // Not a bug, a model option: the counter outlives the model (Reuse), so only the protocol's
   // own effects can show a fault, not the lifetime check.
   kKeepCounter = 1u << 16,
@@ -186,33 +187,45 @@ struct Protocol {
     }
   }
 
-  // CounterWaitList::link.
+  // CounterWaitList::link: link_chunk of one node.
   static void link(Counter& c, Node& n) {
     touch(n);
     n.linking.store(1, rl::mo_relaxed, $);
+    link_chunk(c, n, n, 1);
+  }
+
+  // CounterWaitList::link_chunk: `count` nodes, `first` … `last` joined through `next`, each
+  // with `linking` already 1, pushed with one CAS.
+  static void link_chunk(Counter& c, Node& first, Node& last, int count) {
     touch(c);
     Node* head = c.waiters.load(rl::mo_relaxed, $);
     for (;;) {
-      n.next($) = head;
-      n.shadow_next = head;
+      touch(last);
+      last.next($) = head;
+      last.shadow_next = head;
       touch(c);
-      if (c.waiters.compare_exchange_weak(head, &n, kPushCas, $, rl::mo_relaxed, $)) break;
+      if (c.waiters.compare_exchange_weak(head, &first, kPushCas, $, rl::mo_relaxed, $)) break;
     }
-    if (has(kNoRecheck)) {
-      touch(n);
-      n.linking.store(0, kLinkingClear, $);
-      return;
+    Node* drained = nullptr;
+    if (!has(kNoRecheck) && load_settled(c) == 0) {
+      touch(c);
+      drained = c.waiters.exchange(nullptr, kDrain, $);
+      if (drained != nullptr) cover(kLinkerDrained);
     }
-    if (load_settled(c) != 0) {
-      touch(n);
-      n.linking.store(0, kLinkingClear, $);
-      return;
+    Node* n = &first;
+    for (int i = 1; i < count; ++i) {
+      touch(*n);
+      Node* next = nullptr;
+      if (!has(kNextAfterClear)) next = n->next($);
+      n->linking.store(0, kLinkingClear, $);
+      if (has(kNextAfterClear)) {
+        touch(*n);
+        next = n->next($);
+      }
+      n = next;
     }
-    touch(c);
-    Node* drained = c.waiters.exchange(nullptr, kDrain, $);
-    if (drained != nullptr) cover(kLinkerDrained);
-    touch(n);
-    n.linking.store(0, kLinkingClear, $);
+    touch(*n);
+    n->linking.store(0, kLinkingClear, $);
     wake_list(drained);
   }
 
@@ -578,6 +591,64 @@ struct TwoWaitersReuse : rl::test_suite<TwoWaitersReuse<B>, 4> {
   }
 };
 
+// Model 7: waits combined per chunk. Two coroutines of one wake chain's chunk wait on the
+// counter: each checks the count on the chunk's worker L and, if it is not zero, suspends with
+// its node held by L (Worker::deferred_link_counter); at the end of the chunk L links the held
+// nodes with one CAS (link_chunk). A coroutine that saw zero resumes at once (its node marked
+// woken here). R resumes the woken coroutines wherever they were woken: it waits for each
+// node's wake and linker, drops the node, then destroys the counter. S is the final signaller.
+template <unsigned B>
+struct CombinedLinks : rl::test_suite<CombinedLinks<B>, 3> {
+  using P = Protocol<B>;
+  Counter c;
+  Node node1;
+  Node node2;
+  rl::var<int> job_data;
+
+  void before() {
+    init(c, 1);
+    init(node1);
+    init(node2);
+    job_data($) = 0;
+  }
+
+  // One coroutine's co_await on L: suspends into the held list, or resumes at once.
+  void check_and_hold(Node& n, Node*& first, Node*& last, int& held) {
+    if (P::load_settled(c) == 0) {
+      cover(kWaiterFastPath);
+      n.woken.store(1, rl::mo_release, $);  // resumed inline: R sees it as woken, no linker
+      return;
+    }
+    n.linking.store(1, rl::mo_relaxed, $);  // defer_link
+    n.next($) = first;
+    if (last == nullptr) last = &n;
+    first = &n;
+    ++held;
+  }
+
+  void thread(unsigned index) {
+    if (index == 0) {  // L: the chunk's worker
+      Node* first = nullptr;
+      Node* last = nullptr;
+      int held = 0;
+      check_and_hold(node1, first, last, held);
+      check_and_hold(node2, first, last, held);
+      if (held != 0) P::link_chunk(c, *first, *last, held);
+    } else if (index == 1) {              // R: the resumed coroutines
+      for (Node* n : {&node2, &node1}) {  // the list's order (newest first)
+        while (n->woken.load(rl::mo_acquire, $) == 0) spin();
+        P::wait_for_linker(*n);
+        RL_ASSERT(job_data($) == 1);
+        n->alive($) = 0;
+      }
+      P::destroy(c);
+    } else {  // S
+      job_data($) = 1;
+      P::signal(c);
+    }
+  }
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -595,6 +666,7 @@ int main(int argc, char** argv) {
   runner.pass<Reuse<kKeepCounter>>("reuse_keep_counter", {kRandom});
   runner.pass<AddDuringDrain<kCorrect>>("add_during_drain", {kBound3, kRandom});
   runner.pass<TwoWaitersReuse<kCorrect>>("two_waiters_reuse", {kRandom});
+  runner.pass<CombinedLinks<kCorrect>>("combined_links", {kBound3, kRandom});
 
   // Negative variants: each must be caught.
   const char* const lost_wake_up = "lost wake-up (LIVELOCK)";
@@ -619,6 +691,11 @@ int main(int argc, char** argv) {
                                                 "first job's data races with the waiter");
   runner.fail<TwoWaiters<kNextAfterWake>>("neg_next_after_wake", "waker reads a dead node");
   runner.fail<AddDuringDrain<kFinalByNext>>("neg_final_by_next", "second drainer");
+  runner.fail<CombinedLinks<kNextAfterClear>>("neg_combined_next_after_clear",
+                                              "linker reads a node its waiter already dropped");
+  runner.fail<CombinedLinks<kNoRecheck>>("neg_combined_no_recheck", lost_wake_up);
+  runner.fail<CombinedLinks<kLinkingRelaxed>>("neg_combined_linking_relaxed",
+                                              "linker's counter access races with the destruction");
   runner.fail<TwoWaitersReuse<kEarlyReuse>>(
       "neg_reuse_before_all_waits_returned",
       "the other waiter's late linker drains the round-2 node (the reuse rule is needed)");

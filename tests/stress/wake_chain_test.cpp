@@ -243,4 +243,49 @@ TEST_SUITE("wake_chain") {
       }
     }
   }
+
+  TEST_CASE("waits made by the waiters of a chunk are all linked and woken") {
+    // Waiters of one wake wait again, on two counters in turn; the last waiter of each round
+    // completes the first of them from inside the chunk (its waits are still held by the
+    // worker then), and a plain job completes the second. Every waiter must come back from
+    // both waits exactly once, however its wait was linked.
+    test::Watchdog watchdog("waits from a chunk", 300s);
+    for (std::uint32_t workers : {1u, 2u}) {
+      CAPTURE(workers);
+      JobSystem js{test::config_with(workers)};
+      for (int round = 0; round < 20; ++round) {
+        Counter gate;
+        gate.add(1);
+        Counter next_gate;  // completed by the last waiter to pass `gate`
+        Counter last_gate;  // completed by a plain job once every waiter passed next_gate's wait
+        next_gate.add(1);
+        last_gate.add(1);
+        constexpr int kWaiters = 200;
+        std::atomic<int> passed_gate{0};
+        std::atomic<int> passed_next{0};
+        std::atomic<int> passed_last{0};
+        Counter jobs;
+        for (int i = 0; i < kWaiters; ++i) {
+          js.run(jobs, [&, i](Context& ctx) -> Task<> {
+            co_await ctx.wait(gate);
+            if (passed_gate.fetch_add(1) + 1 == kWaiters) next_gate.signal();
+            if (i % 13 == 0) co_await ctx.yield();
+            co_await ctx.wait(next_gate);
+            passed_next.fetch_add(1);
+            co_await ctx.wait(last_gate);
+            passed_last.fetch_add(1);
+          });
+        }
+        wait_until_started(js, kWaiters);
+        gate.signal();
+        js.wait(next_gate);
+        while (passed_next.load() != kWaiters) std::this_thread::yield();
+        CHECK(passed_last.load() == 0);  // nobody passed a gate that is still closed
+        js.run(jobs, [&] { last_gate.signal(); });
+        js.wait(jobs);
+        CHECK(passed_gate.load() == kWaiters);
+        CHECK(passed_last.load() == kWaiters);
+      }
+    }
+  }
 }
