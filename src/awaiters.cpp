@@ -16,7 +16,7 @@
 namespace fiberjob::detail {
 
 bool suspend_on_counter(Counter& counter, WaitNode& node, Scheduler* scheduler,
-                        std::coroutine_handle<> coroutine) {
+                        std::coroutine_handle<> coroutine, bool cancellable) {
   // Stackless everywhere, also on our fibers: the coroutine suspends, not the fiber. The fiber
   // goes back to its dispatch loop (or to whatever resumed the coroutine) and runs other jobs;
   // the last signal queues Job::ResumeCoroutine, which any worker runs inline on the fiber it
@@ -25,7 +25,9 @@ bool suspend_on_counter(Counter& counter, WaitNode& node, Scheduler* scheduler,
   Fiber* self = current_fiber();
   node.kind = WaitNode::Kind::Coroutine;
   node.job_stop = self != nullptr ? self->job_stop : nullptr;
-  if (stop_requested(node.job_stop)) return false;  // resume_from_counter throws Cancelled
+  // resume_from_counter throws Cancelled. A join (not cancellable) keeps the token in the node
+  // all the same: the fiber that resumes the coroutine restores it from there.
+  if (cancellable && stop_requested(node.job_stop)) return false;
   if (self != nullptr) {
     check_not_own_counter(self, counter);
     // Work-first, as the stackful wait: the children this coroutine spawned onto our deque run
@@ -60,6 +62,11 @@ bool suspend_on_counter(Counter& counter, WaitNode& node, Scheduler* scheduler,
 void resume_from_counter(Counter& counter, WaitNode& node) {
   CounterWaitList::wait_for_linker(node);  // the linker is this awaiter's own await_suspend
   if (stop_requested(node.job_stop)) throw_cancelled("co_await ctx.wait(counter)");
+  CounterWaitList::rethrow_if_error(counter);
+}
+
+void resume_from_join(Counter& counter, WaitNode& node) {
+  CounterWaitList::wait_for_linker(node);  // the linker is this awaiter's own await_suspend
   CounterWaitList::rethrow_if_error(counter);
 }
 

@@ -3,6 +3,7 @@
 
 #include <string>
 
+#include "counter_wait_list.hpp"
 #include "fiber_switch.hpp"
 #include "fiberjob/context.hpp"
 #include "fiberjob/error.hpp"
@@ -14,6 +15,25 @@ void throw_cancelled(const char* call) {
   throw Error(ErrorCode::Cancelled,
               std::string("fiberjob: ") + call +
                   " in a job whose stop was requested (its stop token); the job unwinds");
+}
+
+void throw_if_stopped(const char* call) {
+  const Fiber* self = current_fiber();
+  if (self != nullptr) throw_if_job_stopped(self, call);
+}
+
+const std::stop_token* current_job_stop() noexcept {
+  const Fiber* self = current_fiber();
+  return self != nullptr ? self->job_stop : nullptr;
+}
+
+void join_counter(Counter& counter) {
+  if (Fiber* self = current_fiber()) {
+    wait_on_fiber(self, counter);
+  } else {
+    CounterWaitList::wait_on_thread(counter);
+  }
+  CounterWaitList::rethrow_if_error(counter);
 }
 
 const std::stop_token* set_job_stop(const std::stop_token* stop) noexcept {

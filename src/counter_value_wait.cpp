@@ -217,11 +217,16 @@ void this_fiber::wait(Counter& counter, std::int64_t target) {
     return;
   }
   detail::check_target(target);
+  const detail::Fiber* self = detail::current_fiber();
+  if (self != nullptr) detail::throw_if_job_stopped(self, "this_fiber::wait(counter, target)");
   if (detail::value_reached(counter, target)) return;
   detail::ValueWaiter waiter;
   waiter.counter = &counter;
   waiter.target = target;
   detail::block_on({&detail::link_value_wait, &waiter, "a Counter's value"});
+  // Read the fiber again: the wait may have resumed on another thread, but the fiber record
+  // (and its job's token) is the same one.
+  if (self != nullptr) detail::throw_if_job_stopped(self, "this_fiber::wait(counter, target)");
 }
 
 }  // namespace fiberjob

@@ -60,10 +60,12 @@ void throw_pool_exhausted(Scheduler& scheduler) {
               "as coroutines (co_await holds no fiber)";
   } else {
     message = "fiberjob: fiber pool exhausted: all " + std::to_string(pool.max_count()) +
-              " fibers (Config::max_fiber_count) are in use by running jobs and by plain jobs "
-              "suspended in this_fiber::wait or this_fiber::yield, and this one needs another. "
-              "Raise Config::max_fiber_count, or write the waiting jobs as coroutines "
-              "(co_await holds no fiber)";
+              " fibers (Config::max_fiber_count) are in use by running jobs, by plain jobs "
+              "suspended in this_fiber::wait or this_fiber::yield, and by joins of a Counter or "
+              "JobHandle destroyed while its jobs were pending (also in coroutine jobs: a "
+              "scope left by an exception joins on a fiber), and this one needs another. "
+              "Raise Config::max_fiber_count, or let the waiting jobs co_await their counters "
+              "before leaving their scopes (a co_await holds no fiber)";
   }
   // Also on stderr, once: a job that lets the error unwind past a counter whose children are
   // still pending ends in that counter's abort, and the cause must be on record before it.
@@ -92,7 +94,9 @@ void Scheduler::report_exhausted_once(const std::string& message) noexcept {
   // relaxed: only elects the one reporter.
   if (exhaustion_reported_.exchange(true, std::memory_order_relaxed)) return;
   try {
-    write_to_stderr(message + " (thrown as Error(FiberPoolExhausted) from the wait or yield).\n");
+    write_to_stderr(message +
+                    " (thrown as Error(FiberPoolExhausted) from a wait or yield; a join in a "
+                    "destructor cannot throw, and aborts with its own message next).\n");
   } catch (...) {  // no memory for the message: the Error still carries it
   }
 }

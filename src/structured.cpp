@@ -3,6 +3,8 @@
 
 #include "fiberjob/structured.hpp"
 
+#include <string>
+
 #include "fiber_switch.hpp"
 #include "fiberjob/error.hpp"
 
@@ -25,6 +27,21 @@ void throw_when_any_empty() {
   throw Error(ErrorCode::InvalidArgument,
               "fiberjob: when_any over no task: there is no first task to finish; pass at "
               "least one");
+}
+
+void throw_empty_task(const char* call) {
+  throw Error(ErrorCode::InvalidArgument,
+              std::string("fiberjob: ") + call +
+                  " was given an empty Task (moved from, or released): there is no coroutine "
+                  "to run. Pass each task once; a task is moved into the call that runs it");
+}
+
+void throw_job_handle_empty(const char* call) {
+  throw Error(ErrorCode::CounterMisuse,
+              std::string("fiberjob: ") + call +
+                  " on a JobHandle that holds no result: it was never spawned, or its result "
+                  "(value or exception) was taken already by get() or co_await. Spawn a job "
+                  "on the handle first, and take each result once");
 }
 
 void throw_job_handle_busy() {

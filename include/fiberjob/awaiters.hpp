@@ -15,11 +15,16 @@ namespace detail {
 class Scheduler;
 /// Links `node` for `coroutine` and returns true; the last signal queues Job::ResumeCoroutine
 /// on `scheduler` (see WaitNode::scheduler; on a fiber, nullptr means the fiber's system).
+/// Returns false without linking when the job's stop was requested and `cancellable` (the
+/// awaiter then throws Cancelled), or when the children run inline completed the counter.
 /// Throws Error (CounterMisuse) for the counter of the running job itself.
 bool suspend_on_counter(Counter& counter, WaitNode& node, Scheduler* scheduler,
-                        std::coroutine_handle<> coroutine);
-/// After the wait: lets the linker finish, then rethrows the counter's exception.
+                        std::coroutine_handle<> coroutine, bool cancellable = true);
+/// After the wait: lets the linker finish, then throws Cancelled when the job's stop was
+/// requested, else rethrows the counter's exception.
 void resume_from_counter(Counter& counter, WaitNode& node);
+/// After a join (JoinAwaiter): lets the linker finish, then rethrows the counter's exception.
+void resume_from_join(Counter& counter, WaitNode& node);
 /// On a worker of `scheduler`: queues the coroutine on that worker's yield queue; elsewhere on
 /// `scheduler`'s injector. Returns true; false, queueing nothing, when the job's stop was
 /// requested.
@@ -34,6 +39,14 @@ inline bool stop_requested(const std::stop_token* stop) noexcept {
 }
 /// Throws Error (Cancelled) for `call`, a wait or yield of a job whose stop was requested.
 [[noreturn]] void throw_cancelled(const char* call);
+/// Throws Error (Cancelled) for `call` when the calling job's stop was requested.
+void throw_if_stopped(const char* call);
+/// The calling job's stop token (nullptr: none, or not in a job). It lives as long as the job.
+const std::stop_token* current_job_stop() noexcept;
+/// Plain code's join of children spawned with the caller's stop token: waits for `counter` as
+/// `JobSystem::wait` does (stackful on a fiber, parking a plain thread) but without its stop
+/// checks, then rethrows the counter's exception. Errors: as `JobSystem::wait` otherwise.
+void join_counter(Counter& counter);
 }  // namespace detail
 
 /// `co_await ctx.wait(counter)`, `co_await counter`: resumes when `counter` reaches zero, then
@@ -91,6 +104,41 @@ class [[nodiscard]] WaitAwaiter {
   detail::Scheduler* scheduler_;
   detail::WaitNode node_;
 };
+
+namespace detail {
+
+/// `co_await` of the children of a structured call (`when_all`, `when_any`, `JobHandle`,
+/// `parallel_for_async`): `WaitAwaiter` without the stop check. The children were spawned with
+/// the caller's stop token (or one chained to it), so a stop reaches them and they end; the
+/// join waits for that instead of leaving them running, and the caller checks its stop after
+/// it. Rethrows the counter's exception. Internal.
+class [[nodiscard]] JoinAwaiter {
+ public:
+  /// \param counter the children's counter.
+  /// \param scheduler the job system to resume on (nullptr: as `WaitAwaiter`).
+  JoinAwaiter(Counter& counter, Scheduler* scheduler) noexcept
+      : counter_(counter), scheduler_(scheduler) {}
+  JoinAwaiter(const JoinAwaiter&) = delete;
+  JoinAwaiter& operator=(const JoinAwaiter&) = delete;
+
+  /// \return true when every child ended already.
+  bool await_ready() const noexcept { return counter_.done(); }
+  /// As `WaitAwaiter::await_suspend`, also in a job whose stop was requested.
+  /// \param coroutine the awaiting coroutine.
+  /// \return false when the counter completed meanwhile, else true.
+  bool await_suspend(std::coroutine_handle<> coroutine) {
+    return suspend_on_counter(counter_, node_, scheduler_, coroutine, /*cancellable=*/false);
+  }
+  /// Rethrows the first exception a child threw, if any.
+  void await_resume() { resume_from_join(counter_, node_); }
+
+ private:
+  Counter& counter_;
+  Scheduler* scheduler_;
+  WaitNode node_;
+};
+
+}  // namespace detail
 
 /// `co_await ctx.yield()`: lets the work that is ready now run first, then continues.
 /// * In a job spawned with a `std::stop_token` whose stop was requested (before the yield or

@@ -105,11 +105,14 @@ struct Config {
 
   /// Fibers allocated up front and kept warm (their stack pages stay resident between uses).
   /// Every worker runs on one fiber, and each plain job suspended in `this_fiber::wait` or
-  /// `this_fiber::yield` holds one more; a suspended coroutine job holds none. When more are
+  /// `this_fiber::yield` holds one more; a suspended coroutine job holds none (but one that
+  /// leaves a scope by an exception while a `Counter` or `JobHandle` there has pending jobs
+  /// holds one until they end: that join is stackful). When more are
   /// needed the pool grows on demand, one chunk of fibers at a time, up to `max_fiber_count`;
   /// fibers beyond `fiber_count` give their stack pages back to the OS each time they return
   /// to the pool (`madvise`), so the resident set does not stay at the high-water mark. Set it
-  /// to the usual peak of suspended plain jobs plus the workers. In [1, max_fiber_count].
+  /// to the usual peak of suspended plain jobs (and such joins) plus the workers. In
+  /// [1, max_fiber_count].
   /// Default 128.
   std::uint32_t fiber_count = 128;
 

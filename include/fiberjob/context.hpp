@@ -74,7 +74,9 @@ class Context {
   /// suspended on a counter, when the counter reaches zero — so the job unwinds (its
   /// destructors run) and its counter is signalled, with the `Cancelled` error kept on it
   /// unless another exception came first. `ctx.stop_token()` reads the token in the job.
-  /// The token is the job's only: jobs it spawns get their own (or none).
+  /// The token is the job's only: jobs it spawns with `spawn` get their own (or none); the
+  /// children of `when_all`, `when_any`, `JobHandle` and `parallel_for` get the job's token
+  /// (or one chained to it), so its stop reaches them.
   /// Cost: the token (8 bytes) is stored beside `fn` in the job's record, so `fn` fits inline
   ///   up to 32 bytes; no other cost, and none for jobs spawned without a token.
   /// \param counter gets one unit now, signalled when the job ends.
@@ -232,4 +234,14 @@ class Context {
   detail::Scheduler& scheduler_;
 };
 
+namespace detail {
+
+/// `co_await` of a structured call's children (spawned through `ctx`): waits for all of them
+/// also in a job whose stop was requested (they got the stop too), so none outlives the call;
+/// rethrows the first exception one of them threw. The caller checks its stop afterwards.
+inline JoinAwaiter join_children(Context& ctx, Counter& children) noexcept {
+  return JoinAwaiter(children, &scheduler_of(ctx));
+}
+
+}  // namespace detail
 }  // namespace fiberjob

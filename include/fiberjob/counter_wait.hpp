@@ -7,6 +7,7 @@
 #include <coroutine>
 #include <cstdint>
 
+#include "fiberjob/awaiters.hpp"
 #include "fiberjob/counter.hpp"
 #include "fiberjob/detail/timer_entry.hpp"
 #include "fiberjob/detail/wait_node.hpp"
@@ -46,7 +47,10 @@ bool link_value_wait(void* object, WaitNode& node) noexcept;
 /// (the wait for zero delivers it). No allocation. Cost while value waiters are linked: every
 /// signal of the counter takes a spin lock and scans the value waiters (O(value waiters)); a
 /// counter with none pays one compare per signal.
-/// Errors: Error (CounterMisuse) for a negative target, thrown by co_await.
+/// Cancellation: in a job whose stop was requested (spawned with a `std::stop_token`) it
+/// completes with `Error` (`Cancelled`) — at once, without suspending, when the stop came
+/// before (and the count is above `target`); a wait already suspended throws when it resumes.
+/// Errors: Error (CounterMisuse) for a negative target, thrown by co_await; Error (Cancelled).
 /// Thread-safety: one awaiter per co_await; any number of waiters with any targets.
 class [[nodiscard]] ValueWaitAwaiter {
  public:
@@ -67,19 +71,28 @@ class [[nodiscard]] ValueWaitAwaiter {
     return waiter_.target >= 0 && detail::value_reached(*waiter_.counter, waiter_.target);
   }
   /// Links the coroutine into the counter's list of value waiters, unless the target was
-  /// reached meanwhile. Errors: Error (CounterMisuse) for a negative target.
+  /// reached meanwhile or the job's stop was requested. Errors: Error (CounterMisuse) for a
+  /// negative target.
   /// \param coroutine the awaiting coroutine.
-  /// \return false when the target was reached meanwhile (the coroutine goes on), else true.
+  /// \return false when the target was reached meanwhile or the stop requested (the coroutine
+  ///   goes on), else true.
   bool await_suspend(std::coroutine_handle<> coroutine) {
     detail::check_target(waiter_.target);
+    stop_ = detail::current_job_stop();
+    if (detail::stop_requested(stop_)) return false;  // await_resume throws Cancelled
     return detail::suspend_coroutine_on({&detail::link_value_wait, &waiter_, "a Counter's value"},
                                         node_, scheduler_, coroutine);
   }
   /// Nothing to deliver: the count was at or below the target.
-  void await_resume() const noexcept {}
+  /// Errors: Error (Cancelled) when the job's stop was requested.
+  void await_resume() const {
+    if (detail::stop_requested(stop_))
+      detail::throw_cancelled("co_await ctx.wait(counter, target)");
+  }
 
  private:
   detail::Scheduler* scheduler_;
+  const std::stop_token* stop_ = nullptr;  ///< the awaiting job's token (lives as long as it)
   detail::ValueWaiter waiter_;
   detail::WaitNode node_;
 };
@@ -93,7 +106,9 @@ namespace this_fiber {
 ///   waiters and resumes on any worker; on a plain thread the thread parks. Never blocks a
 ///   worker thread. No allocation.
 /// Errors: Error (CounterMisuse) for a negative target; Error (FiberPoolExhausted) as
-///   `wait(counter)`. A target > 0 does not rethrow the counter's exception.
+///   `wait(counter)`; Error (Cancelled) in a job whose stop was requested — at once, without
+///   suspending, when the stop came first, else when the wait resumes. A target > 0 does not
+///   rethrow the counter's exception.
 /// Thread-safety: any number of waiters with any targets.
 /// \param counter the counter to watch; it must outlive the wait.
 /// \param target the count (>= 0) at or below which the wait returns.

@@ -8,7 +8,9 @@
 #include <cstddef>
 #include <exception>
 #include <span>
+#include <stop_token>
 #include <string>
+#include <tuple>
 #include <type_traits>
 #include <utility>
 
@@ -46,12 +48,16 @@ template <class Index, class Fn>
 concept IndexBody = std::invocable<Fn&, Index>;
 
 /// One batch [lo, hi) of a parallel_for: a small copyable job (fits a job record inline).
+/// `stop` is the calling job's stop token (nullptr: none): once a stop is requested, the
+/// batches not yet started skip their indices.
 template <class Index, class Fn>
 struct Batch {
   Fn* body;
   Index lo;
   Index hi;
+  const std::stop_token* stop;
   void operator()() const {
+    if (stop != nullptr && stop->stop_requested()) return;  // the loop throws Cancelled
     if constexpr (RangeBody<Index, Fn>) {
       (*body)(lo, hi);
     } else {
@@ -97,10 +103,12 @@ Unsigned choose_grain(Unsigned total, Grain grain, std::size_t workers) {
 /// Spawns every batch but the last onto `counter` (in bulk, 64 per counter update) and
 /// returns the last one, which the caller runs itself while the others are taken. Distances
 /// are unsigned (`hi - lo` of a signed range may exceed the signed maximum); the bounds of each
-/// batch lie in [begin, end], so they fit `Index`.
+/// batch lie in [begin, end], so they fit `Index`. Stops spawning once `stop` (nullptr: none)
+/// has a stop requested.
 template <class Index, class Fn>
 Batch<Index, Fn> spawn_batches(Context& ctx, Counter& counter, Index begin, Index end,
-                               std::make_unsigned_t<Index> grain, Fn& body, Priority priority) {
+                               std::make_unsigned_t<Index> grain, Fn& body, Priority priority,
+                               const std::stop_token* stop) {
   using Unsigned = std::make_unsigned_t<Index>;
   constexpr std::size_t kChunk = 64;
   std::array<Batch<Index, Fn>, kChunk> chunk;
@@ -108,17 +116,23 @@ Batch<Index, Fn> spawn_batches(Context& ctx, Counter& counter, Index begin, Inde
   Index lo = begin;
   while (static_cast<Unsigned>(static_cast<Unsigned>(end) - static_cast<Unsigned>(lo)) > grain) {
     const auto hi = static_cast<Index>(static_cast<Unsigned>(static_cast<Unsigned>(lo) + grain));
-    chunk[filled++] = Batch<Index, Fn>{&body, lo, hi};
+    chunk[filled++] = Batch<Index, Fn>{&body, lo, hi, stop};
     lo = hi;
     if (filled == kChunk) {
       ctx.spawn(counter, std::span<Batch<Index, Fn>>(chunk.data(), filled), priority);
       filled = 0;
+      if (stop != nullptr && stop->stop_requested()) break;  // the rest would be skipped
     }
   }
   if (filled != 0) {
     ctx.spawn(counter, std::span<Batch<Index, Fn>>(chunk.data(), filled), priority);
   }
-  return Batch<Index, Fn>{&body, lo, end};
+  return Batch<Index, Fn>{&body, lo, end, stop};
+}
+
+/// The stop token to hand the batches: `stop` when a stop is possible on it, else none.
+inline const std::stop_token* watched(const std::stop_token& stop) noexcept {
+  return stop.stop_possible() ? &stop : nullptr;
 }
 
 /// The whole loop on a fiber of `ctx`'s system (parallel_for's Context form, in `Index`).
@@ -129,15 +143,21 @@ void run_loop(Context& ctx, Index begin, Index end, Grain grain, Fn& body, Prior
   const auto total =
       static_cast<Unsigned>(static_cast<Unsigned>(end) - static_cast<Unsigned>(begin));
   const Unsigned batch = choose_grain(total, grain, ctx.system().worker_count());
+  const std::stop_token stop = ctx.stop_token();
+  if (stop.stop_requested()) throw_cancelled("parallel_for");
   Counter batches;
-  auto last = spawn_batches(ctx, batches, begin, end, batch, body, priority);
+  auto last = spawn_batches(ctx, batches, begin, end, batch, body, priority, watched(stop));
   try {
     last();
   } catch (...) {
-    ctx.system().wait(batches);  // the other batches still reference `body`
+    try {
+      join_counter(batches);  // the other batches still reference `body`
+    } catch (...) {           // the last batch's exception is the one to deliver
+    }
     throw;
   }
-  ctx.system().wait(batches);
+  join_counter(batches);  // not cut short by a stop: the batches skip their indices instead
+  throw_if_stopped("parallel_for");
 }
 
 }  // namespace detail
@@ -161,9 +181,14 @@ void run_loop(Context& ctx, Index begin, Index end, Grain grain, Fn& body, Prior
 /// Suspends: yes — a stackful wait on the batches' counter (on a fiber; from a plain thread
 ///   use the JobSystem overload). Thread-safety: `body` runs concurrently on several workers.
 /// Allocation: none (batches fit job records).
+/// Cancellation: in a job spawned with a stop token, a stop requested before the call runs
+///   nothing; one requested during the loop makes every batch not yet started skip its
+///   indices (a batch already running finishes). Either way the call returns only after every
+///   batch ended, then throws `Error` (`Cancelled`) naming `parallel_for`.
 /// Errors: `Error` (`InvalidArgument`) when `begin` or `end` does not fit `Index` (a negative
 ///   `int` with an unsigned `end`), before anything runs; the first exception a batch throws
-///   is rethrown after all batches ended; as `this_fiber::wait` otherwise.
+///   is rethrown after all batches ended; `Error` (`Cancelled`), see above; as
+///   `this_fiber::wait` otherwise.
 template <detail::LoopIndex Begin, detail::LoopIndex End, detail::LoopIndex Grain, class Fn>
 requires detail::RangeBody<detail::LoopIndexType<Begin, End>, std::remove_reference_t<Fn>> ||
     detail::IndexBody<detail::LoopIndexType<Begin, End>, std::remove_reference_t<Fn>>
@@ -183,8 +208,8 @@ void parallel_for(Context& ctx, Begin begin, End end, Grain grain, Fn&& body,
 /// \param body the loop body, called concurrently from several workers.
 /// \param priority the priority of the batch jobs.
 /// Suspends: a plain thread parks; a job waits as `this_fiber::wait`. Thread-safety: any
-///   thread. Errors: as the Context form; `Error` (`InvalidArgument`) is thrown on the calling
-///   thread before any job runs.
+///   thread. Errors: as the Context form (called from a job, the loop gets the job's stop
+///   token); `Error` (`InvalidArgument`) is thrown on the calling thread before any job runs.
 template <detail::LoopIndex Begin, detail::LoopIndex End, detail::LoopIndex Grain, class Fn>
 requires detail::RangeBody<detail::LoopIndexType<Begin, End>, std::remove_reference_t<Fn>> ||
     detail::IndexBody<detail::LoopIndexType<Begin, End>, std::remove_reference_t<Fn>>
@@ -194,10 +219,20 @@ void parallel_for(JobSystem& system, Begin begin, End end, Grain grain, Fn&& bod
   const auto first = detail::to_loop_index<Index>("begin", begin);
   const auto last = detail::to_loop_index<Index>("end", end);
   if (!(first < last)) return;
+  const std::stop_token stop = system.context().stop_token();  // the calling job's, if any
+  if (stop.stop_requested()) detail::throw_cancelled("parallel_for");
+  // One reference captured: the job fits its record inline also with the token beside it.
+  auto args = std::tie(first, last, grain, body, priority);
+  auto loop = [&args](Context& ctx) {
+    std::apply([&ctx](auto&... arg) { detail::run_loop(ctx, arg...); }, args);
+  };
   Counter done;
-  system.run(done,
-             [&](Context& ctx) { detail::run_loop(ctx, first, last, grain, body, priority); });
-  system.wait(done);
+  if (stop.stop_possible()) {
+    system.run(done, loop, stop);
+  } else {
+    system.run(done, loop);
+  }
+  detail::join_counter(done);  // the loop's job gets the stop itself
 }
 
 /// `co_await parallel_for_async(ctx, begin, end, grain, body)`: the coroutine form, for
@@ -214,7 +249,8 @@ void parallel_for(JobSystem& system, Begin begin, End end, Grain grain, Fn&& bod
 /// \return a lazy task: the loop starts when it is awaited.
 /// Errors: `Error` (`InvalidArgument`) from the `co_await` when `begin` or `end` does not fit
 ///   the index type; the first exception of a batch, rethrown from the `co_await` after all
-///   batches ended.
+///   batches ended; `Error` (`Cancelled`) as for `parallel_for` (the coroutine waits for the
+///   batches without a fiber also then).
 template <detail::LoopIndex Begin, detail::LoopIndex End, detail::LoopIndex Grain, class Fn>
 requires detail::RangeBody<detail::LoopIndexType<Begin, End>, std::decay_t<Fn>> ||
     detail::IndexBody<detail::LoopIndexType<Begin, End>, std::decay_t<Fn>>
@@ -228,16 +264,20 @@ requires detail::RangeBody<detail::LoopIndexType<Begin, End>, std::decay_t<Fn>> 
   const auto total =
       static_cast<Unsigned>(static_cast<Unsigned>(limit) - static_cast<Unsigned>(first));
   const Unsigned batch = detail::choose_grain(total, grain, ctx.system().worker_count());
+  const std::stop_token stop = ctx.stop_token();
+  if (stop.stop_requested()) detail::throw_cancelled("parallel_for_async");
   Counter batches;
-  auto last = detail::spawn_batches(ctx, batches, first, limit, batch, body, priority);
+  auto last = detail::spawn_batches(ctx, batches, first, limit, batch, body, priority,
+                                    detail::watched(stop));
   std::exception_ptr error;
   try {
     last();
   } catch (...) {
     error = std::current_exception();
   }
-  co_await ctx.wait(batches);  // rethrows a batch's exception
+  co_await detail::join_children(ctx, batches);  // rethrows a batch's exception
   if (error) std::rethrow_exception(error);
+  detail::throw_if_stopped("parallel_for_async");
 }
 
 }  // namespace fiberjob

@@ -4,7 +4,9 @@
 /// value), `when_all` (child tasks as parallel jobs, joined), `when_any` (the first to finish
 /// wins, the others are stopped and joined), `JobHandle<T>` (one job's value).
 /// Every child ends before the call that started it completes, also when one throws; the
-/// design follows cppcoro's `sync_wait`/`when_all` and P2300's `sync_wait`.
+/// design follows cppcoro's `sync_wait`/`when_all` and P2300's `sync_wait`. The children get
+/// the caller's stop token (`when_any`'s racers one chained to it, as P2300's `when_all`
+/// children get a token chained to their receiver's), so a stop reaches the whole tree.
 
 #include <atomic>
 #include <coroutine>
@@ -43,6 +45,16 @@ using NonVoid = std::conditional_t<std::is_void_v<T>, Unit, T>;
 void check_sync_wait_caller();
 /// Throws Error (CounterMisuse): JobHandle::spawn while its previous job has not ended.
 [[noreturn]] void throw_job_handle_busy();
+/// Throws Error (CounterMisuse): `call` (get or co_await) on a JobHandle holding no result:
+/// never spawned, or its result taken already.
+[[noreturn]] void throw_job_handle_empty(const char* call);
+
+/// Throws Error (InvalidArgument) naming `call` when `task` is empty (moved from).
+template <class T>
+void check_task(const Task<T>& task, const char* call) {
+  if (!task.valid()) [[unlikely]]
+    throw_empty_task(call);
+}
 
 /// The body of one child job: awaits `task` (its frame is the child's own) and stores the
 /// value in `slot`. Both live in the frame of the call that spawned the job, which waits for
@@ -57,19 +69,31 @@ Task<void> run_into(Task<T>& task, std::optional<NonVoid<T>>& slot) {
   }
 }
 
+/// Spawns `fn` as a job on `counter`, with `stop` when a stop is possible on it (the
+/// caller's token: the child sees the caller's stop), else without a token.
+template <class F>
+void spawn_child(Context& ctx, Counter& counter, F&& fn, const std::stop_token& stop,
+                 Priority priority) {
+  if (stop.stop_possible()) {
+    ctx.spawn(counter, std::forward<F>(fn), stop, priority);
+  } else {
+    ctx.spawn(counter, std::forward<F>(fn), priority);
+  }
+}
+
 /// Spawns `run_into(task, slot)` as a job on `counter` (two references: stored in the record).
 template <class T>
 void spawn_into(Context& ctx, Counter& counter, Task<T>& task, std::optional<NonVoid<T>>& slot,
-                Priority priority) {
-  ctx.spawn(
-      counter, [&task, &slot] { return run_into(task, slot); }, priority);
+                const std::stop_token& stop, Priority priority) {
+  spawn_child(
+      ctx, counter, [&task, &slot] { return run_into(task, slot); }, stop, priority);
 }
 
 template <class Tasks, class Slots, std::size_t... I>
 void spawn_each([[maybe_unused]] Context& ctx, [[maybe_unused]] Counter& counter,
                 [[maybe_unused]] Tasks& tasks, [[maybe_unused]] Slots& slots,
-                std::index_sequence<I...>) {
-  (spawn_into(ctx, counter, std::get<I>(tasks), std::get<I>(slots), Priority::Normal), ...);
+                [[maybe_unused]] const std::stop_token& stop, std::index_sequence<I...>) {
+  (spawn_into(ctx, counter, std::get<I>(tasks), std::get<I>(slots), stop, Priority::Normal), ...);
 }
 
 }  // namespace detail
@@ -82,8 +106,8 @@ void spawn_each([[maybe_unused]] Context& ctx, [[maybe_unused]] Counter& counter
 /// Cost: one job (a pooled record) and one wrapper coroutine frame beside the task's own; the
 ///   injector push from a plain thread.
 /// Errors: `Error` (`BlockingCallInJob`) when called from a job (it would block a worker): in
-///   a coroutine `co_await` the task, in plain job code use a `JobHandle<T>` and `get()`; the
-///   task's own exception.
+///   a coroutine `co_await` the task, in plain job code use a `JobHandle<T>` and `get()`;
+///   `Error` (`InvalidArgument`) for an empty task (moved from); the task's own exception.
 /// Thread-safety: any plain thread, any number at once.
 /// \param system the job system to run the task on.
 /// \param task the task (its body has not started: tasks start lazily).
@@ -91,6 +115,7 @@ void spawn_each([[maybe_unused]] Context& ctx, [[maybe_unused]] Counter& counter
 template <class T>
 T sync_wait(JobSystem& system, Task<T> task) {
   detail::check_sync_wait_caller();
+  detail::check_task(task, "sync_wait");
   std::optional<detail::NonVoid<T>> slot;
   Counter done;
   system.run(done, [&task, &slot] { return detail::run_into(task, slot); });
@@ -114,19 +139,27 @@ T sync_wait(JobSystem& system, Task<T> task) {
 /// Cost: this call's frame, and per child one pooled job record and one small wrapper frame
 ///   from the worker's frame pool, beside the child's own frame: once warm, no global
 ///   allocation at all.
-/// Errors: the first child exception; whatever spawning throws (the children already started
-///   are joined first).
+/// Cancellation: the children are spawned with the calling job's stop token, so its stop
+///   reaches them (and their own structured children). The call waits for every child also
+///   after a stop (they unwind on their next wait or yield), then throws `Error`
+///   (`Cancelled`) unless a child's exception came first.
+/// Errors: the first child exception; `Error` (`Cancelled`) when the calling job's stop was
+///   requested; `Error` (`InvalidArgument`) for an empty task (moved from), before any child
+///   starts; whatever spawning throws (the children already started are joined first).
 /// Thread-safety: await it once, from a coroutine.
 /// \param ctx the context of the calling job.
 /// \param tasks the child tasks (not yet started).
 /// \return a task yielding the tuple of values.
 template <class... Ts>
 Task<std::tuple<detail::NonVoid<Ts>...>> when_all(Context& ctx, Task<Ts>... tasks) {
+  (detail::check_task(tasks, "when_all"), ...);
   std::tuple<Task<Ts>&...> children(tasks...);
   std::tuple<std::optional<detail::NonVoid<Ts>>...> slots;
+  const std::stop_token stop = ctx.stop_token();
   Counter done;
-  detail::spawn_each(ctx, done, children, slots, std::index_sequence_for<Ts...>{});
-  co_await ctx.wait(done);  // every child ended; rethrows the first exception
+  detail::spawn_each(ctx, done, children, slots, stop, std::index_sequence_for<Ts...>{});
+  co_await detail::join_children(ctx, done);  // every child ended; rethrows the first exception
+  detail::throw_if_stopped("co_await when_all");
   co_return std::apply(
       [](auto&... slot) { return std::tuple<detail::NonVoid<Ts>...>(std::move(*slot)...); }, slots);
 }
@@ -142,12 +175,15 @@ Task<std::tuple<detail::NonVoid<Ts>...>> when_all(Context& ctx, Task<Ts>... task
 template <class T>
 Task<std::vector<detail::NonVoid<T>>> when_all(Context& ctx, std::vector<Task<T>> tasks,
                                                Priority priority = Priority::Normal) {
+  for (const Task<T>& task : tasks) detail::check_task(task, "when_all");
   std::vector<std::optional<detail::NonVoid<T>>> slots(tasks.size());
+  const std::stop_token stop = ctx.stop_token();
   Counter done;
   for (std::size_t i = 0; i < tasks.size(); ++i) {
-    detail::spawn_into(ctx, done, tasks[i], slots[i], priority);
+    detail::spawn_into(ctx, done, tasks[i], slots[i], stop, priority);
   }
-  co_await ctx.wait(done);  // every child ended; rethrows the first exception
+  co_await detail::join_children(ctx, done);  // every child ended; rethrows the first exception
+  detail::throw_if_stopped("co_await when_all");
   std::vector<detail::NonVoid<T>> values;
   values.reserve(slots.size());
   for (auto& slot : slots) values.push_back(std::move(*slot));
@@ -164,11 +200,20 @@ struct WhenAnyResult {
 
 namespace detail {
 
+/// Requests a stop on a race's source: the callback that chains the caller's token to it.
+struct ForwardStop {
+  std::stop_source* target;
+  void operator()() const noexcept { target->request_stop(); }
+};
+
 /// when_any's shared state, in its frame: the race's stop source and the winner's result.
 template <class T>
 struct Race {
   static constexpr std::size_t kNone = static_cast<std::size_t>(-1);
   std::stop_source stop;
+  /// Forwards the calling job's stop to `stop` while the race runs (declared after it:
+  /// deregistered first). Empty when the caller has no token.
+  std::optional<std::stop_callback<ForwardStop>> chain;
   /// kNone until a child finished; then the winner's index (set once, by a CAS).
   std::atomic<std::size_t> winner{kNone};
   std::optional<NonVoid<T>> value;  ///< written by the winner only
@@ -217,23 +262,34 @@ Task<void> run_racer(Task<T>& task, Race<T>& race, std::size_t index) {
 /// Suspends: yes, until every child has ended. A loser that neither waits, yields nor polls
 ///   its stop token runs to its end; one suspended on a counter that never reaches zero keeps
 ///   the call from completing (see `Context::spawn` with a stop token).
+/// Cancellation: the racers' source is chained to the calling job's stop token (a
+///   `std::stop_callback` in this call's frame), so a stop of the caller stops every racer
+///   (and their own structured children) as well; after joining them the call throws `Error`
+///   (`Cancelled`).
 /// Cost: as `when_all` over a vector, plus one `std::stop_source` (one allocation of its
 ///   shared state) per call.
-/// Errors: the winner's exception; `Error` (`InvalidArgument`) for an empty vector.
+/// Errors: the winner's exception; `Error` (`Cancelled`) when the calling job's stop was
+///   requested; `Error` (`InvalidArgument`) for an empty vector or an empty task (moved
+///   from), before any racer starts.
 /// \param ctx the context of the calling job.
 /// \param tasks the racing tasks (not yet started), at least one.
 /// \return a task yielding the winner's index and value.
 template <class T>
 Task<WhenAnyResult<T>> when_any(Context& ctx, std::vector<Task<T>> tasks) {
   if (tasks.empty()) detail::throw_when_any_empty();
+  for (const Task<T>& task : tasks) detail::check_task(task, "when_any");
   detail::Race<T> race;
+  if (const std::stop_token caller = ctx.stop_token(); caller.stop_possible()) {
+    race.chain.emplace(caller, detail::ForwardStop{&race.stop});  // runs now if stopped already
+  }
   Counter done;
   for (std::size_t i = 0; i < tasks.size(); ++i) {
     ctx.spawn(
         done, [&task = tasks[i], &race, i] { return detail::run_racer(task, race, i); },
         race.stop.get_token());
   }
-  co_await ctx.wait(done);  // every racer ended (they never throw)
+  co_await detail::join_children(ctx, done);  // every racer ended (they never throw)
+  detail::throw_if_stopped("co_await when_any");
   if (race.error) std::rethrow_exception(race.error);
   co_return WhenAnyResult<T>{race.winner.load(std::memory_order_relaxed), std::move(*race.value)};
 }
@@ -270,6 +326,8 @@ requires(std::is_same_v<Rest, Task<T>>&&...) Task<WhenAnyResult<T>> when_any(Con
 /// Lifetime: the destructor joins — if the job is still running (the owner's scope was left
 /// by an exception), it waits for it (see `~Counter`). Not copyable or movable (the job
 /// writes into it). Reusable once the value was taken.
+/// Cancellation: the job gets the spawning job's stop token, so a stop of the spawner reaches
+/// it (and its own structured children).
 /// Thread-safety: one owner; `spawn` and the awaits are not concurrent with each other.
 template <class T>
 class JobHandle {
@@ -281,23 +339,28 @@ class JobHandle {
   /// Joins a job still running (see the class comment).
   ~JobHandle() = default;
 
-  /// Starts `task` as a child job; the value goes into this handle.
+  /// Starts `task` as a child job, with the calling job's stop token; the value goes into this
+  /// handle (a result not taken from a previous job is dropped).
   /// Suspends: no. Cost: one pooled record, one small wrapper frame beside the task's.
-  /// Errors: `Error` (`CounterMisuse`) when the previous job has not ended; what spawning
-  ///   throws (nothing is started then).
+  /// Errors: `Error` (`CounterMisuse`) when the previous job has not ended; `Error`
+  ///   (`InvalidArgument`) for an empty task (moved from); what spawning throws (nothing is
+  ///   started then).
   /// \param ctx the context of the calling job.
   /// \param task the task to run.
   /// \param priority the queue the job goes into.
   void spawn(Context& ctx, Task<T> task, Priority priority = Priority::Normal) {
     if (!done_.done()) detail::throw_job_handle_busy();
+    detail::check_task(task, "JobHandle::spawn");
     value_.reset();
+    pending_ = false;
     // The task lives in the job's callable, which the job keeps until its coroutine ends.
-    ctx.spawn(
-        done_,
+    detail::spawn_child(
+        ctx, done_,
         [task = std::move(task), slot = &value_]() mutable {
           return detail::run_into(task, *slot);
         },
-        priority);
+        ctx.stop_token(), priority);
+    pending_ = true;
   }
 
   /// The same from a plain thread (or any code holding the job system).
@@ -313,41 +376,65 @@ class JobHandle {
   [[nodiscard]] bool done() const noexcept { return done_.done(); }
 
   /// Plain code: waits for the job (`JobSystem::wait`: stackful in a job, parks a plain
-  /// thread) and moves its value out, or rethrows its exception.
+  /// thread) and moves its value out, or rethrows its exception. Either way the result is
+  /// taken: the handle is empty again.
+  /// Errors: `Error` (`CounterMisuse`) when the handle holds no result (never spawned, or
+  ///   taken already by `get` or `co_await`); the job's exception; as `JobSystem::wait`
+  ///   (`Cancelled` at once in a job whose stop was requested; the result stays, and the
+  ///   destructor joins the job).
   /// \param system the job system (for the wait).
   /// \return the value (nothing for `void`).
   T get(JobSystem& system) {
-    system.wait(done_);
+    if (!pending_) detail::throw_job_handle_empty("JobHandle::get");
+    try {
+      system.wait(done_);
+    } catch (...) {
+      pending_ = !done_.done();  // the job's exception is its result: taken
+      throw;
+    }
+    pending_ = false;
     return take();
   }
 
-  /// `co_await handle`: waits for the job (see `WaitAwaiter`), then yields its value (moved
-  /// out) or rethrows its exception.
+  /// `co_await handle`: waits for the job to end (also after a stop of the awaiting job: the
+  /// job got that stop too), then yields its value (moved out) or rethrows its exception; in
+  /// a job whose stop was requested it throws `Error` (`Cancelled`) instead of the value.
+  /// Either way the result is taken: the handle is empty again.
+  /// Errors: `Error` (`CounterMisuse`) when the handle holds no result (never spawned, or
+  ///   taken already), thrown by the `co_await`.
   /// \return the awaiter.
-  auto operator co_await() & noexcept { return Awaiter{*this, WaitAwaiter(done_, nullptr)}; }
+  auto operator co_await() & {
+    if (!pending_) detail::throw_job_handle_empty("co_await JobHandle");
+    return Awaiter{*this, detail::JoinAwaiter(done_, nullptr)};
+  }
 
  private:
   struct Awaiter {
     JobHandle& handle;
-    WaitAwaiter wait;
-    bool await_ready() const noexcept { return wait.await_ready(); }
-    bool await_suspend(std::coroutine_handle<> coroutine) { return wait.await_suspend(coroutine); }
+    detail::JoinAwaiter join;
+    bool await_ready() const noexcept { return join.await_ready(); }
+    bool await_suspend(std::coroutine_handle<> coroutine) { return join.await_suspend(coroutine); }
     T await_resume() {
-      wait.await_resume();  // rethrows the job's exception
+      handle.pending_ = false;  // the job has ended: its result is taken now
+      join.await_resume();      // rethrows the job's exception
+      detail::throw_if_stopped("co_await JobHandle");
       return handle.take();
     }
   };
 
   T take() {
     if constexpr (std::is_void_v<T>) {
-      return;
+      value_.reset();
     } else {
-      return std::move(*value_);
+      T value = std::move(*value_);
+      value_.reset();
+      return value;
     }
   }
 
   std::optional<detail::NonVoid<T>> value_;
-  Counter done_;  // last: destroyed first, so it joins while value_ still exists
+  bool pending_ = false;  ///< spawned, and its result (value or exception) not taken yet
+  Counter done_;          // last: destroyed first, so it joins while value_ still exists
 };
 
 }  // namespace fiberjob

@@ -29,6 +29,8 @@ struct JobRecord;
 void finish_task_job(Scheduler& scheduler, JobRecord* record, std::exception_ptr error) noexcept;
 /// Counts a coroutine job that is about to start (Stats::coroutine_jobs_alive). On a worker.
 void note_coroutine_job_started(Scheduler& scheduler) noexcept;
+/// Throws Error (InvalidArgument): `call` was given an empty Task (moved from or released).
+[[noreturn]] void throw_empty_task(const char* call);
 
 class TaskPromiseBase {
  public:
@@ -183,12 +185,20 @@ class [[nodiscard]] Task {
   }
 
   /// Starts the child and suspends the caller until it finishes; yields its value or rethrows
-  /// its exception. Resumes on the thread (and fiber) where the child finished.
+  /// its exception. Resumes on the thread (and fiber) where the child finished. Awaiting an
+  /// empty task (moved from) throws `Error` (`InvalidArgument`) without suspending.
   /// \return the awaiter, which yields `T` or rethrows the child's exception.
   auto operator co_await() && noexcept { return Awaiter{handle_}; }
   /// The same for a named (lvalue) task: `co_await task;` awaits it in place.
   /// \return the awaiter, which yields `T` or rethrows the child's exception.
   auto operator co_await() & noexcept { return Awaiter{handle_}; }
+
+  /// True when the task holds a coroutine: false once moved from or released (as
+  /// `std::future::valid`). Awaiting an empty task, or passing one to `sync_wait`, `when_all`,
+  /// `when_any` or `JobHandle::spawn`, throws `Error` (`InvalidArgument`).
+  /// Suspends: no. Thread-safety: reads this task only.
+  /// \return whether there is a coroutine to await.
+  [[nodiscard]] bool valid() const noexcept { return static_cast<bool>(handle_); }
 
   /// Hands the coroutine over (for the job machinery); the Task becomes empty.
   /// \return the coroutine handle; the caller now owns (and destroys) it.
@@ -215,6 +225,7 @@ class [[nodiscard]] Task {
       return child;
     }
     T await_resume() {
+      if (!child) detail::throw_empty_task("co_await task");  // await_ready let it through
       if (parent_promise != nullptr) parent_promise->awaiting_ = nullptr;
       return child.promise().result();
     }
