@@ -39,13 +39,36 @@ constexpr bool kCheckLinkers = false;
 constexpr bool kCheckLinkers = true;
 #endif
 
+/// Applies what the calling worker still holds for `counter` (Worker::deferred_counter and
+/// deferred_link_counter), so that the thread that signalled it sees its own signals: a
+/// coroutine of a wake chain's chunk that signals a counter and then reads it, or destroys
+/// it, must not find its signal still pending. Returns true if anything was applied. Called
+/// only when the count is not zero, off the fast paths.
+bool apply_own_deferred(const Counter& counter) noexcept {
+  detail::Worker* worker = detail::current_worker();
+  if (worker == nullptr) return false;
+  bool applied = false;
+  if (worker->deferred_link_counter == &counter) {  // a wait on it is pending: misuse if dying
+    detail::apply_deferred_links(*worker);
+    applied = true;
+  }
+  if (worker->deferred_counter == &counter) {
+    detail::apply_deferred_signals(*worker);
+    applied = true;
+  }
+  return applied;
+}
+
 }  // namespace
 
 Counter::~Counter() {
   // Units pending (a scope left by an exception before its wait): join them first, so no job
-  // touches a dead counter (counter_join.cpp).
+  // touches a dead counter (counter_join.cpp). Signals this thread made but has not applied yet
+  // are not pending: apply them first.
   if (CounterWaitList::load_settled(*this) != 0) [[unlikely]] {
-    detail::join_pending(*this);
+    if (!apply_own_deferred(*this) || CounterWaitList::load_settled(*this) != 0) {
+      detail::join_pending(*this);
+    }
   }
   // acquire: pairs with the push CAS in CounterWaitList::link (a linked node is visible).
   if (waiters_.load(std::memory_order_acquire) != nullptr) {
@@ -107,10 +130,14 @@ void Counter::signal() noexcept {
   CounterWaitList::signal(*this, worker);
 }
 
-bool Counter::done() const noexcept { return CounterWaitList::load_settled(*this) == 0; }
+bool Counter::done() const noexcept {
+  if (CounterWaitList::load_settled(*this) == 0) return true;
+  return apply_own_deferred(*this) && CounterWaitList::load_settled(*this) == 0;
+}
 
 std::int64_t Counter::pending() const noexcept {
-  const std::int64_t value = CounterWaitList::load_settled(*this);
+  std::int64_t value = CounterWaitList::load_settled(*this);
+  if (value != 0 && apply_own_deferred(*this)) value = CounterWaitList::load_settled(*this);
   return value > 0 ? (value & CounterWaitList::kCountMask) : value;  // without value-wait flags
 }
 

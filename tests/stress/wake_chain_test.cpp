@@ -288,4 +288,43 @@ TEST_SUITE("wake_chain") {
       }
     }
   }
+
+  TEST_CASE("a waiter of a chunk that signals a counter sees its signal and may destroy it") {
+    // Each waiter of one wake completes a counter of its own (on its frame, and on the heap)
+    // and reads it or destroys it at once, while its worker may still hold that signal to
+    // apply at the end of the chunk: the signaller must see its own signal, and the counter's
+    // end must not find it pending (an abort) or apply it later (a use after free).
+    test::Watchdog watchdog("own counters from a chunk", 300s);
+    for (std::uint32_t workers : {1u, 2u}) {
+      CAPTURE(workers);
+      JobSystem js{test::config_with(workers)};
+      for (int round = 0; round < 20; ++round) {
+        Counter gate;
+        gate.add(1);
+        constexpr int kWaiters = 200;
+        std::atomic<int> saw_done{0};
+        Counter jobs;
+        for (int i = 0; i < kWaiters; ++i) {
+          js.run(jobs, [&](Context& ctx) -> Task<> {
+            co_await ctx.wait(gate);
+            {
+              Counter local;
+              local.add(2);
+              local.signal();
+              local.signal();
+              if (local.done() && local.pending() == 0) saw_done.fetch_add(1);
+            }  // destroyed right after its last signal
+            auto* heap = new Counter;
+            heap->add(1);
+            heap->signal();
+            delete heap;  // at once: under ASan a late apply is a use after free
+          });
+        }
+        wait_until_started(js, kWaiters);
+        gate.signal();
+        js.wait(jobs);
+        CHECK(saw_done.load() == kWaiters);
+      }
+    }
+  }
 }
