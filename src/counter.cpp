@@ -39,16 +39,18 @@ constexpr bool kCheckLinkers = false;
 constexpr bool kCheckLinkers = true;
 #endif
 
-/// Applies what the calling worker still holds for `counter` (Worker::deferred_counter and
-/// deferred_link_counter), so that the thread that signalled it sees its own signals: a
-/// coroutine of a wake chain's chunk that signals a counter and then reads it, or destroys
-/// it, must not find its signal still pending. Returns true if anything was applied. Called
-/// only when the count is not zero, off the fast paths.
-bool apply_own_deferred(const Counter& counter) noexcept {
+/// Applies what the calling worker still holds for `counter` (Worker::deferred_counter, and
+/// with `links` also deferred_link_counter), so that code that signalled it and has not
+/// suspended since sees its own signals: a coroutine of a wake chain's chunk that signals a
+/// counter and then reads it, or destroys it, must not find its signal still pending. Returns
+/// true if anything was applied. Called only when the count is not zero, off the fast paths.
+/// done() and pending() leave the held waits alone: applying them cannot change the count,
+/// and await_ready calls done(), so it would undo the combining of a chunk's waits.
+bool apply_own_deferred(const Counter& counter, bool links) noexcept {
   detail::Worker* worker = detail::current_worker();
   if (worker == nullptr) return false;
   bool applied = false;
-  if (worker->deferred_link_counter == &counter) {  // a wait on it is pending: misuse if dying
+  if (links && worker->deferred_link_counter == &counter) {  // a wait on it: misuse if dying
     detail::apply_deferred_links(*worker);
     applied = true;
   }
@@ -66,7 +68,7 @@ Counter::~Counter() {
   // touches a dead counter (counter_join.cpp). Signals this thread made but has not applied yet
   // are not pending: apply them first.
   if (CounterWaitList::load_settled(*this) != 0) [[unlikely]] {
-    if (!apply_own_deferred(*this) || CounterWaitList::load_settled(*this) != 0) {
+    if (!apply_own_deferred(*this, /*links=*/true) || CounterWaitList::load_settled(*this) != 0) {
       detail::join_pending(*this);
     }
   }
@@ -132,12 +134,14 @@ void Counter::signal() noexcept {
 
 bool Counter::done() const noexcept {
   if (CounterWaitList::load_settled(*this) == 0) return true;
-  return apply_own_deferred(*this) && CounterWaitList::load_settled(*this) == 0;
+  return apply_own_deferred(*this, /*links=*/false) && CounterWaitList::load_settled(*this) == 0;
 }
 
 std::int64_t Counter::pending() const noexcept {
   std::int64_t value = CounterWaitList::load_settled(*this);
-  if (value != 0 && apply_own_deferred(*this)) value = CounterWaitList::load_settled(*this);
+  if (value != 0 && apply_own_deferred(*this, /*links=*/false)) {
+    value = CounterWaitList::load_settled(*this);
+  }
   return value > 0 ? (value & CounterWaitList::kCountMask) : value;  // without value-wait flags
 }
 
