@@ -42,7 +42,18 @@ for preset in "${presets[@]}"; do
     echo "=== ${preset}: building the library, tests, samples (and benchmarks in release presets)"
     cmake --build --preset "${preset}" -j "${jobs}"
     echo "=== ${preset}: running the tests (ctest; the stress tests take the longest)"
-    ctest --preset "${preset}"
+    if ! ctest --preset "${preset}"; then
+      # A CI log keeps only its head and tail: repeat the first failure's own lines last.
+      log="build/${preset}/Testing/Temporary/LastTest.log"
+      pattern=': ERROR: |WARNING: ThreadSanitizer|ERROR: AddressSanitizer|runtime error:|terminate called|^SUMMARY: '
+      echo "=== ${preset}: FAILED; every failure line, then the first one in context (${log}):"
+      grep -E "${pattern}" "${log}" | head -n 20 || true
+      first=$(grep -n -m 1 -E "${pattern}" "${log}" | cut -d: -f1 || true)
+      if [[ -n "${first}" ]]; then
+        sed -n "$(( first > 20 ? first - 20 : 1 )),$(( first + 60 ))p" "${log}"
+      fi
+      exit 1
+    fi
   fi
   echo "=== ${preset}: passed in $(( $(date +%s) - start )) s"
 done

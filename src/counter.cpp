@@ -198,12 +198,13 @@ void CounterWaitList::link_chunk(Counter& counter, WaitNode& first, WaitNode& la
   // that the counter may be gone.
   if (kCheckLinkers)
     counter.linkers_.fetch_sub(static_cast<std::uint32_t>(count), std::memory_order_release);
-  // Each node's `next` is read before its `linking` is cleared: until then its waiter, even
-  // if already woken, waits in wait_for_linker and leaves the node alone. `last.next` (the
-  // old head, not ours) is never read.
+  // The nodes are walked through `chunk_next`, not `next`: once published, a drainer may cut
+  // a wake chain's chunk by rewriting a node's `next`. Each node's `chunk_next` is read before
+  // its `linking` is cleared: until then its waiter, even if already woken, waits in
+  // wait_for_linker and leaves the node alone.
   WaitNode* node = &first;
   for (std::int64_t i = 1; i < count; ++i) {
-    WaitNode* const next = node->next;
+    WaitNode* const next = node->chunk_next;
     node->linking.store(0, std::memory_order_release);  // release: pairs with wait_for_linker
     node = next;
   }

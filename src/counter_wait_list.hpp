@@ -60,9 +60,10 @@ struct CounterWaitList {
   /// `current` is the calling thread's worker or nullptr.
   static void link(Counter& counter, WaitNode& node, Worker* current) noexcept;
 
-  /// link() for `count` nodes at once, in one CAS: `first` … `last`, joined through `next`
-  /// (`first` becomes the list's head), each with `linking` already 1 and its waiter already
-  /// suspended. The waits combined per chunk (Worker::deferred_link_counter) go through here.
+  /// link() for `count` nodes at once, in one CAS: `first` … `last`, joined through `next` and
+  /// equally through `chunk_next` (`first` becomes the list's head), each with `linking`
+  /// already 1 and its waiter already suspended. The waits combined per chunk
+  /// (Worker::deferred_link_counter) go through here.
   static void link_chunk(Counter& counter, WaitNode& first, WaitNode& last, std::int64_t count,
                          Worker* current) noexcept;
 

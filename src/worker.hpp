@@ -188,6 +188,7 @@ inline void defer_link(Worker& worker, Counter& counter, WaitNode& node) noexcep
   } else {
     node.next = worker.deferred_link_first;
   }
+  node.chunk_next = node.next;  // link_chunk walks these, as the drainer may rewrite `next`
   // relaxed: published by link_chunk's splice CAS (release); cleared with release there after
   // its last touch of the counter (pairs with wait_for_linker).
   node.linking.store(1, std::memory_order_relaxed);

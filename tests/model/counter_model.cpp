@@ -49,7 +49,8 @@ enum Bug : unsigned {
   kRestoreRelaxed = 1u << 7,    // signal: fetch_sub(kWaking) `relaxed` instead of `release`
   kSignalCasRelease = 1u << 8,  // signal: value CAS `release` instead of `acq_rel`
   kNextAfterWake = 1u << 9,     // wake_list: reads node->next after waking the node
-  kNextAfterClear = 1u << 10,   // link_chunk: reads node->next after clearing its `linking`
+  kNextAfterClear = 1u << 10,   // link_chunk: reads node->chunk_next after clearing `linking`
+  kChunkByNext = 1u << 11,      // link_chunk: walks its nodes through `next`, not `chunk_next`
   // Not a bug, a model option: the counter outlives the model (Reuse), so only the protocol's
   // own effects can show a fault, not the lifetime check.
   kKeepCounter = 1u << 16,
@@ -82,6 +83,7 @@ std::string coverage_report() { return model::coverage_line(kEventNames, g_event
 
 struct Node {
   rl::var<Node*> next;           // WaitNode::next (plain pointer in the code)
+  rl::var<Node*> chunk_next;     // WaitNode::chunk_next (the combined link's own chain)
   rl::atomic<unsigned> woken;    // WaitNode::woken (the resume hand-off)
   rl::atomic<unsigned> linking;  // WaitNode::linking
   rl::var<int> alive;            // 0 once the waiter is done with the node
@@ -105,6 +107,7 @@ inline void init(Counter& c, i64 value) {
 
 inline void init(Node& n) {
   n.next($) = nullptr;
+  n.chunk_next($) = nullptr;
   n.woken.store(0, rl::mo_relaxed, $);
   n.linking.store(0, rl::mo_relaxed, $);
   n.alive($) = 1;
@@ -171,13 +174,17 @@ struct Protocol {
   }
 
   // wake_list: read next before making the node runnable (its waiter may then reuse or destroy
-  // it); the woken store is the waker's last touch of the node.
+  // it); the woken store is the waker's last touch of the node. Like run_chain, which cuts its
+  // chunks there, the waker writes `next` of the nodes it drained.
   static void wake_list(Node* head) {
     if (head != nullptr && head->shadow_next != nullptr) cover(kTwoNodesDrained);
     while (head != nullptr) {
       touch(*head);
       Node* next = nullptr;
-      if (!has(kNextAfterWake)) next = head->next($);
+      if (!has(kNextAfterWake)) {
+        next = head->next($);
+        head->next($) = nullptr;
+      }
       head->woken.store(1, rl::mo_release, $);
       if (has(kNextAfterWake)) {
         touch(*head);
@@ -194,8 +201,8 @@ struct Protocol {
     link_chunk(c, n, n, 1);
   }
 
-  // CounterWaitList::link_chunk: `count` nodes, `first` … `last` joined through `next`, each
-  // with `linking` already 1, pushed with one CAS.
+  // CounterWaitList::link_chunk: `count` nodes, `first` … `last` joined through `next` and
+  // `chunk_next`, each with `linking` already 1, pushed with one CAS.
   static void link_chunk(Counter& c, Node& first, Node& last, int count) {
     touch(c);
     Node* head = c.waiters.load(rl::mo_relaxed, $);
@@ -216,11 +223,11 @@ struct Protocol {
     for (int i = 1; i < count; ++i) {
       touch(*n);
       Node* next = nullptr;
-      if (!has(kNextAfterClear)) next = n->next($);
+      if (!has(kNextAfterClear)) next = has(kChunkByNext) ? n->next($) : n->chunk_next($);
       n->linking.store(0, kLinkingClear, $);
       if (has(kNextAfterClear)) {
         touch(*n);
-        next = n->next($);
+        next = n->chunk_next($);
       }
       n = next;
     }
@@ -621,6 +628,7 @@ struct CombinedLinks : rl::test_suite<CombinedLinks<B>, 3> {
     }
     n.linking.store(1, rl::mo_relaxed, $);  // defer_link
     n.next($) = first;
+    n.chunk_next($) = first;
     if (last == nullptr) last = &n;
     first = &n;
     ++held;
@@ -694,6 +702,8 @@ int main(int argc, char** argv) {
   runner.fail<CombinedLinks<kNextAfterClear>>("neg_combined_next_after_clear",
                                               "linker reads a node its waiter already dropped");
   runner.fail<CombinedLinks<kNoRecheck>>("neg_combined_no_recheck", lost_wake_up);
+  runner.fail<CombinedLinks<kChunkByNext>>("neg_combined_walk_by_next",
+                                           "linker reads `next` while the waker cuts it");
   runner.fail<CombinedLinks<kLinkingRelaxed>>("neg_combined_linking_relaxed",
                                               "linker's counter access races with the destruction");
   runner.fail<TwoWaitersReuse<kEarlyReuse>>(

@@ -34,6 +34,11 @@ struct alignas(16) WaitNode {
   /// Next node in the wait list (Treiber stack). Written by the linker before its publishing
   /// CAS; read by the drainer after its acquiring exchange, so a plain pointer is race-free.
   WaitNode* next = nullptr;
+  /// Kind::Coroutine, in a worker's combined waits (defer_link): the next node of the same
+  /// combined link. Not `next`, which the drainer may rewrite once the nodes are published (a
+  /// wake chain cuts its chunks there) while the linker still walks its nodes to clear each
+  /// one's `linking`. Written and read only by the linker, before it clears `linking`.
+  WaitNode* chunk_next = nullptr;
   Kind kind = Kind::Fiber;
   /// Kind::Coroutine: the `Priority` (as its integer value) the coroutine resumes at.
   std::uint8_t priority = 1;
