@@ -4,7 +4,12 @@
 #include "fiberjob/detail/coroutine_registry.hpp"
 
 #include <atomic>
+#include <cstdio>
+#include <new>
+#include <vector>
 
+#include "await_chain_access.hpp"
+#include "fiberjob/await_chain.hpp"
 #include "fiberjob/task.hpp"
 #include "platform/futex.hpp"
 #include "scheduler.hpp"
@@ -57,6 +62,58 @@ std::size_t live_coroutine_jobs(const Scheduler& scheduler) noexcept {
       if (p->job_scheduler_ == &scheduler) ++count;
     }
     unlock(shard);
+  }
+  return count;
+}
+
+namespace {
+
+/// The await chain of a registered root task, innermost first, read downward through the
+/// awaiting_ links (the innermost kMaxFrames kept). Walker lock and the root's shard lock held.
+AwaitChain chain_from_root(const TaskPromiseBase& root) noexcept {
+  const TaskPromiseBase* tasks[AwaitChain::kMaxFrames];  // a ring: the innermost ones stay
+  std::size_t count = 0;
+  for (const TaskPromiseBase* t = &root; t != nullptr; t = AwaitChainAccess::awaiting(*t)) {
+    tasks[count++ % AwaitChain::kMaxFrames] = t;
+  }
+  AwaitChain chain;
+  chain.truncated = count > AwaitChain::kMaxFrames;
+  chain.size = chain.truncated ? AwaitChain::kMaxFrames : count;
+  const void* at = nullptr;  // the innermost task's suspension point is not recorded
+  for (std::size_t i = 0; i < chain.size; ++i) {
+    const TaskPromiseBase& task = *tasks[(count - 1 - i) % AwaitChain::kMaxFrames];
+    chain.frames[i] = AwaitFrame{AwaitChainAccess::code(task), at};
+    at = AwaitChainAccess::awaited_at(task);
+  }
+  return chain;
+}
+
+}  // namespace
+
+std::size_t describe_coroutine_jobs(std::FILE* out, const Scheduler& scheduler) noexcept {
+  std::vector<AwaitChain> chains;
+  std::size_t count = 0;
+  lock_await_chain_walkers();
+  for (CoroutineShard& shard : g_coroutine_jobs) {
+    lock(shard);
+    for (const TaskPromiseBase* p = shard.head; p != nullptr; p = p->job_links_.next) {
+      if (p->job_scheduler_ != &scheduler) continue;
+      ++count;
+      try {
+        if (chains.size() < kDescribedCoroutineJobs) chains.push_back(chain_from_root(*p));
+      } catch (const std::bad_alloc&) {  // listed without its chain
+      }
+    }
+    unlock(shard);
+  }
+  unlock_await_chain_walkers();
+  // Printed after the locks are released: symbolizing reads files.
+  for (std::size_t i = 0; i < chains.size(); ++i) {
+    std::fprintf(out, "  coroutine job %zu, await chain (innermost first):\n", i + 1);
+    print_await_chain(out, chains[i]);
+  }
+  if (count > chains.size()) {
+    std::fprintf(out, "  (%zu more coroutine jobs not shown)\n", count - chains.size());
   }
   return count;
 }

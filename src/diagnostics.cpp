@@ -7,6 +7,7 @@
 #include <mutex>
 #include <vector>
 
+#include "fiberjob/task.hpp"
 #include "fiberjob/trace.hpp"
 
 #include "scheduler.hpp"
@@ -64,6 +65,7 @@ void register_scheduler(const Scheduler* scheduler) {
   mirror_for_debuggers();
   if (scheduler->tracing()) g_traced_systems.fetch_add(1);
   if (scheduler->config().track_coroutine_jobs) g_tracking_systems.fetch_add(1);
+  if (scheduler->config().capture_await_chains) g_capturing_systems.fetch_add(1);
 }
 
 void unregister_scheduler(const Scheduler* scheduler) noexcept {
@@ -73,6 +75,7 @@ void unregister_scheduler(const Scheduler* scheduler) noexcept {
   mirror_for_debuggers();
   if (scheduler->tracing()) g_traced_systems.fetch_sub(1);
   if (scheduler->config().track_coroutine_jobs) g_tracking_systems.fetch_sub(1);
+  if (scheduler->config().capture_await_chains) g_capturing_systems.fetch_sub(1);
 }
 
 void record_on_external_track(TraceKind kind, std::uint64_t start_ns, std::uint64_t end_ns,
@@ -121,8 +124,8 @@ void Scheduler::describe(std::FILE* out) const noexcept {
                fibers_.in_use(), fibers_.created(), fibers_.high_water(), fibers_.warm_count(),
                fibers_.max_count());
   if (config_.track_coroutine_jobs) {
-    std::fprintf(out, "  coroutine jobs alive (Config::track_coroutine_jobs): %zu\n",
-                 live_coroutine_jobs(*this));
+    const std::size_t jobs = describe_coroutine_jobs(out, *this);
+    std::fprintf(out, "  coroutine jobs alive (Config::track_coroutine_jobs): %zu\n", jobs);
   }
   for_each_pool([out](const FiberPool& pool) {
     if (pool.stack_class() != 0) {

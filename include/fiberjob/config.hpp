@@ -168,6 +168,14 @@ struct Config {
   /// suspended fibers are listed by the extension either way, at no cost.
   bool track_coroutine_jobs = false;
 
+  /// Capture the await chain of every exception that leaves a `Task` of this system's
+  /// coroutine jobs (from the task it escaped up to the job's root task), for
+  /// `fiberjob::await_chain_of` (docs/debugging.md). Off by default: then an exception leaving
+  /// a task costs one relaxed load more. On, each task an exception leaves takes a process-wide
+  /// mutex and copies a chain (about 0.5 KiB) into a ring of the last 8 such exceptions, which
+  /// keeps them alive until overwritten. Tasks' links are kept either way.
+  bool capture_await_chains = false;
+
   /// Events each worker can record while tracing (32 bytes each, allocated up front; in
   /// [1, 2^26]), also for each attachable slot, and for the track of the threads that are not
   /// workers (allocated on its first zone or frame mark). In all, trace_events_per_worker x

@@ -3,6 +3,7 @@
 /// Umbrella header: everything a user of fiberjob needs.
 
 #include "fiberjob/attached_worker.hpp"
+#include "fiberjob/await_chain.hpp"
 #include "fiberjob/awaiters.hpp"
 #include "fiberjob/blocking.hpp"
 #include "fiberjob/condition_variable.hpp"

@@ -3,6 +3,7 @@
 /// `Task<T>`: the coroutine type of fiberjob — the return type of coroutine jobs and of the child
 /// coroutines they `co_await`.
 
+#include <atomic>
 #include <coroutine>
 #include <cstddef>
 #include <exception>
@@ -32,6 +33,24 @@ void note_coroutine_job_started(Scheduler& scheduler) noexcept;
 /// Throws Error (InvalidArgument): `call` was given an empty Task (moved from or released).
 [[noreturn]] void throw_empty_task(const char* call);
 
+class TaskPromiseBase;
+/// Live job systems with Config::capture_await_chains on (await_chain.cpp): while it is 0, an
+/// exception leaving a task costs nothing more.
+extern std::atomic<int> g_capturing_systems;
+/// Records the await chain of `promise` (the task that `error` escaped) for await_chain_of,
+/// when its job's system has Config::capture_await_chains on. Any thread; never throws.
+void capture_exception_await_chain(const TaskPromiseBase& promise,
+                                   const std::exception_ptr& error) noexcept;
+/// Waits until no thread walks await chains (write_diagnostics): called before a task's frame
+/// is freed while a job system tracks coroutine jobs. Any thread.
+void wait_for_await_chain_walkers() noexcept;
+
+/// The resume function of a coroutine: g++ and clang++ keep it in the first word of the frame
+/// (the coroutine ABI both follow). Names the coroutine in await chains.
+inline const void* resume_function(std::coroutine_handle<> coroutine) noexcept {
+  return *static_cast<const void* const*>(coroutine.address());
+}
+
 class TaskPromiseBase {
  public:
   /// Coroutine frames come from the calling thread's recycling pool (coroutine_frame.hpp): a
@@ -47,6 +66,10 @@ class TaskPromiseBase {
   /// A job's root task leaves the registry of live coroutine jobs with its frame.
   ~TaskPromiseBase() {
     if (job_links_.shard != kCoroutineShards) unlink_coroutine_job(*this);
+    // relaxed: a hint; nonzero since before any job of a tracking system ran (pairs with nothing).
+    if (g_tracking_systems.load(std::memory_order_relaxed) != 0) [[unlikely]] {
+      wait_for_await_chain_walkers();  // write_diagnostics may be reading this promise
+    }
   }
 
   /// Lazy start: a task runs when awaited (or when a job starts it).
@@ -73,13 +96,21 @@ class TaskPromiseBase {
   };
 
   FinalAwaiter final_suspend() noexcept { return {}; }
-  void unhandled_exception() noexcept { error_ = std::current_exception(); }
+  void unhandled_exception() noexcept {
+    error_ = std::current_exception();
+    // relaxed: a hint; capture_exception_await_chain checks the job's Config (pairs with nothing).
+    if (g_capturing_systems.load(std::memory_order_relaxed) != 0) [[unlikely]] {
+      capture_exception_await_chain(*this, error_);
+    }
+  }
 
   /// Makes this task the root of a job: at its end it destroys itself and ends the job. Links
   /// it into the registry of live coroutine jobs (Config::track_coroutine_jobs; debuggers).
-  void bind_job(Scheduler& scheduler, JobRecord* record) noexcept {
+  /// \param code the root coroutine's resume function (resume_function): names it in chains.
+  void bind_job(Scheduler& scheduler, JobRecord* record, const void* code) noexcept {
     job_scheduler_ = &scheduler;
     job_record_ = record;
+    code_ = code;
     // relaxed: a hint; the link itself checks the job system's Config (pairs with nothing).
     if (g_tracking_systems.load(std::memory_order_relaxed) != 0) [[unlikely]] {
       link_coroutine_job(scheduler, *this);
@@ -99,6 +130,8 @@ class TaskPromiseBase {
   friend void link_coroutine_job(Scheduler& scheduler, TaskPromiseBase& promise) noexcept;
   friend void unlink_coroutine_job(TaskPromiseBase& promise) noexcept;
   friend std::size_t live_coroutine_jobs(const Scheduler& scheduler) noexcept;
+  friend std::size_t describe_coroutine_jobs(std::FILE* out, const Scheduler& scheduler) noexcept;
+  friend class AwaitChainAccess;
 
   std::coroutine_handle<> continuation_;
   std::exception_ptr error_;
@@ -108,8 +141,18 @@ class TaskPromiseBase {
   /// Registry links (coroutine_registry.hpp); only a job's root task is linked.
   CoroutineJobLinks job_links_{nullptr, nullptr, kCoroutineShards};
   /// The task this one is suspended on in a `co_await` of a Task (nullptr when none): the
-  /// downward link of the await chain, which `continuation_` links upward. For debuggers.
-  TaskPromiseBase* awaiting_ = nullptr;
+  /// downward link of the await chain, for debuggers and write_diagnostics. Written by the
+  /// task's own thread, read by chain walkers under the walker lock (await_chain.cpp).
+  std::atomic<TaskPromiseBase*> awaiting_{nullptr};
+  /// The upward link: the task whose `co_await` of this one is in progress (nullptr for a job's
+  /// root, or when something other than a Task awaits it). Set when awaited.
+  TaskPromiseBase* awaited_by_ = nullptr;
+  /// Where this task is awaited: the return address of the (out-of-line) await_suspend that
+  /// started it, inside the awaiting coroutine's resume function; `info line *(ADDR-1)` is the
+  /// `co_await`. Set when awaited.
+  const void* awaited_at_ = nullptr;
+  /// This coroutine's resume function (resume_function): set when awaited or bound to a job.
+  const void* code_ = nullptr;
 };
 
 template <class T>
@@ -215,19 +258,37 @@ class [[nodiscard]] Task {
     /// The awaiting task's promise when it is a Task (its awaiting_ link), else nullptr.
     detail::TaskPromiseBase* parent_promise = nullptr;
     bool await_ready() const noexcept { return !child || child.done(); }
+    /// Out of line, so that its return address is the `co_await` in the awaiting coroutine
+    /// (the await chain's source location of that coroutine).
     template <class ParentPromise>
-    std::coroutine_handle<> await_suspend(std::coroutine_handle<ParentPromise> parent) noexcept {
-      child.promise().continuation_ = parent;
+    [[gnu::noinline]] std::coroutine_handle<> await_suspend(
+        std::coroutine_handle<ParentPromise> parent) noexcept {
+      detail::TaskPromiseBase& callee = child.promise();
+      callee.continuation_ = parent;
+      callee.awaited_at_ = __builtin_return_address(0);
+      callee.code_ = detail::resume_function(child);
       if constexpr (std::is_base_of_v<detail::TaskPromiseBase, ParentPromise>) {
         parent_promise = &parent.promise();
-        parent_promise->awaiting_ = &child.promise();
+        callee.awaited_by_ = parent_promise;
+        // release: pairs with the chain walkers' acquire loads (await_chain.cpp): they see the
+        // callee's awaited_at_ and code_.
+        parent_promise->awaiting_.store(&callee, std::memory_order_release);
       }
       return child;
     }
     T await_resume() {
       if (!child) detail::throw_empty_task("co_await task");  // await_ready let it through
-      if (parent_promise != nullptr) parent_promise->awaiting_ = nullptr;
+      unlink();
       return child.promise().result();
+    }
+    /// Also when the awaiting coroutine is destroyed while suspended here: before the child.
+    ~Awaiter() { unlink(); }
+    /// Ends the parent's downward link. relaxed: the walker lock orders it before the child's
+    /// frame is freed (pairs with the walkers' lock, await_chain.cpp).
+    void unlink() noexcept {
+      if (parent_promise != nullptr) {
+        parent_promise->awaiting_.store(nullptr, std::memory_order_relaxed);
+      }
     }
   };
 

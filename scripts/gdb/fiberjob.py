@@ -12,7 +12,8 @@
 #   fiberjob::detail::g_debug_schedulers / g_debug_scheduler_count  the live job systems
 #   Scheduler::fibers_ (FiberPool): chunks_[i]->fibers[j], created_   every pooled fiber
 #   fiberjob::detail::g_coroutine_jobs[shard].head                    root tasks of coroutine jobs
-#   TaskPromiseBase::awaiting_                                        the task a task awaits
+#   TaskPromiseBase::awaiting_ (std::atomic)                          the task a task awaits
+#   TaskPromiseBase::awaited_at_                        return address of the co_await awaiting it
 #
 # A suspended fiber's Boost.Context fcontext (Fiber::context.fctx_) is the stack pointer saved
 # by jump_fcontext (Boost 1.74, x86_64 System V, jump_x86_64_sysv_elf_gas.S): the saved
@@ -306,18 +307,34 @@ def coroutine_roots():
             promise = promise["job_links_"]["next"]
 
 
-def await_chain(promise):
+def await_chain(root):
+    """(frame, resume, awaited_at) of each task of a job's await chain, innermost first:
+    awaited_at is the return address (in the awaiting task's code) of the `co_await` that
+    awaits the task, 0 for the root."""
     u64p = lookup("unsigned long").pointer()
-    while int(promise) != 0:
+    chain = []
+    promise = root
+    while int(promise) != 0 and len(chain) < 1024:
         frame = int(promise) - PROMISE_OFFSET_IN_FRAME
         resume = int(gdb.Value(frame).cast(u64p).dereference())
-        yield frame, resume
-        promise = promise["awaiting_"]
+        chain.append((frame, resume, int(promise["awaited_at_"])))
+        promise = atomic(promise["awaiting_"])
+    return list(reversed(chain))
+
+
+def source_line(return_address):
+    """"file:line" of the call that returns to `return_address` (the line of the byte before
+    it: the call instruction), or "?"."""
+    line = gdb.find_pc_line(return_address - 1)
+    if line.symtab is None:
+        return "?"
+    return "{}:{}".format(line.symtab.filename, line.line)
 
 
 class FiberjobCoroutines(gdb.Command):
-    """fiberjob coroutines: every live coroutine job (the root task of the job first), with the
-    chain of tasks it awaits down to the innermost, each as its coroutine function and source."""
+    """fiberjob coroutines: every live coroutine job with its await chain, innermost task first:
+    each task as its coroutine function, the innermost with the line where it is defined, the
+    others with the line of their `co_await` of the task before."""
 
     def __init__(self):
         super().__init__("fiberjob coroutines", gdb.COMMAND_STACK)
@@ -326,10 +343,15 @@ class FiberjobCoroutines(gdb.Command):
         jobs = 0
         for root in coroutine_roots():
             jobs += 1
-            print("coroutine job {} (root promise {}):".format(jobs, root))
-            for depth, (frame, resume) in enumerate(await_chain(root)):
+            print("coroutine job {} (root promise {}), innermost task first:".format(jobs, root))
+            chain = await_chain(root)
+            for depth, (frame, resume, _) in enumerate(chain):
                 name, where = function_at(resume) if resume else ("(finished)", "?")
-                print("  #{} frame {:#x} {}\n       at {}".format(depth, frame, name, where))
+                if depth == 0:
+                    where = "defined at " + where
+                else:
+                    where = "awaits #{} at {}".format(depth - 1, source_line(chain[depth - 1][2]))
+                print("  #{} frame {:#x} {}\n       {}".format(depth, frame, name, where))
         if jobs == 0:
             print("no live coroutine job (they are listed only while a job system runs with "
                   "Config::track_coroutine_jobs = true)")

@@ -3,7 +3,7 @@
 scripts/gdb/fiberjob.py, stops it once its jobs are suspended, writes a core file, then inspects
 the core in a second gdb. Both sessions must show the suspended plain jobs' functions in
 `fiberjob bt all`, what they wait on in `fiberjob fibers`, and the coroutine job's await chain in
-`fiberjob coroutines`. Exit status 0 = passed; the gdb output is printed either way."""
+`fiberjob coroutines`, with the lines of its co_awaits. Exit status 0 = passed; the gdb output is printed either way."""
 
 import argparse
 import os
@@ -23,8 +23,19 @@ def run_gdb(gdb, args, work_dir, name):
     return output
 
 
-def check(output, name):
+def await_site(source, coroutine):
+    """The line of `source` marked "// await site: COROUTINE" (its co_await of the next task)."""
+    with open(source) as lines:
+        for number, line in enumerate(lines, start=1):
+            if line.rstrip().endswith("// await site: " + coroutine):
+                return number
+    raise RuntimeError("no await site marked for {} in {}".format(coroutine, source))
+
+
+def check(output, name, source):
     """Returns the list of failed expectations for one session's output."""
+    region_line = await_site(source, "load_region")
+    level_line = await_site(source, "coroutine_job_loading_level")
     expectations = [
         # fiberjob fibers: both plain jobs, what they wait on and their call chains.
         (r"job:\s+lambda > plain_job_waiting_on_counter > wait_for_assets",
@@ -33,9 +44,13 @@ def check(output, name):
          "the counter it waits on"),
         (r"job:\s+lambda > plain_job_waiting_on_event\n\s+waits: in fiberjob::Event::wait",
          "the event waiter"),
-        # fiberjob coroutines: root task first, then the task it awaits.
-        (r"#0 frame 0x[0-9a-f]+ coroutine_job_loading_level\n\s+at \S+suspended_jobs.cpp:\d+\n"
-         r"\s+#1 frame 0x[0-9a-f]+ stream_chunk\n", "the coroutine job's await chain"),
+        # fiberjob coroutines: innermost task first, each outer one at its co_await's line.
+        (r"#0 frame 0x[0-9a-f]+ stream_chunk\n\s+defined at \S+suspended_jobs.cpp:\d+\n"
+         r"\s+#1 frame 0x[0-9a-f]+ load_region\n"
+         r"\s+awaits #0 at \S+suspended_jobs.cpp:{}\n"
+         r"\s+#2 frame 0x[0-9a-f]+ coroutine_job_loading_level\n"
+         r"\s+awaits #1 at \S+suspended_jobs.cpp:{}\n".format(region_line, level_line),
+         "the coroutine job's await chain with its co_await lines"),
         # fiberjob bt all: the suspended jobs' functions, below the switch that suspended them.
         (r"#\d+ .*fiberjob::this_fiber::wait[^\n]*\n#\d+ [^\n]*wait_for_assets[^\n]*\n"
          r"#\d+ [^\n]*plain_job_waiting_on_counter", "the counter waiter's backtrace"),
@@ -58,6 +73,7 @@ def main():
     parser.add_argument("--program", required=True)
     parser.add_argument("--extension", required=True)
     parser.add_argument("--work-dir", required=True)
+    parser.add_argument("--source", required=True, help="tests/gdb/suspended_jobs.cpp")
     parser.add_argument("--gdb", default="gdb")
     args = parser.parse_args()
     args.program = os.path.abspath(args.program)
@@ -75,10 +91,10 @@ def main():
     live = run_gdb(gdb, source + ["-ex", "break fiberjob_debugger_stop", "-ex", "run"] + inspect +
                    ["-ex", "generate-core-file " + core, "-ex", "kill", args.program],
                    args.work_dir, "live process")
-    failures = check(live, "live process")
+    failures = check(live, "live process", args.source)
     if os.path.exists(core):
         failures += check(run_gdb(gdb, source + inspect + [args.program, core], args.work_dir,
-                                  "core file"), "core file")
+                                  "core file"), "core file", args.source)
         os.remove(core)  # about 100 MB
     else:
         failures.append("no core file was written")

@@ -1,6 +1,6 @@
 // The program the debugger test (tests/gdb/run_gdb_test.py) inspects with scripts/gdb/fiberjob.py:
 // a plain job suspended on a counter, one suspended on an event, and a coroutine job suspended
-// two tasks deep. When all three are suspended it calls fiberjob_debugger_stop(), where the test
+// three tasks deep. When all three are suspended it calls fiberjob_debugger_stop(), where the test
 // stops it (and writes a core file); run on its own, it releases the jobs and exits 0.
 
 #include <fiberjob/fiberjob.hpp>
@@ -8,6 +8,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
+#include <stdexcept>
 #include <thread>
 
 namespace {
@@ -43,9 +45,34 @@ fiberjob::Task<int> stream_chunk(fiberjob::Context& ctx) {
   co_return 1;
 }
 
+fiberjob::Task<int> load_region(fiberjob::Context& ctx) {
+  const int chunks = co_await stream_chunk(ctx);  // await site: load_region
+  co_return chunks;
+}
+
 fiberjob::Task<> coroutine_job_loading_level(fiberjob::Context& ctx) {
-  const int chunks = co_await stream_chunk(ctx);
+  const int chunks = co_await load_region(ctx);  // await site: coroutine_job_loading_level
   if (chunks != 1) std::fputs("unexpected chunk count\n", stderr);
+}
+
+fiberjob::Task<int> parse_chunk_header() {
+  throw std::runtime_error("bad chunk header");
+  co_return 0;
+}
+
+fiberjob::Task<int> read_region_header() {
+  const int size = co_await parse_chunk_header();
+  co_return size;
+}
+
+/// A coroutine job that catches an exception thrown two tasks down and prints its await chain.
+fiberjob::Task<> job_catching_a_bad_header() {
+  try {
+    static_cast<void>(co_await read_region_header());
+  } catch (const std::exception& error) {
+    std::printf("caught \"%s\"; await chain at the throw:\n", error.what());
+    fiberjob::print_await_chain(stdout, fiberjob::await_chain_of(std::current_exception()));
+  }
 }
 
 }  // namespace
@@ -53,10 +80,12 @@ fiberjob::Task<> coroutine_job_loading_level(fiberjob::Context& ctx) {
 /// The test's breakpoint: called once every job is suspended.
 extern "C" [[gnu::noinline]] void fiberjob_debugger_stop() { asm volatile("" ::: "memory"); }
 
-int main() {
+int main(int argc, char** argv) {
+  const bool print_chains = argc > 1 && std::strcmp(argv[1], "--print-chains") == 0;
   fiberjob::Config config;
   config.worker_count = 2;
   config.track_coroutine_jobs = true;  // for `fiberjob coroutines`
+  config.capture_await_chains = print_chains;
   fiberjob::JobSystem system(config);
   g_assets_loaded.add(1);
   fiberjob::Counter jobs;
@@ -70,9 +99,14 @@ int main() {
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   fiberjob_debugger_stop();
+  if (print_chains) fiberjob::write_diagnostics(stdout);
   g_frame_started.set();
   g_assets_loaded.signal();
   system.wait(jobs);
+  if (print_chains) {
+    system.run(jobs, [] { return job_catching_a_bad_header(); });
+    system.wait(jobs);
+  }
   std::puts("all jobs finished");
   return 0;
 }

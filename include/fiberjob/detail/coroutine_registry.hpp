@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 
 namespace fiberjob::detail {
 
@@ -47,6 +48,14 @@ void link_coroutine_job(Scheduler& scheduler, TaskPromiseBase& promise) noexcept
 /// The coroutine jobs of `scheduler` in the registry right now (started, not yet ended). Any
 /// thread; takes each shard's lock in turn (a snapshot, not a consistent cut).
 std::size_t live_coroutine_jobs(const Scheduler& scheduler) noexcept;
+/// Most coroutine jobs whose await chains describe_coroutine_jobs prints.
+inline constexpr std::size_t kDescribedCoroutineJobs = 256;
+/// Prints the await chain of each coroutine job of `scheduler` in the registry (at most
+/// kDescribedCoroutineJobs of them), innermost task first, for write_diagnostics. Any thread;
+/// holds the walker lock and each shard's lock while copying the chains, never while printing.
+/// Allocates (a copy of the chains, symbolizing); on failure prints fewer.
+/// \return the number of coroutine jobs of `scheduler` in the registry.
+std::size_t describe_coroutine_jobs(std::FILE* out, const Scheduler& scheduler) noexcept;
 /// Unlinks a root task at its final suspend, before its frame is destroyed. Any thread.
 void unlink_coroutine_job(TaskPromiseBase& promise) noexcept;
 
