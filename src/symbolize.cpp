@@ -83,6 +83,26 @@ const char* function_symbol(const MappedFile& file, std::uint64_t offset, bool* 
   return nullptr;
 }
 
+/// g++ names a coroutine's resume function after the coroutine, with one parameter, its frame:
+/// "ns::f(ns::f(int)::_Z...Frame*)". Returns the coroutine's own "ns::f(int)" for such a name,
+/// else `name`.
+std::string without_frame_parameter(const std::string& name) {
+  const std::string frame_suffix = ".Frame*)";
+  const std::size_t frame = name.rfind("::_Z");
+  if (frame == std::string::npos || name.size() < frame_suffix.size() ||
+      name.compare(name.size() - frame_suffix.size(), frame_suffix.size(), frame_suffix) != 0) {
+    return name;
+  }
+  // The parameter list opens at the first '(' followed by the name before it.
+  for (std::size_t open = name.find('(', 1); open != std::string::npos && open < frame;
+       open = name.find('(', open + 1)) {
+    if (name.compare(open + 1, open, name, 0, open) == 0) {
+      return name.substr(open + 1, frame - open - 1);
+    }
+  }
+  return name;
+}
+
 /// `mangled` demangled, without the suffix g++ ("[clone .actor]") or clang++ ("(.resume)")
 /// gives a coroutine's resume function.
 std::string readable(const char* mangled) {
@@ -94,7 +114,7 @@ std::string readable(const char* mangled) {
     const std::size_t at = name.rfind(suffix);
     if (at != std::string::npos && at + std::strlen(suffix) == name.size()) name.resize(at);
   }
-  return name;
+  return without_frame_parameter(name);
 }
 
 }  // namespace
