@@ -59,6 +59,17 @@ Task<> chain_root(Context& ctx, Scenario& s) {
   }
 }
 
+Task<int> churn_leaf(Context& ctx) {
+  co_await ctx.yield();  // suspends: the chain is live while other tasks come and go
+  co_return 1;
+}
+
+Task<int> churn_middle(Context& ctx) { co_return co_await churn_leaf(ctx) + 1; }
+
+Task<> churn_root(Context& ctx, int rounds) {
+  for (int i = 0; i < rounds; ++i) static_cast<void>(co_await churn_middle(ctx));
+}
+
 /// The function names of `chain`'s frames, innermost first.
 std::vector<std::string> names(const AwaitChain& chain) {
   std::vector<std::string> result;
@@ -173,5 +184,26 @@ TEST_SUITE("await chain") {
     REQUIRE(s.caught);
     CHECK(s.chain.size == 0);
     CHECK(to_string(s.chain) == "  (no await chain)\n");
+  }
+
+  TEST_CASE("write_diagnostics walks chains while their tasks are created and destroyed") {
+    // Under ASan and TSan: the walker lock keeps a walked task's frame alive and its links
+    // ordered (await_chain.cpp).
+    test::Watchdog watchdog("await chain: churn", 120s);
+    Config config = test::config_with(2);
+    config.track_coroutine_jobs = true;
+    JobSystem js{config};
+    Counter done;
+    for (int j = 0; j < 4; ++j) js.run(done, [](Context& ctx) { return churn_root(ctx, 2000); });
+    std::FILE* sink = std::tmpfile();
+    REQUIRE(sink != nullptr);
+    int reports = 0;
+    while (!done.done() || reports < 3) {
+      write_diagnostics(sink);
+      ++reports;
+    }
+    js.wait(done);
+    std::fclose(sink);
+    CHECK(reports >= 3);
   }
 }
