@@ -166,15 +166,13 @@ void CounterWaitList::link(Counter& counter, WaitNode& node, Worker* current) no
   // relaxed: published by the push CAS in link_chunk; cleared with release after our last
   // touch.
   node.linking.store(1, std::memory_order_relaxed);
+  note_linker(counter);
   link_chunk(counter, node, node, 1, current);
 }
 
 void CounterWaitList::link_chunk(Counter& counter, WaitNode& first, WaitNode& last,
                                  std::int64_t count, Worker* current) noexcept {
-  // Debug check of the lifetime rules. relaxed: the count only has to be up before our push,
-  // which the push CAS (release) orders; the decrement below is release.
-  if (kCheckLinkers)
-    counter.linkers_.fetch_add(static_cast<std::uint32_t>(count), std::memory_order_relaxed);
+  // The debug check of the lifetime rules counted each node already (note_linker).
   // relaxed: only the first guess of the CAS below.
   WaitNode* head = counter.waiters_.load(std::memory_order_relaxed);
   do {

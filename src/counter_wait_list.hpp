@@ -62,10 +62,24 @@ struct CounterWaitList {
 
   /// link() for `count` nodes at once, in one CAS: `first` … `last`, joined through `next` and
   /// equally through `chunk_next` (`first` becomes the list's head), each with `linking`
-  /// already 1 and its waiter already suspended. The waits combined per chunk
-  /// (Worker::deferred_link_counter) go through here.
+  /// already 1, its waiter already suspended and its link counted by note_linker. The waits
+  /// combined per chunk (Worker::deferred_link_counter) go through here.
   static void link_chunk(Counter& counter, WaitNode& first, WaitNode& last, std::int64_t count,
                          Worker* current) noexcept;
+
+  /// Debug builds (no NDEBUG): counts one link of a waiter into `counter` that has begun but
+  /// not finished (Counter::linkers_): a wait held for a combined link counts from when it is
+  /// held. ~Counter and add() report a counter destroyed or reused under such a wait, which
+  /// would otherwise be a silent use after free. link_chunk takes the count back.
+  static void note_linker(Counter& counter) noexcept {
+#if !defined(NDEBUG)
+    // relaxed: only has to be up before the push, which the push CAS (release) orders; the
+    // decrement in link_chunk is release.
+    counter.linkers_.fetch_add(1, std::memory_order_relaxed);
+#else
+    (void)counter;
+#endif
+  }
 
   /// A woken waiter calls this before it returns: waits until the linker of `node` has made its
   /// last access to the counter (almost always already the case, so that check is inline).

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "affine_inbox.hpp"
+#include "counter_wait_list.hpp"
 #include "fiber.hpp"
 #include "fiberjob/config.hpp"
 #include "injector.hpp"
@@ -192,6 +193,7 @@ inline void defer_link(Worker& worker, Counter& counter, WaitNode& node) noexcep
   // relaxed: published by link_chunk's splice CAS (release); cleared with release there after
   // its last touch of the counter (pairs with wait_for_linker).
   node.linking.store(1, std::memory_order_relaxed);
+  CounterWaitList::note_linker(counter);  // debug builds: a held wait counts as a link
   worker.deferred_link_first = &node;
   ++worker.deferred_links;
 }

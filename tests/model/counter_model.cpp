@@ -604,18 +604,23 @@ struct TwoWaitersReuse : rl::test_suite<TwoWaitersReuse<B>, 4> {
 // nodes with one CAS (link_chunk). A coroutine that saw zero resumes at once (its node marked
 // woken here). R resumes the woken coroutines wherever they were woken: it waits for each
 // node's wake and linker, drops the node, then destroys the counter. S is the final signaller.
-template <unsigned B>
-struct CombinedLinks : rl::test_suite<CombinedLinks<B>, 3> {
+// With kThreads = 4, a fourth thread W is another waiter that links its own node (link()) at
+// the same time, so the splice may land on a list that already holds a node, race W's push,
+// and share a drain with it; R then waits for W's node too.
+template <unsigned B, unsigned kThreads = 3>
+struct CombinedLinks : rl::test_suite<CombinedLinks<B, kThreads>, kThreads> {
   using P = Protocol<B>;
   Counter c;
   Node node1;
   Node node2;
+  Node node3;  // W's (kThreads == 4)
   rl::var<int> job_data;
 
   void before() {
     init(c, 1);
     init(node1);
     init(node2);
+    init(node3);
     job_data($) = 0;
   }
 
@@ -642,17 +647,24 @@ struct CombinedLinks : rl::test_suite<CombinedLinks<B>, 3> {
       check_and_hold(node1, first, last, held);
       check_and_hold(node2, first, last, held);
       if (held != 0) P::link_chunk(c, *first, *last, held);
-    } else if (index == 1) {              // R: the resumed coroutines
-      for (Node* n : {&node2, &node1}) {  // the list's order (newest first)
+    } else if (index == 1) {  // R: the resumed waiters
+      for (Node* n : {&node2, &node1, &node3}) {
+        if (n == &node3 && kThreads == 3) continue;
         while (n->woken.load(rl::mo_acquire, $) == 0) spin();
         P::wait_for_linker(*n);
         RL_ASSERT(job_data($) == 1);
         n->alive($) = 0;
       }
       P::destroy(c);
-    } else {  // S
+    } else if (index == 2) {  // S
       job_data($) = 1;
       P::signal(c);
+    } else {  // W: a waiter of its own, linking one node
+      if (P::load_settled(c) == 0) {
+        node3.woken.store(1, rl::mo_release, $);  // returned at once: no linker
+      } else {
+        P::link(c, node3);
+      }
     }
   }
 };
@@ -675,6 +687,7 @@ int main(int argc, char** argv) {
   runner.pass<AddDuringDrain<kCorrect>>("add_during_drain", {kBound3, kRandom});
   runner.pass<TwoWaitersReuse<kCorrect>>("two_waiters_reuse", {kRandom});
   runner.pass<CombinedLinks<kCorrect>>("combined_links", {kBound3, kRandom});
+  runner.pass<CombinedLinks<kCorrect, 4>>("combined_links_with_linker", {kRandom});
 
   // Negative variants: each must be caught.
   const char* const lost_wake_up = "lost wake-up (LIVELOCK)";
@@ -702,6 +715,7 @@ int main(int argc, char** argv) {
   runner.fail<CombinedLinks<kNextAfterClear>>("neg_combined_next_after_clear",
                                               "linker reads a node its waiter already dropped");
   runner.fail<CombinedLinks<kNoRecheck>>("neg_combined_no_recheck", lost_wake_up);
+  runner.fail<CombinedLinks<kNoRecheck, 4>>("neg_combined_with_linker_no_recheck", lost_wake_up);
   runner.fail<CombinedLinks<kChunkByNext>>("neg_combined_walk_by_next",
                                            "linker reads `next` while the waker cuts it");
   runner.fail<CombinedLinks<kLinkingRelaxed>>("neg_combined_linking_relaxed",
