@@ -96,6 +96,11 @@ inline void check_not_own_counter(const Fiber* self, const Counter& counter) {
 /// Error (FiberPoolExhausted) when no fiber can be had to run other work meanwhile.
 void wait_on_fiber(Fiber* self, Counter& counter);
 
+/// wait_on_fiber for a job that can be stopped (its token's stop_possible()): waits as a
+/// target-0 value waiter with a stop callback that wakes it (stop_wake.cpp), so a stop ends a
+/// wait already suspended. Other jobs take wait_on_fiber. Errors: as wait_on_fiber.
+void wait_on_fiber_stoppable(Fiber* self, Counter& counter);
+
 /// The stackful wait of the other primitives (Event, Mutex, ...): suspends `self` and lets the
 /// next fiber run `linker` on its node. Returns true once woken (or at once when the linker
 /// linked nothing); false, with nothing linked, on an attached thread's own stack when no
