@@ -183,23 +183,29 @@ TEST_SUITE("stop wakes suspended waits") {
   }
 
   TEST_CASE("when_any of a short and a long sleeper: the stop wakes the loser") {
+    // The loser sleeps an hour: only the stop can end it (else the watchdog fails the test),
+    // and it records that it woke before its deadline.
     test::Watchdog watchdog("when_any sleepers", 60s);
     JobSystem js{test::config_with(2)};
     Context& ctx = js.context();
     std::atomic<int> loser_cancelled{0};
+    std::atomic<int> loser_early{0};
     auto sleeper = [&](std::chrono::milliseconds duration, int id) -> Task<int> {
+      const TimerClock::time_point deadline = TimerClock::now() + duration;
       try {
-        co_await ctx.sleep_for(duration);
+        co_await ctx.sleep_until(deadline);
       } catch (const Error& error) {
         if (error.code() == ErrorCode::Cancelled) loser_cancelled.fetch_add(1);
+        if (TimerClock::now() < deadline) loser_early.fetch_add(1);
         throw;
       }
       co_return id;
     };
     const WhenAnyResult<int> result =
-        sync_wait(js, when_any(ctx, sleeper(5ms, 0), sleeper(2000ms, 1)));
+        sync_wait(js, when_any(ctx, sleeper(5ms, 0), sleeper(std::chrono::hours(1), 1)));
     CHECK(result.index == 0);
     CHECK(result.value == 0);
-    CHECK(loser_cancelled.load() == 1);  // woken by the stop, not by its deadline
+    CHECK(loser_cancelled.load() == 1);
+    CHECK(loser_early.load() == 1);  // woken by the stop, not by its deadline
   }
 }
