@@ -36,6 +36,8 @@ struct StopWake {
   std::atomic<std::uint32_t> state{kIdle};
   /// Removes `node` from the primitive `object` (under its lock); true when it did.
   bool (*unlink)(void* object, WaitNode& node) noexcept = nullptr;
+  /// What `unlink` removes the node from: the counter's ValueWaiter, the Event, or the
+  /// sleep's TimerEntry. Written before the callback is registered.
   void* object = nullptr;
   /// The waiter's node, set by the linker before its commit.
   WaitNode* node = nullptr;
@@ -56,7 +58,8 @@ struct StopWake {
 
 /// The callable of the std::stop_callback of one wait.
 struct StopWakeCall {
-  StopWake* wake;
+  StopWake* wake;  ///< the wait's stop side (lives as long as the callback)
+  /// Runs on the thread that requests the stop (or in the registration, if already stopped).
   void operator()() const noexcept { wake->on_stop(); }
 };
 
