@@ -26,11 +26,7 @@ void StopWake::on_stop() noexcept {
   wake_list(waiter, current_worker());
 }
 
-void wait_on_fiber_stoppable(Fiber* self, Counter& counter) {
-  if (!stop_possible(self->job_stop)) {  // no token: the lock-free wait
-    wait_on_fiber(self, counter);
-    return;
-  }
+void wait_on_fiber_with_stop(Fiber* self, Counter& counter) {
   check_not_own_counter(self, counter);
   if (CounterWaitList::load_settled(counter) == 0) return;
   if (has_local_jobs(*self->worker)) {  // work-first, as wait_on_fiber
