@@ -16,7 +16,8 @@
 namespace fiberjob::detail {
 
 bool suspend_on_counter(Counter& counter, WaitNode& node, Scheduler* scheduler,
-                        std::coroutine_handle<> coroutine, bool cancellable) {
+                        std::coroutine_handle<> coroutine, bool cancellable,
+                        CounterStopWait* stop_wait) {
   // Stackless everywhere, also on our fibers: the coroutine suspends, not the fiber. The fiber
   // goes back to its dispatch loop (or to whatever resumed the coroutine) and runs other jobs;
   // the last signal queues Job::ResumeCoroutine, which any worker runs inline on the fiber it
@@ -47,6 +48,9 @@ bool suspend_on_counter(Counter& counter, WaitNode& node, Scheduler* scheduler,
   node.job_counter = self != nullptr ? self->job_counter : nullptr;
   node.job_locals = self != nullptr ? self->job_locals : nullptr;
   node.next = nullptr;
+  if (stop_wait != nullptr && stop_possible(node.job_stop)) {  // a stop wakes it: lockable list
+    return link_stoppable_counter_wait(counter, node, *stop_wait);
+  }
   Worker* const worker = current_worker();
   if (worker != nullptr && worker->combining_signals) {
     // A coroutine of a wake chain's chunk: linked with the chunk's other waits on this counter

@@ -68,6 +68,10 @@ bool link_value_wait(void* object, WaitNode& node) noexcept {
   return CounterWaitList::link_value_waiter(object, node);
 }
 
+bool unlink_value_wait(void* object, WaitNode& node) noexcept {
+  return CounterWaitList::unlink_value_waiter(object, node);
+}
+
 bool CounterWaitList::link_value_waiter(void* object, WaitNode& node) noexcept {
   ValueWaiter& waiter = *static_cast<ValueWaiter*>(object);
   Counter& counter = *waiter.counter;
@@ -93,6 +97,15 @@ bool CounterWaitList::link_value_waiter(void* object, WaitNode& node) noexcept {
       break;
     }
   }
+  value |= kValueLocked;
+  if (waiter.stop != nullptr && !waiter.stop->commit(node)) {  // the job's stop came first
+    // release: publishes the (unchanged) list to its next owner; only add() changes the word
+    // meanwhile. Our last touch of the counter.
+    while (!counter.value_.compare_exchange_weak(
+        value, value & ~kValueLocked, std::memory_order_release, std::memory_order_relaxed)) {
+    }
+    return false;
+  }
   waiter.next = counter.value_waiters_;
   counter.value_waiters_ = &waiter;
   // A timed wait: armed under the list's lock, so a signal that takes the waiter finds it
@@ -104,7 +117,6 @@ bool CounterWaitList::link_value_waiter(void* object, WaitNode& node) noexcept {
     timer->object = &waiter;
     notify = arm_timer(*timer);
   }
-  value |= kValueLocked;
   // release: publishes the list to the next owner (pairs with its acquiring CAS). Only add()
   // changes the word meanwhile (signals spin), so the loop ends quickly. Our last touch of
   // the counter: the waiter may be woken (and go on) once a signal owns the list after us.
@@ -223,7 +235,10 @@ void this_fiber::wait(Counter& counter, std::int64_t target) {
   detail::ValueWaiter waiter;
   waiter.counter = &counter;
   waiter.target = target;
+  detail::StopWait stop;  // a stop wakes the wait: its callback unlinks the waiter
+  if (self != nullptr) waiter.stop = stop.arm(self->job_stop, &detail::unlink_value_wait, &waiter);
   detail::block_on({&detail::link_value_wait, &waiter, "a Counter's value"});
+  stop.disarm();  // first: waits for a callback still running elsewhere
   // Read the fiber again: the wait may have resumed on another thread, but the fiber record
   // (and its job's token) is the same one.
   if (self != nullptr) detail::throw_if_job_stopped(self, "this_fiber::wait(counter, target)");

@@ -96,6 +96,22 @@ inline void check_not_own_counter(const Fiber* self, const Counter& counter) {
 /// Error (FiberPoolExhausted) when no fiber can be had to run other work meanwhile.
 void wait_on_fiber(Fiber* self, Counter& counter);
 
+/// wait_on_fiber_stoppable's path for a job that can be stopped: waits as a target-0 value
+/// waiter with a stop callback that wakes it (stop_wake.cpp). Errors: as wait_on_fiber.
+void wait_on_fiber_with_stop(Fiber* self, Counter& counter);
+
+/// The stackful wait of this_fiber::wait and JobSystem::wait: a job whose token can be stopped
+/// (stop_possible()) takes wait_on_fiber_with_stop, so a stop ends a wait already suspended;
+/// other jobs take wait_on_fiber. Inline, so the usual wait keeps its frames (the work-first
+/// wait's stack headroom) and pays one load and a compare. Errors: as wait_on_fiber.
+inline void wait_on_fiber_stoppable(Fiber* self, Counter& counter) {
+  if (stop_possible(self->job_stop)) [[unlikely]] {
+    wait_on_fiber_with_stop(self, counter);
+    return;
+  }
+  wait_on_fiber(self, counter);
+}
+
 /// The stackful wait of the other primitives (Event, Mutex, ...): suspends `self` and lets the
 /// next fiber run `linker` on its node. Returns true once woken (or at once when the linker
 /// linked nothing); false, with nothing linked, on an attached thread's own stack when no

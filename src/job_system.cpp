@@ -28,7 +28,7 @@ JobSystem::~JobSystem() {
 void JobSystem::wait(Counter& counter) {
   if (detail::Fiber* self = detail::current_fiber()) {
     detail::throw_if_job_stopped(self, "JobSystem::wait");
-    detail::wait_on_fiber(self, counter);
+    detail::wait_on_fiber_stoppable(self, counter);
     detail::throw_if_job_stopped(self, "JobSystem::wait");
   } else {
     detail::CounterWaitList::wait_on_thread(counter);

@@ -42,7 +42,7 @@ detail::Fiber* require_fiber(const char* call) {
 void wait(Counter& counter) {
   detail::Fiber* self = require_fiber("this_fiber::wait");
   detail::throw_if_job_stopped(self, "this_fiber::wait");
-  detail::wait_on_fiber(self, counter);
+  detail::wait_on_fiber_stoppable(self, counter);
   detail::throw_if_job_stopped(self, "this_fiber::wait");
   detail::CounterWaitList::rethrow_if_error(counter);
 }

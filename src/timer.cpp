@@ -11,6 +11,7 @@
 
 #include "counter_wait_list.hpp"
 #include "fiber_switch.hpp"
+#include "fiberjob/detail/stop_wake.hpp"
 #include "fiberjob/diagnostics.hpp"
 #include "platform/futex.hpp"
 #include "scheduler.hpp"
@@ -33,6 +34,10 @@ struct EventAccess {
     if (entry.deadline_ns <= steady_now_ns()) {
       event.queue_.unlock(state);
       entry.timed_out = true;
+      return false;
+    }
+    if (entry.stop != nullptr && !entry.stop->commit(node)) {  // the job's stop came first
+      event.queue_.unlock(state);
       return false;
     }
     event.queue_.push_back(node);
@@ -96,7 +101,7 @@ std::uint64_t steady_now_ns() noexcept { return deadline_ns(TimerClock::now()); 
 
 Scheduler* arm_timer(TimerEntry& entry) noexcept {
   Scheduler* const scheduler = entry.scheduler;  // before the insert: then it may fire at once
-  return scheduler->timers().insert(entry) ? scheduler : nullptr;
+  return scheduler->timers().insert(entry) == TimerQueue::Inserted::Earliest ? scheduler : nullptr;
 }
 
 void notify_timer_armed(Scheduler* scheduler) noexcept {
@@ -151,20 +156,41 @@ bool link_sleep(void* object, WaitNode& node) noexcept {
   if (entry.deadline_ns <= steady_now_ns()) return false;
   entry.node = &node;
   entry.unlink = nullptr;
-  notify_timer_armed(arm_timer(entry));
+  Scheduler* const scheduler = entry.scheduler;  // before the insert: then it may fire at once
+  switch (scheduler->timers().insert(entry, entry.stop)) {
+    case TimerQueue::Inserted::Stopped:
+      entry.node = nullptr;  // never armed: nothing for disarm to cancel
+      return false;
+    case TimerQueue::Inserted::Earliest:
+      notify_timer_armed(scheduler);
+      break;
+    case TimerQueue::Inserted::Later:
+      break;
+  }
   return true;
+}
+
+bool unlink_sleep(void* object, WaitNode& /*node*/) noexcept {
+  TimerEntry& entry = *static_cast<TimerEntry*>(object);
+  return entry.scheduler->timers().remove(entry);
 }
 
 bool link_timed_event(void* entry, WaitNode& node) noexcept {
   return EventAccess::link_timed(entry, node);
 }
 
+bool unlink_timed_event(void* event, WaitNode& node) noexcept {
+  return EventAccess::unlink(event, node);
+}
+
 void disarm(TimerEntry& entry) noexcept {
   if (entry.node != nullptr && entry.scheduler != nullptr) entry.scheduler->timers().cancel(entry);
 }
 
-bool finish_timed_counter_wait(Counter& counter, TimerEntry& entry) {
+bool finish_timed_counter_wait(Counter& counter, TimerEntry& entry, const std::stop_token* stop,
+                               const char* call) {
   disarm(entry);
+  if (stop_requested(stop)) throw_cancelled(call);
   if (entry.timed_out) return false;
   CounterWaitList::rethrow_if_error(counter);
   return true;
@@ -177,27 +203,39 @@ void sleep_until_ns(std::uint64_t deadline_ns) {
     TimerEntry entry;
     entry.deadline_ns = deadline_ns;
     entry.scheduler = self->scheduler;
+    StopWait stop;  // a stop wakes the sleep: its callback takes the entry off the heap
+    entry.stop = stop.arm(self->job_stop, &unlink_sleep, &entry);
     if (wait_on_fiber_linked(self, {&link_sleep, &entry, "a sleep"})) {
+      stop.disarm();  // first: waits for a callback still running elsewhere
       disarm(entry);
+      throw_if_job_stopped(self, "this_fiber::sleep_for");
       return;
     }
+    stop.disarm();                          // nothing was linked
     flush_deferred_signals(*self->worker);  // an attached thread with no fiber: it sleeps
   }
   sleep_thread_until(deadline_ns);
 }
 
 bool wait_until_ns(Event& event, std::uint64_t deadline_ns) {
+  throw_if_stopped("this_fiber::wait_for(event)");
   if (event.try_wait()) return true;
   TimerEntry entry;
   entry.deadline_ns = deadline_ns;
   entry.object = &event;
   if (Fiber* self = current_fiber()) {
     entry.scheduler = self->scheduler;
+    StopWait stop;  // a stop wakes the wait: its callback unlinks the node from the event
+    entry.stop = stop.arm(self->job_stop, &unlink_timed_event, &event);
     if (wait_on_fiber_linked(self, {&link_timed_event, &entry, "Event"})) {
+      stop.disarm();  // first: waits for a callback still running elsewhere
       disarm(entry);
+      throw_if_job_stopped(self, "this_fiber::wait_for(event)");
       return !entry.timed_out;
     }
-    flush_deferred_signals(*self->worker);  // an attached thread with no fiber: it parks
+    stop.disarm();                          // nothing was linked
+    entry.stop = nullptr;                   // an attached thread with no fiber: it parks
+    flush_deferred_signals(*self->worker);  // (its thread path does not see the stop)
   }
   WaitNode node;
   make_thread_node(node);
@@ -206,6 +244,7 @@ bool wait_until_ns(Event& event, std::uint64_t deadline_ns) {
 }
 
 bool wait_until_ns(Counter& counter, std::uint64_t deadline_ns) {
+  throw_if_stopped("this_fiber::wait_for(counter)");
   if (!value_reached(counter, 0)) {
     TimerEntry entry;
     entry.deadline_ns = deadline_ns;
@@ -216,11 +255,17 @@ bool wait_until_ns(Counter& counter, std::uint64_t deadline_ns) {
       check_not_own_counter(self, counter);
       entry.scheduler = self->scheduler;
       waiter.timer = &entry;
+      StopWait stop;  // a stop wakes the wait: its callback unlinks the value waiter
+      waiter.stop = stop.arm(self->job_stop, &CounterWaitList::unlink_value_waiter, &waiter);
       if (wait_on_fiber_linked(self, {&link_value_wait, &waiter, "a Counter"})) {
-        return finish_timed_counter_wait(counter, entry);
+        stop.disarm();  // first: waits for a callback still running elsewhere
+        return finish_timed_counter_wait(counter, entry, self->job_stop,
+                                         "this_fiber::wait_for(counter)");
       }
-      waiter.timer = nullptr;                 // an attached thread with no fiber: it parks
-      flush_deferred_signals(*self->worker);  // (nothing was linked)
+      stop.disarm();
+      waiter.stop = nullptr;   // an attached thread with no fiber: it parks
+      waiter.timer = nullptr;  // (nothing was linked)
+      flush_deferred_signals(*self->worker);
     }
     WaitNode node;
     make_thread_node(node);

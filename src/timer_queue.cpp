@@ -9,6 +9,8 @@
 //            touch of the entry; then wake the nodes whose timer won, as one chain.
 //   cancel:  under the lock, remove the entry if it is still queued; else wait (acquire) until
 //            `firing` is 0.
+//   remove:  a sleep's stop callback: under the lock, remove the entry if it is still queued;
+//            then it owns the wake (insert committed the sleep's StopWake under this lock).
 // Whoever removes a waiter's node from its primitive owns the wake (docs/decisions.md, "Timed
 // waits fit the wait queue"), so a timeout and a set/signal racing for one waiter wake it
 // exactly once.
@@ -85,10 +87,14 @@ void TimerQueue::publish_top() noexcept {
                        std::memory_order_relaxed);
 }
 
-bool TimerQueue::insert(TimerEntry& entry) noexcept {
+TimerQueue::Inserted TimerQueue::insert(TimerEntry& entry, StopWake* stop) noexcept {
   entry.timed_out = false;
   entry.next_fired = nullptr;
   lock();
+  if (stop != nullptr && !stop->commit(*entry.node)) {  // the sleep's stop came first
+    unlock();
+    return Inserted::Stopped;
+  }
   // Past kInitialCapacity the vector doubles (an allocation under the lock, once per doubling;
   // the capacity is kept, so steady state allocates nothing).
   heap_.push_back(&entry);
@@ -96,21 +102,26 @@ bool TimerQueue::insert(TimerEntry& entry) noexcept {
   const bool earliest = heap_.front() == &entry;
   if (earliest) publish_top();
   unlock();
-  return earliest;
+  return earliest ? Inserted::Earliest : Inserted::Later;
 }
 
-void TimerQueue::cancel(TimerEntry& entry) noexcept {
+bool TimerQueue::remove(TimerEntry& entry) noexcept {
   lock();
-  if (entry.heap_index != TimerEntry::kNotQueued) {
+  const bool queued = entry.heap_index != TimerEntry::kNotQueued;
+  if (queued) {
     const bool was_top = entry.heap_index == 0;
     remove_at(entry.heap_index);
     if (was_top) publish_top();
-    unlock();
-    return;
   }
   unlock();
-  // An expirer took it: wait for its last touch. acquire: pairs with the release store of
-  // `firing` in expire(), so `timed_out` is read after the expirer wrote it.
+  return queued;
+}
+
+void TimerQueue::cancel(TimerEntry& entry) noexcept {
+  if (remove(entry)) return;
+  // An expirer took it (or a sleep's stop callback did: then `firing` was never set): wait for
+  // the expirer's last touch. acquire: pairs with the release store of `firing` in expire(),
+  // so `timed_out` is read after the expirer wrote it.
   for (int spins = 0; entry.firing.load(std::memory_order_acquire) != 0; ++spins) {
     spin_then_yield(spins);
   }

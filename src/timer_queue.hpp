@@ -9,6 +9,7 @@
 #include <limits>
 #include <vector>
 
+#include "fiberjob/detail/stop_wake.hpp"
 #include "fiberjob/detail/timer_entry.hpp"
 
 namespace fiberjob::detail {
@@ -27,10 +28,19 @@ class TimerQueue {
   TimerQueue(const TimerQueue&) = delete;
   TimerQueue& operator=(const TimerQueue&) = delete;
 
-  /// Arms `entry` (deadline_ns, node, unlink, object set; in no heap). Any thread; never
-  /// suspends. Returns true when it became the earliest deadline (the caller then wakes a
-  /// parked worker so that its park honours the new deadline: see arm() in timer.cpp).
-  bool insert(TimerEntry& entry) noexcept;
+  /// What insert did.
+  enum class Inserted : std::uint8_t {
+    Later,     ///< armed, behind an earlier deadline
+    Earliest,  ///< armed as the earliest deadline: wake a parked worker (notify_timer_armed)
+    Stopped,   ///< not armed: the sleep's stop came first (its StopWake commit failed)
+  };
+  /// Arms `entry` (deadline_ns, node, unlink, object set; in no heap). A sleep passes its
+  /// `entry.stop` as `stop`: committed under the heap's lock, the lock its stop callback's
+  /// unlink (remove) takes. Any thread; never suspends.
+  Inserted insert(TimerEntry& entry, StopWake* stop = nullptr) noexcept;
+  /// Takes `entry` off the heap if it is still there (a sleep's stop callback: whoever takes
+  /// the entry off the heap owns the wake). Returns whether it did. Any thread.
+  bool remove(TimerEntry& entry) noexcept;
   /// Disarms `entry` after its waiter was woken: removes it from the heap if it is still
   /// there, else waits until the expirer that took it has finished with it. Afterwards the
   /// waiter may read entry.timed_out and reuse or destroy the entry. Any thread.

@@ -7,19 +7,35 @@
 #include <stop_token>
 
 #include "fiberjob/counter.hpp"
+#include "fiberjob/detail/stop_wake.hpp"
+#include "fiberjob/detail/value_waiter.hpp"
 #include "fiberjob/detail/wait_node.hpp"
 
 namespace fiberjob {
 
 namespace detail {
 class Scheduler;
+
+/// The stoppable form of a counter wait (a job whose token can be stopped): the node links as
+/// a target-0 value waiter, which the stop callback can unlink and wake. Internal.
+struct CounterStopWait {
+  ValueWaiter waiter;
+  StopWait stop;
+};
+/// Links the coroutine's `node` (filled, with its job's token) into `counter`'s value waiters
+/// with a stop callback registered in `wait` (stop_wake.cpp). Returns as a WaitLinker does.
+bool link_stoppable_counter_wait(Counter& counter, WaitNode& node, CounterStopWait& wait) noexcept;
+
 /// Links `node` for `coroutine` and returns true; the last signal queues Job::ResumeCoroutine
 /// on `scheduler` (see WaitNode::scheduler; on a fiber, nullptr means the fiber's system).
 /// Returns false without linking when the job's stop was requested and `cancellable` (the
 /// awaiter then throws Cancelled), or when the children run inline completed the counter.
-/// Throws Error (CounterMisuse) for the counter of the running job itself.
+/// Throws Error (CounterMisuse) for the counter of the running job itself. With `stop_wait`,
+/// a job whose token can be stopped waits through it (link_stoppable_counter_wait), so a stop
+/// wakes the suspended wait.
 bool suspend_on_counter(Counter& counter, WaitNode& node, Scheduler* scheduler,
-                        std::coroutine_handle<> coroutine, bool cancellable = true);
+                        std::coroutine_handle<> coroutine, bool cancellable = true,
+                        CounterStopWait* stop_wait = nullptr);
 /// After the wait: lets the linker finish, then throws Cancelled when the job's stop was
 /// requested, else rethrows the counter's exception.
 void resume_from_counter(Counter& counter, WaitNode& node);
@@ -68,10 +84,12 @@ void join_counter(Counter& counter);
 ///   only queues the next one on a per-thread trampoline, so a chain of any length runs at a
 ///   bounded stack depth.
 /// * Contrast `this_fiber::wait`, which suspends the whole fiber (any call depth, any code).
-/// * In a job spawned with a `std::stop_token` whose stop was requested before the wait, or
-///   before it resumes: completes with `Error` (`Cancelled`). A stop requested while the
-///   coroutine is suspended takes effect when the counter reaches zero (the wait list cannot
-///   give a node back before then).
+/// * In a job spawned with a `std::stop_token`: completes with `Error` (`Cancelled`) when the
+///   stop was requested before the wait, or while the coroutine is suspended — the stop wakes
+///   it, also when the counter would never reach zero. Such a job (its token's
+///   `stop_possible()`) waits in the counter's lockable list of value waiters with a
+///   `std::stop_callback` registered, so the stop can take its node back; jobs without a
+///   token use the lock-free list and pay nothing for this.
 /// Errors: Error (CounterMisuse) when awaiting the counter the running job itself signals;
 ///   Error (Cancelled), see above.
 /// Thread-safety: one awaiter per co_await; any number of awaiters per counter.
@@ -94,15 +112,20 @@ class [[nodiscard]] WaitAwaiter {
   /// \return false when the children run inline completed the counter (the coroutine goes on
   ///   at once), else true.
   bool await_suspend(std::coroutine_handle<> coroutine) {
-    return detail::suspend_on_counter(counter_, node_, scheduler_, coroutine);
+    return detail::suspend_on_counter(counter_, node_, scheduler_, coroutine, true, &stop_wait_);
   }
   /// Rethrows the first exception a job on the counter threw, if any.
-  void await_resume() { detail::resume_from_counter(counter_, node_); }
+  /// Errors: Error (Cancelled) when the job's stop was requested.
+  void await_resume() {
+    stop_wait_.stop.disarm();  // first: waits for a stop callback still running elsewhere
+    detail::resume_from_counter(counter_, node_);
+  }
 
  private:
   Counter& counter_;
   detail::Scheduler* scheduler_;
   detail::WaitNode node_;
+  detail::CounterStopWait stop_wait_;  ///< used only by a job whose token can be stopped
 };
 
 namespace detail {

@@ -9,7 +9,9 @@
 
 #include "fiberjob/awaiters.hpp"
 #include "fiberjob/counter.hpp"
+#include "fiberjob/detail/stop_wake.hpp"
 #include "fiberjob/detail/timer_entry.hpp"
+#include "fiberjob/detail/value_waiter.hpp"
 #include "fiberjob/detail/wait_node.hpp"
 #include "fiberjob/detail/wait_queue.hpp"
 
@@ -18,18 +20,6 @@ namespace fiberjob {
 namespace detail {
 class Scheduler;
 
-/// One wait for a value: lives where the waiter lives (the waiting fiber's stack, the
-/// coroutine frame, the parked thread's stack) and is linked into the counter's list of value
-/// waiters (Counter::value_waiters_). Internal.
-struct ValueWaiter {
-  Counter* counter = nullptr;
-  std::int64_t target = 0;
-  WaitNode* node = nullptr;     ///< The waiter's node, set by the linker.
-  ValueWaiter* next = nullptr;  ///< Next in the counter's list (owned by the list's lock).
-  /// A timed wait's timer, armed by the linker under the list's lock (nullptr: none).
-  TimerEntry* timer = nullptr;
-};
-
 /// True when `counter`'s count is at or below `target` now (acquire: the writes of the jobs
 /// whose signals brought it there are visible).
 bool value_reached(const Counter& counter, std::int64_t target) noexcept;
@@ -37,6 +27,9 @@ bool value_reached(const Counter& counter, std::int64_t target) noexcept;
 void check_target(std::int64_t target);
 /// The linker of a value wait (WaitLinker::link); `object` is the ValueWaiter.
 bool link_value_wait(void* object, WaitNode& node) noexcept;
+/// StopWake::unlink of a value wait: removes the ValueWaiter `object` from its counter's list
+/// if a signal has not taken it; true when it did.
+bool unlink_value_wait(void* object, WaitNode& node) noexcept;
 }  // namespace detail
 
 /// `co_await ctx.wait(counter, target)`: resumes once `counter`'s count is at or below
@@ -49,7 +42,8 @@ bool link_value_wait(void* object, WaitNode& node) noexcept;
 /// counter with none pays one compare per signal.
 /// Cancellation: in a job whose stop was requested (spawned with a `std::stop_token`) it
 /// completes with `Error` (`Cancelled`) — at once, without suspending, when the stop came
-/// before (and the count is above `target`); a wait already suspended throws when it resumes.
+/// before (and the count is above `target`); a wait already suspended is woken by the stop
+/// (its callback unlinks the waiter under the list's lock) and throws when it resumes.
 /// Errors: Error (CounterMisuse) for a negative target, thrown by co_await; Error (Cancelled).
 /// Thread-safety: one awaiter per co_await; any number of waiters with any targets.
 class [[nodiscard]] ValueWaitAwaiter {
@@ -80,12 +74,14 @@ class [[nodiscard]] ValueWaitAwaiter {
     detail::check_target(waiter_.target);
     stop_ = detail::current_job_stop();
     if (detail::stop_requested(stop_)) return false;  // await_resume throws Cancelled
+    waiter_.stop = stop_wait_.arm(stop_, &detail::unlink_value_wait, &waiter_);
     return detail::suspend_coroutine_on({&detail::link_value_wait, &waiter_, "a Counter's value"},
                                         node_, scheduler_, coroutine);
   }
   /// Nothing to deliver: the count was at or below the target.
   /// Errors: Error (Cancelled) when the job's stop was requested.
-  void await_resume() const {
+  void await_resume() {
+    stop_wait_.disarm();  // first: waits for a callback still running elsewhere
     if (detail::stop_requested(stop_))
       detail::throw_cancelled("co_await ctx.wait(counter, target)");
   }
@@ -95,6 +91,7 @@ class [[nodiscard]] ValueWaitAwaiter {
   const std::stop_token* stop_ = nullptr;  ///< the awaiting job's token (lives as long as it)
   detail::ValueWaiter waiter_;
   detail::WaitNode node_;
+  detail::StopWait stop_wait_;
 };
 
 namespace this_fiber {
@@ -107,8 +104,8 @@ namespace this_fiber {
 ///   worker thread. No allocation.
 /// Errors: Error (CounterMisuse) for a negative target; Error (FiberPoolExhausted) as
 ///   `wait(counter)`; Error (Cancelled) in a job whose stop was requested — at once, without
-///   suspending, when the stop came first, else when the wait resumes. A target > 0 does not
-///   rethrow the counter's exception.
+///   suspending, when the stop came first, else promptly: the stop wakes the suspended wait. A
+///   target > 0 does not rethrow the counter's exception.
 /// Thread-safety: any number of waiters with any targets.
 /// \param counter the counter to watch; it must outlive the wait.
 /// \param target the count (>= 0) at or below which the wait returns.

@@ -7,9 +7,12 @@
 #include <chrono>
 #include <coroutine>
 #include <cstdint>
+#include <stop_token>
 
+#include "fiberjob/awaiters.hpp"
 #include "fiberjob/counter.hpp"
 #include "fiberjob/counter_wait.hpp"
+#include "fiberjob/detail/stop_wake.hpp"
 #include "fiberjob/detail/timer_entry.hpp"
 #include "fiberjob/detail/wait_node.hpp"
 #include "fiberjob/detail/wait_queue.hpp"
@@ -46,14 +49,22 @@ std::uint64_t deadline_after(const std::chrono::duration<Rep, Period>& duration)
 /// The WaitLinker of a sleep: `object` is the TimerEntry (deadline and scheduler set). Arms
 /// the timer, or links nothing when the deadline has passed.
 bool link_sleep(void* entry, WaitNode& node) noexcept;
+/// StopWake::unlink of a sleep: takes the TimerEntry `entry` off its heap; true when it did
+/// (the timer had not fired).
+bool unlink_sleep(void* entry, WaitNode& node) noexcept;
 /// The WaitLinker of a timed Event wait: `object` is the TimerEntry (its `object` the Event).
 bool link_timed_event(void* entry, WaitNode& node) noexcept;
+/// StopWake::unlink of a timed Event wait: removes `node` from the Event `event`'s queue if a
+/// set has not taken it; true when it did.
+bool unlink_timed_event(void* event, WaitNode& node) noexcept;
 /// After the waiter of `entry` resumed: disarms the timer (or waits for the expirer that fired
 /// it to finish with it). Nothing when the linker never armed it.
 void disarm(TimerEntry& entry) noexcept;
-/// A coroutine's timed counter wait, once resumed: disarms, then true when the counter reached
-/// zero (rethrowing its captured exception) or false when the deadline came first.
-bool finish_timed_counter_wait(Counter& counter, TimerEntry& entry);
+/// A timed counter wait, once resumed: disarms, throws Cancelled for `call` when the job's
+/// `stop` was requested, else true when the counter reached zero (rethrowing its captured
+/// exception) or false when the deadline came first.
+bool finish_timed_counter_wait(Counter& counter, TimerEntry& entry, const std::stop_token* stop,
+                               const char* call);
 /// The plain-code bodies of this_fiber::sleep_until / wait_until (timer.cpp).
 void sleep_until_ns(std::uint64_t deadline_ns);
 bool wait_until_ns(Event& event, std::uint64_t deadline_ns);
@@ -66,7 +77,11 @@ bool wait_until_ns(Counter& counter, std::uint64_t deadline_ns);
 /// suspends with its timer entry and wait node in this awaiter, and the worker that finds the
 /// deadline due (an idle worker parked until it, or a busy one at its next look for work)
 /// queues it on a worker of the job system it was awaited through. No allocation.
-/// Thread-safety: one awaiter per co_await.
+/// Cancellation: in a job spawned with a `std::stop_token`, completes with `Error`
+/// (`Cancelled`) at once when the stop was requested before (also for a deadline that passed),
+/// and promptly when it is requested while the coroutine sleeps (the stop takes the timer off
+/// the heap and queues the coroutine).
+/// Errors: Error (Cancelled), see above. Thread-safety: one awaiter per co_await.
 class [[nodiscard]] SleepAwaiter {
  public:
   /// Made by `Context::sleep_for` / `sleep_until`; not for direct use.
@@ -78,27 +93,44 @@ class [[nodiscard]] SleepAwaiter {
   }
   SleepAwaiter(const SleepAwaiter&) = delete;
   SleepAwaiter& operator=(const SleepAwaiter&) = delete;
-  /// \return true when the deadline has passed already.
-  bool await_ready() const noexcept { return entry_.deadline_ns <= detail::steady_now_ns(); }
-  /// Arms the timer, unless the deadline passed meanwhile.
+  /// \return true when the deadline has passed already and no stop was requested.
+  bool await_ready() noexcept {
+    stop_ = detail::current_job_stop();
+    return entry_.deadline_ns <= detail::steady_now_ns() && !detail::stop_requested(stop_);
+  }
+  /// Arms the timer (and the stop's wake), unless the deadline passed or the stop came.
   /// \param coroutine the sleeping coroutine.
-  /// \return false when the deadline passed meanwhile (the coroutine goes on), else true.
+  /// \return false when the deadline passed or the stop came (the coroutine goes on), else
+  ///   true.
   bool await_suspend(std::coroutine_handle<> coroutine) noexcept {
+    if (detail::stop_requested(stop_)) return false;  // await_resume throws Cancelled
+    entry_.stop = stop_wait_.arm(stop_, &detail::unlink_sleep, &entry_);
     return detail::suspend_coroutine_on({&detail::link_sleep, &entry_, "a sleep"}, node_,
                                         entry_.scheduler, coroutine);
   }
-  /// Disarms the timer (already fired; this waits for the expirer's last touch of it).
-  void await_resume() noexcept { detail::disarm(entry_); }
+  /// Disarms the stop's wake and the timer (waiting for a callback or expirer still touching
+  /// them). Errors: Error (Cancelled) when the job's stop was requested.
+  void await_resume() {
+    stop_wait_.disarm();
+    detail::disarm(entry_);
+    if (detail::stop_requested(stop_)) detail::throw_cancelled("co_await ctx.sleep_for");
+  }
 
  private:
   detail::TimerEntry entry_;
   detail::WaitNode node_;
+  const std::stop_token* stop_ = nullptr;  ///< the awaiting job's token (lives as long as it)
+  detail::StopWait stop_wait_;
 };
 
 /// `co_await ctx.wait_for(event, d)` / `wait_until(event, t)`: resumes once the event is set
 /// (auto-reset: once this waiter took a set) or the deadline passed, whichever is first, and
 /// says which. Suspends like `co_await event` (where it resumes: see `Event::set`; on a
-/// timeout, where `SleepAwaiter` says). No allocation. Thread-safety: one awaiter per co_await.
+/// timeout, where `SleepAwaiter` says). No allocation.
+/// Cancellation: in a job spawned with a `std::stop_token`, completes with `Error`
+/// (`Cancelled`) at once when the stop came first (taking no set), and promptly when it is
+/// requested while the coroutine waits. Errors: Error (Cancelled), see above.
+/// Thread-safety: one awaiter per co_await.
 class [[nodiscard]] TimedEventAwaiter {
  public:
   /// Made by `Context::wait_for` / `wait_until`; not for direct use.
@@ -113,18 +145,28 @@ class [[nodiscard]] TimedEventAwaiter {
   }
   TimedEventAwaiter(const TimedEventAwaiter&) = delete;
   TimedEventAwaiter& operator=(const TimedEventAwaiter&) = delete;
-  /// \return true when the event is set already (auto-reset: this wait took the set).
-  bool await_ready() noexcept { return event_.try_wait(); }
-  /// Links the coroutine and arms the timer, unless the event was set or the deadline passed.
+  /// \return true when the event is set already (auto-reset: this wait took the set) and no
+  ///   stop was requested.
+  bool await_ready() noexcept {
+    stop_ = detail::current_job_stop();
+    return !detail::stop_requested(stop_) && event_.try_wait();
+  }
+  /// Links the coroutine and arms the timer (and the stop's wake), unless the event was set,
+  /// the deadline passed or the stop came.
   /// \param coroutine the waiting coroutine.
   /// \return false when the wait ended meanwhile (the coroutine goes on), else true.
   bool await_suspend(std::coroutine_handle<> coroutine) noexcept {
+    if (detail::stop_requested(stop_)) return false;  // await_resume throws Cancelled
+    entry_.stop = stop_wait_.arm(stop_, &detail::unlink_timed_event, &event_);
     return detail::suspend_coroutine_on({&detail::link_timed_event, &entry_, "Event"}, node_,
                                         entry_.scheduler, coroutine);
   }
   /// \return true when the event was set (taken), false when the deadline came first.
-  bool await_resume() noexcept {
+  /// Errors: Error (Cancelled) when the job's stop was requested.
+  bool await_resume() {
+    stop_wait_.disarm();
     detail::disarm(entry_);
+    if (detail::stop_requested(stop_)) detail::throw_cancelled("co_await ctx.wait_for(event)");
     return !entry_.timed_out;
   }
 
@@ -132,6 +174,8 @@ class [[nodiscard]] TimedEventAwaiter {
   Event& event_;
   detail::TimerEntry entry_;
   detail::WaitNode node_;
+  const std::stop_token* stop_ = nullptr;  ///< the awaiting job's token (lives as long as it)
+  detail::StopWait stop_wait_;
 };
 
 /// `co_await ctx.wait_for(counter, d)` / `wait_until(counter, t)`: resumes once the counter is
@@ -139,8 +183,11 @@ class [[nodiscard]] TimedEventAwaiter {
 /// counter's list of value waiters with target 0 (see `ValueWaitAwaiter` for the cost while
 /// linked), so, unlike `co_await ctx.wait(counter)`, it does not run the counter's jobs inline
 /// first. Where it resumes: as `ValueWaitAwaiter`; on a timeout, as `SleepAwaiter`.
-/// Errors: on completion, rethrows the first exception a job of the counter threw.
-/// No allocation. Thread-safety: one awaiter per co_await.
+/// Cancellation: in a job spawned with a `std::stop_token`, completes with `Error`
+/// (`Cancelled`) at once when the stop came first, and promptly when it is requested while the
+/// coroutine waits (the stop unlinks it from the counter's value waiters).
+/// Errors: on completion, rethrows the first exception a job of the counter threw;
+/// Error (Cancelled), see above. No allocation. Thread-safety: one awaiter per co_await.
 class [[nodiscard]] TimedCounterAwaiter {
  public:
   /// Made by `Context::wait_for` / `wait_until`; not for direct use.
@@ -156,24 +203,36 @@ class [[nodiscard]] TimedCounterAwaiter {
   }
   TimedCounterAwaiter(const TimedCounterAwaiter&) = delete;
   TimedCounterAwaiter& operator=(const TimedCounterAwaiter&) = delete;
-  /// \return true when the counter is zero already.
-  bool await_ready() const noexcept { return detail::value_reached(*waiter_.counter, 0); }
-  /// Links the coroutine as a value waiter (target 0) and arms the timer, unless the counter
-  /// reached zero or the deadline passed.
+  /// \return true when the counter is zero already and no stop was requested.
+  bool await_ready() noexcept {
+    stop_ = detail::current_job_stop();
+    return !detail::stop_requested(stop_) && detail::value_reached(*waiter_.counter, 0);
+  }
+  /// Links the coroutine as a value waiter (target 0) and arms the timer (and the stop's
+  /// wake), unless the counter reached zero, the deadline passed or the stop came.
   /// \param coroutine the waiting coroutine.
   /// \return false when the wait ended meanwhile (the coroutine goes on), else true.
   bool await_suspend(std::coroutine_handle<> coroutine) noexcept {
+    if (detail::stop_requested(stop_)) return false;  // await_resume throws Cancelled
+    waiter_.stop = stop_wait_.arm(stop_, &detail::unlink_value_wait, &waiter_);
     return detail::suspend_coroutine_on({&detail::link_value_wait, &waiter_, "a Counter"}, node_,
                                         entry_.scheduler, coroutine);
   }
   /// \return true when the counter reached zero, false when the deadline came first.
-  /// Errors: the counter's captured exception, on completion.
-  bool await_resume() { return detail::finish_timed_counter_wait(*waiter_.counter, entry_); }
+  /// Errors: Error (Cancelled) when the job's stop was requested; else the counter's
+  ///   captured exception, on completion.
+  bool await_resume() {
+    stop_wait_.disarm();
+    return detail::finish_timed_counter_wait(*waiter_.counter, entry_, stop_,
+                                             "co_await ctx.wait_for(counter)");
+  }
 
  private:
   detail::TimerEntry entry_;
   detail::ValueWaiter waiter_;
   detail::WaitNode node_;
+  const std::stop_token* stop_ = nullptr;  ///< the awaiting job's token (lives as long as it)
+  detail::StopWait stop_wait_;
 };
 
 namespace this_fiber {
@@ -185,8 +244,9 @@ namespace this_fiber {
 /// "Time"); on a busy system at the next look for work of some worker after the deadline. On
 /// any other thread the thread sleeps (clock_nanosleep).
 /// Allocation: none. Thread-safety: any number of sleepers.
-/// Errors: Error (Cancelled) in a job spawned with a stop token whose stop was requested
-///   (before it sleeps); Error (FiberPoolExhausted) as `wait(counter)` (nothing lost).
+/// Errors: Error (Cancelled) in a job spawned with a stop token whose stop was requested: at
+///   once when it was before the call, promptly (the sleep wakes) when it is requested while
+///   the job sleeps; Error (FiberPoolExhausted) as `wait(counter)` (nothing lost).
 /// \param time the deadline.
 inline void sleep_until(TimerClock::time_point time) {
   detail::sleep_until_ns(detail::deadline_ns(time));
@@ -203,7 +263,9 @@ void sleep_for(const std::chrono::duration<Rep, Period>& duration) {
 /// steady-clock time `time` passed, whichever is first. Suspends as `wait(event)` — in a job
 /// the fiber (its node and timer entry live in the fiber), on another thread the thread parks
 /// on its futex with the deadline as timeout. A timeout takes no set.
-/// Allocation: none. Errors: Error (FiberPoolExhausted) as `wait(event)`.
+/// Allocation: none. Errors: Error (FiberPoolExhausted) as `wait(event)`; Error (Cancelled)
+/// in a job spawned with a stop token whose stop was requested: at once (taking no set) when
+/// it was before the call, promptly (the wait wakes) when it is requested while the job waits.
 /// \param event the event; it must outlive the wait.
 /// \param time the deadline.
 /// \return true when the event was set (taken), false when the deadline came first.
@@ -223,6 +285,8 @@ bool wait_for(Event& event, const std::chrono::duration<Rep, Period>& duration) 
 /// whichever is first. The wait goes through the counter's value waiters (target 0): it does
 /// not run the counter's jobs inline first. Suspends as `wait(counter, target)`.
 /// Allocation: none. Errors: on completion, the first exception a job of the counter threw;
+/// Error (Cancelled) in a job spawned with a stop token whose stop was requested: at once when
+/// it was before the call, promptly (the wait wakes) when it is requested while the job waits;
 /// Error (CounterMisuse) in a job waiting on the counter its own end signals;
 /// Error (FiberPoolExhausted) as `wait(counter)`.
 /// \param counter the counter; it must outlive the wait.

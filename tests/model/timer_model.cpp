@@ -11,6 +11,12 @@
 // primitive's lock, whose own protocol primitives_model.cpp checks (value_wait).
 // Lifetime: the entry and node carry an rl::var `alive` that the waiter clears once its wait
 // returned; every access by the expirer or the setter asserts it.
+// Model 2, stop_wake_sleep: a job's sleep woken by its stop (include/fiberjob/detail/
+// stop_wake.hpp, src/stop_wake.cpp): StopWake::commit under the heap's lock in
+// TimerQueue::insert, StopWake::on_stop's exchange and TimerQueue::remove, the expirer, and the
+// std::stop_callback deregistration that waits for a running callback (libstdc++'s
+// _M_remove_callback: the callback's `_M_done` semaphore). The stoppable counter and event waits
+// run the same commit/exchange protocol under the value-waiter or wait-queue lock.
 // Negative variants weaken one step each (`Bug`); each must be reported.
 // docs/model_checking.md.
 
@@ -29,13 +35,24 @@ enum Bug : unsigned {
 
 using model::spin;
 
+enum StopBug : unsigned {
+  kStopCorrect = 0,
+  kCommitOutsideLock = 1u << 0,  // link_sleep commits before the heap's lock, then inserts
+  kExchangeRelaxed = 1u << 1,    // on_stop: the exchange relaxed, not acq_rel
+  kNoCallbackWait = 1u << 2,     // disarm: does not wait for a callback running elsewhere
+};
+
 enum Reached : unsigned {
-  kTimerWon,      // the expirer unlinked the node: a timeout
-  kSetWon,        // the set took the node: completed
-  kCancelWaited,  // cancel found the entry taken and waited for `firing`
+  kTimerWon,        // the expirer unlinked the node: a timeout
+  kSetWon,          // the set took the node: completed
+  kCancelWaited,    // cancel found the entry taken and waited for `firing`
+  kStopWon,         // the stop callback took the sleep's entry off the heap
+  kStopBeforeLink,  // the commit failed: the sleep linked nothing
+  kSleepTimerWon,   // the expirer took the sleep's entry before the stop
   kReachedCount
 };
-const char* const kReachedNames[kReachedCount] = {"timer-won", "set-won", "cancel-waited"};
+const char* const kReachedNames[kReachedCount] = {
+    "timer-won", "set-won", "cancel-waited", "stop-won", "stop-before-link", "sleep-timer-won"};
 unsigned long long g_reached[kReachedCount];
 inline void cover(Reached what) { ++g_reached[what]; }
 std::string coverage_report() { return model::coverage_line(kReachedNames, g_reached); }
@@ -205,6 +222,168 @@ struct TimedEventWait : rl::test_suite<TimedEventWait<B>, 3> {
   }
 };
 
+constexpr u32 kIdle = 0;
+constexpr u32 kLinked = 1;
+constexpr u32 kStopped = 2;
+
+template <unsigned B>
+struct StopWakeSleep : rl::test_suite<StopWakeSleep<B>, 3> {
+  static constexpr bool has(StopBug bug) { return (B & bug) != 0; }
+
+  // The waiter's StopWake, node and timer entry.
+  rl::atomic<u32> state;
+  rl::var<int> node;  // StopWake::node, written by the linker's commit
+  rl::atomic<u32> woken;
+  rl::var<int> wakes;
+  rl::var<int> alive;
+  rl::var<bool> linked;
+  rl::atomic<u32> firing;
+  // The timer heap: its lock and whether our entry is in it.
+  rl::atomic<u32> heap_locked;
+  rl::var<bool> queued;
+  // The std::stop_callback's registration (libstdc++: the stop state's lock and list).
+  rl::atomic<u32> reg_locked;
+  rl::var<bool> registered;
+  rl::var<bool> running;
+  rl::atomic<u32> callback_done;
+
+  void before() {
+    state.store(kIdle, rl::mo_relaxed, $);
+    node($) = 0;
+    woken.store(0, rl::mo_relaxed, $);
+    wakes($) = 0;
+    alive($) = 1;
+    linked($) = false;
+    firing.store(0, rl::mo_relaxed, $);
+    heap_locked.store(0, rl::mo_relaxed, $);
+    queued($) = false;
+    reg_locked.store(0, rl::mo_relaxed, $);
+    registered($) = true;  // StopWait::arm ran before the link
+    running($) = false;
+    callback_done.store(0, rl::mo_relaxed, $);
+  }
+  void after() {
+    // A linked sleep is woken exactly once (by the stop or the timer), an unlinked one never.
+    RL_ASSERT(wakes($) == (linked($) ? 1 : 0));
+  }
+
+  void lock(rl::atomic<u32>& word) {
+    while (word.load(rl::mo_relaxed, $) != 0 || word.exchange(1, rl::mo_acquire, $) != 0) {
+      spin();
+    }
+  }
+  void unlock(rl::atomic<u32>& word) { word.store(0, rl::mo_release, $); }
+
+  void wake() {  // wake_list on the node: its last touch
+    RL_ASSERT(alive($) == 1);
+    wakes($) = wakes($) + 1;
+    woken.store(1, rl::mo_release, $);
+  }
+
+  // ---- the waiter: link_sleep, the wait, then StopWait::disarm and the timer's cancel ----
+  bool commit() {  // StopWake::commit
+    node($) = 1;
+    u32 expected = kIdle;
+    return state.compare_exchange_strong(expected, kLinked, rl::mo_acq_rel, $, rl::mo_acquire, $);
+  }
+  bool link_sleep() {  // TimerQueue::insert with the sleep's StopWake
+    if (has(kCommitOutsideLock)) {
+      if (!commit()) return false;
+      lock(heap_locked);
+    } else {
+      lock(heap_locked);
+      if (!commit()) {
+        unlock(heap_locked);
+        cover(kStopBeforeLink);
+        return false;
+      }
+    }
+    queued($) = true;
+    unlock(heap_locked);
+    return true;
+  }
+  void disarm_stop() {  // ~std::stop_callback
+    lock(reg_locked);
+    registered($) = false;
+    const bool wait = running($);
+    unlock(reg_locked);
+    if (wait && !has(kNoCallbackWait)) {
+      while (callback_done.load(rl::mo_acquire, $) == 0) spin();
+    }
+  }
+  void cancel() {  // TimerQueue::cancel
+    lock(heap_locked);
+    if (queued($)) {
+      queued($) = false;
+      unlock(heap_locked);
+      return;
+    }
+    unlock(heap_locked);
+    while (firing.load(rl::mo_acquire, $) != 0) spin();
+  }
+  void waiter() {
+    linked($) = link_sleep();
+    if (linked($)) {
+      while (woken.load(rl::mo_acquire, $) == 0) spin();
+    }
+    disarm_stop();
+    cancel();
+    alive($) = 0;  // the sleep returned (and threw Cancelled): its frame may be reused
+  }
+
+  // ---- the stopper: request_stop running the callback (StopWake::on_stop) ----
+  void on_stop() {
+    const u32 prev =
+        state.exchange(kStopped, has(kExchangeRelaxed) ? rl::mo_relaxed : rl::mo_acq_rel, $);
+    if (prev != kLinked) return;
+    RL_ASSERT(node($) == 1);
+    lock(heap_locked);  // TimerQueue::remove
+    const bool removed = queued($);
+    queued($) = false;
+    unlock(heap_locked);
+    if (removed) {
+      cover(kStopWon);
+      wake();
+    }
+  }
+  void stopper() {
+    lock(reg_locked);
+    const bool run = registered($);
+    registered($) = false;
+    running($) = run;
+    unlock(reg_locked);
+    if (!run) return;
+    on_stop();
+    RL_ASSERT(alive($) == 1);  // the callback's own record is written after it returned
+    callback_done.store(1, rl::mo_release, $);
+  }
+
+  // ---- the expirer: a sleep's timer always wins once it took the entry ----
+  void expire() {
+    lock(heap_locked);
+    const bool took = queued($);
+    if (took) {
+      queued($) = false;
+      firing.store(1, rl::mo_relaxed, $);
+    }
+    unlock(heap_locked);
+    if (!took) return;
+    cover(kSleepTimerWon);
+    firing.store(0, rl::mo_release, $);
+    wake();
+  }
+
+  void thread(unsigned index) {
+    if (index == 0) {
+      waiter();
+    } else if (index == 1) {
+      stopper();
+    } else {
+      expire();
+    }
+  }
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -217,5 +396,12 @@ int main(int argc, char** argv) {
       "neg_wake_without_unlink", "a waiter the set already took is woken twice, after it left");
   runner.fail<TimedEventWait<kCancelSkipsFiring>>(
       "neg_cancel_skips_firing", "the expirer touches an entry whose waiter has left");
+  runner.pass<StopWakeSleep<kStopCorrect>>("stop_wake_sleep", {model::kBound2, model::kRandom});
+  runner.fail<StopWakeSleep<kCommitOutsideLock>>(
+      "neg_commit_outside_lock", "the stop finds the sleep committed but not armed: no wake");
+  runner.fail<StopWakeSleep<kExchangeRelaxed>>(
+      "neg_stop_exchange_relaxed", "the callback reads the node the linker wrote, unordered");
+  runner.fail<StopWakeSleep<kNoCallbackWait>>(
+      "neg_no_callback_wait", "the callback touches its record after the sleep returned");
   return runner.finish();
 }

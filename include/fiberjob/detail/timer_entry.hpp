@@ -10,6 +10,7 @@
 namespace fiberjob::detail {
 
 class Scheduler;
+struct StopWake;
 
 /// One pending deadline: a sleep, or the timeout of a timed wait. Lives where the waiter lives
 /// (the sleeping fiber's stack, the awaiter in a coroutine frame), so arming a timer never
@@ -35,6 +36,10 @@ struct TimerEntry {
   /// took the node first (that one wakes it). nullptr for a sleep: nothing to remove.
   bool (*unlink)(void* object, WaitNode& node) noexcept = nullptr;
   void* object = nullptr;
+  /// The stop wake of a sleep (committed under the heap's lock by insert) or of a timed Event
+  /// wait (committed under the event's lock); nullptr: none. A timed Counter wait keeps its
+  /// own in its ValueWaiter.
+  StopWake* stop = nullptr;
   /// Set by the expirer before it wakes the waiter, read by the waiter after cancel: the
   /// timer won (a timed wait returns false).
   bool timed_out = false;

@@ -1,0 +1,211 @@
+// A stop racing the event that ends a wait (a signal, a timeout): exactly one of them ends it,
+// never both and never neither. A sleep or timed wait in a job stopped before it throws at once.
+// when_any's losing sleeper is woken by the stop, not by its deadline.
+
+#include <doctest/doctest.h>
+#include <fiberjob/fiberjob.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <stop_token>
+#include <thread>
+
+#include "support/config.hpp"
+#include "support/watchdog.hpp"
+
+using namespace fiberjob;
+using namespace std::chrono_literals;
+
+namespace {
+
+/// How one wait ended; each wait records exactly one.
+struct Outcomes {
+  std::atomic<int> completed{0};  // the signal, or the timer, ended it
+  std::atomic<int> cancelled{0};  // the stop ended it
+};
+
+/// One round: a coroutine job with a stop token waits through `wait`; a helper job runs
+/// `release` (a signal) while this thread requests the stop. They race; the wait must end
+/// exactly once.
+template <class Wait, class Release>
+void race_once(JobSystem& js, Outcomes& outcomes, Wait wait, Release release) {
+  std::stop_source source;
+  std::atomic<bool> waiting{false};
+  Counter done;
+  js.run(
+      done,
+      [&](Context& ctx) -> Task<> {
+        waiting.store(true);
+        try {
+          co_await wait(ctx);
+          outcomes.completed.fetch_add(1);
+        } catch (const Error& error) {
+          if (error.code() == ErrorCode::Cancelled) outcomes.cancelled.fetch_add(1);
+        }
+      },
+      source.get_token());
+  while (!waiting.load()) std::this_thread::yield();
+  Counter helper;
+  js.run(helper, [&] { release(); });
+  source.request_stop();
+  js.wait(helper);
+  js.wait(done);
+}
+
+}  // namespace
+
+TEST_SUITE("stop wakes suspended waits") {
+  TEST_CASE("stop racing a signal: exactly one of them ends each counter wait") {
+    test::Watchdog watchdog("stop races signal", 300s);
+    JobSystem js{test::config_with(2)};
+    Outcomes outcomes;
+    constexpr int kRounds = 2'000;
+    for (int round = 0; round < kRounds; ++round) {
+      Counter gate;
+      gate.add(1);
+      race_once(
+          js, outcomes, [&](Context& ctx) { return ctx.wait(gate); }, [&] { gate.signal(); });
+      REQUIRE(outcomes.completed.load() + outcomes.cancelled.load() == round + 1);
+    }
+    MESSAGE("signal won " << outcomes.completed.load() << ", stop won "
+                          << outcomes.cancelled.load());
+  }
+
+  TEST_CASE("stop racing a signal in a plain job's this_fiber::wait") {
+    test::Watchdog watchdog("stop races signal, plain", 300s);
+    JobSystem js{test::config_with(2)};
+    Outcomes outcomes;
+    constexpr int kRounds = 2'000;
+    for (int round = 0; round < kRounds; ++round) {
+      std::stop_source source;
+      std::atomic<bool> waiting{false};
+      Counter gate;
+      gate.add(1);
+      Counter done;
+      js.run(
+          done,
+          [&] {
+            waiting.store(true);
+            try {
+              this_fiber::wait(gate);
+              outcomes.completed.fetch_add(1);
+            } catch (const Error& error) {
+              if (error.code() == ErrorCode::Cancelled) outcomes.cancelled.fetch_add(1);
+            }
+          },
+          source.get_token());
+      while (!waiting.load()) std::this_thread::yield();
+      Counter helper;
+      js.run(helper, [&] { gate.signal(); });
+      source.request_stop();
+      js.wait(helper);
+      js.wait(done);
+      REQUIRE(outcomes.completed.load() + outcomes.cancelled.load() == round + 1);
+    }
+    MESSAGE("signal won " << outcomes.completed.load() << ", stop won "
+                          << outcomes.cancelled.load());
+  }
+
+  TEST_CASE("stop racing a timeout: a short timed wait and a short sleep end exactly once") {
+    test::Watchdog watchdog("stop races timer", 300s);
+    JobSystem js{test::config_with(2)};
+    Outcomes outcomes;
+    constexpr int kRounds = 1'000;
+    for (int round = 0; round < kRounds; ++round) {
+      Counter never;
+      never.add(1);
+      if (round % 2 == 0) {
+        race_once(
+            js, outcomes,
+            [&](Context& ctx) -> Task<> { (void)co_await ctx.wait_for(never, 100us); }, [] {});
+      } else {
+        race_once(
+            js, outcomes, [&](Context& ctx) { return ctx.sleep_for(100us); }, [] {});
+      }
+      never.signal();
+      REQUIRE(outcomes.completed.load() + outcomes.cancelled.load() == round + 1);
+    }
+    MESSAGE("timer won " << outcomes.completed.load() << ", stop won "
+                         << outcomes.cancelled.load());
+  }
+
+  TEST_CASE("a job stopped before it sleeps or waits with a timeout throws at once") {
+    test::Watchdog watchdog("stopped before", 60s);
+    JobSystem js{test::config_with(2)};
+    std::stop_source source;
+    source.request_stop();
+    Counter never;
+    never.add(1);
+    Event event(Event::Mode::Manual, true);  // set: a wait would take it at once
+    std::atomic<int> cancelled{0};
+    Counter done;
+    auto expect_cancelled = [&](auto&& wait) {
+      try {
+        wait();
+      } catch (const Error& error) {
+        if (error.code() == ErrorCode::Cancelled) cancelled.fetch_add(1);
+      }
+    };
+    js.run(
+        done,
+        [&](Context& ctx) -> Task<> {
+          for (const std::chrono::milliseconds duration : {0ms, 3'600'000ms}) {
+            try {
+              co_await ctx.sleep_for(duration);
+            } catch (const Error& error) {
+              if (error.code() == ErrorCode::Cancelled) cancelled.fetch_add(1);
+            }
+          }
+          try {
+            (void)co_await ctx.wait_for(event, 1h);
+          } catch (const Error& error) {
+            if (error.code() == ErrorCode::Cancelled) cancelled.fetch_add(1);
+          }
+          try {
+            (void)co_await ctx.wait_for(never, 1h);
+          } catch (const Error& error) {
+            if (error.code() == ErrorCode::Cancelled) cancelled.fetch_add(1);
+          }
+        },
+        source.get_token());
+    js.run(
+        done,
+        [&] {
+          expect_cancelled([] { this_fiber::sleep_for(1h); });
+          expect_cancelled([&] { (void)this_fiber::wait_for(event, 1h); });
+          expect_cancelled([&] { (void)this_fiber::wait_for(never, 1h); });
+        },
+        source.get_token());
+    js.wait(done);
+    CHECK(cancelled.load() == 7);
+    CHECK(event.is_set());  // no stopped wait took the set
+    never.signal();
+  }
+
+  TEST_CASE("when_any of a short and a long sleeper: the stop wakes the loser") {
+    // The loser sleeps an hour: only the stop can end it (else the watchdog fails the test),
+    // and it records that it woke before its deadline.
+    test::Watchdog watchdog("when_any sleepers", 60s);
+    JobSystem js{test::config_with(2)};
+    Context& ctx = js.context();
+    std::atomic<int> loser_cancelled{0};
+    std::atomic<int> loser_early{0};
+    auto sleeper = [&](std::chrono::milliseconds duration, int id) -> Task<int> {
+      const TimerClock::time_point deadline = TimerClock::now() + duration;
+      try {
+        co_await ctx.sleep_until(deadline);
+      } catch (const Error& error) {
+        if (error.code() == ErrorCode::Cancelled) loser_cancelled.fetch_add(1);
+        if (TimerClock::now() < deadline) loser_early.fetch_add(1);
+        throw;
+      }
+      co_return id;
+    };
+    const WhenAnyResult<int> result =
+        sync_wait(js, when_any(ctx, sleeper(5ms, 0), sleeper(std::chrono::hours(1), 1)));
+    CHECK(result.index == 0);
+    CHECK(result.value == 0);
+    CHECK(loser_cancelled.load() == 1);
+    CHECK(loser_early.load() == 1);  // woken by the stop, not by its deadline
+  }
+}
