@@ -294,14 +294,9 @@ void write_json_results(std::ofstream& out, const std::vector<Workload>& defs,
   }
 }
 
-/// The JSON file: the machine, the load, every sample of every cell, the targets.
-bool write_json(const std::string& path, const std::vector<Workload>& defs,
-                const Registry& registry, const Outcome& outcome, const RunInfo& info,
-                const std::vector<Verdict>& verdicts) {
-  const std::map<Key, Result>& results = outcome.results;
-  const std::vector<std::string>& failures = outcome.failures;
+/// The JSON file's opening fields: date, revision, mode, machine, load and what the fields mean.
+void write_json_header(std::ofstream& out, const RunInfo& info) {
   Machine machine;
-  std::ofstream out(path);
   out << "{\n";
   out << fmt::format("  \"generated\": \"{}\",\n", machine.date);
   out << fmt::format("  \"revision\": \"{}\",\n", json_escape(info.revision));
@@ -324,6 +319,10 @@ bool write_json(const std::string& path, const std::vector<Workload>& defs,
          "selected system once, in an order rotating by one system per repetition; "
          "'positions' gives each counted sample's place in its repetition, 'started_s' its "
          "start in seconds since the first run\",\n";
+}
+
+/// The JSON file's "systems" array: one object per system, as the registry lists them.
+void write_json_systems(std::ofstream& out, const Registry& registry) {
   out << "  \"systems\": [\n";
   for (std::size_t i = 0; i < registry.systems().size(); ++i) {
     const SystemInfo& s = registry.systems()[i];
@@ -333,13 +332,12 @@ bool write_json(const std::string& path, const std::vector<Workload>& defs,
         s.name, json_escape(s.label), json_escape(s.version), json_escape(s.setup),
         json_escape(s.idle_policy), i + 1 < registry.systems().size() ? "," : "");
   }
-  out << "  ],\n  \"results\": [\n";
-  write_json_results(out, defs, registry, results);
-  out << "\n  ],\n  \"failures\": [";
-  for (std::size_t i = 0; i < failures.size(); ++i) {
-    out << fmt::format("{}\"{}\"", i == 0 ? "" : ", ", json_escape(failures[i]));
-  }
-  out << "],\n  \"targets\": [\n";
+  out << "  ],\n";
+}
+
+/// The JSON file's "targets" array: each target with its bound, measurement and status.
+void write_json_targets(std::ofstream& out, const std::vector<Verdict>& verdicts) {
+  out << "  \"targets\": [\n";
   for (std::size_t i = 0; i < verdicts.size(); ++i) {
     const Verdict& v = verdicts[i];
     out << fmt::format(
@@ -349,7 +347,25 @@ bool write_json(const std::string& path, const std::vector<Workload>& defs,
         json_number(v.target->bound), v.measured ? json_number(*v.measured) : "null", v.status,
         i + 1 < verdicts.size() ? "," : "");
   }
-  out << "  ]\n}\n";
+  out << "  ]\n";
+}
+
+/// The JSON file: the machine, the load, every sample of every cell, the targets.
+bool write_json(const std::string& path, const std::vector<Workload>& defs,
+                const Registry& registry, const Outcome& outcome, const RunInfo& info,
+                const std::vector<Verdict>& verdicts) {
+  std::ofstream out(path);
+  write_json_header(out, info);
+  write_json_systems(out, registry);
+  out << "  \"results\": [\n";
+  write_json_results(out, defs, registry, outcome.results);
+  out << "\n  ],\n  \"failures\": [";
+  for (std::size_t i = 0; i < outcome.failures.size(); ++i) {
+    out << fmt::format("{}\"{}\"", i == 0 ? "" : ", ", json_escape(outcome.failures[i]));
+  }
+  out << "],\n";
+  write_json_targets(out, verdicts);
+  out << "}\n";
   if (!out) {
     fmt::print(stderr, "fiberjob_bench: cannot write {}\n", path);
     return false;
