@@ -92,17 +92,22 @@ std::string label_of(const Registry& registry, const std::string& name) {
   return name;
 }
 
+/// A table's header row and rule line: the fixed columns `head` (with their `rule`), then a
+/// column per peer, and with `with_ratio` a ÷ column after each.
+std::string table_header(const Registry& registry, std::string head, std::string rule,
+                         bool with_ratio) {
+  for (const std::string& peer : kPeers) {
+    head += fmt::format(" {} |{}", label_of(registry, peer), with_ratio ? " ÷ |" : "");
+    rule += with_ratio ? " ---: | ---: |" : " ---: |";
+  }
+  return head + "\n" + rule + "\n";
+}
+
 /// The medians, with their range, and each peer's ratio to fiberjob.
 std::string results_table(const std::vector<Workload>& defs, const Registry& registry,
                           std::map<Key, Result>& results) {
-  auto label = [&](const std::string& name) { return label_of(registry, name); };
-  std::string table = "| workload | unit | fiberjob |";
-  std::string rule = "| --- | --- | ---: |";
-  for (const std::string& peer : kPeers) {
-    table += fmt::format(" {} | ÷ |", label(peer));
-    rule += " ---: | ---: |";
-  }
-  table += "\n" + rule + "\n";
+  std::string table =
+      table_header(registry, "| workload | unit | fiberjob |", "| --- | --- | ---: |", true);
   for (const Workload& w : defs) {
     bool any = false;
     for (const auto& [key, r] : results) any |= key.first == w.name;
@@ -137,15 +142,8 @@ std::string results_table(const std::vector<Workload>& defs, const Registry& reg
 /// max ÷ min of the counted repetitions, per cell.
 std::string spread_table(const std::vector<Workload>& defs, const Registry& registry,
                          const std::map<Key, Result>& results) {
-  auto label = [&](const std::string& name) { return label_of(registry, name); };
-  // ---- Spread: max / min of the counted repetitions, per cell -------------------------------
-  std::string spread = "| spread (max ÷ min of the repetitions) | fiberjob |";
-  std::string spread_rule = "| --- | ---: |";
-  for (const std::string& peer : kPeers) {
-    spread += fmt::format(" {} |", label(peer));
-    spread_rule += " ---: |";
-  }
-  spread += "\n" + spread_rule + "\n";
+  std::string spread = table_header(
+      registry, "| spread (max ÷ min of the repetitions) | fiberjob |", "| --- | ---: |", false);
   for (const Workload& w : defs) {
     if (w.metric == Metric::CallsPerOp || results.count({w.name, "fiberjob"}) == 0) continue;
     spread += fmt::format("| {} |", w.name);
