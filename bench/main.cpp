@@ -28,6 +28,7 @@
 
 #include "harness.hpp"
 #include "machine.hpp"
+#include "report.hpp"
 #include "rows.hpp"
 
 namespace bench {
@@ -41,72 +42,6 @@ struct Options {
   std::string revision = "unknown";  // of the library measured (scripts/bench.sh: git)
   std::set<std::string> only;
 };
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const std::size_t n = v.size();
-  return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-/// One cell (workload, system) over its counted repetitions, in the order they ran.
-struct Result {
-  std::vector<double> samples;
-  std::vector<double> started_s;  // when each counted repetition started, s since the first run
-  std::vector<int> positions;     // the system's place in its round (0: ran first)
-  double median = 0;
-  double min = 0;
-  double max = 0;
-  std::map<std::string, double> extra;                // median over the repetitions
-  std::map<std::string, std::vector<double>> extras;  // every repetition's, until summarize()
-  void summarize() {
-    if (samples.empty()) return;
-    median = bench::median(samples);
-    const auto [lo, hi] = std::minmax_element(samples.begin(), samples.end());
-    min = *lo;
-    max = *hi;
-    for (auto& [k, xs] : extras) extra[k] = bench::median(xs);
-    extras.clear();
-  }
-};
-
-std::string format_value(double v) {
-  if (v == 0) return "0";
-  const double a = std::fabs(v);
-  if (a >= 1000) return fmt::format("{:.0f}", v);
-  if (a >= 100) return fmt::format("{:.1f}", v);
-  if (a >= 10) return fmt::format("{:.2f}", v);
-  if (a >= 0.01) return fmt::format("{:.3f}", v);
-  return fmt::format("{:.2g}", v);
-}
-
-std::string json_escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          out += fmt::format("\\u{:04x}", static_cast<int>(c));
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out;
-}
-
-std::string json_number(double v) {
-  if (!std::isfinite(v)) return "null";
-  return fmt::format("{}", v);
-}
 
 void usage(std::FILE* to) {
   std::fputs(
@@ -180,24 +115,6 @@ std::optional<Options> parse(int argc, char** argv) {
   }
   return o;
 }
-
-using Key = std::pair<std::string, std::string>;  // workload, system
-
-std::optional<double> ratio(const std::map<Key, Result>& results, const std::string& workload,
-                            const std::string& peer) {
-  const auto f = results.find({workload, "fiberjob"});
-  const auto p = results.find({workload, peer});
-  if (f == results.end() || p == results.end() || p->second.median == 0) return std::nullopt;
-  return f->second.median / p->second.median;
-}
-
-/// What the runs of every workload left behind.
-struct Outcome {
-  std::map<Key, Result> results;
-  std::vector<std::string> failures;  // "workload on system: what went wrong"
-  std::set<Key> failed_cells;
-  int unquiet_runs = 0;  // runs that started while another thread of ours still ran
-};
 
 /// The longest wait, before a run, for the other threads of the process to fall asleep. Idle
 /// workers sleep within tens of ms even on a loaded machine (where a woken thread may wait for
@@ -281,22 +198,56 @@ void run_workload(const Workload& def, const std::vector<const Entry*>& cells,
   }
 }
 
-/// The median over the repetitions of fiberjob's value ÷ the peer's in the same repetition: the
-/// two ran a few seconds apart at most, so a slow phase of the machine mostly cancels out.
-std::optional<double> paired_ratio(const std::map<Key, Result>& results,
-                                   const std::string& workload, const std::string& peer) {
-  const auto f = results.find({workload, "fiberjob"});
-  const auto p = results.find({workload, peer});
-  if (f == results.end() || p == results.end()) return std::nullopt;
-  const std::vector<double>& a = f->second.samples;
-  const std::vector<double>& b = p->second.samples;
-  if (a.size() != b.size() || a.empty()) return std::nullopt;
-  std::vector<double> ratios;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (b[i] == 0) return std::nullopt;
-    ratios.push_back(a[i] / b[i]);
+/// False (with a message) when `only` names a workload or system that does not exist.
+bool known_names(const std::set<std::string>& only, const std::vector<Workload>& defs,
+                 const Registry& registry) {
+  std::set<std::string> known;
+  for (const Workload& w : defs) known.insert(w.name);
+  for (const SystemInfo& s : registry.systems()) known.insert(s.name);
+  for (const std::string& name : only) {
+    if (known.count(name) == 0) {
+      fmt::print(stderr, "fiberjob_bench: --only: no workload or system named '{}'\n", name);
+      return false;
+    }
   }
-  return median(ratios);
+  return true;
+}
+
+/// Whether --only selects `e`: the workloads it names (all if it names none) on the systems it
+/// names (all if it names none).
+bool is_selected(const std::set<std::string>& only, const std::vector<Workload>& defs,
+                 const Registry& registry, const Entry& e) {
+  if (only.empty()) return true;
+  bool any_workload = false;
+  bool any_system = false;
+  for (const Workload& w : defs) any_workload |= only.count(w.name) != 0;
+  for (const SystemInfo& s : registry.systems()) any_system |= only.count(s.name) != 0;
+  const bool w_ok = !any_workload || only.count(e.workload) != 0;
+  const bool s_ok = !any_system || only.count(e.system) != 0;
+  return w_ok && s_ok;
+}
+
+/// What the report says about the run: its settings and the load while it ran.
+RunInfo run_info(const Options& options, int reps, int warmups, const Stopwatch& wall,
+                 const CpuTimes& cpu_start, double round_trip_ns, const Outcome& outcome) {
+  const CpuTimes cpu_end = CpuTimes::now();
+  RunInfo info;
+  info.smoke = options.smoke;
+  info.reps = reps;
+  info.warmups = warmups;
+  info.revision = options.revision;
+  info.wall_s = wall.ns() / 1e9;
+  info.other_s = std::max(0.0, (cpu_end.machine_busy_s - cpu_start.machine_busy_s) -
+                                   (cpu_end.self_s - cpu_start.self_s));
+  info.steal_s = cpu_end.steal_s - cpu_start.steal_s;
+  info.round_trip_ns = round_trip_ns;
+  info.interference = fmt::format(
+      "other processes used {:.1f} CPU-seconds during the {:.0f} s run ({:.2f} CPUs on average); "
+      "hypervisor steal {:.1f} s; core-to-core round trip before the run {:.0f} ns (-1: not "
+      "measured); {} run(s) started with another thread of ours still running after {:.0f} ms",
+      info.other_s, info.wall_s, info.other_s / info.wall_s, info.steal_s, info.round_trip_ns,
+      outcome.unquiet_runs, kQuietTimeoutNs / 1e6);
+  return info;
 }
 
 int run_all(const Options& options) {
@@ -314,25 +265,8 @@ int run_all(const Options& options) {
   register_boost_fiber(registry);  // last: its pool polls once built (see its file)
   register_memory(registry);       // 7: child processes, for fiberjob, tbb and boost_fiber
 
-  std::set<std::string> known;
-  for (const Workload& w : defs) known.insert(w.name);
-  for (const SystemInfo& s : registry.systems()) known.insert(s.name);
-  for (const std::string& name : options.only) {
-    if (known.count(name) == 0) {
-      fmt::print(stderr, "fiberjob_bench: --only: no workload or system named '{}'\n", name);
-      return 2;
-    }
-  }
-  auto selected = [&](const Entry& e) {
-    if (options.only.empty()) return true;
-    bool any_workload = false;
-    bool any_system = false;
-    for (const Workload& w : defs) any_workload |= options.only.count(w.name) != 0;
-    for (const SystemInfo& s : registry.systems()) any_system |= options.only.count(s.name) != 0;
-    const bool w_ok = !any_workload || options.only.count(e.workload) != 0;
-    const bool s_ok = !any_system || options.only.count(e.system) != 0;
-    return w_ok && s_ok;
-  };
+  if (!known_names(options.only, defs, registry)) return 2;
+  auto selected = [&](const Entry& e) { return is_selected(options.only, defs, registry, e); };
 
   Outcome outcome;
   const Calibration calibration = options.smoke ? Calibration{} : calibrate_core_to_core();
@@ -358,280 +292,12 @@ int run_all(const Options& options) {
   for (const SystemInfo& system : registry.systems()) {
     if (system.teardown) system.teardown();
   }
-  std::map<Key, Result>& results = outcome.results;
-  const std::vector<std::string>& failures = outcome.failures;
-  const std::set<Key>& failed_cells = outcome.failed_cells;
-
-  const CpuTimes cpu_end = CpuTimes::now();
-  const double wall_s = wall.ns() / 1e9;
-  const double other_s = std::max(0.0, (cpu_end.machine_busy_s - cpu_start.machine_busy_s) -
-                                           (cpu_end.self_s - cpu_start.self_s));
-  const double steal_s = cpu_end.steal_s - cpu_start.steal_s;
-  const std::string interference = fmt::format(
-      "other processes used {:.1f} CPU-seconds during the {:.0f} s run ({:.2f} CPUs on average); "
-      "hypervisor steal {:.1f} s; core-to-core round trip before the run {:.0f} ns (-1: not "
-      "measured); {} run(s) started with another thread of ours still running after {:.0f} ms",
-      other_s, wall_s, other_s / wall_s, steal_s, calibration.round_trip_ns, outcome.unquiet_runs,
-      kQuietTimeoutNs / 1e6);
-
-  // ---- The table ------------------------------------------------------------------------------
-  auto label = [&](const std::string& name) {
-    for (const SystemInfo& s : registry.systems()) {
-      if (s.name == name) return s.label;
-    }
-    return name;
-  };
-  std::string table = "| workload | unit | fiberjob |";
-  std::string rule = "| --- | --- | ---: |";
-  for (const std::string& peer : kPeers) {
-    table += fmt::format(" {} | ÷ |", label(peer));
-    rule += " ---: | ---: |";
-  }
-  table += "\n" + rule + "\n";
-  for (const Workload& w : defs) {
-    bool any = false;
-    for (const auto& [key, r] : results) any |= key.first == w.name;
-    if (!any) continue;
-    auto cell = [&](const std::string& system) -> std::string {
-      const auto it = results.find({w.name, system});
-      if (it == results.end()) return "—";
-      Result& r = it->second;
-      // "median (min–max)": the range over the counted repetitions (none when they all agree).
-      std::string text = format_value(r.median);
-      std::string inside;
-      if (r.min != r.max) inside = format_value(r.min) + "–" + format_value(r.max);
-      if (w.metric == Metric::CallsPerOp) {
-        inside += fmt::format("{}new {}, malloc {}", inside.empty() ? "" : "; ",
-                              format_value(r.extra["operator_new_per_op"]),
-                              format_value(r.extra["malloc_per_op"]));
-      }
-      return inside.empty() ? text : text + " (" + inside + ")";
-    };
-    table += fmt::format("| {} | {} | {} |", w.title, unit_of(w.metric), cell("fiberjob"));
-    for (const std::string& peer : kPeers) {
-      const std::optional<double> r =
-          w.metric == Metric::CallsPerOp ? std::nullopt : ratio(results, w.name, peer);
-      table += fmt::format(" {} | {} |", cell(peer), r ? fmt::format("{:.2f}", *r) : "—");
-    }
-    table += "\n";
-  }
-
-  // ---- Spread: max / min of the counted repetitions, per cell -------------------------------
-  std::string spread = "| spread (max ÷ min of the repetitions) | fiberjob |";
-  std::string spread_rule = "| --- | ---: |";
-  for (const std::string& peer : kPeers) {
-    spread += fmt::format(" {} |", label(peer));
-    spread_rule += " ---: |";
-  }
-  spread += "\n" + spread_rule + "\n";
-  for (const Workload& w : defs) {
-    if (w.metric == Metric::CallsPerOp || results.count({w.name, "fiberjob"}) == 0) continue;
-    spread += fmt::format("| {} |", w.name);
-    for (const std::string& system :
-         {std::string("fiberjob"), kPeers[0], kPeers[1], kPeers[2], kPeers[3]}) {
-      const auto it = results.find({w.name, system});
-      if (it == results.end()) {
-        spread += " — |";
-        continue;
-      }
-      const auto [lo, hi] =
-          std::minmax_element(it->second.samples.begin(), it->second.samples.end());
-      spread += *lo > 0 ? fmt::format(" {:.2f} |", *hi / *lo) : " — |";
-    }
-    spread += "\n";
-  }
-
-  // ---- Targets ----------------------------------------------------------------------------------
-  struct Verdict {
-    const Target* target;
-    std::optional<double> measured;
-    std::string status;
-  };
-  std::vector<Verdict> verdicts;
-  for (const Target& t : kTargets) {
-    const bool failed = failed_cells.count({t.workload, "fiberjob"}) != 0 ||
-                        (!t.peer.empty() && failed_cells.count({t.workload, t.peer}) != 0);
-    Verdict v{&t, std::nullopt, failed ? "failed" : "not run"};
-    if (!t.baseline.empty()) {
-      const auto it = results.find({t.workload, "fiberjob"});
-      const auto base = results.find({t.baseline, "fiberjob"});
-      if (failed_cells.count({t.baseline, "fiberjob"}) != 0) v.status = "failed";
-      if (it != results.end() && base != results.end() && it->second.median > 0) {
-        v.measured = base->second.median / it->second.median;
-      }
-    } else if (t.peer.empty()) {
-      const auto it = results.find({t.workload, "fiberjob"});
-      if (it != results.end()) v.measured = it->second.median;
-    } else {
-      v.measured = ratio(results, t.workload, t.peer);
-    }
-    if (v.measured) {
-      bool met = false;
-      switch (t.kind) {
-        case Target::Kind::AtMost:
-          met = *v.measured <= t.bound;
-          break;
-        case Target::Kind::AtLeast:
-          met = *v.measured >= t.bound;
-          break;
-        case Target::Kind::Zero:
-          met = *v.measured == 0;
-          break;
-      }
-      v.status = met ? "met" : "missed";
-    }
-    verdicts.push_back(v);
-  }
-  std::string targets =
-      "| target (the issue's) | fiberjob ÷ peer, or fiberjob's value | |\n"
-      "| --- | ---: | --- |\n";
-  for (const Verdict& v : verdicts) {
-    targets += fmt::format("| {} | {} | {} |\n", v.target->text,
-                           v.measured ? fmt::format("{:.3g}", *v.measured) : "—", v.status);
-  }
-
-  Machine machine;
-  fmt::print(
-      "## fiberjob_bench ({} sizes; median (min–max) of {} after {} warm-up; 2 workers; systems "
-      "interleaved)\n\n",
-      options.smoke ? "smoke" : "full", reps, warmups);
-  fmt::print(
-      "Each cell is the median of the repetitions, with their minimum and maximum in "
-      "parentheses. Every repetition ran each system once, in an order rotating by one system "
-      "per repetition. Ratio columns (÷) are fiberjob ÷ peer of the medians: below 1 means "
-      "fiberjob takes less time (7: less memory); for M jobs/s above 1 means fiberjob is "
-      "faster. Targets are judged on the medians.\n\n");
-  fmt::print("{}\n{}\n", table, spread);
-  if (options.smoke) fmt::print("(smoke sizes: the targets are not meaningful)\n\n");
-  fmt::print("{}\n", targets);
-  fmt::print("| system | version | setup | idle policy |\n| --- | --- | --- | --- |\n");
-  for (const SystemInfo& s : registry.systems()) {
-    fmt::print("| {} | {} | {} | {} |\n", s.label, s.version, s.setup, s.idle_policy);
-  }
-  fmt::print("\nMachine: {}, {} CPUs, {} RAM, {}; {}; {}\n", machine.cpu, machine.cpus,
-             machine.memory, machine.kernel, machine.compiler, machine.date);
-  fmt::print("fiberjob revision: {}\nLoad: {}\n", options.revision, interference);
-  if (!failures.empty()) {
-    fmt::print("\nFAILED ({}; their cells are missing above):\n", failures.size());
-    for (const std::string& f : failures) fmt::print("- {}\n", f);
-  }
-
-  // ---- JSON -------------------------------------------------------------------------------------
-  if (!options.json.empty()) {
-    std::ofstream out(options.json);
-    out << "{\n";
-    out << fmt::format("  \"generated\": \"{}\",\n", machine.date);
-    out << fmt::format("  \"revision\": \"{}\",\n", json_escape(options.revision));
-    out << fmt::format("  \"mode\": \"{}\",\n  \"repetitions\": {},\n  \"warmups\": {},\n",
-                       options.smoke ? "smoke" : "full", reps, warmups);
-    out << fmt::format(
-        "  \"machine\": {{\"cpu\": \"{}\", \"cpus\": {}, \"memory\": \"{}\", \"kernel\": "
-        "\"{}\", \"compiler\": \"{}\"}},\n",
-        json_escape(machine.cpu), machine.cpus, json_escape(machine.memory),
-        json_escape(machine.kernel), json_escape(machine.compiler));
-    out << fmt::format(
-        "  \"load\": {{\"wall_seconds\": {}, \"other_processes_cpu_seconds\": {}, "
-        "\"steal_seconds\": {}, \"core_to_core_round_trip_ns\": {}, \"summary\": \"{}\"}},\n",
-        json_number(wall_s), json_number(other_s), json_number(steal_s),
-        json_number(calibration.round_trip_ns), json_escape(interference));
-    out << "  \"ratio\": \"fiberjob median / system median, of the metric in 'unit'\",\n";
-    out << "  \"ratio_paired\": \"median over the repetitions of fiberjob's value / the system's "
-           "value in the same repetition\",\n";
-    out << "  \"order\": \"for each workload, each repetition (warm-ups first) runs every "
-           "selected system once, in an order rotating by one system per repetition; "
-           "'positions' gives each counted sample's place in its repetition, 'started_s' its "
-           "start in seconds since the first run\",\n";
-    out << "  \"systems\": [\n";
-    for (std::size_t i = 0; i < registry.systems().size(); ++i) {
-      const SystemInfo& s = registry.systems()[i];
-      out << fmt::format(
-          "    {{\"name\": \"{}\", \"label\": \"{}\", \"version\": \"{}\", \"setup\": \"{}\", "
-          "\"idle_policy\": \"{}\"}}{}\n",
-          s.name, json_escape(s.label), json_escape(s.version), json_escape(s.setup),
-          json_escape(s.idle_policy), i + 1 < registry.systems().size() ? "," : "");
-    }
-    out << "  ],\n  \"results\": [\n";
-    std::size_t n = 0;
-    for (const Workload& w : defs) {
-      for (const SystemInfo& s : registry.systems()) {
-        const auto it = results.find({w.name, s.name});
-        if (it == results.end()) continue;
-        const Result& r = it->second;
-        auto list = [](const auto& xs) {
-          std::string text;
-          for (const auto x : xs) {
-            text += (text.empty() ? "" : ", ") + json_number(static_cast<double>(x));
-          }
-          return text;
-        };
-        std::string extra;
-        for (const auto& [k, x] : r.extra) {
-          extra += fmt::format("{}\"{}\": {}", extra.empty() ? "" : ", ", k, json_number(x));
-        }
-        const bool no_ratio = s.name == "fiberjob" || w.metric == Metric::CallsPerOp;
-        const std::optional<double> q = no_ratio ? std::nullopt : ratio(results, w.name, s.name);
-        const std::optional<double> qp =
-            no_ratio ? std::nullopt : paired_ratio(results, w.name, s.name);
-        out << fmt::format(
-            "{}    {{\"workload\": \"{}\", \"title\": \"{}\", \"system\": \"{}\", \"unit\": "
-            "\"{}\", \"median\": {}, \"min\": {}, \"max\": {}, \"samples\": [{}], "
-            "\"started_s\": [{}], \"positions\": [{}], \"ratio\": {}, \"ratio_paired\": {}, "
-            "\"extra\": {{{}}}}}",
-            n++ == 0 ? "" : ",\n", w.name, json_escape(w.title), s.name, unit_of(w.metric),
-            json_number(r.median), json_number(r.min), json_number(r.max), list(r.samples),
-            list(r.started_s), list(r.positions), q ? json_number(*q) : "null",
-            qp ? json_number(*qp) : "null", extra);
-      }
-    }
-    out << "\n  ],\n  \"failures\": [";
-    for (std::size_t i = 0; i < failures.size(); ++i) {
-      out << fmt::format("{}\"{}\"", i == 0 ? "" : ", ", json_escape(failures[i]));
-    }
-    out << "],\n  \"targets\": [\n";
-    for (std::size_t i = 0; i < verdicts.size(); ++i) {
-      const Verdict& v = verdicts[i];
-      out << fmt::format(
-          "    {{\"target\": \"{}\", \"workload\": \"{}\", \"peer\": \"{}\", \"baseline\": "
-          "\"{}\", \"bound\": {}, \"measured\": {}, \"status\": \"{}\"}}{}\n",
-          json_escape(v.target->text), v.target->workload, v.target->peer, v.target->baseline,
-          json_number(v.target->bound), v.measured ? json_number(*v.measured) : "null", v.status,
-          i + 1 < verdicts.size() ? "," : "");
-    }
-    out << "  ]\n}\n";
-    if (!out) {
-      fmt::print(stderr, "fiberjob_bench: cannot write {}\n", options.json);
-      return 1;
-    }
-  }
-
-  // ---- Plot data: fiberjob's cost (time per unit of work) relative to each peer's ----------
-  if (!options.plot_data.empty()) {
-    std::ofstream out(options.plot_data);
-    out << "workload";
-    for (const std::string& peer : kPeers) out << "\t\"" << label(peer) << "\"";
-    out << "\n";
-    for (const Workload& w : defs) {
-      // Rows with no peer (9: fiberjob only) would be empty groups in the chart.
-      const bool any_peer = std::any_of(kPeers.begin(), kPeers.end(), [&](const std::string& p) {
-        return ratio(results, w.name, p).has_value();
-      });
-      if (w.metric == Metric::CallsPerOp || is_memory(w.metric) || !any_peer) continue;
-      out << "\"" << w.name << "\"";
-      for (const std::string& peer : kPeers) {
-        std::optional<double> r = ratio(results, w.name, peer);
-        if (r && w.metric == Metric::MillionPerSecond) r = 1.0 / *r;  // throughput -> cost
-        out << "\t" << (r ? fmt::format("{:.4f}", *r) : "-");
-      }
-      out << "\n";
-    }
-    if (!out) {
-      fmt::print(stderr, "fiberjob_bench: cannot write {}\n", options.plot_data);
-      return 1;
-    }
-  }
-  if (!failures.empty()) {
+  const RunInfo info =
+      run_info(options, reps, warmups, wall, cpu_start, calibration.round_trip_ns, outcome);
+  if (!report(defs, registry, outcome, info, options.json, options.plot_data)) return 1;
+  if (!outcome.failures.empty()) {
     fmt::print(stderr, "fiberjob_bench: {} cell(s) FAILED, listed at the end of the table\n",
-               failures.size());
+               outcome.failures.size());
     return 1;
   }
   return 0;

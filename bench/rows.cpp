@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <cstdint>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -58,7 +59,10 @@ std::string with_commas(std::int64_t v) {
   return out;
 }
 
-std::vector<Workload> workloads(const Sizes& s) {
+namespace {
+
+// Rows 1-3b: spawning and joining many jobs (fib, skynet and their coroutine forms, empty jobs).
+std::vector<Workload> spawn_rows(const Sizes& s) {
   const std::string leaves = with_commas(skynet_leaves(s.skynet_depth));
   return {
       {"fib", fmt::format("1. fib({}), 2 spawns + 1 wait per call", s.fib_n), Metric::Milliseconds,
@@ -84,6 +88,12 @@ std::vector<Workload> workloads(const Sizes& s) {
                    "submits and parks in JobSystem::wait, 2 worker threads (peers: as row 3)",
                    with_commas(s.empty_jobs)),
        Metric::MillionPerSecond, [](const Sizes& z) { return Expect{z.empty_jobs}; }},
+  };
+}
+
+// Rows 4-6: yield, wait/wake round trips and parallel_for.
+std::vector<Workload> switch_rows(const Sizes& s) {
+  return {
       {"yield", fmt::format("4. yield, 2 jobs on 1 worker, {} yields", with_commas(s.yields)),
        Metric::NsPerOp,
        [](const Sizes& z) {
@@ -98,6 +108,13 @@ std::vector<Workload> workloads(const Sizes& s) {
        Metric::NsPerOp, [](const Sizes& z) { return Expect{z.round_trips}; }},
       {"parallel_for", fmt::format("6. parallel_for sqrt, {} floats", with_commas(s.floats)),
        Metric::Milliseconds, [](const Sizes& z) { return Expect{z.floats}; }},
+  };
+}
+
+// Rows 7-8: resident memory (in child processes) and allocator calls.
+std::vector<Workload> memory_rows(const Sizes& s) {
+  const std::string leaves = with_commas(skynet_leaves(s.skynet_depth));
+  return {
       {"mem_suspended",
        fmt::format("7a. RSS per suspended job, {} jobs suspended at once (child process)",
                    with_commas(s.suspended_jobs)),
@@ -111,6 +128,12 @@ std::vector<Workload> workloads(const Sizes& s) {
        [](const Sizes& z) { return Expect{z.alloc_rounds}; }},
       {"alloc_yield", "8c. allocator calls per yield (warm)", Metric::CallsPerOp,
        [](const Sizes& z) { return Expect{z.alloc_rounds}; }},
+  };
+}
+
+// Rows 9-11: many waiters on one counter, Mutex, Event and the timer service.
+std::vector<Workload> sync_rows(const Sizes& s) {
+  return {
       {"many_waiters_1w",
        fmt::format("9a. many waiters on one counter: {} coroutine jobs co_await one gate, {} "
                    "releases, 1 worker; per agent step",
@@ -140,6 +163,18 @@ std::vector<Workload> workloads(const Sizes& s) {
                    with_commas(s.sleeps)),
        Metric::NsPerOp, [](const Sizes& z) { return Expect{z.sleeps}; }},
   };
+}
+
+}  // namespace
+
+std::vector<Workload> workloads(const Sizes& s) {
+  std::vector<Workload> all;
+  for (auto* group : {&spawn_rows, &switch_rows, &memory_rows, &sync_rows}) {
+    std::vector<Workload> rows = group(s);
+    all.insert(all.end(), std::make_move_iterator(rows.begin()),
+               std::make_move_iterator(rows.end()));
+  }
+  return all;
 }
 
 const std::vector<std::string> kExecutionOrder = {"yield",

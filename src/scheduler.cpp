@@ -105,7 +105,7 @@ bool Scheduler::shut_down() noexcept {
 
 namespace {
 /// Schedulers kept by keep_forever (Scheduler::next_kept_ links them). Never read: it only
-/// keeps their memory reachable.
+/// keeps their memory reachable. Relaxed load and CAS: they publish nothing, pair with nothing.
 std::atomic<Scheduler*> g_kept{nullptr};
 }  // namespace
 

@@ -33,6 +33,39 @@ void wait_until_started(JobSystem& js, std::uint64_t count) {
   while (js.stats().coroutine_jobs_alive < count) std::this_thread::yield();
 }
 
+/// One round of the chunk tests: a closed `gate` (count 1) and the `jobs` its waiters run on.
+struct ChunkRound {
+  explicit ChunkRound(JobSystem& system) : js(system) { gate.add(1); }
+
+  /// Queues `waiters` jobs `make_waiter(i)` on `jobs` (i: 0 to waiters - 1; each is a coroutine
+  /// job whose first step is `co_await ctx.wait(gate)`), waits until they have started, and
+  /// opens the gate.
+  template <typename MakeWaiter>
+  void queue_and_open(int waiters, MakeWaiter make_waiter) {
+    for (int i = 0; i < waiters; ++i) js.run(jobs, make_waiter(i));
+    wait_until_started(js, static_cast<std::uint64_t>(waiters));
+    gate.signal();
+  }
+
+  JobSystem& js;
+  Counter gate;
+  Counter jobs;
+};
+
+/// The loop of the chunk tests: on 1 and 2 workers, 20 rounds of `round(r)`, each with a fresh
+/// ChunkRound `r`.
+template <typename Round>
+void chunk_rounds(Round round) {
+  for (std::uint32_t workers : {1u, 2u}) {
+    CAPTURE(workers);
+    JobSystem js{test::config_with(workers)};
+    for (int i = 0; i < 20; ++i) {
+      ChunkRound r(js);
+      round(r);
+    }
+  }
+}
+
 /// Queues `waiters` coroutine jobs that each wait on one gate and then call `after_wake(i)`
 /// (i: the job's index, 0 to waiters - 1); once they have started, calls `before_open()`,
 /// opens the gate, and checks that every job woke and finished.
@@ -207,41 +240,32 @@ TEST_SUITE("wake_chain") {
     // between, and a plain thread waits on each counter: every signal must arrive, whether the
     // worker applies it at once or at the end of the chunk.
     test::Watchdog watchdog("signals from a chunk", 300s);
-    for (std::uint32_t workers : {1u, 2u}) {
-      CAPTURE(workers);
-      JobSystem js{test::config_with(workers)};
-      for (int round = 0; round < 20; ++round) {
-        Counter gate;
-        gate.add(1);
-        Counter done[3];
-        Counter side;  // completed by a plain job; some waiters suspend their fiber on it
-        constexpr int kWaiters = 200;
-        for (Counter& c : done) c.add(kWaiters / 3 + 1);
-        side.add(1);
-        std::atomic<int> signalled{0};
-        Counter jobs;
-        for (int i = 0; i < kWaiters; ++i) {
-          js.run(jobs, [&, i](Context& ctx) -> Task<> {
-            co_await ctx.wait(gate);
-            done[i % 3].signal();
-            signalled.fetch_add(1, std::memory_order_relaxed);
-            if (i % 7 == 0) co_await ctx.yield();
-            if (i % 11 == 0) this_fiber::wait(side);
-          });
-        }
-        wait_until_started(js, kWaiters);
-        gate.signal();
-        js.run(jobs, [&] { side.signal(); });
-        for (int k = 0; k < 3; ++k) {
-          // The rest of each count: kWaiters / 3 + 1 minus the waiters that signal it.
-          const int own = kWaiters / 3 + 1 - (kWaiters - k + 2) / 3;
-          for (int u = 0; u < own; ++u) done[k].signal();
-          js.wait(done[k]);  // parks this thread until every waiter's signal arrived
-        }
-        js.wait(jobs);
-        CHECK(signalled.load() == kWaiters);
+    chunk_rounds([](ChunkRound& r) {
+      Counter done[3];
+      Counter side;  // completed by a plain job; some waiters suspend their fiber on it
+      constexpr int kWaiters = 200;
+      for (Counter& c : done) c.add(kWaiters / 3 + 1);
+      side.add(1);
+      std::atomic<int> signalled{0};
+      r.queue_and_open(kWaiters, [&](int i) {
+        return [&, i](Context& ctx) -> Task<> {
+          co_await ctx.wait(r.gate);
+          done[i % 3].signal();
+          signalled.fetch_add(1, std::memory_order_relaxed);
+          if (i % 7 == 0) co_await ctx.yield();
+          if (i % 11 == 0) this_fiber::wait(side);
+        };
+      });
+      r.js.run(r.jobs, [&] { side.signal(); });
+      for (int k = 0; k < 3; ++k) {
+        // The rest of each count: kWaiters / 3 + 1 minus the waiters that signal it.
+        const int own = kWaiters / 3 + 1 - (kWaiters - k + 2) / 3;
+        for (int u = 0; u < own; ++u) done[k].signal();
+        r.js.wait(done[k]);  // parks this thread until every waiter's signal arrived
       }
-    }
+      r.js.wait(r.jobs);
+      CHECK(signalled.load() == kWaiters);
+    });
   }
 
   TEST_CASE("waits made by the waiters of a chunk are all linked and woken") {
@@ -250,43 +274,34 @@ TEST_SUITE("wake_chain") {
     // worker then), and a plain job completes the second. Every waiter must come back from
     // both waits exactly once, however its wait was linked.
     test::Watchdog watchdog("waits from a chunk", 300s);
-    for (std::uint32_t workers : {1u, 2u}) {
-      CAPTURE(workers);
-      JobSystem js{test::config_with(workers)};
-      for (int round = 0; round < 20; ++round) {
-        Counter gate;
-        gate.add(1);
-        Counter next_gate;  // completed by the last waiter to pass `gate`
-        Counter last_gate;  // completed by a plain job once every waiter passed next_gate's wait
-        next_gate.add(1);
-        last_gate.add(1);
-        constexpr int kWaiters = 200;
-        std::atomic<int> passed_gate{0};
-        std::atomic<int> passed_next{0};
-        std::atomic<int> passed_last{0};
-        Counter jobs;
-        for (int i = 0; i < kWaiters; ++i) {
-          js.run(jobs, [&, i](Context& ctx) -> Task<> {
-            co_await ctx.wait(gate);
-            if (passed_gate.fetch_add(1) + 1 == kWaiters) next_gate.signal();
-            if (i % 13 == 0) co_await ctx.yield();
-            co_await ctx.wait(next_gate);
-            passed_next.fetch_add(1);
-            co_await ctx.wait(last_gate);
-            passed_last.fetch_add(1);
-          });
-        }
-        wait_until_started(js, kWaiters);
-        gate.signal();
-        js.wait(next_gate);
-        while (passed_next.load() != kWaiters) std::this_thread::yield();
-        CHECK(passed_last.load() == 0);  // nobody passed a gate that is still closed
-        js.run(jobs, [&] { last_gate.signal(); });
-        js.wait(jobs);
-        CHECK(passed_gate.load() == kWaiters);
-        CHECK(passed_last.load() == kWaiters);
-      }
-    }
+    chunk_rounds([](ChunkRound& r) {
+      Counter next_gate;  // completed by the last waiter to pass `gate`
+      Counter last_gate;  // completed by a plain job once every waiter passed next_gate's wait
+      next_gate.add(1);
+      last_gate.add(1);
+      constexpr int kWaiters = 200;
+      std::atomic<int> passed_gate{0};
+      std::atomic<int> passed_next{0};
+      std::atomic<int> passed_last{0};
+      r.queue_and_open(kWaiters, [&](int i) {
+        return [&, i](Context& ctx) -> Task<> {
+          co_await ctx.wait(r.gate);
+          if (passed_gate.fetch_add(1) + 1 == kWaiters) next_gate.signal();
+          if (i % 13 == 0) co_await ctx.yield();
+          co_await ctx.wait(next_gate);
+          passed_next.fetch_add(1);
+          co_await ctx.wait(last_gate);
+          passed_last.fetch_add(1);
+        };
+      });
+      r.js.wait(next_gate);
+      while (passed_next.load() != kWaiters) std::this_thread::yield();
+      CHECK(passed_last.load() == 0);  // nobody passed a gate that is still closed
+      r.js.run(r.jobs, [&] { last_gate.signal(); });
+      r.js.wait(r.jobs);
+      CHECK(passed_gate.load() == kWaiters);
+      CHECK(passed_last.load() == kWaiters);
+    });
   }
 
   TEST_CASE("a waiter of a chunk that signals a counter sees its signal and may destroy it") {
@@ -295,36 +310,27 @@ TEST_SUITE("wake_chain") {
     // apply at the end of the chunk: the signaller must see its own signal, and the counter's
     // end must not find it pending (an abort) or apply it later (a use after free).
     test::Watchdog watchdog("own counters from a chunk", 300s);
-    for (std::uint32_t workers : {1u, 2u}) {
-      CAPTURE(workers);
-      JobSystem js{test::config_with(workers)};
-      for (int round = 0; round < 20; ++round) {
-        Counter gate;
-        gate.add(1);
-        constexpr int kWaiters = 200;
-        std::atomic<int> saw_done{0};
-        Counter jobs;
-        for (int i = 0; i < kWaiters; ++i) {
-          js.run(jobs, [&](Context& ctx) -> Task<> {
-            co_await ctx.wait(gate);
-            {
-              Counter local;
-              local.add(2);
-              local.signal();
-              local.signal();
-              if (local.done() && local.pending() == 0) saw_done.fetch_add(1);
-            }  // destroyed right after its last signal
-            auto* heap = new Counter;
-            heap->add(1);
-            heap->signal();
-            delete heap;  // at once: under ASan a late apply is a use after free
-          });
-        }
-        wait_until_started(js, kWaiters);
-        gate.signal();
-        js.wait(jobs);
-        CHECK(saw_done.load() == kWaiters);
-      }
-    }
+    chunk_rounds([](ChunkRound& r) {
+      constexpr int kWaiters = 200;
+      std::atomic<int> saw_done{0};
+      r.queue_and_open(kWaiters, [&](int) {
+        return [&](Context& ctx) -> Task<> {
+          co_await ctx.wait(r.gate);
+          {
+            Counter local;
+            local.add(2);
+            local.signal();
+            local.signal();
+            if (local.done() && local.pending() == 0) saw_done.fetch_add(1);
+          }  // destroyed right after its last signal
+          auto* heap = new Counter;
+          heap->add(1);
+          heap->signal();
+          delete heap;  // at once: under ASan a late apply is a use after free
+        };
+      });
+      r.js.wait(r.jobs);
+      CHECK(saw_done.load() == kWaiters);
+    });
   }
 }

@@ -11,11 +11,15 @@
 #include <thread>
 #include <vector>
 
+#include "support/cancellation.hpp"
 #include "support/config.hpp"
 #include "support/watchdog.hpp"
 
 using namespace fiberjob;
 using namespace std::chrono_literals;
+
+using test::is_cancelled;
+using test::value_after_yields;
 
 namespace {
 
@@ -31,22 +35,25 @@ struct Alive {
   Alive& operator=(const Alive&) = delete;
 };
 
-bool is_cancelled(const Error& error) { return error.code() == ErrorCode::Cancelled; }
-
 /// Yields until its job's stop is requested (then the yield throws Cancelled).
 Task<int> spin_until_stopped(Context& ctx, std::atomic<int>& alive) {
   const Alive guard(alive);
   for (;;) co_await ctx.yield();
 }
 
-Task<int> value_after_yields(Context& ctx, int value, int yields) {
-  for (int i = 0; i < yields; ++i) co_await ctx.yield();
-  co_return value;
-}
-
 Task<int> fails_now() {
   throw std::runtime_error("winner failed");
   co_return 0;
+}
+
+/// Queues `count` copies of `job` on `done` with `source`'s token, waits until `started` says
+/// all of them run, and requests the stop.
+template <typename Job>
+void start_then_stop(JobSystem& js, Counter& done, std::stop_source& source,
+                     const std::atomic<int>& started, int count, const Job& job) {
+  for (int i = 0; i < count; ++i) js.run(done, job, source.get_token());
+  while (started.load() < count) std::this_thread::yield();
+  source.request_stop();
 }
 
 }  // namespace
@@ -98,18 +105,11 @@ TEST_SUITE("cancellation") {
       std::atomic<int> alive{0};
       std::atomic<int> started{0};
       Counter done;
-      for (int i = 0; i < 20; ++i) {
-        js.run(
-            done,
-            [&](Context& ctx) -> Task<> {
-              const Alive guard(alive);
-              started.fetch_add(1);
-              for (;;) co_await ctx.yield();
-            },
-            source.get_token());
-      }
-      while (started.load() < 20) std::this_thread::yield();
-      source.request_stop();
+      start_then_stop(js, done, source, started, 20, [&](Context& ctx) -> Task<> {
+        const Alive guard(alive);
+        started.fetch_add(1);
+        for (;;) co_await ctx.yield();
+      });
       try {
         js.wait(done);
         FAIL("no Cancelled error");
@@ -130,18 +130,11 @@ TEST_SUITE("cancellation") {
       std::atomic<int> alive{0};
       std::atomic<int> started{0};
       Counter done;
-      for (int i = 0; i < 10; ++i) {
-        js.run(
-            done,
-            [&] {
-              const Alive guard(alive);
-              started.fetch_add(1);
-              for (;;) this_fiber::yield();
-            },
-            source.get_token());
-      }
-      while (started.load() < 10) std::this_thread::yield();
-      source.request_stop();
+      start_then_stop(js, done, source, started, 10, [&] {
+        const Alive guard(alive);
+        started.fetch_add(1);
+        for (;;) this_fiber::yield();
+      });
       CHECK_THROWS_AS(js.wait(done), Error);
       CHECK(alive.load() == 0);
       // Stopped before the wait: it completes at once although the counter never reaches 0.

@@ -43,6 +43,35 @@ Config two_classes(std::uint32_t workers, std::uint32_t large_fibers = 32) {
   return config;
 }
 
+/// What write_diagnostics writes, as text.
+std::string diagnostics_text() {
+  char* buffer = nullptr;
+  std::size_t size = 0;
+  std::FILE* out = ::open_memstream(&buffer, &size);
+  REQUIRE(out != nullptr);
+  write_diagnostics(out);
+  std::fclose(out);
+  std::string report(buffer, size);
+  std::free(buffer);
+  return report;
+}
+
+/// Queues on `children` a class-1 job that counts itself in `ran`, from another thread: in the
+/// injector, never on the calling worker's deque, so a wait cannot run it inline (as when
+/// another worker stole it).
+void queue_from_another_thread(JobSystem& js, Counter& children, std::atomic<int>& ran) {
+  std::thread([&] { js.run(children, JobOptions{.stack_class = 1}, [&] { ++ran; }); }).join();
+}
+
+/// Checks that `error` is the FiberPoolExhausted of class 1 ("large"), its message containing
+/// `advice`.
+void check_large_class_exhausted(const Error& error, const std::string& advice) {
+  CHECK(error.code() == ErrorCode::FiberPoolExhausted);
+  const std::string what = error.what();
+  CHECK(what.find("stack class 'large'") != std::string::npos);
+  CHECK(what.find(advice) != std::string::npos);
+}
+
 }  // namespace
 
 TEST_SUITE("stack_class") {
@@ -141,10 +170,7 @@ TEST_SUITE("stack_class") {
           finished.fetch_add(1);
         } catch (const Error& error) {
           waiting.fetch_sub(1);
-          CHECK(error.code() == ErrorCode::FiberPoolExhausted);
-          const std::string what = error.what();
-          CHECK(what.find("stack class 'large'") != std::string::npos);
-          CHECK(what.find("Config::stack_classes[0].max_fiber_count = 3") != std::string::npos);
+          check_large_class_exhausted(error, "Config::stack_classes[0].max_fiber_count = 3");
           refused.fetch_add(1);
         }
       });
@@ -167,19 +193,14 @@ TEST_SUITE("stack_class") {
       Counter done;
       std::atomic<int> ran{0};
       js.run(done, JobOptions{.stack_class = 1}, [&] {
-        // Queued from another thread: in the injector, never on this worker's deque, so the
-        // wait cannot run it inline (as when another worker stole it).
-        std::thread([&] { js.run(children, JobOptions{.stack_class = 1}, [&] { ++ran; }); }).join();
+        queue_from_another_thread(js, children, ran);
         this_fiber::wait(children);
       });
       try {
         js.wait(done);
         FAIL("expected FiberPoolExhausted");
       } catch (const Error& error) {
-        CHECK(error.code() == ErrorCode::FiberPoolExhausted);
-        const std::string what = error.what();
-        CHECK(what.find("stack class 'large'") != std::string::npos);
-        CHECK(what.find("Raise Config::stack_classes[0].max_fiber_count") != std::string::npos);
+        check_large_class_exhausted(error, "Raise Config::stack_classes[0].max_fiber_count");
       }
       js.wait(children);  // the child got the fiber once the parent ended
       CHECK(ran.load() == 1);
@@ -193,7 +214,7 @@ TEST_SUITE("stack_class") {
     Counter done;
     std::atomic<int> ran{0};
     js.run(done, JobOptions{.stack_class = 1}, [&] {
-      std::thread([&] { js.run(children, JobOptions{.stack_class = 1}, [&] { ++ran; }); }).join();
+      queue_from_another_thread(js, children, ran);
       this_fiber::wait(children);
       CHECK(ran.load() == 1);
     });
@@ -246,17 +267,7 @@ TEST_SUITE("stack_class") {
     // The other worker takes the job, finds no fiber of the class, and parks until one comes
     // back: the diagnostics show the kept job and a parked worker.
     for (;;) {
-      std::string report;
-      {
-        char* buffer = nullptr;
-        std::size_t size = 0;
-        std::FILE* out = ::open_memstream(&buffer, &size);
-        REQUIRE(out != nullptr);
-        write_diagnostics(out);
-        std::fclose(out);
-        report.assign(buffer, size);
-        std::free(buffer);
-      }
+      const std::string report = diagnostics_text();
       if (report.find("1 jobs waiting for one") != std::string::npos &&
           report.find("parked waiters=1") != std::string::npos) {
         break;

@@ -14,17 +14,20 @@
 #include <utility>
 #include <vector>
 
+#include "support/cancellation.hpp"
 #include "support/config.hpp"
 #include "support/watchdog.hpp"
 
 using namespace fiberjob;
 using namespace std::chrono_literals;
 
+using test::is_cancelled;
+using test::outcome_of;
+using test::value_after_yields;
+
 namespace {
 
 constexpr std::uint32_t kSweep[] = {1, 2, 4};
-
-bool is_cancelled(const Error& error) { return error.code() == ErrorCode::Cancelled; }
 
 /// A well-behaved cancellable loop: yields until its job's stop is requested (then the yield
 /// throws Cancelled). Counts itself in `alive` while it runs.
@@ -35,11 +38,6 @@ Task<int> spinner(Context& ctx, std::atomic<int>& alive) {
     ~Leave() { alive.fetch_sub(1); }
   } leave{alive};
   for (;;) co_await ctx.yield();
-}
-
-Task<int> value_after_yields(Context& ctx, int value, int yields) {
-  for (int i = 0; i < yields; ++i) co_await ctx.yield();
-  co_return value;
 }
 
 /// A racer that is itself a when_all over a spinner (docs' search(ctx, a) that fans out).
@@ -67,7 +65,7 @@ std::string run_then_stop(JobSystem& js, std::atomic<int>& started, int expected
         try {
           co_await body(ctx);
         } catch (const Error& error) {
-          outcome = is_cancelled(error) ? "cancelled" : error.what();
+          outcome = outcome_of(error);
         }
       },
       source.get_token());
@@ -174,7 +172,7 @@ TEST_SUITE("stop propagation") {
             co_await when_all(ctx, spinner(ctx, alive), spinner(ctx, alive));
             outcome = "returned";
           } catch (const Error& error) {
-            outcome = is_cancelled(error) ? "cancelled" : error.what();
+            outcome = outcome_of(error);
           }
           CHECK(alive.load() == 0);  // joined before the Cancelled reached us
         },
@@ -203,7 +201,7 @@ TEST_SUITE("stop propagation") {
               co_await ctx.wait(five, 3);
               coroutine_before = "returned";
             } catch (const Error& error) {
-              coroutine_before = is_cancelled(error) ? "cancelled" : error.what();
+              coroutine_before = outcome_of(error);
             }
           },
           stopped.get_token());
@@ -235,7 +233,7 @@ TEST_SUITE("stop propagation") {
               co_await ctx.wait(five, 3);
               coroutine_during = "returned";
             } catch (const Error& error) {
-              coroutine_during = is_cancelled(error) ? "cancelled" : error.what();
+              coroutine_during = outcome_of(error);
             }
           },
           later.get_token());
@@ -248,7 +246,7 @@ TEST_SUITE("stop propagation") {
                 this_fiber::wait(five, 3);
                 plain_during = "returned";
               } catch (const Error& error) {
-                plain_during = is_cancelled(error) ? "cancelled" : error.what();
+                plain_during = outcome_of(error);
               }
             },
             later.get_token());
@@ -321,7 +319,7 @@ TEST_SUITE("stop propagation") {
                 during.request_stop();
               });
             } catch (const Error& error) {
-              message = is_cancelled(error) ? "cancelled" : error.what();
+              message = outcome_of(error);
             }
           },
           during.get_token());

@@ -42,6 +42,23 @@ struct SignalOnExit {
   ~SignalOnExit() { counter.signal(); }
 };
 
+/// Leaves its scope by throwing std::logic_error(`what`) while the job that `spawn(children,
+/// job)` queued on that scope's counter still waits for the scope's gate; the gate opens in the
+/// unwinding, and the counter's end must join the job (which then counts itself in `finished`).
+template <typename Spawn>
+[[noreturn]] void throw_with_pending_child(Spawn spawn, std::atomic<int>& finished,
+                                           const char* what) {
+  Counter gate;
+  gate.add(1);
+  Counter children;
+  spawn(children, [&] {
+    this_fiber::wait(gate);
+    finished.fetch_add(1);
+  });
+  const SignalOnExit release{gate};
+  throw std::logic_error(what);
+}
+
 /// Records std::uncaught_exceptions() when destroyed.
 struct UncaughtProbe {
   int& out;
@@ -340,28 +357,14 @@ TEST_SUITE("structured") {
     std::atomic<int> finished{0};
     Counter done;
     js.run(done, [&](Context& ctx) {
-      Counter gate;
-      gate.add(1);
-      Counter children;
-      ctx.spawn(children, [&] {
-        this_fiber::wait(gate);
-        finished.fetch_add(1);
-      });
-      const SignalOnExit release{gate};
-      throw std::logic_error("plain job");
+      throw_with_pending_child([&](Counter& children, auto job) { ctx.spawn(children, job); },
+                               finished, "plain job");
     });
     CHECK_THROWS_WITH_AS(js.wait(done), "plain job", std::logic_error);
     CHECK(finished.load() == 1);
     try {
-      Counter gate;
-      gate.add(1);
-      Counter children;
-      js.run(children, [&] {
-        this_fiber::wait(gate);
-        finished.fetch_add(1);
-      });
-      const SignalOnExit release{gate};
-      throw std::logic_error("plain thread");
+      throw_with_pending_child([&](Counter& children, auto job) { js.run(children, job); },
+                               finished, "plain thread");
     } catch (const std::logic_error&) {
       CHECK(finished.load() == 2);  // joined before the catch
     }

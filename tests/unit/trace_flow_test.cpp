@@ -4,31 +4,21 @@
 #include <fiberjob/fiberjob.hpp>
 
 #include <atomic>
-#include <cstdio>
-#include <fstream>
 #include <regex>
 #include <set>
-#include <sstream>
 #include <string>
 #include <thread>
 
 #include "support/config.hpp"
+#include "support/trace_json.hpp"
 #include "support/watchdog.hpp"
 
 using namespace fiberjob;
 using namespace std::chrono_literals;
+using test::count;
+using test::trace_text;
 
 namespace {
-
-/// Writes `js`'s trace to a file and returns its text.
-std::string trace_text(JobSystem& js, const std::string& path) {
-  js.write_trace(path);
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  std::remove(path.c_str());
-  return text.str();
-}
 
 /// The ids of the flow events named `name` with phase `ph` ("s" or "f"); fails the test if an
 /// id repeats.
@@ -53,22 +43,12 @@ std::size_t paired_flows(const std::string& json, const std::string& name) {
   return starts.size();
 }
 
-std::size_t count(const std::string& text, const std::string& part) {
-  std::size_t n = 0;
-  for (std::size_t at = text.find(part); at != std::string::npos; at = text.find(part, at + 1)) {
-    ++n;
-  }
-  return n;
-}
-
 }  // namespace
 
 TEST_SUITE("trace flows") {
   TEST_CASE("a spawn and a wake on the workers draw flow arrows to the run and the resume") {
     test::Watchdog watchdog("trace flows", 60s);
-    Config config = test::config_with(2);
-    config.tracing = true;
-    JobSystem js{config};
+    JobSystem js{test::traced_config(2)};
     Counter done;
     // Spawns: ten children spawned from a job, each arrow ends where the child runs.
     js.run(done, [](Context& ctx) {
@@ -95,9 +75,7 @@ TEST_SUITE("trace flows") {
 
   TEST_CASE("a coroutine job woken by a job's signal gets a wake arrow") {
     test::Watchdog watchdog("trace coroutine flows", 60s);
-    Config config = test::config_with(1);  // one worker: the signaller runs after the link
-    config.tracing = true;
-    JobSystem js{config};
+    JobSystem js{test::traced_config(1)};  // one worker: the signaller runs after the link
     Counter gate;
     gate.add(1);  // signalled by hand by the job below
     Counter done;
@@ -131,8 +109,7 @@ void run_frames(JobSystem& js, int frames, int jobs) {
 TEST_SUITE("trace ring") {
   TEST_CASE("ring mode writes the last N frames whole and says how much it overwrote") {
     test::Watchdog watchdog("trace ring", 60s);
-    Config config = test::config_with(1);
-    config.tracing = true;
+    Config config = test::traced_config(1);
     config.trace_events_per_worker = 512;
     config.trace_ring_frames = 2;
     JobSystem js{config};
@@ -147,8 +124,7 @@ TEST_SUITE("trace ring") {
   }
 
   TEST_CASE("ring mode with buffers too small for N frames marks the trace incomplete") {
-    Config config = test::config_with(1);
-    config.tracing = true;
+    Config config = test::traced_config(1);
     config.trace_events_per_worker = 8;
     config.trace_ring_frames = 3;
     JobSystem js{config};
@@ -160,8 +136,7 @@ TEST_SUITE("trace ring") {
 
   TEST_CASE("write_trace may run while the workers overwrite their rings") {
     test::Watchdog watchdog("trace ring concurrent", 120s);
-    Config config = test::config_with(2);
-    config.tracing = true;
+    Config config = test::traced_config(2);
     config.trace_events_per_worker = 64;  // wraps many times while the traces are written
     config.trace_ring_frames = 1;
     JobSystem js{config};
@@ -188,8 +163,7 @@ TEST_SUITE("trace ring") {
   }
 
   TEST_CASE("without ring mode a full buffer keeps the first events") {
-    Config config = test::config_with(1);
-    config.tracing = true;
+    Config config = test::traced_config(1);
     config.trace_events_per_worker = 512;
     JobSystem js{config};
     run_frames(js, 40, 10);

@@ -3,42 +3,22 @@
 #include <doctest/doctest.h>
 #include <fiberjob/fiberjob.hpp>
 
-#include <cstdio>
-#include <fstream>
-#include <sstream>
 #include <string>
+#include <thread>
 
 #include "support/config.hpp"
+#include "support/trace_json.hpp"
 #include "support/watchdog.hpp"
 
 using namespace fiberjob;
 using namespace std::chrono_literals;
-
-namespace {
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-std::size_t count(const std::string& text, const std::string& part) {
-  std::size_t n = 0;
-  for (std::size_t at = text.find(part); at != std::string::npos; at = text.find(part, at + 1)) {
-    ++n;
-  }
-  return n;
-}
-
-}  // namespace
+using test::count;
+using test::trace_text;
 
 TEST_SUITE("trace") {
   TEST_CASE("a traced run writes job segments, suspends and resumes per worker as JSON") {
     test::Watchdog watchdog("trace", 60s);
-    Config config = test::config_with(2);
-    config.tracing = true;
-    JobSystem js{config};
+    JobSystem js{test::traced_config(2)};
     Counter gate;
     gate.add(1);
     Counter done;
@@ -53,10 +33,7 @@ TEST_SUITE("trace") {
     while (js.stats().fibers_in_use < 3) std::this_thread::yield();  // the waiter holds a fiber
     gate.signal();
     js.wait(done);
-    const std::string path = "fiberjob_trace_test.json";
-    js.write_trace(path);
-    const std::string json = read_file(path);
-    std::remove(path.c_str());
+    const std::string json = trace_text(js, "fiberjob_trace_test.json");
     REQUIRE_FALSE(json.empty());
     CHECK(json.rfind("{\"displayTimeUnit\":\"ns\",\"traceEvents\":[", 0) == 0);
     CHECK(count(json, "{") == count(json, "}"));  // balanced objects
@@ -69,9 +46,7 @@ TEST_SUITE("trace") {
 
   TEST_CASE("a job spawned with JobOptions::name shows that name in the trace") {
     test::Watchdog watchdog("trace names", 60s);
-    Config config = test::config_with(2);
-    config.tracing = true;
-    JobSystem js{config};
+    JobSystem js{test::traced_config(2)};
     Counter gate;
     gate.add(1);
     Counter done;
@@ -83,10 +58,7 @@ TEST_SUITE("trace") {
     while (js.stats().fibers_in_use < 3) std::this_thread::yield();
     gate.signal();
     js.wait(done);
-    const std::string path = "fiberjob_trace_names_test.json";
-    js.write_trace(path);
-    const std::string json = read_file(path);
-    std::remove(path.c_str());
+    const std::string json = trace_text(js, "fiberjob_trace_names_test.json");
     CHECK(count(json, "\"name\":\"physics\",\"cat\":\"job\",\"ph\":\"X\"") == 2);
     CHECK(count(json, "\"name\":\"navmesh \\\"build\\\"\",\"cat\":\"job\"") == 1);  // escaped
     CHECK(count(json, "\"name\":\"job\",\"cat\":\"job\",\"ph\":\"X\"") >= 1);
@@ -103,17 +75,13 @@ TEST_SUITE("trace") {
   }
 
   TEST_CASE("a full trace buffer drops events and says how many") {
-    Config config = test::config_with(1);
-    config.tracing = true;
+    Config config = test::traced_config(1);
     config.trace_events_per_worker = 4;
     JobSystem js{config};
     Counter done;
     for (int i = 0; i < 20; ++i) js.run(done, [] {});
     js.wait(done);
-    const std::string path = "fiberjob_trace_full.json";
-    js.write_trace(path);
-    const std::string json = read_file(path);
-    std::remove(path.c_str());
+    const std::string json = trace_text(js, "fiberjob_trace_full.json");
     CHECK(count(json, "\"ph\":\"X\"") + count(json, "\"ph\":\"i\"") <= 4);
     CHECK(json.find("\"dropped_events\":0") == std::string::npos);
   }
@@ -124,9 +92,7 @@ void zone_compiled_out();  // trace_no_trace.cpp: a FIBERJOB_TRACE_SCOPE under F
 TEST_SUITE("trace zones") {
   TEST_CASE("zones go to the running worker's track, or to the main-thread track off a worker") {
     test::Watchdog watchdog("trace zones", 60s);
-    Config config = test::config_with(2);
-    config.tracing = true;
-    JobSystem js{config};
+    JobSystem js{test::traced_config(2)};
     js.trace_frame_mark(7);
     {
       FIBERJOB_TRACE_SCOPE("main \"quoted\" zone");  // escaped in the JSON
@@ -141,10 +107,7 @@ TEST_SUITE("trace zones") {
       js.run(done, [] { zone_compiled_out(); });
       js.wait(done);
     }
-    const std::string path = "fiberjob_trace_zones_test.json";
-    js.write_trace(path);
-    const std::string json = read_file(path);
-    std::remove(path.c_str());
+    const std::string json = trace_text(js, "fiberjob_trace_zones_test.json");
     CHECK(count(json, "\"name\":\"physics\",\"cat\":\"zone\"") == 4);
     CHECK(count(json,
                 "\"tid\":2,\"args\":{\"name\":\"main thread (threads that are not workers)"
