@@ -124,9 +124,12 @@ TEST_SUITE("allocation") {
       Event never;
       Counter held;
       held.add(1);
+      // Which workers ran a child: each makes its own coroutine frame pool on its first frame.
+      std::atomic<unsigned> ran_child{0};
       auto step = [&] {
         Counter children;
-        ctx.spawn(children, [](Context& child) -> Task<> {
+        ctx.spawn(children, [&ran_child](Context& child) -> Task<> {
+          if (child.worker_index() < 32) ran_child.fetch_or(1u << child.worker_index());
           co_await child.sleep_for(10us);
           Event none;
           (void)co_await child.wait_for(none, 10us);
@@ -136,7 +139,10 @@ TEST_SUITE("allocation") {
         (void)this_fiber::wait_for(held, 10us);
         this_fiber::wait(children);
       };
-      for (int i = 0; i < 50; ++i) step();  // warm-up
+      // Warm-up: at least 50 rounds, and until every worker has run a child (on a loaded
+      // machine one worker may run every child for a while).
+      const unsigned all_workers = (1u << ctx.system().worker_count()) - 1;
+      for (int i = 0; i < 50 || ran_child.load() != all_workers; ++i) step();
       const long before = test::allocations_total();
       for (int i = 0; i < 200; ++i, ++iterations) step();
       during = test::allocations_total() - before;
