@@ -37,6 +37,16 @@ Priority fill_hop_node(WaitNode& node, Scheduler& scheduler, std::coroutine_hand
   return priority;
 }
 
+/// Slot thread only: the oldest job of `lane`, or an empty Job (see CountedQueue::take).
+/// Marks a Run or ResumeCoroutine job as taken.
+Job take_from(AffineInbox& inbox, CountedQueue& lane) noexcept {
+  const std::uintptr_t bits = lane.take();
+  if (bits == 0) return {};
+  const Job job = Job::from_bits(bits);
+  if (job.kind() != Job::Kind::Resume) inbox.taken = bits;
+  return job;
+}
+
 /// run_pending's step: runs `job` (from the inbox) on the attached thread's own stack.
 void run_on_native(Worker& slot, Job job) noexcept {
   if (job.kind() == Job::Kind::Resume) {
@@ -48,6 +58,22 @@ void run_on_native(Worker& slot, Job job) noexcept {
   }
   claim_affine(slot.inbox.get(), job);
   run_affine(&slot.native, job);
+}
+
+/// run_pending's step: runs the woken jobs (fibers and hops) queued in `slot`'s inbox now, on
+/// the attached thread's own stack; those woken meanwhile wait for the next step. Returns how
+/// many it ran.
+std::size_t run_woken_on_native(Worker& slot) {
+  AffineInbox& inbox = *slot.inbox;
+  std::size_t ran = 0;
+  // relaxed: see CountedQueue::size.
+  for (std::int64_t n = inbox.woken.size.load(std::memory_order_relaxed); n > 0; --n) {
+    const Job job = take_from(inbox, inbox.woken);
+    if (!job) break;
+    run_on_native(slot, job);
+    ++ran;
+  }
+  return ran;
 }
 
 }  // namespace
@@ -110,15 +136,8 @@ void submit_affine(Scheduler& scheduler, Worker& slot, Counter& counter, JobReco
 
 void push_affine(Worker& slot, Job job) noexcept {
   AffineInbox& inbox = *slot.inbox;
-  inbox.size.fetch_add(1, std::memory_order_relaxed);  // relaxed: see AffineInbox::size
-  bool queued = false;
-  try {
-    // release (inside moodycamel): pairs with the dequeue's acquire in take_affine, so the
-    // record, the coroutine's frame or the fiber's continuation is visible to the slot thread.
-    queued = inbox.queue.enqueue(job.bits());
-  } catch (...) {
-  }
-  if (!queued) {
+  CountedQueue& lane = job.kind() == Job::Kind::Run ? inbox.fresh : inbox.woken;
+  if (!lane.push(job.bits())) {
     die_with(
         "fiberjob: out of memory queueing a thread-affine job, so it would be lost; free "
         "memory, or queue fewer affine jobs at once");
@@ -128,15 +147,12 @@ void push_affine(Worker& slot, Job job) noexcept {
   slot.scheduler->notify_all_idle();
 }
 
-Job take_affine(Worker& worker) noexcept {
-  AffineInbox& inbox = *worker.inbox;
-  if (inbox.size.load(std::memory_order_relaxed) <= 0) return {};  // relaxed: see ::size
-  std::uintptr_t bits = 0;
-  if (!inbox.queue.try_dequeue(bits)) return {};       // a push counted but not yet enqueued
-  inbox.size.fetch_sub(1, std::memory_order_relaxed);  // relaxed: see AffineInbox::size
-  const Job job = Job::from_bits(bits);
-  if (job.kind() != Job::Kind::Resume) inbox.taken = bits;
-  return job;
+Job take_woken_affine(Worker& worker) noexcept {
+  return take_from(*worker.inbox, worker.inbox->woken);
+}
+
+Job take_fresh_affine(Worker& worker) noexcept {
+  return take_from(*worker.inbox, worker.inbox->fresh);
 }
 
 bool give_back_affine(Worker& worker, Job job) noexcept {
@@ -157,14 +173,16 @@ std::size_t run_pending_affine(Worker& slot) {
                 "attached one, or from inside a job; call it from the attached thread's own "
                 "code (its frame loop), outside jobs");
   }
-  // relaxed: see AffineInbox::size. Jobs queued from here on wait for the next call.
-  const std::int64_t queued = slot.inbox->size.load(std::memory_order_relaxed);
-  std::size_t ran = 0;
-  for (std::int64_t i = 0; i < queued; ++i) {
-    const Job job = take_affine(slot);
+  // relaxed: see CountedQueue::size. The fresh jobs queued now; the woken ones (fibers, hops)
+  // first and again after each fresh job, as find_job takes them, so that the fibers an
+  // affine job's wait holds do not pile up while the thread starts later jobs.
+  std::int64_t fresh = slot.inbox->fresh.size.load(std::memory_order_relaxed);
+  std::size_t ran = run_woken_on_native(slot);
+  for (; fresh > 0; --fresh) {
+    const Job job = take_from(*slot.inbox, slot.inbox->fresh);
     if (!job) break;
     run_on_native(slot, job);
-    ++ran;
+    ran += 1 + run_woken_on_native(slot);
   }
   return ran;
 }
@@ -192,7 +210,7 @@ bool on_worker_thread(const Scheduler& scheduler) noexcept {
 void suspend_to_workers(WaitNode& node, Scheduler& scheduler, std::coroutine_handle<> coroutine) {
   const Priority priority = fill_hop_node(node, scheduler, coroutine);
   // The coroutine may run on a worker from here on: touch nothing of it after this.
-  scheduler.inject(Job::resume_coroutine(&node, priority), current_worker());
+  scheduler.push_to_worker_threads(Job::resume_coroutine(&node, priority), current_worker());
 }
 
 }  // namespace detail

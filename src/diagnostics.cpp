@@ -46,6 +46,55 @@ const char* phase_name(WorkerPhase phase) noexcept {
   return "?";
 }
 
+/// Writes the line of one wait: "waits on counter 0x..." or "waits on Event 0x..." (a fiber's
+/// or an attached thread's own stack), or nothing and false when it waits on neither.
+bool describe_waited_object(std::FILE* out, const Fiber& fiber) noexcept {
+  // Only pointers: the counter or primitive may be dead by now (the fiber was resumed, its
+  // wait returned and the object went out of scope since the load), so they are never
+  // dereferenced. relaxed loads: a diagnostic snapshot, pairs with nothing.
+  const Counter* counter = fiber.waiting_on.load(std::memory_order_relaxed);
+  const void* primitive = fiber.waiting_on_primitive.load(std::memory_order_relaxed);
+  if (counter != nullptr) {
+    std::fprintf(out, "waits on counter %p\n", static_cast<const void*>(counter));
+    return true;
+  }
+  if (primitive != nullptr) {
+    const char* what = fiber.waiting_on_what.load(std::memory_order_relaxed);
+    std::fprintf(out, "waits on %s %p\n", what != nullptr ? what : "a synchronisation primitive",
+                 primitive);
+    return true;
+  }
+  return false;
+}
+
+/// The lines of a slot for an attached thread: free, or the attached thread's phase and
+/// affine inbox, and, when its own stack is suspended in a wait, what that wait is for (a job
+/// run there by run_pending or inline by a wait, or the thread's own JobSystem::wait).
+void describe_slot(std::FILE* out, const Worker& slot) noexcept {
+  // relaxed loads throughout: a diagnostic snapshot, pairs with nothing.
+  if (!slot.slot_taken.load(std::memory_order_relaxed)) {
+    std::fprintf(out,
+                 "  worker %u: slot for an attached thread (Config::attachable_threads), free\n",
+                 slot.index);
+    return;
+  }
+  std::fprintf(
+      out,
+      "  worker %u: attached thread, %s, jobs run %llu, queued H/N/L %lld/%lld/%lld, affine "
+      "inbox: %lld woken, %lld not started\n",
+      slot.index, phase_name(slot.phase.load(std::memory_order_relaxed)),
+      static_cast<unsigned long long>(slot.stats.jobs_run.load(std::memory_order_relaxed)),
+      static_cast<long long>(slot.deques[0].size_approx()),
+      static_cast<long long>(slot.deques[1].size_approx()),
+      static_cast<long long>(slot.deques[2].size_approx()),
+      static_cast<long long>(slot.inbox->woken.size.load(std::memory_order_relaxed)),
+      static_cast<long long>(slot.inbox->fresh.size.load(std::memory_order_relaxed)));
+  std::fprintf(out, "  attached thread of worker %u, on its own stack: ", slot.index);
+  if (!describe_waited_object(out, slot.native)) {
+    std::fputs("in no wait (outside the job system, or running a job)\n", out);
+  }
+}
+
 /// Mirrors registry() into g_debug_schedulers (g_registry_mutex held).
 void mirror_for_debuggers() noexcept {
   const auto& schedulers = registry();
@@ -105,7 +154,15 @@ void Scheduler::describe(std::FILE* out) const noexcept {
                static_cast<const void*>(this), workers_.size(),
                stopping_.load(std::memory_order_relaxed) ? 1 : 0, idle_.waiters());
   std::fprintf(out, "  injector: %s\n", injector_.empty_approx() ? "empty" : "holds jobs");
+  if (config_.attachable_threads != 0) {
+    std::fprintf(out, "  resume_on_any hops queued for the worker threads: %lld\n",
+                 static_cast<long long>(worker_hops_.size.load(std::memory_order_relaxed)));
+  }
   for (const auto& worker : workers_) {
+    if (worker->is_slot) {
+      describe_slot(out, *worker);
+      continue;
+    }
     std::fprintf(
         out,
         "  worker %u: %s, jobs run %llu, queued H/N/L %lld/%lld/%lld, yielded %lld, next %s, "
@@ -140,21 +197,8 @@ void Scheduler::describe(std::FILE* out) const noexcept {
 }
 
 void describe_wait(std::FILE* out, const Fiber& fiber) noexcept {
-  // Only pointers: the counter or primitive may be dead by now (the fiber was resumed, its
-  // wait returned and the object went out of scope since the load), so they are never
-  // dereferenced. relaxed loads: a diagnostic snapshot, pairs with nothing.
-  const Counter* counter = fiber.waiting_on.load(std::memory_order_relaxed);
-  const void* primitive = fiber.waiting_on_primitive.load(std::memory_order_relaxed);
-  if (counter != nullptr) {
-    std::fprintf(out, "  fiber #%u: waits on counter %p\n", fiber.index,
-                 static_cast<const void*>(counter));
-  } else if (primitive != nullptr) {
-    const char* what = fiber.waiting_on_what.load(std::memory_order_relaxed);
-    std::fprintf(out, "  fiber #%u: waits on %s %p\n", fiber.index,
-                 what != nullptr ? what : "a synchronisation primitive", primitive);
-  } else {
-    std::fprintf(out, "  fiber #%u: suspended (yield or hop)\n", fiber.index);
-  }
+  std::fprintf(out, "  fiber #%u: ", fiber.index);
+  if (!describe_waited_object(out, fiber)) std::fputs("suspended (yield or hop)\n", out);
 }
 
 }  // namespace detail

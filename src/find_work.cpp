@@ -113,15 +113,16 @@ inline Job Scheduler::take_next(Worker& worker) noexcept {
 // look_in_order, so this is the one place that states the order:
 //   1. the fiber one of its jobs just woke (Worker::next), unless a High job waits (take_next);
 //   2. the rest of a chain chunk it was making runnable (Worker::chunk);
-//   3. the ready jobs, High to Low priority: own deque, injector, the other workers' deques;
-//   4. the yielded fibers: its own, oldest first, then the other workers' (look_in_queues).
+//   3. a worker thread (not an attached thread): a coroutine's resume_on_any hop;
+//   4. the ready jobs, High to Low priority: own deque, injector, the other workers' deques;
+//   5. the yielded fibers: its own, oldest first, then the other workers' (look_in_queues).
 // Every kInjectorFirstInterval-th look starts at the injector and the own yield queue instead
 // (find_job_full), so work that keeps coming cannot starve them.
 //
-// kAlone: the worker is alone in its system (no thief, no victim). Step 3 is then skipped with
-// one branch when every queue is empty, and step 4 takes from the yield queue without a CAS.
-// Always inline: the quick look makes no call on the way to the yield queue, so it saves no
-// registers (a yield on one worker is this path).
+// kAlone: the worker is alone in its system (no thief, no victim, no attached-thread slot, so
+// no hop in step 3). Step 4 is then skipped with one branch when every queue is empty, and step 5
+// takes from the yield queue without a CAS. Always inline: the quick look makes no call on the way
+// to the yield queue, so it saves no registers (a yield on one worker is this path).
 template <bool kAlone>
 [[gnu::always_inline]] inline Job Scheduler::look_in_order(Worker& worker) noexcept {
   if (Job job = take_next(worker)) return job;
@@ -165,7 +166,9 @@ Job Scheduler::find_job_full(Worker& worker) noexcept {
     return Job::resume(&worker.native, Priority::High);
   }
   if (worker.inbox != nullptr) {  // an attached thread's affine jobs: nobody else may run them
-    if (Job job = take_affine(worker)) return job;
+    if (Job job = take_woken_affine(worker)) return job;
+    if (Job job = take_own(worker)) return job;
+    if (Job job = take_fresh_affine(worker)) return job;
   }
   if (--worker.injector_countdown == 0) {
     worker.injector_countdown = kInjectorFirstInterval;
@@ -177,7 +180,25 @@ Job Scheduler::find_job_full(Worker& worker) noexcept {
   return look_in_order<false>(worker);
 }
 
+Job Scheduler::take_own(Worker& worker) noexcept {
+  if (Job job = take_next(worker)) return job;
+  if (Job job = take_chunk(worker)) return job;
+  for (WorkStealingDeque& own : worker.deques) {
+    if (!own.empty_for_owner()) {
+      if (const std::uintptr_t bits = own.pop()) return Job::from_bits(bits);
+    }
+  }
+  return {};
+}
+
+Job Scheduler::take_worker_hop(const Worker& worker) noexcept {
+  if (worker.is_slot || !worker_hops_.maybe_holds()) return {};  // one load when none
+  return Job::from_bits(worker_hops_.take());
+}
+
 Job Scheduler::look_in_queues(Worker& worker) noexcept {
+  // A coroutine that asked to leave an attached thread: before new jobs, as a woken fiber.
+  if (Job job = take_worker_hop(worker)) return job;
   for (std::size_t p = 0; p < kPriorityCount; ++p) {
     WorkStealingDeque& own = worker.deques[p];
     if (!own.empty_for_owner()) {
@@ -240,8 +261,9 @@ void Scheduler::notify_if_stopping() noexcept {
   if (stopping_.load(std::memory_order_seq_cst)) idle_.notify_all();
 }
 
-bool Scheduler::has_visible_work() const noexcept {
+bool Scheduler::has_visible_work(const Worker& looking) const noexcept {
   if (!injector_.empty_approx()) return true;
+  if (!looking.is_slot && worker_hops_.maybe_holds()) return true;
   for (const auto& worker : workers_) {
     for (const WorkStealingDeque& deque : worker->deques) {
       if (!deque.empty()) return true;
@@ -263,7 +285,8 @@ Job Scheduler::next_job(Worker& worker) noexcept {
     if (config_.idle_policy == IdlePolicy::Spin) {
       // acquire: pairs with the seq_cst store in stop_workers: work queued before it is
       // visible to has_visible_work.
-      if (stopping_.load(std::memory_order_acquire) && !has_visible_work() && !timers_.armed()) {
+      if (stopping_.load(std::memory_order_acquire) && !has_visible_work(worker) &&
+          !timers_.armed()) {
         return {};
       }
       sched_yield();
@@ -277,7 +300,7 @@ Job Scheduler::next_job(Worker& worker) noexcept {
     // A look can miss work that is there: a steal that lost a race, or moodycamel's dequeue,
     // which may fail transiently while another consumer's failed attempt is half done. Sleep
     // (or stop) only when every queue is seen empty; otherwise look again.
-    if (has_visible_work()) {
+    if (has_visible_work(worker)) {
       idle_.cancel_wait();
       continue;
     }
@@ -290,7 +313,7 @@ Job Scheduler::next_job(Worker& worker) noexcept {
     // Sleepers and timed waits are in no queue either: stay until their timers have fired.
     if (stopping_.load(std::memory_order_seq_cst) && blocking_.pending() == 0 && !timers_.armed()) {
       idle_.cancel_wait();
-      if (has_visible_work()) continue;
+      if (has_visible_work(worker)) continue;
       return {};
     }
     WorkerStats::bump(worker.stats.parks);

@@ -35,8 +35,9 @@ void Scheduler::report_pool_grown(Worker& worker) noexcept {
   try {  // the string lives on the heap: little stack (see write_to_stderr)
     write_to_stderr(
         "fiberjob: more than Config::fiber_count = " + std::to_string(fibers_.warm_count()) +
-        " fibers are in use at once (each worker runs on one; each plain job suspended in "
-        "this_fiber::wait or this_fiber::yield holds one). The pool grows on demand up to "
+        " fibers are in use at once (each worker runs on one; each plain job suspended in a "
+        "wait, a yield, a sleep (this_fiber::sleep_for, sleep_until) or a timed wait (wait_for, "
+        "wait_until) holds one). The pool grows on demand up to "
         "Config::max_fiber_count = " +
         std::to_string(fibers_.max_count()) +
         ", and fibers past fiber_count give their stack pages back each time they return to "
@@ -61,11 +62,12 @@ void throw_pool_exhausted(Scheduler& scheduler) {
   } else {
     message = "fiberjob: fiber pool exhausted: all " + std::to_string(pool.max_count()) +
               " fibers (Config::max_fiber_count) are in use by running jobs, by plain jobs "
-              "suspended in this_fiber::wait or this_fiber::yield, and by joins of a Counter or "
+              "suspended in a wait, a yield, a sleep (this_fiber::sleep_for, sleep_until) or a "
+              "timed wait (wait_for, wait_until), and by joins of a Counter or "
               "JobHandle destroyed while its jobs were pending (also in coroutine jobs: a "
               "scope left by an exception joins on a fiber), and this one needs another. "
-              "Raise Config::max_fiber_count, or let the waiting jobs co_await their counters "
-              "before leaving their scopes (a co_await holds no fiber)";
+              "Raise Config::max_fiber_count, or write the jobs that wait or sleep as coroutines "
+              "(a co_await, ctx.sleep_for included, holds no fiber)";
   }
   // Also on stderr, once: a job that lets the error unwind past a counter whose children are
   // still pending ends in that counter's abort, and the cause must be on record before it.
@@ -78,14 +80,15 @@ void throw_class_exhausted(Scheduler& scheduler, const FiberPool& pool) {
       "Config::stack_classes[" + std::to_string(pool.stack_class() - 1) + "].max_fiber_count";
   const std::string message =
       std::string("fiberjob: stack class '") + pool.class_name() +
-      "' exhausted: a plain job on one of its fibers must suspend in a wait, and would hold "
-      "the last of the class's " +
+      "' exhausted: a plain job on one of its fibers must suspend (a wait, a sleep or a "
+      "timed wait), and would hold the last of the class's " +
       field + " = " + std::to_string(pool.max_count()) +
-      " fibers meanwhile; no job of the class could start until it resumes, not even the "
-      "children it may be waiting for (a deadlock). Raise " +
+      " fibers meanwhile; no job of the class could start until it resumes (if it waited for "
+      "one, such as its own child, that would be a deadlock; a sleep is refused the same way, "
+      "though its timer would wake it). Raise " +
       field +
-      " above the number of the class's plain jobs that wait at once, or write the waiting "
-      "job as a coroutine (co_await holds no fiber)";
+      " above the number of the class's plain jobs that wait or sleep at once, or write the "
+      "waiting job as a coroutine (co_await holds no fiber)";
   scheduler.report_exhausted_once(message);
   throw Error(ErrorCode::FiberPoolExhausted, message);
 }
@@ -95,7 +98,8 @@ void Scheduler::report_exhausted_once(const std::string& message) noexcept {
   if (exhaustion_reported_.exchange(true, std::memory_order_relaxed)) return;
   try {
     write_to_stderr(message +
-                    " (thrown as Error(FiberPoolExhausted) from a wait or yield; a join in a "
+                    " (thrown as Error(FiberPoolExhausted) from a wait, yield, sleep or timed "
+                    "wait; a join in a "
                     "destructor cannot throw, and aborts with its own message next).\n");
   } catch (...) {  // no memory for the message: the Error still carries it
   }

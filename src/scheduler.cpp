@@ -230,6 +230,19 @@ void Scheduler::inject(Job job, Worker* from) noexcept {
   idle_.notify(1);
 }
 
+void Scheduler::push_to_worker_threads(Job job, Worker* from) noexcept {
+  if (config_.attachable_threads == 0) {  // no attached thread could take it back
+    inject(job, from);
+    return;
+  }
+  if (!worker_hops_.push(job.bits())) {
+    die_with(
+        "fiberjob: out of memory queueing a resume_on_any hop, so the coroutine would be "
+        "lost; free memory");
+  }
+  idle_.notify_all();
+}
+
 void Scheduler::inject_bulk(const std::uintptr_t* jobs, std::size_t count, Priority priority,
                             Worker* from) noexcept {
   injector_.push_bulk(jobs, count, priority, is_worker_of(from, *this) ? &from->tokens : nullptr);

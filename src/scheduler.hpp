@@ -94,6 +94,11 @@ class Scheduler {
   /// `count` workers.
   void inject_bulk(const std::uintptr_t* jobs, std::size_t count, Priority priority,
                    Worker* from) noexcept;
+  /// Queues `job` (a resume_on_any hop) where only the worker threads take it, never an
+  /// attached thread: one inside a wait would otherwise take its own hop back. Wakes every
+  /// parked worker (a single notify could wake a parked attached thread, which leaves the job
+  /// alone). In a system without attached-thread slots it is `inject`. Any thread.
+  void push_to_worker_threads(Job job, Worker* from) noexcept;
   /// Wakes up to `count` parked workers, called by one of this system's workers after it
   /// published work. With a single worker there is nobody to wake (the caller is the worker),
   /// so not even the fence is paid.
@@ -200,9 +205,16 @@ class Scheduler {
                       std::uint64_t now_ns) noexcept;
   /// Fires the timers that are due (find_job's check, when one is armed; timer.cpp).
   [[gnu::noinline]] void expire_due_timers(Worker& worker) noexcept;
-  /// True when some queue (injector, any worker's deque) holds a job right now; unlike a look
-  /// (find_job) it cannot miss work because of a lost race. For deciding to sleep or stop.
-  bool has_visible_work() const noexcept;
+  /// True when some queue (injector, any worker's deque) holds a job that `looking` may take
+  /// right now; unlike a look (find_job) it cannot miss work because of a lost race. For
+  /// deciding to sleep or stop.
+  bool has_visible_work(const Worker& looking) const noexcept;
+  /// An attached thread's look at the work it made itself, before it starts another affine
+  /// job: its woken fiber (Worker::next), its chain chunk, its own deques, High to Low.
+  Job take_own(Worker& worker) noexcept;
+  /// A worker thread's look at the resume_on_any hops (push_to_worker_threads); an empty Job
+  /// on an attached thread's slot or when none is queued. One load when empty.
+  Job take_worker_hop(const Worker& worker) noexcept;
 
   JobSystem& owner_;
   Config config_;
@@ -220,6 +232,9 @@ class Scheduler {
   BlockingPool blocking_;
   RecordPool records_;
   Injector injector_;
+  /// resume_on_any hops that only worker threads take (push_to_worker_threads), FIFO; used
+  /// only when Config::attachable_threads > 0.
+  CountedQueue worker_hops_;
   std::vector<std::unique_ptr<Worker>> workers_;
   EventCount idle_;
   /// Sleeps and timeouts: looked at on every look for work (one relaxed load) and honoured by

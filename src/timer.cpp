@@ -138,7 +138,7 @@ void Scheduler::watch_for_hang(const Worker& worker, std::uint64_t& idle_since_n
       return;
     }
   }
-  if (timers_.armed() || blocking_.pending() != 0 || has_visible_work()) return;
+  if (timers_.armed() || blocking_.pending() != 0 || has_visible_work(worker)) return;
   const Stats now = stats();
   // Each worker thread runs its dispatch loop on one pooled fiber; any other fiber in use is
   // a suspended job. A suspended coroutine job holds no fiber: it counts as alive.

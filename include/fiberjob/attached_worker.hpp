@@ -68,7 +68,9 @@ class AttachedThread {
   /// counter, as for `Context::spawn`).
   /// Where it runs: on the attached thread, when that thread waits (`JobSystem::wait`,
   ///   `this_fiber::wait` on its own stack) or calls `AttachedWorker::run_pending`, first in
-  ///   first out among affine jobs. A plain job that suspends (a `this_fiber` wait or yield)
+  ///   first out among the affine jobs not yet started; work already under way there (a woken
+  ///   affine fiber, a `resume_on` hop, inside a wait the jobs the thread's jobs spawned) goes
+  ///   first. A plain job that suspends (a `this_fiber` wait or yield)
   ///   continues on the attached thread only. A coroutine job starts there; each later
   ///   `co_await` resumes it where that awaiter says (a counter wait: any worker).
   /// Cost: a lock-free enqueue (moodycamel::ConcurrentQueue, no allocation once the calling
@@ -140,11 +142,13 @@ class [[nodiscard]] ResumeOnAwaiter {
 /// `co_await ctx.resume_on_any()`: continues the awaiting coroutine on one of the system's
 /// worker threads (`Config::worker_count`), leaving an attached thread.
 /// * On a worker thread already: does not suspend.
-/// * Otherwise (an attached thread, or a foreign thread) the coroutine is queued in the
-///   system's injector at its job's priority; a worker thread takes it. An attached thread
-///   that is inside a wait at that moment may take it too (it runs any job while it waits);
-///   `run_pending` never does.
-/// Cost: one lock-free enqueue; no allocation, no fiber switch.
+/// * Otherwise (an attached thread, or a foreign thread) the coroutine is queued where only
+///   worker threads look (first in first out, before their ready jobs), and every parked
+///   worker is woken: no attached thread takes it, not even one inside a wait (`js.wait`,
+///   `sync_wait`) at that moment. In a system without attached-thread slots
+///   (`Config::attachable_threads` = 0) it goes through the injector at its job's priority.
+/// Cost: one lock-free enqueue and a wake of the parked workers; no allocation, no fiber
+///   switch.
 class [[nodiscard]] ResumeOnAnyAwaiter {
  public:
   /// Made by `Context::resume_on_any`; not for direct use.
@@ -220,15 +224,19 @@ class AttachedWorker {
     AttachedThread(*this).spawn(counter, std::forward<F>(fn), priority);
   }
 
-  /// Runs the thread-affine jobs queued for this thread now (those already in the inbox when
-  /// the call begins: jobs they queue wait for the next call), in arrival order: plain jobs
-  /// and coroutine jobs spawned with `spawn`, coroutines that hopped here with `resume_on`,
-  /// and affine plain jobs that suspended and were woken. For a frame loop: call it once per
-  /// frame. Plain jobs run inline on this thread's own stack.
-  /// Blocks: never waits for jobs to arrive; returns 0 at once when none are queued. A job it
-  ///   runs that waits makes the thread run other jobs until the wait completes, as
-  ///   `JobSystem::wait` does.
-  /// Cost: one load when the inbox is empty; per job, a dequeue.
+  /// Runs the thread-affine jobs queued for this thread now: the plain and coroutine jobs
+  /// spawned with `spawn` that were in the inbox when the call began, in arrival order (jobs
+  /// queued meanwhile wait for the next call), and, before the first of them and after each,
+  /// the work already under way that was woken by then: coroutines that hopped here with
+  /// `resume_on`, and affine plain jobs that suspended and were woken. For a frame loop: call
+  /// it once per frame. Plain jobs run inline on this thread's own stack.
+  /// Blocks: never waits for jobs to arrive; returns 0 at once when none are queued. But it
+  ///   returns only after each plain job it ran inline has ended: a job that waits keeps it
+  ///   inside until that wait completes (the thread runs other jobs meanwhile, as
+  ///   `JobSystem::wait` does). So such a job must not wait for something only the code after
+  ///   `run_pending` does (an Event set later in the frame): that deadlocks; the hang watchdog
+  ///   (`Config::hang_report_after_ms`) names the wait in its report.
+  /// Cost: two loads when the inbox is empty; per job, a dequeue.
   /// Errors: `Error` (`AttachMisuse`) when called on another thread than the attached one, or
   ///   from inside a job. Exceptions of the jobs go to their counters, as for any job.
   /// \return how many affine jobs (or resumptions) ran.

@@ -100,6 +100,54 @@ TEST_SUITE("affine") {
     CHECK(on_main.load() == 400);
   }
 
+  TEST_CASE("resume_on_any leaves an attached thread that waits, for a worker thread") {
+    const test::Watchdog watchdog("resume_on_any from a waiting attached thread", 120s);
+    for (const std::uint32_t workers : {1u, 2u}) {
+      CAPTURE(workers);
+      JobSystem js(attachable(workers));
+      AttachedWorker main_thread(js);
+      const AttachedThread target = main_thread;
+      const std::thread::id main_id = test::current_thread_id();
+      constexpr int kCoroutines = 4;
+      constexpr int kHops = 100;
+      std::atomic<int> on_main{0}, left{0}, stayed{0};
+      Counter done;
+      for (int c = 0; c < kCoroutines; ++c) {
+        js.run(done, [&, target](Context& ctx) -> Task<> {
+          for (int hop = 0; hop < kHops; ++hop) {
+            co_await ctx.resume_on(target);
+            if (test::current_thread_id() == main_id) on_main.fetch_add(1);
+            co_await ctx.resume_on_any();
+            (test::current_thread_id() == main_id ? stayed : left).fetch_add(1);
+          }
+        });
+      }
+      js.wait(done);  // the attached thread runs jobs meanwhile, but never a resume_on_any hop
+      CHECK(on_main.load() == kCoroutines * kHops);
+      CHECK(stayed.load() == 0);
+      CHECK(left.load() == kCoroutines * kHops);
+    }
+  }
+
+  TEST_CASE("resume_on_any in a task that sync_wait waits for on an attached thread") {
+    JobSystem js(attachable(2));
+    AttachedWorker main_thread(js);
+    const AttachedThread target = main_thread;
+    const std::thread::id main_id = test::current_thread_id();
+    Context& ctx = js.context();
+    auto hops = [](Context& c, AttachedThread on, std::thread::id home) -> Task<int> {
+      int off_home = 0;
+      for (int hop = 0; hop < 50; ++hop) {
+        co_await c.resume_on_any();
+        if (test::current_thread_id() != home) ++off_home;
+        co_await c.resume_on(on);
+        if (test::current_thread_id() != home) co_return -1;
+      }
+      co_return off_home;
+    };
+    CHECK(sync_wait(js, hops(ctx, target, main_id)) == 50);
+  }
+
   TEST_CASE("resume_on the thread the coroutine is on, and resume_on_any on a worker, go on") {
     JobSystem js(attachable(2));
     AttachedWorker main_thread(js);
@@ -116,9 +164,7 @@ TEST_SUITE("affine") {
       ok.store(here && worker != main_id && test::current_thread_id() == worker);
     });
     CHECK(main_thread.run_pending() == 1);
-    // Not js.wait: a waiting attached thread may take the resume_on_any hop itself.
-    while (!done.done()) std::this_thread::yield();
-    js.wait(done);
+    js.wait(done);  // runs jobs meanwhile, but never the resume_on_any hop
     CHECK(ok.load());
   }
 

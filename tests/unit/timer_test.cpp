@@ -377,4 +377,48 @@ TEST_SUITE("timer") {
     CHECK(count_of(text, "hang_report_after_ms") == 1);
     CHECK(text.find("waits on counter") != std::string::npos);
   }
+
+  TEST_CASE("the hang report names an affine job's wait on the attached thread's own stack") {
+    test::Watchdog watchdog("hang report on an attached thread", 60s);
+    CapturedStderr captured;
+    Config config = test::config_with(2);
+    config.attachable_threads = 2;  // worker 2 is attached below, worker 3 stays free
+    config.hang_report_after_ms = 10;
+    JobSystem js{config};
+    Event ready;
+    char address[32];
+    std::snprintf(address, sizeof address, "%p", static_cast<void*>(&ready));
+    const std::string expected =
+        std::string("attached thread of worker 2, on its own stack: waits on Event ") + address;
+    {
+      AttachedWorker main_thread(js);
+      Counter done;
+      // A misuse: the event is set only after run_pending returns, so run_pending hangs.
+      main_thread.spawn(done, [&ready] { ready.wait(); });
+      // Ends the hang once the report is out (or, without the line, some seconds after its
+      // start, so that the checks below fail instead of the test hanging).
+      std::thread releaser([&] {
+        auto started = std::chrono::steady_clock::time_point::max();
+        for (;;) {
+          const std::string text = captured.text();
+          if (text.find(expected) != std::string::npos) break;
+          if (started == std::chrono::steady_clock::time_point::max() &&
+              text.find("hang_report_after_ms") != std::string::npos) {
+            started = std::chrono::steady_clock::now();
+          }
+          if (std::chrono::steady_clock::now() - started > 5s) break;
+          std::this_thread::sleep_for(1ms);
+        }
+        ready.set();
+      });
+      CHECK(main_thread.run_pending() == 1);
+      releaser.join();
+      js.wait(done);
+    }
+    const std::string text = captured.text();
+    CHECK(count_of(text, "hang_report_after_ms") == 1);
+    CHECK(text.find(expected) != std::string::npos);
+    CHECK(text.find("worker 2: attached thread, ") != std::string::npos);
+    CHECK(text.find("worker 3: slot for an attached thread") != std::string::npos);
+  }
 }
