@@ -1,16 +1,19 @@
 # gdb extension for fiberjob: lists the pooled fibers and the live coroutine jobs of every job
 # system in the process, and prints the backtrace of a suspended fiber from its saved context.
-# Works on a live process and on a core file. Needs the library's debug information (-g).
+# Works on a live process and on a core file, whatever frame is selected (the commands read the
+# program as C++ even in a C library frame). Needs the library's debug information (-g).
 #
 #   (gdb) source scripts/gdb/fiberjob.py
 #   (gdb) fiberjob fibers [all]   every fiber that is not idle in its pool (all: also the idle ones)
 #   (gdb) fiberjob coroutines     every live coroutine job, with its chain of awaited tasks
-#   (gdb) fiberjob bt N [S]       backtrace of suspended fiber N (of job system S, default 0)
+#   (gdb) fiberjob bt N [S]       backtrace of suspended fiber N (of job system S, default 0); a
+#                                 fiber of stack class C (Config::stack_classes) is C.N
 #   (gdb) fiberjob bt all         backtraces of every suspended fiber
 #
 # Where the library keeps what this reads (see docs/debugging.md):
 #   fiberjob::detail::g_debug_schedulers / g_debug_scheduler_count  the live job systems
 #   Scheduler::fibers_ (FiberPool): chunks_[i]->fibers[j], created_   every pooled fiber
+#   Scheduler::class_pools_ (vector of unique_ptr<FiberPool>)         the stack classes' pools
 #   fiberjob::detail::g_coroutine_jobs[shard].head                    root tasks of coroutine jobs
 #   TaskPromiseBase::awaiting_                                        the task a task awaits
 #
