@@ -4,15 +4,19 @@
 // Flows are recorded without ids (trace.hpp, TraceKind::SpawnFlow): each end carries the
 // address of the job record or wait node, which names one pending spawn or wait at a time.
 // Here all ends are sorted by (kind, address, time) and each start is paired with the end that
-// follows it; ends whose partner was dropped, overwritten or cut off are left out. Each pair
+// follows it; ends whose partner was dropped, overwritten or cut off are left out, and so are
+// ends that lie in no slice of their track in the output (TrackSlices). Each pair
 // gets a fresh id, written as Trace Event flow events: "s" (bound to the enclosing slice) and
 // "f" with "bp":"e" (bound to the enclosing slice: the run segment that begins at that time).
 
 #include <fmt/core.h>
 
 #include <algorithm>
+#include <iterator>
+#include <limits>
 #include <string>
 #include <tuple>
+#include <utility>
 
 #include "trace_export.hpp"
 
@@ -126,13 +130,57 @@ struct FlowEnd {
   std::size_t tid;
 };
 
-/// Pairs the flow ends kept in the window and writes each pair as "s" and "f".
+/// True when `e` belongs in a trace that starts at `window_start_ns`.
+bool in_window(const TraceEvent& e, std::uint64_t window_start_ns) noexcept {
+  return recorded_ns(e) >= window_start_ns;
+}
+
+/// True for the kinds written as complete ("X") events: the slices a flow end binds to.
+bool is_slice(TraceKind kind) noexcept {
+  return kind == TraceKind::Job || kind == TraceKind::Coroutine || kind == TraceKind::Idle ||
+         kind == TraceKind::Zone || kind == TraceKind::Wake;
+}
+
+/// The slices one track writes, for asking whether a time lies inside one of them. A flow end
+/// whose slice is not in the output (dropped when the buffer was full, overwritten in ring
+/// mode, or still open when write_trace copied the track) would bind to nothing, so the arrow
+/// is left out.
+class TrackSlices {
+ public:
+  TrackSlices(const TraceTrack& track, std::uint64_t window_start_ns) {
+    for (const TraceEvent& e : track.copy.events) {
+      if (is_slice(e.kind) && in_window(e, window_start_ns))
+        spans_.emplace_back(e.start_ns, e.end_ns);
+    }
+    std::sort(spans_.begin(), spans_.end());
+    std::uint64_t max_end = 0;
+    for (auto& span : spans_) {  // second: the latest end among the spans up to this one
+      max_end = std::max(max_end, span.second);
+      span.second = max_end;
+    }
+  }
+
+  [[nodiscard]] bool contain(std::uint64_t ns) const {
+    auto after = std::upper_bound(spans_.begin(), spans_.end(),
+                                  std::pair(ns, std::numeric_limits<std::uint64_t>::max()));
+    return after != spans_.begin() && std::prev(after)->second >= ns;
+  }
+
+ private:
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> spans_;  // (start, running max end)
+};
+
+/// Pairs the flow ends kept in the window whose slices are written, and writes each pair as
+/// "s" and "f".
 void write_flows(std::FILE* out, const std::vector<TraceTrack>& tracks, std::uint64_t origin_ns,
                  std::uint64_t window_start_ns) {
   std::vector<FlowEnd> ends;
   for (const TraceTrack& track : tracks) {
+    const TrackSlices slices(track, window_start_ns);
     for (const TraceEvent& e : track.copy.events) {
-      if (!is_flow(e.kind) || e.start_ns < window_start_ns) continue;
+      if (!is_flow(e.kind) || e.start_ns < window_start_ns || !slices.contain(e.start_ns)) {
+        continue;
+      }
       ends.push_back(FlowEnd{
           e.kind == TraceKind::SpawnFlow || e.kind == TraceKind::RunFlow, e.end_ns, e.start_ns,
           e.kind == TraceKind::SpawnFlow || e.kind == TraceKind::WakeFlow, track.tid});
@@ -160,11 +208,6 @@ void write_flows(std::FILE* out, const std::vector<TraceTrack>& tracks, std::uin
                name, id, micros(f.ts_ns, origin_ns), f.tid);
     ++i;
   }
-}
-
-/// True when `e` belongs in a trace that starts at `window_start_ns`.
-bool in_window(const TraceEvent& e, std::uint64_t window_start_ns) noexcept {
-  return recorded_ns(e) >= window_start_ns;
 }
 
 }  // namespace

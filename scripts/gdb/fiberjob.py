@@ -1,16 +1,19 @@
 # gdb extension for fiberjob: lists the pooled fibers and the live coroutine jobs of every job
 # system in the process, and prints the backtrace of a suspended fiber from its saved context.
-# Works on a live process and on a core file. Needs the library's debug information (-g).
+# Works on a live process and on a core file, whatever frame is selected (the commands read the
+# program as C++ even in a C library frame). Needs the library's debug information (-g).
 #
 #   (gdb) source scripts/gdb/fiberjob.py
 #   (gdb) fiberjob fibers [all]   every fiber that is not idle in its pool (all: also the idle ones)
 #   (gdb) fiberjob coroutines     every live coroutine job, with its chain of awaited tasks
-#   (gdb) fiberjob bt N [S]       backtrace of suspended fiber N (of job system S, default 0)
+#   (gdb) fiberjob bt N [S]       backtrace of suspended fiber N (of job system S, default 0); a
+#                                 fiber of stack class C (Config::stack_classes) is C.N
 #   (gdb) fiberjob bt all         backtraces of every suspended fiber
 #
 # Where the library keeps what this reads (see docs/debugging.md):
 #   fiberjob::detail::g_debug_schedulers / g_debug_scheduler_count  the live job systems
 #   Scheduler::fibers_ (FiberPool): chunks_[i]->fibers[j], created_   every pooled fiber
+#   Scheduler::class_pools_ (vector of unique_ptr<FiberPool>)         the stack classes' pools
 #   fiberjob::detail::g_coroutine_jobs[shard].head                    root tasks of coroutine jobs
 #   TaskPromiseBase::awaiting_ (std::atomic)                          the task a task awaits
 #   TaskPromiseBase::awaited_at_                        return address of the co_await awaiting it
@@ -49,14 +52,47 @@ def atomic(value):
     return raw(value, value.type.strip_typedefs().template_argument(0))
 
 
+NO_LIBRARY = ("fiberjob: {} ({}). The extension needs a process or core file that links "
+              "fiberjob built with debug information (-g); see docs/debugging.md.")
+
+
 def schedulers():
-    count = int(gdb.parse_and_eval("'fiberjob::detail::g_debug_scheduler_count'"))
-    array = gdb.parse_and_eval("'fiberjob::detail::g_debug_schedulers'")
+    try:
+        count = int(gdb.parse_and_eval("'fiberjob::detail::g_debug_scheduler_count'"))
+        array = gdb.parse_and_eval("'fiberjob::detail::g_debug_schedulers'")
+        lookup("fiberjob::detail::FiberPool")
+    except gdb.error as error:
+        raise gdb.GdbError(NO_LIBRARY.format("no fiberjob debug information", error))
     return [array[i].dereference() for i in range(count)]
 
 
-def fibers(scheduler):
-    pool = scheduler["fibers_"]
+def pools(scheduler):
+    """(stack class, class name, FiberPool) of each fiber pool of a job system: the default pool
+    (class 0) and one per Config::stack_classes entry (class i + 1)."""
+    yield 0, "default", scheduler["fibers_"]
+    class_pools = scheduler["class_pools_"]["_M_impl"]  # std::vector<std::unique_ptr<FiberPool>>
+    pool_type = lookup("fiberjob::detail::FiberPool").pointer()
+    begin, end = class_pools["_M_start"], class_pools["_M_finish"]
+    for i in range(int(end - begin)):
+        pool = raw(begin[i], pool_type).dereference()
+        yield i + 1, pool["class_name_"]["_M_dataplus"]["_M_p"].string(), pool
+
+
+def fiber_id(stack_class, fiber):
+    """How the commands name a fiber: its index in the default pool, CLASS.INDEX in the pool of
+    stack class CLASS."""
+    index = int(fiber["index"])
+    return str(index) if stack_class == 0 else "{}.{}".format(stack_class, index)
+
+
+def all_fibers(scheduler):
+    """(stack class, fiber) of every fiber of every pool of a job system."""
+    for stack_class, _, pool in pools(scheduler):
+        for fiber in fibers(pool):
+            yield stack_class, fiber
+
+
+def fibers(pool):
     created = int(atomic(pool["created_"]))
     chunk_type = lookup("fiberjob::detail::FiberPool::Chunk").pointer()
     chunks = raw(pool["chunks_"], chunk_type.pointer())  # std::atomic<Chunk*>[]
@@ -202,6 +238,8 @@ class FiberjobFibers(gdb.Command):
         super().__init__("fiberjob fibers", gdb.COMMAND_STACK)
 
     def invoke(self, arg, from_tty):
+        if arg.strip() not in ("", "all"):
+            raise gdb.GdbError("usage: fiberjob fibers [all]")
         show_all = arg.strip() == "all"
         for s_index, scheduler in enumerate(schedulers()):
             pool = scheduler["fibers_"]
@@ -209,21 +247,31 @@ class FiberjobFibers(gdb.Command):
                 s_index, scheduler.address, int(scheduler["workers_"]["_M_impl"]["_M_finish"] -
                                                 scheduler["workers_"]["_M_impl"]["_M_start"]),
                 int(atomic(pool["created_"])), int(atomic(pool["in_use_"]))))
-            idle = 0
-            for fiber in fibers(scheduler):
-                state = state_of(fiber)
-                if state == "pooled" and not show_all:
-                    idle += 1
-                    continue
-                print("  " + fiber_line(fiber, state))
-            if idle:
-                print("  ({} idle fibers in the pool; `fiberjob fibers all` lists them)".format(idle))
+            for stack_class, name, pool in pools(scheduler):
+                print_pool(stack_class, name, pool, show_all)
 
 
-def fiber_line(fiber, state):
+def print_pool(stack_class, name, pool, show_all):
+    """Lists a pool's fibers; the default pool's counts are on the job system's line."""
+    if stack_class != 0:
+        print("  stack class {} '{}' (its fibers are {}.N): {} fibers made, {} in use".format(
+            stack_class, name, stack_class, int(atomic(pool["created_"])),
+            int(atomic(pool["in_use_"]))))
+    idle = 0
+    for fiber in fibers(pool):
+        state = state_of(fiber)
+        if state == "pooled" and not show_all:
+            idle += 1
+            continue
+        print("  " + fiber_line(fiber, stack_class, state))
+    if idle:
+        print("  ({} idle fibers in the pool; `fiberjob fibers all` lists them)".format(idle))
+
+
+def fiber_line(fiber, stack_class, state):
     worker = fiber["worker"]
     worker_text = "worker {}".format(int(worker["index"])) if int(worker) != 0 else "no worker"
-    line = "fiber {:<4} {:<9} last on {}".format(int(fiber["index"]), state, worker_text)
+    line = "fiber {:<4} {:<9} last on {}".format(fiber_id(stack_class, fiber), state, worker_text)
     if state != "suspended":
         return line
     counter = int(atomic(fiber["waiting_on"]))
@@ -256,29 +304,34 @@ class FiberjobBt(gdb.Command):
         systems = schedulers()
         if words[0] == "all":
             for s_index, scheduler in enumerate(systems):
-                for fiber in fibers(scheduler):
+                for stack_class, fiber in all_fibers(scheduler):
                     if state_of(fiber) == "suspended":
-                        print_backtrace(fiber, s_index)
+                        print_backtrace(fiber, stack_class, s_index)
             return
-        wanted = int(words[0])
+        if len(words) > 2 or not re.fullmatch(r"(\d+\.)?\d+", words[0]) or (
+                len(words) == 2 and not words[1].isdigit()):
+            raise gdb.GdbError("usage: fiberjob bt FIBER [JOB_SYSTEM] | fiberjob bt all "
+                               "(FIBER: N, or CLASS.N for stack class CLASS, as `fiberjob "
+                               "fibers` lists it; JOB_SYSTEM: N, default 0)")
+        wanted = words[0]
         s_index = int(words[1]) if len(words) > 1 else 0
         if s_index >= len(systems):
             raise gdb.GdbError("no job system {} ({} live)".format(s_index, len(systems)))
-        for fiber in fibers(systems[s_index]):
-            if int(fiber["index"]) != wanted:
+        for stack_class, fiber in all_fibers(systems[s_index]):
+            if fiber_id(stack_class, fiber) != wanted:
                 continue
             state = state_of(fiber)
             if state != "suspended":
                 raise gdb.GdbError("fiber {} is {}, not suspended: its stack is a thread's "
                                    "(`info threads`) or unused".format(wanted, state))
-            print_backtrace(fiber, s_index)
+            print_backtrace(fiber, stack_class, s_index)
             return
         raise gdb.GdbError("no fiber {} in job system {}".format(wanted, s_index))
 
 
-def print_backtrace(fiber, s_index):
+def print_backtrace(fiber, stack_class, s_index):
     print("fiber {} of job system {} (suspended, last on worker {}); frame #0 is the selected "
-          "thread's, #1 on the fiber's:".format(int(fiber["index"]), s_index,
+          "thread's, #1 on the fiber's:".format(fiber_id(stack_class, fiber), s_index,
                                                 int(fiber["worker"]["index"])))
     with FiberSelected(saved_registers(fiber)):
         gdb.execute("backtrace")
@@ -356,6 +409,45 @@ class FiberjobCoroutines(gdb.Command):
             print("no live coroutine job (they are listed only while a job system runs with "
                   "Config::track_coroutine_jobs = true)")
 
+
+class CxxLanguage:
+    """`with CxxLanguage():` gdb parses expressions and looks types up as C++, whatever the
+    language of the selected frame (a hung process's or a core's threads all sit in C frames of
+    the C library: futex, clock_nanosleep), and the user's language setting is restored after."""
+
+    def __enter__(self):
+        self.saved = gdb.parameter("language")
+        if self.saved != "c++":
+            gdb.execute("set language c++", to_string=True)
+        return self
+
+    def __exit__(self, *exc):
+        if self.saved != "c++":
+            gdb.execute("set language " + self.saved, to_string=True)
+        return False
+
+
+def in_cxx(invoke):
+    """Wraps a command's invoke: runs it in C++ (CxxLanguage), and turns a gdb error the
+    extension did not expect into a one-line message instead of a Python traceback."""
+
+    def wrapped(self, arg, from_tty):
+        with CxxLanguage():
+            try:
+                return invoke(self, arg, from_tty)
+            except gdb.GdbError:
+                raise
+            except (gdb.error, gdb.MemoryError) as error:
+                raise gdb.GdbError("fiberjob: cannot read the job systems here ({}); the "
+                                   "process or core must be intact and built with -g".format(
+                                       error))
+
+    wrapped.__doc__ = invoke.__doc__
+    return wrapped
+
+
+for _command in (FiberjobFibers, FiberjobBt, FiberjobCoroutines):
+    _command.invoke = in_cxx(_command.invoke)
 
 FiberjobPrefix()
 FiberjobFibers()

@@ -2,8 +2,12 @@
 """The debugger test: runs tests/gdb/suspended_jobs.cpp under `gdb -batch` with
 scripts/gdb/fiberjob.py, stops it once its jobs are suspended, writes a core file, then inspects
 the core in a second gdb. Both sessions must show the suspended plain jobs' functions in
-`fiberjob bt all`, what they wait on in `fiberjob fibers`, and the coroutine job's await chain in
-`fiberjob coroutines`, with the lines of its co_awaits. Exit status 0 = passed; the gdb output is printed either way."""
+`fiberjob bt all` (also the one on a fiber of an extra stack class), what they wait on in
+`fiberjob fibers`, and the coroutine job's await chain in `fiberjob coroutines`, with the lines of
+its co_awaits. The core session first selects a C frame (select_c_frame.py), where gdb parses C
+unless told otherwise, as in any thread of a hung process. A third session without a program checks that the commands say what is
+missing instead of raising Python errors. Exit status 0 = passed; the gdb output is printed either
+way."""
 
 import argparse
 import os
@@ -56,15 +60,34 @@ def check(output, name, source):
          r"#\d+ [^\n]*plain_job_waiting_on_counter", "the counter waiter's backtrace"),
         (r"#\d+ [^\n]*fiberjob::Event::wait[^\n]*\n#\d+ [^\n]*plain_job_waiting_on_event",
          "the event waiter's backtrace"),
+        # The job on the extra stack class's fiber: listed in its pool and backtraced.
+        (r"stack class 1 'large' \(its fibers are 1\.N\): \d+ fibers made, 1 in use\n"
+         r"\s+fiber 1\.\d+\s+suspended [^\n]*\n\s+job:\s+lambda > plain_job_on_large_stack\n"
+         r"\s+waits: counter 0x[0-9a-f]+ \(pending 1\)", "the large-stack job in `fibers`"),
+        (r"#\d+ [^\n]*plain_job_on_large_stack", "the large-stack job's backtrace"),
+        # A bad argument gets the usage, not a Python exception.
+        (r"usage: fiberjob bt FIBER", "the usage message for `fiberjob bt xyz`"),
     ]
     failures = []
     for pattern, what in expectations:
         if not re.search(pattern, output):
             failures.append("{}: missing {} (/{}/)".format(name, what, pattern))
-    if output.count("(suspended, last on worker") != 2:
-        failures.append("{}: expected exactly 2 suspended fibers in `fiberjob bt all`".format(name))
+    if output.count("(suspended, last on worker") != 3:
+        failures.append("{}: expected exactly 3 suspended fibers in `fiberjob bt all`".format(name))
     if "Python Exception" in output or "Error occurred in Python" in output:
         failures.append("{}: the extension raised an error".format(name))
+    return failures
+
+
+def check_without_library(gdb, source, work_dir):
+    """Without a program (so without fiberjob's symbols) every command names what is missing."""
+    output = run_gdb(gdb, source + [arg for command in COMMANDS for arg in ("-ex", command)],
+                     work_dir, "no program")
+    failures = []
+    if output.count("no fiberjob debug information") != 2:  # fibers and bt all
+        failures.append("no program: `fiberjob fibers`/`bt all` did not say what is missing")
+    if "Python Exception" in output or "Error occurred in Python" in output:
+        failures.append("no program: the extension raised a Python error")
     return failures
 
 
@@ -88,16 +111,24 @@ def main():
         os.remove(core)
     source = ["-ex", "set pagination off", "-ex", "source " + args.extension]
     inspect = [arg for command in COMMANDS for arg in ("-ex", command)]
+    inspect += ["-ex", "fiberjob bt xyz"]
+    select_c = ["-ex", "source " + os.path.join(os.path.dirname(__file__), "select_c_frame.py")]
     live = run_gdb(gdb, source + ["-ex", "break fiberjob_debugger_stop", "-ex", "run"] + inspect +
                    ["-ex", "generate-core-file " + core, "-ex", "kill", args.program],
                    args.work_dir, "live process")
     failures = check(live, "live process", args.source)
     if os.path.exists(core):
-        failures += check(run_gdb(gdb, source + inspect + [args.program, core], args.work_dir,
-                                  "core file"), "core file", args.source)
+        output = run_gdb(gdb, source + select_c + inspect + ["-ex", "show language"] +
+                         [args.program, core], args.work_dir, "core file, C frame selected")
+        if "selected a C frame" not in output:
+            failures.append("core file: no C frame was found to select")
+        if 'The current source language is "auto;' not in output:
+            failures.append("core file: the commands did not restore `set language auto`")
+        failures += check(output, "core file", args.source)
         os.remove(core)  # about 100 MB
     else:
         failures.append("no core file was written")
+    failures += check_without_library(gdb, source, args.work_dir)
     for failure in failures:
         print("FAILED: " + failure)
     print("gdb test: " + ("passed" if not failures else "{} failures".format(len(failures))))

@@ -1,7 +1,8 @@
 // The program the debugger test (tests/gdb/run_gdb_test.py) inspects with scripts/gdb/fiberjob.py:
-// a plain job suspended on a counter, one suspended on an event, and a coroutine job suspended
-// three tasks deep. When all three are suspended it calls fiberjob_debugger_stop(), where the test
-// stops it (and writes a core file); run on its own, it releases the jobs and exits 0.
+// a plain job suspended on a counter, one suspended on an event, one on a fiber of an extra stack
+// class suspended on the counter, and a coroutine job suspended three tasks deep. When all four
+// are suspended it calls fiberjob_debugger_stop(), where the test stops it (and writes a core
+// file); run on its own, it releases the jobs and exits 0.
 
 #include <fiberjob/fiberjob.hpp>
 
@@ -36,6 +37,12 @@ std::atomic<int> g_about_to_suspend{0};  // jobs that reached their wait
 [[gnu::noinline]] void plain_job_waiting_on_event() {
   g_about_to_suspend.fetch_add(1);
   g_frame_started.wait();
+  asm volatile("" ::: "memory");
+}
+
+[[gnu::noinline]] void plain_job_on_large_stack() {
+  g_about_to_suspend.fetch_add(1);
+  fiberjob::this_fiber::wait(g_assets_loaded);
   asm volatile("" ::: "memory");
 }
 
@@ -86,15 +93,18 @@ int main(int argc, char** argv) {
   config.worker_count = 2;
   config.track_coroutine_jobs = true;  // for `fiberjob coroutines`
   config.capture_await_chains = print_chains;
+  config.stack_classes.push_back(
+      {.name = "large", .stack_size = 256 * 1024, .fiber_count = 2, .max_fiber_count = 4});
   fiberjob::JobSystem system(config);
   g_assets_loaded.add(1);
   fiberjob::Counter jobs;
   system.run(jobs, [](fiberjob::Context& ctx) { plain_job_waiting_on_counter(ctx); });
   system.run(jobs, [] { plain_job_waiting_on_event(); });
+  system.run(jobs, {.stack_class = 1}, [] { plain_job_on_large_stack(); });
   system.run(jobs, [](fiberjob::Context& ctx) { return coroutine_job_loading_level(ctx); });
-  // The three jobs reached their waits and the two plain ones switched away from their fibers;
+  // The four jobs reached their waits and the three plain ones switched away from their fibers;
   // a moment more lets the last switch finish on its worker.
-  while (g_about_to_suspend.load() < 3 || system.stats().fiber_switches < 2) {
+  while (g_about_to_suspend.load() < 4 || system.stats().fiber_switches < 3) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
