@@ -40,8 +40,35 @@ void ConditionVariable::check_wait(Mutex* mutex, const void* owner) {
 void ConditionVariable::wait(std::unique_lock<Mutex>& lock) {
   const void* owner = detail::current_token();
   check_wait(lock.owns_lock() ? lock.mutex() : nullptr, owner);
-  detail::block_on({&ConditionVariable::link_waiter, this, "ConditionVariable"});
-  // Resumed owning the mutex again (handed over by notify and the mutex's release).
+  detail::StoppableWait wait;
+  if (!begin_wait(wait, *this, lock.mutex())) detail::throw_cancelled("ConditionVariable::wait");
+  detail::block_on({&ConditionVariable::link_waiter, &wait, "ConditionVariable"});
+  // Resumed owning the mutex again (handed over by notify, or the stop, and the mutex's
+  // release).
+  finish_wait(wait.end(), "ConditionVariable::wait");
+}
+
+bool ConditionVariable::begin_wait(detail::StoppableWait& wait, ConditionVariable& cv,
+                                   Mutex* mutex) {
+  wait.mutex = mutex;
+  return wait.begin(detail::current_job_stop(), &cv, &ConditionVariable::unlink_waiter,
+                    &ConditionVariable::hand_to_own_mutex);
+}
+
+void ConditionVariable::finish_wait(detail::WaitEnd end, const char* call) {
+  if (end == detail::WaitEnd::Completed) return;
+  if (end == detail::WaitEnd::GiveBack) notify_one();  // the notify it took: not lost
+  detail::throw_cancelled(call);
+}
+
+bool ConditionVariable::unlink_waiter(void* object, WaitNode& node) noexcept {
+  return static_cast<ConditionVariable*>(static_cast<detail::StoppableWait*>(object)->primitive)
+      ->queue_.withdraw(node);
+}
+
+void ConditionVariable::hand_to_own_mutex(void* object, WaitNode& node) noexcept {
+  node.next = nullptr;
+  static_cast<Mutex*>(static_cast<detail::StoppableWait*>(object)->mutex)->acquire_or_queue(node);
 }
 
 bool ConditionVariable::WaitAwaiter::await_suspend(std::coroutine_handle<> coroutine) {
@@ -50,12 +77,14 @@ bool ConditionVariable::WaitAwaiter::await_suspend(std::coroutine_handle<> corou
   // guard may have been made by another coroutine and moved here).
   guard_.owner_ = detail::coroutine_owner_token(coroutine);
   guard_.mutex_->owner_.store(guard_.owner_, std::memory_order_relaxed);  // relaxed: owner_
-  return detail::suspend_coroutine_on({&ConditionVariable::link_waiter, &cv_, "ConditionVariable"},
-                                      node_, nullptr, coroutine);
+  if (!begin_wait(wait_, cv_, guard_.mutex_)) return false;  // await_resume throws, owning it
+  return detail::suspend_coroutine_on(
+      {&ConditionVariable::link_waiter, &wait_, "ConditionVariable"}, node_, nullptr, coroutine);
 }
 
 bool ConditionVariable::link_waiter(void* object, WaitNode& node) noexcept {
-  ConditionVariable& cv = *static_cast<ConditionVariable*>(object);
+  const detail::StoppableWait& wait = *static_cast<detail::StoppableWait*>(object);
+  ConditionVariable& cv = *static_cast<ConditionVariable*>(wait.primitive);
   const std::uint32_t state = cv.queue_.lock();
   Mutex* mutex = cv.mutex_;
   // check_wait ran before this link, unlocked: a wait with another mutex may have replaced
@@ -64,6 +93,10 @@ bool ConditionVariable::link_waiter(void* object, WaitNode& node) noexcept {
     detail::die_with(
         "fiberjob: ConditionVariable waited on with two different mutexes at once; every wait "
         "on one condition variable must use the same mutex.");
+  }
+  if (wait.wake() != nullptr && !wait.wake()->commit(node)) {  // the job's stop came first
+    cv.queue_.unlock(state);
+    return false;  // still owning the mutex: the waiter throws Cancelled
   }
   cv.queue_.push_back(node);
   cv.queue_.unlock(state);

@@ -50,19 +50,41 @@ bool Event::try_wait() noexcept {
 
 void Event::wait() {
   if (try_wait()) return;
-  detail::block_on({&Event::link_waiter, this, "Event"});
+  detail::StoppableWait wait;
+  if (!wait.begin(detail::current_job_stop(), this, &Event::unlink_waiter)) {
+    detail::throw_cancelled("this_fiber::wait(event)");
+  }
+  detail::block_on({&Event::link_waiter, &wait, "Event"});
+  finish_wait(wait.end(), "this_fiber::wait(event)");
+}
+
+void Event::finish_wait(detail::WaitEnd end, const char* call) {
+  if (end == detail::WaitEnd::Completed) return;
+  if (end == detail::WaitEnd::GiveBack && mode_ == Mode::Auto) set();  // not swallowed
+  detail::throw_cancelled(call);
 }
 
 bool Event::link_waiter(void* object, WaitNode& node) noexcept {
-  Event& event = *static_cast<Event*>(object);
+  const detail::StoppableWait& wait = *static_cast<detail::StoppableWait*>(object);
+  Event& event = *static_cast<Event*>(wait.primitive);
   const std::uint32_t state = event.queue_.lock();
   if (state == kSet) {
     event.queue_.unlock(event.mode_ == Mode::Auto ? 0 : kSet);
+    return false;
+  }
+  if (wait.wake() != nullptr && !wait.wake()->commit(node)) {  // the job's stop came first
+    event.queue_.unlock(state);
     return false;
   }
   event.queue_.push_back(node);
   event.queue_.unlock(state);
   return true;
 }
+
+bool Event::unlink_waiter(void* object, WaitNode& node) noexcept {
+  return static_cast<Event*>(static_cast<detail::StoppableWait*>(object)->primitive)->remove(node);
+}
+
+bool Event::remove(WaitNode& node) noexcept { return queue_.withdraw(node); }
 
 }  // namespace fiberjob

@@ -84,8 +84,20 @@ void Mutex::lock() {
 void Mutex::lock_as(const void* owner) {
   if (owner_.load(std::memory_order_relaxed) == owner) throw_recursive("lock");
   if (try_lock_as(owner)) return;
-  detail::block_on({&Mutex::link_locker, this, "Mutex"});
-  // Woken: the hand-off made this waiter the owner (waiter_token of its node is `owner`).
+  detail::StoppableWait wait;
+  if (!wait.begin(detail::current_job_stop(), this, &Mutex::unlink_locker)) {
+    detail::throw_cancelled("Mutex::lock");
+  }
+  detail::block_on({&Mutex::link_locker, &wait, "Mutex"});
+  // Woken: the hand-off made this waiter the owner (waiter_token of its node is `owner`),
+  // unless the stop took the node first.
+  finish_lock(wait.end(), "Mutex::lock");
+}
+
+void Mutex::finish_lock(detail::WaitEnd end, const char* call) {
+  if (end == detail::WaitEnd::Completed) return;
+  if (end == detail::WaitEnd::GiveBack) release();  // to the next waiter: never lost
+  detail::throw_cancelled(call);
 }
 
 void Mutex::unlock() noexcept {
@@ -133,11 +145,16 @@ void Mutex::acquire_or_queue(WaitNode& node) noexcept {
 }
 
 bool Mutex::link_locker(void* object, WaitNode& node) noexcept {
-  Mutex& mutex = *static_cast<Mutex*>(object);
+  const detail::StoppableWait& wait = *static_cast<detail::StoppableWait*>(object);
+  Mutex& mutex = *static_cast<Mutex*>(wait.primitive);
   const std::uint32_t state = mutex.queue_.lock();
   if ((state & kHeld) == 0) {  // freed since the failed fast path: take it
     mutex.owner_.store(detail::waiter_token(node), std::memory_order_relaxed);  // relaxed
     mutex.queue_.unlock(kHeld);
+    return false;
+  }
+  if (wait.wake() != nullptr && !wait.wake()->commit(node)) {  // the job's stop came first
+    mutex.queue_.unlock(state);
     return false;
   }
   mutex.queue_.push_back(node);
@@ -145,15 +162,23 @@ bool Mutex::link_locker(void* object, WaitNode& node) noexcept {
   return true;
 }
 
+bool Mutex::unlink_locker(void* object, WaitNode& node) noexcept {
+  // The last waiter gone: the lock-free unlock may free it again (kHeld stays: someone owns it).
+  return static_cast<Mutex*>(static_cast<detail::StoppableWait*>(object)->primitive)
+      ->queue_.withdraw(node, kWaiters);
+}
+
 bool Mutex::LockAwaiter::await_suspend(std::coroutine_handle<> coroutine) {
   owner_ = detail::coroutine_owner_token(coroutine);  // the job: a recycled frame is not it
   if (mutex_.owner_.load(std::memory_order_relaxed) == owner_) throw_recursive("co_await lock");
   if (mutex_.try_lock_as(owner_)) return false;
-  return detail::suspend_coroutine_on({&Mutex::link_locker, &mutex_, "Mutex"}, node_, nullptr,
+  if (!wait_.begin(detail::current_job_stop(), &mutex_, &Mutex::unlink_locker)) return false;
+  return detail::suspend_coroutine_on({&Mutex::link_locker, &wait_, "Mutex"}, node_, nullptr,
                                       coroutine);
 }
 
-MutexGuard Mutex::LockAwaiter::await_resume() const noexcept {
+MutexGuard Mutex::LockAwaiter::await_resume() {
+  mutex_.finish_lock(wait_.end(), "co_await Mutex::scoped_lock()");
   const detail::RunSegment here = detail::current_segment();
   // relaxed: see owner_fiber_ (this coroutine owns the mutex now).
   mutex_.owner_segment_.store(here.segment, std::memory_order_relaxed);

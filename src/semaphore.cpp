@@ -45,7 +45,18 @@ bool Semaphore::try_acquire() noexcept {
 
 void Semaphore::acquire() {
   if (try_acquire()) return;
-  detail::block_on({&Semaphore::link_acquirer, this, "Semaphore"});
+  detail::StoppableWait wait;
+  if (!wait.begin(detail::current_job_stop(), this, &Semaphore::unlink_acquirer)) {
+    detail::throw_cancelled("Semaphore::acquire");
+  }
+  detail::block_on({&Semaphore::link_acquirer, &wait, "Semaphore"});
+  finish_acquire(wait.end(), "Semaphore::acquire");
+}
+
+void Semaphore::finish_acquire(detail::WaitEnd end, const char* call) {
+  if (end == detail::WaitEnd::Completed) return;
+  if (end == detail::WaitEnd::GiveBack) release(1);  // to the next waiter: never lost
+  detail::throw_cancelled(call);
 }
 
 void Semaphore::release(std::int64_t n) {
@@ -80,15 +91,25 @@ void Semaphore::release(std::int64_t n) {
 std::int64_t Semaphore::available() const noexcept { return queue_.state() >> kShift; }
 
 bool Semaphore::link_acquirer(void* object, WaitNode& node) noexcept {
-  Semaphore& semaphore = *static_cast<Semaphore*>(object);
+  const detail::StoppableWait& wait = *static_cast<detail::StoppableWait*>(object);
+  Semaphore& semaphore = *static_cast<Semaphore*>(wait.primitive);
   const std::uint32_t state = semaphore.queue_.lock();
   if (state != 0) {  // a permit came back since the failed fast path: take it
     semaphore.queue_.unlock(state - (1u << kShift));
     return false;
   }
+  if (wait.wake() != nullptr && !wait.wake()->commit(node)) {  // the job's stop came first
+    semaphore.queue_.unlock(state);
+    return false;
+  }
   semaphore.queue_.push_back(node);
   semaphore.queue_.unlock(0);
   return true;
+}
+
+bool Semaphore::unlink_acquirer(void* object, WaitNode& node) noexcept {
+  return static_cast<Semaphore*>(static_cast<detail::StoppableWait*>(object)->primitive)
+      ->queue_.withdraw(node);
 }
 
 }  // namespace fiberjob

@@ -50,15 +50,13 @@ struct EventAccess {
   }
   /// TimerEntry::unlink: removes `node` from the event's queue if a set has not taken it.
   static bool unlink(void* object, WaitNode& node) noexcept {
-    Event& event = *static_cast<Event*>(object);
-    const std::uint32_t state = event.queue_.lock();
-    const bool removed = event.queue_.remove(node);
-    event.queue_.unlock(state);
-    return removed;
+    return static_cast<Event*>(object)->remove(node);
   }
   /// Links a plain thread's node with no timer; false when the event was set (taken).
   static bool link_untimed(Event& event, WaitNode& node) noexcept {
-    return Event::link_waiter(&event, node);
+    StoppableWait wait;  // a plain thread: no stop
+    wait.primitive = &event;
+    return Event::link_waiter(&wait, node);
   }
 };
 

@@ -8,6 +8,7 @@
 
 #include "fiberjob/counter.hpp"
 #include "fiberjob/detail/stop_wake.hpp"
+#include "fiberjob/detail/stoppable_wait.hpp"
 #include "fiberjob/detail/value_waiter.hpp"
 #include "fiberjob/detail/wait_node.hpp"
 
@@ -17,14 +18,15 @@ namespace detail {
 class Scheduler;
 
 /// The stoppable form of a counter wait (a job whose token can be stopped): the node links as
-/// a target-0 value waiter, which the stop callback can unlink and wake. Internal.
+/// a target-0 value waiter (the armed StopBlock's), which the stop callback can unlink and
+/// wake. One pointer in the awaiter. Internal.
 struct CounterStopWait {
-  ValueWaiter waiter;
   StopWait stop;
 };
 /// Links the coroutine's `node` (filled, with its job's token) into `counter`'s value waiters
 /// with a stop callback registered in `wait` (stop_wake.cpp). Returns as a WaitLinker does.
-bool link_stoppable_counter_wait(Counter& counter, WaitNode& node, CounterStopWait& wait) noexcept;
+/// Errors: std::bad_alloc when the pool of stop blocks must grow and cannot (nothing linked).
+bool link_stoppable_counter_wait(Counter& counter, WaitNode& node, CounterStopWait& wait);
 
 /// Links `node` for `coroutine` and returns true; the last signal queues Job::ResumeCoroutine
 /// on `scheduler` (see WaitNode::scheduler; on a fiber, nullptr means the fiber's system).
@@ -53,12 +55,8 @@ void schedule_coroutine(WaitNode& node, Scheduler& scheduler, std::coroutine_han
 inline bool stop_requested(const std::stop_token* stop) noexcept {
   return stop != nullptr && stop->stop_requested();
 }
-/// Throws Error (Cancelled) for `call`, a wait or yield of a job whose stop was requested.
-[[noreturn]] void throw_cancelled(const char* call);
 /// Throws Error (Cancelled) for `call` when the calling job's stop was requested.
 void throw_if_stopped(const char* call);
-/// The calling job's stop token (nullptr: none, or not in a job). It lives as long as the job.
-const std::stop_token* current_job_stop() noexcept;
 /// Plain code's join of children spawned with the caller's stop token: waits for `counter` as
 /// `JobSystem::wait` does (stackful on a fiber, parking a plain thread) but without its stop
 /// checks, then rethrows the counter's exception. Errors: as `JobSystem::wait` otherwise.

@@ -11,6 +11,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "fiberjob/awaiters.hpp"
 #include "fiberjob/detail/wait_node.hpp"
 
 namespace fiberjob {
@@ -77,7 +78,8 @@ struct BlockingCallOf : BlockingCall {
 /// the fiber) is suspended meanwhile; the worker runs other jobs. No allocation: the call
 /// and its wait node live in this awaiter, `fn` is moved into it.
 /// Errors: rethrows what `fn` threw; std::system_error (thrown by co_await, before `fn`
-/// runs) when no pool thread exists and none can be started.
+/// runs) when no pool thread exists and none can be started; Error (Cancelled) in a job whose
+/// stop was requested, as `this_fiber::blocking` (a running `fn` is waited for first).
 /// \tparam F the function type: callable as `fn()`.
 template <class F>
 class [[nodiscard]] BlockingAwaiter {
@@ -93,14 +95,20 @@ class [[nodiscard]] BlockingAwaiter {
 
   /// \return false: the call always goes to the pool.
   bool await_ready() const noexcept { return false; }
-  /// Queues the call; a worker resumes the coroutine once it returned.
+  /// Queues the call; a worker resumes the coroutine once it returned. In a job whose stop
+  /// was requested, queues nothing (`fn` never runs; await_resume throws).
   /// \param coroutine the awaiting coroutine.
-  /// \return true.
+  /// \return true; false when the job's stop was requested.
   bool await_suspend(std::coroutine_handle<> coroutine) {
+    if (detail::stop_requested(detail::current_job_stop())) return false;
     return detail::suspend_blocking(scheduler_, call_, node_, coroutine);
   }
-  /// \return what `fn` returned; rethrows what it threw.
-  decltype(auto) await_resume() { return call_.take(); }
+  /// \return what `fn` returned; rethrows what it threw. Errors: Error (Cancelled) when the
+  ///   job's stop was requested before the call or while `fn` ran (its result is dropped).
+  decltype(auto) await_resume() {
+    detail::throw_if_stopped("co_await ctx.blocking(fn)");
+    return call_.take();
+  }
 
  private:
   detail::Scheduler& scheduler_;
@@ -118,14 +126,20 @@ namespace this_fiber {
 /// (FIFO). On a plain thread (not a job) `fn` simply runs inline: that thread may block.
 /// Suspends: yes, on a job's fiber. Allocation: none (the call lives on the fiber's stack).
 /// Errors: rethrows what `fn` threw; std::system_error when no pool thread exists and none can
-/// be started; Error (FiberPoolExhausted) as `wait` — both before `fn` runs.
+/// be started; Error (FiberPoolExhausted) as `wait` — both before `fn` runs. Error (Cancelled)
+/// in a job spawned with a stop token whose stop was requested: at once, without running
+/// `fn`, when the stop came before the call; when it comes while `fn` runs, the job still
+/// waits for `fn` to return (it may reference the job's stack), then throws, dropping what
+/// `fn` returned or threw.
 /// Source: marl's `blocking_call` (a thread per call there; a bounded pool here).
 /// \param fn the blocking function (called once, by reference, on a pool thread).
 /// \return what `fn` returned.
 template <class F>
 std::invoke_result_t<F&> blocking(F&& fn) {
+  detail::throw_if_stopped("this_fiber::blocking(fn)");
   detail::BlockingCallOf<std::remove_reference_t<F>> call(fn);
   detail::run_blocking(call);
+  detail::throw_if_stopped("this_fiber::blocking(fn)");  // a stop while fn ran
   return call.take();
 }
 

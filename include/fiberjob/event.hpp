@@ -5,6 +5,7 @@
 #include <coroutine>
 #include <cstdint>
 
+#include "fiberjob/detail/stoppable_wait.hpp"
 #include "fiberjob/detail/wait_node.hpp"
 #include "fiberjob/detail/wait_queue.hpp"
 
@@ -77,7 +78,13 @@ class Event {
   /// `co_await ev`: resumes once the event is set (for an auto-reset event, once this waiter
   /// took a set). Does not suspend when it is set already. Otherwise the coroutine (never the
   /// fiber) suspends with its node in this awaiter; it resumes where `set()` says. No
-  /// allocation. Thread-safety: one awaiter per co_await.
+  /// allocation (a job with a stop token: see `StopWait`, pooled). Thread-safety: one awaiter
+  /// per co_await.
+  /// Cancellation: in a job spawned with a `std::stop_token`, a wait that must suspend throws
+  /// `Error` (`Cancelled`) at once when the stop came before, and a suspended one is woken by
+  /// the stop and throws; a set that reached a waiter whose stop came meanwhile is passed on
+  /// (auto-reset: set again, so the next waiter or wait takes it). A set event completes the
+  /// wait normally, as a counter at zero does. Errors: Error (Cancelled), see above.
   class [[nodiscard]] Awaiter {
    public:
     /// Made by `co_await ev`; not for direct use.
@@ -90,16 +97,18 @@ class Event {
     /// Links the coroutine into the event's wait queue, unless a set arrived meanwhile.
     /// \param coroutine the awaiting coroutine.
     /// \return false when the event was set meanwhile (the coroutine goes on), else true.
-    bool await_suspend(std::coroutine_handle<> coroutine) noexcept {
-      return detail::suspend_coroutine_on({&Event::link_waiter, &event_, "Event"}, node_, nullptr,
+    bool await_suspend(std::coroutine_handle<> coroutine) {
+      if (!wait_.begin(detail::current_job_stop(), &event_, &Event::unlink_waiter)) return false;
+      return detail::suspend_coroutine_on({&Event::link_waiter, &wait_, "Event"}, node_, nullptr,
                                           coroutine);
     }
-    /// Nothing to deliver: the wait has completed.
-    void await_resume() const noexcept {}
+    /// Nothing to deliver: the wait has completed. Errors: Error (Cancelled), see `Awaiter`.
+    void await_resume() { event_.finish_wait(wait_.end(), "co_await event"); }
 
    private:
     Event& event_;
     detail::WaitNode node_;
+    detail::StoppableWait wait_;
   };
   /// See `Awaiter`.
   /// \return the awaiter to `co_await` at once.
@@ -108,15 +117,24 @@ class Event {
   /// Waits in plain code until the event is set (auto-reset: until this waiter took a set);
   /// the body of `this_fiber::wait(ev)`, which see for where it resumes.
   /// Suspends: the job's fiber (a plain thread parks), unless set. Allocation: none.
-  /// Errors: Error (FiberPoolExhausted) as `this_fiber::wait(counter)`.
+  /// Errors: Error (FiberPoolExhausted) as `this_fiber::wait(counter)`; Error (Cancelled) in a
+  /// job whose stop was requested, as `Awaiter`.
   void wait();
 
  private:
   friend struct detail::EventAccess;  // timed waits (timer.cpp)
   /// WaitQueue state bit: the event is set.
   static constexpr std::uint32_t kSet = 2;
-  /// The linker of every wait (WaitLinker): takes the set (auto) or links the node.
-  static bool link_waiter(void* event, detail::WaitNode& node) noexcept;
+  /// The linker of every untimed wait (WaitLinker; `wait` is a detail::StoppableWait): takes
+  /// the set (auto), or links nothing when the wait's stop came first, or links the node.
+  static bool link_waiter(void* wait, detail::WaitNode& node) noexcept;
+  /// StopWake::unlink of an untimed wait (`wait` is the detail::StoppableWait).
+  static bool unlink_waiter(void* wait, detail::WaitNode& node) noexcept;
+  /// Removes `node` from the queue if a set has not taken it; true when it did.
+  bool remove(detail::WaitNode& node) noexcept;
+  /// After a stoppable wait: returns on Completed; else passes a set it took on (auto-reset)
+  /// and throws Cancelled naming `call`.
+  void finish_wait(detail::WaitEnd end, const char* call);
 
   detail::WaitQueue queue_;
   Mode mode_;
@@ -130,7 +148,9 @@ namespace this_fiber {
 ///   job) the thread parks on a futex instead. Never blocks a worker thread.
 /// Allocation: none. Thread-safety: any number of waiters.
 /// Errors: Error (FiberPoolExhausted) in a job when the pool has no fiber to run other work
-///   meanwhile (nothing is lost; the wait did not begin).
+///   meanwhile (nothing is lost; the wait did not begin); Error (Cancelled) in a job spawned
+///   with a stop token whose stop was requested, when the event is not set (see
+///   `Event::Awaiter`).
 /// \param event the event to wait for; it must outlive the wait.
 inline void wait(Event& event) { event.wait(); }
 }  // namespace this_fiber

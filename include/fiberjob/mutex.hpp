@@ -7,6 +7,7 @@
 #include <coroutine>
 #include <cstdint>
 
+#include "fiberjob/detail/stoppable_wait.hpp"
 #include "fiberjob/detail/wait_node.hpp"
 #include "fiberjob/detail/wait_queue.hpp"
 
@@ -79,6 +80,14 @@ class [[nodiscard]] MutexGuard {
 /// lock holder that comes back at once queues behind the others), the price of no starvation.
 /// Waiters resume on a worker as for `Event::set()`; the unlocking code goes on.
 ///
+/// Cancellation: in a job spawned with a `std::stop_token`, `lock()` and
+/// `co_await scoped_lock()` are cancellation points when the mutex is not free: they throw
+/// `Error` (`Cancelled`) at once when the stop came before, and a suspended waiter is woken by
+/// the stop (it leaves the queue; the others keep their places) and throws without the lock.
+/// When an unlock handed the mutex to a waiter whose stop came meanwhile, that waiter unlocks
+/// it again (passing it to the next waiter) before it throws: ownership is never lost. A free
+/// mutex is taken as usual (the caller's next wait or yield throws).
+///
 /// Cost: uncontended lock and unlock are one compare-exchange each (no allocation, no spin
 /// lock). A contended lock links an intrusive node (in the fiber, the coroutine frame or the
 /// parked thread's stack) under a short spin lock; no allocation ever.
@@ -99,7 +108,8 @@ class Mutex {
   /// the same job or thread, or code of a coroutine job that holds it through a guard its
   /// coroutines took with `co_await scoped_lock()` (before or after any suspension), or a
   /// coroutine running on the same stack that holds it so and has not suspended since;
-  /// Error (FiberPoolExhausted) as `this_fiber::wait`.
+  /// Error (FiberPoolExhausted) as `this_fiber::wait`; Error (Cancelled) in a job whose stop
+  /// was requested, see the class comment.
   void lock();
   /// Locks when free and nobody waits; never suspends.
   /// \return true when the caller now owns the mutex.
@@ -109,8 +119,10 @@ class Mutex {
   /// mutex, or by another job or thread than the one that locked it).
   void unlock() noexcept;
 
-  /// `co_await m.scoped_lock()`: see the class comment. No allocation.
-  /// Errors: Error (SyncMisuse) thrown by co_await when this coroutine's job owns it already.
+  /// `co_await m.scoped_lock()`: see the class comment. No allocation (a job with a stop
+  /// token: one pooled block, see detail::StopWait).
+  /// Errors: Error (SyncMisuse) thrown by co_await when this coroutine's job owns it already;
+  /// Error (Cancelled), see the class comment.
   class [[nodiscard]] LockAwaiter {
    public:
     /// Made by `scoped_lock()`; not for direct use.
@@ -127,12 +139,14 @@ class Mutex {
     bool await_suspend(std::coroutine_handle<> coroutine);
     /// Notes where the owning coroutine runs (to catch a plain `lock()` of it on the same
     /// stack, see `lock()`). \return the guard that owns the mutex now.
-    MutexGuard await_resume() const noexcept;
+    /// Errors: Error (Cancelled), see the class comment (the guard is not made then).
+    MutexGuard await_resume();
 
    private:
     Mutex& mutex_;
     const void* owner_ = nullptr;
     detail::WaitNode node_;
+    detail::StoppableWait wait_;
   };
   /// See `LockAwaiter`.
   /// \return the awaiter to `co_await` at once.
@@ -155,7 +169,15 @@ class Mutex {
   /// Makes `node` own the mutex now (and wakes it) or queues it: the hand-over of a
   /// condition-variable waiter. Never blocks.
   void acquire_or_queue(detail::WaitNode& node) noexcept;
-  static bool link_locker(void* mutex, detail::WaitNode& node) noexcept;
+  /// The linker of a contended lock (`wait` is a detail::StoppableWait): takes the mutex when
+  /// free, else links nothing when the wait's stop came first, else queues the node.
+  static bool link_locker(void* wait, detail::WaitNode& node) noexcept;
+  /// StopWake::unlink of a lock wait: removes the node from the queue if no unlock handed it
+  /// the mutex; true when it did.
+  static bool unlink_locker(void* wait, detail::WaitNode& node) noexcept;
+  /// After a stoppable lock wait: returns on Completed (the caller owns the mutex); else
+  /// unlocks what an unlock handed over, and throws Cancelled naming `call`.
+  void finish_lock(detail::WaitEnd end, const char* call);
 
   detail::WaitQueue queue_;
   /// The owner's token (detail::waiter_token): fiber, coroutine job (detail::JobRoot), coroutine

@@ -102,7 +102,7 @@ class [[nodiscard]] SleepAwaiter {
   /// \param coroutine the sleeping coroutine.
   /// \return false when the deadline passed or the stop came (the coroutine goes on), else
   ///   true.
-  bool await_suspend(std::coroutine_handle<> coroutine) noexcept {
+  bool await_suspend(std::coroutine_handle<> coroutine) {
     if (detail::stop_requested(stop_)) return false;  // await_resume throws Cancelled
     entry_.stop = stop_wait_.arm(stop_, &detail::unlink_sleep, &entry_);
     return detail::suspend_coroutine_on({&detail::link_sleep, &entry_, "a sleep"}, node_,
@@ -155,7 +155,7 @@ class [[nodiscard]] TimedEventAwaiter {
   /// the deadline passed or the stop came.
   /// \param coroutine the waiting coroutine.
   /// \return false when the wait ended meanwhile (the coroutine goes on), else true.
-  bool await_suspend(std::coroutine_handle<> coroutine) noexcept {
+  bool await_suspend(std::coroutine_handle<> coroutine) {
     if (detail::stop_requested(stop_)) return false;  // await_resume throws Cancelled
     entry_.stop = stop_wait_.arm(stop_, &detail::unlink_timed_event, &event_);
     return detail::suspend_coroutine_on({&detail::link_timed_event, &entry_, "Event"}, node_,
@@ -212,7 +212,7 @@ class [[nodiscard]] TimedCounterAwaiter {
   /// wake), unless the counter reached zero, the deadline passed or the stop came.
   /// \param coroutine the waiting coroutine.
   /// \return false when the wait ended meanwhile (the coroutine goes on), else true.
-  bool await_suspend(std::coroutine_handle<> coroutine) noexcept {
+  bool await_suspend(std::coroutine_handle<> coroutine) {
     if (detail::stop_requested(stop_)) return false;  // await_resume throws Cancelled
     waiter_.stop = stop_wait_.arm(stop_, &detail::unlink_value_wait, &waiter_);
     return detail::suspend_coroutine_on({&detail::link_value_wait, &waiter_, "a Counter"}, node_,

@@ -6,7 +6,9 @@
 
 #include <atomic>
 #include <mutex>
+#include <stop_token>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "record_pool.hpp"
@@ -22,20 +24,81 @@ namespace {
 
 /// On 1 and 2 workers, runs `root(ctx, during, iterations)` as one job (a fiber or a coroutine
 /// job): it runs its rounds, counts the measured ones in `iterations` and stores in `during`
-/// the global allocations made while they ran. Checks `expected_iterations` and zero.
+/// the global allocations made while they ran. Checks `expected_iterations` and zero. With a
+/// `stop` that can be stopped, the root job gets it (its waits are then cancellation points).
 template <typename Root>
-void check_no_allocations(long expected_iterations, Root root) {
+void check_no_allocations(long expected_iterations, Root root, std::stop_token stop = {}) {
   for (std::uint32_t workers : {1u, 2u}) {
     CAPTURE(workers);
     JobSystem js{test::config_with(workers)};
     long during = -1;
     long iterations = 0;
     Counter done;
-    js.run(done, [&](Context& ctx) { return root(ctx, during, iterations); });
+    js.run(
+        done, [&](Context& ctx) { return root(ctx, during, iterations); }, stop);
     js.wait(done);
     CHECK(iterations == expected_iterations);
     CHECK(during == 0);
   }
+}
+
+/// The primitives' allocation check (see its test case), with the root job and its children
+/// given `stop`.
+void primitives_without_allocations(std::stop_token stop) {
+  check_no_allocations(
+      3000,
+      [](Context& ctx, long& during, long& iterations) -> Task<> {
+        for (int round = 0; round < 4000; ++round) {
+          if (round == 1000) during = test::allocations_total();  // after the warm-up
+          struct Round {  // one pointer in each child's capture: no boxed callable
+            Event go_event;
+            Event started{Event::Mode::Auto};
+            Mutex mutex;
+            ConditionVariable cv;
+            Semaphore semaphore{1};
+            bool go = false;
+            int arrived = 0;
+            Counter work;
+          } r;
+          r.work.add(4);
+          Counter children;
+          for (int i = 0; i < 4; ++i) {
+            ctx.spawn(
+                children,
+                [p = &r] {
+                  p->started.set();
+                  this_fiber::wait(p->go_event);
+                  {
+                    std::unique_lock lock(p->mutex);
+                    p->cv.wait(lock, [p] { return p->go; });
+                    ++p->arrived;
+                    p->cv.notify_all();
+                  }
+                  p->semaphore.acquire();
+                  this_fiber::yield();
+                  p->semaphore.release();
+                  p->work.signal();
+                },
+                ctx.stop_token());
+          }
+          co_await r.started;
+          r.go_event.set();
+          {
+            auto guard = co_await r.mutex.scoped_lock();
+            r.go = true;
+            r.cv.notify_all();
+            while (r.arrived < 4) co_await r.cv.wait(guard);
+          }
+          co_await r.semaphore.acquire_async();
+          co_await ctx.yield();
+          r.semaphore.release();
+          co_await ctx.wait(r.work, 2);
+          co_await ctx.wait(children);
+          if (round >= 1000) ++iterations;
+        }
+        during = test::allocations_total() - during;
+      },
+      std::move(stop));
 }
 
 }  // namespace
@@ -61,60 +124,18 @@ TEST_SUITE("allocation") {
 
   TEST_CASE(
       "steady-state Event, Mutex, ConditionVariable, Semaphore and value waits call the "
-      "global allocator zero times") {
+      "global allocator zero times, also in jobs with a stop token") {
     // Every round, plain children (this_fiber waits) and the root coroutine job (co_await)
     // contend on each primitive; measured from inside the root after a warm-up. The root is one
     // long-lived coroutine, so no coroutine frame is made per round (frame pools have their own
-    // test below).
-    test::Watchdog watchdog("primitives allocation count", 120s);
-    check_no_allocations(3000, [](Context& ctx, long& during, long& iterations) -> Task<> {
-      for (int round = 0; round < 4000; ++round) {
-        if (round == 1000) during = test::allocations_total();  // after the warm-up
-        struct Round {  // one pointer in each child's capture: no boxed callable
-          Event go_event;
-          Event started{Event::Mode::Auto};
-          Mutex mutex;
-          ConditionVariable cv;
-          Semaphore semaphore{1};
-          bool go = false;
-          int arrived = 0;
-          Counter work;
-        } r;
-        r.work.add(4);
-        Counter children;
-        for (int i = 0; i < 4; ++i) {
-          ctx.spawn(children, [p = &r] {
-            p->started.set();
-            this_fiber::wait(p->go_event);
-            {
-              std::unique_lock lock(p->mutex);
-              p->cv.wait(lock, [p] { return p->go; });
-              ++p->arrived;
-              p->cv.notify_all();
-            }
-            p->semaphore.acquire();
-            this_fiber::yield();
-            p->semaphore.release();
-            p->work.signal();
-          });
-        }
-        co_await r.started;
-        r.go_event.set();
-        {
-          auto guard = co_await r.mutex.scoped_lock();
-          r.go = true;
-          r.cv.notify_all();
-          while (r.arrived < 4) co_await r.cv.wait(guard);
-        }
-        co_await r.semaphore.acquire_async();
-        co_await ctx.yield();
-        r.semaphore.release();
-        co_await ctx.wait(r.work, 2);
-        co_await ctx.wait(children);
-        if (round >= 1000) ++iterations;
-      }
-      during = test::allocations_total() - during;
-    });
+    // test below). The second run gives the root and the children a token that can be stopped
+    // (never stopped): their waits then register stop callbacks, in pooled blocks.
+    test::Watchdog watchdog("primitives allocation count", 240s);
+    std::stop_source source;
+    for (const std::stop_token stop : {std::stop_token{}, source.get_token()}) {
+      CAPTURE(stop.stop_possible());
+      primitives_without_allocations(stop);
+    }
   }
 
   TEST_CASE("steady-state sleeps and timed waits call the global allocator zero times") {

@@ -1,29 +1,35 @@
 #pragma once
 /// \file
 /// Waking a suspended wait when its job's stop is requested (sleeps, timed waits, counter
-/// waits of a job spawned with a `std::stop_token`). Internal: users never touch it.
+/// waits, and untimed waits on the primitives, of a job spawned with a `std::stop_token`).
+/// Internal: users never touch it.
 
 #include <atomic>
 #include <cstdint>
-#include <optional>
 #include <stop_token>
 
 #include "fiberjob/detail/wait_node.hpp"
 
 namespace fiberjob::detail {
 
-/// The stop side of one wait: lives beside the waiter's node (the fiber's stack, the awaiter in
-/// the coroutine frame), so a stoppable wait never allocates.
+struct StopBlock;
+struct ValueWaiter;
+
+/// The stop side of one wait: lives in a pooled StopBlock that the wait's StopWait takes only
+/// when the job's token can be stopped (stop_wake.cpp), so a stoppable wait allocates nothing
+/// once the calling thread's cache of blocks is warm, and a wait of a job without a token pays
+/// one pointer in its awaiter.
 ///
 /// Protocol (docs/decisions.md, "Stops wake suspended waits"; model in
 /// tests/model/timer_model.cpp): whoever removes the node from the primitive owns the wake.
-/// * The linker commits under the primitive's lock (the counter's kValueLocked, the event's
-///   wait-queue lock, the timer heap's lock for a sleep), before it links: kIdle -> kLinked. A
-///   failed commit (the stop came first: kStopped) links nothing; the waiter goes on and
-///   throws Cancelled.
+/// * The linker commits under the primitive's lock (the counter's kValueLocked, the wait
+///   queue's lock of an Event, Mutex, Semaphore or ConditionVariable, the timer heap's lock
+///   for a sleep), before it links: kIdle -> kLinked. A failed commit (the stop came first:
+///   kStopped) links nothing; the waiter goes on and throws Cancelled.
 /// * The stop callback exchanges kStopped in. Only when it finds kLinked does it call
 ///   `unlink` (which takes the same lock, so the link is complete); it wakes the node only if
-///   that removed it. A signal, set or expiring timer that removed the node first wakes it.
+///   that removed it. A signal, set, unlock, release, notify or expiring timer that removed
+///   the node first wakes it (and the waiter then holds what that gave it).
 /// The waiter destroys the std::stop_callback before it touches anything else: that waits for
 /// a callback running on another thread to return ([stopcallback.cons]).
 struct StopWake {
@@ -36,11 +42,20 @@ struct StopWake {
   std::atomic<std::uint32_t> state{kIdle};
   /// Removes `node` from the primitive `object` (under its lock); true when it did.
   bool (*unlink)(void* object, WaitNode& node) noexcept = nullptr;
-  /// What `unlink` removes the node from: the counter's ValueWaiter, the Event, or the
-  /// sleep's TimerEntry. Written before the callback is registered.
+  /// How the callback wakes a node its `unlink` removed: nullptr = as a signal would
+  /// (wake_list); a ConditionVariable's wait hands it to its mutex instead, so the waiter
+  /// resumes owning the mutex.
+  void (*hand_over)(void* object, WaitNode& node) noexcept = nullptr;
+  /// What `unlink` removes the node from: the counter's ValueWaiter, the Event, the sleep's
+  /// TimerEntry, or a primitive's StoppableWait. Written before the callback is registered.
   void* object = nullptr;
   /// The waiter's node, set by the linker before its commit.
   WaitNode* node = nullptr;
+  /// True once the stop ended the wait instead of the primitive: set by a failed commit (the
+  /// linker, which then links nothing) or by the callback when its `unlink` removed the node
+  /// (before the wake). Read by the waiter after StopWait::disarm: its own linker's return, or
+  /// the wake, orders it before.
+  bool cancelled = false;
 
   /// The linker's commit, under the primitive's lock and before it links `node`: true when the
   /// stop has not come (the linker links), false when it has (the linker links nothing).
@@ -49,8 +64,12 @@ struct StopWake {
     std::uint32_t expected = kIdle;
     // acq_rel: release publishes `node` to the callback's acquiring exchange; acquire (also
     // on failure) pairs with that exchange's release: the waiter sees the stop.
-    return state.compare_exchange_strong(expected, kLinked, std::memory_order_acq_rel,
-                                         std::memory_order_acquire);
+    if (state.compare_exchange_strong(expected, kLinked, std::memory_order_acq_rel,
+                                      std::memory_order_acquire)) {
+      return true;
+    }
+    cancelled = true;
+    return false;
   }
   /// The stop callback's body (stop_wake.cpp): unlinks and wakes the node when it was linked.
   void on_stop() noexcept;
@@ -63,37 +82,49 @@ struct StopWakeCall {
   void operator()() const noexcept { wake->on_stop(); }
 };
 
-/// A StopWake and its registration as a std::stop_callback on the job's token. Arm it before
-/// the wait links (through the linker's commit), disarm it once the wait resumed. Neither
-/// copyable nor movable (the callback is registered at its address).
+/// The registration of one wait's StopWake as a std::stop_callback on the job's token, kept
+/// out of line in a pooled StopBlock (stop_wake.cpp: a per-thread cache over a shared depot;
+/// the global allocator only while the pool grows). Arm it before the wait links (through the
+/// linker's commit), disarm it once the wait resumed. Neither copyable nor movable. Holds one
+/// pointer: nullptr while not armed.
 class StopWait {
  public:
   StopWait() noexcept = default;
   StopWait(const StopWait&) = delete;
   StopWait& operator=(const StopWait&) = delete;
-  ~StopWait() = default;
+  /// Disarms a wait still armed (one left by an exception or a destroyed coroutine frame).
+  ~StopWait() { (void)disarm(); }
 
-  /// Registers the wake on `stop` (a job's token; nullptr: none) when a stop is possible.
+  /// Registers a wake on `stop` (a job's token; nullptr: none) when a stop is possible.
   /// \param stop the waiting job's token (it outlives the wait).
   /// \param unlink removes the waiter's node from `object`, under the primitive's lock.
-  /// \param object the primitive (or the sleep's timer entry).
+  /// \param object the primitive (or the sleep's timer entry); nullptr: this wait's own
+  ///   ValueWaiter (value_waiter(), the stoppable counter wait).
+  /// \param hand_over how to wake a node the stop removed (nullptr: as a signal would).
   /// \return the wake to hand the linker, or nullptr when nothing was registered (the wait
-  ///   then takes its usual path).
+  ///   then takes its usual path). Errors: std::bad_alloc when the pool must grow and cannot.
   StopWake* arm(const std::stop_token* stop, bool (*unlink)(void* object, WaitNode& node) noexcept,
-                void* object) noexcept {
+                void* object, void (*hand_over)(void* object, WaitNode& node) noexcept = nullptr) {
     if (stop == nullptr || !stop->stop_possible()) return nullptr;
-    wake_.unlink = unlink;
-    wake_.object = object;
-    callback_.emplace(*stop, StopWakeCall{&wake_});  // runs the callback now if stopped
-    return &wake_;
+    return arm_block(*stop, unlink, object, hand_over);
   }
-  /// Deregisters the callback; waits for it to return when it runs on another thread. Call
-  /// after the wait resumed, before anything else of the wait is touched.
-  void disarm() noexcept { callback_.reset(); }
+  /// Deregisters the callback (waiting for it to return when it runs on another thread) and
+  /// gives the block back. Call after the wait resumed, before anything else of the wait is
+  /// touched. \return true when the stop ended the wait (StopWake::cancelled); false when it
+  /// did not, or nothing was armed.
+  bool disarm() noexcept { return wake_ != nullptr && disarm_block(); }
+  /// The armed wake (what arm returned); nullptr when not armed.
+  [[nodiscard]] StopWake* armed() const noexcept { return wake_; }
+  /// The armed block's ValueWaiter (for arm with a null `object`); nullptr when not armed.
+  [[nodiscard]] ValueWaiter* value_waiter() const noexcept;
 
  private:
-  StopWake wake_;
-  std::optional<std::stop_callback<StopWakeCall>> callback_;  // destroyed before wake_
+  StopWake* arm_block(const std::stop_token& stop,
+                      bool (*unlink)(void* object, WaitNode& node) noexcept, void* object,
+                      void (*hand_over)(void* object, WaitNode& node) noexcept);
+  bool disarm_block() noexcept;
+
+  StopWake* wake_ = nullptr;  ///< the armed StopBlock's wake (its base); nullptr: not armed
 };
 
 /// True when `stop` (a job's token; nullptr: none) can ever be stopped.

@@ -68,6 +68,16 @@ class WaitQueue {
                                          std::memory_order_relaxed);
   }
 
+  /// Takes the lock, unlinks `node` if it is queued, and leaves the section, clearing the
+  /// state bits `clear_if_empty` when the queue is left empty. Returns whether it was queued
+  /// (a stop's or timeout's unlink: whoever removes the node owns its wake).
+  bool withdraw(WaitNode& node, std::uint32_t clear_if_empty = 0) noexcept {
+    const std::uint32_t state = lock();
+    const bool removed = remove(node);
+    unlock(empty() ? state & ~clear_if_empty : state);
+    return removed;
+  }
+
   // Under the lock only.
   void push_back(WaitNode& node) noexcept;
   WaitNode* pop_front() noexcept;

@@ -1,0 +1,412 @@
+// Untimed waits on Event, Mutex, Semaphore and ConditionVariable are cancellation points: a
+// stop wakes a waiter suspended on them (coroutine and plain forms) while the jobs without a
+// stop keep using the primitive; and a stop racing the set, unlock, release or notify that
+// ends the wait ends it exactly once and loses nothing (no set swallowed, no lock or permit
+// kept, no notify dropped). A blocking call's stop waits for the running function. A hang here is a
+// wake the stop did not give, or a hand-off lost: the watchdog turns it into a failure.
+
+#include <doctest/doctest.h>
+#include <fiberjob/fiberjob.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <stop_token>
+#include <thread>
+
+#include "support/cancellation.hpp"
+#include "support/config.hpp"
+#include "support/watchdog.hpp"
+
+using namespace fiberjob;
+using namespace std::chrono_literals;
+
+namespace {
+
+/// How the waits of a case ended.
+struct Outcomes {
+  std::atomic<int> waiting{0};    // waits about to begin
+  std::atomic<int> completed{0};  // waits that returned
+  std::atomic<int> cancelled{0};  // waits that threw Cancelled
+};
+
+/// Runs `wait()`, recording how it ended (a Cancelled error is recorded, then rethrown).
+template <class Wait>
+void record(Outcomes& outcomes, Wait&& wait) {
+  outcomes.waiting.fetch_add(1);
+  try {
+    wait();
+    outcomes.completed.fetch_add(1);
+  } catch (const Error& error) {
+    if (test::is_cancelled(error)) outcomes.cancelled.fetch_add(1);
+    throw;
+  }
+}
+
+/// The coroutine form of `record`: awaits `wait(ctx)`.
+template <class Wait>
+Task<> co_record(Context& ctx, Outcomes& outcomes, Wait wait) {
+  outcomes.waiting.fetch_add(1);
+  try {
+    co_await wait(ctx);
+    outcomes.completed.fetch_add(1);
+  } catch (const Error& error) {
+    if (test::is_cancelled(error)) outcomes.cancelled.fetch_add(1);
+    throw;
+  }
+}
+
+/// Spawns one job on `js` that waits through `scenario`: the coroutine form when `coroutine`,
+/// else the plain form; with `token` (a stop may end it) or without one.
+template <class Scenario>
+void spawn_waiter(JobSystem& js, Counter& done, Scenario& scenario, Outcomes& outcomes,
+                  bool coroutine, std::stop_token token) {
+  if (coroutine) {
+    js.run(
+        done,
+        [&scenario, &outcomes](Context& ctx) {
+          return co_record(ctx, outcomes, [&scenario](Context&) { return scenario.co_wait(); });
+        },
+        std::move(token));
+  } else {
+    js.run(
+        done, [&scenario, &outcomes] { record(outcomes, [&scenario] { scenario.plain_wait(); }); },
+        std::move(token));
+  }
+}
+
+/// Mutex: held by the test thread; each waiter locks, counts itself in, unlocks.
+struct MutexScenario {
+  Mutex mutex;
+  int inside = 0;  // guarded by mutex
+  void block() { mutex.lock(); }
+  void unblock() { mutex.unlock(); }
+  Task<> co_wait() {
+    auto guard = co_await mutex.scoped_lock();
+    ++inside;
+  }
+  void plain_wait() {
+    const std::lock_guard lock(mutex);
+    ++inside;
+  }
+  void check(int passed) {
+    CHECK(inside == passed);
+    CHECK(mutex.try_lock());  // free: no cancelled waiter kept it
+    mutex.unlock();
+  }
+};
+
+/// Semaphore with no permit; each waiter takes one and gives it back.
+struct SemaphoreScenario {
+  Semaphore semaphore{0};
+  void block() {}
+  void unblock() { semaphore.release(1); }
+  Task<> co_wait() {
+    co_await semaphore.acquire_async();
+    semaphore.release(1);
+  }
+  void plain_wait() {
+    semaphore.acquire();
+    semaphore.release(1);
+  }
+  void check(int) { CHECK(semaphore.available() == 1); }  // the one permit, never lost
+};
+
+/// Auto-reset Event: each waiter takes one set and sets it again for the next one.
+struct EventScenario {
+  Event event{Event::Mode::Auto};
+  void block() {}
+  void unblock() { event.set(); }
+  Task<> co_wait() {
+    co_await event;
+    event.set();
+  }
+  void plain_wait() {
+    this_fiber::wait(event);
+    event.set();
+  }
+  void check(int) { CHECK(event.is_set()); }  // the last waiter's set: none was swallowed
+};
+
+/// ConditionVariable with a predicate, notified one at a time: each waiter through notifies
+/// the next. A cancelled waiter throws owning the mutex (its lock or guard then unlocks it,
+/// which aborts if it does not own it), one at a time.
+struct ConditionScenario {
+  Mutex mutex;
+  ConditionVariable cv;
+  bool go = false;  // guarded by mutex
+  int inside = 0;   // guarded by mutex
+  std::atomic<int> holding{0};
+  std::atomic<int> overlaps{0};
+  void block() {}
+  void unblock() {
+    {
+      const std::lock_guard lock(mutex);
+      go = true;
+    }
+    cv.notify_one();
+  }
+  /// In a cancelled waiter's catch: it must hold the mutex alone.
+  void note_held() {
+    if (holding.fetch_add(1) != 0) overlaps.fetch_add(1);
+    std::this_thread::yield();
+    holding.fetch_sub(1);
+  }
+  Task<> co_wait() {
+    auto guard = co_await mutex.scoped_lock();
+    try {
+      while (!go) co_await cv.wait(guard);
+    } catch (const Error&) {
+      note_held();
+      throw;
+    }
+    ++inside;
+    cv.notify_one();
+  }
+  void plain_wait() {
+    std::unique_lock lock(mutex);
+    try {
+      cv.wait(lock, [this] { return go; });
+    } catch (const Error&) {
+      note_held();
+      throw;
+    }
+    ++inside;
+    cv.notify_one();
+  }
+  void check(int passed) {
+    CHECK(overlaps.load() == 0);
+    CHECK(inside == passed);
+  }
+};
+
+/// `stopped` waiters with a stop token and as many without, interleaved and alternating the
+/// coroutine and plain forms, wait on the blocked primitive; the stop must wake exactly the
+/// stopped ones (Cancelled), then the unblocked primitive lets every other one through.
+template <class Scenario>
+void stop_some_waiters(std::uint32_t workers, int stopped) {
+  CAPTURE(workers);
+  JobSystem js{test::config_with(workers)};
+  Scenario scenario;
+  scenario.block();
+  std::stop_source source;
+  Outcomes outcomes;
+  Counter cancelled_jobs;
+  Counter other_jobs;
+  for (int i = 0; i < stopped; ++i) {
+    spawn_waiter(js, cancelled_jobs, scenario, outcomes, i % 2 == 0, source.get_token());
+    spawn_waiter(js, other_jobs, scenario, outcomes, i % 2 == 1, std::stop_token{});
+  }
+  while (outcomes.waiting.load() < 2 * stopped) std::this_thread::yield();
+  // Give the waits time to suspend; one that has not yet throws at once, with the same
+  // outcome, but only a suspended one hangs without the wake.
+  std::this_thread::sleep_for(20ms);
+  source.request_stop();
+  try {
+    js.wait(cancelled_jobs);
+    FAIL("the stopped waiters' Cancelled error was not rethrown");
+  } catch (const Error& error) {
+    CHECK(test::is_cancelled(error));
+  }
+  CHECK(outcomes.cancelled.load() == stopped);
+  CHECK(outcomes.completed.load() == 0);
+  scenario.unblock();
+  js.wait(other_jobs);
+  CHECK(outcomes.completed.load() == stopped);
+  scenario.check(stopped);
+}
+
+/// One round of a race on `scenario`'s blocked primitive: a job with a stop token and then a
+/// bystander without one wait on it; a helper job requests the first one's stop while this
+/// thread unblocks the primitive once. The stop and the hand-off must end the stopped wait
+/// exactly once, and what the hand-off gave must reach the bystander (each waiter passes it on
+/// when it is through): a lost set, lock, permit or notify leaves the bystander waiting.
+template <class Scenario>
+void race_round(JobSystem& js, Outcomes& outcomes, bool coroutine) {
+  Scenario scenario;
+  scenario.block();
+  std::stop_source source;
+  const int waiting = outcomes.waiting.load();
+  const int completed = outcomes.completed.load();
+  Counter stopped;
+  spawn_waiter(js, stopped, scenario, outcomes, coroutine, source.get_token());
+  while (outcomes.waiting.load() == waiting) std::this_thread::yield();
+  Counter bystander;
+  spawn_waiter(js, bystander, scenario, outcomes, !coroutine, std::stop_token{});
+  while (outcomes.waiting.load() == waiting + 1) std::this_thread::yield();
+  Counter helper;
+  js.run(helper, [&source] { source.request_stop(); });
+  scenario.unblock();
+  js.wait(helper);
+  js.wait(bystander);
+  try {
+    js.wait(stopped);
+  } catch (const Error& error) {
+    REQUIRE(test::is_cancelled(error));
+  }
+  scenario.check(outcomes.completed.load() - completed);
+}
+
+template <class Scenario>
+void race_many(const char* what, int rounds) {
+  test::Watchdog watchdog(what, 300s);
+  JobSystem js{test::config_with(2)};
+  Outcomes outcomes;
+  for (int round = 0; round < rounds; ++round) {
+    race_round<Scenario>(js, outcomes, round % 2 == 0);
+    // Every round ends both waits: the bystander's always completes.
+    REQUIRE(outcomes.completed.load() + outcomes.cancelled.load() == 2 * (round + 1));
+  }
+  MESSAGE(what << ": the stop won " << outcomes.cancelled.load() << " of " << rounds);
+}
+
+}  // namespace
+
+TEST_SUITE("stop wakes waits on the primitives") {
+  TEST_CASE("a stop wakes the stopped waiters of each primitive; the others get through") {
+    test::Watchdog watchdog("stop wakes primitive waits", 120s);
+    for (std::uint32_t workers : {1u, 2u, 4u}) {
+      stop_some_waiters<MutexScenario>(workers, 4);
+      stop_some_waiters<SemaphoreScenario>(workers, 4);
+      stop_some_waiters<EventScenario>(workers, 4);
+      stop_some_waiters<ConditionScenario>(workers, 4);
+    }
+  }
+
+  TEST_CASE("a job stopped before a wait that must suspend throws at once; free ones pass") {
+    test::Watchdog watchdog("stopped before primitive waits", 60s);
+    JobSystem js{test::config_with(2)};
+    std::stop_source source;
+    source.request_stop();
+    Outcomes outcomes;
+    MutexScenario held;
+    held.block();
+    SemaphoreScenario empty;
+    EventScenario unset;
+    ConditionScenario condition;
+    Counter done;
+    for (bool coroutine : {true, false}) {
+      spawn_waiter(js, done, held, outcomes, coroutine, source.get_token());
+      spawn_waiter(js, done, empty, outcomes, coroutine, source.get_token());
+      spawn_waiter(js, done, unset, outcomes, coroutine, source.get_token());
+      spawn_waiter(js, done, condition, outcomes, coroutine, source.get_token());
+    }
+    CHECK_THROWS_AS(js.wait(done), Error);
+    CHECK(outcomes.cancelled.load() == 8);
+    held.unblock();
+    held.check(0);
+    CHECK(empty.semaphore.available() == 0);
+    CHECK(!unset.event.is_set());
+    condition.check(0);
+    // Free primitives are taken as usual, also after the stop (as a counter at zero).
+    Counter free_done;
+    Event set_event{Event::Mode::Manual, true};
+    Semaphore permit{1};
+    Mutex free_mutex;
+    js.run(
+        free_done,
+        [&](Context&) -> Task<> {
+          co_await set_event;
+          co_await permit.acquire_async();
+          permit.release();
+          auto guard = co_await free_mutex.scoped_lock();
+        },
+        source.get_token());
+    js.run(
+        free_done,
+        [&] {
+          this_fiber::wait(set_event);
+          permit.acquire();
+          permit.release();
+          const std::lock_guard lock(free_mutex);
+        },
+        source.get_token());
+    js.wait(free_done);
+    CHECK(permit.available() == 1);
+  }
+
+  TEST_CASE("blocking(fn): a stop while fn runs waits for fn, then throws; before, fn never runs") {
+    test::Watchdog watchdog("stop and blocking calls", 60s);
+    JobSystem js{test::config_with(2)};
+    std::stop_source source;
+    std::atomic<int> started{0};
+    std::atomic<bool> release{false};
+    std::atomic<int> returned{0};
+    std::atomic<int> cancelled_after_return{0};
+    auto fn = [&] {  // blocks its pool thread until the test releases it
+      started.fetch_add(1);
+      while (!release.load()) std::this_thread::sleep_for(1ms);
+      returned.fetch_add(1);
+      return 7;
+    };
+    auto note = [&](const Error& error) {
+      // fn returned before the job went on: its frame and stack were not left while fn ran.
+      if (test::is_cancelled(error) && returned.load() == 2) cancelled_after_return.fetch_add(1);
+    };
+    Counter done;
+    js.run(
+        done,
+        [&](Context& ctx) -> Task<> {
+          try {
+            (void)co_await ctx.blocking(fn);
+          } catch (const Error& error) {
+            note(error);
+          }
+        },
+        source.get_token());
+    js.run(
+        done,
+        [&] {
+          try {
+            (void)this_fiber::blocking(fn);
+          } catch (const Error& error) {
+            note(error);
+          }
+        },
+        source.get_token());
+    while (started.load() < 2) std::this_thread::yield();
+    source.request_stop();
+    std::this_thread::sleep_for(20ms);  // a wake by the stop would end a job now, too early
+    release.store(true);
+    js.wait(done);
+    CHECK(returned.load() == 2);
+    CHECK(cancelled_after_return.load() == 2);
+    // Stopped before the call: fn never runs.
+    Counter stopped_done;
+    std::atomic<int> cancelled{0};
+    js.run(
+        stopped_done,
+        [&](Context& ctx) -> Task<> {
+          try {
+            (void)co_await ctx.blocking(fn);
+          } catch (const Error& error) {
+            if (test::is_cancelled(error)) cancelled.fetch_add(1);
+          }
+        },
+        source.get_token());
+    js.run(
+        stopped_done,
+        [&] {
+          try {
+            (void)this_fiber::blocking(fn);
+          } catch (const Error& error) {
+            if (test::is_cancelled(error)) cancelled.fetch_add(1);
+          }
+        },
+        source.get_token());
+    js.wait(stopped_done);
+    CHECK(cancelled.load() == 2);
+    CHECK(started.load() == 2);
+  }
+
+  TEST_CASE("a stop racing unlock, release, set and notify ends each wait exactly once") {
+    // The stopped waiter takes the coroutine form in even rounds, the plain one in odd rounds
+    // (the bystander the other). Each round's check: the mutex is free, the permit is back,
+    // the auto-reset event is set again (by the last waiter through, or the one that took the
+    // set and was stopped).
+    race_many<MutexScenario>("stop races unlock", 2'000);
+    race_many<SemaphoreScenario>("stop races release", 2'000);
+    race_many<EventScenario>("stop races set", 2'000);
+    race_many<ConditionScenario>("stop races notify", 2'000);
+  }
+}
