@@ -17,6 +17,13 @@
 // std::stop_callback deregistration that waits for a running callback (libstdc++'s
 // _M_remove_callback: the callback's `_M_done` semaphore). The stoppable counter and event waits
 // run the same commit/exchange protocol under the value-waiter or wait-queue lock.
+// Model 3, stop_hand_off: a job's Mutex lock wait (src/mutex.cpp) that its stop races with the
+// owner's unlock, which hands the mutex to the oldest waiter. The stop's unlink and the
+// unlock's pop both take the node under the wait queue's lock, so exactly one of them wakes
+// it; the waiter reads StopWake::cancelled after deregistering the callback, and one that the
+// unlock made owner but whose stop was requested unlocks again (detail::WaitEnd::GiveBack).
+// Nothing may be lost: at the end nobody owns the mutex. Semaphore permits, an auto-reset
+// Event's set and a ConditionVariable's notify go through the same steps.
 // Negative variants weaken one step each (`Bug`); each must be reported.
 // docs/model_checking.md.
 
@@ -42,6 +49,12 @@ enum StopBug : unsigned {
   kNoCallbackWait = 1u << 2,     // disarm: does not wait for a callback running elsewhere
 };
 
+enum HandOffBug : unsigned {
+  kHandOffCorrect = 0,
+  kNoGiveBack = 1u << 0,         // the waiter keeps a mutex handed over after its stop
+  kUnlinkOutsideLock = 1u << 1,  // on_stop's unlink reads and clears the queue unlocked
+};
+
 enum Reached : unsigned {
   kTimerWon,        // the expirer unlinked the node: a timeout
   kSetWon,          // the set took the node: completed
@@ -49,10 +62,13 @@ enum Reached : unsigned {
   kStopWon,         // the stop callback took the sleep's entry off the heap
   kStopBeforeLink,  // the commit failed: the sleep linked nothing
   kSleepTimerWon,   // the expirer took the sleep's entry before the stop
+  kGaveBack,        // the unlock handed the mutex over, then the waiter saw its stop
+  kStopTookLock,    // the stop took the lock waiter off the queue
   kReachedCount
 };
 const char* const kReachedNames[kReachedCount] = {
-    "timer-won", "set-won", "cancel-waited", "stop-won", "stop-before-link", "sleep-timer-won"};
+    "timer-won",        "set-won",         "cancel-waited", "stop-won",
+    "stop-before-link", "sleep-timer-won", "gave-back",     "stop-took-lock"};
 unsigned long long g_reached[kReachedCount];
 inline void cover(Reached what) { ++g_reached[what]; }
 std::string coverage_report() { return model::coverage_line(kReachedNames, g_reached); }
@@ -384,6 +400,163 @@ struct StopWakeSleep : rl::test_suite<StopWakeSleep<B>, 3> {
   }
 };
 
+constexpr int kNobody = 0;
+constexpr int kReleaser = 1;
+constexpr int kWaiter = 2;
+
+template <unsigned B>
+struct StopHandOff : rl::test_suite<StopHandOff<B>, 3> {
+  static constexpr bool has(HandOffBug bug) { return (B & bug) != 0; }
+
+  // The mutex: its wait queue's lock word, whether our node is queued, and its owner.
+  rl::atomic<u32> queue_locked;
+  rl::var<bool> queued;
+  rl::var<int> owner;
+  // The waiter's StopWake and node.
+  rl::atomic<u32> state;
+  rl::var<bool> cancelled;
+  rl::atomic<u32> woken;
+  rl::var<int> wakes;
+  rl::var<bool> linked;
+  // The stop source's flag and the std::stop_callback's registration (as in StopWakeSleep).
+  rl::atomic<u32> stop_requested;
+  rl::atomic<u32> reg_locked;
+  rl::var<bool> registered;
+  rl::var<bool> running;
+  rl::atomic<u32> callback_done;
+
+  void before() {
+    queue_locked.store(0, rl::mo_relaxed, $);
+    queued($) = false;
+    owner($) = kReleaser;  // the releaser holds the mutex; the waiter's fast path failed
+    state.store(kIdle, rl::mo_relaxed, $);
+    cancelled($) = false;
+    woken.store(0, rl::mo_relaxed, $);
+    wakes($) = 0;
+    linked($) = false;
+    stop_requested.store(0, rl::mo_relaxed, $);
+    reg_locked.store(0, rl::mo_relaxed, $);
+    registered($) = true;  // StopWait::arm ran before the link
+    running($) = false;
+    callback_done.store(0, rl::mo_relaxed, $);
+  }
+  void after() {
+    RL_ASSERT(owner($) == kNobody);  // no hand-off lost
+    RL_ASSERT(wakes($) == (linked($) ? 1 : 0));
+  }
+
+  void lock(rl::atomic<u32>& word) {
+    while (word.load(rl::mo_relaxed, $) != 0 || word.exchange(1, rl::mo_acquire, $) != 0) {
+      spin();
+    }
+  }
+  void unlock(rl::atomic<u32>& word) { word.store(0, rl::mo_release, $); }
+  void wake() {  // wake_list on the node: its last touch
+    wakes($) = wakes($) + 1;
+    woken.store(1, rl::mo_release, $);
+  }
+  void release(int who) {  // Mutex::release: to the oldest waiter, else free
+    lock(queue_locked);
+    RL_ASSERT(owner($) == who);
+    if (queued($)) {
+      queued($) = false;
+      owner($) = kWaiter;
+      unlock(queue_locked);
+      wake();
+      return;
+    }
+    owner($) = kNobody;
+    unlock(queue_locked);
+  }
+
+  // ---- the waiter: Mutex::link_locker, the wait, StoppableWait::end, finish_lock ----
+  bool link_locker() {
+    lock(queue_locked);
+    if (owner($) == kNobody) {  // freed since the fast path: take it
+      owner($) = kWaiter;
+      unlock(queue_locked);
+      return false;
+    }
+    u32 expected = kIdle;  // StopWake::commit
+    if (!state.compare_exchange_strong(expected, kLinked, rl::mo_acq_rel, $, rl::mo_acquire, $)) {
+      cancelled($) = true;
+      unlock(queue_locked);
+      return false;
+    }
+    queued($) = true;
+    unlock(queue_locked);
+    return true;
+  }
+  void disarm_stop() {  // ~std::stop_callback
+    lock(reg_locked);
+    registered($) = false;
+    const bool wait = running($);
+    unlock(reg_locked);
+    if (wait) {
+      while (callback_done.load(rl::mo_acquire, $) == 0) spin();
+    }
+  }
+  void waiter() {
+    linked($) = link_locker();
+    if (linked($)) {
+      while (woken.load(rl::mo_acquire, $) == 0) spin();
+    }
+    disarm_stop();
+    if (cancelled($)) {  // WaitEnd::Cancelled: holds nothing
+      lock(queue_locked);
+      RL_ASSERT(owner($) != kWaiter);
+      unlock(queue_locked);
+      return;
+    }
+    // It owns the mutex: the unlock handed it over (or it was free at the link).
+    if (stop_requested.load(rl::mo_acquire, $) != 0) {  // WaitEnd::GiveBack
+      cover(kGaveBack);
+      if (has(kNoGiveBack)) return;
+    }
+    release(kWaiter);  // GiveBack's unlock, or the guard's at the end of the critical section
+  }
+
+  // ---- the stopper: request_stop, then the callback (StopWake::on_stop, unlink_locker) ----
+  void on_stop() {
+    if (state.exchange(kStopped, rl::mo_acq_rel, $) != kLinked) return;
+    bool removed = false;
+    if (has(kUnlinkOutsideLock)) {
+      removed = queued($);
+      queued($) = false;
+    } else {
+      lock(queue_locked);  // WaitQueue::withdraw
+      removed = queued($);
+      queued($) = false;
+      unlock(queue_locked);
+    }
+    if (!removed) return;  // the unlock took it: that one wakes it
+    cover(kStopTookLock);
+    cancelled($) = true;
+    wake();
+  }
+  void stopper() {
+    stop_requested.store(1, rl::mo_release, $);  // std::stop_source::request_stop
+    lock(reg_locked);
+    const bool run = registered($);
+    registered($) = false;
+    running($) = run;
+    unlock(reg_locked);
+    if (!run) return;
+    on_stop();
+    callback_done.store(1, rl::mo_release, $);
+  }
+
+  void thread(unsigned index) {
+    if (index == 0) {
+      waiter();
+    } else if (index == 1) {
+      stopper();
+    } else {
+      release(kReleaser);  // the owner's unlock
+    }
+  }
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -403,5 +576,10 @@ int main(int argc, char** argv) {
       "neg_stop_exchange_relaxed", "the callback reads the node the linker wrote, unordered");
   runner.fail<StopWakeSleep<kNoCallbackWait>>(
       "neg_no_callback_wait", "the callback touches its record after the sleep returned");
+  runner.pass<StopHandOff<kHandOffCorrect>>("stop_hand_off", {model::kBound2, model::kRandom});
+  runner.fail<StopHandOff<kNoGiveBack>>(
+      "neg_no_give_back", "a mutex handed to a waiter whose stop came is never unlocked");
+  runner.fail<StopHandOff<kUnlinkOutsideLock>>(
+      "neg_unlink_outside_lock", "the stop and the unlock both take the waiter's node");
   return runner.finish();
 }
