@@ -24,26 +24,26 @@ struct Outcomes {
   std::atomic<int> cancelled{0};  // the stop ended it
 };
 
-/// One round: a coroutine job with a stop token waits through `wait`; a helper job runs
-/// `release` (a signal) while this thread requests the stop. They race; the wait must end
-/// exactly once.
-template <class Wait, class Release>
-void race_once(JobSystem& js, Outcomes& outcomes, Wait wait, Release release) {
+/// Runs `wait()` in a job, recording how it ended in `outcomes`.
+template <class Wait>
+void record_outcome(Outcomes& outcomes, Wait&& wait) {
+  try {
+    wait();
+    outcomes.completed.fetch_add(1);
+  } catch (const Error& error) {
+    if (error.code() == ErrorCode::Cancelled) outcomes.cancelled.fetch_add(1);
+  }
+}
+
+/// One round: `spawn(done, token, waiting)` starts a job with `token` that sets `waiting` and
+/// waits; once it is about to wait, a helper job runs `release` (a signal) while this thread
+/// requests the stop. They race; the wait must end exactly once.
+template <class Spawn, class Release>
+void race_with_stop(JobSystem& js, Spawn spawn, Release release) {
   std::stop_source source;
   std::atomic<bool> waiting{false};
   Counter done;
-  js.run(
-      done,
-      [&](Context& ctx) -> Task<> {
-        waiting.store(true);
-        try {
-          co_await wait(ctx);
-          outcomes.completed.fetch_add(1);
-        } catch (const Error& error) {
-          if (error.code() == ErrorCode::Cancelled) outcomes.cancelled.fetch_add(1);
-        }
-      },
-      source.get_token());
+  spawn(done, source.get_token(), waiting);
   while (!waiting.load()) std::this_thread::yield();
   Counter helper;
   js.run(helper, [&] { release(); });
@@ -52,81 +52,90 @@ void race_once(JobSystem& js, Outcomes& outcomes, Wait wait, Release release) {
   js.wait(done);
 }
 
+/// A round of race_with_stop whose job is a coroutine awaiting `wait(ctx)`.
+template <class Wait, class Release>
+void race_once(JobSystem& js, Outcomes& outcomes, Wait wait, Release release) {
+  race_with_stop(
+      js,
+      [&](Counter& done, std::stop_token token, std::atomic<bool>& waiting) {
+        js.run(
+            done,
+            [&](Context& ctx) -> Task<> {
+              waiting.store(true);
+              try {
+                co_await wait(ctx);
+                outcomes.completed.fetch_add(1);
+              } catch (const Error& error) {
+                if (error.code() == ErrorCode::Cancelled) outcomes.cancelled.fetch_add(1);
+              }
+            },
+            std::move(token));
+      },
+      release);
+}
+
+/// Runs `rounds` rounds of `round(js, outcomes, index)` on two workers; each must end its wait
+/// exactly once. `winner` names what competes with the stop.
+template <class Round>
+void run_rounds(const char* what, int rounds, const char* winner, Round round) {
+  test::Watchdog watchdog(what, 300s);
+  JobSystem js{test::config_with(2)};
+  Outcomes outcomes;
+  for (int index = 0; index < rounds; ++index) {
+    round(js, outcomes, index);
+    REQUIRE(outcomes.completed.load() + outcomes.cancelled.load() == index + 1);
+  }
+  MESSAGE(winner << " won " << outcomes.completed.load() << ", stop won "
+                 << outcomes.cancelled.load());
+}
+
 }  // namespace
 
 TEST_SUITE("stop wakes suspended waits") {
   TEST_CASE("stop racing a signal: exactly one of them ends each counter wait") {
-    test::Watchdog watchdog("stop races signal", 300s);
-    JobSystem js{test::config_with(2)};
-    Outcomes outcomes;
-    constexpr int kRounds = 2'000;
-    for (int round = 0; round < kRounds; ++round) {
+    run_rounds("stop races signal", 2'000, "signal", [](JobSystem& js, Outcomes& outcomes, int) {
       Counter gate;
       gate.add(1);
       race_once(
           js, outcomes, [&](Context& ctx) { return ctx.wait(gate); }, [&] { gate.signal(); });
-      REQUIRE(outcomes.completed.load() + outcomes.cancelled.load() == round + 1);
-    }
-    MESSAGE("signal won " << outcomes.completed.load() << ", stop won "
-                          << outcomes.cancelled.load());
+    });
   }
 
   TEST_CASE("stop racing a signal in a plain job's this_fiber::wait") {
-    test::Watchdog watchdog("stop races signal, plain", 300s);
-    JobSystem js{test::config_with(2)};
-    Outcomes outcomes;
-    constexpr int kRounds = 2'000;
-    for (int round = 0; round < kRounds; ++round) {
-      std::stop_source source;
-      std::atomic<bool> waiting{false};
-      Counter gate;
-      gate.add(1);
-      Counter done;
-      js.run(
-          done,
-          [&] {
-            waiting.store(true);
-            try {
-              this_fiber::wait(gate);
-              outcomes.completed.fetch_add(1);
-            } catch (const Error& error) {
-              if (error.code() == ErrorCode::Cancelled) outcomes.cancelled.fetch_add(1);
-            }
-          },
-          source.get_token());
-      while (!waiting.load()) std::this_thread::yield();
-      Counter helper;
-      js.run(helper, [&] { gate.signal(); });
-      source.request_stop();
-      js.wait(helper);
-      js.wait(done);
-      REQUIRE(outcomes.completed.load() + outcomes.cancelled.load() == round + 1);
-    }
-    MESSAGE("signal won " << outcomes.completed.load() << ", stop won "
-                          << outcomes.cancelled.load());
+    run_rounds("stop races signal, plain", 2'000, "signal",
+               [](JobSystem& js, Outcomes& outcomes, int) {
+                 Counter gate;
+                 gate.add(1);
+                 race_with_stop(
+                     js,
+                     [&](Counter& done, std::stop_token token, std::atomic<bool>& waiting) {
+                       js.run(
+                           done,
+                           [&] {
+                             waiting.store(true);
+                             record_outcome(outcomes, [&] { this_fiber::wait(gate); });
+                           },
+                           std::move(token));
+                     },
+                     [&] { gate.signal(); });
+               });
   }
 
   TEST_CASE("stop racing a timeout: a short timed wait and a short sleep end exactly once") {
-    test::Watchdog watchdog("stop races timer", 300s);
-    JobSystem js{test::config_with(2)};
-    Outcomes outcomes;
-    constexpr int kRounds = 1'000;
-    for (int round = 0; round < kRounds; ++round) {
-      Counter never;
-      never.add(1);
-      if (round % 2 == 0) {
-        race_once(
-            js, outcomes,
-            [&](Context& ctx) -> Task<> { (void)co_await ctx.wait_for(never, 100us); }, [] {});
-      } else {
-        race_once(
-            js, outcomes, [&](Context& ctx) { return ctx.sleep_for(100us); }, [] {});
-      }
-      never.signal();
-      REQUIRE(outcomes.completed.load() + outcomes.cancelled.load() == round + 1);
-    }
-    MESSAGE("timer won " << outcomes.completed.load() << ", stop won "
-                         << outcomes.cancelled.load());
+    run_rounds(
+        "stop races timer", 1'000, "timer", [](JobSystem& js, Outcomes& outcomes, int round) {
+          Counter never;
+          never.add(1);
+          if (round % 2 == 0) {
+            race_once(
+                js, outcomes,
+                [&](Context& ctx) -> Task<> { (void)co_await ctx.wait_for(never, 100us); }, [] {});
+          } else {
+            race_once(
+                js, outcomes, [&](Context& ctx) { return ctx.sleep_for(100us); }, [] {});
+          }
+          never.signal();
+        });
   }
 
   TEST_CASE("a job stopped before it sleeps or waits with a timeout throws at once") {

@@ -65,16 +65,22 @@ void wait_at_depth(Probe& probe, Counter& never, int depth) {
   counted(probe, [&] { this_fiber::wait(never); });
 }
 
-Task<> co_wait_inner(Context& ctx, Probe& probe, Counter& never) {
+/// The coroutine form of `counted`, with a Guard: awaits `wait(ctx)` (its value dropped).
+template <class Wait>
+Task<> co_counted(Context& ctx, Probe& probe, Wait wait) {
   const Guard guard(probe);
   probe.waiting.fetch_add(1);
   try {
-    co_await ctx.wait(never);
+    (void)co_await wait(ctx);
     probe.returned.fetch_add(1);
   } catch (const Error& error) {
     if (error.code() == ErrorCode::Cancelled) probe.cancelled.fetch_add(1);
     throw;
   }
+}
+
+Task<> co_wait_inner(Context& ctx, Probe& probe, Counter& never) {
+  return co_counted(ctx, probe, [&never](Context& context) { return context.wait(never); });
 }
 
 /// The coroutine job's wait, one Task down.
@@ -158,16 +164,9 @@ TEST_SUITE("stop wakes suspended waits") {
                 token);
             js.run(
                 done,
-                [&](Context& ctx) -> Task<> {
-                  const Guard guard(probe);
-                  probe.waiting.fetch_add(1);
-                  try {
-                    co_await ctx.wait(never, 1);
-                    probe.returned.fetch_add(1);
-                  } catch (const Error& error) {
-                    if (error.code() == ErrorCode::Cancelled) probe.cancelled.fetch_add(1);
-                    throw;
-                  }
+                [&](Context& ctx) {
+                  return co_counted(ctx, probe,
+                                    [&never](Context& context) { return context.wait(never, 1); });
                 },
                 token);
           });
@@ -182,16 +181,9 @@ TEST_SUITE("stop wakes suspended waits") {
           [](JobSystem& js, Counter& done, std::stop_token token, Probe& probe, Counter&) {
             js.run(
                 done,
-                [&](Context& ctx) -> Task<> {
-                  const Guard guard(probe);
-                  probe.waiting.fetch_add(1);
-                  try {
-                    co_await ctx.sleep_for(1h);
-                    probe.returned.fetch_add(1);
-                  } catch (const Error& error) {
-                    if (error.code() == ErrorCode::Cancelled) probe.cancelled.fetch_add(1);
-                    throw;
-                  }
+                [&](Context& ctx) {
+                  return co_counted(ctx, probe,
+                                    [](Context& context) { return context.sleep_for(1h); });
                 },
                 token);
             js.run(
@@ -214,32 +206,18 @@ TEST_SUITE("stop wakes suspended waits") {
                                     Probe& probe, Counter& never) {
                              js.run(
                                  done,
-                                 [&](Context& ctx) -> Task<> {
-                                   const Guard guard(probe);
-                                   probe.waiting.fetch_add(1);
-                                   try {
-                                     (void)co_await ctx.wait_for(never, 1h);
-                                     probe.returned.fetch_add(1);
-                                   } catch (const Error& error) {
-                                     if (error.code() == ErrorCode::Cancelled)
-                                       probe.cancelled.fetch_add(1);
-                                     throw;
-                                   }
+                                 [&](Context& ctx) {
+                                   return co_counted(ctx, probe, [&never](Context& context) {
+                                     return context.wait_for(never, 1h);
+                                   });
                                  },
                                  token);
                              js.run(
                                  done,
-                                 [&](Context& ctx) -> Task<> {
-                                   const Guard guard(probe);
-                                   probe.waiting.fetch_add(1);
-                                   try {
-                                     (void)co_await ctx.wait_for(event, 1h);
-                                     probe.returned.fetch_add(1);
-                                   } catch (const Error& error) {
-                                     if (error.code() == ErrorCode::Cancelled)
-                                       probe.cancelled.fetch_add(1);
-                                     throw;
-                                   }
+                                 [&](Context& ctx) {
+                                   return co_counted(ctx, probe, [&event](Context& context) {
+                                     return context.wait_for(event, 1h);
+                                   });
                                  },
                                  token);
                              js.run(
