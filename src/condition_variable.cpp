@@ -4,6 +4,7 @@
 #include "fiberjob/condition_variable.hpp"
 
 #include "fiberjob/error.hpp"
+#include "stoppable_block.hpp"
 
 namespace fiberjob {
 
@@ -40,12 +41,16 @@ void ConditionVariable::check_wait(Mutex* mutex, const void* owner) {
 void ConditionVariable::wait(std::unique_lock<Mutex>& lock) {
   const void* owner = detail::current_token();
   check_wait(lock.owns_lock() ? lock.mutex() : nullptr, owner);
-  detail::StoppableWait wait;
-  if (!begin_wait(wait, *this, lock.mutex())) detail::throw_cancelled("ConditionVariable::wait");
-  detail::block_on({&ConditionVariable::link_waiter, &wait, "ConditionVariable"});
   // Resumed owning the mutex again (handed over by notify, or the stop, and the mutex's
-  // release).
-  finish_wait(wait.end(), "ConditionVariable::wait");
+  // release); a stop before the wait throws owning it.
+  constexpr const char* kCall = "ConditionVariable::wait";
+  finish_wait(detail::block_on_stoppable(this, {.link = &ConditionVariable::link_waiter,
+                                                .unlink = &ConditionVariable::unlink_waiter,
+                                                .hand_over = &ConditionVariable::hand_to_own_mutex,
+                                                .mutex = lock.mutex(),
+                                                .what = "ConditionVariable",
+                                                .call = kCall}),
+              kCall);
 }
 
 bool ConditionVariable::begin_wait(detail::StoppableWait& wait, ConditionVariable& cv,

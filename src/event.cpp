@@ -3,6 +3,8 @@
 
 #include "fiberjob/event.hpp"
 
+#include "stoppable_block.hpp"
+
 namespace fiberjob {
 
 using detail::WaitNode;
@@ -50,12 +52,12 @@ bool Event::try_wait() noexcept {
 
 void Event::wait() {
   if (try_wait()) return;
-  detail::StoppableWait wait;
-  if (!wait.begin(detail::current_job_stop(), this, &Event::unlink_waiter)) {
-    detail::throw_cancelled("this_fiber::wait(event)");
-  }
-  detail::block_on({&Event::link_waiter, &wait, "Event"});
-  finish_wait(wait.end(), "this_fiber::wait(event)");
+  constexpr const char* kCall = "this_fiber::wait(event)";
+  finish_wait(detail::block_on_stoppable(this, {.link = &Event::link_waiter,
+                                                .unlink = &Event::unlink_waiter,
+                                                .what = "Event",
+                                                .call = kCall}),
+              kCall);
 }
 
 void Event::finish_wait(detail::WaitEnd end, const char* call) {

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "fiberjob/error.hpp"
+#include "stoppable_block.hpp"
 
 namespace fiberjob {
 
@@ -84,14 +85,14 @@ void Mutex::lock() {
 void Mutex::lock_as(const void* owner) {
   if (owner_.load(std::memory_order_relaxed) == owner) throw_recursive("lock");
   if (try_lock_as(owner)) return;
-  detail::StoppableWait wait;
-  if (!wait.begin(detail::current_job_stop(), this, &Mutex::unlink_locker)) {
-    detail::throw_cancelled("Mutex::lock");
-  }
-  detail::block_on({&Mutex::link_locker, &wait, "Mutex"});
   // Woken: the hand-off made this waiter the owner (waiter_token of its node is `owner`),
   // unless the stop took the node first.
-  finish_lock(wait.end(), "Mutex::lock");
+  constexpr const char* kCall = "Mutex::lock";
+  finish_lock(detail::block_on_stoppable(this, {.link = &Mutex::link_locker,
+                                                .unlink = &Mutex::unlink_locker,
+                                                .what = "Mutex",
+                                                .call = kCall}),
+              kCall);
 }
 
 void Mutex::finish_lock(detail::WaitEnd end, const char* call) {

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "fiberjob/error.hpp"
+#include "stoppable_block.hpp"
 
 namespace fiberjob {
 
@@ -45,12 +46,12 @@ bool Semaphore::try_acquire() noexcept {
 
 void Semaphore::acquire() {
   if (try_acquire()) return;
-  detail::StoppableWait wait;
-  if (!wait.begin(detail::current_job_stop(), this, &Semaphore::unlink_acquirer)) {
-    detail::throw_cancelled("Semaphore::acquire");
-  }
-  detail::block_on({&Semaphore::link_acquirer, &wait, "Semaphore"});
-  finish_acquire(wait.end(), "Semaphore::acquire");
+  constexpr const char* kCall = "Semaphore::acquire";
+  finish_acquire(detail::block_on_stoppable(this, {.link = &Semaphore::link_acquirer,
+                                                   .unlink = &Semaphore::unlink_acquirer,
+                                                   .what = "Semaphore",
+                                                   .call = kCall}),
+                 kCall);
 }
 
 void Semaphore::finish_acquire(detail::WaitEnd end, const char* call) {

@@ -22,6 +22,7 @@
 #include "counter_wait_list.hpp"
 #include "fiber_switch.hpp"
 #include "platform/futex.hpp"
+#include "stoppable_block.hpp"
 #include "worker.hpp"
 
 namespace fiberjob::detail {
@@ -128,6 +129,16 @@ void block_on(WaitLinker linker) {
   if (!linker.link(linker.object, node)) return;
   // acquire: pairs with the waker's release store of `woken` (wake_list).
   while (node.woken.load(std::memory_order_acquire) == 0) futex_wait(node.woken, 0);
+}
+
+WaitEnd block_on_stoppable(void* primitive, const StoppableLinker& linker) {
+  StoppableWait wait;
+  wait.mutex = linker.mutex;
+  if (!wait.begin(current_job_stop(), primitive, linker.unlink, linker.hand_over)) {
+    throw_cancelled(linker.call);
+  }
+  block_on({linker.link, &wait, linker.what});
+  return wait.end();
 }
 
 bool suspend_coroutine_on(WaitLinker linker, WaitNode& node, Scheduler* scheduler,

@@ -242,6 +242,50 @@ constexpr u32 kIdle = 0;
 constexpr u32 kLinked = 1;
 constexpr u32 kStopped = 2;
 
+/// The spin lock of the stop models (the timer heap's, the wait queue's, the stop state's).
+void spin_lock(rl::atomic<u32>& word) {
+  while (word.load(rl::mo_relaxed, $) != 0 || word.exchange(1, rl::mo_acquire, $) != 0) spin();
+}
+void spin_unlock(rl::atomic<u32>& word) { word.store(0, rl::mo_release, $); }
+
+/// A wait's std::stop_callback, registered (StopWait::arm) before the wait links. libstdc++:
+/// the stop state's lock and list, and the callback's `_M_done` semaphore that its
+/// deregistration waits on when the callback runs elsewhere (_M_remove_callback).
+struct StopCallback {
+  rl::atomic<u32> locked;
+  rl::var<bool> registered;
+  rl::var<bool> running;
+  rl::atomic<u32> done;
+
+  void reset() {
+    locked.store(0, rl::mo_relaxed, $);
+    registered($) = true;
+    running($) = false;
+    done.store(0, rl::mo_relaxed, $);
+  }
+  /// ~std::stop_callback: deregisters, then waits for a callback running elsewhere unless
+  /// `skip_wait` (a weakened variant).
+  void disarm(bool skip_wait = false) {
+    spin_lock(locked);
+    registered($) = false;
+    const bool wait = running($);
+    spin_unlock(locked);
+    if (wait && !skip_wait) {
+      while (done.load(rl::mo_acquire, $) == 0) spin();
+    }
+  }
+  /// request_stop's side: true when the callback is to run now; finished() once it returned.
+  bool take() {
+    spin_lock(locked);
+    const bool run = registered($);
+    registered($) = false;
+    running($) = run;
+    spin_unlock(locked);
+    return run;
+  }
+  void finished() { done.store(1, rl::mo_release, $); }
+};
+
 template <unsigned B>
 struct StopWakeSleep : rl::test_suite<StopWakeSleep<B>, 3> {
   static constexpr bool has(StopBug bug) { return (B & bug) != 0; }
@@ -257,11 +301,7 @@ struct StopWakeSleep : rl::test_suite<StopWakeSleep<B>, 3> {
   // The timer heap: its lock and whether our entry is in it.
   rl::atomic<u32> heap_locked;
   rl::var<bool> queued;
-  // The std::stop_callback's registration (libstdc++: the stop state's lock and list).
-  rl::atomic<u32> reg_locked;
-  rl::var<bool> registered;
-  rl::var<bool> running;
-  rl::atomic<u32> callback_done;
+  StopCallback callback;
 
   void before() {
     state.store(kIdle, rl::mo_relaxed, $);
@@ -273,22 +313,12 @@ struct StopWakeSleep : rl::test_suite<StopWakeSleep<B>, 3> {
     firing.store(0, rl::mo_relaxed, $);
     heap_locked.store(0, rl::mo_relaxed, $);
     queued($) = false;
-    reg_locked.store(0, rl::mo_relaxed, $);
-    registered($) = true;  // StopWait::arm ran before the link
-    running($) = false;
-    callback_done.store(0, rl::mo_relaxed, $);
+    callback.reset();  // StopWait::arm ran before the link
   }
   void after() {
     // A linked sleep is woken exactly once (by the stop or the timer), an unlinked one never.
     RL_ASSERT(wakes($) == (linked($) ? 1 : 0));
   }
-
-  void lock(rl::atomic<u32>& word) {
-    while (word.load(rl::mo_relaxed, $) != 0 || word.exchange(1, rl::mo_acquire, $) != 0) {
-      spin();
-    }
-  }
-  void unlock(rl::atomic<u32>& word) { word.store(0, rl::mo_release, $); }
 
   void wake() {  // wake_list on the node: its last touch
     RL_ASSERT(alive($) == 1);
@@ -305,36 +335,27 @@ struct StopWakeSleep : rl::test_suite<StopWakeSleep<B>, 3> {
   bool link_sleep() {  // TimerQueue::insert with the sleep's StopWake
     if (has(kCommitOutsideLock)) {
       if (!commit()) return false;
-      lock(heap_locked);
+      spin_lock(heap_locked);
     } else {
-      lock(heap_locked);
+      spin_lock(heap_locked);
       if (!commit()) {
-        unlock(heap_locked);
+        spin_unlock(heap_locked);
         cover(kStopBeforeLink);
         return false;
       }
     }
     queued($) = true;
-    unlock(heap_locked);
+    spin_unlock(heap_locked);
     return true;
   }
-  void disarm_stop() {  // ~std::stop_callback
-    lock(reg_locked);
-    registered($) = false;
-    const bool wait = running($);
-    unlock(reg_locked);
-    if (wait && !has(kNoCallbackWait)) {
-      while (callback_done.load(rl::mo_acquire, $) == 0) spin();
-    }
-  }
   void cancel() {  // TimerQueue::cancel
-    lock(heap_locked);
+    spin_lock(heap_locked);
     if (queued($)) {
       queued($) = false;
-      unlock(heap_locked);
+      spin_unlock(heap_locked);
       return;
     }
-    unlock(heap_locked);
+    spin_unlock(heap_locked);
     while (firing.load(rl::mo_acquire, $) != 0) spin();
   }
   void waiter() {
@@ -342,7 +363,7 @@ struct StopWakeSleep : rl::test_suite<StopWakeSleep<B>, 3> {
     if (linked($)) {
       while (woken.load(rl::mo_acquire, $) == 0) spin();
     }
-    disarm_stop();
+    callback.disarm(has(kNoCallbackWait));
     cancel();
     alive($) = 0;  // the sleep returned (and threw Cancelled): its frame may be reused
   }
@@ -353,36 +374,31 @@ struct StopWakeSleep : rl::test_suite<StopWakeSleep<B>, 3> {
         state.exchange(kStopped, has(kExchangeRelaxed) ? rl::mo_relaxed : rl::mo_acq_rel, $);
     if (prev != kLinked) return;
     RL_ASSERT(node($) == 1);
-    lock(heap_locked);  // TimerQueue::remove
+    spin_lock(heap_locked);  // TimerQueue::remove
     const bool removed = queued($);
     queued($) = false;
-    unlock(heap_locked);
+    spin_unlock(heap_locked);
     if (removed) {
       cover(kStopWon);
       wake();
     }
   }
   void stopper() {
-    lock(reg_locked);
-    const bool run = registered($);
-    registered($) = false;
-    running($) = run;
-    unlock(reg_locked);
-    if (!run) return;
+    if (!callback.take()) return;
     on_stop();
     RL_ASSERT(alive($) == 1);  // the callback's own record is written after it returned
-    callback_done.store(1, rl::mo_release, $);
+    callback.finished();
   }
 
   // ---- the expirer: a sleep's timer always wins once it took the entry ----
   void expire() {
-    lock(heap_locked);
+    spin_lock(heap_locked);
     const bool took = queued($);
     if (took) {
       queued($) = false;
       firing.store(1, rl::mo_relaxed, $);
     }
-    unlock(heap_locked);
+    spin_unlock(heap_locked);
     if (!took) return;
     cover(kSleepTimerWon);
     firing.store(0, rl::mo_release, $);
@@ -418,12 +434,9 @@ struct StopHandOff : rl::test_suite<StopHandOff<B>, 3> {
   rl::atomic<u32> woken;
   rl::var<int> wakes;
   rl::var<bool> linked;
-  // The stop source's flag and the std::stop_callback's registration (as in StopWakeSleep).
+  // The stop source's flag and the wait's std::stop_callback.
   rl::atomic<u32> stop_requested;
-  rl::atomic<u32> reg_locked;
-  rl::var<bool> registered;
-  rl::var<bool> running;
-  rl::atomic<u32> callback_done;
+  StopCallback callback;
 
   void before() {
     queue_locked.store(0, rl::mo_relaxed, $);
@@ -435,77 +448,59 @@ struct StopHandOff : rl::test_suite<StopHandOff<B>, 3> {
     wakes($) = 0;
     linked($) = false;
     stop_requested.store(0, rl::mo_relaxed, $);
-    reg_locked.store(0, rl::mo_relaxed, $);
-    registered($) = true;  // StopWait::arm ran before the link
-    running($) = false;
-    callback_done.store(0, rl::mo_relaxed, $);
+    callback.reset();  // StopWait::arm ran before the link
   }
   void after() {
     RL_ASSERT(owner($) == kNobody);  // no hand-off lost
     RL_ASSERT(wakes($) == (linked($) ? 1 : 0));
   }
 
-  void lock(rl::atomic<u32>& word) {
-    while (word.load(rl::mo_relaxed, $) != 0 || word.exchange(1, rl::mo_acquire, $) != 0) {
-      spin();
-    }
-  }
-  void unlock(rl::atomic<u32>& word) { word.store(0, rl::mo_release, $); }
   void wake() {  // wake_list on the node: its last touch
     wakes($) = wakes($) + 1;
     woken.store(1, rl::mo_release, $);
   }
   void release(int who) {  // Mutex::release: to the oldest waiter, else free
-    lock(queue_locked);
+    spin_lock(queue_locked);
     RL_ASSERT(owner($) == who);
     if (queued($)) {
       queued($) = false;
       owner($) = kWaiter;
-      unlock(queue_locked);
+      spin_unlock(queue_locked);
       wake();
       return;
     }
     owner($) = kNobody;
-    unlock(queue_locked);
+    spin_unlock(queue_locked);
   }
 
   // ---- the waiter: Mutex::link_locker, the wait, StoppableWait::end, finish_lock ----
   bool link_locker() {
-    lock(queue_locked);
+    spin_lock(queue_locked);
     if (owner($) == kNobody) {  // freed since the fast path: take it
       owner($) = kWaiter;
-      unlock(queue_locked);
+      spin_unlock(queue_locked);
       return false;
     }
     u32 expected = kIdle;  // StopWake::commit
     if (!state.compare_exchange_strong(expected, kLinked, rl::mo_acq_rel, $, rl::mo_acquire, $)) {
       cancelled($) = true;
-      unlock(queue_locked);
+      spin_unlock(queue_locked);
       return false;
     }
     queued($) = true;
-    unlock(queue_locked);
+    spin_unlock(queue_locked);
     return true;
-  }
-  void disarm_stop() {  // ~std::stop_callback
-    lock(reg_locked);
-    registered($) = false;
-    const bool wait = running($);
-    unlock(reg_locked);
-    if (wait) {
-      while (callback_done.load(rl::mo_acquire, $) == 0) spin();
-    }
   }
   void waiter() {
     linked($) = link_locker();
     if (linked($)) {
       while (woken.load(rl::mo_acquire, $) == 0) spin();
     }
-    disarm_stop();
+    callback.disarm();
     if (cancelled($)) {  // WaitEnd::Cancelled: holds nothing
-      lock(queue_locked);
+      spin_lock(queue_locked);
       RL_ASSERT(owner($) != kWaiter);
-      unlock(queue_locked);
+      spin_unlock(queue_locked);
       return;
     }
     // It owns the mutex: the unlock handed it over (or it was free at the link).
@@ -524,10 +519,10 @@ struct StopHandOff : rl::test_suite<StopHandOff<B>, 3> {
       removed = queued($);
       queued($) = false;
     } else {
-      lock(queue_locked);  // WaitQueue::withdraw
+      spin_lock(queue_locked);  // WaitQueue::withdraw
       removed = queued($);
       queued($) = false;
-      unlock(queue_locked);
+      spin_unlock(queue_locked);
     }
     if (!removed) return;  // the unlock took it: that one wakes it
     cover(kStopTookLock);
@@ -536,14 +531,9 @@ struct StopHandOff : rl::test_suite<StopHandOff<B>, 3> {
   }
   void stopper() {
     stop_requested.store(1, rl::mo_release, $);  // std::stop_source::request_stop
-    lock(reg_locked);
-    const bool run = registered($);
-    registered($) = false;
-    running($) = run;
-    unlock(reg_locked);
-    if (!run) return;
+    if (!callback.take()) return;
     on_stop();
-    callback_done.store(1, rl::mo_release, $);
+    callback.finished();
   }
 
   void thread(unsigned index) {
