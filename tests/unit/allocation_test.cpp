@@ -132,7 +132,7 @@ TEST_SUITE("allocation") {
     // (never stopped): their waits then register stop callbacks, in pooled blocks.
     test::Watchdog watchdog("primitives allocation count", 240s);
     std::stop_source source;
-    for (const std::stop_token stop : {std::stop_token{}, source.get_token()}) {
+    for (const std::stop_token& stop : {std::stop_token{}, source.get_token()}) {
       CAPTURE(stop.stop_possible());
       primitives_without_allocations(stop);
     }
