@@ -32,14 +32,28 @@ struct StopBlock : StopWake {
 
 namespace {
 
-constexpr std::size_t kBatch = 32;               // blocks moved between a cache and the depot
+constexpr std::size_t kBatch = 16;               // blocks moved between a cache and the depot
 constexpr std::size_t kCacheLimit = 2 * kBatch;  // a cache spills a batch past this
+constexpr std::size_t kChunkBlocks = 64;         // blocks made by one allocation
+
+/// One allocation of the pool's growth; never freed (the depot keeps it reachable).
+struct StopBlockChunk {
+  StopBlockChunk* next = nullptr;
+  StopBlock blocks[kChunkBlocks];
+};
 
 /// The shared free blocks (a stack through next_free). Never destroyed: threads may give
 /// blocks back after main returned; the blocks stay reachable from it.
+///
+/// The pool grows only when a thread finds its cache and the depot empty, that is when every
+/// free block sits in another thread's cache (at most kCacheLimit each); it grows by a chunk of
+/// kChunkBlocks. So with T threads waiting at most W stoppable waits at once it stops growing
+/// at W + (T - 1) * kCacheLimit + kChunkBlocks blocks: one chunk for two workers and a few
+/// dozen waits, as the allocation test checks.
 struct StopBlockDepot {
   std::mutex mutex;
-  StopBlock* head = nullptr;  // guarded by mutex
+  StopBlock* head = nullptr;         // guarded by mutex
+  StopBlockChunk* chunks = nullptr;  // guarded by mutex
 };
 StopBlockDepot& depot() noexcept {
   static StopBlockDepot* const shared = new StopBlockDepot;
@@ -56,10 +70,20 @@ struct StopBlockCache {
   StopBlockCache& operator=(const StopBlockCache&) = delete;
   ~StopBlockCache() { spill(count); }
 
-  /// Moves up to `n` blocks from the depot into this cache.
-  void refill(std::size_t n) noexcept {
+  /// Moves up to `n` (>= 1) blocks from the depot into this cache, growing the pool by a
+  /// chunk when the depot is empty. Errors: std::bad_alloc (nothing moved then).
+  void refill(std::size_t n) {
     StopBlockDepot& shared = depot();
     const std::lock_guard lock(shared.mutex);
+    if (shared.head == nullptr) {
+      auto* chunk = new StopBlockChunk;
+      chunk->next = shared.chunks;
+      shared.chunks = chunk;
+      for (StopBlock& block : chunk->blocks) {
+        block.next_free = shared.head;
+        shared.head = &block;
+      }
+    }
     for (; n > 0 && shared.head != nullptr; --n) {
       StopBlock* block = shared.head;
       shared.head = block->next_free;
@@ -86,11 +110,11 @@ struct StopBlockCache {
 };
 thread_local StopBlockCache t_stop_blocks;
 
-/// A free block: from the calling thread's cache, refilled from the depot, else a new one.
+/// A free block: from the calling thread's cache, refilled from the depot (which grows when
+/// empty). Errors: std::bad_alloc.
 StopBlock* take_block() {
   StopBlockCache& cache = t_stop_blocks;
   if (cache.head == nullptr) cache.refill(kBatch);
-  if (cache.head == nullptr) return new StopBlock;
   StopBlock* block = cache.head;
   cache.head = block->next_free;
   --cache.count;

@@ -116,10 +116,12 @@ WaitNode* WaitQueue::take_all() noexcept {
 
 void wake_chain(WaitNode* head) noexcept { wake_list(head, current_worker()); }
 
-void block_on(WaitLinker linker) {
+void block_on(WaitLinker linker) { block_on_as(linker, nullptr); }
+
+void block_on_as(WaitLinker linker, const void* report_as) {
   const void* token = &t_thread_token;
   if (Fiber* self = current_fiber()) {
-    if (wait_on_fiber_linked(self, linker)) return;
+    if (wait_on_fiber_linked(self, linker, report_as)) return;
     flush_deferred_signals(*self->worker);  // an attached thread with no fiber: it parks
     token = self;                           // still the same waiter as on its fiber
   }
@@ -137,7 +139,7 @@ WaitEnd block_on_stoppable(void* primitive, const StoppableLinker& linker) {
   if (!wait.begin(current_job_stop(), primitive, linker.unlink, linker.hand_over)) {
     throw_cancelled(linker.call);
   }
-  block_on({linker.link, &wait, linker.what});
+  block_on_as({linker.link, &wait, linker.what}, primitive);  // the reports name the primitive
   return wait.end();
 }
 

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <mutex>
 #include <stop_token>
+#include <string>
 #include <thread>
 
 #include "support/cancellation.hpp"
@@ -222,7 +223,7 @@ void stop_some_waiters(std::uint32_t workers, int stopped) {
 /// exactly once, and what the hand-off gave must reach the bystander (each waiter passes it on
 /// when it is through): a lost set, lock, permit or notify leaves the bystander waiting.
 template <class Scenario>
-void race_round(JobSystem& js, Outcomes& outcomes, bool coroutine) {
+void race_round(JobSystem& js, Outcomes& outcomes, bool coroutine, int delay) {
   Scenario scenario;
   scenario.block();
   std::stop_source source;
@@ -235,7 +236,10 @@ void race_round(JobSystem& js, Outcomes& outcomes, bool coroutine) {
   spawn_waiter(js, bystander, scenario, outcomes, !coroutine, std::stop_token{});
   while (outcomes.waiting.load() == waiting + 1) std::this_thread::yield();
   Counter helper;
-  js.run(helper, [&source] { source.request_stop(); });
+  js.run(helper, [&source, delay] {
+    for (int i = 0; i < delay; ++i) std::this_thread::yield();  // the waiter may finish first
+    source.request_stop();
+  });
   scenario.unblock();
   js.wait(helper);
   js.wait(bystander);
@@ -253,11 +257,12 @@ void race_many(const char* what, int rounds) {
   JobSystem js{test::config_with(2)};
   Outcomes outcomes;
   for (int round = 0; round < rounds; ++round) {
-    race_round<Scenario>(js, outcomes, round % 2 == 0);
+    race_round<Scenario>(js, outcomes, round % 2 == 0, round % 16);
     // Every round ends both waits: the bystander's always completes.
     REQUIRE(outcomes.completed.load() + outcomes.cancelled.load() == 2 * (round + 1));
   }
-  MESSAGE(what << ": the stop won " << outcomes.cancelled.load() << " of " << rounds);
+  MESSAGE(std::string(what) << ": the stop ended " << outcomes.cancelled.load() << " of " << rounds
+                            << " stopped waits");
 }
 
 }  // namespace
