@@ -237,7 +237,9 @@ void race_round(JobSystem& js, Outcomes& outcomes, bool coroutine, int delay) {
   while (outcomes.waiting.load() == waiting + 1) std::this_thread::yield();
   Counter helper;
   js.run(helper, [&source, delay] {
-    for (int i = 0; i < delay; ++i) std::this_thread::yield();  // the waiter may finish first
+    std::atomic<int> spins{0};  // a busy delay of `delay` steps: the waiter may finish first
+    while (spins.fetch_add(1, std::memory_order_relaxed) < delay) {
+    }
     source.request_stop();
   });
   scenario.unblock();
@@ -257,7 +259,7 @@ void race_many(const char* what, int rounds) {
   JobSystem js{test::config_with(2)};
   Outcomes outcomes;
   for (int round = 0; round < rounds; ++round) {
-    race_round<Scenario>(js, outcomes, round % 2 == 0, round % 16);
+    race_round<Scenario>(js, outcomes, round % 2 == 0, (round % 64) * 256);
     // Every round ends both waits: the bystander's always completes.
     REQUIRE(outcomes.completed.load() + outcomes.cancelled.load() == 2 * (round + 1));
   }
