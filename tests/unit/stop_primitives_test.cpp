@@ -353,27 +353,31 @@ TEST_SUITE("stop wakes waits on the primitives") {
       // Its fn returned before the job went on: the job did not leave what fn may use.
       if (test::is_cancelled(error) && returned[id].load()) cancelled_after_return.fetch_add(1);
     };
+    // Job 0 calls co_await ctx.blocking, job 1 this_fiber::blocking; `on_error(error, id)`.
+    auto spawn_both = [&](Counter& done, auto on_error) {
+      js.run(
+          done,
+          [&, on_error](Context& ctx) -> Task<> {
+            try {
+              (void)co_await ctx.blocking(blocking_fn(0));
+            } catch (const Error& error) {
+              on_error(error, 0);
+            }
+          },
+          source.get_token());
+      js.run(
+          done,
+          [&, on_error] {
+            try {
+              (void)this_fiber::blocking(blocking_fn(1));
+            } catch (const Error& error) {
+              on_error(error, 1);
+            }
+          },
+          source.get_token());
+    };
     Counter done;
-    js.run(
-        done,
-        [&](Context& ctx) -> Task<> {
-          try {
-            (void)co_await ctx.blocking(blocking_fn(0));
-          } catch (const Error& error) {
-            note(error, 0);
-          }
-        },
-        source.get_token());
-    js.run(
-        done,
-        [&] {
-          try {
-            (void)this_fiber::blocking(blocking_fn(1));
-          } catch (const Error& error) {
-            note(error, 1);
-          }
-        },
-        source.get_token());
+    spawn_both(done, note);
     while (started.load() < 2) std::this_thread::yield();
     source.request_stop();
     std::this_thread::sleep_for(20ms);  // a wake by the stop would end a job now, too early
@@ -383,26 +387,9 @@ TEST_SUITE("stop wakes waits on the primitives") {
     // Stopped before the call: fn never runs.
     Counter stopped_done;
     std::atomic<int> cancelled{0};
-    js.run(
-        stopped_done,
-        [&](Context& ctx) -> Task<> {
-          try {
-            (void)co_await ctx.blocking(blocking_fn(0));
-          } catch (const Error& error) {
-            if (test::is_cancelled(error)) cancelled.fetch_add(1);
-          }
-        },
-        source.get_token());
-    js.run(
-        stopped_done,
-        [&] {
-          try {
-            (void)this_fiber::blocking(blocking_fn(1));
-          } catch (const Error& error) {
-            if (test::is_cancelled(error)) cancelled.fetch_add(1);
-          }
-        },
-        source.get_token());
+    spawn_both(stopped_done, [&cancelled](const Error& error, int) {
+      if (test::is_cancelled(error)) cancelled.fetch_add(1);
+    });
     js.wait(stopped_done);
     CHECK(cancelled.load() == 2);
     CHECK(started.load() == 2);
