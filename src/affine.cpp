@@ -194,7 +194,14 @@ bool on_attached_thread(const Worker& slot, std::uint32_t generation) noexcept {
 }
 
 void suspend_to_attached(WaitNode& node, Worker& slot, std::uint32_t generation,
-                         std::coroutine_handle<> coroutine) {
+                         const Scheduler& caller, std::coroutine_handle<> coroutine) {
+  if (slot.scheduler != &caller) {
+    throw Error(ErrorCode::AttachMisuse,
+                "fiberjob: co_await ctx.resume_on(thread) names a thread attached to another "
+                "JobSystem than the awaiting job's; the coroutine did not move. A job runs only "
+                "on its own system's threads: resume_on a thread attached to the job's system, "
+                "or hand the work to the other system with AttachedThread::spawn.");
+  }
   const AffineEntry entry(slot, generation);  // throws once detached: the coroutine stays
   const Priority priority = fill_hop_node(node, *slot.scheduler, coroutine);
   slot.inbox->pending.add(1);
@@ -221,7 +228,7 @@ AttachedThread::AttachedThread(const AttachedWorker& worker) noexcept
 std::size_t AttachedThread::index() const noexcept { return slot_->index; }
 
 ResumeOnAwaiter Context::resume_on(AttachedThread thread) noexcept {
-  return ResumeOnAwaiter(thread);
+  return ResumeOnAwaiter(thread, scheduler_);
 }
 
 ResumeOnAnyAwaiter Context::resume_on_any() noexcept { return ResumeOnAnyAwaiter(scheduler_); }

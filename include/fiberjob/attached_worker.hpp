@@ -6,11 +6,14 @@
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
+#include <stop_token>
+#include <type_traits>
 #include <utility>
 
 #include "fiberjob/config.hpp"
 #include "fiberjob/counter.hpp"
 #include "fiberjob/detail/job_record.hpp"
+#include "fiberjob/detail/stoppable.hpp"
 #include "fiberjob/detail/wait_node.hpp"
 
 namespace fiberjob {
@@ -43,7 +46,7 @@ void submit_affine(Scheduler& scheduler, Worker& slot, Counter& counter, JobReco
 /// ResumeOnAwaiter's parts (src/affine.cpp).
 bool on_attached_thread(const Worker& slot, std::uint32_t generation) noexcept;
 void suspend_to_attached(WaitNode& node, Worker& slot, std::uint32_t generation,
-                         std::coroutine_handle<> coroutine);
+                         const Scheduler& caller, std::coroutine_handle<> coroutine);
 /// ResumeOnAnyAwaiter's parts (src/affine.cpp).
 bool on_worker_thread(const Scheduler& scheduler) noexcept;
 void suspend_to_workers(WaitNode& node, Scheduler& scheduler, std::coroutine_handle<> coroutine);
@@ -91,6 +94,21 @@ class AttachedThread {
     detail::submit_affine(*scheduler_, *slot_, counter, record, priority);
   }
 
+  /// `spawn` with a stop token, as `Context::spawn(counter, fn, stop)`: once a stop is
+  /// requested, the job's waits and yields complete with `Error` (`Cancelled`) and
+  /// `ctx.stop_token()` reads it. Same contract, cost (8 bytes more in the job's record) and
+  /// errors as the `spawn` above.
+  /// \param counter gets one unit now, signalled when the job ends.
+  /// \param fn the job, copied or moved into the job's record.
+  /// \param stop the job's stop token.
+  /// \param priority the priority the job resumes at if it suspends.
+  template <detail::JobCallable F>
+  void spawn(Counter& counter, F&& fn, std::stop_token stop,
+             Priority priority = Priority::Normal) const {
+    spawn(counter, detail::Stoppable<std::decay_t<F>>{std::forward<F>(fn), std::move(stop)},
+          priority);
+  }
+
   /// The slot's worker index (>= the system's worker_count()).
   /// \return the worker index of the attached thread's slot.
   [[nodiscard]] std::size_t index() const noexcept;
@@ -112,30 +130,35 @@ class AttachedThread {
 /// Cost: one lock-free enqueue and a wake of the parked workers; no allocation, no fiber
 ///   switch (the node lives in this awaiter, in the coroutine frame).
 /// Errors: `Error` (`AttachMisuse`), thrown at the `co_await` (the coroutine does not move),
-///   when the thread has detached.
+///   when the thread has detached, or when it is attached to another `JobSystem` than the
+///   awaiting job's (a job runs only on its own system's threads).
 class [[nodiscard]] ResumeOnAwaiter {
  public:
   /// Made by `Context::resume_on`; not for direct use.
   /// \param thread the attached thread to continue on.
-  explicit ResumeOnAwaiter(AttachedThread thread) noexcept : thread_(thread) {}
+  /// \param caller the awaiting job's job system.
+  ResumeOnAwaiter(AttachedThread thread, detail::Scheduler& caller) noexcept
+      : thread_(thread), caller_(caller) {}
   ResumeOnAwaiter(const ResumeOnAwaiter&) = delete;
   ResumeOnAwaiter& operator=(const ResumeOnAwaiter&) = delete;
 
-  /// \return true when the caller already runs on the attached thread.
+  /// \return true when the caller already runs on the attached thread (of its own system).
   bool await_ready() const noexcept {
-    return detail::on_attached_thread(*thread_.slot_, thread_.generation_);
+    return thread_.scheduler_ == &caller_ &&
+           detail::on_attached_thread(*thread_.slot_, thread_.generation_);
   }
   /// Queues the coroutine in the thread's affine inbox. Throws `Error` (`AttachMisuse`) when
-  /// the thread has detached.
+  /// the thread has detached or belongs to another job system.
   /// \param coroutine the awaiting coroutine.
   void await_suspend(std::coroutine_handle<> coroutine) {
-    detail::suspend_to_attached(node_, *thread_.slot_, thread_.generation_, coroutine);
+    detail::suspend_to_attached(node_, *thread_.slot_, thread_.generation_, caller_, coroutine);
   }
   /// Nothing to return.
   void await_resume() const noexcept {}
 
  private:
   AttachedThread thread_;
+  detail::Scheduler& caller_;
   detail::WaitNode node_;
 };
 
@@ -222,6 +245,17 @@ class AttachedWorker {
   template <detail::JobCallable F>
   void spawn(Counter& counter, F&& fn, Priority priority = Priority::Normal) const {
     AttachedThread(*this).spawn(counter, std::forward<F>(fn), priority);
+  }
+
+  /// `spawn` with a stop token: `AttachedThread(*this).spawn(counter, fn, stop, priority)`.
+  /// \param counter gets one unit now, signalled when the job ends.
+  /// \param fn the job, copied or moved into the job's record.
+  /// \param stop the job's stop token.
+  /// \param priority the priority the job resumes at if it suspends.
+  template <detail::JobCallable F>
+  void spawn(Counter& counter, F&& fn, std::stop_token stop,
+             Priority priority = Priority::Normal) const {
+    AttachedThread(*this).spawn(counter, std::forward<F>(fn), std::move(stop), priority);
   }
 
   /// Runs the thread-affine jobs queued for this thread now: the plain and coroutine jobs

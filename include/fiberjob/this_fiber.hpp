@@ -26,7 +26,8 @@ namespace fiberjob::this_fiber {
 ///   thrown before the wait begins, nothing is lost, the message names the field and is also
 ///   written once to stderr; the counter's captured exception; `Error` (`Cancelled`) in a job
 ///   spawned with a stop token whose stop was requested — before the wait (at once, even if
-///   the counter never reaches zero) or while it waited (once the counter reached zero).
+///   the counter never reaches zero) or while it waited (the stop wakes the wait promptly, even
+///   if the counter never reaches zero).
 /// \param counter the counter to wait for; it must outlive the wait.
 void wait(Counter& counter);
 

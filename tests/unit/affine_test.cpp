@@ -8,6 +8,8 @@
 #include <chrono>
 #include <optional>
 #include <stdexcept>
+#include <stop_token>
+#include <string>
 #include <thread>
 
 #include "support/config.hpp"
@@ -310,5 +312,62 @@ TEST_SUITE("affine") {
     });
     js.wait(done);
     CHECK(threw_in_job.load());
+  }
+
+  TEST_CASE("resume_on a thread attached to another job system throws; the coroutine stays") {
+    const test::Watchdog watchdog("affine other system", 120s);
+    JobSystem job_system(test::config_with(2));
+    JobSystem other(attachable(1));
+    AttachedWorker other_thread(other);
+    const AttachedThread target = other_thread;
+    std::atomic<bool> threw{false}, stayed{false};
+    Counter done;
+    job_system.run(done, [&](Context& ctx) -> Task<> {
+      try {
+        co_await ctx.resume_on(target);
+      } catch (const Error& error) {
+        threw.store(error.code() == ErrorCode::AttachMisuse &&
+                    std::string(error.what()).find("another JobSystem") != std::string::npos);
+      }
+      stayed.store(ctx.worker_index() != Context::kNotAWorker);  // still on its own workers
+    });
+    job_system.wait(done);
+    CHECK(threw.load());
+    CHECK(stayed.load());
+    CHECK(other_thread.run_pending() == 0);  // nothing was queued on the other system's thread
+  }
+
+  TEST_CASE("an affine job spawned with a stop token is cancelled in its wait, on its thread") {
+    const test::Watchdog watchdog("affine stoppable", 120s);
+    JobSystem js(attachable(2));
+    AttachedWorker main_thread(js);
+    const std::thread::id main_id = test::current_thread_id();
+    std::stop_source stop;
+    Counter never;
+    never.add(1);  // nothing signals it: only the stop ends the wait
+    std::atomic<bool> cancelled{false}, on_main{false}, waiting{false};
+    Counter done;
+    main_thread.spawn(
+        done,
+        [&] {
+          waiting.store(true);
+          try {
+            this_fiber::wait(never);
+          } catch (const Error& error) {
+            cancelled.store(error.code() == ErrorCode::Cancelled);
+            on_main.store(test::current_thread_id() == main_id);
+          }
+        },
+        stop.get_token());
+    std::thread requester([&] {
+      while (!waiting.load()) std::this_thread::yield();
+      std::this_thread::sleep_for(10ms);  // let the job suspend in its wait
+      stop.request_stop();
+    });
+    js.wait(done);  // the attached thread runs the job here, and resumes it after the stop
+    requester.join();
+    CHECK(cancelled.load());
+    CHECK(on_main.load());
+    never.signal();
   }
 }
