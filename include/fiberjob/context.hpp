@@ -68,12 +68,13 @@ class Context {
   }
 
   /// Starts `fn` as a child job, as the spawn above, with a stop token: once a stop is
-  /// requested on `stop`'s source, the job's waits and yields (`co_await ctx.wait`,
-  /// `co_await ctx.yield()`, `this_fiber::wait`, `this_fiber::yield`, `JobSystem::wait`)
-  /// complete with `Error` (`Cancelled`) — at once if the stop came first; a wait already
-  /// suspended is woken by the stop, even on a counter that never reaches zero — so the job unwinds
-  /// (its destructors run) and its counter is signalled, with the `Cancelled` error kept on it
-  /// unless another exception came first. `ctx.stop_token()` reads the token in the job.
+  /// requested on `stop`'s source, the job's waits, sleeps and yields (`co_await ctx.wait`,
+  /// `co_await ctx.yield()`, `this_fiber::wait`, `this_fiber::yield`, `JobSystem::wait`, the
+  /// waits on `Event`, `Mutex`, `ConditionVariable` and `Semaphore`: docs/api.md, Errors,
+  /// `Cancelled`) complete with `Error` (`Cancelled`) — at once if the stop came first; a wait
+  /// already suspended is woken by the stop, even on a counter that never reaches zero — so
+  /// the job unwinds (its destructors run) and its counter is signalled, with the `Cancelled` error
+  /// kept on it unless another exception came first. `ctx.stop_token()` reads the token in the job.
   /// The token is the job's only: jobs it spawns with `spawn` get their own (or none); the
   /// children of `when_all`, `when_any`, `JobHandle` and `parallel_for` get the job's token
   /// (or one chained to it), so its stop reaches them.
