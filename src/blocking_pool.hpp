@@ -40,7 +40,6 @@ class BlockingPool {
   /// Calls reserved and not yet finished (their waiters not yet woken). seq_cst: with the
   /// decrement after the wake and the idle event count's fences (a Dekker pair): a stopping
   /// worker either sees 0 here, or is parked when the last call ends and gets its notify.
-  /// The handshake is model-checked: tests/model/blocking_model.cpp.
   [[nodiscard]] std::uint32_t pending() const noexcept { return pending_.load(); }
   /// Stops and joins the threads (every call must have finished). Idempotent.
   void stop() noexcept;

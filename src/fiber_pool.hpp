@@ -204,8 +204,7 @@ class FiberPool {
   /// parked_.size(), written under parked_mutex_. Read without the lock by release(): the
   /// store (under the lock) and release()'s load are each followed/preceded by a seq_cst
   /// fence, which pairs park_job's "kept, then look for a free fiber" with release()'s "freed,
-  /// then look for a kept job" (Dekker): at least one of the two sees the other
-  /// (model-checked: tests/model/class_model.cpp).
+  /// then look for a kept job" (Dekker): at least one of the two sees the other.
   std::atomic<std::size_t> parked_count_{0};
 };
 
