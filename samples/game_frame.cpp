@@ -5,8 +5,11 @@
 //       AI (one long-lived coroutine job per agent): co_await the frame gate; need a path?
 //          spawn an A* job and co_await its counter next frame; else steer along the path
 //       frame job: co_await ai_done ─▶ spatial grid ─▶ co_await parallel_for(movement +
-//          local avoidance) ─▶ render prep job (after movement) ─▶ done
-//     main ◀── js.wait(frame_done)
+//          local avoidance) ─▶ render prep job (after movement): sets snapshot_ready ─▶ done
+//       presenter (one long-lived coroutine job): co_await snapshot_ready (Event) ─▶
+//          co_await resume_on(main) ─▶ submit to the graphics context ─▶ resume_on_any
+//     main (attached: AttachedWorker) ◀── js.wait(frame_done), running jobs and the hop
+//        to the main thread meanwhile
 //
 // Prints one line per simulated second and a summary; --check verifies every path against a
 // single-threaded Dijkstra (and, on arena.map, the 130 published scenario lengths); --trace
@@ -25,6 +28,7 @@
 #include <cstdio>
 #include <exception>
 #include <filesystem>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -71,6 +75,9 @@ fiberjob::Config job_config(const game::Options& options) {
   fiberjob::Config config;
   if (options.workers != 0) config.worker_count = options.workers;
   if (options.serial) config.worker_count = 1;
+  // The main thread attaches (AttachedWorker): the graphics context is its own, so the frame's
+  // submission hops there (resume_on), and its waits for the frame run jobs meanwhile.
+  if (!options.serial) config.attachable_threads = 1;
   config.tracing = !options.trace_path.empty();
   // The default run (2,000 agents, 300 frames) records about 615,000 events, most of them the
   // AI coroutines' resumptions: 2^20 events of 32 bytes (32 MiB) per worker hold them all even
@@ -79,10 +86,12 @@ fiberjob::Config job_config(const game::Options& options) {
   return config;
 }
 
-fiberjob::FrameAllocatorConfig memory_config(const game::Options& options) {
+fiberjob::FrameAllocatorConfig memory_config() {
   fiberjob::FrameAllocatorConfig memory;
   memory.bytes_per_worker = std::size_t{16} << 20;  // A* open lists on big maps
-  if (options.serial) memory.shared_bytes = memory.bytes_per_worker;
+  // The main thread (serial: every frame; attached: the A* jobs it runs while it waits) takes
+  // frame memory from the shared arena.
+  memory.shared_bytes = memory.bytes_per_worker;
   return memory;
 }
 
@@ -176,6 +185,8 @@ void print_summary(const game::Options& options, const fiberjob::JobSystem& js,
                  : fmt::format("{:.2f}", static_cast<double>(times.allocations_end -
                                                              times.allocations_after_first_second) /
                                              steady_frames));
+  fmt::print("  frames submitted to the graphics context {} (from another thread than main: {})\n",
+             world.graphics().frames(), world.graphics().wrong_thread());
   fmt::print("  snapshot checksum {:016x}\n", world.snapshot_checksum());
 }
 
@@ -192,10 +203,14 @@ int run(const game::Options& options) {
   // 2. The job system and the frame allocator.
   const fiberjob::Config config = job_config(options);
   fiberjob::JobSystem js{config};
-  fiberjob::FrameAllocator memory{js, memory_config(options)};
+  fiberjob::FrameAllocator memory{js, memory_config()};
+  std::optional<fiberjob::AttachedWorker> main_thread;  // detaches before js goes
+  if (!options.serial) main_thread.emplace(js);
 
-  // 3. The world, and its AI coroutines waiting for the first frame.
-  game::World world(map, js, memory, options.agents, options.seed, options.check);
+  // 3. The world, and its AI coroutines and presenter waiting for the first frame.
+  std::optional<fiberjob::AttachedThread> main;
+  if (main_thread) main = *main_thread;
+  game::World world(map, js, memory, options.agents, options.seed, options.check, main);
   if (!options.serial) world.start(options.replace_every != 0);
 
   // 4. The frames, then 5. the summary.
@@ -212,6 +227,10 @@ int run(const game::Options& options) {
       fmt::print("FAILED: every replaced behaviour's AI coroutine should have been cancelled\n");
       status = 1;
     }
+  }
+  if (world.graphics().frames() != options.frames || world.graphics().wrong_thread() != 0) {
+    fmt::print("FAILED: every frame should have been submitted once, on the main thread\n");
+    status = 1;
   }
   if (options.check) {
     status = game::check_paths(map, world.take_path_records()) ? status : 1;

@@ -33,11 +33,12 @@ for preset in "${presets[@]}"; do
     cmake --preset "${preset}" >/dev/null
     if [[ "${preset}" != asan && "${preset}" != tsan ]]; then
       # Ninja prints a step when it ends: say beforehand why the next minutes are quiet.
-      echo "=== ${preset}: building the Relacy model checks (tests/model): each of the five" \
+      echo "=== ${preset}: building the Relacy model checks (tests/model): each of the seven" \
            "files takes minutes to compile, with no output until it is done"
       cmake --build --preset "${preset}" -j "${jobs}" \
         --target fiberjob_counter_model fiberjob_deque_model fiberjob_primitives_model \
-        fiberjob_timer_model fiberjob_affine_model
+        fiberjob_timer_model fiberjob_affine_model fiberjob_blocking_model \
+        fiberjob_class_model
     fi
     echo "=== ${preset}: building the library, tests, samples (and benchmarks in release presets)"
     cmake --build --preset "${preset}" -j "${jobs}"

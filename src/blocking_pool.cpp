@@ -68,6 +68,7 @@ void BlockingPool::thread_main() noexcept {
     WaitNode* node = call->node;  // the call may be gone once its waiter runs
     wake_chain(node);
     // seq_cst: see pending(). The wake's queueing happens before a worker that reads 0.
+    // This shutdown handshake is model-checked: tests/model/blocking_model.cpp.
     if (pending_.fetch_sub(1) == 1) blocking_calls_done(scheduler_);
     lock.lock();
   }

@@ -34,21 +34,26 @@ Cell cell_of(Vec2 p) {
 }  // namespace
 
 World::World(const GridMap& map, fiberjob::JobSystem& jobs, fiberjob::FrameAllocator& memory,
-             std::uint32_t agents, std::uint64_t seed, bool record_paths)
+             std::uint32_t agents, std::uint64_t seed, bool record_paths,
+             std::optional<fiberjob::AttachedThread> main)
     : map_(map),
       jobs_(jobs),
       memory_(memory),
       agents_(agents),
       positions_(agents),
       next_positions_(agents),
+      main_(main),
+      graphics_(agents),
       record_paths_(record_paths),
-      records_(jobs.worker_count()) {
+      // One scratch and record list per thread that runs jobs: the workers and the attached
+      // main thread (its slot index follows the workers').
+      records_(main ? main->index() + 1 : jobs.worker_count()) {
   for (int y = 0; y < map.height(); ++y) {
     for (int x = 0; x < map.width(); ++x) {
       if (map.passable(x, y)) passable_cells_.push_back(Cell{x, y});
     }
   }
-  for (std::size_t w = 0; w < jobs.worker_count(); ++w) {
+  for (std::size_t w = 0; w < records_.size(); ++w) {
     scratch_.push_back(std::make_unique<SearchScratch>(map));
   }
   std::uint64_t rng = seed;
@@ -87,6 +92,7 @@ Cell World::random_goal_near(Cell from, std::uint64_t& rng) const {
 
 void World::start(bool replaceable) {
   gate(0).add(1);
+  if (main_) jobs_.run(ai_jobs_, [this](fiberjob::Context& ctx) { return present_loop(ctx); });
   for (std::uint32_t id = 0; id < agents_.size(); ++id) {
     auto ai = [this, id](fiberjob::Context& ctx) { return agent_ai(ctx, id, 0); };
     if (replaceable) {
@@ -137,6 +143,21 @@ fiberjob::Task<> World::agent_loop(fiberjob::Context& ctx, std::uint32_t id,
                 [this, id, r = *request] { find_agent_path(jobs_.current_worker_index(), id, r); });
     }
     ai_done_.signal();
+  }
+}
+
+fiberjob::Task<> World::present_loop(fiberjob::Context& ctx) {
+  for (;;) {
+    co_await snapshot_ready_;  // the render-prep job of this frame set it (on a worker)
+    if (stopping_.load(std::memory_order_relaxed)) co_return;
+    // The graphics context may be used on the main thread only: hop there. The main thread
+    // is in js.wait(frame_done_) and runs the hop inside its wait.
+    co_await ctx.resume_on(*main_);
+    graphics_.submit({sprites_, agents_.size()});
+    frame_done_.signal();  // the frame is on screen: the main thread's wait may return
+    // Back to the workers: a coroutine stays on the attached thread until its next suspension,
+    // and the main thread has its own frame loop to go on with.
+    co_await ctx.resume_on_any();
   }
 }
 
@@ -207,11 +228,11 @@ void World::find_agent_path(std::size_t worker, std::uint32_t id, PathRequest re
 void World::run_frame(std::uint32_t frame) {
   memory_.begin_frame();
   ai_done_.add(static_cast<std::int64_t>(agents_.size()));
-  gate(frame + 1).add(1);  // arm the next frame's gate before opening this one
-  gate(frame).signal();    // every AI coroutine wakes for this frame
-  fiberjob::Counter frame_done;
-  jobs_.run(frame_done, [this](fiberjob::Context& ctx) { frame_job(ctx); });
-  jobs_.wait(frame_done);
+  gate(frame + 1).add(1);         // arm the next frame's gate before opening this one
+  gate(frame).signal();           // every AI coroutine wakes for this frame
+  if (main_) frame_done_.add(1);  // the submission of this frame's snapshot (present_loop)
+  jobs_.run(frame_done_, [this](fiberjob::Context& ctx) { frame_job(ctx); });
+  jobs_.wait(frame_done_);
 }
 
 void World::frame_job(fiberjob::Context& ctx) {
@@ -221,7 +242,10 @@ void World::frame_job(fiberjob::Context& ctx) {
                          [this](std::size_t lo, std::size_t hi) { move_agents(lo, hi); });
   positions_.swap(next_positions_);
   fiberjob::Counter render;  // render prep depends on movement: it starts after it
-  ctx.spawn(render, [this] { render_prep(); });
+  ctx.spawn(render, [this] {
+    render_prep();
+    snapshot_ready_.set();  // the presenter submits it (on the main thread)
+  });
   fiberjob::this_fiber::wait(render);
 }
 
@@ -299,11 +323,8 @@ void World::render_prep() {
   FIBERJOB_TRACE_SCOPE("render prep");
   // A frame snapshot in frame memory (what a renderer would consume), with a checksum so the
   // work is observable.
-  struct Sprite {
-    float x, y;
-    std::uint32_t agent;
-  };
   Sprite* sprites = memory_.allocate_array<Sprite>(agents_.size());
+  sprites_ = sprites;
   std::uint64_t checksum = 0;
   for (std::uint32_t i = 0; i < agents_.size(); ++i) {
     sprites[i] = Sprite{positions_[i].x, positions_[i].y, i};
@@ -316,6 +337,7 @@ void World::render_prep() {
 void World::stop(std::uint32_t next_frame) {
   stopping_.store(true, std::memory_order_relaxed);
   gate(next_frame).signal();  // the AI coroutines wake, see stopping_ and return
+  snapshot_ready_.set();      // so does the presenter
   jobs_.wait(ai_jobs_);
 }
 

@@ -9,8 +9,11 @@
 //       → signal ai_done → co_await gate f+1 … next frame: co_await path counter
 //     frame job (a plain job: this_fiber::wait suspends it the same way):
 //                 wait ai_done → build spatial grid → parallel_for(movement)
-//                 → spawn render prep, wait for it
-//   main: js.wait(frame_done)
+//                 → spawn render prep (sets snapshot_ready), wait for it
+//     presenter (one long-lived coroutine job): co_await snapshot_ready (an auto-reset Event)
+//       → co_await resume_on(main) → submit the snapshot to the graphics context (main
+//       thread only) → signal frame_done → co_await resume_on_any → next frame
+//   main (an AttachedWorker): js.wait(frame_done), running jobs and the presenter's hop meanwhile
 //
 // run_frame_serial (world_serial.cpp, --serial) does the same work on the calling thread with
 // no jobs: every agent's AI step in id order with its A* search called inline where the AI
@@ -27,6 +30,7 @@
 #include <stop_token>
 #include <vector>
 
+#include "graphics.hpp"
 #include "grid_map.hpp"
 #include "pathfinding.hpp"
 
@@ -77,14 +81,17 @@ struct FrameCounters {
 
 class World {
  public:
+  /// `main`: the calling (main) thread, attached to `jobs`, where the frames' snapshots are
+  /// submitted to the graphics context; none for the --serial run, which submits them itself.
   World(const GridMap& map, fiberjob::JobSystem& jobs, fiberjob::FrameAllocator& memory,
-        std::uint32_t agents, std::uint64_t seed, bool record_paths);
+        std::uint32_t agents, std::uint64_t seed, bool record_paths,
+        std::optional<fiberjob::AttachedThread> main);
   ~World();
   World(const World&) = delete;
   World& operator=(const World&) = delete;
 
-  /// Starts one AI coroutine job per agent; they wait for the first frame. With
-  /// `replaceable`, each gets a stop token, so that replace_behaviour can cancel it.
+  /// Starts one AI coroutine job per agent and the presenter; they wait for the first frame.
+  /// With `replaceable`, each AI job gets a stop token, so that replace_behaviour can cancel it.
   void start(bool replaceable = false);
   /// Replaces agent `id`'s behaviour before frame `frame` (main thread, between frames, after
   /// start(true)): requests a stop on its AI coroutine — whose wait on the frame gate then
@@ -98,17 +105,20 @@ class World {
   /// a fixed order, with the same results. Use it instead of start/run_frame/stop, never mixed.
   /// Frame memory comes from the allocator's shared arena (the caller is not a worker).
   void run_frame_serial();
-  /// Releases the AI coroutines one last time so they return, and waits for them.
+  /// Releases the AI coroutines and the presenter one last time so they return, and waits for
+  /// them.
   void stop(std::uint32_t next_frame);
 
   [[nodiscard]] FrameCounters counters() const;
   [[nodiscard]] std::vector<PathRecord> take_path_records();
   [[nodiscard]] std::uint64_t snapshot_checksum() const { return snapshot_checksum_; }
+  [[nodiscard]] const GraphicsContext& graphics() const { return graphics_; }
   [[nodiscard]] std::size_t agent_count() const { return agents_.size(); }
 
  private:
   fiberjob::Task<> agent_ai(fiberjob::Context& ctx, std::uint32_t id, std::uint32_t first_frame);
   fiberjob::Task<> agent_loop(fiberjob::Context& ctx, std::uint32_t id, std::uint32_t first_frame);
+  fiberjob::Task<> present_loop(fiberjob::Context& ctx);
   std::optional<PathRequest> ai_step(std::uint32_t id);
   std::optional<PathRequest> decide(std::uint32_t id);
   PathRequest request_path(std::uint32_t id);
@@ -132,6 +142,11 @@ class World {
   fiberjob::Counter gates_[2];
   fiberjob::Counter ai_done_;
   fiberjob::Counter ai_jobs_;
+  std::optional<fiberjob::AttachedThread> main_;  ///< the graphics context's thread
+  GraphicsContext graphics_;                      ///< made (owned) by the main thread
+  fiberjob::Event snapshot_ready_{fiberjob::Event::Mode::Auto};  ///< one set per frame
+  fiberjob::Counter frame_done_;     ///< the frame job and the frame's submission
+  const Sprite* sprites_ = nullptr;  ///< this frame's render snapshot (frame memory)
   std::atomic<bool> stopping_{false};
   std::vector<std::stop_source> ai_stops_;  ///< one per agent once start(true) ran
   std::uint64_t ai_replaced_ = 0;

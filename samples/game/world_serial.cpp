@@ -3,7 +3,8 @@
 //
 //   frame (main thread):  begin_frame ─ for each agent in id order: AI step; asked for a path?
 //     run its A* search now (the parallel frame spawns it as a job) ─ spatial grid ─ movement of
-//     all agents in one batch ─ swap positions ─ render prep
+//     all agents in one batch ─ swap positions ─ render prep ─ submit the snapshot to the
+//     graphics context (this is the main thread)
 //
 // Where the parallel frame waits (the frame gate, the path counter, ai_done, the movement
 // batches, render prep), everything waited for has already run here, so each wait is a no-op
@@ -24,6 +25,7 @@ void World::run_frame_serial() {
   move_agents(0, agents_.size());
   positions_.swap(next_positions_);
   render_prep();
+  graphics_.submit({sprites_, agents_.size()});
 }
 
 }  // namespace game
