@@ -173,9 +173,9 @@ struct Config {
   /// linking each coroutine job in and out costs about a quarter of the time of a coroutine job
   /// that does nothing else (bench row 1c, fib_co); without it they are only counted. What a
   /// coroutine job waits on (counter, Event, Mutex, ConditionVariable, Semaphore, timed wait,
-  /// sleep, blocking call) is recorded in its root either way: two relaxed stores when it
-  /// starts a wait, one when it resumes. Plain jobs and suspended fibers are listed either way,
-  /// at no cost.
+  /// sleep, blocking call) is recorded in its root either way: a few loads (its chain of
+  /// tasks) and two relaxed stores when it starts a wait, one store when it resumes. Plain
+  /// jobs and suspended fibers are listed either way, at no cost.
   bool track_coroutine_jobs = false;
 
   /// Capture the await chain of every exception that leaves a `Task` of this system's

@@ -80,8 +80,7 @@ TEST_SUITE("hang report") {
     CHECK(text.find(coroutine_wait("on_counter", "counter", &held)) != std::string::npos);
     CHECK(text.find(coroutine_wait("on_event", "Event", &event)) != std::string::npos);
     CHECK(text.find(coroutine_wait("on_mutex", "Mutex", &mutex)) != std::string::npos);
-    CHECK(text.find(coroutine_wait("on_semaphore", "Semaphore", &semaphore)) !=
-          std::string::npos);
+    CHECK(text.find(coroutine_wait("on_semaphore", "Semaphore", &semaphore)) != std::string::npos);
     CHECK(text.find("(job 'holder'): waits on counter") != std::string::npos);
     CHECK(text.find("coroutine jobs alive (Config::track_coroutine_jobs): 4") != std::string::npos);
   }
