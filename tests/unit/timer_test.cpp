@@ -322,6 +322,7 @@ TEST_SUITE("timer") {
       Counter sleeper;
       js.run(sleeper, [] { this_fiber::sleep_for(50ms); });
       js.wait(sleeper);
+      INFO(captured.text());
       CHECK(captured.text().find("hang_report_after_ms") == std::string::npos);
       // Stuck: a job waits on a counter nobody signals.
       Counter done;
