@@ -4,6 +4,8 @@
 
 #include <atomic>
 
+#include "fiberjob/detail/wait_node.hpp"
+#include "fiberjob/job_local.hpp"
 #include "fiberjob/task.hpp"
 
 namespace fiberjob::detail {
@@ -23,7 +25,25 @@ class AwaitChainAccess {
   }
   /// The job system of a job's root task (nullptr for other tasks).
   static const Scheduler* scheduler(const TaskPromiseBase& p) noexcept { return p.job_scheduler_; }
+  /// A job's root task's JobRoot: its name and what it waits on (write_diagnostics).
+  static const JobRoot& job_root(const TaskPromiseBase& p) noexcept { return p.job_root_; }
 };
+
+/// Before a coroutine's wait links `node` (Kind::Coroutine, with coroutine_address and
+/// job_locals filled): when the coroutine is the innermost task of the coroutine job that
+/// job_locals belongs to, sets node.job_task and records in the job's root what it waits on
+/// (`object`, a `what`: JobRoot::waits_on; nullptr for a yield or hop: no wait). Otherwise (a
+/// plain job, a foreign coroutine) records nothing. A few loads (the job's chain of tasks)
+/// and two relaxed stores. Call only before the link: once linked, the coroutine may run.
+void note_task_wait(WaitNode& node, const void* object, const char* what) noexcept;
+
+/// Clears the record note_task_wait made for `node`, if it made one: when the coroutine
+/// resumes, or when its wait did not link after all. On the thread that runs the coroutine.
+inline void clear_task_wait(const WaitNode& node) noexcept {
+  if (!node.job_task) return;
+  JobRoot& root = *job_root_of(node.job_locals);
+  root.waits_on.store(nullptr, std::memory_order_relaxed);  // relaxed: see JobRoot::waits_on
+}
 
 /// Takes the walker lock: while held, no task's frame is freed after being unlinked from its
 /// parent (wait_for_await_chain_walkers), so chains reached from a registered root can be read.

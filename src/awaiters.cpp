@@ -6,6 +6,7 @@
 
 #include <utility>
 
+#include "await_chain_access.hpp"
 #include "counter_wait_list.hpp"
 #include "fiber_switch.hpp"
 #include "fiberjob/detail/external_wait.hpp"
@@ -48,8 +49,12 @@ bool suspend_on_counter(Counter& counter, WaitNode& node, Scheduler* scheduler,
   node.job_counter = self != nullptr ? self->job_counter : nullptr;
   node.job_locals = self != nullptr ? self->job_locals : nullptr;
   node.next = nullptr;
+  // Before any link below: once linked, the coroutine may already run elsewhere.
+  note_task_wait(node, &counter, "counter");
   if (stop_wait != nullptr && stop_possible(node.job_stop)) {  // a stop wakes it: lockable list
-    return link_stoppable_counter_wait(counter, node, *stop_wait);
+    if (link_stoppable_counter_wait(counter, node, *stop_wait)) return true;
+    clear_task_wait(node);  // not linked: it goes on at once
+    return false;
   }
   Worker* const worker = current_worker();
   if (worker != nullptr && worker->combining_signals) {
@@ -87,6 +92,7 @@ bool suspend_for_yield(WaitNode& node, Scheduler& scheduler, std::coroutine_hand
     node.scheduler = &scheduler;
     node.job_counter = worker->current != nullptr ? worker->current->job_counter : nullptr;
     node.job_locals = worker->current != nullptr ? worker->current->job_locals : nullptr;
+    note_task_wait(node, nullptr, nullptr);  // no wait; the resume names the segment
     const Priority priority =
         worker->current != nullptr ? worker->current->priority : Priority::Normal;
     // release (the deque push): the coroutine is suspended already (await_suspend runs after

@@ -90,8 +90,42 @@ AwaitChain chain_from_root(const TaskPromiseBase& root) noexcept {
 
 }  // namespace
 
+namespace {
+
+/// What describe_coroutine_jobs copies of one job under the locks.
+struct DescribedJob {
+  AwaitChain chain;
+  const char* name = nullptr;      ///< JobOptions::name
+  const void* waits_on = nullptr;  ///< JobRoot::waits_on (never dereferenced)
+  const char* what = nullptr;      ///< JobRoot::waits_on_what
+};
+
+DescribedJob describe_root(const TaskPromiseBase& root) noexcept {
+  const JobRoot& job = AwaitChainAccess::job_root(root);
+  // relaxed: a diagnostic snapshot (JobRoot::waits_on), pairs with nothing.
+  return DescribedJob{chain_from_root(root), job.name, job.waits_on.load(std::memory_order_relaxed),
+                      job.waits_on_what.load(std::memory_order_relaxed)};
+}
+
+void print_described_job(std::FILE* out, std::size_t number, const DescribedJob& job) noexcept {
+  std::fprintf(out, "  coroutine job %zu%s%s%s: ", number, job.name != nullptr ? " '" : "",
+               job.name != nullptr ? job.name : "", job.name != nullptr ? "'" : "");
+  if (job.waits_on != nullptr) {
+    std::fprintf(out, "waits on %s %p", job.what != nullptr ? job.what : "?", job.waits_on);
+  } else {
+    std::fputs(
+        "in no wait of fiberjob (running, queued to resume, or suspended on another "
+        "awaitable)",
+        out);
+  }
+  std::fputs("; await chain (innermost first):\n", out);
+  print_await_chain(out, job.chain);
+}
+
+}  // namespace
+
 std::size_t describe_coroutine_jobs(std::FILE* out, const Scheduler& scheduler) noexcept {
-  std::vector<AwaitChain> chains;
+  std::vector<DescribedJob> jobs;
   std::size_t count = 0;
   lock_await_chain_walkers();
   for (CoroutineShard& shard : g_coroutine_jobs) {
@@ -100,20 +134,17 @@ std::size_t describe_coroutine_jobs(std::FILE* out, const Scheduler& scheduler) 
       if (p->job_scheduler_ != &scheduler) continue;
       ++count;
       try {
-        if (chains.size() < kDescribedCoroutineJobs) chains.push_back(chain_from_root(*p));
-      } catch (const std::bad_alloc&) {  // listed without its chain
+        if (jobs.size() < kDescribedCoroutineJobs) jobs.push_back(describe_root(*p));
+      } catch (const std::bad_alloc&) {  // counted, not listed
       }
     }
     unlock(shard);
   }
   unlock_await_chain_walkers();
   // Printed after the locks are released: symbolizing reads files.
-  for (std::size_t i = 0; i < chains.size(); ++i) {
-    std::fprintf(out, "  coroutine job %zu, await chain (innermost first):\n", i + 1);
-    print_await_chain(out, chains[i]);
-  }
-  if (count > chains.size()) {
-    std::fprintf(out, "  (%zu more coroutine jobs not shown)\n", count - chains.size());
+  for (std::size_t i = 0; i < jobs.size(); ++i) print_described_job(out, i + 1, jobs[i]);
+  if (count > jobs.size()) {
+    std::fprintf(out, "  (%zu more coroutine jobs not shown)\n", count - jobs.size());
   }
   return count;
 }

@@ -183,6 +183,11 @@ void Scheduler::describe(std::FILE* out) const noexcept {
   if (config_.track_coroutine_jobs) {
     const std::size_t jobs = describe_coroutine_jobs(out, *this);
     std::fprintf(out, "  coroutine jobs alive (Config::track_coroutine_jobs): %zu\n", jobs);
+  } else if (const std::uint64_t alive = stats().coroutine_jobs_alive; alive != 0) {
+    std::fprintf(out,
+                 "  coroutine jobs alive: %llu, not listed: Config::track_coroutine_jobs lists "
+                 "each with its await chain and what it waits on\n",
+                 static_cast<unsigned long long>(alive));
   }
   for_each_pool([out](const FiberPool& pool) {
     if (pool.stack_class() != 0) {
@@ -197,7 +202,10 @@ void Scheduler::describe(std::FILE* out) const noexcept {
 }
 
 void describe_wait(std::FILE* out, const Fiber& fiber) noexcept {
-  std::fprintf(out, "  fiber #%u: ", fiber.index);
+  // relaxed: a diagnostic snapshot (Fiber::job_name), pairs with nothing.
+  const char* name = fiber.job_name.load(std::memory_order_relaxed);
+  std::fprintf(out, "  fiber #%u%s%s%s: ", fiber.index, name != nullptr ? " (job '" : "",
+               name != nullptr ? name : "", name != nullptr ? "')" : "");
   if (!describe_waited_object(out, fiber)) std::fputs("suspended (yield or hop)\n", out);
 }
 

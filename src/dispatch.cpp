@@ -5,6 +5,7 @@
 
 #include "platform/futex.hpp"
 
+#include "await_chain_access.hpp"
 #include "context_access.hpp"
 #include "counter_wait_list.hpp"
 #include "fiber_switch.hpp"
@@ -68,10 +69,11 @@ void run_job(Fiber* self, Job job, bool defer_signal) noexcept {
   self->job_counter = record->counter;
   self->job_stop = nullptr;  // a job spawned with a stop token sets its own (detail::Stoppable)
   WorkerStats::bump(self->worker->stats.jobs_run);
+  // Read now: the record may be gone after the call. relaxed: see Fiber::job_name.
+  self->job_name.store(record->name, std::memory_order_relaxed);
   const bool tracing = self->scheduler->tracing();
   if (tracing) {
     self->segment_start_ns = trace_now_ns();
-    self->job_name = record->name;  // read now: the record may be gone after the call
     // The end of the spawn's flow arrow, keyed by the record (trace.hpp, TraceKind::RunFlow).
     self->worker->trace.record(TraceKind::RunFlow, self->segment_start_ns,
                                reinterpret_cast<std::uintptr_t>(record), self->index);
@@ -86,8 +88,11 @@ void run_job(Fiber* self, Job job, bool defer_signal) noexcept {
   destroy_job_locals(root.locals);  // a coroutine job keeps its own in its promise: none here
   self->job_locals = outer_locals;
   if (tracing) {  // the last run segment: the job may have moved, so the current worker
-    self->worker->trace.record(TraceKind::Job, self->segment_start_ns, trace_now_ns(), self->index,
-                               self->job_name);
+    // A coroutine job (not ended: its final suspend ends it) ran its first segment: named
+    // `coroutine`, as its later ones, unless it has a name.
+    self->worker->trace.record(ended ? TraceKind::Job : TraceKind::Coroutine,
+                               self->segment_start_ns, trace_now_ns(), self->index,
+                               self->job_name.load(std::memory_order_relaxed));
   }
   if (ended) end_job(self, record, defer_signal);
 }
@@ -128,10 +133,14 @@ void resume_coroutine(Fiber* self, Job job) noexcept {
   // The job's own counter travels with the coroutine: a later co_await on it is still rejected.
   self->job_counter = static_cast<Counter*>(const_cast<void*>(node->job_counter));
   self->job_stop = node->job_stop;
+  // A job's innermost task: its job's name (JobOptions::name, kept in the job's root) names
+  // this segment, and it no longer waits (JobRoot::waits_on). relaxed: see Fiber::job_name.
+  self->job_name.store(node->job_task ? job_root_of(node->job_locals)->name : nullptr,
+                       std::memory_order_relaxed);
+  clear_task_wait(*node);
   const bool tracing = self->scheduler->tracing();
   if (tracing) {
     self->segment_start_ns = trace_now_ns();
-    self->job_name = nullptr;  // names are kept for plain jobs only (JobOptions::name)
     // The end of the wake's flow arrow, keyed by the node (trace.hpp, TraceKind::ResumeFlow).
     self->worker->trace.record(TraceKind::ResumeFlow, self->segment_start_ns,
                                reinterpret_cast<std::uintptr_t>(node), self->index);
@@ -146,7 +155,7 @@ void resume_coroutine(Fiber* self, Job job) noexcept {
   check_no_plain_lock_left(self, locks_before, /*coroutine=*/true);
   if (tracing) {
     self->worker->trace.record(TraceKind::Coroutine, self->segment_start_ns, trace_now_ns(),
-                               self->index);
+                               self->index, self->job_name.load(std::memory_order_relaxed));
   }
 }
 
@@ -210,13 +219,13 @@ class KeepOuterJob {
         job_counter_(self->job_counter),
         job_stop_(self->job_stop),
         segment_start_ns_(self->segment_start_ns),
-        job_name_(self->job_name) {}
+        job_name_(self->job_name.load(std::memory_order_relaxed)) {}  // relaxed: as above
   ~KeepOuterJob() {
     self_->priority = priority_;
     self_->job_counter = job_counter_;
     self_->job_stop = job_stop_;
     self_->segment_start_ns = segment_start_ns_;
-    self_->job_name = job_name_;
+    self_->job_name.store(job_name_, std::memory_order_relaxed);  // relaxed: Fiber::job_name
   }
   KeepOuterJob(const KeepOuterJob&) = delete;
   KeepOuterJob& operator=(const KeepOuterJob&) = delete;

@@ -83,8 +83,11 @@ struct alignas(kCacheLineBytes) Fiber {
   JobLocalEntry** job_locals = nullptr;
   /// Tracing: when the current run segment of this fiber's job began (ns).
   std::uint64_t segment_start_ns = 0;
-  /// Tracing: the running plain job's name (JobOptions::name; static storage), or nullptr.
-  const char* job_name = nullptr;
+  /// The running job's name (JobOptions::name; static storage), or nullptr: names its trace
+  /// segments and, while suspended, its line in write_diagnostics. Written by the fiber's
+  /// owner, read by write_diagnostics from any thread; relaxed, pairs with nothing
+  /// (docs/memory_ordering.md, "Diagnostics-only atomics").
+  std::atomic<const char*> job_name{nullptr};
   /// The counter this fiber is suspended on (diagnostics only; nullptr when not waiting).
   /// Written by the fiber's owner, read by write_diagnostics from any thread; relaxed, pairs
   /// with nothing (docs/memory_ordering.md, "Diagnostics-only atomics").

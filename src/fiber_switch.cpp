@@ -171,7 +171,9 @@ namespace {
   if (state_of(*self) != FiberState::Native) set_state(*self, FiberState::Suspended);
   if (scheduler.tracing()) {  // this run segment of the job ends here
     const std::uint64_t now = trace_now_ns();
-    worker->trace.record(TraceKind::Job, self->segment_start_ns, now, self->index, self->job_name);
+    // relaxed: see Fiber::job_name.
+    worker->trace.record(TraceKind::Job, self->segment_start_ns, now, self->index,
+                         self->job_name.load(std::memory_order_relaxed));
     worker->trace.record(TraceKind::Suspend, now, now, self->index);
   }
   switch_now(self, to, action, counter);

@@ -203,6 +203,10 @@ class Scheduler {
   /// idle stretch at `now_ns` after each look (timer.cpp).
   void watch_for_hang(const Worker& worker, std::uint64_t& idle_since_ns,
                       std::uint64_t now_ns) noexcept;
+  /// True when a thread is attached (AttachedWorker) and its own stack is in no wait: it runs
+  /// its own code (a game's main thread between its frame's waits) and may still wake the
+  /// suspended jobs, so the hang watchdog holds off (timer.cpp).
+  bool attached_thread_may_wake() const noexcept;
   /// Fires the timers that are due (find_job's check, when one is armed; timer.cpp).
   [[gnu::noinline]] void expire_due_timers(Worker& worker) noexcept;
   /// True when some queue (injector, any worker's deque) holds a job that `looking` may take

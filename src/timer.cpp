@@ -137,16 +137,34 @@ void Scheduler::watch_for_hang(const Worker& worker, std::uint64_t& idle_since_n
     }
   }
   if (timers_.armed() || blocking_.pending() != 0 || has_visible_work(worker)) return;
+  if (attached_thread_may_wake()) return;
   const Stats now = stats();
   // Each worker thread runs its dispatch loop on one pooled fiber; any other fiber in use is
   // a suspended job. A suspended coroutine job holds no fiber: it counts as alive.
   if (now.fibers_in_use <= config_.worker_count && now.coroutine_jobs_alive == 0) return;
   if (hang_reported_.exchange(true, std::memory_order_relaxed)) return;  // relaxed: elects one
   std::fprintf(stderr,
-               "fiberjob: every worker has been idle for %u ms while jobs stay suspended "
-               "(Config::hang_report_after_ms); what each waits on follows.\n",
+               "fiberjob: every worker has been idle for %u ms while jobs stay suspended and "
+               "no job, timer, blocking call or attached thread of this job system can wake "
+               "them (Config::hang_report_after_ms). A thread that is neither a worker nor "
+               "attached may still wake them, e.g. a main thread that sets an Event later: if "
+               "so, raise that field above the longest such wait, or attach that thread "
+               "(AttachedWorker), or set the field to 0. What each waits on follows.\n",
                static_cast<unsigned>(config_.hang_report_after_ms));
   write_diagnostics(stderr);
+}
+
+bool Scheduler::attached_thread_may_wake() const noexcept {
+  for (std::size_t i = config_.worker_count; i < workers_.size(); ++i) {
+    const Worker& slot = *workers_[i];
+    // relaxed loads: a snapshot, as write_diagnostics reads them; pairs with nothing.
+    if (slot.slot_taken.load(std::memory_order_relaxed) &&
+        slot.native.waiting_on.load(std::memory_order_relaxed) == nullptr &&
+        slot.native.waiting_on_primitive.load(std::memory_order_relaxed) == nullptr) {
+      return true;
+    }
+  }
+  return false;
 }
 
 bool link_sleep(void* object, WaitNode& node) noexcept {

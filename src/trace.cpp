@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <new>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "fiberjob/error.hpp"
@@ -64,16 +65,22 @@ TraceSnapshot TraceBuffer::snapshot() const {
 
 namespace {
 
-/// Copies every track's buffer (the workers', then the non-worker track's).
+/// Copies every track's buffer (the workers', then the non-worker track's). A slot for an
+/// attached thread that never recorded anything (no thread attached, or none ran anything
+/// there) gets no track.
 std::vector<TraceTrack> copy_tracks(const std::vector<std::unique_ptr<Worker>>& workers,
                                     const ExternalTrack& external) {
   std::vector<TraceTrack> tracks;
   for (const auto& worker : workers) {
+    TraceSnapshot copy = worker->trace.snapshot();
+    if (worker->is_slot && copy.events.empty() && copy.overwritten == 0 && copy.dropped == 0) {
+      continue;
+    }
     tracks.push_back(TraceTrack{worker->index,
                                 worker->is_slot
                                     ? fmt::format("attached thread (slot {})", worker->index)
                                     : fmt::format("worker {}", worker->index),
-                                worker->trace.snapshot()});
+                                std::move(copy)});
   }
   external.read([&](const TraceBuffer& trace) {
     tracks.push_back(

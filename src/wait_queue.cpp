@@ -19,6 +19,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "await_chain_access.hpp"
 #include "counter_wait_list.hpp"
 #include "fiber_switch.hpp"
 #include "platform/futex.hpp"
@@ -35,10 +36,6 @@ thread_local const char t_thread_token = 0;
 /// fiber, frame or thread token (all aligned), and never reused (2^63 of them).
 /// relaxed: only the uniqueness of each value matters, which the RMW gives.
 std::atomic<std::uint64_t> g_next_lock_owner{1};
-
-/// The job root that Fiber::job_locals (or a node's copy of it) points into: `locals` is its
-/// first member (pointer-interconvertible).
-JobRoot* root_of(void* job_locals) noexcept { return static_cast<JobRoot*>(job_locals); }
 
 const void* as_token(std::uint64_t lock_owner) noexcept {
   return reinterpret_cast<const void*>(static_cast<std::uintptr_t>(lock_owner));
@@ -154,8 +151,11 @@ bool suspend_coroutine_on(WaitLinker linker, WaitNode& node, Scheduler* schedule
   node.job_stop = self != nullptr ? self->job_stop : nullptr;
   node.job_locals = self != nullptr ? self->job_locals : nullptr;
   node.next = nullptr;
-  return linker.link(linker.object, node);
+  note_task_wait(node, linker.object, linker.what);  // before: see the end
+  if (linker.link(linker.object, node)) return true;
   // When linked, the coroutine may already be running elsewhere: touch nothing of it.
+  clear_task_wait(node);  // not linked: it goes on at once
+  return false;
 }
 
 const void* waiter_token(const WaitNode& node) noexcept {
@@ -166,7 +166,7 @@ const void* waiter_token(const WaitNode& node) noexcept {
       // The job that waits (its await_suspend assigned its lock owner before linking, under
       // the queue's lock that the hand-off holds too); a frame of no job is its own owner.
       if (node.job_locals != nullptr) {
-        if (const std::uint64_t owner = root_of(node.job_locals)->lock_owner; owner != 0) {
+        if (const std::uint64_t owner = job_root_of(node.job_locals)->lock_owner; owner != 0) {
           return as_token(owner);
         }
       }
@@ -182,7 +182,7 @@ const void* waiter_token(const WaitNode& node) noexcept {
 const void* coroutine_owner_token(std::coroutine_handle<> coroutine) noexcept {
   const Fiber* self = current_fiber();
   if (self == nullptr || self->job_locals == nullptr) return coroutine.address();
-  JobRoot* root = root_of(self->job_locals);
+  JobRoot* root = job_root_of(self->job_locals);
   if (root->lock_owner == 0) {
     root->lock_owner = g_next_lock_owner.fetch_add(2, std::memory_order_relaxed);  // see above
   }
@@ -192,7 +192,7 @@ const void* coroutine_owner_token(std::coroutine_handle<> coroutine) noexcept {
 const void* current_job_owner_token() noexcept {
   const Fiber* self = current_fiber();
   if (self == nullptr || self->job_locals == nullptr) return nullptr;
-  const std::uint64_t owner = root_of(self->job_locals)->lock_owner;
+  const std::uint64_t owner = job_root_of(self->job_locals)->lock_owner;
   return owner != 0 ? as_token(owner) : nullptr;
 }
 

@@ -150,10 +150,16 @@ struct Config {
 
   /// Hang watchdog, in milliseconds; 0 (the default) turns it off. When every worker has been
   /// parked for longer than this while jobs stay suspended (fibers waiting, or coroutine jobs
-  /// alive) and no timer or blocking call is pending that could wake them, the system writes
-  /// `write_diagnostics` to stderr once, after a line naming this field: every suspended job
-  /// and what it waits on. Costs nothing while workers are busy: the parked workers' futex
-  /// waits time out after this long to look (IdlePolicy::Park only).
+  /// alive) and no timer, blocking call or queued job is pending that could wake them, and no
+  /// attached thread (AttachedWorker) is outside its waits (running its own code, it may still
+  /// wake them), the system writes `write_diagnostics` to stderr once, after a line naming
+  /// this field: every suspended plain job and what it waits on (with its JobOptions::name);
+  /// every suspended coroutine job with its name, await chain and what it waits on when
+  /// `track_coroutine_jobs` is on, else their count. A thread that is neither a worker nor
+  /// attached, e.g. a main thread that sets an Event later, is not seen: the report says so;
+  /// attach that thread, or set this above the longest such wait. Costs nothing while workers
+  /// are busy: the parked workers' futex waits time out after this long to look
+  /// (IdlePolicy::Park only).
   std::uint32_t hang_report_after_ms = 0;
 
   /// Record a timeline (job run segments, fiber suspend/resume, steals, idle time per worker)
@@ -161,11 +167,15 @@ struct Config {
   /// per event site.
   bool tracing = false;
 
-  /// Keep a registry of live coroutine jobs, so that the gdb extension (`fiberjob coroutines`,
-  /// docs/debugging.md) can list them with their await chains on a live process or a core
-  /// file. Off by default: linking each coroutine job in and out costs about a quarter of the
-  /// time of a coroutine job that does nothing else (bench row 1c, fib_co). Plain jobs and
-  /// suspended fibers are listed by the extension either way, at no cost.
+  /// Keep a registry of live coroutine jobs, so that `write_diagnostics`, the hang watchdog and
+  /// the gdb extension (`fiberjob coroutines`, docs/debugging.md; also on a core file) can list
+  /// each with its JobOptions::name, its await chain and what it waits on. Off by default:
+  /// linking each coroutine job in and out costs about a quarter of the time of a coroutine job
+  /// that does nothing else (bench row 1c, fib_co); without it they are only counted. What a
+  /// coroutine job waits on (counter, Event, Mutex, ConditionVariable, Semaphore, timed wait,
+  /// sleep, blocking call) is recorded in its root either way: a few loads (its chain of
+  /// tasks) and two relaxed stores when it starts a wait, one store when it resumes. Plain
+  /// jobs and suspended fibers are listed either way, at no cost.
   bool track_coroutine_jobs = false;
 
   /// Capture the await chain of every exception that leaves a `Task` of this system's

@@ -4,12 +4,15 @@
 /// and migrations (Boost.Fiber's `fiber_specific_ptr`, FiberTaskingLib's `ThreadLocal`
 /// counterpart for jobs).
 
+#include <atomic>
 #include <cstdint>
 #include <utility>
 
 namespace fiberjob {
 
 namespace detail {
+
+class TaskPromiseBase;
 
 /// One job-local value of one job: an intrusive list of them hangs off the job (a local of
 /// the plain job's run frame on its fiber, or the root coroutine's promise). Internal.
@@ -31,7 +34,25 @@ struct JobRoot {
   /// gets (coroutine frames are recycled, so their addresses are not). Written and read by the
   /// job's own code, and by a Mutex hand-off while the job waits in the mutex's queue.
   std::uint64_t lock_owner = 0;
+  /// A coroutine job's root task (the promise this root lives in); nullptr for a plain job.
+  TaskPromiseBase* task = nullptr;
+  /// A coroutine job's JobOptions::name (nullptr: none), kept for its later run segments
+  /// (traces) and for write_diagnostics. A string that outlives the job, as JobOptions says.
+  const char* name = nullptr;
+  /// While a coroutine job's innermost task is suspended in a wait of fiberjob (a counter,
+  /// Event, Mutex, ConditionVariable, Semaphore, a timed wait, a sleep, a blocking call): the
+  /// object and what it is ("counter", "Event", ... a string literal); nullptr otherwise.
+  /// Stored by the awaiter's out-of-line half before it links the coroutine
+  /// (note_task_wait), cleared when a worker resumes it; read by write_diagnostics and
+  /// debuggers as pointers only, never dereferenced (the object may be gone). relaxed
+  /// throughout: a diagnostic snapshot, pairs with nothing.
+  std::atomic<const void*> waits_on{nullptr};
+  std::atomic<const char*> waits_on_what{nullptr};
 };
+
+/// The JobRoot whose `locals` member `job_locals` points at (Fiber::job_locals, a wait node's
+/// copy of it): `locals` is its first member, so the two addresses are the same.
+inline JobRoot* job_root_of(void* job_locals) noexcept { return static_cast<JobRoot*>(job_locals); }
 
 /// The running job's entry for `key`, or nullptr. Errors: Error (NotOnFiber) outside a job.
 JobLocalEntry* find_job_local(const void* key);

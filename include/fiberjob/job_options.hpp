@@ -25,8 +25,9 @@ struct JobOptions {
   /// Errors: `Error` (`InvalidArgument`) at spawn when there is no such class.
   std::uint8_t stack_class = 0;
   /// A name for traces and debuggers (a string that outlives the job, e.g. a literal); nullptr
-  /// for none. Stored with the job; not copied. With `Config::tracing`, a plain job's run
-  /// segments carry it in the trace (a coroutine job's segments are named "coroutine").
+  /// for none. Stored with the job; not copied. With `Config::tracing`, the job's run segments
+  /// carry it in the trace (unnamed: "job", or "coroutine" for a coroutine job's). A suspended
+  /// job shows it in `write_diagnostics`, the hang report and the gdb extension.
   const char* name = nullptr;
 };
 

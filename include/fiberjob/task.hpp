@@ -107,10 +107,14 @@ class TaskPromiseBase {
   /// Makes this task the root of a job: at its end it destroys itself and ends the job. Links
   /// it into the registry of live coroutine jobs (Config::track_coroutine_jobs; debuggers).
   /// \param code the root coroutine's resume function (resume_function): names it in chains.
-  void bind_job(Scheduler& scheduler, JobRecord* record, const void* code) noexcept {
+  /// \param name the job's JobOptions::name (nullptr: none), for traces and diagnostics.
+  void bind_job(Scheduler& scheduler, JobRecord* record, const void* code,
+                const char* name) noexcept {
     job_scheduler_ = &scheduler;
     job_record_ = record;
     code_ = code;
+    job_root_.task = this;
+    job_root_.name = name;
     // relaxed: a hint; the link itself checks the job system's Config (pairs with nothing).
     if (g_tracking_systems.load(std::memory_order_relaxed) != 0) [[unlikely]] {
       link_coroutine_job(scheduler, *this);

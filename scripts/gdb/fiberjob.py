@@ -166,7 +166,7 @@ class FiberSelected:
         return False
 
 
-def frame_names(limit=64):
+def frame_names(limit=4096):
     """Qualified function names of the selected fiber's frames, newest first."""
     names = []
     frame = gdb.newest_frame().older()  # frame 0 is the thread's own (FiberUnwinder)
@@ -198,7 +198,37 @@ def describe_stack(names):
     if waits_at is None:
         return "?", "?"
     calls = [plain_name(name) for name in reversed(names[waits_at + 1:top])]
-    return " > ".join(calls) or "?", names[waits_at]
+    return call_chain(calls), names[waits_at]
+
+
+def call_chain(calls, width=100):
+    """`calls` (outermost first) joined with " > ", at most about `width` characters: a deep
+    chain keeps both ends, the job's entry function and the call it waits in, and elides the
+    middle ("... N more ...")."""
+    text = " > ".join(calls)
+    if len(text) <= width:
+        return text or "?"
+    if len(calls) == 1:
+        return short(text, width)
+    calls = [short(call, 40) for call in calls]
+    outer, inner = [calls[0]], [calls[-1]]
+    left, right = 1, len(calls) - 2
+    used = len(calls[0]) + len(calls[-1]) + 20  # 20: room for the elision
+    while left <= right:  # more calls from both ends in turn, while they fit
+        take_outer = len(outer) <= len(inner)
+        call = calls[left] if take_outer else calls[right]
+        if used + len(call) + 3 > width:
+            break
+        used += len(call) + 3
+        if take_outer:
+            outer.append(call)
+            left += 1
+        else:
+            inner.insert(0, call)
+            right -= 1
+    elided = right - left + 1
+    middle = ["... {} more ...".format(elided)] if elided > 0 else []
+    return " > ".join(outer + middle + inner)
 
 
 def plain_name(name):
@@ -268,12 +298,25 @@ def print_pool(stack_class, name, pool, show_all):
         print("  ({} idle fibers in the pool; `fiberjob fibers all` lists them)".format(idle))
 
 
+def job_name(pointer):
+    """A job's JobOptions::name as ' "name"', or "" when it has none (a null pointer)."""
+    if int(pointer) == 0:
+        return ""
+    try:
+        return ' "{}"'.format(pointer.string())
+    except (gdb.error, gdb.MemoryError, UnicodeDecodeError):
+        return " (name at {:#x})".format(int(pointer))
+
+
 def fiber_line(fiber, stack_class, state):
     worker = fiber["worker"]
     worker_text = "worker {}".format(int(worker["index"])) if int(worker) != 0 else "no worker"
     line = "fiber {:<4} {:<9} last on {}".format(fiber_id(stack_class, fiber), state, worker_text)
     if state != "suspended":
         return line
+    name = job_name(atomic(fiber["job_name"]))
+    if name:
+        line += ", job" + name
     counter = int(atomic(fiber["waiting_on"]))
     regs = saved_registers(fiber)
     job, waits_in = "?", "?"
@@ -286,7 +329,7 @@ def fiber_line(fiber, stack_class, state):
         pending = gdb.Value(counter).cast(lookup("fiberjob::Counter").pointer()).dereference()
         waits += " (pending {})".format(int(atomic(pending["value_"])))
         waits += ", in " + waits_in
-    return line + "\n      job:   {}\n      waits: {}".format(short(job), short(waits))
+    return line + "\n      job:   {}\n      waits: {}".format(job, short(waits))
 
 
 class FiberjobBt(gdb.Command):
@@ -346,8 +389,21 @@ def function_at(address):
     if block is None:
         return "?? ({:#x})".format(address), "?"
     function = block.function
-    where = "{}:{}".format(function.symtab.filename, function.line) if function.symtab else "?"
-    return plain_name(function.print_name), where
+    if function.symtab is None:
+        return plain_name(function.print_name), "?"
+    line = function.line or first_body_line(function.symtab, block)
+    return plain_name(function.print_name), "{}:{}".format(function.symtab.filename, line or "?")
+
+
+def first_body_line(symtab, block):
+    """The line of the first instruction of `block`'s function, when it is in `symtab`: where a
+    function whose debug information has no line of its own is written. g++ gives a
+    coroutine's actor function (`f() [clone .actor]`) no line unless the coroutine has internal
+    linkage, but its entry's line is the coroutine's first line."""
+    entry = gdb.find_pc_line(block.start)
+    if entry.symtab is None or entry.symtab.filename != symtab.filename:
+        return 0
+    return entry.line
 
 
 def coroutine_roots():
@@ -384,6 +440,20 @@ def source_line(return_address):
     return "{}:{}".format(line.symtab.filename, line.line)
 
 
+def coroutine_wait(job):
+    """What a coroutine job waits on, from its JobRoot (waits_on, waits_on_what)."""
+    address = int(atomic(job["waits_on"]))
+    if address == 0:
+        return "in no wait of fiberjob"
+    what_pointer = atomic(job["waits_on_what"])
+    what = what_pointer.string() if int(what_pointer) != 0 else "?"
+    text = "waits on {} {:#x}".format(what, address)
+    if what == "counter":
+        counter = gdb.Value(address).cast(lookup("fiberjob::Counter").pointer()).dereference()
+        text += " (pending {})".format(int(atomic(counter["value_"])))
+    return text
+
+
 class FiberjobCoroutines(gdb.Command):
     """fiberjob coroutines: every live coroutine job with its await chain, innermost task first:
     each task as its coroutine function, the innermost with the line where it is defined, the
@@ -396,7 +466,9 @@ class FiberjobCoroutines(gdb.Command):
         jobs = 0
         for root in coroutine_roots():
             jobs += 1
-            print("coroutine job {} (root promise {}), innermost task first:".format(jobs, root))
+            job = root["job_root_"]
+            print("coroutine job {}{} (root promise {}), {}; innermost task first:".format(
+                jobs, job_name(job["name"]), root, coroutine_wait(job)))
             chain = await_chain(root)
             for depth, (frame, resume, _) in enumerate(chain):
                 name, where = function_at(resume) if resume else ("(finished)", "?")

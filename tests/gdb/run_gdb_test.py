@@ -36,11 +36,45 @@ def await_site(source, coroutine):
     raise RuntimeError("no await site marked for {} in {}".format(coroutine, source))
 
 
+def coroutine_lines(source, coroutine):
+    """The lines of `source` from "// coroutine begins: COROUTINE" to "// coroutine ends: ..."."""
+    with open(source) as lines:
+        marked = {}
+        for number, line in enumerate(lines, start=1):
+            for edge in ("begins", "ends"):
+                if line.rstrip().endswith("// coroutine {}: {}".format(edge, coroutine)):
+                    marked[edge] = number
+    if len(marked) != 2:
+        raise RuntimeError("no coroutine marked {} in {}".format(coroutine, source))
+    return range(marked["begins"], marked["ends"] + 1)
+
+
+def defined_within(output, pattern, lines):
+    """True when `pattern` (with a group for the line) matches and that line is in `lines`."""
+    found = re.search(pattern, output)
+    return found is not None and int(found.group(1)) in lines
+
+
 def check(output, name, source):
     """Returns the list of failed expectations for one session's output."""
     region_line = await_site(source, "load_region")
     level_line = await_site(source, "coroutine_job_loading_level")
+    lambda_line = await_site(source, "lambda")
     expectations = [
+        # A named job shows its JobOptions::name; a deep one both ends of its chain of calls.
+        (r'suspended\s+last on worker \d+, job "asset streamer"\n\s+job:\s+lambda > '
+         r"plain_job_waiting_on_counter > wait_for_assets", "the named job's name"),
+        (r"job:\s+lambda > plain_job_deep_in_recursion > [^\n]*\.\.\. \d+ more \.\.\. > "
+         r"[^\n]*recurse_then_wait\n\s+waits: counter",
+         "the deep job's entry function and its innermost call"),
+        # Coroutine jobs: their names and what they wait on.
+        (r'coroutine job \d+ "frame follower" \(root promise 0x[0-9a-f]+\), waits on Event '
+         r"0x[0-9a-f]+; innermost task first:\n\s+#0 frame 0x[0-9a-f]+ wait_for_next_frame\n"
+         r"\s+defined at \S+suspended_jobs.cpp:\d+\n\s+#1 frame 0x[0-9a-f]+ lambda\n"
+         r"\s+awaits #0 at \S+suspended_jobs.cpp:{}\n".format(lambda_line),
+         "the named coroutine job, its Event and its chain"),
+        (r"waits on counter 0x[0-9a-f]+ \(pending 1\); innermost task first:\n"
+         r"\s+#0 frame 0x[0-9a-f]+ stream_chunk\n", "what the three-deep coroutine waits on"),
         # fiberjob fibers: both plain jobs, what they wait on and their call chains.
         (r"job:\s+lambda > plain_job_waiting_on_counter > wait_for_assets",
          "the counter waiter's job chain"),
@@ -72,8 +106,18 @@ def check(output, name, source):
     for pattern, what in expectations:
         if not re.search(pattern, output):
             failures.append("{}: missing {} (/{}/)".format(name, what, pattern))
-    if output.count("(suspended, last on worker") != 3:
-        failures.append("{}: expected exactly 3 suspended fibers in `fiberjob bt all`".format(name))
+    # Where each innermost coroutine is defined: also for g++'s coroutines with external
+    # linkage and coroutine lambdas, whose actor functions have no line in the debug information.
+    for coroutine, pattern in (
+            ("wait_for_next_frame", r"#0 frame 0x[0-9a-f]+ wait_for_next_frame\n"
+                                    r"\s+defined at \S+suspended_jobs.cpp:(\d+)\n"),
+            ("lambda", r"waits on counter [^\n]*\n\s+#0 frame 0x[0-9a-f]+ lambda\n"
+                       r"\s+defined at \S+suspended_jobs.cpp:(\d+)\n")):
+        if not defined_within(output, pattern, coroutine_lines(source, coroutine)):
+            failures.append("{}: {} is not shown defined at a line of its own (/{}/)".format(
+                name, coroutine, pattern))
+    if output.count("(suspended, last on worker") != 4:
+        failures.append("{}: expected exactly 4 suspended fibers in `fiberjob bt all`".format(name))
     if "Python Exception" in output or "Error occurred in Python" in output:
         failures.append("{}: the extension raised an error".format(name))
     return failures

@@ -1,8 +1,10 @@
 // The program the debugger test (tests/gdb/run_gdb_test.py) inspects with scripts/gdb/fiberjob.py:
-// a plain job suspended on a counter, one suspended on an event, one on a fiber of an extra stack
-// class suspended on the counter, and a coroutine job suspended three tasks deep. When all four
-// are suspended it calls fiberjob_debugger_stop(), where the test stops it (and writes a core
-// file); run on its own, it releases the jobs and exits 0.
+// a named plain job suspended on a counter, one suspended on an event, one on a fiber of an
+// extra stack class suspended on the counter, one suspended 200 calls deep, a coroutine job
+// suspended three tasks deep, a named one whose lambda awaits a coroutine with external linkage
+// (suspended on the event), and one whose lambda waits itself. When all seven are suspended it
+// calls fiberjob_debugger_stop(), where the test stops it (and writes a core file); run on its
+// own, it releases the jobs and exits 0.
 
 #include <fiberjob/fiberjob.hpp>
 
@@ -82,7 +84,29 @@ fiberjob::Task<> job_catching_a_bad_header() {
   }
 }
 
+/// A plain job that waits 200 calls deep: its `job:` line keeps both ends of the chain.
+[[gnu::noinline]] void recurse_then_wait(int depth) {
+  if (depth == 0) {
+    g_about_to_suspend.fetch_add(1);
+    fiberjob::this_fiber::wait(g_assets_loaded);
+  } else {
+    recurse_then_wait(depth - 1);
+  }
+  asm volatile("" ::: "memory");
+}
+
+[[gnu::noinline]] void plain_job_deep_in_recursion() {
+  recurse_then_wait(200);
+  asm volatile("" ::: "memory");
+}
+
 }  // namespace
+
+/// A coroutine with external linkage (g++ gives its actor function no line of its own).
+fiberjob::Task<> wait_for_next_frame() {  // coroutine begins: wait_for_next_frame
+  g_about_to_suspend.fetch_add(1);
+  co_await g_frame_started;
+}  // coroutine ends: wait_for_next_frame
 
 /// The test's breakpoint: called once every job is suspended.
 extern "C" [[gnu::noinline]] void fiberjob_debugger_stop() { asm volatile("" ::: "memory"); }
@@ -98,13 +122,22 @@ int main(int argc, char** argv) {
   fiberjob::JobSystem system(config);
   g_assets_loaded.add(1);
   fiberjob::Counter jobs;
-  system.run(jobs, [](fiberjob::Context& ctx) { plain_job_waiting_on_counter(ctx); });
+  system.run(jobs, {.name = "asset streamer"},
+             [](fiberjob::Context& ctx) { plain_job_waiting_on_counter(ctx); });
   system.run(jobs, [] { plain_job_waiting_on_event(); });
   system.run(jobs, {.stack_class = 1}, [] { plain_job_on_large_stack(); });
+  system.run(jobs, [] { plain_job_deep_in_recursion(); });
   system.run(jobs, [](fiberjob::Context& ctx) { return coroutine_job_loading_level(ctx); });
-  // The four jobs reached their waits and the three plain ones switched away from their fibers;
-  // a moment more lets the last switch finish on its worker.
-  while (g_about_to_suspend.load() < 4 || system.stats().fiber_switches < 3) {
+  system.run(jobs, {.name = "frame follower"}, [](fiberjob::Context&) -> fiberjob::Task<> {
+    co_await wait_for_next_frame();  // await site: lambda
+  });
+  system.run(jobs, [](fiberjob::Context& ctx) -> fiberjob::Task<> {  // coroutine begins: lambda
+    g_about_to_suspend.fetch_add(1);
+    co_await ctx.wait(g_assets_loaded);
+  });  // coroutine ends: lambda
+  // The seven jobs reached their waits and the four plain ones switched away from their
+  // fibers; a moment more lets the last switch finish on its worker.
+  while (g_about_to_suspend.load() < 7 || system.stats().fiber_switches < 4) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(100));

@@ -111,15 +111,19 @@ std::string run_scenario(Scenario& s, bool track, bool capture, bool diagnostics
   std::string report;
   if (diagnostics) {
     while (!s.suspending.load()) std::this_thread::yield();
-    std::FILE* file = std::tmpfile();
-    REQUIRE(file != nullptr);
-    write_diagnostics(file);
-    std::rewind(file);
-    char buffer[4096];
-    for (std::size_t n; (n = std::fread(buffer, 1, sizeof buffer, file)) > 0;) {
-      report.append(buffer, n);
+    // Until the report shows the wait: chain_h records it just before it links its wait.
+    while (report.find("waits on counter") == std::string::npos) {
+      std::FILE* file = std::tmpfile();
+      REQUIRE(file != nullptr);
+      write_diagnostics(file);
+      std::rewind(file);
+      report.clear();
+      char buffer[4096];
+      for (std::size_t n; (n = std::fread(buffer, 1, sizeof buffer, file)) > 0;) {
+        report.append(buffer, n);
+      }
+      std::fclose(file);
     }
-    std::fclose(file);
     s.gate.signal();
   }
   js.wait(done);
@@ -153,7 +157,11 @@ TEST_SUITE("await chain") {
     s.gate.add(1);
     const std::string report = run_scenario(s, true, false, true);
     INFO(report);
-    const std::size_t header = report.find("coroutine job 1, await chain (innermost first):");
+    char expected[128];
+    std::snprintf(expected, sizeof expected,
+                  "coroutine job 1: waits on counter %p; await chain (innermost first):",
+                  static_cast<void*>(&s.gate));
+    const std::size_t header = report.find(expected);
     REQUIRE(header != std::string::npos);
     std::size_t at = header;
     for (const char* name :

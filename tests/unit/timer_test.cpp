@@ -5,21 +5,19 @@
 #include <doctest/doctest.h>
 #include <fiberjob/fiberjob.hpp>
 
-#include <unistd.h>
-
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <random>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "support/captured_stderr.hpp"
 #include "support/config.hpp"
+#include "support/trace_json.hpp"
 #include "support/watchdog.hpp"
 #include "timer_queue.hpp"
 
@@ -39,44 +37,6 @@ struct RecordingTimer {
 void record_fired(detail::WaitNode& node) noexcept {
   auto* timer = static_cast<RecordingTimer*>(node.callback_context);
   timer->fired->push_back(timer->id);
-}
-
-/// Sends this process's stderr (fd 2) to a temporary file while alive.
-class CapturedStderr {
- public:
-  CapturedStderr() {
-    std::fflush(stderr);
-    fd_ = ::mkstemp(path_);
-    saved_ = ::dup(2);
-    ::dup2(fd_, 2);
-  }
-  ~CapturedStderr() {
-    std::fflush(stderr);
-    ::dup2(saved_, 2);
-    ::close(saved_);
-    ::close(fd_);
-    ::unlink(path_);
-  }
-  CapturedStderr(const CapturedStderr&) = delete;
-  CapturedStderr& operator=(const CapturedStderr&) = delete;
-  /// Everything written to stderr so far.
-  [[nodiscard]] std::string text() const {
-    std::ifstream in(path_);
-    std::stringstream all;
-    all << in.rdbuf();
-    return all.str();
-  }
-
- private:
-  char path_[32] = "/tmp/fiberjob-stderr-XXXXXX";
-  int fd_ = -1;
-  int saved_ = -1;
-};
-
-std::size_t count_of(const std::string& text, const std::string& what) {
-  std::size_t count = 0;
-  for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++count;
-  return count;
 }
 
 }  // namespace
@@ -350,7 +310,7 @@ TEST_SUITE("timer") {
 
   TEST_CASE("the hang watchdog reports once, when every worker idles while a job stays stuck") {
     test::Watchdog watchdog("hang watchdog", 60s);
-    CapturedStderr captured;
+    test::CapturedStderr captured;
     Counter held;
     held.add(1);
     {
@@ -362,6 +322,7 @@ TEST_SUITE("timer") {
       Counter sleeper;
       js.run(sleeper, [] { this_fiber::sleep_for(50ms); });
       js.wait(sleeper);
+      INFO(captured.text());
       CHECK(captured.text().find("hang_report_after_ms") == std::string::npos);
       // Stuck: a job waits on a counter nobody signals.
       Counter done;
@@ -374,13 +335,13 @@ TEST_SUITE("timer") {
       js.wait(done);
     }
     const std::string text = captured.text();
-    CHECK(count_of(text, "hang_report_after_ms") == 1);
+    CHECK(test::count(text, "hang_report_after_ms") == 1);
     CHECK(text.find("waits on counter") != std::string::npos);
   }
 
   TEST_CASE("the hang report names an affine job's wait on the attached thread's own stack") {
     test::Watchdog watchdog("hang report on an attached thread", 60s);
-    CapturedStderr captured;
+    test::CapturedStderr captured;
     Config config = test::config_with(2);
     config.attachable_threads = 2;  // worker 2 is attached below, worker 3 stays free
     config.hang_report_after_ms = 10;
@@ -416,7 +377,7 @@ TEST_SUITE("timer") {
       js.wait(done);
     }
     const std::string text = captured.text();
-    CHECK(count_of(text, "hang_report_after_ms") == 1);
+    CHECK(test::count(text, "hang_report_after_ms") == 1);
     CHECK(text.find(expected) != std::string::npos);
     CHECK(text.find("worker 2: attached thread, ") != std::string::npos);
     CHECK(text.find("worker 3: slot for an attached thread") != std::string::npos);

@@ -64,6 +64,48 @@ TEST_SUITE("trace") {
     CHECK(count(json, "\"name\":\"job\",\"cat\":\"job\",\"ph\":\"X\"") >= 1);
   }
 
+  TEST_CASE("a coroutine job's segments are named coroutine, or by its JobOptions::name") {
+    test::Watchdog watchdog("trace coroutine names", 60s);
+    JobSystem js{test::traced_config(2)};
+    Counter done;
+    js.run(done, [](Context&) -> Task<> { co_return; });  // one segment, never suspends
+    js.run(done, JobOptions{.name = "ai agent"}, [](Context& ctx) -> Task<> {
+      co_await ctx.yield();  // two segments (the second resumed from the yield queue), both named
+    });
+    js.wait(done);
+    // A coroutine job's last segment is recorded after its end signals `done` (the resume
+    // returns after the final suspend): take the trace again until the workers recorded them.
+    const std::string named = "\"name\":\"ai agent\",\"cat\":\"coroutine\",\"ph\":\"X\"";
+    const std::string unnamed = "\"name\":\"coroutine\",\"cat\":\"coroutine\",\"ph\":\"X\"";
+    std::string json = trace_text(js, "fiberjob_trace_coroutine_names_test.json");
+    while (count(json, named) < 2 || count(json, unnamed) < 1) {
+      std::this_thread::sleep_for(1ms);
+      json = trace_text(js, "fiberjob_trace_coroutine_names_test.json");
+    }
+    CHECK(count(json, unnamed) == 1);
+    CHECK(count(json, named) == 2);
+    CHECK(count(json, "\"cat\":\"job\",\"ph\":\"X\"") == 0);  // no plain job ran
+  }
+
+  TEST_CASE("only the slots for attached threads that were used get a track") {
+    test::Watchdog watchdog("trace slots", 60s);
+    Config config = test::traced_config(2);
+    config.attachable_threads = 3;  // slots 2, 3 and 4; only slot 2 is used
+    JobSystem js{config};
+    {
+      AttachedWorker main_thread(js);
+      Counter done;
+      main_thread.spawn(done, [] {});
+      CHECK(main_thread.run_pending() == 1);  // runs on the attached thread: its track
+      js.wait(done);
+    }
+    const std::string json = trace_text(js, "fiberjob_trace_slots_test.json");
+    CHECK(count(json, "attached thread (slot 2)") == 1);
+    CHECK(count(json, "attached thread (slot 3)") == 0);
+    CHECK(count(json, "attached thread (slot 4)") == 0);
+    CHECK(count(json, "\"name\":\"thread_name\"") == 3);  // 2 workers and slot 2
+  }
+
   TEST_CASE("write_trace without Config::tracing throws naming the field") {
     JobSystem js{test::config_with(1)};
     try {

@@ -146,7 +146,8 @@ bool invoke_job(JobRecord& record, Context* ctx) {
       Destroy destroy{record};  // e.g. the frame could not be allocated: the job ends here
       throw;
     }
-    coroutine.promise().bind_job(scheduler_of(*ctx), &record, resume_function(coroutine));
+    coroutine.promise().bind_job(scheduler_of(*ctx), &record, resume_function(coroutine),
+                                 record.name);
     note_coroutine_job_started(scheduler_of(*ctx));
     // The job's JobLocal values live in the root promise from its first segment on.
     JobLocalEntry** const outer = swap_job_locals(coroutine.promise().job_locals());

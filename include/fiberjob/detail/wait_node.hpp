@@ -42,6 +42,10 @@ struct alignas(16) WaitNode {
   Kind kind = Kind::Fiber;
   /// Kind::Coroutine: the `Priority` (as its integer value) the coroutine resumes at.
   std::uint8_t priority = 1;
+  /// Kind::Coroutine: the coroutine is its job's innermost task (note_task_wait): the job's
+  /// root (`job_locals`) lives until the coroutine has resumed, so the resume may read its
+  /// name and clear its wait record. Written before the link, read by the resumer.
+  bool job_task = false;
   /// Kind::Thread: 0 while waiting, 1 once woken. The waker's release store pairs with the
   /// waiting thread's acquire load in its futex loop; it is the waker's last touch of the node.
   std::atomic<std::uint32_t> woken{0};
