@@ -20,19 +20,32 @@
 # pass shows that the aarch64 build (its instructions, page and cache-line sizes, stack switch,
 # signals) works, not that the memory orders hold on ARM hardware (docs/reliability.md).
 #
+# --stress: only the library and the stress suites (the work-stealing deque, lost wake-ups,
+# counter lifetimes, random job trees, ...), the part that fits the default `scripts/test.sh`
+# (docs/reliability.md gives the figures).
+#
 # Installs missing Debian packages first (scripts/install-deps.sh --aarch64: adds the dpkg
-# architecture arm64). Usage: scripts/test-aarch64.sh
+# architecture arm64). Usage: scripts/test-aarch64.sh [--stress]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+build_targets=()
+ctest_args=()
+if [[ "${1:-}" == --stress ]]; then
+  build_targets=(--target fiberjob_stress_tests)
+  ctest_args=(-L stress)
+elif [[ $# -gt 0 ]]; then
+  echo "usage: scripts/test-aarch64.sh [--stress]" >&2
+  exit 2
+fi
 scripts/install-deps.sh --aarch64
 
 jobs=$(nproc)
 start=$(date +%s)
-echo "=== aarch64: configure, cross-build with aarch64-linux-gnu-g++ (-j ${jobs})"
+echo "=== aarch64: configure, cross-build with aarch64-linux-gnu-g++ (-j ${jobs}) ${build_targets[*]}"
 cmake --preset aarch64 >/dev/null
-cmake --build --preset aarch64 -j "${jobs}"
+cmake --build --preset aarch64 -j "${jobs}" "${build_targets[@]}"
 built=$(date +%s)
-echo "=== aarch64: tests under $(command -v qemu-aarch64)"
-ctest --preset aarch64
+echo "=== aarch64: tests under $(command -v qemu-aarch64) ${ctest_args[*]}"
+ctest --preset aarch64 "${ctest_args[@]}"
 done_at=$(date +%s)
 echo "=== aarch64: build $((built - start)) s, tests under qemu $((done_at - built)) s"

@@ -23,7 +23,8 @@ std::atomic<int> g_capturing_systems{0};
 namespace {
 
 /// The walker lock: 1 while write_diagnostics walks await chains (reads other threads'
-/// promises), 0 otherwise.
+/// promises), 0 otherwise. The walkers' acquire exchange and release store pair with each
+/// other and with the acq_rel fetch_or of a task that waits for walkers before its frame goes.
 std::atomic<int> g_chain_walker{0};
 
 /// Exceptions whose chain was captured, newest at `next - 1` (a ring), under `mutex`.

@@ -57,6 +57,10 @@ class BlockingPool {
   std::uint32_t queued_ = 0;          // under mutex_: reserved calls not yet taken by a thread
   bool stopping_ = false;             // under mutex_
   std::vector<std::thread> threads_;  // under mutex_ (grows), joined by stop()
+  /// Reserved calls not yet finished (pending()). seq_cst, all of its operations: the
+  /// increment in reserve(), the decrements in unreserve() and after a call's wake, and the
+  /// load in pending() pair with the idle event count's seq_cst fences (src/event_count.hpp), a
+  /// Dekker pair with a stopping worker's park.
   std::atomic<std::uint32_t> pending_{0};
 };
 

@@ -110,6 +110,8 @@ struct alignas(kCacheLineBytes) Fiber {
   std::uint32_t index = 0;
   /// Link in the pool's free stack (index + 1, 0 = end). Atomic because a popper may read it
   /// while the fiber is being pushed again (ABA is stopped by the pool's tag, not by this).
+  /// Relaxed loads and stores only (src/fiber_pool.cpp): the store in push() is published by
+  /// the release CAS on the list head, which pairs with the acquire load and CAS in pop().
   std::atomic<std::uint32_t> next_free{0};
   /// Lowest address of the frames that stay live while the fiber is in the pool (the dispatch
   /// loop's, set just before it switches away to be released; nullptr before the first

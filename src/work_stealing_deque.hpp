@@ -8,20 +8,26 @@
 // One owner thread pushes and pops at the bottom (LIFO); any number of thieves steal from the top
 // (FIFO). Indices are signed 64-bit and never wrap in practice (2^63 pushes).
 //
-// Departures from the paper. ThreadSanitizer ignores stand-alone std::atomic_thread_fence, so the
-// fences of Figure 1 are folded into the neighbouring atomic operations. Each departure is also
-// flagged with "DEPARTURE" at the place where it occurs:
+// Departures from the paper. Each is also flagged with "DEPARTURE" where it occurs:
 //   1. push(): "release fence; relaxed store of bottom" becomes a release store of bottom_.
-//   2. pop(): "relaxed store of bottom; seq_cst fence; relaxed load of top" becomes a seq_cst store
-//      of bottom_ followed by a seq_cst load of top_.
-//   3. steal(): "acquire load of top; seq_cst fence; acquire load of bottom" becomes seq_cst loads
-//      of top_ and bottom_.
-//   4. steal(): the paper's memory_order_consume load of the array becomes an acquire load
+//      ThreadSanitizer ignores stand-alone fences, so only the store makes the item's publication
+//      visible to it.
+//   2. pop(): the store of bottom_ is release and the load of top_ acquire, not relaxed; the
+//      seq_cst fence between them is the paper's. Release: since C++20 a release sequence no
+//      longer continues through the same thread's later plain stores, so a thief that reads the
+//      decremented bottom_ synchronizes with the owner only through this store. Acquire: pop()
+//      refreshes the owner's copy of top_ (top_seen_) that push() relies on.
+//   3. steal(): the paper's memory_order_consume load of the array becomes an acquire load
 //      (compilers implement consume as acquire anyway).
-// The seq_cst operations keep the property the fences provide: the owner's store of bottom_ and
-// load of top_ in pop(), and a thief's loads of top_ and bottom_ in steal(), are all in the single
-// total order S, so the owner and a thief cannot both miss each other's update when they race
-// for the last item. The CAS on top_ is seq_cst (relaxed on failure) as in the paper.
+// The StoreLoad order in pop() is the seq_cst fence between the store of bottom_ and the load of
+// top_, and in steal() the seq_cst fence between the loads of top_ and bottom_, exactly as in
+// Figure 1: the two fences are ordered in the single total order S, so the owner and a thief
+// cannot both miss each other's update when they race for the same item. Fences, not seq_cst
+// accesses: C++ orders a seq_cst store and a later seq_cst load, and ARMv8 keeps stlr then
+// ldar in order, but qemu-user on an x86-64 host translates that pair with no barrier between
+// them, so the aarch64 tests under qemu took an item twice; a fence is a dmb, which qemu
+// translates to a full barrier (docs/reliability.md, "aarch64 under qemu-user"). The CAS on
+// top_ is seq_cst (relaxed on failure) as in the paper.
 //
 // Growth: when the ring is full, push() allocates a ring twice the size, copies the live items and
 // publishes it with a release store. Retired rings stay alive until the deque is destroyed, since
@@ -98,10 +104,10 @@ class WorkStealingDeque {
       if (b - top_seen_ > ring->capacity() - 1) ring = grow(ring, top_seen_, b);
     }
     // relaxed: pairs with nothing itself; the release store of bottom_ just below publishes it to
-    // the seq_cst (acquire) load of bottom_ in steal().
+    // the acquire load of bottom_ in steal().
     ring->slot(b).store(item, std::memory_order_relaxed);
     // DEPARTURE 1: the paper has a release fence followed by a relaxed store of bottom.
-    // release: pairs with the seq_cst (acquire) load of bottom_ in steal(), making the slot store
+    // release: pairs with the acquire load of bottom_ in steal(), making the slot store
     // above (and, after growth, the new ring) visible to a thief that sees b + 1.
     bottom_.store(b + 1, std::memory_order_release);
   }
@@ -116,12 +122,20 @@ class WorkStealingDeque {
     const std::int64_t b = bottom_.load(std::memory_order_relaxed) - 1;
     // relaxed: pairs with nothing; only the owner writes ring_, so it reads its own last store.
     Ring* const ring = ring_.load(std::memory_order_relaxed);
-    // DEPARTURE 2: the paper has a relaxed store of bottom, a seq_cst fence and a relaxed load of
-    // top. Here the store and the load are both seq_cst, so they are ordered in S together with
-    // the seq_cst loads in steal().
-    bottom_.store(b, std::memory_order_seq_cst);
-    std::int64_t t = top_.load(std::memory_order_seq_cst);
-    top_seen_ = t;  // seq_cst includes acquire: as good as push()'s refresh
+    // DEPARTURE 2: the paper's store of bottom is relaxed.
+    // release: pairs with the acquire load of bottom_ in steal(): a thief that reads this value
+    // sees the slots that push() stored before it.
+    bottom_.store(b, std::memory_order_release);
+    // StoreLoad (the paper's fence): pairs with the seq_cst fence in steal(). The two fences are
+    // ordered in S, so either that thief's load of bottom_ sees the store above, or the load of
+    // top_ below sees at least the top_ the thief read before its fence: an item this pop() takes
+    // without a CAS is never one that thief can claim.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    // DEPARTURE 2: the paper's load of top is relaxed.
+    // acquire: pairs with the seq_cst (release) CAS on top_ in steal(), as push()'s refresh of
+    // top_seen_ does: a thief's read of slot t happens before the owner reuses that slot.
+    std::int64_t t = top_.load(std::memory_order_acquire);
+    top_seen_ = t;
     if (t > b) {
       // Empty deque: undo the decrement.
       // relaxed (as in the paper): pairs with nothing; it restores the value that the release
@@ -170,21 +184,25 @@ class WorkStealingDeque {
   /// Complexity: O(1), one CAS; a lost race returns 0 rather than retrying, so it never spins.
   /// Allocation: none.
   std::uintptr_t steal() noexcept {
-    // DEPARTURE 3: the paper has an acquire load of top, a seq_cst fence and an acquire load of
-    // bottom. Here both loads are seq_cst (hence also acquire), ordered in S with pop()'s seq_cst
-    // store of bottom_ and load of top_.
-    std::int64_t t = top_.load(std::memory_order_seq_cst);
-    const std::int64_t b = bottom_.load(std::memory_order_seq_cst);
+    // acquire (as in the paper): pairs with the seq_cst (release) CAS on top_ by pop() or another
+    // thief, so this thief reads slots no older than the claims it sees.
+    std::int64_t t = top_.load(std::memory_order_acquire);
+    // Pairs with the seq_cst fence in pop() (see there): orders the load of top_ above before the
+    // load of bottom_ below in S.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    // acquire (as in the paper): pairs with the release store of bottom_ in push() (or in pop()),
+    // making the slot stored before it visible.
+    const std::int64_t b = bottom_.load(std::memory_order_acquire);
     if (t >= b) {
       return 0;
     }
-    // DEPARTURE 4: the paper loads the array with memory_order_consume.
+    // DEPARTURE 3: the paper loads the array with memory_order_consume.
     // acquire: pairs with the release store of ring_ in grow(), so the copied slots of a new ring
     // are visible before they are read.
     Ring* const ring = ring_.load(std::memory_order_acquire);
     // relaxed: ordered after push()'s slot store by the release store of bottom_ in push() (or a
-    // later seq_cst store in pop()), which the seq_cst load of bottom_ above acquires; a stale
-    // read is discarded by the failing CAS.
+    // later release store in pop()), which the acquire load of bottom_ above reads; a stale read
+    // is discarded by the failing CAS.
     const std::uintptr_t item = ring->slot(t).load(std::memory_order_relaxed);
     // Claim index t. seq_cst on success, as in the paper; its release half pairs with the acquire
     // load of top_ in push(), so the slot read above happens before the owner reuses the slot.

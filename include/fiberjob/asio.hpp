@@ -105,7 +105,8 @@ class WaitOperation {
   Timer timer_;
   Counter& counter_;
   std::exception_ptr error_;
-  /// Set by wake() after its last touch of the operation; fire() then owns it alone.
+  /// Set by wake() after its last touch of the operation; fire() then owns it alone. Its
+  /// release store in wake() pairs with the acquire load in fire().
   std::atomic<bool> woken_{false};
   fiberjob::detail::WaitNode node_;
 };

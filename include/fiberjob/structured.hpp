@@ -214,7 +214,10 @@ struct Race {
   /// Forwards the calling job's stop to `stop` while the race runs (declared after it:
   /// deregistered first). Empty when the caller has no token.
   std::optional<std::stop_callback<ForwardStop>> chain;
-  /// kNone until a child finished; then the winner's index (set once, by a CAS).
+  /// kNone until a child finished; then the winner's index (set once, by an acq_rel CAS in
+  /// run_racer() that pairs with the other racers' CAS: one winner). The result fields are
+  /// published to when_any by the counter's signal and wait, not by this atomic, so when_any
+  /// reads it relaxed after its join.
   std::atomic<std::size_t> winner{kNone};
   std::optional<NonVoid<T>> value;  ///< written by the winner only
   std::exception_ptr error;         ///< written by the winner only
@@ -291,6 +294,7 @@ Task<WhenAnyResult<T>> when_any(Context& ctx, std::vector<Task<T>> tasks) {
   co_await detail::join_children(ctx, done);  // every racer ended (they never throw)
   detail::throw_if_stopped("co_await when_any");
   if (race.error) std::rethrow_exception(race.error);
+  // relaxed: pairs with nothing; join_children's wait (acquire) already ordered the CAS before.
   co_return WhenAnyResult<T>{race.winner.load(std::memory_order_relaxed), std::move(*race.value)};
 }
 

@@ -35,7 +35,8 @@ void note_coroutine_job_started(Scheduler& scheduler) noexcept;
 
 class TaskPromiseBase;
 /// Live job systems with Config::capture_await_chains on (await_chain.cpp): while it is 0, an
-/// exception leaving a task costs nothing more.
+/// exception leaving a task costs nothing more. seq_cst increments and decrements; the relaxed
+/// loads pair with nothing (as g_tracking_systems).
 extern std::atomic<int> g_capturing_systems;
 /// Records the await chain of `promise` (the task that `error` escaped) for await_chain_of,
 /// when its job's system has Config::capture_await_chains on. Any thread; never throws.
@@ -146,7 +147,9 @@ class TaskPromiseBase {
   CoroutineJobLinks job_links_{nullptr, nullptr, kCoroutineShards};
   /// The task this one is suspended on in a `co_await` of a Task (nullptr when none): the
   /// downward link of the await chain, for debuggers and write_diagnostics. Written by the
-  /// task's own thread, read by chain walkers under the walker lock (await_chain.cpp).
+  /// task's own thread, read by chain walkers under the walker lock (await_chain.cpp). The
+  /// release store of a callee pairs with the walkers' acquire load (the callee's links are
+  /// seen); the relaxed store of nullptr pairs with nothing (the walker lock orders unlinking).
   std::atomic<TaskPromiseBase*> awaiting_{nullptr};
   /// The upward link: the task whose `co_await` of this one is in progress (nullptr for a job's
   /// root, or when something other than a Task awaits it). Set when awaited.

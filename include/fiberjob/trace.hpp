@@ -10,6 +10,8 @@ namespace fiberjob {
 namespace detail {
 
 /// Live job systems with Config::tracing on (a TraceScope records nothing while it is 0).
+/// seq_cst increments and decrements; the relaxed load in TraceScope pairs with nothing (a job
+/// of a traced system runs after its system's increment, which its spawn orders).
 extern std::atomic<int> g_traced_systems;
 /// Out of line: the clock, at a zone's start.
 std::uint64_t trace_scope_begin() noexcept;

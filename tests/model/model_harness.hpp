@@ -47,6 +47,7 @@ inline const Search kFull{rl::sched_full, 0, 0};
 inline const Search kBound2{rl::sched_bound, 0, 2};
 inline const Search kBound3{rl::sched_bound, 0, 3};
 inline const Search kBound4{rl::sched_bound, 0, 4};
+inline const Search kBound6{rl::sched_bound, 0, 6};
 
 inline const char* search_name(rl::scheduler_type_e type) {
   switch (type) {

@@ -29,7 +29,10 @@ inline constexpr std::uint32_t kCoroutineShards = 16;
 /// One shard: a doubly linked list of root promises under a spin lock held for a few pointer
 /// stores only (never across a suspension).
 struct alignas(64) CoroutineShard {
-  /// true = a thread is inside the critical section.
+  /// true = a thread is inside the critical section. The acquire exchange that takes it
+  /// (src/coroutine_registry.cpp, lock()) pairs with the release store that frees it
+  /// (unlock()), so each holder sees the previous holder's links; the relaxed load in the
+  /// spin is a hint that pairs with nothing.
   std::atomic<bool> locked{false};
   TaskPromiseBase* head = nullptr;
 };
@@ -39,6 +42,9 @@ struct alignas(64) CoroutineShard {
 extern CoroutineShard g_coroutine_jobs[kCoroutineShards];
 
 /// Live job systems with Config::track_coroutine_jobs on (no job is linked while it is 0).
+/// seq_cst increments and decrements (system start and end); the relaxed loads at a task's
+/// start and end pair with nothing: a job started in a tracking system runs after that system's
+/// increment, which its spawn orders.
 extern std::atomic<int> g_tracking_systems;
 
 /// Links the root task of a coroutine job of `scheduler` that is about to start into the
