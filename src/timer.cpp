@@ -52,6 +52,11 @@ struct EventAccess {
   static bool unlink(void* object, WaitNode& node) noexcept {
     return static_cast<Event*>(object)->remove(node);
   }
+  /// Passes on a set that a stopped waiter took: an auto-reset event's set is the next
+  /// waiter's (a manual-reset event's set stays, nothing was taken).
+  static void give_back(Event& event) noexcept {
+    if (event.mode_ == Event::Mode::Auto) event.set();
+  }
   /// Links a plain thread's node with no timer; false when the event was set (taken).
   static bool link_untimed(Event& event, WaitNode& node) noexcept {
     StoppableWait wait;  // a plain thread: no stop
@@ -212,6 +217,18 @@ bool finish_timed_counter_wait(Counter& counter, TimerEntry& entry, const std::s
   return true;
 }
 
+bool finish_timed_event_wait(Event& event, TimerEntry& entry, bool stop_ended,
+                             const std::stop_token* stop, const char* call) {
+  disarm(entry);
+  if (stop_requested(stop)) {
+    // The set (not the stop, not the deadline) ended the wait, and the stop came meanwhile:
+    // the job throws, so the set it took goes to the next waiter instead of being lost.
+    if (!stop_ended && !entry.timed_out) EventAccess::give_back(event);
+    throw_cancelled(call);
+  }
+  return !entry.timed_out;
+}
+
 void sleep_until_ns(std::uint64_t deadline_ns) {
   if (Fiber* self = current_fiber()) {
     throw_if_job_stopped(self, "this_fiber::sleep_for");
@@ -244,10 +261,9 @@ bool wait_until_ns(Event& event, std::uint64_t deadline_ns) {
     StopWait stop;  // a stop wakes the wait: its callback unlinks the node from the event
     entry.stop = stop.arm(self->job_stop, &unlink_timed_event, &event);
     if (wait_on_fiber_linked(self, {&link_timed_event, &entry, "Event"})) {
-      stop.disarm();  // first: waits for a callback still running elsewhere
-      disarm(entry);
-      throw_if_job_stopped(self, "this_fiber::wait_for(event)");
-      return !entry.timed_out;
+      const bool stop_ended = stop.disarm();  // first: waits for a callback running elsewhere
+      return finish_timed_event_wait(event, entry, stop_ended, self->job_stop,
+                                     "this_fiber::wait_for(event)");
     }
     stop.disarm();                          // nothing was linked
     entry.stop = nullptr;                   // an attached thread with no fiber: it parks

@@ -65,6 +65,12 @@ void disarm(TimerEntry& entry) noexcept;
 /// exception) or false when the deadline came first.
 bool finish_timed_counter_wait(Counter& counter, TimerEntry& entry, const std::stop_token* stop,
                                const char* call);
+/// A timed Event wait, once resumed and its stop disarmed (`stop_ended`: the stop removed the
+/// node, StopWait::disarm): disarms the timer; when the job's `stop` was requested, passes on
+/// a set the wait took (an auto-reset event is set again for the next waiter) and throws
+/// Cancelled for `call`; else true when the event was set, false when the deadline came first.
+bool finish_timed_event_wait(Event& event, TimerEntry& entry, bool stop_ended,
+                             const std::stop_token* stop, const char* call);
 /// The plain-code bodies of this_fiber::sleep_until / wait_until (timer.cpp).
 void sleep_until_ns(std::uint64_t deadline_ns);
 bool wait_until_ns(Event& event, std::uint64_t deadline_ns);
@@ -129,7 +135,8 @@ class [[nodiscard]] SleepAwaiter {
 /// timeout, where `SleepAwaiter` says). No allocation.
 /// Cancellation: in a job spawned with a `std::stop_token`, completes with `Error`
 /// (`Cancelled`) at once when the stop came first (taking no set), and promptly when it is
-/// requested while the coroutine waits. Errors: Error (Cancelled), see above.
+/// requested while the coroutine waits; a set that reached the wait as the stop came is passed
+/// on (an auto-reset event is set again), never lost. Errors: Error (Cancelled), see above.
 /// Thread-safety: one awaiter per co_await.
 class [[nodiscard]] TimedEventAwaiter {
  public:
@@ -164,10 +171,9 @@ class [[nodiscard]] TimedEventAwaiter {
   /// \return true when the event was set (taken), false when the deadline came first.
   /// Errors: Error (Cancelled) when the job's stop was requested.
   bool await_resume() {
-    stop_wait_.disarm();
-    detail::disarm(entry_);
-    if (detail::stop_requested(stop_)) detail::throw_cancelled("co_await ctx.wait_for(event)");
-    return !entry_.timed_out;
+    const bool stop_ended = stop_wait_.disarm();
+    return detail::finish_timed_event_wait(event_, entry_, stop_ended, stop_,
+                                           "co_await ctx.wait_for(event)");
   }
 
  private:

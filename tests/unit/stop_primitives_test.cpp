@@ -11,6 +11,7 @@
 #include <atomic>
 #include <chrono>
 #include <mutex>
+#include <stdexcept>
 #include <stop_token>
 #include <string>
 #include <thread>
@@ -66,7 +67,8 @@ void spawn_waiter(JobSystem& js, Counter& done, Scenario& scenario, Outcomes& ou
     js.run(
         done,
         [&scenario, &outcomes](Context& ctx) {
-          return co_record(ctx, outcomes, [&scenario](Context&) { return scenario.co_wait(); });
+          return co_record(ctx, outcomes,
+                           [&scenario](Context& job) { return scenario.co_wait(job); });
         },
         std::move(token));
   } else {
@@ -82,7 +84,7 @@ struct MutexScenario {
   int inside = 0;  // guarded by mutex
   void block() { mutex.lock(); }
   void unblock() { mutex.unlock(); }
-  Task<> co_wait() {
+  Task<> co_wait(Context& /*ctx*/) {
     auto guard = co_await mutex.scoped_lock();
     ++inside;
   }
@@ -102,7 +104,7 @@ struct SemaphoreScenario {
   Semaphore semaphore{0};
   void block() {}
   void unblock() { semaphore.release(1); }
-  Task<> co_wait() {
+  Task<> co_wait(Context& /*ctx*/) {
     co_await semaphore.acquire_async();
     semaphore.release(1);
   }
@@ -118,12 +120,29 @@ struct EventScenario {
   Event event{Event::Mode::Auto};
   void block() {}
   void unblock() { event.set(); }
-  Task<> co_wait() {
+  Task<> co_wait(Context& /*ctx*/) {
     co_await event;
     event.set();
   }
   void plain_wait() {
     this_fiber::wait(event);
+    event.set();
+  }
+  void check(int) { CHECK(event.is_set()); }  // the last waiter's set: none was swallowed
+};
+
+/// Auto-reset Event waited on with a far deadline (the timed forms, `wait_for`): as
+/// EventScenario; a wait that times out is an error (the deadline is an hour away).
+struct TimedEventScenario {
+  Event event{Event::Mode::Auto};
+  void block() {}
+  void unblock() { event.set(); }
+  Task<> co_wait(Context& ctx) {
+    if (!co_await ctx.wait_for(event, 1h)) throw std::logic_error("timed out");
+    event.set();
+  }
+  void plain_wait() {
+    if (!this_fiber::wait_for(event, 1h)) throw std::logic_error("timed out");
     event.set();
   }
   void check(int) { CHECK(event.is_set()); }  // the last waiter's set: none was swallowed
@@ -153,7 +172,7 @@ struct ConditionScenario {
     std::this_thread::yield();
     holding.fetch_sub(1);
   }
-  Task<> co_wait() {
+  Task<> co_wait(Context& /*ctx*/) {
     auto guard = co_await mutex.scoped_lock();
     try {
       while (!go) co_await cv.wait(guard);
@@ -399,10 +418,11 @@ TEST_SUITE("stop wakes waits on the primitives") {
     // The stopped waiter takes the coroutine form in even rounds, the plain one in odd rounds
     // (the bystander the other). Each round's check: the mutex is free, the permit is back,
     // the auto-reset event is set again (by the last waiter through, or the one that took the
-    // set and was stopped).
+    // set and was stopped; also in the timed waits).
     race_many<MutexScenario>("stop races unlock", 2'000);
     race_many<SemaphoreScenario>("stop races release", 2'000);
     race_many<EventScenario>("stop races set", 2'000);
+    race_many<TimedEventScenario>("stop races set, timed wait", 2'000);
     race_many<ConditionScenario>("stop races notify", 2'000);
   }
 }
