@@ -84,7 +84,8 @@ bool ConditionVariable::WaitAwaiter::await_suspend(std::coroutine_handle<> corou
   guard_.mutex_->owner_.store(guard_.owner_, std::memory_order_relaxed);  // relaxed: owner_
   if (!begin_wait(wait_, cv_, guard_.mutex_)) return false;  // await_resume throws, owning it
   return detail::suspend_coroutine_on(
-      {&ConditionVariable::link_waiter, &wait_, "ConditionVariable"}, node_, nullptr, coroutine);
+      {&ConditionVariable::link_waiter, &wait_, "ConditionVariable", &cv_}, node_, nullptr,
+      coroutine);
 }
 
 bool ConditionVariable::link_waiter(void* object, WaitNode& node) noexcept {

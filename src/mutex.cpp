@@ -174,8 +174,8 @@ bool Mutex::LockAwaiter::await_suspend(std::coroutine_handle<> coroutine) {
   if (mutex_.owner_.load(std::memory_order_relaxed) == owner_) throw_recursive("co_await lock");
   if (mutex_.try_lock_as(owner_)) return false;
   if (!wait_.begin(detail::current_job_stop(), &mutex_, &Mutex::unlink_locker)) return false;
-  return detail::suspend_coroutine_on({&Mutex::link_locker, &wait_, "Mutex"}, node_, nullptr,
-                                      coroutine);
+  return detail::suspend_coroutine_on({&Mutex::link_locker, &wait_, "Mutex", &mutex_}, node_,
+                                      nullptr, coroutine);
 }
 
 MutexGuard Mutex::LockAwaiter::await_resume() {

@@ -151,7 +151,8 @@ bool suspend_coroutine_on(WaitLinker linker, WaitNode& node, Scheduler* schedule
   node.job_stop = self != nullptr ? self->job_stop : nullptr;
   node.job_locals = self != nullptr ? self->job_locals : nullptr;
   node.next = nullptr;
-  note_task_wait(node, linker.object, linker.what);  // before: see the end
+  note_task_wait(node, linker.report_as != nullptr ? linker.report_as : linker.object,
+                 linker.what);  // before: see the end
   if (linker.link(linker.object, node)) return true;
   // When linked, the coroutine may already be running elsewhere: touch nothing of it.
   clear_task_wait(node);  // not linked: it goes on at once

@@ -75,8 +75,9 @@ class [[nodiscard]] ValueWaitAwaiter {
     stop_ = detail::current_job_stop();
     if (detail::stop_requested(stop_)) return false;  // await_resume throws Cancelled
     waiter_.stop = stop_wait_.arm(stop_, &detail::unlink_value_wait, &waiter_);
-    return detail::suspend_coroutine_on({&detail::link_value_wait, &waiter_, "a Counter's value"},
-                                        node_, scheduler_, coroutine);
+    return detail::suspend_coroutine_on(
+        {&detail::link_value_wait, &waiter_, "a Counter's value", waiter_.counter}, node_,
+        scheduler_, coroutine);
   }
   /// Nothing to deliver: the count was at or below the target.
   /// Errors: Error (Cancelled) when the job's stop was requested.

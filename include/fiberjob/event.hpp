@@ -99,8 +99,8 @@ class Event {
     /// \return false when the event was set meanwhile (the coroutine goes on), else true.
     bool await_suspend(std::coroutine_handle<> coroutine) {
       if (!wait_.begin(detail::current_job_stop(), &event_, &Event::unlink_waiter)) return false;
-      return detail::suspend_coroutine_on({&Event::link_waiter, &wait_, "Event"}, node_, nullptr,
-                                          coroutine);
+      return detail::suspend_coroutine_on({&Event::link_waiter, &wait_, "Event", &event_}, node_,
+                                          nullptr, coroutine);
     }
     /// Nothing to deliver: the wait has completed. Errors: Error (Cancelled), see `Awaiter`.
     void await_resume() { event_.finish_wait(wait_.end(), "co_await event"); }

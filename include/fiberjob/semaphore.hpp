@@ -78,8 +78,8 @@ class Semaphore {
       if (!wait_.begin(detail::current_job_stop(), &semaphore_, &Semaphore::unlink_acquirer)) {
         return false;
       }
-      return detail::suspend_coroutine_on({&Semaphore::link_acquirer, &wait_, "Semaphore"}, node_,
-                                          nullptr, coroutine);
+      return detail::suspend_coroutine_on(
+          {&Semaphore::link_acquirer, &wait_, "Semaphore", &semaphore_}, node_, nullptr, coroutine);
     }
     /// Nothing to deliver: the caller holds a permit now. Errors: Error (Cancelled).
     void await_resume() { semaphore_.finish_acquire(wait_.end(), "co_await acquire_async()"); }

@@ -165,8 +165,8 @@ class [[nodiscard]] TimedEventAwaiter {
   bool await_suspend(std::coroutine_handle<> coroutine) {
     if (detail::stop_requested(stop_)) return false;  // await_resume throws Cancelled
     entry_.stop = stop_wait_.arm(stop_, &detail::unlink_timed_event, &event_);
-    return detail::suspend_coroutine_on({&detail::link_timed_event, &entry_, "Event"}, node_,
-                                        entry_.scheduler, coroutine);
+    return detail::suspend_coroutine_on({&detail::link_timed_event, &entry_, "Event", &event_},
+                                        node_, entry_.scheduler, coroutine);
   }
   /// \return true when the event was set (taken), false when the deadline came first.
   /// Errors: Error (Cancelled) when the job's stop was requested.
@@ -221,8 +221,9 @@ class [[nodiscard]] TimedCounterAwaiter {
   bool await_suspend(std::coroutine_handle<> coroutine) {
     if (detail::stop_requested(stop_)) return false;  // await_resume throws Cancelled
     waiter_.stop = stop_wait_.arm(stop_, &detail::unlink_value_wait, &waiter_);
-    return detail::suspend_coroutine_on({&detail::link_value_wait, &waiter_, "a Counter"}, node_,
-                                        entry_.scheduler, coroutine);
+    return detail::suspend_coroutine_on(
+        {&detail::link_value_wait, &waiter_, "a Counter", waiter_.counter}, node_, entry_.scheduler,
+        coroutine);
   }
   /// \return true when the counter reached zero, false when the deadline came first.
   /// Errors: Error (Cancelled) when the job's stop was requested; else the counter's

@@ -138,7 +138,8 @@ struct TimedEventScenario {
   void block() {}
   void unblock() { event.set(); }
   Task<> co_wait(Context& ctx) {
-    if (!co_await ctx.wait_for(event, 1h)) throw std::logic_error("timed out");
+    const bool set = co_await ctx.wait_for(event, 1h);
+    if (!set) throw std::logic_error("timed out");
     event.set();
   }
   void plain_wait() {

@@ -26,6 +26,9 @@ struct WaitLinker {
   /// What `object` is ("Mutex", "Event", ...), for the reports that name what a stuck waiter
   /// waits on (write_diagnostics, the shutdown report). A string literal.
   const char* what = nullptr;
+  /// The primitive the reports name when `object` is the wait's own state (a StoppableWait, a
+  /// timer entry, a ValueWaiter); nullptr: `object` itself.
+  const void* report_as = nullptr;
 };
 
 /// A FIFO of waiters and a spin lock in one word. Word states: bit 0 (`kLocked`) = a thread
