@@ -325,7 +325,9 @@ TEST_SUITE("stop wakes waits on the primitives") {
     CHECK(empty.semaphore.available() == 0);
     CHECK(!unset.event.is_set());
     condition.check(0);
-    // Free primitives are taken as usual, also after the stop (as a counter at zero).
+    // Free primitives are taken as usual, also after the stop (as a counter at zero). The two
+    // jobs run one after the other: while one holds the mutex or the permit, the other would
+    // have to suspend, and, stopped, it would throw.
     Counter free_done;
     Event set_event{Event::Mode::Manual, true};
     Semaphore permit{1};
@@ -339,6 +341,7 @@ TEST_SUITE("stop wakes waits on the primitives") {
           auto guard = co_await free_mutex.scoped_lock();
         },
         source.get_token());
+    js.wait(free_done);
     js.run(
         free_done,
         [&] {
