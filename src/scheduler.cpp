@@ -69,6 +69,13 @@ Scheduler::Scheduler(JobSystem& owner, const Config& config)
 
 bool Scheduler::shut_down() noexcept {
   stop_workers();
+  // A worker of another job system may still be inside wake_pinned for one of our attached
+  // threads (it woke the thread, which went on to destroy us): let it finish with our memory.
+  for (const auto& worker : workers_) {
+    int spins = 0;
+    // acquire: pairs with the release decrement at the end of wake_pinned.
+    while (worker->pinned_wakers.load(std::memory_order_acquire) != 0) spin_then_yield(spins++);
+  }
   unregister_scheduler(this);
   // The workers have stopped: name what each stuck fiber waits on before they are retired.
   blocking_.stop();  // every call has finished: the workers waited for them

@@ -18,12 +18,17 @@ void wake_pinned(Fiber* fiber) noexcept {
     push_affine(*home, Job::resume(fiber, fiber->priority));
     return;
   }
+  // relaxed: ordered before the woken thread's next step by the release store below.
+  home->pinned_wakers.fetch_add(1, std::memory_order_relaxed);
   // release: pairs with the acquire exchange in find_job, so the slot's thread resumes the
   // stack after the wait list's hand-over (the node was drained before this).
   home->native_ready.store(true, std::memory_order_release);
   // The slot's thread may be parked in the idle event count with the others: wake them all
   // (once per wait of an attached thread; the others look and park again).
   home->scheduler->notify_all_idle();
+  // release: pairs with the acquire load in Scheduler::shut_down; from here on this call no
+  // longer touches `home` or its scheduler, which the woken thread may now destroy.
+  home->pinned_wakers.fetch_sub(1, std::memory_order_release);
 }
 
 namespace {

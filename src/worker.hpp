@@ -134,6 +134,13 @@ struct alignas(kCacheLineBytes) Worker {
   /// (set by whoever woke it; taken by the slot's thread in find_job). On its own line: other
   /// threads write it.
   alignas(kCacheLineBytes) std::atomic<bool> native_ready{false};
+  /// Slots only: wake_pinned calls that still use this worker and its scheduler after their
+  /// store of native_ready (a counter of another job system may wake an attached thread, and
+  /// that thread may then destroy this system while the waker still notifies it). Incremented
+  /// relaxed before the release store of native_ready (which orders it before whatever the
+  /// woken thread does next); decremented with release after the notify, pairing with the
+  /// acquire load in Scheduler::shut_down, which waits for zero before the workers go.
+  std::atomic<std::uint32_t> pinned_wakers{0};
   /// Slots only (nullptr for worker threads): the thread-affine jobs of the attached thread.
   std::unique_ptr<AffineInbox> inbox;
 };
