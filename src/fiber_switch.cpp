@@ -220,15 +220,14 @@ void wait_on_fiber(Fiber* self, Counter& counter) {
   self->waiting_on.store(nullptr, std::memory_order_relaxed);  // relaxed: diagnostics
 }
 
-bool wait_on_fiber_linked(Fiber* self, WaitLinker linker, const void* report_as) {
+bool wait_on_fiber_linked(Fiber* self, WaitLinker linker) {
   self->node.kind = WaitNode::Kind::Fiber;
   self->node.fiber = self;
   self->node.next = nullptr;
   self->linker = linker;
   // relaxed: diagnostics only (the reports read them from any thread, pairing with nothing).
   self->waiting_on_what.store(linker.what, std::memory_order_relaxed);
-  self->waiting_on_primitive.store(report_as != nullptr ? report_as : linker.object,
-                                   std::memory_order_relaxed);
+  self->waiting_on_primitive.store(linker.reported(), std::memory_order_relaxed);
   bool suspended = false;
   try {
     suspended = suspend(self, Handoff::Action::LinkToQueue, nullptr);
