@@ -8,11 +8,11 @@
 
 #include "fiberjob/config.hpp"
 #include "fiberjob/counter.hpp"
+#include "fiberjob/detail/cache_line.hpp"
 #include "fiberjob/detail/wait_node.hpp"
 #include "fiberjob/detail/wait_queue.hpp"
 #include "fiberjob/job_local.hpp"
 #include "job.hpp"
-#include "platform/cache_line.hpp"
 #include "sanitizer.hpp"
 
 namespace fiberjob::detail {
