@@ -8,7 +8,8 @@
 //   seq_cst  the store and the load seq_cst (aarch64: stlr, ldar). qemu-aarch64 7.2 on an
 //            x86-64 host translates them as "barrier, store" and "load, barrier", with nothing
 //            between the two, so the host's store buffer lets the load pass the store: some
-//            rounds end with r0 = r1 = 0. Reported, not failed: ARM hardware does not do this.
+//            rounds end with r0 = r1 = 0 (how many depends on the host's load: 0 to a few
+//            hundred of 200,000). Reported, not failed: ARM hardware does not do this.
 //   fence    the store and the load relaxed, a seq_cst fence between them (aarch64: dmb ish,
 //            which qemu translates to a full host barrier): the form the work-stealing deque
 //            uses (src/work_stealing_deque.hpp). r0 = r1 = 0 there is a real failure.
@@ -34,7 +35,12 @@ struct Shared {
   /// The last round thread B finished (release: publishes its r1).
   alignas(128) std::atomic<std::uint64_t> done{0};
   int r1 = 0;  // B's result of the round, read by A after `done` (acquire)
+  /// A's delay loop (A's own line: B never touches it).
+  alignas(128) std::atomic<std::uint64_t> delay{0};
 };
+
+/// The longest delay (spins) before A's part of a round.
+constexpr std::uint64_t kMaxDelay = 256;
 
 /// Spins until `word` reaches `value` (acquire: pairs with the release store that set it),
 /// yielding the CPU now and then: on a loaded machine the other thread needs it to progress.
@@ -74,6 +80,11 @@ std::uint64_t run(std::uint64_t rounds) {
     shared.x.store(0, std::memory_order_relaxed);
     shared.y.store(0, std::memory_order_relaxed);
     shared.start.store(round, std::memory_order_release);  // pairs with B's wait_for
+    // B starts its part only once it sees `start`: a delay that sweeps 0..kMaxDelay spins
+    // makes some rounds' stores and loads overlap, which the outcome needs.
+    for (std::uint64_t spin = 0; spin < round % kMaxDelay; ++spin) {
+      shared.delay.fetch_add(1, std::memory_order_relaxed);  // relaxed: only a delay
+    }
     const int r0 = store_then_load<kFence>(shared.x, shared.y);
     wait_for(shared.done, round);
     if (r0 == 0 && shared.r1 == 0) ++both_zero;
