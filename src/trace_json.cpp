@@ -233,10 +233,10 @@ void write_trace_json(std::FILE* out, const std::vector<TraceTrack>& tracks,
   write_flows(out, tracks, origin_ns, summary.window_start_ns);
   fmt::print(out,
              "\n],\"otherData\":{{\"dropped_events\":{},\"overwritten_events\":{},"
-             "\"first_frame\":{},\"copied_at_us\":{:.3f},\"complete\":{}}}}}\n",
+             "\"first_frame\":{},\"complete\":{},\"copied_at_us\":{:.3f}}}}}\n",
              summary.dropped, summary.overwritten, summary.first_frame,
-             micros(summary.copied_at_ns, origin_ns),
-             summary.dropped == 0 && summary.window_complete ? "true" : "false");
+             summary.dropped == 0 && summary.window_complete ? "true" : "false",
+             micros(summary.copied_at_ns, origin_ns));
 }
 
 }  // namespace fiberjob::detail
