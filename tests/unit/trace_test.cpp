@@ -83,6 +83,26 @@ TEST_SUITE("trace") {
     CHECK(count(json, "\"cat\":\"job\",\"ph\":\"X\"") == 0);  // no plain job ran
   }
 
+  TEST_CASE("a named coroutine job keeps its name after hops to and from an attached thread") {
+    test::Watchdog watchdog("trace hop names", 60s);
+    Config config = test::traced_config(2);
+    config.attachable_threads = 1;
+    JobSystem js{config};
+    AttachedWorker main_thread(js);
+    const AttachedThread target = main_thread;
+    Counter done;
+    js.run(done, JobOptions{.name = "presenter"}, [target](Context& ctx) -> Task<> {
+      co_await ctx.resume_on(target);  // runs inside this thread's wait below
+      co_await ctx.resume_on_any();    // back to a worker thread: a new segment there
+    });
+    js.wait(done);
+    const std::string named = "\"name\":\"presenter\",\"cat\":\"coroutine\",\"ph\":\"X\"";
+    const std::string unnamed = "\"name\":\"coroutine\",\"cat\":\"coroutine\",\"ph\":\"X\"";
+    const std::string json = trace_text(js, "fiberjob_trace_hop_names_test.json");
+    CHECK(count(json, unnamed) == 0);  // every segment, those after a hop too, has the name
+    CHECK(count(json, named) >= 2);
+  }
+
   TEST_CASE("a trace written as soon as a wait returns holds the last segment of every job") {
     // The job that signals `done` last is a coroutine resumed by a timer: its last segment
     // ends with its final suspend, which records it before the signal that ends the wait.
