@@ -32,6 +32,10 @@ def number(value):
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def reject_constant(name):
+    raise ValueError("{} is not a JSON number".format(name))
+
+
 # The latest plausible time (us) in a file without otherData.copied_at_us.
 ABSURD_US = 1e15
 # Rounding slack (us): times are written with nanosecond digits.
@@ -174,7 +178,8 @@ def check(path):
     errors = []
     try:
         with open(path) as file:
-            trace = json.load(file)
+            # NaN and Infinity are not JSON (RFC 8259), though Python's parser takes them.
+            trace = json.load(file, parse_constant=reject_constant)
     except (OSError, ValueError) as error:
         return ["cannot read {}: {}".format(path, error)], None
     if not isinstance(trace, dict) or not isinstance(trace.get("traceEvents"), list):

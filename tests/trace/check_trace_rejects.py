@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """scripts/check_trace.py rejects times outside a trace's own clock range: a wrapped negative
 start (about 2^64 ns), a slice that ends after the trace was copied (otherData.copied_at_us),
-a negative start or duration; and accepts the same trace with sane times.
+a negative start or duration, NaN (not JSON); and accepts the same trace with sane times.
 
   tests/trace/check_trace_rejects.py WORK_DIR
 
@@ -58,6 +58,9 @@ CASES = [
     ("no copied_at_us, sane times", variant(drop_copied_at), True),
     ("no copied_at_us, a wrapped start",
      variant(lambda t: (drop_copied_at(t), set_slice(ts=1.8446684985062108e+16)(t))), False),
+    ("a NaN start", variant(set_slice(ts=float("nan"))), False),
+    ("a NaN copied_at_us",
+     variant(lambda t: t["otherData"].update(copied_at_us=float("nan"))), False),
 ]
 
 
