@@ -10,8 +10,8 @@
 #include <mutex>
 #include <vector>
 
+#include "fiberjob/detail/cache_line.hpp"
 #include "harness.hpp"
-#include "platform/cache_line.hpp"
 
 namespace bench {
 namespace {

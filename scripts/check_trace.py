@@ -4,7 +4,10 @@ the Trace Event Format document (docs.google.com/document/d/1CvAClvFfyA5R-PhYUmn
 the top-level object and its traceEvents array; per event the fields its phase requires (name,
 ph, pid, tid, ts in microseconds, dur for complete events, scope for instant events, args.name
 for metadata); complete events on one thread properly nested (Perfetto draws them as a stack);
-every thread that has events named by thread_name metadata; and the flow arrows: every flow
+every thread that has events named by thread_name metadata; every time inside the trace's own
+clock range: ts >= 0 and ts + dur no later than otherData.copied_at_us (when write_trace had
+copied the buffers; without it, no later than 10^15 us, some 31 years: a larger time is a
+wrapped negative one); and the flow arrows: every flow
 start ("s") has exactly one finish ("f") with its category, name and id, no id starts two
 flows, a finish is not before its start, and both ends fall inside a complete event of their
 thread (the slice each binds to: "s" and an "f" with "bp":"e" bind to the enclosing slice).
@@ -27,6 +30,33 @@ METADATA = {"process_name", "process_labels", "process_sort_index", "thread_name
 
 def number(value):
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def reject_constant(name):
+    raise ValueError("{} is not a JSON number".format(name))
+
+
+# The latest plausible time (us) in a file without otherData.copied_at_us.
+ABSURD_US = 1e15
+# Rounding slack (us): times are written with nanosecond digits.
+SLACK_US = 0.002
+
+
+def check_clock_range(events, clock_end_us, errors):
+    """Every event lies in [0, clock_end_us]: a later one (a wrapped negative start, or a slice
+    that was never closed) would stretch the timeline past the time the trace was taken."""
+    bad = 0
+    for index, event in enumerate(events):
+        if not isinstance(event, dict) or event.get("ph") == "M" or not number(event.get("ts")):
+            continue
+        end = event["ts"] + (event["dur"] if number(event.get("dur")) else 0)
+        if end > clock_end_us + SLACK_US:
+            bad += 1
+            if bad <= 5:
+                errors.append("event {} ({!r}): ends at {} us, after the trace's clock range "
+                              "(0 .. {} us)".format(index, event.get("name"), end, clock_end_us))
+    if bad > 5:
+        errors.append("... {} events out of the clock range in all".format(bad))
 
 
 def check_event(index, event, errors):
@@ -148,7 +178,8 @@ def check(path):
     errors = []
     try:
         with open(path) as file:
-            trace = json.load(file)
+            # NaN and Infinity are not JSON (RFC 8259), though Python's parser takes them.
+            trace = json.load(file, parse_constant=reject_constant)
     except (OSError, ValueError) as error:
         return ["cannot read {}: {}".format(path, error)], None
     if not isinstance(trace, dict) or not isinstance(trace.get("traceEvents"), list):
@@ -158,6 +189,15 @@ def check(path):
     events = trace["traceEvents"]
     for index, event in enumerate(events):
         check_event(index, event, errors)
+    other = trace.get("otherData", {})
+    if not isinstance(other, dict):
+        errors.append("otherData must be an object")
+        other = {}
+    clock_end = other.get("copied_at_us", ABSURD_US)
+    if not number(clock_end) or clock_end < 0:
+        errors.append("otherData.copied_at_us must be a number >= 0 (microseconds)")
+        clock_end = ABSURD_US
+    check_clock_range(events, clock_end, errors)
     check_nesting(events, errors)
     flows = check_flows([e for e in events if isinstance(e, dict)], errors)
     named = {(e.get("pid"), e.get("tid")) for e in events
@@ -166,7 +206,6 @@ def check(path):
     for thread in sorted(used - named, key=str):
         errors.append("thread {} has events but no thread_name".format(thread))
     phases = Counter(e.get("ph") for e in events if isinstance(e, dict))
-    other = trace.get("otherData", {})
     summary = "{} events ({}), {} flow arrows, {} dropped, {} overwritten".format(
         len(events), ", ".join("{} {}".format(n, ph) for ph, n in sorted(phases.items())), flows,
         other.get("dropped_events", "?"), other.get("overwritten_events", "?"))

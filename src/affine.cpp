@@ -6,6 +6,7 @@
 #include <string>
 
 #include "affine_inbox.hpp"
+#include "await_chain_access.hpp"
 #include "counter_wait_list.hpp"
 #include "fiber_switch.hpp"
 #include "fiberjob/attached_worker.hpp"
@@ -34,6 +35,7 @@ Priority fill_hop_node(WaitNode& node, Scheduler& scheduler, std::coroutine_hand
   node.job_locals = self != nullptr ? self->job_locals : nullptr;
   const Priority priority = self != nullptr ? self->priority : Priority::Normal;
   node.priority = static_cast<std::uint8_t>(priority);
+  note_task_wait(node, nullptr, nullptr);  // no wait; the resume names the segment by the job
   return priority;
 }
 

@@ -9,8 +9,8 @@
 #include <cstdint>
 
 #include "fiberjob/counter.hpp"
+#include "fiberjob/detail/cache_line.hpp"
 #include "job.hpp"
-#include "platform/cache_line.hpp"
 
 namespace fiberjob::detail {
 

@@ -53,6 +53,9 @@ Worker* Scheduler::attach() {
       san_adopt_thread(slot.native.san);
       set_thread_stack_bounds(slot.native);
       slot.current = &slot.native;
+      // The thread's own code runs on the slot from now: its zones are clipped to this time
+      // (trace_scope_end), not to a time before the attach.
+      if (tracing()) slot.native.segment_start_ns = trace_now_ns();
       set_current_worker(&slot);
       open_affine(slot);
       return &slot;

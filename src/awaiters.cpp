@@ -126,9 +126,28 @@ void note_coroutine_job_started(Scheduler& scheduler) noexcept {
   }
 }
 
+namespace {
+
+/// Tracing: records the last run segment of the coroutine job of `counter` that ends on
+/// `worker` now, before its counter's signal, so that a trace written once a wait on the
+/// counter returned holds it (docs/decisions.md, "The last slice before the signal"). The code
+/// that ran the segment (run_job, resume_coroutine) then records none.
+void record_last_segment(Worker& worker, const Counter* counter) noexcept {
+  Fiber* fiber = worker.current;
+  // The fiber runs this job's segment (not another job that resumed it inline: none does).
+  if (fiber == nullptr || fiber->job_counter != counter || fiber->segment_recorded) return;
+  // relaxed: see Fiber::job_name.
+  worker.trace.record(TraceKind::Coroutine, fiber->segment_start_ns, trace_now_ns(), fiber->index,
+                      fiber->job_name.load(std::memory_order_relaxed));
+  fiber->segment_recorded = true;
+}
+
+}  // namespace
+
 void finish_task_job(Scheduler& scheduler, JobRecord* record, std::exception_ptr error) noexcept {
   if (Worker* worker = current_worker_of(scheduler)) {
     WorkerStats::bump(worker->stats.coroutine_jobs_ended);
+    if (scheduler.tracing()) record_last_segment(*worker, record->counter);
   } else {
     scheduler.count_foreign_coroutine_job(-1);  // ended by a foreign thread's resume
   }

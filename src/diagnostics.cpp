@@ -89,7 +89,12 @@ void describe_slot(std::FILE* out, const Worker& slot) noexcept {
       static_cast<long long>(slot.deques[2].size_approx()),
       static_cast<long long>(slot.inbox->woken.size.load(std::memory_order_relaxed)),
       static_cast<long long>(slot.inbox->fresh.size.load(std::memory_order_relaxed)));
-  std::fprintf(out, "  attached thread of worker %u, on its own stack: ", slot.index);
+  // The job run there that waits (affine, or run inline by a wait), by its JobOptions::name.
+  // relaxed: a diagnostic snapshot (Fiber::job_name), pairs with nothing.
+  const char* name = slot.native.job_name.load(std::memory_order_relaxed);
+  std::fprintf(out, "  attached thread of worker %u, on its own stack%s%s%s: ", slot.index,
+               name != nullptr ? " (job '" : "", name != nullptr ? name : "",
+               name != nullptr ? "')" : "");
   if (!describe_waited_object(out, slot.native)) {
     std::fputs("in no wait (outside the job system, or running a job)\n", out);
   }

@@ -87,7 +87,9 @@ void run_job(Fiber* self, Job job, bool defer_signal) noexcept {
   check_no_plain_lock_left(self, locks_before, /*coroutine=*/!ended);
   destroy_job_locals(root.locals);  // a coroutine job keeps its own in its promise: none here
   self->job_locals = outer_locals;
-  if (tracing) {  // the last run segment: the job may have moved, so the current worker
+  // The last run segment: the job may have moved, so the current worker. Recorded already when
+  // a coroutine job ended in it (finish_task_job, before its signal).
+  if (tracing && !std::exchange(self->segment_recorded, false)) {
     // A coroutine job (not ended: its final suspend ends it) ran its first segment: named
     // `coroutine`, as its later ones, unless it has a name.
     self->worker->trace.record(ended ? TraceKind::Job : TraceKind::Coroutine,
@@ -153,7 +155,7 @@ void resume_coroutine(Fiber* self, Job job) noexcept {
   std::coroutine_handle<>::from_address(node->coroutine_address).resume();
   self->job_locals = outer_locals;
   check_no_plain_lock_left(self, locks_before, /*coroutine=*/true);
-  if (tracing) {
+  if (tracing && !std::exchange(self->segment_recorded, false)) {  // see run_job
     self->worker->trace.record(TraceKind::Coroutine, self->segment_start_ns, trace_now_ns(),
                                self->index, self->job_name.load(std::memory_order_relaxed));
   }
@@ -219,12 +221,16 @@ class KeepOuterJob {
         job_counter_(self->job_counter),
         job_stop_(self->job_stop),
         segment_start_ns_(self->segment_start_ns),
+        suspensions_(self->suspensions),
         job_name_(self->job_name.load(std::memory_order_relaxed)) {}  // relaxed: as above
   ~KeepOuterJob() {
     self_->priority = priority_;
     self_->job_counter = job_counter_;
     self_->job_stop = job_stop_;
-    self_->segment_start_ns = segment_start_ns_;
+    // The outer segment goes on from where it was, unless the nested job suspended the stack:
+    // then it goes on from that job's last resume (segment_start_ns as the resume left it), on
+    // the track of the worker it resumed on, and its slice never spans the suspension.
+    if (self_->suspensions == suspensions_) self_->segment_start_ns = segment_start_ns_;
     self_->job_name.store(job_name_, std::memory_order_relaxed);  // relaxed: Fiber::job_name
   }
   KeepOuterJob(const KeepOuterJob&) = delete;
@@ -236,6 +242,7 @@ class KeepOuterJob {
   Counter* job_counter_;
   const std::stop_token* job_stop_;
   std::uint64_t segment_start_ns_;
+  std::uint32_t suspensions_;
   const char* job_name_;
 };
 

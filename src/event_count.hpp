@@ -9,7 +9,7 @@
 #include <atomic>
 #include <cstdint>
 
-#include "platform/cache_line.hpp"
+#include "fiberjob/detail/cache_line.hpp"
 #include "platform/futex.hpp"
 
 namespace fiberjob::detail {

@@ -8,11 +8,11 @@
 
 #include "fiberjob/config.hpp"
 #include "fiberjob/counter.hpp"
+#include "fiberjob/detail/cache_line.hpp"
 #include "fiberjob/detail/wait_node.hpp"
 #include "fiberjob/detail/wait_queue.hpp"
 #include "fiberjob/job_local.hpp"
 #include "job.hpp"
-#include "platform/cache_line.hpp"
 #include "sanitizer.hpp"
 
 namespace fiberjob::detail {
@@ -81,8 +81,18 @@ struct alignas(kCacheLineBytes) Fiber {
   /// Where the running job's JobLocal list head lives (a local of run_job for a plain job, the
   /// root promise of a coroutine job); nullptr between jobs.
   JobLocalEntry** job_locals = nullptr;
-  /// Tracing: when the current run segment of this fiber's job began (ns).
+  /// Tracing: when the current run segment of this fiber's job began (ns); on an attached
+  /// thread's own stack outside jobs, when its code last began to run on its slot (attach or
+  /// the last resume): the zones there are clipped to it (trace_scope_end).
   std::uint64_t segment_start_ns = 0;
+  /// Suspensions of this fiber (waits and yields that switched away): only ever grows. A job
+  /// run nested on a waiting job's stack (run_own_children, run_affine) compares it to tell
+  /// whether the outer job's segment was cut by a suspension (KeepOuterJob). Owner only.
+  std::uint32_t suspensions = 0;
+  /// Tracing: the current run segment's slice is recorded already (a coroutine job's last
+  /// segment, by its final suspend before its signal: finish_task_job); the code that ran the
+  /// segment records none and clears it. Owner only.
+  bool segment_recorded = false;
   /// The running job's name (JobOptions::name; static storage), or nullptr: names its trace
   /// segments and, while suspended, its line in write_diagnostics. Written by the fiber's
   /// owner, read by write_diagnostics from any thread; relaxed, pairs with nothing
@@ -138,6 +148,14 @@ inline FiberState state_of(const Fiber& fiber) noexcept {
 }
 inline void set_state(Fiber& fiber, FiberState state) noexcept {
   fiber.state.store(state, std::memory_order_relaxed);  // relaxed: see state_of
+}
+
+/// True while a job (or a coroutine's run segment) runs on `fiber`, whose trace slice a
+/// suspension ends: always on a pooled fiber (it suspends only inside a job); on a thread's own
+/// stack only inside a job run there (affine, or a child run inline by a wait), which sets
+/// `job_counter` until it ends. Owner only.
+inline bool runs_job_segment(const Fiber& fiber) noexcept {
+  return state_of(fiber) != FiberState::Native || fiber.job_counter != nullptr;
 }
 
 }  // namespace fiberjob::detail

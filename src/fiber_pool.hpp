@@ -11,7 +11,7 @@
 #include <string>
 
 #include "fiber.hpp"
-#include "platform/cache_line.hpp"
+#include "fiberjob/detail/cache_line.hpp"
 
 namespace fiberjob::detail {
 

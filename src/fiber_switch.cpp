@@ -169,13 +169,18 @@ namespace {
   }
   // A thread's own stack stays Native (a pooled fiber running an affine job is pinned too).
   if (state_of(*self) != FiberState::Native) set_state(*self, FiberState::Suspended);
-  if (scheduler.tracing()) {  // this run segment of the job ends here
+  // An attached thread's own code (its stack outside any job run there) is no job: it runs in
+  // no recorded slice, so only a job's segment ends here.
+  const bool in_job = runs_job_segment(*self);
+  if (scheduler.tracing()) {
     const std::uint64_t now = trace_now_ns();
-    // relaxed: see Fiber::job_name.
-    worker->trace.record(TraceKind::Job, self->segment_start_ns, now, self->index,
-                         self->job_name.load(std::memory_order_relaxed));
+    if (in_job) {  // this run segment of the job ends here; relaxed: see Fiber::job_name.
+      worker->trace.record(TraceKind::Job, self->segment_start_ns, now, self->index,
+                           self->job_name.load(std::memory_order_relaxed));
+    }
     worker->trace.record(TraceKind::Suspend, now, now, self->index);
   }
+  ++self->suspensions;
   switch_now(self, to, action, counter);
   // Resumed, maybe on another worker: the job runs on its fiber again, a new segment begins.
   if (held != nullptr) held->end_hold();
@@ -183,7 +188,9 @@ namespace {
     self->segment_start_ns = trace_now_ns();
     self->worker->trace.record(TraceKind::Resume, self->segment_start_ns, self->segment_start_ns,
                                self->index);
-    if (action != Handoff::Action::Reschedule) {  // woken by a signal: the wake arrow's end
+    // Woken by a signal: the wake arrow's end, bound to the job's next segment (none on an
+    // attached thread's own code).
+    if (action != Handoff::Action::Reschedule && in_job) {
       self->worker->trace.record(TraceKind::ResumeFlow, self->segment_start_ns,
                                  reinterpret_cast<std::uintptr_t>(&self->node), self->index);
     }
@@ -220,15 +227,14 @@ void wait_on_fiber(Fiber* self, Counter& counter) {
   self->waiting_on.store(nullptr, std::memory_order_relaxed);  // relaxed: diagnostics
 }
 
-bool wait_on_fiber_linked(Fiber* self, WaitLinker linker, const void* report_as) {
+bool wait_on_fiber_linked(Fiber* self, WaitLinker linker) {
   self->node.kind = WaitNode::Kind::Fiber;
   self->node.fiber = self;
   self->node.next = nullptr;
   self->linker = linker;
   // relaxed: diagnostics only (the reports read them from any thread, pairing with nothing).
   self->waiting_on_what.store(linker.what, std::memory_order_relaxed);
-  self->waiting_on_primitive.store(report_as != nullptr ? report_as : linker.object,
-                                   std::memory_order_relaxed);
+  self->waiting_on_primitive.store(linker.reported(), std::memory_order_relaxed);
   bool suspended = false;
   try {
     suspended = suspend(self, Handoff::Action::LinkToQueue, nullptr);

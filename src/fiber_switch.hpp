@@ -116,9 +116,8 @@ inline void wait_on_fiber_stoppable(Fiber* self, Counter& counter) {
 /// next fiber run `linker` on its node. Returns true once woken (or at once when the linker
 /// linked nothing); false, with nothing linked, on an attached thread's own stack when no
 /// fiber can be had (the caller then parks the thread). Errors: Error (FiberPoolExhausted)
-/// on a pooled fiber when no fiber can be had. `report_as`: the primitive the diagnostics name
-/// (nullptr: `linker.object`; a stoppable wait's object is its StoppableWait).
-bool wait_on_fiber_linked(Fiber* self, WaitLinker linker, const void* report_as = nullptr);
+/// on a pooled fiber when no fiber can be had. The diagnostics name `linker.reported()`.
+bool wait_on_fiber_linked(Fiber* self, WaitLinker linker);
 
 /// The stackful yield of this_fiber::yield. Errors: Error (FiberPoolExhausted).
 void yield_on_fiber(Fiber* self);

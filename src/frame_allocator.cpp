@@ -1,7 +1,7 @@
 // FrameAllocator: per-worker bump arenas in a ring of frame slots, all in one block.
 //
 // Layout of the block (every arena starts on a cache line, its stride rounded up to
-// kCacheLineBytes, platform/cache_line.hpp):
+// kCacheLineBytes, fiberjob/detail/cache_line.hpp):
 //
 //   slot 0: [worker 0][worker 1]...[worker n-1][shared] slot 1: [worker 0]... slot frames-1: ...
 //
@@ -24,9 +24,9 @@
 #include <string>
 
 #include "fiberjob/context.hpp"
+#include "fiberjob/detail/cache_line.hpp"
 #include "fiberjob/error.hpp"
 #include "fiberjob/job_system.hpp"
-#include "platform/cache_line.hpp"
 #include "sanitizer.hpp"
 
 #if defined(FIBERJOB_ASAN)

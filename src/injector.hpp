@@ -12,8 +12,8 @@
 #include <optional>
 
 #include "fiberjob/config.hpp"
+#include "fiberjob/detail/cache_line.hpp"
 #include "job.hpp"
-#include "platform/cache_line.hpp"
 
 namespace fiberjob::detail {
 

@@ -20,10 +20,6 @@ struct StoppableLinker {
   const char* call = nullptr;
 };
 
-/// block_on, with the diagnostics naming `report_as` (nullptr: `linker.object`) as what a
-/// job's fiber waits on.
-void block_on_as(WaitLinker linker, const void* report_as);
-
 /// Blocks the calling plain code on `primitive` as block_on does, with a stop side when the
 /// calling job's token can be stopped (detail::StoppableWait). Errors: Error (Cancelled) for
 /// `linker.call` when the job's stop came before (nothing linked); as block_on.

@@ -260,7 +260,7 @@ bool wait_until_ns(Event& event, std::uint64_t deadline_ns) {
     entry.scheduler = self->scheduler;
     StopWait stop;  // a stop wakes the wait: its callback unlinks the node from the event
     entry.stop = stop.arm(self->job_stop, &unlink_timed_event, &event);
-    if (wait_on_fiber_linked(self, {&link_timed_event, &entry, "Event"}, &event)) {
+    if (wait_on_fiber_linked(self, {&link_timed_event, &entry, "Event", &event})) {
       const bool stop_ended = stop.disarm();  // first: waits for a callback running elsewhere
       return finish_timed_event_wait(event, entry, stop_ended, self->job_stop,
                                      "this_fiber::wait_for(event)");
@@ -289,7 +289,7 @@ bool wait_until_ns(Counter& counter, std::uint64_t deadline_ns) {
       waiter.timer = &entry;
       StopWait stop;  // a stop wakes the wait: its callback unlinks the value waiter
       waiter.stop = stop.arm(self->job_stop, &CounterWaitList::unlink_value_waiter, &waiter);
-      if (wait_on_fiber_linked(self, {&link_value_wait, &waiter, "a Counter"}, &counter)) {
+      if (wait_on_fiber_linked(self, {&link_value_wait, &waiter, "a Counter", &counter})) {
         stop.disarm();  // first: waits for a callback still running elsewhere
         return finish_timed_counter_wait(counter, entry, self->job_stop,
                                          "this_fiber::wait_for(counter)");

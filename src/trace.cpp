@@ -131,6 +131,7 @@ void report_losses(const Config& config, const TraceSummary& summary) {
 void Scheduler::write_trace(std::FILE* out) const {
   const std::vector<TraceTrack> tracks = copy_tracks(workers_, external_track_);
   TraceSummary summary;
+  summary.copied_at_ns = trace_now_ns();
   if (config_.trace_ring_frames != 0) {
     const std::vector<const TraceEvent*> marks = frame_marks(tracks);
     if (marks.size() >= config_.trace_ring_frames) {

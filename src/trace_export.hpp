@@ -29,6 +29,9 @@ struct TraceSummary {
   std::uint64_t overwritten = 0;
   /// False when some track lost (by overwriting) events recorded after window_start_ns.
   bool window_complete = true;
+  /// When the tracks had been copied: every event written was recorded before it (otherData
+  /// "copied_at_us", the bound scripts/check_trace.py holds each time to).
+  std::uint64_t copied_at_ns = 0;
 };
 
 /// When `e` was recorded: the end of a span, the time of an instant.

@@ -69,15 +69,18 @@ std::string json_escaped(const char* text) {
   return escaped;
 }
 
-/// Microseconds since `origin_ns`, with nanosecond digits.
+/// Microseconds since `origin_ns`, with nanosecond digits; 0 for a time before it (a zone on
+/// the non-worker track that began before the job system started).
 double micros(std::uint64_t ns, std::uint64_t origin_ns) noexcept {
-  return static_cast<double>(ns - origin_ns) / 1000.0;
+  return ns > origin_ns ? static_cast<double>(ns - origin_ns) / 1000.0 : 0.0;
 }
 
 /// Writes one recorded event (not a flow end) of track `tid` (after a ",\n" separator).
 void write_event(std::FILE* out, const TraceEvent& e, std::uint64_t origin_ns, std::size_t tid) {
-  const double ts_us = micros(e.start_ns, origin_ns);
-  const double dur_us = static_cast<double>(e.end_ns - e.start_ns) / 1000.0;
+  const std::uint64_t start_ns = std::max(e.start_ns, origin_ns);
+  const double ts_us = micros(start_ns, origin_ns);
+  const double dur_us =
+      e.end_ns > start_ns ? static_cast<double>(e.end_ns - start_ns) / 1000.0 : 0.0;
   switch (e.kind) {
     case TraceKind::Zone:
       fmt::print(out,
@@ -230,9 +233,10 @@ void write_trace_json(std::FILE* out, const std::vector<TraceTrack>& tracks,
   write_flows(out, tracks, origin_ns, summary.window_start_ns);
   fmt::print(out,
              "\n],\"otherData\":{{\"dropped_events\":{},\"overwritten_events\":{},"
-             "\"first_frame\":{},\"complete\":{}}}}}\n",
+             "\"first_frame\":{},\"complete\":{},\"copied_at_us\":{:.3f}}}}}\n",
              summary.dropped, summary.overwritten, summary.first_frame,
-             summary.dropped == 0 && summary.window_complete ? "true" : "false");
+             summary.dropped == 0 && summary.window_complete ? "true" : "false",
+             micros(summary.copied_at_ns, origin_ns));
 }
 
 }  // namespace fiberjob::detail

@@ -113,12 +113,10 @@ WaitNode* WaitQueue::take_all() noexcept {
 
 void wake_chain(WaitNode* head) noexcept { wake_list(head, current_worker()); }
 
-void block_on(WaitLinker linker) { block_on_as(linker, nullptr); }
-
-void block_on_as(WaitLinker linker, const void* report_as) {
+void block_on(WaitLinker linker) {
   const void* token = &t_thread_token;
   if (Fiber* self = current_fiber()) {
-    if (wait_on_fiber_linked(self, linker, report_as)) return;
+    if (wait_on_fiber_linked(self, linker)) return;
     flush_deferred_signals(*self->worker);  // an attached thread with no fiber: it parks
     token = self;                           // still the same waiter as on its fiber
   }
@@ -136,7 +134,7 @@ WaitEnd block_on_stoppable(void* primitive, const StoppableLinker& linker) {
   if (!wait.begin(current_job_stop(), primitive, linker.unlink, linker.hand_over)) {
     throw_cancelled(linker.call);
   }
-  block_on_as({linker.link, &wait, linker.what}, primitive);  // the reports name the primitive
+  block_on({linker.link, &wait, linker.what, primitive});  // the reports name the primitive
   return wait.end();
 }
 
@@ -151,8 +149,7 @@ bool suspend_coroutine_on(WaitLinker linker, WaitNode& node, Scheduler* schedule
   node.job_stop = self != nullptr ? self->job_stop : nullptr;
   node.job_locals = self != nullptr ? self->job_locals : nullptr;
   node.next = nullptr;
-  note_task_wait(node, linker.report_as != nullptr ? linker.report_as : linker.object,
-                 linker.what);  // before: see the end
+  note_task_wait(node, linker.reported(), linker.what);  // before: see the end
   if (linker.link(linker.object, node)) return true;
   // When linked, the coroutine may already be running elsewhere: touch nothing of it.
   clear_task_wait(node);  // not linked: it goes on at once

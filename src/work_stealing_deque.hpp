@@ -44,7 +44,7 @@
 #include <utility>
 #include <vector>
 
-#include "platform/cache_line.hpp"
+#include "fiberjob/detail/cache_line.hpp"
 
 namespace fiberjob::detail {
 

@@ -207,6 +207,47 @@ TEST_SUITE("cancellation") {
     }
   }
 
+  TEST_CASE("a stopped timed wait's result bound to a variable unwinds with Cancelled") {
+    // The form docs/api.md asks for under g++ 12 (a co_await used directly as an if condition
+    // can be miscompiled there): the result is bound first, and a stop while the wait is
+    // suspended unwinds the coroutine through it, out of the job to js.wait.
+    test::Watchdog watchdog("cancel timed wait, bound result", 60s);
+    for (std::uint32_t workers : kSweep) {
+      CAPTURE(workers);
+      JobSystem js{test::config_with(workers)};
+      Event never_set;
+      std::stop_source source;
+      std::atomic<bool> waiting{false};
+      std::atomic<int> timed_out{0};
+      std::atomic<int> set_seen{0};
+      Counter done;
+      js.run(
+          done,
+          [&](Context& ctx) -> Task<> {
+            waiting.store(true);
+            const bool set = co_await ctx.wait_for(never_set, 1h);
+            if (!set) {
+              timed_out.fetch_add(1);
+            } else {
+              set_seen.fetch_add(1);
+            }
+          },
+          source.get_token());
+      while (!waiting.load()) std::this_thread::yield();
+      source.request_stop();
+      bool cancelled = false;
+      try {
+        js.wait(done);
+      } catch (const Error& error) {
+        cancelled = is_cancelled(error);
+      }
+      CHECK(cancelled);
+      CHECK(timed_out.load() == 0);
+      CHECK(set_seen.load() == 0);
+      CHECK_FALSE(never_set.is_set());
+    }
+  }
+
   TEST_CASE("100,000 cancelled coroutine jobs leave nothing behind") {
     test::Watchdog watchdog("100k cancelled", 300s);
     JobSystem js{test::config_with(2)};

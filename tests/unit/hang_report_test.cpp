@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <thread>
 
@@ -139,5 +140,56 @@ TEST_SUITE("hang report") {
     CHECK(text.find("waits on Event") != std::string::npos);
     gate.set();
     js.wait(done);
+  }
+
+  TEST_CASE("the line of an attached thread's own stack names the job that waits there") {
+    // The attached thread spawns a named job and its js.wait runs it inline on the thread's own
+    // stack (the only worker is busy), where it waits on an Event: the report's line for that
+    // stack carries the job's JobOptions::name, as a pooled fiber's line does.
+    test::Watchdog watchdog("hang report: named job on an attached thread's stack", 60s);
+    Config config = test::config_with(1);
+    config.attachable_threads = 1;
+    JobSystem js{config};
+    std::atomic<bool> started{false};
+    std::atomic<bool> release{false};
+    Counter busy;
+    js.run(busy, [&] {
+      started = true;
+      while (!release.load()) std::this_thread::sleep_for(100us);  // keeps the worker busy
+    });
+    while (!started.load()) std::this_thread::yield();
+    Event gate;
+    char line[160];
+    std::snprintf(line, sizeof line,
+                  "attached thread of worker 1, on its own stack (job 'gate waiter'): waits on "
+                  "Event %p",
+                  static_cast<void*>(&gate));
+    std::string report;
+    std::thread reader([&] {
+      for (;;) {  // until the line appears (bounded by the Watchdog)
+        char* text = nullptr;
+        std::size_t size = 0;
+        std::FILE* out = open_memstream(&text, &size);
+        if (out == nullptr) std::abort();  // no doctest assertion off the test's thread
+        write_diagnostics(out);
+        std::fclose(out);
+        report.assign(text, size);
+        std::free(text);
+        if (report.find(line) != std::string::npos) break;
+        std::this_thread::sleep_for(1ms);
+      }
+      gate.set();
+    });
+    {
+      AttachedWorker main_thread(js);
+      Counter done;
+      js.run(done, {.name = "gate waiter"}, [&gate] { gate.wait(); });
+      js.wait(done);  // runs "gate waiter" here, whose wait suspends this stack
+    }
+    reader.join();
+    release = true;
+    js.wait(busy);
+    INFO(report);
+    CHECK(report.find(line) != std::string::npos);
   }
 }

@@ -73,18 +73,56 @@ TEST_SUITE("trace") {
       co_await ctx.yield();  // two segments (the second resumed from the yield queue), both named
     });
     js.wait(done);
-    // A coroutine job's last segment is recorded after its end signals `done` (the resume
-    // returns after the final suspend): take the trace again until the workers recorded them.
+    // A coroutine job's last segment is recorded before its end signals `done`: the trace
+    // taken as soon as the wait returns holds it.
     const std::string named = "\"name\":\"ai agent\",\"cat\":\"coroutine\",\"ph\":\"X\"";
     const std::string unnamed = "\"name\":\"coroutine\",\"cat\":\"coroutine\",\"ph\":\"X\"";
-    std::string json = trace_text(js, "fiberjob_trace_coroutine_names_test.json");
-    while (count(json, named) < 2 || count(json, unnamed) < 1) {
-      std::this_thread::sleep_for(1ms);
-      json = trace_text(js, "fiberjob_trace_coroutine_names_test.json");
-    }
+    const std::string json = trace_text(js, "fiberjob_trace_coroutine_names_test.json");
     CHECK(count(json, unnamed) == 1);
     CHECK(count(json, named) == 2);
     CHECK(count(json, "\"cat\":\"job\",\"ph\":\"X\"") == 0);  // no plain job ran
+  }
+
+  TEST_CASE("a named coroutine job keeps its name after hops to and from an attached thread") {
+    test::Watchdog watchdog("trace hop names", 60s);
+    Config config = test::traced_config(2);
+    config.attachable_threads = 1;
+    JobSystem js{config};
+    AttachedWorker main_thread(js);
+    const AttachedThread target = main_thread;
+    Counter done;
+    js.run(done, JobOptions{.name = "presenter"}, [target](Context& ctx) -> Task<> {
+      co_await ctx.resume_on(target);  // runs inside this thread's wait below
+      co_await ctx.resume_on_any();    // back to a worker thread: a new segment there
+    });
+    js.wait(done);
+    const std::string named = "\"name\":\"presenter\",\"cat\":\"coroutine\",\"ph\":\"X\"";
+    const std::string unnamed = "\"name\":\"coroutine\",\"cat\":\"coroutine\",\"ph\":\"X\"";
+    const std::string json = trace_text(js, "fiberjob_trace_hop_names_test.json");
+    CHECK(count(json, unnamed) == 0);  // every segment, those after a hop too, has the name
+    CHECK(count(json, named) >= 2);
+  }
+
+  TEST_CASE("a trace written as soon as a wait returns holds the last segment of every job") {
+    // The job that signals `done` last is a coroutine resumed by a timer: its last segment
+    // ends with its final suspend, which records it before the signal that ends the wait.
+    test::Watchdog watchdog("trace last segment", 60s);
+    JobSystem js{test::traced_config(2)};
+    const std::string sleeper = "\"name\":\"sleeper\",\"cat\":\"coroutine\",\"ph\":\"X\"";
+    const std::string plain = "\"name\":\"plain\",\"cat\":\"job\",\"ph\":\"X\"";
+    for (int frame = 1; frame <= 20; ++frame) {
+      Counter done;
+      js.run(done, JobOptions{.name = "plain"}, [] {});
+      js.run(done, JobOptions{.name = "sleeper"}, [](Context& ctx) -> Task<> {
+        co_await ctx.sleep_for(100us);  // three segments, the later two resumed by the timer
+        co_await ctx.sleep_for(100us);
+      });
+      js.wait(done);
+      const std::string json = trace_text(js, "fiberjob_trace_last_segment_test.json");
+      INFO("frame ", frame);
+      CHECK(count(json, sleeper) == static_cast<std::size_t>(3 * frame));
+      CHECK(count(json, plain) == static_cast<std::size_t>(frame));
+    }
   }
 
   TEST_CASE("only the slots for attached threads that were used get a track") {

@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <cstdio>
 
+#include "fiberjob/detail/cache_line.hpp"
+
 namespace fiberjob::detail {
 
 class TaskPromiseBase;
@@ -27,8 +29,9 @@ struct CoroutineJobLinks {
 inline constexpr std::uint32_t kCoroutineShards = 16;
 
 /// One shard: a doubly linked list of root promises under a spin lock held for a few pointer
-/// stores only (never across a suspension).
-struct alignas(64) CoroutineShard {
+/// stores only (never across a suspension). Each on its own cache line (kCacheLineBytes: 128
+/// on aarch64), so that threads taking the locks of neighbouring shards do not share one.
+struct alignas(kCacheLineBytes) CoroutineShard {
   /// true = a thread is inside the critical section. The acquire exchange that takes it
   /// (src/coroutine_registry.cpp, lock()) pairs with the release store that frees it
   /// (unlock()), so each holder sees the previous holder's links; the relaxed load in the

@@ -27,8 +27,14 @@ struct WaitLinker {
   /// waits on (write_diagnostics, the shutdown report). A string literal.
   const char* what = nullptr;
   /// The primitive the reports name when `object` is the wait's own state (a StoppableWait, a
-  /// timer entry, a ValueWaiter); nullptr: `object` itself.
+  /// timer entry, a ValueWaiter); nullptr: `object` itself. The one way to name it: every wait
+  /// (stackful, blocking, coroutine) reports `reported()`.
   const void* report_as = nullptr;
+
+  /// What the reports name as waited on: `report_as`, or `object` when that is nullptr.
+  [[nodiscard]] const void* reported() const noexcept {
+    return report_as != nullptr ? report_as : object;
+  }
 };
 
 /// A FIFO of waiters and a spin lock in one word. Word states: bit 0 (`kLocked`) = a thread
