@@ -136,7 +136,8 @@ void spawn_gate_waiter(JobSystem& js, Counter& done, Counter& gate, ManyWaiters&
 /// One round: every group's waiters wait on a gate of `units` units; once all are about to
 /// wait, a helper job signals the units one by one while this thread requests the stops of the
 /// "requested" group. Every wait must end exactly once; only a requested stop may cancel one.
-void many_waiters_round(JobSystem& js, std::int64_t units) {
+/// \return how many of the requested group's waits the stop ended.
+int many_waiters_round(JobSystem& js, std::int64_t units) {
   ManyWaiters waiters;
   std::array<std::stop_source, ManyWaiters::kPerGroup> requested;
   std::stop_source kept;  // never stopped
@@ -165,6 +166,7 @@ void many_waiters_round(JobSystem& js, std::int64_t units) {
   CHECK(waiters.kept.cancelled.load() == 0);
   CHECK(waiters.none.completed.load() == ManyWaiters::kPerGroup);
   CHECK(waiters.none.cancelled.load() == 0);
+  return waiters.requested.cancelled.load();
 }
 
 }  // namespace
@@ -173,10 +175,14 @@ TEST_SUITE("stop wakes suspended waits") {
   TEST_CASE("stops racing the signals of a counter with many waiters of every kind") {
     test::Watchdog watchdog("stops race signals, many waiters", 300s);
     JobSystem js{test::config_with(2)};
-    for (int round = 0; round < 200; ++round) {
+    constexpr int kRounds = 200;
+    int stop_won = 0;
+    for (int round = 0; round < kRounds; ++round) {
       CAPTURE(round);
-      many_waiters_round(js, 1 + round % 3);  // the final signal alone, or after others
+      stop_won += many_waiters_round(js, 1 + round % 3);  // the final signal alone, or after others
     }
+    MESSAGE("the stop ended " << stop_won << " of " << kRounds * ManyWaiters::kPerGroup
+                              << " requested waits; the signals the others");
   }
 
   TEST_CASE("stop racing a signal: exactly one of them ends each counter wait") {
