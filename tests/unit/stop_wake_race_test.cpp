@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <stop_token>
+#include <string>
 #include <thread>
 
 #include "support/config.hpp"
@@ -87,8 +88,8 @@ void run_rounds(const char* what, int rounds, const char* winner, Round round) {
     round(js, outcomes, index);
     REQUIRE(outcomes.completed.load() + outcomes.cancelled.load() == index + 1);
   }
-  MESSAGE(winner << " won " << outcomes.completed.load() << ", stop won "
-                 << outcomes.cancelled.load());
+  MESSAGE(std::string(winner) << " won " << outcomes.completed.load() << ", stop won "
+                              << outcomes.cancelled.load());
 }
 
 /// The waiters of one many_waiters_round, by what their token does: requested (the stop races
