@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <stop_token>
 #include <vector>
 
 #include "fiberjob/detail/cache_line.hpp"
@@ -436,21 +437,32 @@ fj::Task<> agent(fj::Context& ctx, FrameGates& gates, std::int64_t rounds,
   *steps_out = steps;
 }
 
+/// Whether many_waiters spawns its agents with a stop token (never stopped): their counter
+/// waits are then the stoppable kind, which a stop could wake.
+enum class StopTokens { None, Unused };
+
 /// `sizes.waiters` coroutine jobs wait on one gate; the main thread releases it
 /// `sizes.waiter_rounds` times (timed) after one untimed round (every agent reaches its first
-/// gate and the coroutine frames are warm), waiting for the round's `done` each time.
-Run many_waiters(std::uint32_t workers, const Sizes& sizes) {
+/// gate and the coroutine frames are warm), waiting for the round's `done` each time. With
+/// StopTokens::Unused every agent gets a token of one stop source that is never stopped.
+Run many_waiters(std::uint32_t workers, const Sizes& sizes, StopTokens tokens = StopTokens::None) {
   fj::JobSystem& js = system_with(workers);
   const std::int64_t agents = sizes.waiters;
   const std::int64_t rounds = sizes.waiter_rounds + 1;
   FrameGates gates;
   std::vector<std::int64_t> steps(static_cast<std::size_t>(agents), 0);
   fj::Counter alive;
+  std::stop_source stop;  // outlives the agents (js.wait(alive) below); never stopped
   gates.gate(0).add(1);
   for (std::int64_t i = 0; i < agents; ++i) {
-    js.run(alive, [&gates, rounds, s = &steps[static_cast<std::size_t>(i)]](fj::Context& ctx) {
+    auto job = [&gates, rounds, s = &steps[static_cast<std::size_t>(i)]](fj::Context& ctx) {
       return agent(ctx, gates, rounds, s);
-    });
+    };
+    if (tokens == StopTokens::Unused) {
+      js.run(alive, job, stop.get_token());
+    } else {
+      js.run(alive, job);
+    }
   }
   auto release = [&](std::int64_t r) {
     gates.round = r;
@@ -603,6 +615,10 @@ void register_fiberjob(Registry& registry) {
   registry.add("alloc_yield", "fiberjob", alloc_yield);
   registry.add("many_waiters_1w", "fiberjob", [](const Sizes& s) { return many_waiters(1, s); });
   registry.add("many_waiters_2w", "fiberjob", [](const Sizes& s) { return many_waiters(2, s); });
+  registry.add("many_waiters_stop_1w", "fiberjob",
+               [](const Sizes& s) { return many_waiters(1, s, StopTokens::Unused); });
+  registry.add("many_waiters_stop_2w", "fiberjob",
+               [](const Sizes& s) { return many_waiters(2, s, StopTokens::Unused); });
 }
 
 }  // namespace bench

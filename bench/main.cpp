@@ -56,8 +56,9 @@ void usage(std::FILE* to) {
       "                    --only fib,skynet or --only fiberjob,tbb or --only fib,fiberjob,tbb\n"
       "  --revision TEXT   the fiberjob revision measured, for the report (e.g. a git hash)\n"
       "workloads: fib skynet fib_co skynet_co empty_jobs empty_jobs_plain yield pingpong_1w\n"
-      "           pingpong_2w parallel_for many_waiters_1w many_waiters_2w mutex_2w\n"
-      "           event_pingpong_2w sleep_accuracy_2w\n"
+      "           pingpong_2w parallel_for many_waiters_1w many_waiters_2w\n"
+      "           many_waiters_stop_1w many_waiters_stop_2w mutex_2w event_pingpong_2w\n"
+      "           sleep_accuracy_2w\n"
       "           alloc_spawn alloc_wait alloc_yield mem_suspended mem_skynet\n"
       "systems:   fiberjob tbb boost_fiber boost_context std_thread\n",
       to);

@@ -211,7 +211,7 @@ int run(const game::Options& options) {
   std::optional<fiberjob::AttachedThread> main;
   if (main_thread) main = *main_thread;
   game::World world(map, js, memory, options.agents, options.seed, options.check, main);
-  if (!options.serial) world.start(options.replace_every != 0);
+  if (!options.serial) world.start(options.replace_every != 0 || options.stop_tokens);
 
   // 4. The frames, then 5. the summary.
   const FrameTimes times = run_frames(options, js, world);

@@ -63,6 +63,10 @@ bool check_serial(const Options& options, std::string& error) {
     error = "--replace-every cancels AI coroutines, which --serial does not run";
     return false;
   }
+  if (options.serial && options.stop_tokens) {
+    error = "--stop-tokens gives the AI coroutines stop tokens, which --serial does not run";
+    return false;
+  }
   if (options.serial && !options.trace_path.empty()) {
     error = "--trace records the job system's timeline, which --serial does not use";
     return false;
@@ -75,7 +79,7 @@ bool check_serial(const Options& options, std::string& error) {
 std::string usage() {
   return "usage: game_frame [--map PATH] [--workers N | --serial] [--agents N] [--frames N]\n"
          "                  [--seed N] [--trace PATH] [--check] [--rss-every N]\n"
-         "                  [--replace-every N]\n"
+         "                  [--replace-every N] [--stop-tokens]\n"
          "  --map PATH     Moving AI .map file (default: den520d.map)\n"
          "  --workers N    worker threads, 1..256 (default: hardware threads)\n"
          "  --serial       run every frame on the main thread with no jobs: the same work, each\n"
@@ -89,7 +93,9 @@ std::string usage() {
          "  --rss-every N  every N frames, 1..1000000, print the resident set size (KiB) and the\n"
          "                 frame times of those N frames: 'rss frame F kib K frame ms p50 ..'\n"
          "  --replace-every N  every N frames, 1..1000000, replace one agent's behaviour: its\n"
-         "                 AI coroutine is cancelled (stop token) and a new one takes over\n";
+         "                 AI coroutine is cancelled (stop token) and a new one takes over\n"
+         "  --stop-tokens  spawn every AI coroutine with a stop token, as --replace-every does,\n"
+         "                 but never stop one: the cost of stoppable waits alone (the same work)\n";
 }
 
 std::optional<Options> parse_options(int argc, char** argv, const std::string& default_map,
@@ -106,6 +112,10 @@ std::optional<Options> parse_options(int argc, char** argv, const std::string& d
     }
     if (arg == "--serial") {
       options.serial = true;
+      continue;
+    }
+    if (arg == "--stop-tokens") {
+      options.stop_tokens = true;
       continue;
     }
     const bool takes_value = arg == "--map" || arg == "--workers" || arg == "--agents" ||

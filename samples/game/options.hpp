@@ -18,6 +18,7 @@ struct Options {
   std::uint32_t rss_every = 0;      ///< --rss-every N: RSS and frame times every N frames (0: off)
   std::uint32_t replace_every = 0;  ///< --replace-every N: replace an agent's behaviour (0: off)
   bool serial = false;              ///< --serial: every frame on the main thread, no jobs
+  bool stop_tokens = false;         ///< --stop-tokens: AI coroutines get a stop token (see usage)
 };
 
 /// Parses argv. On bad input returns nullopt and sets `error` to a message naming the argument

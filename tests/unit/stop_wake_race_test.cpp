@@ -1,13 +1,16 @@
 // A stop racing the event that ends a wait (a signal, a timeout): exactly one of them ends it,
-// never both and never neither. A sleep or timed wait in a job stopped before it throws at once.
-// when_any's losing sleeper is woken by the stop, not by its deadline.
+// never both and never neither, also with many waiters of every kind on one counter. A sleep or
+// timed wait in a job stopped before it throws at once. when_any's losing sleeper is woken by the
+// stop, not by its deadline.
 
 #include <doctest/doctest.h>
 #include <fiberjob/fiberjob.hpp>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <stop_token>
+#include <string>
 #include <thread>
 
 #include "support/config.hpp"
@@ -85,13 +88,104 @@ void run_rounds(const char* what, int rounds, const char* winner, Round round) {
     round(js, outcomes, index);
     REQUIRE(outcomes.completed.load() + outcomes.cancelled.load() == index + 1);
   }
-  MESSAGE(winner << " won " << outcomes.completed.load() << ", stop won "
-                 << outcomes.cancelled.load());
+  MESSAGE(std::string(winner) << " won " << outcomes.completed.load() << ", stop won "
+                              << outcomes.cancelled.load());
+}
+
+/// The waiters of one many_waiters_round, by what their token does: requested (the stop races
+/// the signals), kept (a token whose stop is never requested: a stoppable wait all the same)
+/// and none (the lock-free wait list). Each group has kPerForm coroutine and kPerForm plain-job
+/// waiters.
+struct ManyWaiters {
+  static constexpr int kPerForm = 24;
+  static constexpr int kPerGroup = 2 * kPerForm;
+  Outcomes requested;
+  Outcomes kept;
+  Outcomes none;
+  std::atomic<int> waiting{0};
+};
+
+/// Spawns one waiter on `gate` into `done`, recording into `outcomes`: a coroutine awaiting
+/// ctx.wait(gate) or a plain job in this_fiber::wait(gate), with `token` if it has one.
+void spawn_gate_waiter(JobSystem& js, Counter& done, Counter& gate, ManyWaiters& waiters,
+                       Outcomes& outcomes, bool coroutine, const std::stop_token* token) {
+  auto spawn = [&](auto job) {
+    if (token != nullptr) {
+      js.run(done, std::move(job), *token);
+    } else {
+      js.run(done, std::move(job));
+    }
+  };
+  if (coroutine) {
+    spawn([&](Context& ctx) -> Task<> {
+      waiters.waiting.fetch_add(1);
+      try {
+        co_await ctx.wait(gate);
+        outcomes.completed.fetch_add(1);
+      } catch (const Error& error) {
+        if (error.code() == ErrorCode::Cancelled) outcomes.cancelled.fetch_add(1);
+      }
+    });
+  } else {
+    spawn([&] {
+      waiters.waiting.fetch_add(1);
+      record_outcome(outcomes, [&] { this_fiber::wait(gate); });
+    });
+  }
+}
+
+/// One round: every group's waiters wait on a gate of `units` units; once all are about to
+/// wait, a helper job signals the units one by one while this thread requests the stops of the
+/// "requested" group. Every wait must end exactly once; only a requested stop may cancel one.
+/// \return how many of the requested group's waits the stop ended.
+int many_waiters_round(JobSystem& js, std::int64_t units) {
+  ManyWaiters waiters;
+  std::array<std::stop_source, ManyWaiters::kPerGroup> requested;
+  std::stop_source kept;  // never stopped
+  const std::stop_token kept_token = kept.get_token();
+  Counter gate;
+  gate.add(units);
+  Counter done;
+  for (int i = 0; i < ManyWaiters::kPerGroup; ++i) {
+    const bool coroutine = i % 2 == 0;  // the forms interleaved on the list
+    const std::stop_token token = requested[static_cast<std::size_t>(i)].get_token();
+    spawn_gate_waiter(js, done, gate, waiters, waiters.requested, coroutine, &token);
+    spawn_gate_waiter(js, done, gate, waiters, waiters.kept, coroutine, &kept_token);
+    spawn_gate_waiter(js, done, gate, waiters, waiters.none, coroutine, nullptr);
+  }
+  while (waiters.waiting.load() < 3 * ManyWaiters::kPerGroup) std::this_thread::yield();
+  Counter helper;
+  js.run(helper, [&] {
+    for (std::int64_t unit = 0; unit < units; ++unit) gate.signal();
+  });
+  for (std::stop_source& source : requested) source.request_stop();
+  js.wait(helper);
+  js.wait(done);
+  CHECK(waiters.requested.completed.load() + waiters.requested.cancelled.load() ==
+        ManyWaiters::kPerGroup);
+  CHECK(waiters.kept.completed.load() == ManyWaiters::kPerGroup);
+  CHECK(waiters.kept.cancelled.load() == 0);
+  CHECK(waiters.none.completed.load() == ManyWaiters::kPerGroup);
+  CHECK(waiters.none.cancelled.load() == 0);
+  return waiters.requested.cancelled.load();
 }
 
 }  // namespace
 
 TEST_SUITE("stop wakes suspended waits") {
+  TEST_CASE("stops racing the signals of a counter with many waiters of every kind") {
+    test::Watchdog watchdog("stops race signals, many waiters", 300s);
+    JobSystem js{test::config_with(2)};
+    constexpr int kRounds = 200;
+    int stop_won = 0;
+    for (int round = 0; round < kRounds; ++round) {
+      CAPTURE(round);
+      stop_won += many_waiters_round(js, 1 + round % 3);  // the final signal alone, or after others
+    }
+    MESSAGE("the stop ended " << stop_won << " of " << kRounds * ManyWaiters::kPerGroup
+                              << " requested waits; the signals the others");
+  }
+
   TEST_CASE("stop racing a signal: exactly one of them ends each counter wait") {
     run_rounds("stop races signal", 2'000, "signal", [](JobSystem& js, Outcomes& outcomes, int) {
       Counter gate;
