@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "await_chain_access.hpp"
+#include "context_access.hpp"
 #include "counter_wait_list.hpp"
 #include "fiber_switch.hpp"
 #include "fiberjob/detail/external_wait.hpp"
@@ -118,12 +119,24 @@ void schedule_coroutine(WaitNode& node, Scheduler& scheduler, std::coroutine_han
   scheduler.inject(Job::resume_coroutine(&node, Priority::Normal), current_worker());
 }
 
-void note_coroutine_job_started(Scheduler& scheduler) noexcept {
-  if (Worker* worker = current_worker_of(scheduler)) {
+void start_coroutine_job(Context& ctx, JobRecord& record,
+                         std::coroutine_handle<TaskPromise<void>> coroutine) {
+  Scheduler& scheduler = ContextAccess::scheduler(ctx);
+  coroutine.promise().bind_job(scheduler, &record, resume_function(coroutine), record.name);
+  Worker* const worker = current_worker();  // once for both uses; not kept past the resume
+  if (is_worker_of(worker, scheduler)) {
     WorkerStats::bump(worker->stats.coroutine_jobs_started);
   } else {
     scheduler.count_foreign_coroutine_job(+1);
   }
+  // The job's JobLocal values live in the root promise from its first segment on. The fiber
+  // (not the worker) is kept across the segment: a plain wait in it may move the fiber to
+  // another worker, but the same fiber comes back here.
+  Fiber* const self = running_fiber(worker);
+  JobLocalEntry** outer = nullptr;
+  if (self != nullptr) outer = std::exchange(self->job_locals, coroutine.promise().job_locals());
+  coroutine.resume();  // runs until its first real suspension (or its end)
+  if (self != nullptr) self->job_locals = outer;
 }
 
 namespace {
@@ -145,17 +158,25 @@ void record_last_segment(Worker& worker, const Counter* counter) noexcept {
 }  // namespace
 
 void finish_task_job(Scheduler& scheduler, JobRecord* record, std::exception_ptr error) noexcept {
-  if (Worker* worker = current_worker_of(scheduler)) {
-    WorkerStats::bump(worker->stats.coroutine_jobs_ended);
-    if (scheduler.tracing()) record_last_segment(*worker, record->counter);
-  } else {
-    scheduler.count_foreign_coroutine_job(-1);  // ended by a foreign thread's resume
-  }
   Counter* counter = record->counter;
   record->invoke(*record, nullptr);  // destroys the callable (and its captures)
   if (error) CounterWaitList::capture(*counter, std::move(error));
-  release_unused_record(scheduler, record);
-  counter->signal();  // last: a waiter may destroy the counter once it sees zero
+  // One lookup of the worker for the count, the record and the signal: nothing below suspends.
+  Worker* const worker = current_worker();
+  if (is_worker_of(worker, scheduler)) {
+    WorkerStats::bump(worker->stats.coroutine_jobs_ended);
+    if (scheduler.tracing()) record_last_segment(*worker, counter);  // before the signal
+    scheduler.records().release(worker->records, record);
+  } else {
+    scheduler.count_foreign_coroutine_job(-1);  // ended by a foreign thread's resume
+    scheduler.records().release_shared(record);
+  }
+  // Last, as Counter::signal does it: a waiter may destroy the counter once it sees zero.
+  if (worker != nullptr && worker->combining_signals) {
+    defer_signal(*worker, *counter);
+  } else {
+    CounterWaitList::signal(*counter, worker);
+  }
 }
 
 }  // namespace fiberjob::detail

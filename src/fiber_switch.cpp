@@ -251,12 +251,6 @@ void yield_on_fiber(Fiber* self) {
   suspend(self, Handoff::Action::Reschedule, nullptr);
 }
 
-Fiber* current_fiber() noexcept {
-  Worker* worker = current_worker();
-  if (worker == nullptr) return nullptr;
-  Fiber* fiber = worker->current;
-  return fiber != nullptr && (state_of(*fiber) != FiberState::Native || fiber->pinned) ? fiber
-                                                                                       : nullptr;
-}
+Fiber* current_fiber() noexcept { return running_fiber(current_worker()); }
 
 }  // namespace fiberjob::detail

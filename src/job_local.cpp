@@ -60,13 +60,7 @@ void set_job_local(const void* key, void* value, void (*destroy)(void*) noexcept
   *head = entry;  // newest first: destroyed first
 }
 
-JobLocalEntry** swap_job_locals(JobLocalEntry** slot) noexcept {
-  Fiber* self = current_fiber();
-  if (self == nullptr) return nullptr;
-  return std::exchange(self->job_locals, slot);
-}
-
-void destroy_job_locals(JobLocalEntry*& head) noexcept {
+void destroy_job_local_list(JobLocalEntry*& head) noexcept {
   // A destructor may set another JobLocal of the same job: take the list first, repeat.
   while (JobLocalEntry* entry = head) {
     head = entry->next;

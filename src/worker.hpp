@@ -261,6 +261,16 @@ inline Worker* current_worker_of(const Scheduler& scheduler) noexcept {
   return is_worker_of(worker, scheduler) ? worker : nullptr;
 }
 
+/// The fiber running a job on `worker` (the caller's own Worker, from current_worker()):
+/// nullptr when `worker` is nullptr or its thread runs no job (its native stack, unless it
+/// is an attached thread's own, pinned one). Same rule as current_worker for the result's use.
+inline Fiber* running_fiber(const Worker* worker) noexcept {
+  if (worker == nullptr) return nullptr;
+  Fiber* fiber = worker->current;
+  return fiber != nullptr && (state_of(*fiber) != FiberState::Native || fiber->pinned) ? fiber
+                                                                                       : nullptr;
+}
+
 /// Binds the calling thread to `worker` (nullptr: unbind). Worker threads only.
 void set_current_worker(Worker* worker) noexcept;
 

@@ -59,8 +59,15 @@ JobLocalEntry* find_job_local(const void* key);
 /// Sets the running job's value for `key` (destroying the old one; nullptr removes it).
 /// Errors: Error (NotOnFiber) outside a job; std::bad_alloc (then `value` is destroyed).
 void set_job_local(const void* key, void* value, void (*destroy)(void*) noexcept);
+/// destroy_job_locals for a list that is not empty (out of line).
+void destroy_job_local_list(JobLocalEntry*& head) noexcept;
 /// Destroys every value of a job's list (in reverse order of creation) and frees the entries.
-void destroy_job_locals(JobLocalEntry*& head) noexcept;
+/// Inline test for the empty list (most jobs have no JobLocal value): a job's end costs no call.
+inline void destroy_job_locals(JobLocalEntry*& head) noexcept {
+  if (head != nullptr) [[unlikely]] {
+    destroy_job_local_list(head);
+  }
+}
 
 }  // namespace detail
 

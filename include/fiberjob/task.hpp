@@ -28,8 +28,6 @@ struct JobRecord;
 /// Ends a coroutine job whose root task has finished: destroys its callable, keeps `error` on
 /// the job's counter, returns the record and signals the counter (last). Any thread.
 void finish_task_job(Scheduler& scheduler, JobRecord* record, std::exception_ptr error) noexcept;
-/// Counts a coroutine job that is about to start (Stats::coroutine_jobs_alive). On a worker.
-void note_coroutine_job_started(Scheduler& scheduler) noexcept;
 /// Throws Error (InvalidArgument): `call` was given an empty Task (moved from or released).
 [[noreturn]] void throw_empty_task(const char* call);
 

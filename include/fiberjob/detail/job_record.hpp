@@ -119,8 +119,14 @@ void destroy_callable(JobRecord& record) noexcept {
 
 Scheduler& scheduler_of(Context& ctx) noexcept;
 
-/// Points the running fiber's JobLocal slot (Fiber::job_locals) at `slot`; returns the old one.
-JobLocalEntry** swap_job_locals(JobLocalEntry** slot) noexcept;
+/// Starts the coroutine job `coroutine` (made by `record`'s callable): binds it to the job,
+/// counts it (Stats::coroutine_jobs_alive), points the running fiber's JobLocal slot at the
+/// coroutine's own for the first run segment and runs that segment (up to its first real
+/// suspension or its end). One out-of-line call per coroutine job start: the worker and the
+/// fiber are looked up once. On the fiber that runs `record`; may suspend only if the
+/// coroutine's own code does (a plain wait in it). Errors: none of its own.
+void start_coroutine_job(Context& ctx, JobRecord& record,
+                         std::coroutine_handle<TaskPromise<void>> coroutine);
 
 template <class Fn>
 bool invoke_job(JobRecord& record, Context* ctx) {
@@ -146,13 +152,7 @@ bool invoke_job(JobRecord& record, Context* ctx) {
       Destroy destroy{record};  // e.g. the frame could not be allocated: the job ends here
       throw;
     }
-    coroutine.promise().bind_job(scheduler_of(*ctx), &record, resume_function(coroutine),
-                                 record.name);
-    note_coroutine_job_started(scheduler_of(*ctx));
-    // The job's JobLocal values live in the root promise from its first segment on.
-    JobLocalEntry** const outer = swap_job_locals(coroutine.promise().job_locals());
-    coroutine.resume();  // runs until its first real suspension (or its end)
-    swap_job_locals(outer);
+    start_coroutine_job(*ctx, record, coroutine);
     return false;
   }
 }
