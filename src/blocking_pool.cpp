@@ -42,12 +42,43 @@ bool BlockingPool::link(void* object, WaitNode& node) noexcept {
   call.node = &node;
   call.next = nullptr;
   {
-    std::lock_guard lock(pool.mutex_);
+    std::unique_lock lock(pool.mutex_);
+    StopWake* const stop = call.stop.armed();
+    if (stop != nullptr && !stop->commit(node)) {  // the job's stop came first: queue nothing
+      lock.unlock();
+      pool.unreserve();  // its last touch of `call` was the commit
+      return false;
+    }
     (pool.tail_ != nullptr ? pool.tail_->next : pool.head_) = &call;
     pool.tail_ = &call;
   }
   pool.ready_.notify_one();
   return true;
+}
+
+bool BlockingPool::unlink_queued(void* object, WaitNode& /*node*/) noexcept {
+  BlockingCall& call = *static_cast<BlockingCall*>(object);
+  BlockingPool& pool = *static_cast<BlockingPool*>(call.pool);
+  std::lock_guard lock(pool.mutex_);
+  BlockingCall* previous = nullptr;
+  for (BlockingCall* at = pool.head_; at != nullptr; previous = at, at = at->next) {
+    if (at != &call) continue;
+    (previous != nullptr ? previous->next : pool.head_) = call.next;
+    if (pool.tail_ == &call) pool.tail_ = previous;
+    --pool.queued_;
+    return true;
+  }
+  return false;  // a pool thread took it (it runs or ran): that thread wakes the waiter
+}
+
+void BlockingPool::wake_unqueued(void* object, WaitNode& node) noexcept {
+  BlockingPool& pool = *static_cast<BlockingPool*>(static_cast<BlockingCall*>(object)->pool);
+  node.next = nullptr;
+  // The waiter disarms the stop callback (which waits for us to return) before it touches the
+  // call, and a woken job keeps the workers (and so the pool) alive until it ran: `pool` stays
+  // valid through the decrement, as after a call a pool thread ran.
+  wake_chain(&node);
+  if (pool.pending_.fetch_sub(1) == 1) blocking_calls_done(pool.scheduler_);  // seq_cst: pending()
 }
 
 void BlockingPool::thread_main() noexcept {
@@ -92,19 +123,27 @@ void run_blocking(BlockingCall& call) {
     return;
   }
   BlockingPool& pool = self->scheduler->blocking();
+  // A stop while the call is queued takes it off the queue (a no-op when already stopped:
+  // the link's commit then fails).
+  (void)call.stop.arm(self->job_stop, &BlockingPool::unlink_queued, &call,
+                      &BlockingPool::wake_unqueued);
   pool.reserve();
   call.pool = &pool;
   try {
     block_on({&BlockingPool::link, &call, "a blocking call"});
   } catch (...) {  // no fiber to suspend into: nothing was queued
+    call.stop.disarm();
     pool.unreserve();
     throw;
   }
+  call.stop.disarm();  // first: waits for a stop callback still running elsewhere
 }
 
 bool suspend_blocking(Scheduler& scheduler, BlockingCall& call, WaitNode& node,
                       std::coroutine_handle<> coroutine) {
   BlockingPool& pool = scheduler.blocking();
+  (void)call.stop.arm(current_job_stop(), &BlockingPool::unlink_queued, &call,
+                      &BlockingPool::wake_unqueued);  // as run_blocking
   pool.reserve();
   call.pool = &pool;
   return suspend_coroutine_on({&BlockingPool::link, &call, "a blocking call"}, node, &scheduler,

@@ -35,8 +35,18 @@ class BlockingPool {
   /// Undoes reserve() for a call that will not be queued after all.
   void unreserve() noexcept;
   /// Queues a reserved call (`object`, whose `pool` is set) with its waiter's `node`: a
-  /// WaitLinker, run after the waiter stopped; short. Always links (returns true).
+  /// WaitLinker, run after the waiter stopped; short. Commits the call's armed stop side under
+  /// the mutex first (StopWake::commit): when the job's stop came before, queues nothing,
+  /// undoes the reservation and returns false (the waiter goes on and throws Cancelled);
+  /// otherwise returns true.
   static bool link(void* object, WaitNode& node) noexcept;
+  /// StopWake::unlink of a queued call (`object`): takes it off the FIFO under the mutex.
+  /// \return true when it was still queued (the stop owns the wake; the call never runs);
+  ///   false when a pool thread took it first (that thread runs it and wakes the waiter).
+  static bool unlink_queued(void* object, WaitNode& node) noexcept;
+  /// StopWake::hand_over of a call unlink_queued took: wakes the waiter, then uncounts the
+  /// call as a pool thread does after a call ran (pending()).
+  static void wake_unqueued(void* object, WaitNode& node) noexcept;
   /// Calls reserved and not yet finished (their waiters not yet woken). seq_cst: with the
   /// decrement after the wake and the idle event count's fences (a Dekker pair): a stopping
   /// worker either sees 0 here, or is parked when the last call ends and gets its notify.

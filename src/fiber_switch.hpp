@@ -119,6 +119,12 @@ inline void wait_on_fiber_stoppable(Fiber* self, Counter& counter) {
 /// on a pooled fiber when no fiber can be had. The diagnostics name `linker.reported()`.
 bool wait_on_fiber_linked(Fiber* self, WaitLinker linker);
 
+/// The thread form of a wait (a plain thread, or an attached thread's own stack when no fiber
+/// can be had): links a Thread node owned by `token` through `linker` and, when it linked,
+/// parks on the node's futex until a waker (the primitive, a timer, or the stop callback of a
+/// still armed StopWait) wakes it. Never suspends a fiber; never throws.
+void park_thread_linked(WaitLinker linker, const void* token) noexcept;
+
 /// The stackful yield of this_fiber::yield. Errors: Error (FiberPoolExhausted).
 void yield_on_fiber(Fiber* self);
 

@@ -67,6 +67,25 @@ Scheduler::Scheduler(JobSystem& owner, const Config& config)
   }
 }
 
+namespace {
+void report_late_stop() noexcept {
+  std::fputs(
+      "fiberjob: request_stop() raced the JobSystem's destructor: a stop woke a suspended job "
+      "after the workers had stopped, so the job is never resumed (it stays suspended, and its "
+      "counter never reaches zero). Request the stops (and wait for the stopped jobs' "
+      "counters, if need be) before destroying the JobSystem.\n",
+      stderr);
+}
+}  // namespace
+
+void Scheduler::check_stop_after_shutdown() noexcept {
+  std::atomic_thread_fence(std::memory_order_seq_cst);  // see the declaration
+  // relaxed exchange: elects one report, pairs with nothing.
+  if (workers_gone_.load() && !late_stop_reported_.exchange(true, std::memory_order_relaxed)) {
+    report_late_stop();
+  }
+}
+
 bool Scheduler::shut_down() noexcept {
   stop_workers();
   // A worker of another job system may still be inside wake_pinned for one of our attached
@@ -75,6 +94,13 @@ bool Scheduler::shut_down() noexcept {
     int spins = 0;
     // acquire: pairs with the release decrement at the end of wake_pinned.
     while (worker->pinned_wakers.load(std::memory_order_acquire) != 0) spin_then_yield(spins++);
+  }
+  workers_gone_.store(true);  // seq_cst: see check_stop_after_shutdown
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  // The workers left with every queue empty: a resumption queued since came too late (a stop,
+  // from another thread, racing this destructor).
+  if (!injector_.empty_approx() && !late_stop_reported_.exchange(true, std::memory_order_relaxed)) {
+    report_late_stop();  // relaxed exchange: as above
   }
   unregister_scheduler(this);
   // The workers have stopped: name what each stuck fiber waits on before they are retired.

@@ -68,6 +68,12 @@ class Scheduler {
   [[nodiscard]] const FiberPool& fibers() const noexcept { return fibers_; }
   /// At shutdown, wakes the workers parked until the last blocking call ended. Any thread.
   void notify_if_stopping() noexcept;
+  /// Called by a stop callback right after it queued the resumption of a job of this system:
+  /// when the destructor has already joined the workers (nobody will run it), reports the
+  /// misuse on stderr, once per system. Any thread. seq_cst fence, then a seq_cst load of
+  /// workers_gone_: a Dekker pair with shut_down's store and its look at the injector, so one
+  /// of the two sides sees the late resumption.
+  void check_stop_after_shutdown() noexcept;
   /// The blocking-call thread pool.
   BlockingPool& blocking() noexcept { return blocking_; }
   /// The pool of stack class `stack_class` (0 = fibers(); i + 1 = Config::stack_classes[i]).
@@ -250,6 +256,11 @@ class Scheduler {
   /// relaxed loads while spinning and in write_diagnostics are hints. On its own cache line:
   /// idle workers poll it. Ledger: docs/memory_ordering.md, "Event count".
   alignas(kCacheLineBytes) std::atomic<bool> stopping_{false};
+  /// Set by shut_down once the workers are joined (seq_cst; check_stop_after_shutdown).
+  std::atomic<bool> workers_gone_{false};
+  /// Elects the one report of a stop after the workers stopped (relaxed exchange: pairs with
+  /// nothing).
+  std::atomic<bool> late_stop_reported_{false};
   /// Elects the one report_pool_grown that prints (relaxed exchange: pairs with nothing).
   std::atomic<bool> growth_reported_{false};
   /// Elects the one hang report (watch_for_hang; relaxed exchange: pairs with nothing).

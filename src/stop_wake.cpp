@@ -18,6 +18,7 @@
 #include "counter_wait_list.hpp"
 #include "fiber_switch.hpp"
 #include "fiberjob/counter_wait.hpp"
+#include "scheduler.hpp"
 #include "worker.hpp"
 
 namespace fiberjob::detail {
@@ -176,8 +177,13 @@ void StopWake::on_stop() noexcept {
     hand_over(object, *waiter);
     return;
   }
+  // The waiter's system, read before the wake: after it the waiter may run (but not return).
+  Scheduler* const scheduler = waiter->kind == WaitNode::Kind::Fiber ? waiter->fiber->scheduler
+                               : waiter->kind == WaitNode::Kind::Coroutine ? waiter->scheduler
+                                                                           : nullptr;
   waiter->next = nullptr;
   wake_list(waiter, current_worker());
+  if (scheduler != nullptr) scheduler->check_stop_after_shutdown();  // a stop racing ~JobSystem
 }
 
 void wait_on_fiber_with_stop(Fiber* self, Counter& counter) {
@@ -192,12 +198,14 @@ void wait_on_fiber_with_stop(Fiber* self, Counter& counter) {
   ValueWaiter& waiter = *stop.value_waiter();  // armed: the caller saw stop_possible()
   waiter.counter = &counter;
   waiter.stop = wake;
-  const bool suspended = wait_on_fiber_linked(self, {&link_value_wait, &waiter, "a Counter"});
-  stop.disarm();     // first: waits for a callback still running elsewhere
-  if (!suspended) {  // an attached thread with no fiber to run jobs on meanwhile: it parks
+  const WaitLinker linker{&link_value_wait, &waiter, "a Counter"};
+  if (!wait_on_fiber_linked(self, linker)) {
+    // An attached thread with no fiber to run jobs on meanwhile: it parks on its own stack,
+    // as the same value waiter, so the stop (still armed) wakes it too.
     flush_deferred_signals(*self->worker);
-    CounterWaitList::wait_on_thread(counter);
+    park_thread_linked(linker, self);
   }
+  stop.disarm();  // first: waits for a callback still running elsewhere
 }
 
 bool link_stoppable_counter_wait(Counter& counter, WaitNode& node, CounterStopWait& wait) {

@@ -1,14 +1,48 @@
 // The out-of-line halves of the structured-concurrency layer (fiberjob/structured.hpp): its
-// misuse errors.
+// misuse errors, and the flat stop request of nested when_any calls.
 
 #include "fiberjob/structured.hpp"
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "fiber_switch.hpp"
 #include "fiberjob/error.hpp"
 
 namespace fiberjob::detail {
+
+namespace {
+/// The calling thread's request_stop_flat: whether one runs, and the stops it still owes.
+/// Used only within one request_stop_flat call (stop callbacks never suspend), so never
+/// across a suspension.
+struct FlatStops {
+  bool running = false;
+  std::vector<std::stop_source> queued;
+};
+thread_local FlatStops t_flat_stops;
+}  // namespace
+
+void request_stop_flat(std::stop_source& source) noexcept {
+  FlatStops& flat = t_flat_stops;
+  if (flat.running) {
+    try {
+      flat.queued.push_back(source);  // a copy: the stop state outlives a finished race
+      return;
+    } catch (...) {  // no memory: request it in place (one level deeper)
+      source.request_stop();
+      return;
+    }
+  }
+  flat.running = true;
+  source.request_stop();
+  while (!flat.queued.empty()) {
+    std::stop_source next = std::move(flat.queued.back());
+    flat.queued.pop_back();
+    next.request_stop();  // may queue more
+  }
+  flat.running = false;
+}
 
 void check_sync_wait_caller() {
   const Fiber* self = current_fiber();

@@ -238,14 +238,17 @@ void sleep_until_ns(std::uint64_t deadline_ns) {
     entry.scheduler = self->scheduler;
     StopWait stop;  // a stop wakes the sleep: its callback takes the entry off the heap
     entry.stop = stop.arm(self->job_stop, &unlink_sleep, &entry);
-    if (wait_on_fiber_linked(self, {&link_sleep, &entry, "a sleep"})) {
-      stop.disarm();  // first: waits for a callback still running elsewhere
-      disarm(entry);
-      throw_if_job_stopped(self, "this_fiber::sleep_for");
-      return;
+    const WaitLinker linker{&link_sleep, &entry, "a sleep"};
+    if (!wait_on_fiber_linked(self, linker)) {
+      // An attached thread with no fiber: it parks on its own stack with the entry in the
+      // timer heap (the workers' parks fire it), so the stop (still armed) wakes it too.
+      flush_deferred_signals(*self->worker);
+      park_thread_linked(linker, self);
     }
-    stop.disarm();                          // nothing was linked
-    flush_deferred_signals(*self->worker);  // an attached thread with no fiber: it sleeps
+    stop.disarm();  // first: waits for a callback still running elsewhere
+    disarm(entry);
+    throw_if_job_stopped(self, "this_fiber::sleep_for");
+    return;
   }
   sleep_thread_until(deadline_ns);
 }
@@ -294,10 +297,20 @@ bool wait_until_ns(Counter& counter, std::uint64_t deadline_ns) {
         return finish_timed_counter_wait(counter, entry, self->job_stop,
                                          "this_fiber::wait_for(counter)");
       }
-      stop.disarm();
-      waiter.stop = nullptr;   // an attached thread with no fiber: it parks
+      // An attached thread with no fiber: it parks, timing out by itself (no timer), with the
+      // stop still armed: the stop's unlink and the timeout's race under the counter's lock.
       waiter.timer = nullptr;  // (nothing was linked)
       flush_deferred_signals(*self->worker);
+      WaitNode node;
+      make_thread_node(node);
+      const bool woken =
+          !CounterWaitList::link_value_waiter(&waiter, node) ||
+          park_until(node, deadline_ns, &CounterWaitList::unlink_value_waiter, &waiter);
+      stop.disarm();  // first: waits for a callback still running elsewhere
+      throw_if_job_stopped(self, "this_fiber::wait_for(counter)");
+      if (!woken) return false;
+      CounterWaitList::rethrow_if_error(counter);
+      return true;
     }
     WaitNode node;
     make_thread_node(node);

@@ -120,6 +120,10 @@ void block_on(WaitLinker linker) {
     flush_deferred_signals(*self->worker);  // an attached thread with no fiber: it parks
     token = self;                           // still the same waiter as on its fiber
   }
+  park_thread_linked(linker, token);
+}
+
+void park_thread_linked(WaitLinker linker, const void* token) noexcept {
   WaitNode node;
   node.kind = WaitNode::Kind::Thread;
   node.thread_token = token;

@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "fiberjob/awaiters.hpp"
+#include "fiberjob/detail/stop_wake.hpp"
 #include "fiberjob/detail/wait_node.hpp"
 
 namespace fiberjob {
@@ -22,22 +23,32 @@ class Scheduler;
 
 /// One blocking call in flight: lives in the waiter (the suspended fiber's stack, the awaiter
 /// in the coroutine frame) and is linked into the pool's queue (intrusive: no allocation).
+/// Whoever takes it off the queue, under the pool's mutex, owns it: a pool thread (which runs
+/// it, then wakes the waiter) or the stop of the waiting job (which wakes the waiter with the
+/// call not run: StopWake's protocol, `unlink` = BlockingPool::unlink_queued).
 struct BlockingCall {
   /// Runs the function on a pool thread and keeps its result or exception.
   void (*run)(BlockingCall& call) noexcept = nullptr;
   BlockingCall* next = nullptr;  ///< The pool's FIFO (under its mutex).
   WaitNode* node = nullptr;      ///< The waiter to wake once `run` returned.
   void* pool = nullptr;          ///< The BlockingPool that queues it.
+  /// The stop side, armed only in a job whose token can be stopped: a stop while the call is
+  /// queued takes it off the queue. Disarmed by the waiter once woken, before anything else.
+  StopWait stop;
 };
 
 /// The calling plain code's side: on a job's fiber, suspends the fiber until a pool thread of
-/// the fiber's job system ran `call` (resumes on any worker); elsewhere (a plain thread) runs
-/// it inline. Errors: std::system_error when no pool thread exists and none can be started,
-/// Error (FiberPoolExhausted) as `this_fiber::wait` (nothing ran then).
+/// the fiber's job system ran `call` (resumes on any worker), or until the job's stop took the
+/// call off the queue before a pool thread did (`call` did not run; the caller sees the stop);
+/// elsewhere (a plain thread) runs it inline. Errors: std::system_error when no pool thread
+/// exists and none can be started, Error (FiberPoolExhausted) as `this_fiber::wait` (nothing
+/// ran then).
 void run_blocking(BlockingCall& call);
 /// The coroutine side: queues `call` for `scheduler`'s pool and links `node` for `coroutine`
-/// (resumed on a worker of `scheduler`). Returns true (always suspends). Errors: as
-/// run_blocking, before anything is queued.
+/// (resumed on a worker of `scheduler`), with `call.stop` armed as in run_blocking (the
+/// awaiter disarms it first thing when resumed). Returns true when suspended; false when the
+/// job's stop came first (nothing queued). Errors: as run_blocking, before anything is
+/// queued.
 bool suspend_blocking(Scheduler& scheduler, BlockingCall& call, WaitNode& node,
                       std::coroutine_handle<> coroutine);
 
@@ -79,7 +90,8 @@ struct BlockingCallOf : BlockingCall {
 /// and its wait node live in this awaiter, `fn` is moved into it.
 /// Errors: rethrows what `fn` threw; std::system_error (thrown by co_await, before `fn`
 /// runs) when no pool thread exists and none can be started; Error (Cancelled) in a job whose
-/// stop was requested, as `this_fiber::blocking` (a running `fn` is waited for first).
+/// stop was requested, as `this_fiber::blocking` (a queued call is taken off the queue and
+/// never runs; a running `fn` is waited for first).
 /// \tparam F the function type: callable as `fn()`.
 template <class F>
 class [[nodiscard]] BlockingAwaiter {
@@ -95,7 +107,8 @@ class [[nodiscard]] BlockingAwaiter {
 
   /// \return false: the call always goes to the pool.
   bool await_ready() const noexcept { return false; }
-  /// Queues the call; a worker resumes the coroutine once it returned. In a job whose stop
+  /// Queues the call; a worker resumes the coroutine once it returned, or once the job's stop
+  /// took it off the queue before a pool thread did (`fn` never runs then). In a job whose stop
   /// was requested, queues nothing (`fn` never runs; await_resume throws).
   /// \param coroutine the awaiting coroutine.
   /// \return true; false when the job's stop was requested.
@@ -104,8 +117,10 @@ class [[nodiscard]] BlockingAwaiter {
     return detail::suspend_blocking(scheduler_, call_, node_, coroutine);
   }
   /// \return what `fn` returned; rethrows what it threw. Errors: Error (Cancelled) when the
-  ///   job's stop was requested before the call or while `fn` ran (its result is dropped).
+  ///   job's stop was requested before the call, while it was queued (`fn` did not run), or
+  ///   while `fn` ran (its result is dropped).
   decltype(auto) await_resume() {
+    call_.stop.disarm();  // first: waits for a stop callback still running elsewhere
     detail::throw_if_stopped("co_await ctx.blocking(fn)");
     return call_.take();
   }
@@ -128,9 +143,11 @@ namespace this_fiber {
 /// Errors: rethrows what `fn` threw; std::system_error when no pool thread exists and none can
 /// be started; Error (FiberPoolExhausted) as `wait` — both before `fn` runs. Error (Cancelled)
 /// in a job spawned with a stop token whose stop was requested: at once, without running
-/// `fn`, when the stop came before the call; when it comes while `fn` runs, the job still
-/// waits for `fn` to return (it may reference the job's stack), then throws, dropping what
-/// `fn` returned or threw.
+/// `fn`, when the stop came before the call; promptly, without running `fn`, when it comes
+/// while the call is still queued (the pool's threads are all busy): the stop takes the call
+/// off the queue under the pool's mutex, and exactly one of the stop and a pool thread gets
+/// it; when it comes while `fn` runs, the job still waits for `fn` to return (it may
+/// reference the job's stack), then throws, dropping what `fn` returned or threw.
 /// Source: marl's `blocking_call` (a thread per call there; a bounded pool here).
 /// \param fn the blocking function (called once, by reference, on a pool thread).
 /// \return what `fn` returned.

@@ -35,9 +35,16 @@ namespace fiberjob {
 /// linked in those counters, so in that case the system's memory (fiber stacks, records,
 /// queues) is deliberately kept allocated: a later signal of such a counter is then harmless
 /// (the resumption is queued into the stopped system and never runs). Such a counter still
-/// has to reach zero before it is destroyed. Do not call `run`, or signal counters that
-/// suspended jobs wait on, concurrently with the destructor. Destroying it from one of its own jobs
-/// aborts with a message (it would wait for itself).
+/// has to reach zero before it is destroyed. Do not call `run`, signal counters that
+/// suspended jobs wait on, or call `request_stop()` on a `std::stop_source` whose token a
+/// suspended job of this system was spawned with, concurrently with the destructor: request
+/// the stops first (then the destructor drains the stopped jobs like any other work). A stop
+/// requested by one of the system's own jobs while the destructor drains (a `when_any` winner
+/// stopping its losers) is part of that work and fine. A stop that wakes a job after the
+/// workers have stopped (from another thread during the destruction, or after it) cannot run
+/// it: the job stays suspended for ever, and the stop reports the misuse on stderr, once per
+/// system ("request_stop() raced the JobSystem's destructor"). Destroying it from one of its
+/// own jobs aborts with a message (it would wait for itself).
 class JobSystem {
  public:
   /// Starts the workers and allocates every fiber stack up front (mmap with a guard page each).

@@ -200,10 +200,21 @@ struct WhenAnyResult {
 
 namespace detail {
 
+/// `source.request_stop()` without nesting: a call made while another one runs on this
+/// thread (from one of its stop callbacks: a nested when_any's ForwardStop) queues a copy of
+/// `source` (which keeps its shared stop state alive) for the outermost call, which requests
+/// the queued stops one after the other before it returns. So a chain of N nested when_any
+/// calls costs the requester's stack one level, not N (a fiber's stack is small), and the
+/// stop has still reached the whole tree when the outermost call returns. Thread-safety: any
+/// thread. Never suspends. Allocation: the calling thread's queue grows (amortised) when a
+/// chain is longer than any before on that thread; if it cannot, that stop is requested in
+/// place. Source: the trampoline of continuation-passing code.
+void request_stop_flat(std::stop_source& source) noexcept;
+
 /// Requests a stop on a race's source: the callback that chains the caller's token to it.
 struct ForwardStop {
   std::stop_source* target;
-  void operator()() const noexcept { target->request_stop(); }
+  void operator()() const noexcept { request_stop_flat(*target); }
 };
 
 /// when_any's shared state, in its frame: the race's stop source and the winner's result.
@@ -246,7 +257,7 @@ Task<void> run_racer(Task<T>& task, Race<T>& race, std::size_t index) {
   if (race.winner.compare_exchange_strong(none, index, std::memory_order_acq_rel)) {
     race.value = std::move(value);
     race.error = std::move(error);
-    race.stop.request_stop();
+    request_stop_flat(race.stop);  // the losers' nested races: one level of this stack
   }
 }
 

@@ -19,6 +19,7 @@
 // The pool's FIFO is under a mutex in the code; `calls` stands for it with release (queue) and
 // acquire (take), the order a mutex gives. The injector (moodycamel) is `injected`, likewise.
 // Negative variants weaken one step each (`Bug`); each must be reported. docs/model_checking.md.
+// Second model (QueuedStop, below): a stop racing the pool thread for a queued call.
 
 #include "model_harness.hpp"
 
@@ -173,6 +174,140 @@ struct Shutdown : rl::test_suite<Shutdown<B>, 3> {
   }
 };
 
+// The stop of a job whose blocking call is queued (BlockingPool::link, unlink_queued,
+// wake_unqueued, thread_main; StopWake::commit and on_stop in src/stop_wake.cpp):
+//   waiter():  the linker, after the job stopped running: under the pool's mutex commits the
+//              stop side (CAS kIdle -> kLinked, acq_rel / acquire) and queues the call, or, when
+//              the stop came first, queues nothing and goes on; then waits for its wake,
+//              disarms (waits for a running stop callback: the std::stop_callback destructor),
+//              and unwinds (`frame` dies), reading the result only when the stop did not take
+//              the call.
+//   pool():    takes the call from the FIFO under the mutex, runs it (reads `frame`, writes
+//              `result`), wakes the waiter.
+//   stopper(): request_stop: exchange kStopped (acq_rel); when it found kLinked, takes the call
+//              off the FIFO under the mutex if still there, and then owns the wake (`cancelled`,
+//              then the wake).
+// Checked: exactly one wake; the call never runs after a stop took it or after the waiter
+// unwound (a data race on `frame`); a stop before the link queues nothing (fn never runs).
+// Context bound 4 (the full search does not end in minutes: the pool thread's polling loop)
+// and random.
+enum QueuedBug : unsigned {
+  kQueuedCorrect = 0,
+  kUnlinkAlways = 1u << 0,  // the stop claims the call without looking whether it is queued
+  kUnlinkNoLock = 1u << 1,  // the stop takes the call off the FIFO without the pool's mutex
+  kNoCommit = 1u << 2,      // the linker queues without committing the stop side
+};
+
+template <unsigned B>
+struct QueuedStop : rl::test_suite<QueuedStop<B>, 3> {
+  static constexpr u32 kIdle = 0;
+  static constexpr u32 kLinked = 1;
+  static constexpr u32 kStopped = 2;
+  rl::mutex mutex;            // BlockingPool::mutex_
+  rl::var<int> queued;        // the call is in the FIFO (under mutex)
+  rl::atomic<u32> state;      // StopWake::state
+  rl::atomic<int> woken;      // wakes the waiter got (release by the waker, acquire by it)
+  rl::atomic<int> linked;     // the linker has run (the pool thread may stop looking)
+  rl::atomic<int> stop_done;  // the stop callback returned (its stop_callback may go)
+  rl::var<int> frame;         // the job's frame: fn reads it; dead once the waiter unwound
+  rl::var<int> result;        // written by fn, read by the waiter when not cancelled
+  rl::var<int> cancelled;     // StopWake::cancelled: written by the owner of the wake
+  int fn_runs = 0;            // the pool thread's own
+  bool stop_first = false;    // the stopper's own: its exchange found kIdle
+
+  void before() {
+    queued($) = 0;
+    state.store(kIdle, rl::mo_relaxed, $);
+    woken.store(0, rl::mo_relaxed, $);
+    linked.store(0, rl::mo_relaxed, $);
+    stop_done.store(0, rl::mo_relaxed, $);
+    frame($) = 1;
+    result($) = 0;
+    cancelled($) = 0;
+    fn_runs = 0;
+    stop_first = false;
+  }
+  void after() {
+    RL_ASSERT(woken.load(rl::mo_relaxed, $) == 1);  // exactly one wake
+    if (stop_first) RL_ASSERT(fn_runs == 0);        // stopped before the link: never runs
+  }
+
+  void wake() { woken.fetch_add(1, rl::mo_release, $); }
+
+  void waiter() {
+    bool go_on = false;
+    mutex.lock($);
+    u32 expected = kIdle;
+    if ((B & kNoCommit) != 0 ||
+        state.compare_exchange_strong(expected, kLinked, rl::mo_acq_rel, $, rl::mo_acquire, $)) {
+      queued($) = 1;
+    } else {
+      cancelled($) = 1;
+      go_on = true;  // linked nothing: the waiter goes on at once
+    }
+    mutex.unlock($);
+    linked.store(1, rl::mo_release, $);
+    if (go_on) wake();
+    while (woken.load(rl::mo_acquire, $) == 0) spin();
+    while (stop_done.load(rl::mo_acquire, $) == 0) spin();  // disarm: the callback returned
+    if (cancelled($) == 0) RL_ASSERT(result($) == 7);
+    frame($) = 0;  // unwinds: what fn may use is gone
+  }
+
+  void pool() {
+    for (;;) {
+      mutex.lock($);
+      const bool took = queued($) == 1;
+      if (took) queued($) = 0;
+      mutex.unlock($);
+      if (took) {
+        ++fn_runs;
+        RL_ASSERT(frame($) == 1);  // the job's frame is alive while fn runs
+        result($) = 7;
+        wake();
+        return;
+      }
+      if (linked.load(rl::mo_acquire, $) != 0) {
+        mutex.lock($);
+        const bool empty = queued($) == 0;
+        mutex.unlock($);
+        if (empty) return;  // the stop took it, or nothing was queued
+        continue;
+      }
+      spin();
+    }
+  }
+
+  void stopper() {
+    const u32 previous = state.exchange(kStopped, rl::mo_acq_rel, $);
+    stop_first = previous == kIdle;
+    if (previous == kLinked) {
+      bool owned = true;
+      if ((B & kUnlinkAlways) == 0) {
+        if ((B & kUnlinkNoLock) == 0) mutex.lock($);
+        owned = queued($) == 1;
+        if (owned) queued($) = 0;
+        if ((B & kUnlinkNoLock) == 0) mutex.unlock($);
+      }
+      if (owned) {
+        cancelled($) = 1;
+        wake();
+      }
+    }
+    stop_done.store(1, rl::mo_release, $);
+  }
+
+  void thread(unsigned index) {
+    if (index == 0) {
+      waiter();
+    } else if (index == 1) {
+      pool();
+    } else {
+      stopper();
+    }
+  }
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -190,5 +325,12 @@ int main(int argc, char** argv) {
       "neg_ignore_pending", "the worker leaves while a call is pending: its job's wake is lost");
   runner.fail<Shutdown<kNoPoolJoin>>(
       "neg_no_pool_join", "the scheduler is freed while the pool thread still touches it");
+  runner.pass<QueuedStop<kQueuedCorrect>>("queued_stop", {model::kBound4, model::kRandom});
+  runner.fail<QueuedStop<kUnlinkAlways>>(
+      "neg_unlink_always", "the stop and the pool thread both wake the job; fn outlives it");
+  runner.fail<QueuedStop<kUnlinkNoLock>>("neg_unlink_no_lock",
+                                         "the FIFO is read and written by two threads at once");
+  runner.fail<QueuedStop<kNoCommit>>("neg_no_commit",
+                                     "a stop before the link: fn still runs (and a lost wake)");
   return runner.finish();
 }

@@ -2,8 +2,9 @@
 // stop wakes a waiter suspended on them (coroutine and plain forms) while the jobs without a
 // stop keep using the primitive; and a stop racing the set, unlock, release or notify that
 // ends the wait ends it exactly once and loses nothing (no set swallowed, no lock or permit
-// kept, no notify dropped). A blocking call's stop waits for the running function. A hang here is a
-// wake the stop did not give, or a hand-off lost: the watchdog turns it into a failure.
+// kept, no notify dropped). A blocking call's stop waits for the running function, and takes a
+// queued one off the queue. A hang here is a wake the stop did not give, or a hand-off lost: the
+// watchdog turns it into a failure.
 
 #include <doctest/doctest.h>
 #include <fiberjob/fiberjob.hpp>
@@ -416,6 +417,155 @@ TEST_SUITE("stop wakes waits on the primitives") {
     js.wait(stopped_done);
     CHECK(cancelled.load() == 2);
     CHECK(started.load() == 2);
+  }
+
+  TEST_CASE("blocking(fn): a stop while the call is queued wakes the job at once; fn never runs") {
+    // One pool thread, held by an unrelated call until the end: the stopped jobs' calls queue
+    // behind it. The stop must take them off the queue and wake the jobs while that call still
+    // runs (a wake that waited for it would hang here: the watchdog reports it), and their
+    // functions must never run, not even once the pool thread is free again.
+    test::Watchdog watchdog("stop of queued blocking calls", 60s);
+    Config config = test::config_with(1);
+    config.max_blocking_threads = 1;
+    JobSystem js{config};
+    std::atomic<bool> busy{false};
+    std::atomic<bool> release{false};
+    Counter busy_done;
+    js.run(busy_done, [&] {
+      this_fiber::blocking([&] {
+        busy.store(true);
+        while (!release.load()) std::this_thread::sleep_for(1ms);
+      });
+    });
+    while (!busy.load()) std::this_thread::yield();
+    const std::uint32_t fibers_before = js.stats().fibers_in_use;
+    std::stop_source source;
+    std::atomic<int> entered{0};
+    std::atomic<int> fn_ran{0};
+    std::atomic<int> cancelled{0};
+    Counter done;
+    js.run(
+        done,
+        [&](Context& ctx) -> Task<> {
+          entered.fetch_add(1);
+          try {
+            co_await ctx.blocking([&fn_ran] { fn_ran.fetch_add(1); });
+          } catch (const Error& error) {
+            if (test::is_cancelled(error)) cancelled.fetch_add(1);
+          }
+        },
+        source.get_token());
+    js.run(
+        done,
+        [&] {
+          entered.fetch_add(1);
+          try {
+            this_fiber::blocking([&fn_ran] { fn_ran.fetch_add(1); });
+          } catch (const Error& error) {
+            if (test::is_cancelled(error)) cancelled.fetch_add(1);
+          }
+        },
+        source.get_token());
+    // Both have entered and the plain one has suspended (its fiber stays in use); the
+    // coroutine, run first on the one worker, queued its call before that.
+    while (entered.load() < 2 || js.stats().fibers_in_use < fibers_before + 1) {
+      std::this_thread::yield();
+    }
+    std::this_thread::sleep_for(2ms);  // the plain job's call is queued once its fiber stopped
+    source.request_stop();
+    js.wait(done);  // with the unrelated call still running
+    CHECK(busy.load());
+    CHECK_FALSE(release.load());
+    CHECK(cancelled.load() == 2);
+    release.store(true);
+    js.wait(busy_done);
+    // The pool still counts right: a later call runs (behind any call left queued, FIFO).
+    Counter after_done;
+    int value = 0;
+    js.run(after_done, [&value] { value = this_fiber::blocking([] { return 5; }); });
+    js.wait(after_done);
+    CHECK(value == 5);
+    CHECK(fn_ran.load() == 0);
+  }
+
+  TEST_CASE(
+      "blocking(fn): a stop racing the pool thread's take: the job never ends while fn runs") {
+    // The unrelated call ends while the stop comes: exactly one of the stop (fn never runs)
+    // and the pool thread (fn runs once, and the job waits for it) gets each queued call.
+    test::Watchdog watchdog("stop racing a blocking call's take", 120s);
+    Config config = test::config_with(2);
+    config.max_blocking_threads = 1;
+    JobSystem js{config};
+    int unqueued = 0;
+    for (int round = 0; round < 300; ++round) {
+      std::atomic<bool> busy{false};
+      std::atomic<bool> release{false};
+      std::atomic<int> entered{0};
+      std::atomic<int> running[2] = {0, 0};  // per job: its fn runs now
+      std::atomic<int> ran{0};
+      std::atomic<int> ended_while_running{0};
+      std::atomic<int> cancelled{0};
+      std::atomic<int> completed{0};
+      std::stop_source source;
+      Counter done;
+      js.run(done, [&] {
+        this_fiber::blocking([&] {
+          busy.store(true);
+          while (!release.load()) std::this_thread::yield();
+        });
+      });
+      while (!busy.load()) std::this_thread::yield();
+      auto fn = [&running, &ran](int id) {
+        return [&running, &ran, id] {
+          running[id].fetch_add(1);
+          ran.fetch_add(1);
+          for (int spin = 0; spin < 200; ++spin) std::this_thread::yield();
+          running[id].fetch_sub(1);
+        };
+      };
+      auto ended = [&](int id, bool was_cancelled) {
+        if (running[id].load() != 0) ended_while_running.fetch_add(1);
+        (was_cancelled ? cancelled : completed).fetch_add(1);
+      };
+      js.run(
+          done,
+          [&](Context& ctx) -> Task<> {
+            entered.fetch_add(1);
+            bool was_cancelled = false;
+            try {
+              co_await ctx.blocking(fn(0));
+            } catch (const Error& error) {
+              was_cancelled = test::is_cancelled(error);
+            }
+            ended(0, was_cancelled);
+          },
+          source.get_token());
+      js.run(
+          done,
+          [&] {
+            entered.fetch_add(1);
+            bool was_cancelled = false;
+            try {
+              this_fiber::blocking(fn(1));
+            } catch (const Error& error) {
+              was_cancelled = test::is_cancelled(error);
+            }
+            ended(1, was_cancelled);
+          },
+          source.get_token());
+      while (entered.load() < 2) std::this_thread::yield();
+      for (int spin = 0; spin < round % 32; ++spin) std::this_thread::yield();
+      std::thread stopper([&source] { source.request_stop(); });
+      release.store(true);
+      stopper.join();
+      js.wait(done);
+      REQUIRE(ended_while_running.load() == 0);
+      REQUIRE(cancelled.load() + completed.load() == 2);
+      REQUIRE(ran.load() <= 2);
+      REQUIRE(completed.load() <= ran.load());  // a job that did not throw got its fn's run
+      unqueued += 2 - ran.load();
+    }
+    MESSAGE("calls the stop took off the queue (or stopped before queueing): ", unqueued);
   }
 
   TEST_CASE("a stop racing unlock, release, set and notify ends each wait exactly once") {

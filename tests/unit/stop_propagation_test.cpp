@@ -75,9 +75,56 @@ std::string run_then_stop(JobSystem& js, std::atomic<int>& started, int expected
   return outcome;
 }
 
+/// One level of a chain of nested when_any calls, each over one racer: the next level, down
+/// to a leaf that sets `ready` and then waits on `never` (a cancellation point). A stop of the
+/// outermost race reaches the leaf through `depth` chained stop callbacks.
+Task<int> nested_any(Context& ctx, int depth, Event& ready, Event& never,
+                     std::atomic<int>& unwound) {
+  struct Unwound {
+    std::atomic<int>& count;
+    ~Unwound() { count.fetch_add(1); }
+  } note{unwound};
+  if (depth == 0) {
+    ready.set();
+    co_await never;
+    co_return 0;
+  }
+  const WhenAnyResult<int> inner =
+      co_await when_any(ctx, nested_any(ctx, depth - 1, ready, never, unwound));
+  co_return inner.value;
+}
+
+/// The racer that wins once the chain is built: its stop request runs on its own fiber.
+Task<int> win_when(Event& ready) {
+  co_await ready;
+  co_return 9;
+}
+
 }  // namespace
 
 TEST_SUITE("stop propagation") {
+  TEST_CASE("a winner's stop crosses 2,000 nested when_any calls on one level of its stack") {
+    // Each level's racers get a stop source chained to the level above by a stop callback, so
+    // the winner's request_stop would run 2,000 nested callbacks, each requesting the next
+    // level's stop, on the winner's fiber stack (Config::fiber_stack_size, 64 KiB): a stack
+    // overflow. The stops are requested one after the other instead; every level unwinds.
+    test::Watchdog watchdog("nested when_any chain", 120s);
+    constexpr int kDepth = 2000;
+    for (std::uint32_t workers : {1u, 2u}) {
+      CAPTURE(workers);
+      JobSystem js{test::config_with(workers, 16)};
+      Context& ctx = js.context();
+      Event ready;
+      Event never;
+      std::atomic<int> unwound{0};
+      const WhenAnyResult<int> first = sync_wait(
+          js, when_any(ctx, nested_any(ctx, kDepth, ready, never, unwound), win_when(ready)));
+      CHECK(first.index == 1);
+      CHECK(first.value == 9);
+      CHECK(unwound.load() == kDepth + 1);  // every level ended before the call completed
+    }
+  }
+
   TEST_CASE("when_any completes when a loser is itself a when_all or a when_any") {
     test::Watchdog watchdog("when_any with composite losers", 120s);
     for (std::uint32_t workers : kSweep) {

@@ -12,6 +12,7 @@
 #include <string>
 #include <thread>
 
+#include "support/captured_stderr.hpp"
 #include "support/config.hpp"
 #include "support/watchdog.hpp"
 
@@ -246,5 +247,95 @@ TEST_SUITE("stop wakes suspended waits") {
           js.run(
               done, [&](Context& ctx) { return co_wait_inner(ctx, probe, never); }, token);
         });
+  }
+
+  TEST_CASE("an attached thread's own stack parked for lack of fibers is woken by the stop") {
+    // One worker and a hard limit of three fibers: two plain jobs suspended on `hold` and the
+    // worker's running fiber take all three. An affine plain job with a stop token runs
+    // inline on the attached (main) thread's own stack; its waits find no fiber to run other
+    // work on, so the thread parks on its own stack. The stop must wake that park.
+    test::Watchdog watchdog("attached thread parked with a stop", 120s);
+    Config config = test::config_with(1, 1);
+    config.attachable_threads = 1;
+    config.max_fiber_count = 3;
+    JobSystem js{config};
+    Event hold;
+    Counter holders;
+    std::atomic<int> held{0};
+    for (int i = 0; i < 2; ++i) {
+      js.run(holders, [&] {
+        held.fetch_add(1);
+        hold.wait();
+      });
+    }
+    while (held.load() < 2 || js.stats().fibers_in_use < 3) std::this_thread::yield();
+    {
+      AttachedWorker main_thread{js};
+      Counter never;
+      never.add(1);
+      std::atomic<int> cancelled{0};
+      // Each form in turn: a counter wait, a sleep, a timed counter wait.
+      for (int form = 0; form < 3; ++form) {
+        CAPTURE(form);
+        std::stop_source source;
+        Counter done;
+        main_thread.spawn(
+            done,
+            [&never, &cancelled, form] {
+              try {
+                if (form == 0) this_fiber::wait(never);
+                if (form == 1) this_fiber::sleep_for(1h);
+                if (form == 2) (void)this_fiber::wait_for(never, 1h);
+              } catch (const Error& error) {
+                if (error.code() == ErrorCode::Cancelled) cancelled.fetch_add(1);
+              }
+            },
+            source.get_token());
+        std::thread stopper([&source] {
+          std::this_thread::sleep_for(50ms);  // mostly after the wait parked (either is right)
+          source.request_stop();
+        });
+        CHECK(main_thread.run_pending() == 1);  // returns once the job ended
+        stopper.join();
+        js.wait(done);
+        CHECK(cancelled.load() == form + 1);
+      }
+      never.signal();
+    }
+    hold.set();
+    js.wait(holders);
+  }
+
+  TEST_CASE("a stop that wakes a job after the destructor stopped the workers is reported") {
+    // The stopped job can no longer run (it stays suspended, its memory kept); the stop says
+    // that request_stop() raced the destructor instead of leaving only the destructor's count.
+    test::Watchdog watchdog("stop after the destruction", 60s);
+    alignas(Counter) static unsigned char storage[sizeof(Counter)];
+    Counter* never = ::new (storage) Counter();  // never destroyed: a waiter stays linked
+    never->add(1);
+    std::stop_source source;
+    std::string report;
+    Counter done;  // the stuck job's: signalled by hand at the end, as it never ends
+    {
+      test::CapturedStderr captured;
+      {
+        JobSystem js{test::config_with(1)};
+        std::atomic<bool> waiting{false};
+        js.run(
+            done,
+            [never, &waiting](Context& ctx) -> Task<> {
+              waiting.store(true);
+              co_await ctx.wait(*never);
+            },
+            source.get_token());
+        while (!waiting.load()) std::this_thread::yield();
+        std::this_thread::sleep_for(10ms);  // let it suspend (reported either way)
+      }  // the destructor reports the suspended job and keeps the system's memory
+      source.request_stop();
+      report = captured.text();
+    }
+    CHECK(report.find("request_stop() raced the JobSystem's destructor") != std::string::npos);
+    CHECK(done.pending() == 1);  // the stopped job never ran again
+    done.signal();
   }
 }
