@@ -114,8 +114,12 @@ TEST_SUITE("trace") {
       Counter done;
       js.run(done, JobOptions{.name = "plain"}, [] {});
       js.run(done, JobOptions{.name = "sleeper"}, [](Context& ctx) -> Task<> {
-        co_await ctx.sleep_for(100us);  // three segments, the later two resumed by the timer
-        co_await ctx.sleep_for(100us);
+        // Three segments, the later two resumed by the timer. 5 ms, not less: a sleep whose
+        // deadline has passed by the time it is awaited completes without suspending (seen
+        // with 100 us in the first, cold frame under qemu-user), and the count below would
+        // then be short.
+        co_await ctx.sleep_for(5ms);
+        co_await ctx.sleep_for(5ms);
       });
       js.wait(done);
       const std::string json = trace_text(js, "fiberjob_trace_last_segment_test.json");
