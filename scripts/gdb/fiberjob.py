@@ -180,24 +180,33 @@ def frame_names(limit=4096):
     return names
 
 
+def is_public(name):
+    """True for a function of fiberjob's public API: in namespace fiberjob, not in
+    fiberjob::detail, an anonymous namespace of the library's sources, or a lambda of it."""
+    return (name.startswith("fiberjob::") and not name.startswith("fiberjob::detail::") and
+            "(anonymous namespace)" not in name and "{lambda" not in name and
+            "$_" not in name)
+
+
 def describe_stack(names):
-    """(job, waits_in) from a suspended fiber's frame names, newest first: job is the chain of
-    calls from the frame that fiberjob's invoke_job called down to the fiberjob call it waits
-    in; waits_in is that call (the outermost public fiberjob function on top of the job)."""
+    """(job, waits_in) from a suspended fiber's frame names, newest first: waits_in is the call
+    it waits in, the innermost public fiberjob function on top of the job (`Event::wait` when
+    the job called `this_fiber::wait(event)`, which calls it); job is the chain of calls from
+    the frame that fiberjob's invoke_job called down to the job's own function that called
+    into fiberjob (the public calls on top of it are left out: waits_in names the wait)."""
     top = len(names)
     for i, name in enumerate(names):
-        if name.startswith("fiberjob::detail::invoke_job<") or name.startswith(
-                "fiberjob::detail::call_job<"):
+        # (a frame gdb names from the symbol table alone may carry its return type first)
+        if re.match(r"(\S+ )?fiberjob::detail::(invoke_job|call_job)<", name):
             top = i
             break
-    waits_at = None
-    for i in range(top):
-        name = names[i]
-        if name.startswith("fiberjob::") and not name.startswith("fiberjob::detail::"):
-            waits_at = i
+    waits_at = next((i for i in range(top) if is_public(names[i])), None)
     if waits_at is None:
         return "?", "?"
-    calls = [plain_name(name) for name in reversed(names[waits_at + 1:top])]
+    caller = waits_at + 1  # the job's innermost own frame: past the public calls above it
+    while caller < top and names[caller].startswith("fiberjob::"):
+        caller += 1
+    calls = [plain_name(name) for name in reversed(names[caller:top])]
     return call_chain(calls), names[waits_at]
 
 

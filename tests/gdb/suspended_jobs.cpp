@@ -1,8 +1,9 @@
 // The program the debugger test (tests/gdb/run_gdb_test.py) inspects with scripts/gdb/fiberjob.py:
-// a named plain job suspended on a counter, one suspended on an event, one on a fiber of an
-// extra stack class suspended on the counter, one suspended 200 calls deep, a coroutine job
-// suspended three tasks deep, a named one whose lambda awaits a coroutine with external linkage
-// (suspended on the event), and one whose lambda waits itself. When all seven are suspended it
+// a named plain job suspended on a counter, one suspended on an event, one suspended on another
+// event through this_fiber::wait(event), one on a fiber of an extra stack class suspended on the
+// counter, one suspended 200 calls deep, a coroutine job suspended three tasks deep, a named one
+// whose lambda awaits a coroutine with external linkage (suspended on the event), and one whose
+// lambda waits itself. When all eight are suspended it
 // calls fiberjob_debugger_stop(), where the test stops it (and writes a core file); run on its
 // own, it releases the jobs and exits 0.
 
@@ -19,6 +20,10 @@ namespace {
 
 fiberjob::Counter g_assets_loaded;  // held at 1 by main: the waits below suspend
 fiberjob::Event g_frame_started;
+// Each job below waits on an object of its own where its body would otherwise be the same as
+// another's: the linker would fold identical functions into one, and the backtraces would name
+// the other.
+fiberjob::Event g_second_frame;          // this_fiber::wait(event)
 std::atomic<int> g_about_to_suspend{0};  // jobs that reached their wait
 
 /// Named functions (not lambdas), kept out of line, so that the backtraces name them. The empty
@@ -39,6 +44,12 @@ std::atomic<int> g_about_to_suspend{0};  // jobs that reached their wait
 [[gnu::noinline]] void plain_job_waiting_on_event() {
   g_about_to_suspend.fetch_add(1);
   g_frame_started.wait();
+  asm volatile("" ::: "memory");
+}
+
+[[gnu::noinline]] void plain_job_waiting_in_this_fiber_wait() {
+  g_about_to_suspend.fetch_add(1);
+  fiberjob::this_fiber::wait(g_second_frame);  // calls Event::wait: the call it waits in
   asm volatile("" ::: "memory");
 }
 
@@ -125,6 +136,7 @@ int main(int argc, char** argv) {
   system.run(jobs, {.name = "asset streamer"},
              [](fiberjob::Context& ctx) { plain_job_waiting_on_counter(ctx); });
   system.run(jobs, [] { plain_job_waiting_on_event(); });
+  system.run(jobs, [] { plain_job_waiting_in_this_fiber_wait(); });
   system.run(jobs, {.stack_class = 1}, [] { plain_job_on_large_stack(); });
   system.run(jobs, [] { plain_job_deep_in_recursion(); });
   system.run(jobs, [](fiberjob::Context& ctx) { return coroutine_job_loading_level(ctx); });
@@ -135,15 +147,16 @@ int main(int argc, char** argv) {
     g_about_to_suspend.fetch_add(1);
     co_await ctx.wait(g_assets_loaded);
   });  // coroutine ends: lambda
-  // The seven jobs reached their waits and the four plain ones switched away from their
+  // The eight jobs reached their waits and the five plain ones switched away from their
   // fibers; a moment more lets the last switch finish on its worker.
-  while (g_about_to_suspend.load() < 7 || system.stats().fiber_switches < 4) {
+  while (g_about_to_suspend.load() < 8 || system.stats().fiber_switches < 5) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   fiberjob_debugger_stop();
   if (print_chains) fiberjob::write_diagnostics(stdout);
   g_frame_started.set();
+  g_second_frame.set();
   g_assets_loaded.signal();
   system.wait(jobs);
   if (print_chains) {
