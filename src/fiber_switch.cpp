@@ -246,6 +246,15 @@ bool wait_on_fiber_linked(Fiber* self, WaitLinker linker) {
   return suspended;
 }
 
+void park_own_stack(Fiber* self, WaitLinker linker) noexcept {
+  flush_deferred_signals(*self->worker);
+  // relaxed: diagnostics only, as in wait_on_fiber_linked.
+  self->waiting_on_what.store(linker.what, std::memory_order_relaxed);
+  self->waiting_on_primitive.store(linker.reported(), std::memory_order_relaxed);
+  park_thread_linked(linker, self);  // still the same waiter as on its fiber
+  self->waiting_on_primitive.store(nullptr, std::memory_order_relaxed);  // relaxed: as above
+}
+
 void yield_on_fiber(Fiber* self) {
   if (self->pinned) return;  // an attached thread's own stack: documented to return at once
   suspend(self, Handoff::Action::Reschedule, nullptr);

@@ -125,6 +125,13 @@ bool wait_on_fiber_linked(Fiber* self, WaitLinker linker);
 /// still armed StopWait) wakes it. Never suspends a fiber; never throws.
 void park_thread_linked(WaitLinker linker, const void* token) noexcept;
 
+/// The own-stack park of an attached thread whose wait_on_fiber_linked(self, linker) found no
+/// fiber (returned false): applies its deferred signals, then parks the thread as
+/// park_thread_linked(linker, self) does, with the wait noted in `self` (Fiber::waiting_on_what,
+/// waiting_on_primitive) meanwhile, as a suspended fiber's is, so that write_diagnostics, the
+/// hang watchdog and the gdb extension see what the thread's own stack waits on. Never throws.
+void park_own_stack(Fiber* self, WaitLinker linker) noexcept;
+
 /// The stackful yield of this_fiber::yield. Errors: Error (FiberPoolExhausted).
 void yield_on_fiber(Fiber* self);
 

@@ -198,12 +198,11 @@ void wait_on_fiber_with_stop(Fiber* self, Counter& counter) {
   ValueWaiter& waiter = *stop.value_waiter();  // armed: the caller saw stop_possible()
   waiter.counter = &counter;
   waiter.stop = wake;
-  const WaitLinker linker{&link_value_wait, &waiter, "a Counter"};
+  const WaitLinker linker{&link_value_wait, &waiter, "a Counter", &counter};
   if (!wait_on_fiber_linked(self, linker)) {
     // An attached thread with no fiber to run jobs on meanwhile: it parks on its own stack,
     // as the same value waiter, so the stop (still armed) wakes it too.
-    flush_deferred_signals(*self->worker);
-    park_thread_linked(linker, self);
+    park_own_stack(self, linker);
   }
   stop.disarm();  // first: waits for a callback still running elsewhere
 }

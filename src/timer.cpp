@@ -242,8 +242,7 @@ void sleep_until_ns(std::uint64_t deadline_ns) {
     if (!wait_on_fiber_linked(self, linker)) {
       // An attached thread with no fiber: it parks on its own stack with the entry in the
       // timer heap (the workers' parks fire it), so the stop (still armed) wakes it too.
-      flush_deferred_signals(*self->worker);
-      park_thread_linked(linker, self);
+      park_own_stack(self, linker);
     }
     stop.disarm();  // first: waits for a callback still running elsewhere
     disarm(entry);

@@ -114,13 +114,12 @@ WaitNode* WaitQueue::take_all() noexcept {
 void wake_chain(WaitNode* head) noexcept { wake_list(head, current_worker()); }
 
 void block_on(WaitLinker linker) {
-  const void* token = &t_thread_token;
   if (Fiber* self = current_fiber()) {
-    if (wait_on_fiber_linked(self, linker)) return;
-    flush_deferred_signals(*self->worker);  // an attached thread with no fiber: it parks
-    token = self;                           // still the same waiter as on its fiber
+    // An attached thread with no fiber: it parks on its own stack.
+    if (!wait_on_fiber_linked(self, linker)) park_own_stack(self, linker);
+    return;
   }
-  park_thread_linked(linker, token);
+  park_thread_linked(linker, &t_thread_token);
 }
 
 void park_thread_linked(WaitLinker linker, const void* token) noexcept {

@@ -288,6 +288,8 @@ class FiberjobFibers(gdb.Command):
                 int(atomic(pool["created_"])), int(atomic(pool["in_use_"]))))
             for stack_class, name, pool in pools(scheduler):
                 print_pool(stack_class, name, pool, show_all)
+            for slot in attached_slots(scheduler):
+                print("  " + slot_line(slot))
 
 
 def print_pool(stack_class, name, pool, show_all):
@@ -305,6 +307,60 @@ def print_pool(stack_class, name, pool, show_all):
         print("  " + fiber_line(fiber, stack_class, state))
     if idle:
         print("  ({} idle fibers in the pool; `fiberjob fibers all` lists them)".format(idle))
+
+
+def attached_slots(scheduler):
+    """The Worker of each slot for an attached thread (Config::attachable_threads), in order."""
+    workers = scheduler["workers_"]["_M_impl"]  # std::vector<std::unique_ptr<Worker>>
+    worker_type = lookup("fiberjob::detail::Worker").pointer()
+    begin, end = workers["_M_start"], workers["_M_finish"]
+    for i in range(int(end - begin)):
+        worker = raw(begin[i], worker_type).dereference()
+        if bool(worker["is_slot"]):
+            yield worker
+
+
+def waited_object(fiber):
+    """What `fiber` (a pooled fiber or an attached thread's own stack) waits on, as
+    write_diagnostics names it: "counter 0x... (pending N)", "Event 0x...", ..., or None."""
+    counter = int(atomic(fiber["waiting_on"]))
+    if counter:
+        pending = gdb.Value(counter).cast(lookup("fiberjob::Counter").pointer()).dereference()
+        return "counter {:#x} (pending {})".format(counter, int(atomic(pending["value_"])))
+    primitive = int(atomic(fiber["waiting_on_primitive"]))
+    if primitive:
+        what = atomic(fiber["waiting_on_what"])
+        what = what.string() if int(what) != 0 else "a synchronisation primitive"
+        return "{} {:#x}".format(what, primitive)
+    return None
+
+
+def slot_line(slot):
+    """A slot for an attached thread: free, or the attached thread and, when its own stack (no
+    pooled fiber) waits, the job that waits there (by its JobOptions::name) and what it waits
+    on. Suspended (its thread runs other jobs on a pooled fiber meanwhile): its saved registers
+    give the job's chain of calls and the call it waits in, as for a fiber. Parked (no fiber
+    was free, so the thread itself sleeps in the wait): its frames are the thread's own."""
+    index = int(slot["index"])
+    if not bool(atomic(slot["slot_taken"])):
+        return "worker {}: slot for an attached thread (Config::attachable_threads), free".format(
+            index)
+    native = slot["native"]
+    line = "attached thread of worker {}, on its own stack".format(index)
+    waits = waited_object(native)
+    if waits is None:
+        return line + ": in no wait (outside the job system, or running a job)"
+    name = job_name(atomic(native["job_name"]))
+    if name:
+        line += ", job" + name
+    regs = saved_registers(native)
+    if regs is None:  # running on its thread: parked there, its frames are the thread's
+        return line + (":\n      waits: {} (parked on the thread's own stack: no fiber was free; "
+                       "its frames are the thread's, `info threads`)".format(waits))
+    with FiberSelected(regs):
+        job, waits_in = describe_stack(frame_names())
+    return line + " (suspended: the thread runs other jobs meanwhile):\n      job:   {}\n" \
+        "      waits: {}, in {}".format(job, waits, plain_name(waits_in))
 
 
 def job_name(pointer):

@@ -3,7 +3,8 @@
 scripts/gdb/fiberjob.py, stops it once its jobs are suspended, writes a core file, then inspects
 the core in a second gdb. Both sessions must show the suspended plain jobs' functions in
 `fiberjob bt all` (also the one on a fiber of an extra stack class), what they wait on in
-`fiberjob fibers` (the call they wait in: the innermost public one), and the coroutine job's await chain in `fiberjob coroutines`, with the lines of
+`fiberjob fibers` (the call they wait in: the innermost public one), the attached threads'
+own stacks that wait (one suspended, one parked for lack of fibers) with what they wait on, and the coroutine job's await chain in `fiberjob coroutines`, with the lines of
 its co_awaits. The core session first selects a C frame (select_c_frame.py), where gdb parses C
 unless told otherwise, as in any thread of a hung process. A third session without a program checks that the commands say what is
 missing instead of raising Python errors. Exit status 0 = passed; the gdb output is printed either
@@ -85,6 +86,16 @@ def check(output, name, source):
         # this_fiber::wait(event) calls Event::wait: the innermost public call is named.
         (r"job:\s+lambda > plain_job_waiting_in_this_fiber_wait\n"
          r"\s+waits: in fiberjob::Event::wait\n", "the this_fiber::wait(event) waiter"),
+        # Attached threads' own stacks: one suspended (the thread runs other jobs meanwhile),
+        # one parked (no fiber was free), each with what it waits on.
+        (r"attached thread of worker 2, on its own stack \(suspended: the thread runs other "
+         r"jobs meanwhile\):\n\s+job:\s+lambda > attached_job_waiting_on_counter\n"
+         r"\s+waits: counter 0x[0-9a-f]+ \(pending 1\), in fiberjob::this_fiber::wait\n",
+         "the attached thread's own stack suspended in a wait"),
+        (r"job system 1 at [^\n]*: 2 workers[^\n]*\n(?:  [^\n]*\n)*?"
+         r"  attached thread of worker 1, on its own stack:\n"
+         r"\s+waits: Event 0x[0-9a-f]+ \(parked on the thread's own stack: no fiber was free",
+         "the attached thread's own stack parked in a wait"),
         # fiberjob coroutines: innermost task first, each outer one at its co_await's line.
         (r"#0 frame 0x[0-9a-f]+ stream_chunk\n\s+defined at \S+suspended_jobs.cpp:\d+\n"
          r"\s+#1 frame 0x[0-9a-f]+ load_region\n"
@@ -119,8 +130,8 @@ def check(output, name, source):
         if not defined_within(output, pattern, coroutine_lines(source, coroutine)):
             failures.append("{}: {} is not shown defined at a line of its own (/{}/)".format(
                 name, coroutine, pattern))
-    if output.count("(suspended, last on worker") != 5:
-        failures.append("{}: expected exactly 5 suspended fibers in `fiberjob bt all`".format(name))
+    if output.count("(suspended, last on worker") != 7:
+        failures.append("{}: expected exactly 7 suspended fibers in `fiberjob bt all`".format(name))
     if "Python Exception" in output or "Error occurred in Python" in output:
         failures.append("{}: the extension raised an error".format(name))
     return failures

@@ -1,19 +1,24 @@
 // The program the debugger test (tests/gdb/run_gdb_test.py) inspects with scripts/gdb/fiberjob.py:
-// a named plain job suspended on a counter, one suspended on an event, one suspended on another
+// a named plain job suspended on a counter, one suspended on an event, one suspended on the
 // event through this_fiber::wait(event), one on a fiber of an extra stack class suspended on the
 // counter, one suspended 200 calls deep, a coroutine job suspended three tasks deep, a named one
 // whose lambda awaits a coroutine with external linkage (suspended on the event), and one whose
-// lambda waits itself. When all eight are suspended it
-// calls fiberjob_debugger_stop(), where the test stops it (and writes a core file); run on its
-// own, it releases the jobs and exits 0.
+// lambda waits itself; an attached thread whose job waits on the counter on the thread's own
+// stack (suspended: the thread runs other jobs on a pooled fiber meanwhile). A second job system
+// with no fiber to spare (two jobs suspended on the counter hold them) has an attached thread
+// whose job waits on the event parked on the thread's own stack. When all of them wait it calls
+// fiberjob_debugger_stop(), where the test stops it (and writes a core file); run on its own,
+// it releases the jobs and exits 0.
 
 #include <fiberjob/fiberjob.hpp>
 
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
+#include <string>
 #include <thread>
 
 namespace {
@@ -24,6 +29,8 @@ fiberjob::Event g_frame_started;
 // another's: the linker would fold identical functions into one, and the backtraces would name
 // the other.
 fiberjob::Event g_second_frame;          // this_fiber::wait(event)
+fiberjob::Counter g_attached_gate;       // held at 1 by main: the suspended attached thread's job
+fiberjob::Event g_attached_released;     // the parked attached thread's job
 std::atomic<int> g_about_to_suspend{0};  // jobs that reached their wait
 
 /// Named functions (not lambdas), kept out of line, so that the backtraces name them. The empty
@@ -51,6 +58,46 @@ std::atomic<int> g_about_to_suspend{0};  // jobs that reached their wait
   g_about_to_suspend.fetch_add(1);
   fiberjob::this_fiber::wait(g_second_frame);  // calls Event::wait: the call it waits in
   asm volatile("" ::: "memory");
+}
+
+[[gnu::noinline]] void attached_job_waiting_on_counter() {
+  g_about_to_suspend.fetch_add(1);
+  fiberjob::this_fiber::wait(g_attached_gate);  // on the attached thread's own stack
+  asm volatile("" ::: "memory");
+}
+
+[[gnu::noinline]] void attached_job_parked_on_event() {
+  g_about_to_suspend.fetch_add(1);
+  g_attached_released.wait();  // no fiber is free: the attached thread parks on its own stack
+  asm volatile("" ::: "memory");
+}
+
+/// Attaches the calling thread to `system` and runs one job on its own stack: `job`, which
+/// waits until main releases it.
+void attached_thread(fiberjob::JobSystem& system, void (*job)()) {
+  fiberjob::AttachedWorker attached{system};
+  fiberjob::Counter done;
+  attached.spawn(done, [job] { job(); });
+  if (attached.run_pending() != 1) std::fputs("the attached job did not run\n", stderr);
+  system.wait(done);
+}
+
+/// How many attached threads' own stacks write_diagnostics shows waiting on something.
+int attached_threads_waiting() {
+  char* text = nullptr;
+  std::size_t size = 0;
+  std::FILE* out = open_memstream(&text, &size);
+  if (out == nullptr) return 0;
+  fiberjob::write_diagnostics(out);
+  std::fclose(out);
+  int waiting = 0;
+  const std::string report(text, size);
+  std::free(text);
+  for (std::size_t at = report.find("on its own stack: waits on"); at != std::string::npos;
+       at = report.find("on its own stack: waits on", at + 1)) {
+    ++waiting;
+  }
+  return waiting;
 }
 
 [[gnu::noinline]] void plain_job_on_large_stack() {
@@ -128,11 +175,33 @@ int main(int argc, char** argv) {
   config.worker_count = 2;
   config.track_coroutine_jobs = true;  // for `fiberjob coroutines`
   config.capture_await_chains = print_chains;
+  config.attachable_threads = 1;
   config.stack_classes.push_back(
       {.name = "large", .stack_size = 256 * 1024, .fiber_count = 2, .max_fiber_count = 4});
   fiberjob::JobSystem system(config);
+  // Job system 1: one worker, one attached thread, and three fibers: the worker's and the two
+  // that the jobs suspended on the counter hold, so its attached thread finds none to run
+  // other jobs on while its job waits, and parks.
+  fiberjob::Config tight_config;
+  tight_config.worker_count = 1;
+  tight_config.attachable_threads = 1;
+  tight_config.fiber_count = 3;
+  tight_config.max_fiber_count = 3;
+  fiberjob::JobSystem tight(tight_config);
   g_assets_loaded.add(1);
+  g_attached_gate.add(1);
   fiberjob::Counter jobs;
+  fiberjob::Counter holders;
+  for (int i = 0; i < 2; ++i) {
+    tight.run(holders, [] {
+      g_about_to_suspend.fetch_add(1);
+      fiberjob::this_fiber::wait(g_assets_loaded);
+    });
+  }
+  while (tight.stats().fibers_in_use < 3) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  std::thread suspended_attached(attached_thread, std::ref(system),
+                                 attached_job_waiting_on_counter);
+  std::thread parked_attached(attached_thread, std::ref(tight), attached_job_parked_on_event);
   system.run(jobs, {.name = "asset streamer"},
              [](fiberjob::Context& ctx) { plain_job_waiting_on_counter(ctx); });
   system.run(jobs, [] { plain_job_waiting_on_event(); });
@@ -147,9 +216,11 @@ int main(int argc, char** argv) {
     g_about_to_suspend.fetch_add(1);
     co_await ctx.wait(g_assets_loaded);
   });  // coroutine ends: lambda
-  // The eight jobs reached their waits and the five plain ones switched away from their
-  // fibers; a moment more lets the last switch finish on its worker.
-  while (g_about_to_suspend.load() < 8 || system.stats().fiber_switches < 5) {
+  // The twelve jobs reached their waits, the five plain ones of job system 0 and the two of
+  // job system 1 switched away from their fibers, and both attached threads' own stacks wait;
+  // a moment more lets the last switch finish on its worker.
+  while (g_about_to_suspend.load() < 12 || system.stats().fiber_switches < 5 ||
+         tight.stats().fiber_switches < 2 || attached_threads_waiting() < 2) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -157,8 +228,13 @@ int main(int argc, char** argv) {
   if (print_chains) fiberjob::write_diagnostics(stdout);
   g_frame_started.set();
   g_second_frame.set();
+  g_attached_released.set();
   g_assets_loaded.signal();
+  g_attached_gate.signal();
   system.wait(jobs);
+  tight.wait(holders);
+  suspended_attached.join();
+  parked_attached.join();
   if (print_chains) {
     system.run(jobs, [] { return job_catching_a_bad_header(); });
     system.wait(jobs);
