@@ -89,7 +89,7 @@ std::vector<TraceTrack> copy_tracks(const std::vector<std::unique_ptr<Worker>>& 
   return tracks;
 }
 
-/// Ring mode: the frame marks' start times, oldest first.
+/// The frame marks the tracks hold, oldest first.
 std::vector<const TraceEvent*> frame_marks(const std::vector<TraceTrack>& tracks) {
   std::vector<const TraceEvent*> marks;
   for (const TraceTrack& track : tracks) {
@@ -113,10 +113,22 @@ void report_losses(const Config& config, const TraceSummary& summary) {
                summary.dropped, config.trace_events_per_worker);
   }
   if (config.trace_ring_frames == 0 || summary.overwritten == 0) return;
-  fmt::print(stderr,
-             "fiberjob: ring trace: {} older events were overwritten; the trace holds the "
-             "last {} frames asked for (Config::trace_ring_frames), from frame {}\n",
-             summary.overwritten, config.trace_ring_frames, summary.first_frame);
+  if (summary.frames == 0) {
+    fmt::print(stderr,
+               "fiberjob: ring trace: {} older events were overwritten; the trace holds no "
+               "frame mark of the last {} frames asked for (Config::trace_ring_frames)\n",
+               summary.overwritten, config.trace_ring_frames);
+  } else if (summary.frames < config.trace_ring_frames) {
+    fmt::print(stderr,
+               "fiberjob: ring trace: {} older events were overwritten; the trace holds {} of "
+               "the last {} frames asked for (Config::trace_ring_frames), from frame {}\n",
+               summary.overwritten, summary.frames, config.trace_ring_frames, summary.first_frame);
+  } else {
+    fmt::print(stderr,
+               "fiberjob: ring trace: {} older events were overwritten; the trace holds the "
+               "last {} frames asked for (Config::trace_ring_frames), from frame {}\n",
+               summary.overwritten, config.trace_ring_frames, summary.first_frame);
+  }
   if (!summary.window_complete) {
     fmt::print(stderr,
                "fiberjob: ring trace: the buffers did not hold all of those frames: their "
@@ -132,13 +144,17 @@ void Scheduler::write_trace(std::FILE* out) const {
   const std::vector<TraceTrack> tracks = copy_tracks(workers_, external_track_);
   TraceSummary summary;
   summary.copied_at_ns = trace_now_ns();
-  if (config_.trace_ring_frames != 0) {
-    const std::vector<const TraceEvent*> marks = frame_marks(tracks);
-    if (marks.size() >= config_.trace_ring_frames) {
-      const TraceEvent* first = marks[marks.size() - config_.trace_ring_frames];
-      summary.window_start_ns = first->start_ns;
-      summary.first_frame = first->id;
-    }
+  const std::vector<const TraceEvent*> marks = frame_marks(tracks);
+  std::size_t first = 0;  // the first mark written: all are, unless a ring holds more than N
+  if (config_.trace_ring_frames != 0 && marks.size() >= config_.trace_ring_frames) {
+    first = marks.size() - config_.trace_ring_frames;
+    summary.window_start_ns = marks[first]->start_ns;
+  }
+  if (first < marks.size()) {
+    // The first frame the trace holds: with fewer marks than N in the rings (tiny buffers
+    // overwrote the older ones), the oldest mark they still hold, not frame 0.
+    summary.first_frame = marks[first]->id;
+    summary.frames = marks.size() - first;
   }
   for (const TraceTrack& track : tracks) {
     summary.dropped += track.copy.dropped;

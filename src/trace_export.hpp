@@ -23,8 +23,12 @@ struct TraceTrack {
 struct TraceSummary {
   /// Ring mode: events before this time are left out (0: none).
   std::uint64_t window_start_ns = 0;
-  /// Ring mode: the frame number of the first frame written.
+  /// The frame number of the first frame written (its trace_frame_mark): in ring mode the
+  /// first of the last N frames, or of fewer when the buffers held fewer marks.
   std::uint32_t first_frame = 0;
+  /// How many frame marks were written; 0: the trace holds no frame mark, and first_frame means
+  /// nothing (the JSON says null).
+  std::size_t frames = 0;
   std::uint64_t dropped = 0;
   std::uint64_t overwritten = 0;
   /// False when some track lost (by overwriting) events recorded after window_start_ns.

@@ -234,7 +234,8 @@ void write_trace_json(std::FILE* out, const std::vector<TraceTrack>& tracks,
   fmt::print(out,
              "\n],\"otherData\":{{\"dropped_events\":{},\"overwritten_events\":{},"
              "\"first_frame\":{},\"complete\":{},\"copied_at_us\":{:.3f}}}}}\n",
-             summary.dropped, summary.overwritten, summary.first_frame,
+             summary.dropped, summary.overwritten,
+             summary.frames != 0 ? std::to_string(summary.first_frame) : std::string("null"),
              summary.dropped == 0 && summary.window_complete ? "true" : "false",
              micros(summary.copied_at_ns, origin_ns));
 }

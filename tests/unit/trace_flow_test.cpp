@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "support/captured_stderr.hpp"
 #include "support/config.hpp"
 #include "support/trace_json.hpp"
 #include "support/watchdog.hpp"
@@ -185,6 +186,38 @@ TEST_SUITE("trace ring") {
     const std::string json = trace_text(js, "fiberjob_trace_ring_small.json");
     CHECK(json.find("\"first_frame\":7,\"complete\":false") != std::string::npos);
     CHECK(count(json, "\"name\":\"frame 9\"") == 1);
+  }
+
+  TEST_CASE("ring mode with buffers that hold fewer frame marks than N names the first held") {
+    // One-event buffers: the non-worker threads' track keeps only the last mark (frame 9) of
+    // ten, so the trace holds frame 9 alone, and says so rather than "from frame 0".
+    Config config = test::traced_config(1);
+    config.trace_events_per_worker = 1;
+    config.trace_ring_frames = 3;
+    JobSystem js{config};
+    run_frames(js, 10, 10);
+    std::string json;
+    std::string report;
+    {
+      test::CapturedStderr captured;
+      json = trace_text(js, "fiberjob_trace_ring_tiny.json");
+      report = captured.text();
+    }
+    CHECK(count(json, "\"cat\":\"frame\"") == 1);
+    CHECK(count(json, "\"name\":\"frame 9\"") == 1);
+    CHECK(json.find("\"first_frame\":9,\"complete\":false") != std::string::npos);
+    CHECK(report.find("the trace holds 1 of the last 3 frames asked for "
+                      "(Config::trace_ring_frames), from frame 9") != std::string::npos);
+  }
+
+  TEST_CASE("a trace that holds no frame mark says first_frame null") {
+    Config config = test::traced_config(1);
+    JobSystem js{config};
+    Counter done;
+    js.run(done, [] {});
+    js.wait(done);
+    const std::string json = trace_text(js, "fiberjob_trace_no_frame.json");
+    CHECK(json.find("\"first_frame\":null,") != std::string::npos);
   }
 
   TEST_CASE("write_trace may run while the workers overwrite their rings") {
