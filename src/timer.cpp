@@ -262,14 +262,16 @@ bool wait_until_ns(Event& event, std::uint64_t deadline_ns) {
     entry.scheduler = self->scheduler;
     StopWait stop;  // a stop wakes the wait: its callback unlinks the node from the event
     entry.stop = stop.arm(self->job_stop, &unlink_timed_event, &event);
-    if (wait_on_fiber_linked(self, {&link_timed_event, &entry, "Event", &event})) {
-      const bool stop_ended = stop.disarm();  // first: waits for a callback running elsewhere
-      return finish_timed_event_wait(event, entry, stop_ended, self->job_stop,
-                                     "this_fiber::wait_for(event)");
+    const WaitLinker linker{&link_timed_event, &entry, "Event", &event};
+    if (!wait_on_fiber_linked(self, linker)) {
+      // An attached thread with no fiber: it parks on its own stack, linked as on its fiber
+      // (the event's queue and the timer heap, whose entry the workers' parks fire), so the
+      // stop (still armed) wakes it too, and the deadline.
+      park_own_stack(self, linker);
     }
-    stop.disarm();                          // nothing was linked
-    entry.stop = nullptr;                   // an attached thread with no fiber: it parks
-    flush_deferred_signals(*self->worker);  // (its thread path does not see the stop)
+    const bool stop_ended = stop.disarm();  // first: waits for a callback running elsewhere
+    return finish_timed_event_wait(event, entry, stop_ended, self->job_stop,
+                                   "this_fiber::wait_for(event)");
   }
   WaitNode node;
   make_thread_node(node);

@@ -273,19 +273,24 @@ TEST_SUITE("stop wakes suspended waits") {
       AttachedWorker main_thread{js};
       Counter never;
       never.add(1);
+      Event never_set;
       std::atomic<int> cancelled{0};
-      // Each form in turn: a counter wait, a sleep, a timed counter wait.
-      for (int form = 0; form < 3; ++form) {
+      // Each form in turn: a counter wait, a sleep, a timed counter wait, timed Event waits
+      // (wait_for, wait_until), an untimed Event wait.
+      for (int form = 0; form < 6; ++form) {
         CAPTURE(form);
         std::stop_source source;
         Counter done;
         main_thread.spawn(
             done,
-            [&never, &cancelled, form] {
+            [&never, &never_set, &cancelled, form] {
               try {
                 if (form == 0) this_fiber::wait(never);
                 if (form == 1) this_fiber::sleep_for(1h);
                 if (form == 2) (void)this_fiber::wait_for(never, 1h);
+                if (form == 3) (void)this_fiber::wait_for(never_set, 1h);
+                if (form == 4) (void)this_fiber::wait_until(never_set, TimerClock::now() + 1h);
+                if (form == 5) never_set.wait();
               } catch (const Error& error) {
                 if (error.code() == ErrorCode::Cancelled) cancelled.fetch_add(1);
               }
