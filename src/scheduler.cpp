@@ -79,7 +79,9 @@ void report_late_stop() noexcept {
 }  // namespace
 
 void Scheduler::check_stop_after_shutdown() noexcept {
-  std::atomic_thread_fence(std::memory_order_seq_cst);  // see the declaration
+  // seq_cst fence, then seq_cst load of workers_gone_: pairs with shut_down's store of it and
+  // its fence before it looks at the injector (Dekker; see the declaration).
+  std::atomic_thread_fence(std::memory_order_seq_cst);
   // relaxed exchange: elects one report, pairs with nothing.
   if (workers_gone_.load() && !late_stop_reported_.exchange(true, std::memory_order_relaxed)) {
     report_late_stop();
@@ -95,7 +97,9 @@ bool Scheduler::shut_down() noexcept {
     // acquire: pairs with the release decrement at the end of wake_pinned.
     while (worker->pinned_wakers.load(std::memory_order_acquire) != 0) spin_then_yield(spins++);
   }
-  workers_gone_.store(true);  // seq_cst: see check_stop_after_shutdown
+  // seq_cst store, then seq_cst fence before the look at the injector: pairs with the fence
+  // and load of workers_gone_ in check_stop_after_shutdown (Dekker; see the declaration).
+  workers_gone_.store(true);
   std::atomic_thread_fence(std::memory_order_seq_cst);
   // The workers left with every queue empty: a resumption queued since came too late (a stop,
   // from another thread, racing this destructor).

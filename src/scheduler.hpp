@@ -256,10 +256,17 @@ class Scheduler {
   /// relaxed loads while spinning and in write_diagnostics are hints. On its own cache line:
   /// idle workers poll it. Ledger: docs/memory_ordering.md, "Event count".
   alignas(kCacheLineBytes) std::atomic<bool> stopping_{false};
-  /// Set by shut_down once the workers are joined (seq_cst; check_stop_after_shutdown).
+  /// false = the workers may still run queued work; true = shut_down has joined them. Set once
+  /// by shut_down (seq_cst store, then a seq_cst fence, then its look at the injector); read by
+  /// check_stop_after_shutdown (a seq_cst fence after the stop callback queued a resumption,
+  /// then a seq_cst load). A Dekker pair: the fences pair with each other, so at least one side
+  /// sees the other's write (shut_down the queued resumption, or the callback the flag) and the
+  /// late resumption is reported. Publishes no data. Ledger: docs/memory_ordering.md,
+  /// "Scheduler bookkeeping".
   std::atomic<bool> workers_gone_{false};
-  /// Elects the one report of a stop after the workers stopped (relaxed exchange: pairs with
-  /// nothing).
+  /// Elects the one report of a stop after the workers stopped, when both sides of the
+  /// workers_gone_ pair see the late resumption (relaxed exchange false -> true: pairs with
+  /// nothing, publishes no data).
   std::atomic<bool> late_stop_reported_{false};
   /// Elects the one report_pool_grown that prints (relaxed exchange: pairs with nothing).
   std::atomic<bool> growth_reported_{false};
