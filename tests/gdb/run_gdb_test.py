@@ -4,8 +4,8 @@ scripts/gdb/fiberjob.py, stops it once its jobs are suspended, writes a core fil
 the core in a second gdb. Both sessions must show the suspended plain jobs' functions in
 `fiberjob bt all` (also the one on a fiber of an extra stack class), what they wait on in
 `fiberjob fibers` (the call they wait in: the innermost public one), the attached threads'
-own stacks that wait (one suspended, one parked for lack of fibers) with what they wait on, and the coroutine job's await chain in `fiberjob coroutines`, with the lines of
-its co_awaits. The core session first selects a C frame (select_c_frame.py), where gdb parses C
+own stacks that wait (one suspended, one parked for lack of fibers) with what they wait on,
+and the coroutine job's await chain in `fiberjob coroutines`, with the lines of its co_awaits. The core session first selects a C frame (select_c_frame.py), where gdb parses C
 unless told otherwise, as in any thread of a hung process. A third session without a program checks that the commands say what is
 missing instead of raising Python errors. Exit status 0 = passed; the gdb output is printed either
 way."""
