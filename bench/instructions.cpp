@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <stop_token>
 #include <string>
 #include <vector>
 
@@ -88,7 +89,8 @@ int usage() {
       "usage: fiberjob_instructions WORKLOAD SIZE\n"
       "  fib N        plain jobs, fib(N) (row 1)       fib_co N     coroutine jobs (row 1c)\n"
       "  skynet_co D  coroutine skynet, 10^D leaves    empty N      N empty jobs from main\n"
-      "  yield N      two jobs yield N times in all    waiters R    1,000 agents, R rounds\n",
+      "  yield N      two jobs yield N times in all    waiters R    1,000 agents, R rounds\n"
+      "  waiters_stop R  as waiters, each agent with a stop token never stopped (row 9c)\n",
       stderr);
   return 2;
 }
@@ -136,15 +138,21 @@ int main(int argc, char** argv) {
       }
       fj::this_fiber::wait(players);
     });
-  } else if (workload == "waiters") {
+  } else if (workload == "waiters" || workload == "waiters_stop") {
     constexpr std::int64_t kAgents = 1'000;
     Gates g;
     std::vector<std::int64_t> steps(kAgents, 0);
+    std::stop_source source;  // waiters_stop (row 9c): every agent gets a token, never stopped
     g.gate[0].add(1);
     for (std::int64_t i = 0; i < kAgents; ++i) {
-      js.run(done, [&g, size, s = &steps[static_cast<std::size_t>(i)]](fj::Context& ctx) {
+      auto step = [&g, size, s = &steps[static_cast<std::size_t>(i)]](fj::Context& ctx) {
         return agent(ctx, g, size, s);
-      });
+      };
+      if (workload == "waiters_stop") {
+        js.run(done, step, source.get_token());
+      } else {
+        js.run(done, step);
+      }
     }
     for (std::int64_t r = 0; r < size; ++r) {
       g.done.add(kAgents);

@@ -4,7 +4,7 @@
 #   (instructions at the large size - instructions at the small size)
 #   / (operations at the large size - operations at the small size)
 # so that start-up and the JobSystem's fixed costs cancel. Operations are jobs run (fib, fib_co,
-# skynet_co, empty), yields (yield) or agent steps (waiters). One worker thread (see
+# skynet_co, empty), yields (yield) or agent steps (waiters, waiters_stop). One worker thread (see
 # bench/instructions.cpp). Independent of the machine's load, unlike wall-clock figures.
 #
 #   scripts/count-instructions.sh [--preset P] [WORKLOAD ...]   # default: every workload
@@ -19,7 +19,7 @@ if [[ "${1:-}" == --preset ]]; then
 fi
 workloads=("$@")
 if [[ ${#workloads[@]} -eq 0 ]]; then
-  workloads=(fib fib_co skynet_co empty yield waiters)
+  workloads=(fib fib_co skynet_co empty yield waiters waiters_stop)
 fi
 binary="build/${preset}/bench/fiberjob_instructions"
 if [[ ! -x "${binary}" ]]; then
@@ -31,8 +31,10 @@ command -v valgrind >/dev/null || { echo "count-instructions: valgrind is missin
   "run scripts/install-deps.sh --bench" >&2; exit 1; }
 
 # The two sizes of each workload: large enough that the difference is thousands of operations.
-declare -A small=([fib]=16 [fib_co]=16 [skynet_co]=3 [empty]=2000 [yield]=2000 [waiters]=5)
-declare -A large=([fib]=18 [fib_co]=18 [skynet_co]=4 [empty]=12000 [yield]=12000 [waiters]=15)
+declare -A small=([fib]=16 [fib_co]=16 [skynet_co]=3 [empty]=2000 [yield]=2000 [waiters]=5
+  [waiters_stop]=5)
+declare -A large=([fib]=18 [fib_co]=18 [skynet_co]=4 [empty]=12000 [yield]=12000 [waiters]=15
+  [waiters_stop]=15)
 tmp=$(mktemp -d)
 trap 'rm -rf "${tmp}"' EXIT
 

@@ -140,4 +140,11 @@ void join_pending(Counter& counter) noexcept;
 /// Makes every node of a drained list runnable. Reads each node's `next` before waking it.
 void wake_list(WaitNode* head, Worker* current) noexcept;
 
+/// A drainer met `node`, a Kind::Stoppable node of a drained list (stop_wake.cpp), after it
+/// read the node's `next`: claims the wait (StopWake kLinked -> kWoken) and drops the list's
+/// reference to its block. \return the waiter's own node, to make runnable as any drained
+/// node; nullptr for a tombstone (the stop claimed the wait and woke the waiter). `node` may
+/// be reused once this returns.
+WaitNode* take_stoppable(WaitNode& node) noexcept;
+
 }  // namespace fiberjob::detail

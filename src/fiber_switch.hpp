@@ -96,8 +96,9 @@ inline void check_not_own_counter(const Fiber* self, const Counter& counter) {
 /// Error (FiberPoolExhausted) when no fiber can be had to run other work meanwhile.
 void wait_on_fiber(Fiber* self, Counter& counter);
 
-/// wait_on_fiber_stoppable's path for a job that can be stopped: waits as a target-0 value
-/// waiter with a stop callback that wakes it (stop_wake.cpp). Errors: as wait_on_fiber.
+/// wait_on_fiber_stoppable's path for a job that can be stopped: links a stop block's node
+/// onto the counter's lock-free list, with a stop callback that wakes it (stop_wake.cpp).
+/// Errors: as wait_on_fiber.
 void wait_on_fiber_with_stop(Fiber* self, Counter& counter);
 
 /// The stackful wait of this_fiber::wait and JobSystem::wait: a job whose token can be stopped

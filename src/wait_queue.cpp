@@ -175,6 +175,7 @@ const void* waiter_token(const WaitNode& node) noexcept {
     case WaitNode::Kind::Callback:
       return node.callback_context;
     case WaitNode::Kind::Thread:
+    case WaitNode::Kind::Stoppable:  // a counter's node only, never a queue's
       break;
   }
   return node.thread_token;

@@ -80,7 +80,9 @@ void resume_foreign(WaitNode* node) noexcept {
 /// (nullptr: none known, the waker walks the list itself).
 Scheduler* chain_scheduler(const WaitNode* head, const Worker* current) noexcept {
   if (current != nullptr) return current->scheduler;
-  if (head->kind == WaitNode::Kind::Coroutine) return head->scheduler;
+  if (head->kind == WaitNode::Kind::Coroutine || head->kind == WaitNode::Kind::Stoppable) {
+    return head->scheduler;  // a stoppable node carries its waiter's
+  }
   if (head->kind == WaitNode::Kind::Fiber && !head->fiber->pinned) return head->fiber->scheduler;
   return nullptr;
 }
@@ -94,10 +96,11 @@ Scheduler* chain_scheduler(const WaitNode* head, const Worker* current) noexcept
 bool hand_over_chain(WaitNode* head, Worker* current) noexcept {
   Scheduler* scheduler = chain_scheduler(head, current);
   if (scheduler == nullptr) return false;
-  const Priority priority = head->kind == WaitNode::Kind::Coroutine
-                                ? static_cast<Priority>(head->priority)
-                            : head->kind == WaitNode::Kind::Fiber ? head->fiber->priority
-                                                                  : Priority::Normal;
+  const Priority priority =
+      head->kind == WaitNode::Kind::Coroutine || head->kind == WaitNode::Kind::Stoppable
+          ? static_cast<Priority>(head->priority)
+      : head->kind == WaitNode::Kind::Fiber ? head->fiber->priority
+                                            : Priority::Normal;
   const Job chain = Job::resume_chain(head, priority);
   if (is_worker_of(current, *scheduler)) {
     push_local(*current, chain);
@@ -139,6 +142,12 @@ void wake_list(WaitNode* head, Worker* current) noexcept {
 namespace {
 
 void wake_list_now(WaitNode* head, Worker* current) noexcept {
+  if (head->next == nullptr && head->kind == WaitNode::Kind::Stoppable) {
+    // One stoppable wait: claim it first, so the fast path below sees the waiter's own node.
+    head = take_stoppable(*head);
+    if (head == nullptr) return;  // a tombstone: the stop woke its waiter
+    head->next = nullptr;
+  }
   // Fast path, the common wake of one fiber or coroutine job on our own system (a join, a
   // ping-pong): into our next slot (Worker::next).
   if (head->next == nullptr && current != nullptr) {
@@ -199,7 +208,14 @@ void wake_list_batched(WaitNode* head, Worker* current) noexcept {
     batched = 0;
   };
   while (head != nullptr) {
-    WaitNode* const next = head->next;  // before the waiter can run and reuse its node
+    WaitNode* const next = head->next;              // before the waiter can run and reuse its node
+    if (head->kind == WaitNode::Kind::Stoppable) {  // claim it: wake its waiter, or skip it
+      head = take_stoppable(*head);                 // (after `next`: the block may be reused)
+      if (head == nullptr) {
+        head = next;
+        continue;
+      }
+    }
     if (head->kind == WaitNode::Kind::Thread) {
       // release: pairs with the acquire load in CounterWaitList::wait_on_thread. Last touch of
       // the node; the futex wake below only uses its address.
@@ -243,6 +259,10 @@ constexpr int kChainChunk = 32;
 /// the chain's priority resumes inline (no queue); anything else goes where wake_list_batched
 /// would send it.
 void wake_chained(Fiber* self, WaitNode* node, Priority chain_priority) noexcept {
+  if (node->kind == WaitNode::Kind::Stoppable) {  // the caller read `next` already
+    node = take_stoppable(*node);
+    if (node == nullptr) return;  // a tombstone: the stop woke its waiter
+  }
   Worker* worker = self->worker;
   Scheduler* const own = worker->scheduler;
   if (node->kind == WaitNode::Kind::Coroutine) {

@@ -17,14 +17,15 @@ namespace fiberjob {
 namespace detail {
 class Scheduler;
 
-/// The stoppable form of a counter wait (a job whose token can be stopped): the node links as
-/// a target-0 value waiter (the armed StopBlock's), which the stop callback can unlink and
-/// wake. One pointer in the awaiter. Internal.
+/// The stoppable form of a counter wait (a job whose token can be stopped): the armed
+/// StopBlock's own node links onto the counter's lock-free list, and the drainer or the stop
+/// callback, whichever claims it first, wakes the awaiter's node (stop_wake.cpp). One pointer
+/// in the awaiter. Internal.
 struct CounterStopWait {
   StopWait stop;
 };
-/// Links the coroutine's `node` (filled, with its job's token) into `counter`'s value waiters
-/// with a stop callback registered in `wait` (stop_wake.cpp). Returns as a WaitLinker does.
+/// Waits for `counter` with the coroutine's `node` (filled, with its job's token) through a
+/// stop block registered in `wait` (stop_wake.cpp). Returns as a WaitLinker does.
 /// Errors: std::bad_alloc when the pool of stop blocks must grow and cannot (nothing linked).
 bool link_stoppable_counter_wait(Counter& counter, WaitNode& node, CounterStopWait& wait);
 
@@ -85,9 +86,11 @@ void join_counter(Counter& counter);
 /// * In a job spawned with a `std::stop_token`: completes with `Error` (`Cancelled`) when the
 ///   stop was requested before the wait, or while the coroutine is suspended — the stop wakes
 ///   it, also when the counter would never reach zero. Such a job (its token's
-///   `stop_possible()`) waits in the counter's lockable list of value waiters with a
-///   `std::stop_callback` registered, so the stop can take its node back; jobs without a
-///   token use the lock-free list and pay nothing for this.
+///   `stop_possible()`) waits on the same lock-free list with a `std::stop_callback`
+///   registered and a pooled stop block (no allocation once the pool is warm): the signal and
+///   the stop each try to claim the wait, and the one that wins wakes it. A wait the stop
+///   woke leaves its block on the counter's list until the counter drains (at the latest
+///   when it is destroyed). Jobs without a token pay nothing for this.
 /// Errors: Error (CounterMisuse) when awaiting the counter the running job itself signals;
 ///   Error (Cancelled), see above.
 /// Thread-safety: one awaiter per co_await; any number of awaiters per counter.

@@ -51,6 +51,12 @@ enum Bug : unsigned {
   kNextAfterWake = 1u << 9,     // wake_list: reads node->next after waking the node
   kNextAfterClear = 1u << 10,   // link_chunk: reads node->chunk_next after clearing `linking`
   kChunkByNext = 1u << 11,      // link_chunk: walks its nodes through `next`, not `chunk_next`
+  // The stoppable wait's claim (StoppableWait below):
+  kClaimRelaxed = 1u << 12,        // commit, the drainer's claim and the stop's exchange relaxed
+  kClaimByStore = 1u << 13,        // the drainer claims by a load and a plain store, not a CAS
+  kNoDisarmLinkerWait = 1u << 14,  // the waiter drops its reference to the block without
+                                   // waiting for the block's linker
+  kOneReference = 1u << 15,        // the waiter gives the block back alone (no list reference)
   // Not a bug, a model option: the counter outlives the model (Reuse), so only the protocol's
   // own effects can show a fault, not the lifetime check.
   kKeepCounter = 1u << 16,
@@ -71,15 +77,24 @@ enum Event : unsigned {
   kTwoNodesDrained,   // one drain took two nodes
   kAddInWaking,       // an add landed between the final CAS and the restore
   kSignalInWaking,    // a signal moved the count from kWaking + k (not a second drainer)
+  kStopBeforeCommit,  // the stop came before the linker's commit: nothing linked
+  kStopWon,           // the stop claimed a linked node (it became a tombstone)
+  kDrainerWon,        // the drainer claimed a linked stoppable node and woke its waiter
+  kTombstoneSkipped,  // a drainer met a tombstone and skipped it
+  kDrainerFreed,      // the drainer's reference was the block's last
   kEventCount
 };
 const char* const kEventNames[kEventCount] = {
-    "waiter-fast-path", "signaller-drained", "linker-drained", "settle-spun",
-    "linker-wait-spun", "two-nodes-drained", "add-in-waking",  "signal-in-waking"};
+    "waiter-fast-path",   "signaller-drained", "linker-drained", "settle-spun",
+    "linker-wait-spun",   "two-nodes-drained", "add-in-waking",  "signal-in-waking",
+    "stop-before-commit", "stop-won",          "drainer-won",    "tombstone-skipped",
+    "drainer-freed"};
 unsigned long long g_events[kEventCount];
 inline void cover(Event event) { ++g_events[event]; }
 
 std::string coverage_report() { return model::coverage_line(kEventNames, g_events); }
+
+struct StopBlock;
 
 struct Node {
   rl::var<Node*> next;           // WaitNode::next (plain pointer in the code)
@@ -88,7 +103,24 @@ struct Node {
   rl::atomic<unsigned> linking;  // WaitNode::linking
   rl::var<int> alive;            // 0 once the waiter is done with the node
   Node* shadow_next = nullptr;   // unmodelled copy of `next`, for the coverage counters only
+  StopBlock* block = nullptr;    // set: a stoppable wait's node (WaitNode::Kind::Stoppable)
 };
+
+// The pooled StopBlock of a stoppable counter wait (src/stop_wake.cpp): the node it links, its
+// claim word (StopWake::state), its two references, and the std::stop_callback's own state.
+struct StopBlock {
+  static constexpr unsigned kIdle = 0, kLinked = 1, kStopped = 2, kWoken = 3;
+  Node node;  // the node on the counter's list (the waiter's node stays apart)
+  rl::atomic<unsigned> state;
+  rl::atomic<unsigned> refs;  // the list's and the waiter's
+  rl::var<Node*> waiter;      // StopWake::node: the waiter's own node, set by the commit
+  rl::var<int> cancelled;     // StopWake::cancelled
+  rl::var<int> alive;         // 0 once given back to a cache (then reused)
+  rl::atomic<int> wakes;      // unmodelled check: the waiter is woken once
+  // std::stop_callback: 0 registered, 1 running, 2 returned, 3 deregistered first.
+  rl::atomic<int> callback;
+};
+inline void touch(StopBlock& b) { RL_ASSERT(b.alive($) == 1); }
 
 struct Counter {
   rl::atomic<i64> value;      // Counter::value_
@@ -111,6 +143,19 @@ inline void init(Node& n) {
   n.woken.store(0, rl::mo_relaxed, $);
   n.linking.store(0, rl::mo_relaxed, $);
   n.alive($) = 1;
+}
+
+// StopWait::arm_counter: a fresh block, two references, the callback registered.
+inline void init(StopBlock& b) {
+  init(b.node);
+  b.node.block = &b;
+  b.state.store(StopBlock::kIdle, rl::mo_relaxed, $);
+  b.refs.store(2, rl::mo_relaxed, $);
+  b.waiter($) = nullptr;
+  b.cancelled($) = 0;
+  b.alive($) = 1;
+  b.wakes.store(0, rl::mo_relaxed, $);
+  b.callback.store(0, rl::mo_relaxed, $);
 }
 
 using model::spin;
@@ -185,6 +230,12 @@ struct Protocol {
         next = head->next($);
         head->next($) = nullptr;
       }
+      if (head->block != nullptr) {  // a stoppable wait's node: claim it, or skip a tombstone
+        Node* const waiter = take_stoppable(*head->block);
+        if (waiter != nullptr) waiter->woken.store(1, rl::mo_release, $);
+        head = next;
+        continue;
+      }
       head->woken.store(1, rl::mo_release, $);
       if (has(kNextAfterWake)) {
         touch(*head);
@@ -192,6 +243,117 @@ struct Protocol {
       }
       head = next;
     }
+  }
+
+  // --- The stoppable counter wait (src/stop_wake.cpp) ---------------------------------------
+  static constexpr rl::memory_order kClaim = has(kClaimRelaxed) ? rl::mo_relaxed : rl::mo_acq_rel;
+  static constexpr rl::memory_order kClaimFail =
+      has(kClaimRelaxed) ? rl::mo_relaxed : rl::mo_acquire;
+  static constexpr rl::memory_order kClaimStore =
+      has(kClaimRelaxed) ? rl::mo_relaxed : rl::mo_release;
+
+  // Drops one of the block's two references; the last gives the block back (to be reused).
+  static void drop(StopBlock& b) {
+    touch(b);
+    if (b.refs.fetch_sub(1, rl::mo_acq_rel, $) == 1) {
+      b.alive($) = 0;
+    }
+  }
+
+  // A check of the model, not of the code: the waiter is woken exactly once.
+  static void count_wake(StopBlock& b) {
+    touch(b);
+    RL_ASSERT(b.wakes.fetch_add(1, rl::mo_relaxed, $) == 0);
+  }
+
+  // take_stoppable (wake_list.cpp): the drainer that meets a stoppable node claims it
+  // (linked -> woken); either way it drops the list's reference. Returns the waiter's own node
+  // to wake, or nullptr for a tombstone. The caller read the node's `next` before.
+  static Node* take_stoppable(StopBlock& b) {
+    touch(b);
+    bool won = false;
+    if (has(kClaimByStore)) {
+      won = b.state.load(kClaimFail, $) == StopBlock::kLinked;
+      if (won) b.state.store(StopBlock::kWoken, kClaimStore, $);
+    } else {
+      unsigned expected = StopBlock::kLinked;
+      won = b.state.compare_exchange_strong(expected, StopBlock::kWoken, kClaim, $, kClaimFail, $);
+      RL_ASSERT(won || expected == StopBlock::kStopped);  // a linked node was committed
+    }
+    Node* waiter = nullptr;
+    if (won) {
+      cover(kDrainerWon);
+      count_wake(b);
+      waiter = b.waiter($);
+    } else {
+      cover(kTombstoneSkipped);
+    }
+    // No wait for the block's linker here: the waiter drops its reference only after it
+    // waited for that linker (disarm), so no drop frees a block whose linker still runs.
+    // The waiter's wait is the one needed (kNoDisarmLinkerWait).
+    if (!has(kOneReference)) {
+      touch(b);
+      if (b.refs.fetch_sub(1, rl::mo_acq_rel, $) == 1) {
+        cover(kDrainerFreed);
+        b.alive($) = 0;
+      }
+    }
+    return waiter;
+  }
+
+  // StopWake::commit by the linker, before the push: idle -> linked. False: the stop came
+  // first (nothing is linked; the waiter goes on and throws Cancelled).
+  static bool commit(StopBlock& b, Node& waiter) {
+    touch(b);
+    b.waiter($) = &waiter;
+    unsigned expected = StopBlock::kIdle;
+    if (b.state.compare_exchange_strong(expected, StopBlock::kLinked, kClaim, $, kClaimFail, $)) {
+      return true;
+    }
+    b.cancelled($) = 1;
+    return false;
+  }
+
+  // The std::stop_callback's invocation on the stopping thread (StopWake::on_stop, lock-free
+  // form): exchanges kStopped in; the one that finds kLinked wakes the waiter itself and leaves
+  // the node on the list as a tombstone.
+  static void stop_callback(StopBlock& b) {
+    int registered = 0;
+    // acquire/release: the callback's own state (std::stop_callback's, not ours to order).
+    if (!b.callback.compare_exchange_strong(registered, 1, rl::mo_acq_rel, $, rl::mo_acquire, $)) {
+      return;  // deregistered already: the waiter returned
+    }
+    touch(b);
+    const unsigned old = b.state.exchange(StopBlock::kStopped, kClaim, $);
+    if (old == StopBlock::kIdle) cover(kStopBeforeCommit);
+    if (old == StopBlock::kLinked) {
+      cover(kStopWon);
+      count_wake(b);
+      Node* const waiter = b.waiter($);
+      b.cancelled($) = 1;  // before the wake: the waiter reads it once woken
+      touch(*waiter);
+      waiter->woken.store(1, rl::mo_release, $);
+    }
+    b.callback.store(2, rl::mo_release, $);  // returned: a waiting deregistration goes on
+  }
+
+  // StopWait::disarm of the waiter, woken: waits for the block's linker, deregisters the
+  // callback (waiting for one still running), reads how the wait ended, drops its reference.
+  // Returns true when the stop ended the wait.
+  static bool disarm(StopBlock& b) {
+    if (!has(kNoDisarmLinkerWait)) wait_for_linker(b.node);
+    int registered = 0;
+    if (!b.callback.compare_exchange_strong(registered, 3, rl::mo_acq_rel, $, rl::mo_acquire, $)) {
+      while (b.callback.load(rl::mo_acquire, $) != 2) spin();
+    }
+    touch(b);
+    const bool cancelled = b.cancelled($) != 0;
+    if (has(kOneReference)) {
+      b.alive($) = 0;  // gives the block back alone: the list may still hold it
+    } else {
+      drop(b);
+    }
+    return cancelled;
   }
 
   // CounterWaitList::link: link_chunk of one node.
@@ -669,6 +831,84 @@ struct CombinedLinks : rl::test_suite<CombinedLinks<B, kThreads>, kThreads> {
   }
 };
 
+// Model 8: the lock-free stoppable counter wait (src/stop_wake.cpp, docs/decisions.md "A
+// counter wait of a job with a stop token"). The waiter's block B (its node, claim word and two
+// references) is armed before the link. L, the linker, sets B's `linking`, commits B (idle ->
+// linked) and links B's node — with kChunk, in one combined link with a plain waiter's node P
+// (first B, last P), so the drain cuts the chunk between them. S is the final signaller (its
+// drain claims B: linked -> woken, or skips a tombstone). T requests the stop (the callback:
+// linked -> stopped, and it wakes the waiter itself). W is the waiter (B's and P's): once its
+// own node R is woken it disarms (waits for B's linker, deregisters the callback, reads
+// `cancelled`, drops its reference), waits for P, then joins the counter (~Counter's
+// join_pending: a stopped wait returns before the count is zero) and destroys it.
+template <unsigned B, bool kChunk>
+struct StoppableWait : rl::test_suite<StoppableWait<B, kChunk>, 4> {
+  using P = Protocol<B>;
+  Counter c;
+  StopBlock block;
+  Node waiter;  // the waiter's own node (the awaiter's, the fiber's): only ever woken
+  Node plain;   // a plain waiter's node, linked with B in one chunk (kChunk)
+  rl::var<int> job_data;
+
+  void before() {
+    init(c, 1);
+    init(block);
+    init(waiter);
+    init(plain);
+    job_data($) = 0;
+  }
+
+  void after() {
+    // Every reference dropped: the block went back (also when the stop won).
+    RL_ASSERT(block.refs.load(rl::mo_relaxed, $) == 0 || P::has(kOneReference));
+  }
+
+  void link() {
+    Node& n = block.node;
+    n.linking.store(1, rl::mo_relaxed, $);  // before the commit: a stop may wake W at once
+    if (!P::commit(block, waiter)) {        // the stop came first: link nothing
+      n.linking.store(0, rl::mo_release, $);
+      P::drop(block);
+      waiter.woken.store(1, rl::mo_release, $);  // the waiter goes on (throws Cancelled)
+      if (kChunk) P::link(c, plain);             // the chunk's other wait links alone
+      return;
+    }
+    if (!kChunk) {
+      P::link(c, n);
+      return;
+    }
+    plain.linking.store(1, rl::mo_relaxed, $);  // defer_link of the chunk's two waits
+    n.next($) = &plain;
+    n.chunk_next($) = &plain;
+    n.shadow_next = &plain;
+    P::link_chunk(c, n, plain, 2);
+  }
+
+  void thread(unsigned index) {
+    if (index == 0) {  // L
+      link();
+    } else if (index == 1) {  // S
+      job_data($) = 1;
+      P::signal(c);
+    } else if (index == 2) {  // T
+      P::stop_callback(block);
+    } else {  // W
+      while (waiter.woken.load(rl::mo_acquire, $) == 0) spin();
+      const bool cancelled = P::disarm(block);
+      if (!cancelled) RL_ASSERT(job_data($) == 1);  // woken by the drain: sees the job's data
+      waiter.alive($) = 0;
+      if (kChunk) {
+        while (plain.woken.load(rl::mo_acquire, $) == 0) spin();
+        P::wait_for_linker(plain);
+        plain.alive($) = 0;
+      }
+      while (P::load_settled(c) != 0) spin();  // ~Counter's join_pending
+      RL_ASSERT(job_data($) == 1);
+      P::destroy(c);
+    }
+  }
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -688,6 +928,8 @@ int main(int argc, char** argv) {
   runner.pass<TwoWaitersReuse<kCorrect>>("two_waiters_reuse", {kRandom});
   runner.pass<CombinedLinks<kCorrect>>("combined_links", {kBound3, kRandom});
   runner.pass<CombinedLinks<kCorrect, 4>>("combined_links_with_linker", {kRandom});
+  runner.pass<StoppableWait<kCorrect, false>>("stoppable_wait", {kBound2, kRandom});
+  runner.pass<StoppableWait<kCorrect, true>>("stoppable_wait_chunk", {kBound2, kRandom});
 
   // Negative variants: each must be caught.
   const char* const lost_wake_up = "lost wake-up (LIVELOCK)";
@@ -723,5 +965,14 @@ int main(int argc, char** argv) {
   runner.fail<TwoWaitersReuse<kEarlyReuse>>(
       "neg_reuse_before_all_waits_returned",
       "the other waiter's late linker drains the round-2 node (the reuse rule is needed)");
+  runner.fail<StoppableWait<kClaimRelaxed, false>>(
+      "neg_stoppable_claim_relaxed", "the stop reads the waiter's node without the commit's order");
+  runner.fail<StoppableWait<kClaimByStore, true>>("neg_stoppable_claim_by_store",
+                                                  "the drainer and the stop both wake the waiter");
+  runner.fail<StoppableWait<kNoDisarmLinkerWait, false>>(
+      "neg_stoppable_no_disarm_linker_wait",
+      "the stopped waiter destroys the counter under its linker's re-check");
+  runner.fail<StoppableWait<kOneReference, true>>(
+      "neg_stoppable_one_reference", "the drainer reads a tombstone already given back");
   return runner.finish();
 }

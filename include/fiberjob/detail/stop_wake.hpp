@@ -5,6 +5,7 @@
 /// Internal: users never touch it.
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <stop_token>
 
@@ -13,7 +14,6 @@
 namespace fiberjob::detail {
 
 struct StopBlock;
-struct ValueWaiter;
 
 /// The stop side of one wait: lives in a pooled StopBlock that the wait's StopWait takes only
 /// when the job's token can be stopped (stop_wake.cpp), so a stoppable wait allocates nothing
@@ -32,15 +32,27 @@ struct ValueWaiter;
 ///   the node first wakes it (and the waiter then holds what that gave it).
 /// The waiter destroys the std::stop_callback before it touches anything else: that waits for
 /// a callback running on another thread to return ([stopcallback.cons]).
+///
+/// A counter wait for zero (`unlink` == nullptr, StopWait::arm_counter) is lock-free instead
+/// (docs/decisions.md, "A counter wait of a job with a stop token is lock-free"; model
+/// `stoppable_wait` in tests/model/counter_model.cpp): the linker commits (kIdle -> kLinked)
+/// before it pushes the block's own node (Kind::Stoppable) onto the counter's Treiber list,
+/// and the drainer that meets that node and the stop callback each try one claim of kLinked:
+/// the drainer's CAS to kWoken, the callback's exchange of kStopped. The winner wakes the
+/// waiter's own node (`node`); a node the stop claimed stays on the list as a tombstone, which
+/// the drainer skips.
 struct StopWake {
   static constexpr std::uint32_t kIdle = 0;     ///< not linked yet, no stop seen
-  static constexpr std::uint32_t kLinked = 1;   ///< linked: the callback must unlink
+  static constexpr std::uint32_t kLinked = 1;   ///< linked: the callback must unlink (claim)
   static constexpr std::uint32_t kStopped = 2;  ///< the callback ran
+  static constexpr std::uint32_t kWoken = 3;    ///< lock-free counter wait: the drainer won
 
-  /// kIdle -> kLinked (the linker's commit, a CAS) or -> kStopped (the callback's exchange).
-  /// Both are read-modify-writes of this one word, so exactly one of them sees the other.
+  /// kIdle -> kLinked (the linker's commit, a CAS) or -> kStopped (the callback's exchange);
+  /// kLinked -> kWoken (the drainer's claim of a lock-free counter wait, a CAS). All are
+  /// read-modify-writes of this one word, so exactly one claimant sees kLinked.
   std::atomic<std::uint32_t> state{kIdle};
-  /// Removes `node` from the primitive `object` (under its lock); true when it did.
+  /// Removes `node` from the primitive `object` (under its lock); true when it did. nullptr:
+  /// the lock-free counter wait, which removes nothing (the claim decides who wakes).
   bool (*unlink)(void* object, WaitNode& node) noexcept = nullptr;
   /// How the callback wakes a node its `unlink` removed: nullptr = as a signal would
   /// (wake_list); a ConditionVariable's wait hands it to its mutex instead, so the waiter
@@ -98,8 +110,7 @@ class StopWait {
   /// Registers a wake on `stop` (a job's token; nullptr: none) when a stop is possible.
   /// \param stop the waiting job's token (it outlives the wait).
   /// \param unlink removes the waiter's node from `object`, under the primitive's lock.
-  /// \param object the primitive (or the sleep's timer entry); nullptr: this wait's own
-  ///   ValueWaiter (value_waiter(), the stoppable counter wait).
+  /// \param object the primitive (or the sleep's timer entry, or a wait's ValueWaiter).
   /// \param hand_over how to wake a node the stop removed (nullptr: as a signal would).
   /// \return the wake to hand the linker, or nullptr when nothing was registered (the wait
   ///   then takes its usual path). Errors: std::bad_alloc when the pool must grow and cannot.
@@ -109,14 +120,20 @@ class StopWait {
     return arm_block(*stop, unlink, object, hand_over);
   }
   /// Deregisters the callback (waiting for it to return when it runs on another thread) and
-  /// gives the block back. Call after the wait resumed, before anything else of the wait is
-  /// touched. \return true when the stop ended the wait (StopWake::cancelled); false when it
-  /// did not, or nothing was armed.
+  /// gives the block back — for arm_counter's block, first waits for the linker of its node,
+  /// and drops this wait's reference (the list's may keep it until a drain). Call after the
+  /// wait resumed, before anything else of the wait is touched. \return true when the stop
+  /// ended the wait (StopWake::cancelled); false when it did not, or nothing was armed.
   bool disarm() noexcept { return wake_ != nullptr && disarm_block(); }
+  /// Registers the stop side of a lock-free counter wait for zero on `stop` (a job's token
+  /// whose stop_possible() is true): a block whose own node (counter_node()) the linker
+  /// commits and pushes onto the counter's list, with two references (the list's and this
+  /// wait's). \return the wake to commit. Errors: std::bad_alloc as arm.
+  StopWake* arm_counter(const std::stop_token& stop);
+  /// The armed block's node for the counter's list (after arm_counter); nullptr when not armed.
+  [[nodiscard]] WaitNode* counter_node() const noexcept;
   /// The armed wake (what arm returned); nullptr when not armed.
   [[nodiscard]] StopWake* armed() const noexcept { return wake_; }
-  /// The armed block's ValueWaiter (for arm with a null `object`); nullptr when not armed.
-  [[nodiscard]] ValueWaiter* value_waiter() const noexcept;
 
  private:
   StopWake* arm_block(const std::stop_token& stop,
@@ -126,6 +143,11 @@ class StopWait {
 
   StopWake* wake_ = nullptr;  ///< the armed StopBlock's wake (its base); nullptr: not armed
 };
+
+/// How many StopBlocks the process's pool has made so far (it never frees them): constant
+/// once the pool covers the waits at once, so a growing figure means blocks that never came
+/// back. Thread-safety: any thread (takes the pool's mutex). Suspends: no.
+std::size_t stop_blocks_made() noexcept;
 
 /// True when `stop` (a job's token; nullptr: none) can ever be stopped.
 inline bool stop_possible(const std::stop_token* stop) noexcept {

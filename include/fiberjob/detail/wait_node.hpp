@@ -29,6 +29,11 @@ struct alignas(16) WaitNode {
     Callback,   ///< Call `callback(node)` on the thread that makes the waiter runnable (the
                 ///< signaller, or the worker running the chain of a long list; must be short
                 ///< and non-blocking).
+    Stoppable,  ///< A counter wait of a job with a stop token: this node lives in the wait's
+                ///< pooled StopBlock (`callback_context`), not in the waiter. The drainer
+                ///< claims it (take_stoppable) and wakes the waiter's own node, or skips it: a
+                ///< tombstone, whose waiter the stop already woke. `priority` and `scheduler`
+                ///< are the waiter's (where a chain it heads goes).
   };
 
   /// Next node in the wait list (Treiber stack). Written by the linker before its publishing
@@ -67,6 +72,7 @@ struct alignas(16) WaitNode {
     /// Kind::Coroutine: the suspended coroutine's address (std::coroutine_handle<>::address()).
     void* coroutine_address = nullptr;
     /// Kind::Callback: the callback's own context (e.g. the asynchronous operation).
+    /// Kind::Stoppable: the StopBlock the node lives in.
     void* callback_context;
     /// Kind::Thread: who waits, for ownership (waiter_token): the fiber the waiting job runs
     /// on, or the waiting thread's token.
