@@ -72,7 +72,17 @@ void run_job(Fiber* self, Job job, bool defer_signal) noexcept {
   // Read now: the record may be gone after the call. relaxed: see Fiber::job_name.
   self->job_name.store(record->name, std::memory_order_relaxed);
   const bool tracing = self->scheduler->tracing();
-  if (tracing) {
+  // Tracing: the segment of the code that ran on this fiber before the job (an outer job that
+  // runs it nested while it waits: run_own_children, run_affine) goes on from where it was
+  // once the job ends, unless the job suspended the stack: then it goes on from the job's last
+  // resume (segment_start_ns as the resume left it), on the track of the worker it resumed on,
+  // and its slice never spans the suspension. Kept here rather than by the nested callers, so
+  // that a run without tracing pays nothing for it.
+  std::uint64_t outer_start_ns = 0;  // set and read only when tracing
+  std::uint32_t outer_suspensions = 0;
+  if (tracing) [[unlikely]] {
+    outer_start_ns = self->segment_start_ns;
+    outer_suspensions = self->suspensions;
     self->segment_start_ns = trace_now_ns();
     // The end of the spawn's flow arrow, keyed by the record (trace.hpp, TraceKind::RunFlow).
     self->worker->trace.record(TraceKind::RunFlow, self->segment_start_ns,
@@ -89,12 +99,15 @@ void run_job(Fiber* self, Job job, bool defer_signal) noexcept {
   self->job_locals = outer_locals;
   // The last run segment: the job may have moved, so the current worker. Recorded already when
   // a coroutine job ended in it (finish_task_job, before its signal).
-  if (tracing && !std::exchange(self->segment_recorded, false)) {
-    // A coroutine job (not ended: its final suspend ends it) ran its first segment: named
-    // `coroutine`, as its later ones, unless it has a name.
-    self->worker->trace.record(ended ? TraceKind::Job : TraceKind::Coroutine,
-                               self->segment_start_ns, trace_now_ns(), self->index,
-                               self->job_name.load(std::memory_order_relaxed));
+  if (tracing) [[unlikely]] {
+    if (!std::exchange(self->segment_recorded, false)) {
+      // A coroutine job (not ended: its final suspend ends it) ran its first segment: named
+      // `coroutine`, as its later ones, unless it has a name.
+      self->worker->trace.record(ended ? TraceKind::Job : TraceKind::Coroutine,
+                                 self->segment_start_ns, trace_now_ns(), self->index,
+                                 self->job_name.load(std::memory_order_relaxed));
+    }
+    if (self->suspensions == outer_suspensions) self->segment_start_ns = outer_start_ns;
   }
   if (ended) end_job(self, record, defer_signal);
 }
@@ -163,6 +176,22 @@ void resume_coroutine(Fiber* self, Job job) noexcept {
 
 namespace {
 
+/// The dispatch of a Run job of another stack class, or on an attached thread's slot: runs an
+/// affine job (run_affine) or starts the job on a fiber of its class (start_on_class_fiber),
+/// and returns false; returns true when the job is an ordinary one for `self` after all (the
+/// caller runs it). Out of line: neither is the usual job.
+[[gnu::noinline]] bool run_unusual(Fiber* self, Job job) noexcept {
+  if (claim_affine(self->worker->inbox.get(), job)) {  // only on an attached thread's slot
+    run_affine(self, job);
+    return false;
+  }
+  if (job.stack_class() != 0 && job.stack_class() != self->stack_class) {
+    start_on_class_fiber(self, job);
+    return false;
+  }
+  return true;
+}
+
 void dispatch_loop(Fiber* self) {
   while (!self->quit) {
     Job job = std::exchange(self->pending, Job{});
@@ -182,12 +211,8 @@ void dispatch_loop(Fiber* self) {
     }
     switch (job.kind()) {
       case Job::Kind::Run:
-        if (claim_affine(worker->inbox.get(), job)) {  // only on an attached thread's slot
-          run_affine(self, job);
-          break;
-        }
-        if (job.stack_class() != 0 && job.stack_class() != self->stack_class) {
-          start_on_class_fiber(self, job);
+        // One test for the usual job (default stack class) on a worker thread (no inbox).
+        if ((!job.default_stack_class() || worker->inbox != nullptr) && !run_unusual(self, job)) {
           break;
         }
         run_job(self, job, /*defer_signal=*/true);
@@ -212,7 +237,8 @@ void dispatch_loop(Fiber* self) {
 }
 
 /// While a child job runs nested on its waiting parent's stack (run_own_children), keeps what
-/// describes the outer job in the fiber and restores it afterwards.
+/// describes the outer job in the fiber and restores it afterwards. The outer trace segment's
+/// start is kept by run_job itself, only when tracing.
 class KeepOuterJob {
  public:
   explicit KeepOuterJob(Fiber* self) noexcept
@@ -220,17 +246,11 @@ class KeepOuterJob {
         priority_(self->priority),
         job_counter_(self->job_counter),
         job_stop_(self->job_stop),
-        segment_start_ns_(self->segment_start_ns),
-        suspensions_(self->suspensions),
         job_name_(self->job_name.load(std::memory_order_relaxed)) {}  // relaxed: as above
   ~KeepOuterJob() {
     self_->priority = priority_;
     self_->job_counter = job_counter_;
     self_->job_stop = job_stop_;
-    // The outer segment goes on from where it was, unless the nested job suspended the stack:
-    // then it goes on from that job's last resume (segment_start_ns as the resume left it), on
-    // the track of the worker it resumed on, and its slice never spans the suspension.
-    if (self_->suspensions == suspensions_) self_->segment_start_ns = segment_start_ns_;
     self_->job_name.store(job_name_, std::memory_order_relaxed);  // relaxed: Fiber::job_name
   }
   KeepOuterJob(const KeepOuterJob&) = delete;
@@ -241,8 +261,6 @@ class KeepOuterJob {
   Priority priority_;
   Counter* job_counter_;
   const std::stop_token* job_stop_;
-  std::uint64_t segment_start_ns_;
-  std::uint32_t suspensions_;
   const char* job_name_;
 };
 
@@ -253,9 +271,14 @@ void run_affine(Fiber* self, Job job) noexcept {
   const bool was_pinned = self->pinned;  // the attached thread's own stack always is
   self->pinned = true;
   if (job.kind() == Job::Kind::Run) {
-    run_job(self, job, /*defer_signal=*/false);
+    run_job(self, job, /*defer_signal=*/false);  // keeps the outer trace segment's start
   } else {
+    // As run_job does: the outer segment goes on from where it was unless the stack suspended
+    // (Fiber::suspensions counts only while tracing, and only then does the start matter).
+    const std::uint64_t outer_start_ns = self->segment_start_ns;
+    const std::uint32_t outer_suspensions = self->suspensions;
     resume_coroutine(self, job);
+    if (self->suspensions == outer_suspensions) self->segment_start_ns = outer_start_ns;
   }
   self->pinned = was_pinned;
   finish_affine(*self->worker);  // pinned: still the slot's thread
@@ -278,7 +301,7 @@ void run_own_children(Fiber* self, Counter& counter) {
       if (!popped) return;  // a thief took it
       // A child of another stack class needs a stack of its own: it is left to the queues.
       if (popped.kind() == Job::Kind::Run && popped.record()->counter == &counter &&
-          (popped.stack_class() == 0 || popped.stack_class() == self->stack_class)) {
+          (popped.default_stack_class() || popped.stack_class() == self->stack_class)) {
         child = popped;
       } else {
         push_local(*worker, popped);  // someone else's job: leave it where it was
