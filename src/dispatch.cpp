@@ -55,6 +55,43 @@ void check_no_plain_lock_left(const Fiber* self, std::uint32_t locks_before,
                  "or hand the work that needs the lock to one job.");
 }
 
+/// Tracing: the segment of the code that ran on a fiber before a job run nested on its stack
+/// (an outer job that waits: run_own_children, run_affine). It goes on from where it was once
+/// the job ends, unless the job suspended the stack: then it goes on from the job's last resume
+/// (segment_start_ns as the resume left it), on the track of the worker it resumed on, and its
+/// slice never spans the suspension. Kept by run_job rather than by the nested callers, so that
+/// a run without tracing pays nothing for it.
+struct OuterSegment {
+  std::uint64_t start_ns;
+  std::uint32_t suspensions;  ///< Fiber::suspensions before the job
+};
+
+/// run_job's start when tracing: keeps the outer segment in `outer`, begins the job's segment
+/// and records the end of the spawn's flow arrow. Out of line: only when tracing.
+[[gnu::noinline]] void trace_job_start(Fiber* self, const JobRecord* record,
+                                       OuterSegment& outer) noexcept {
+  outer.start_ns = self->segment_start_ns;
+  outer.suspensions = self->suspensions;
+  self->segment_start_ns = trace_now_ns();
+  // The end of the spawn's flow arrow, keyed by the record (trace.hpp, TraceKind::RunFlow).
+  self->worker->trace.record(TraceKind::RunFlow, self->segment_start_ns,
+                             reinterpret_cast<std::uintptr_t>(record), self->index);
+}
+
+/// run_job's end when tracing: records the job's last run segment (the job may have moved, so
+/// on the current worker) unless a coroutine job that ended in it recorded it already
+/// (finish_task_job, before its signal), then lets the outer segment go on.
+[[gnu::noinline]] void trace_job_end(Fiber* self, bool ended, const OuterSegment& outer) noexcept {
+  if (!std::exchange(self->segment_recorded, false)) {
+    // A coroutine job (not ended: its final suspend ends it) ran its first segment: named
+    // `coroutine`, as its later ones, unless it has a name.
+    self->worker->trace.record(ended ? TraceKind::Job : TraceKind::Coroutine,
+                               self->segment_start_ns, trace_now_ns(), self->index,
+                               self->job_name.load(std::memory_order_relaxed));
+  }
+  if (self->suspensions == outer.suspensions) self->segment_start_ns = outer.start_ns;
+}
+
 /// Runs a job inline on `self`: no context switch unless the job suspends its fiber. A
 /// coroutine job that suspends (any co_await) returns here early; its final suspend ends it.
 void run_job(Fiber* self, Job job, bool defer_signal) noexcept {
@@ -72,22 +109,9 @@ void run_job(Fiber* self, Job job, bool defer_signal) noexcept {
   // Read now: the record may be gone after the call. relaxed: see Fiber::job_name.
   self->job_name.store(record->name, std::memory_order_relaxed);
   const bool tracing = self->scheduler->tracing();
-  // Tracing: the segment of the code that ran on this fiber before the job (an outer job that
-  // runs it nested while it waits: run_own_children, run_affine) goes on from where it was
-  // once the job ends, unless the job suspended the stack: then it goes on from the job's last
-  // resume (segment_start_ns as the resume left it), on the track of the worker it resumed on,
-  // and its slice never spans the suspension. Kept here rather than by the nested callers, so
-  // that a run without tracing pays nothing for it.
-  std::uint64_t outer_start_ns = 0;  // set and read only when tracing
-  std::uint32_t outer_suspensions = 0;
-  if (tracing) [[unlikely]] {
-    outer_start_ns = self->segment_start_ns;
-    outer_suspensions = self->suspensions;
-    self->segment_start_ns = trace_now_ns();
-    // The end of the spawn's flow arrow, keyed by the record (trace.hpp, TraceKind::RunFlow).
-    self->worker->trace.record(TraceKind::RunFlow, self->segment_start_ns,
-                               reinterpret_cast<std::uintptr_t>(record), self->index);
-  }
+  OuterSegment outer;  // written by trace_job_start, read only when tracing: no stores otherwise
+  if (tracing) [[unlikely]]
+    trace_job_start(self, record, outer);
   bool ended = true;
   try {
     ended = record->invoke(*record, &self->scheduler->context());
@@ -97,18 +121,8 @@ void run_job(Fiber* self, Job job, bool defer_signal) noexcept {
   check_no_plain_lock_left(self, locks_before, /*coroutine=*/!ended);
   destroy_job_locals(root.locals);  // a coroutine job keeps its own in its promise: none here
   self->job_locals = outer_locals;
-  // The last run segment: the job may have moved, so the current worker. Recorded already when
-  // a coroutine job ended in it (finish_task_job, before its signal).
-  if (tracing) [[unlikely]] {
-    if (!std::exchange(self->segment_recorded, false)) {
-      // A coroutine job (not ended: its final suspend ends it) ran its first segment: named
-      // `coroutine`, as its later ones, unless it has a name.
-      self->worker->trace.record(ended ? TraceKind::Job : TraceKind::Coroutine,
-                                 self->segment_start_ns, trace_now_ns(), self->index,
-                                 self->job_name.load(std::memory_order_relaxed));
-    }
-    if (self->suspensions == outer_suspensions) self->segment_start_ns = outer_start_ns;
-  }
+  if (tracing) [[unlikely]]
+    trace_job_end(self, ended, outer);
   if (ended) end_job(self, record, defer_signal);
 }
 
@@ -192,10 +206,13 @@ namespace {
   return true;
 }
 
+/// The loop of a pooled fiber. kClassFiber: the fiber belongs to a non-default stack class
+/// (Fiber::stack_class, fixed), so a default fiber's loop never tests for it.
+template <bool kClassFiber>
 void dispatch_loop(Fiber* self) {
   while (!self->quit) {
     Job job = std::exchange(self->pending, Job{});
-    if (!job && self->stack_class != 0 && leave_class_fiber(self)) continue;  // reused since
+    if (kClassFiber && !job && leave_class_fiber(self)) continue;  // reused since
     Worker* worker = self->worker;
     if (!job) job = self->scheduler->find_job(*worker);
     if (worker->deferred_counter != nullptr && !(job && continues_deferred(*worker, job))) {
@@ -316,7 +333,11 @@ void run_own_children(Fiber* self, Counter& counter) {
 
 boost::context::fiber fiber_entry(Fiber* self, boost::context::fiber&& caller) {
   finish_switch(self, std::move(caller));
-  dispatch_loop(self);
+  if (self->stack_class != 0) {
+    dispatch_loop<true>(self);
+  } else {
+    dispatch_loop<false>(self);
+  }
   // Retired (FiberPool::retire_all): return to the thread that retired us.
   Fiber* to = self->handoff.from;
   san_start_final_switch(to->san);
