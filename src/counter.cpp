@@ -63,34 +63,50 @@ bool apply_own_deferred(const Counter& counter, bool links) noexcept {
 
 }  // namespace
 
-Counter::~Counter() {
+// Out of line and cold: the destructor of an idle counter stays two loads and two tests.
+void CounterWaitList::destroy_busy(Counter& counter) noexcept {
   // Units pending (a scope left by an exception before its wait): join them first, so no job
   // touches a dead counter (counter_join.cpp). Signals this thread made but has not applied yet
   // are not pending: apply them first.
-  if (CounterWaitList::load_settled(*this) != 0) [[unlikely]] {
-    if (!apply_own_deferred(*this, /*links=*/true) || CounterWaitList::load_settled(*this) != 0) {
-      detail::join_pending(*this);
+  if (CounterWaitList::load_settled(counter) != 0) {
+    if (!apply_own_deferred(counter, /*links=*/true) ||
+        CounterWaitList::load_settled(counter) != 0) {
+      detail::join_pending(counter);
     }
   }
   // acquire: pairs with the push CAS in CounterWaitList::link (a linked node is visible).
-  if (waiters_.load(std::memory_order_acquire) != nullptr) {
+  if (counter.waiters_.load(std::memory_order_acquire) != nullptr) {
     detail::die_with(
         "fiberjob: Counter destroyed while jobs or threads still wait on it; keep the counter "
         "alive until every wait on it has returned.");
   }
   // acquire: pairs with the release decrement in CounterWaitList::link (a finished link is
   // seen as finished).
-  if (kCheckLinkers && linkers_.load(std::memory_order_acquire) != 0) {
+  if (kCheckLinkers && counter.linkers_.load(std::memory_order_acquire) != 0) {
     detail::die_with(
         "fiberjob: Counter destroyed while a waiter is still linking into it (its wait has not "
         "returned): with several waiters, destroy a counter only once every wait on it has "
         "returned, not just one.");
   }
   // relaxed: a diagnostic; a correct program has no concurrent access here.
-  if (value_.load(std::memory_order_relaxed) != 0) {
+  if (counter.value_.load(std::memory_order_relaxed) != 0) {
     detail::die_with(
         "fiberjob: Counter destroyed while jobs it counts are still pending (count not zero); "
         "wait on the counter before it goes out of scope, also on paths that throw.");
+  }
+}
+
+Counter::~Counter() {
+  // The usual case, inline here: nothing pending (the raw count is 0: no unit, no drain in
+  // progress, no value-wait flag), no waiter linked and, in debug builds, no link in progress.
+  // Anything else takes the slow path, which joins or aborts with a message.
+  // acquire (both): as in CounterWaitList::load_settled (seeing 0 means seeing every job's
+  // writes) and as the waiters_ check of the slow path (pairs with the push CAS in
+  // CounterWaitList::link).
+  if (value_.load(std::memory_order_acquire) != 0 ||
+      waiters_.load(std::memory_order_acquire) != nullptr ||
+      (kCheckLinkers && linkers_.load(std::memory_order_acquire) != 0)) [[unlikely]] {
+    CounterWaitList::destroy_busy(*this);
   }
 }
 

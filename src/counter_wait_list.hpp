@@ -39,6 +39,12 @@ struct CounterWaitList {
   /// the value-waiter list if a signal has not taken it yet (timer.cpp).
   static bool unlink_value_waiter(void* object, WaitNode& node) noexcept;
 
+  /// ~Counter's slow path, for a counter whose raw count is not zero or that has waiters
+  /// linked (or, in debug builds, a link in progress): joins the units still pending
+  /// (join_pending), then aborts with a message on waiters still linked or linking, or on a
+  /// count still not zero. Never throws; may suspend (the join).
+  [[gnu::cold, gnu::noinline]] static void destroy_busy(Counter& counter) noexcept;
+
   /// The raw count, sentinel included (diagnostics). Relaxed: a snapshot.
   static std::int64_t raw_value(const Counter& counter) noexcept {
     return counter.value_.load(std::memory_order_relaxed);

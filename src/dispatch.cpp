@@ -55,6 +55,43 @@ void check_no_plain_lock_left(const Fiber* self, std::uint32_t locks_before,
                  "or hand the work that needs the lock to one job.");
 }
 
+/// Tracing: the segment of the code that ran on a fiber before a job run nested on its stack
+/// (an outer job that waits: run_own_children, run_affine). It goes on from where it was once
+/// the job ends, unless the job suspended the stack: then it goes on from the job's last resume
+/// (segment_start_ns as the resume left it), on the track of the worker it resumed on, and its
+/// slice never spans the suspension. Kept by run_job rather than by the nested callers, so that
+/// a run without tracing pays nothing for it.
+struct OuterSegment {
+  std::uint64_t start_ns;
+  std::uint32_t suspensions;  ///< Fiber::suspensions before the job
+};
+
+/// run_job's start when tracing: keeps the outer segment in `outer`, begins the job's segment
+/// and records the end of the spawn's flow arrow. Out of line: only when tracing.
+[[gnu::noinline]] void trace_job_start(Fiber* self, const JobRecord* record,
+                                       OuterSegment& outer) noexcept {
+  outer.start_ns = self->segment_start_ns;
+  outer.suspensions = self->suspensions;
+  self->segment_start_ns = trace_now_ns();
+  // The end of the spawn's flow arrow, keyed by the record (trace.hpp, TraceKind::RunFlow).
+  self->worker->trace.record(TraceKind::RunFlow, self->segment_start_ns,
+                             reinterpret_cast<std::uintptr_t>(record), self->index);
+}
+
+/// run_job's end when tracing: records the job's last run segment (the job may have moved, so
+/// on the current worker) unless a coroutine job that ended in it recorded it already
+/// (finish_task_job, before its signal), then lets the outer segment go on.
+[[gnu::noinline]] void trace_job_end(Fiber* self, bool ended, const OuterSegment& outer) noexcept {
+  if (!std::exchange(self->segment_recorded, false)) {
+    // A coroutine job (not ended: its final suspend ends it) ran its first segment: named
+    // `coroutine`, as its later ones, unless it has a name.
+    self->worker->trace.record(ended ? TraceKind::Job : TraceKind::Coroutine,
+                               self->segment_start_ns, trace_now_ns(), self->index,
+                               self->job_name.load(std::memory_order_relaxed));
+  }
+  if (self->suspensions == outer.suspensions) self->segment_start_ns = outer.start_ns;
+}
+
 /// Runs a job inline on `self`: no context switch unless the job suspends its fiber. A
 /// coroutine job that suspends (any co_await) returns here early; its final suspend ends it.
 void run_job(Fiber* self, Job job, bool defer_signal) noexcept {
@@ -72,12 +109,9 @@ void run_job(Fiber* self, Job job, bool defer_signal) noexcept {
   // Read now: the record may be gone after the call. relaxed: see Fiber::job_name.
   self->job_name.store(record->name, std::memory_order_relaxed);
   const bool tracing = self->scheduler->tracing();
-  if (tracing) {
-    self->segment_start_ns = trace_now_ns();
-    // The end of the spawn's flow arrow, keyed by the record (trace.hpp, TraceKind::RunFlow).
-    self->worker->trace.record(TraceKind::RunFlow, self->segment_start_ns,
-                               reinterpret_cast<std::uintptr_t>(record), self->index);
-  }
+  OuterSegment outer;  // written by trace_job_start, read only when tracing: no stores otherwise
+  if (tracing) [[unlikely]]
+    trace_job_start(self, record, outer);
   bool ended = true;
   try {
     ended = record->invoke(*record, &self->scheduler->context());
@@ -87,15 +121,8 @@ void run_job(Fiber* self, Job job, bool defer_signal) noexcept {
   check_no_plain_lock_left(self, locks_before, /*coroutine=*/!ended);
   destroy_job_locals(root.locals);  // a coroutine job keeps its own in its promise: none here
   self->job_locals = outer_locals;
-  // The last run segment: the job may have moved, so the current worker. Recorded already when
-  // a coroutine job ended in it (finish_task_job, before its signal).
-  if (tracing && !std::exchange(self->segment_recorded, false)) {
-    // A coroutine job (not ended: its final suspend ends it) ran its first segment: named
-    // `coroutine`, as its later ones, unless it has a name.
-    self->worker->trace.record(ended ? TraceKind::Job : TraceKind::Coroutine,
-                               self->segment_start_ns, trace_now_ns(), self->index,
-                               self->job_name.load(std::memory_order_relaxed));
-  }
+  if (tracing) [[unlikely]]
+    trace_job_end(self, ended, outer);
   if (ended) end_job(self, record, defer_signal);
 }
 
@@ -163,10 +190,29 @@ void resume_coroutine(Fiber* self, Job job) noexcept {
 
 namespace {
 
+/// The dispatch of a Run job of another stack class, or on an attached thread's slot: runs an
+/// affine job (run_affine) or starts the job on a fiber of its class (start_on_class_fiber),
+/// and returns false; returns true when the job is an ordinary one for `self` after all (the
+/// caller runs it). Out of line: neither is the usual job.
+[[gnu::noinline]] bool run_unusual(Fiber* self, Job job) noexcept {
+  if (claim_affine(self->worker->inbox.get(), job)) {  // only on an attached thread's slot
+    run_affine(self, job);
+    return false;
+  }
+  if (job.stack_class() != 0 && job.stack_class() != self->stack_class) {
+    start_on_class_fiber(self, job);
+    return false;
+  }
+  return true;
+}
+
+/// The loop of a pooled fiber. kClassFiber: the fiber belongs to a non-default stack class
+/// (Fiber::stack_class, fixed), so a default fiber's loop never tests for it.
+template <bool kClassFiber>
 void dispatch_loop(Fiber* self) {
   while (!self->quit) {
     Job job = std::exchange(self->pending, Job{});
-    if (!job && self->stack_class != 0 && leave_class_fiber(self)) continue;  // reused since
+    if (kClassFiber && !job && leave_class_fiber(self)) continue;  // reused since
     Worker* worker = self->worker;
     if (!job) job = self->scheduler->find_job(*worker);
     if (worker->deferred_counter != nullptr && !(job && continues_deferred(*worker, job))) {
@@ -182,12 +228,8 @@ void dispatch_loop(Fiber* self) {
     }
     switch (job.kind()) {
       case Job::Kind::Run:
-        if (claim_affine(worker->inbox.get(), job)) {  // only on an attached thread's slot
-          run_affine(self, job);
-          break;
-        }
-        if (job.stack_class() != 0 && job.stack_class() != self->stack_class) {
-          start_on_class_fiber(self, job);
+        // One test for the usual job (default stack class) on a worker thread (no inbox).
+        if ((!job.default_stack_class() || worker->inbox != nullptr) && !run_unusual(self, job)) {
           break;
         }
         run_job(self, job, /*defer_signal=*/true);
@@ -212,7 +254,8 @@ void dispatch_loop(Fiber* self) {
 }
 
 /// While a child job runs nested on its waiting parent's stack (run_own_children), keeps what
-/// describes the outer job in the fiber and restores it afterwards.
+/// describes the outer job in the fiber and restores it afterwards. The outer trace segment's
+/// start is kept by run_job itself, only when tracing.
 class KeepOuterJob {
  public:
   explicit KeepOuterJob(Fiber* self) noexcept
@@ -220,17 +263,11 @@ class KeepOuterJob {
         priority_(self->priority),
         job_counter_(self->job_counter),
         job_stop_(self->job_stop),
-        segment_start_ns_(self->segment_start_ns),
-        suspensions_(self->suspensions),
         job_name_(self->job_name.load(std::memory_order_relaxed)) {}  // relaxed: as above
   ~KeepOuterJob() {
     self_->priority = priority_;
     self_->job_counter = job_counter_;
     self_->job_stop = job_stop_;
-    // The outer segment goes on from where it was, unless the nested job suspended the stack:
-    // then it goes on from that job's last resume (segment_start_ns as the resume left it), on
-    // the track of the worker it resumed on, and its slice never spans the suspension.
-    if (self_->suspensions == suspensions_) self_->segment_start_ns = segment_start_ns_;
     self_->job_name.store(job_name_, std::memory_order_relaxed);  // relaxed: Fiber::job_name
   }
   KeepOuterJob(const KeepOuterJob&) = delete;
@@ -241,8 +278,6 @@ class KeepOuterJob {
   Priority priority_;
   Counter* job_counter_;
   const std::stop_token* job_stop_;
-  std::uint64_t segment_start_ns_;
-  std::uint32_t suspensions_;
   const char* job_name_;
 };
 
@@ -253,9 +288,14 @@ void run_affine(Fiber* self, Job job) noexcept {
   const bool was_pinned = self->pinned;  // the attached thread's own stack always is
   self->pinned = true;
   if (job.kind() == Job::Kind::Run) {
-    run_job(self, job, /*defer_signal=*/false);
+    run_job(self, job, /*defer_signal=*/false);  // keeps the outer trace segment's start
   } else {
+    // As run_job does: the outer segment goes on from where it was unless the stack suspended
+    // (Fiber::suspensions counts only while tracing, and only then does the start matter).
+    const std::uint64_t outer_start_ns = self->segment_start_ns;
+    const std::uint32_t outer_suspensions = self->suspensions;
     resume_coroutine(self, job);
+    if (self->suspensions == outer_suspensions) self->segment_start_ns = outer_start_ns;
   }
   self->pinned = was_pinned;
   finish_affine(*self->worker);  // pinned: still the slot's thread
@@ -278,7 +318,7 @@ void run_own_children(Fiber* self, Counter& counter) {
       if (!popped) return;  // a thief took it
       // A child of another stack class needs a stack of its own: it is left to the queues.
       if (popped.kind() == Job::Kind::Run && popped.record()->counter == &counter &&
-          (popped.stack_class() == 0 || popped.stack_class() == self->stack_class)) {
+          (popped.default_stack_class() || popped.stack_class() == self->stack_class)) {
         child = popped;
       } else {
         push_local(*worker, popped);  // someone else's job: leave it where it was
@@ -293,7 +333,11 @@ void run_own_children(Fiber* self, Counter& counter) {
 
 boost::context::fiber fiber_entry(Fiber* self, boost::context::fiber&& caller) {
   finish_switch(self, std::move(caller));
-  dispatch_loop(self);
+  if (self->stack_class != 0) {
+    dispatch_loop<true>(self);
+  } else {
+    dispatch_loop<false>(self);
+  }
   // Retired (FiberPool::retire_all): return to the thread that retired us.
   Fiber* to = self->handoff.from;
   san_start_final_switch(to->san);

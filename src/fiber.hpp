@@ -85,9 +85,10 @@ struct alignas(kCacheLineBytes) Fiber {
   /// thread's own stack outside jobs, when its code last began to run on its slot (attach or
   /// the last resume): the zones there are clipped to it (trace_scope_end).
   std::uint64_t segment_start_ns = 0;
-  /// Suspensions of this fiber (waits and yields that switched away): only ever grows. A job
-  /// run nested on a waiting job's stack (run_own_children, run_affine) compares it to tell
-  /// whether the outer job's segment was cut by a suspension (KeepOuterJob). Owner only.
+  /// Tracing only: suspensions of this fiber (waits and yields that switched away) while the
+  /// system traces; only ever grows. A job run nested on a waiting job's stack
+  /// (run_own_children, run_affine) compares it to tell whether the outer job's segment was
+  /// cut by a suspension (run_job). Owner only.
   std::uint32_t suspensions = 0;
   /// Tracing: the current run segment's slice is recorded already (a coroutine job's last
   /// segment, by its final suspend before its signal: finish_task_job); the code that ran the

@@ -170,17 +170,20 @@ namespace {
   // A thread's own stack stays Native (a pooled fiber running an affine job is pinned too).
   if (state_of(*self) != FiberState::Native) set_state(*self, FiberState::Suspended);
   // An attached thread's own code (its stack outside any job run there) is no job: it runs in
-  // no recorded slice, so only a job's segment ends here.
-  const bool in_job = runs_job_segment(*self);
+  // no recorded slice, so only a job's segment ends here (runs_job_segment, read only when
+  // tracing: it gives the same answer after the switch, which restores the state).
   if (scheduler.tracing()) {
     const std::uint64_t now = trace_now_ns();
-    if (in_job) {  // this run segment of the job ends here; relaxed: see Fiber::job_name.
+    // Counted only when tracing: run_job compares it to tell whether the segment of an outer
+    // job, run before it on this stack, was cut by this suspension.
+    ++self->suspensions;
+    // This run segment of the job ends here. relaxed: see Fiber::job_name.
+    if (runs_job_segment(*self)) {
       worker->trace.record(TraceKind::Job, self->segment_start_ns, now, self->index,
                            self->job_name.load(std::memory_order_relaxed));
     }
     worker->trace.record(TraceKind::Suspend, now, now, self->index);
   }
-  ++self->suspensions;
   switch_now(self, to, action, counter);
   // Resumed, maybe on another worker: the job runs on its fiber again, a new segment begins.
   if (held != nullptr) held->end_hold();
@@ -190,7 +193,7 @@ namespace {
                                self->index);
     // Woken by a signal: the wake arrow's end, bound to the job's next segment (none on an
     // attached thread's own code).
-    if (action != Handoff::Action::Reschedule && in_job) {
+    if (action != Handoff::Action::Reschedule && runs_job_segment(*self)) {
       self->worker->trace.record(TraceKind::ResumeFlow, self->segment_start_ns,
                                  reinterpret_cast<std::uintptr_t>(&self->node), self->index);
     }

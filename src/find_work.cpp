@@ -147,11 +147,10 @@ template <bool kAlone>
 }
 
 Job Scheduler::find_job(Worker& worker) noexcept {
-  if (timers_.armed()) [[unlikely]]
-    expire_due_timers(worker);  // one relaxed load otherwise
-  // The quick look: a worker alone in its system that is not due to start at the injector,
-  // the usual case of a yield or a wait on one worker.
-  if (!several_workers_ && worker.injector_countdown > 1) {
+  // The quick look: a worker alone in its system that is not due to start at the injector and
+  // has no timer to fire (one relaxed load), the usual case of a yield or a wait on one worker.
+  // Anything else takes the full look, which fires the due timers first.
+  if (!several_workers_ && worker.injector_countdown > 1 && !timers_.armed()) {
     --worker.injector_countdown;
     return look_in_order<true>(worker);
   }
@@ -159,6 +158,8 @@ Job Scheduler::find_job(Worker& worker) noexcept {
 }
 
 Job Scheduler::find_job_full(Worker& worker) noexcept {
+  if (timers_.armed()) [[unlikely]]
+    expire_due_timers(worker);  // one relaxed load otherwise
   // An attached thread's own stack, woken: it goes first (its thread is waiting to go on).
   // relaxed: only a hint that skips the exchange; the exchange (acquire) pairs with wake_pinned.
   if (worker.is_slot && worker.native_ready.load(std::memory_order_relaxed) &&
@@ -198,7 +199,10 @@ Job Scheduler::take_worker_hop(const Worker& worker) noexcept {
 
 Job Scheduler::look_in_queues(Worker& worker) noexcept {
   // A coroutine that asked to leave an attached thread: before new jobs, as a woken fiber.
-  if (Job job = take_worker_hop(worker)) return job;
+  // The usual empty hop queue costs one load here, no call.
+  if (worker_hops_.maybe_holds()) [[unlikely]] {
+    if (Job job = take_worker_hop(worker)) return job;
+  }
   for (std::size_t p = 0; p < kPriorityCount; ++p) {
     WorkStealingDeque& own = worker.deques[p];
     if (!own.empty_for_owner()) {

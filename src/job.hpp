@@ -57,6 +57,8 @@ class Job {
   [[nodiscard]] JobRecord* record() const noexcept {
     return reinterpret_cast<JobRecord*>(bits_ & ~(kTagMask | kStackClassMask));
   }
+  /// Run only: true when the job runs on the default stack class (0). One test of the word.
+  [[nodiscard]] bool default_stack_class() const noexcept { return (bits_ & kStackClassMask) == 0; }
   /// Run only: the stack class the job must run on.
   [[nodiscard]] std::uint8_t stack_class() const noexcept {
     return static_cast<std::uint8_t>((bits_ & kStackClassMask) >> kStackClassShift);

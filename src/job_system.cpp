@@ -110,8 +110,13 @@ void check_stack_class(const Scheduler& scheduler, std::uint8_t stack_class) {
                   "default)");
 }
 
-void submit_one(Scheduler& scheduler, Counter& counter, JobRecord* record, Priority priority,
-                std::uint8_t stack_class) {
+namespace {
+
+/// submit_one's body, inlined into both entry points so that the common spawn builds its job
+/// word with a constant stack class.
+[[gnu::always_inline]] inline void submit_one_job(Scheduler& scheduler, Counter& counter,
+                                                  JobRecord* record, Priority priority,
+                                                  std::uint8_t stack_class) {
   try {
     counter.add(1);
   } catch (...) {
@@ -121,12 +126,24 @@ void submit_one(Scheduler& scheduler, Counter& counter, JobRecord* record, Prior
   CounterWaitList::set_scheduler_hint(counter, &scheduler);
   const Job job = Job::run(record, priority, stack_class);
   if (Worker* worker = current_worker_of(scheduler)) {
-    if (scheduler.tracing()) trace_spawn(*worker, record);
+    if (scheduler.tracing()) [[unlikely]]
+      trace_spawn(*worker, record);
     push_local(*worker, job);
     scheduler.notify_from_worker(1);
   } else {
     scheduler.inject(job, nullptr);  // wakes a worker
   }
+}
+
+}  // namespace
+
+void submit_one(Scheduler& scheduler, Counter& counter, JobRecord* record, Priority priority) {
+  submit_one_job(scheduler, counter, record, priority, 0);
+}
+
+void submit_one_in_class(Scheduler& scheduler, Counter& counter, JobRecord* record,
+                         Priority priority, std::uint8_t stack_class) {
+  submit_one_job(scheduler, counter, record, priority, stack_class);
 }
 
 void publish(Scheduler& scheduler, Counter& counter, std::span<JobRecord* const> records,

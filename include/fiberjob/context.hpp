@@ -108,7 +108,7 @@ class Context {
     detail::check_stack_class(scheduler_, options.stack_class);
     detail::JobRecord* record = detail::make_record(scheduler_, counter, std::forward<F>(fn));
     record->name = options.name;
-    detail::submit_one(scheduler_, counter, record, options.priority, options.stack_class);
+    detail::submit_one_in_class(scheduler_, counter, record, options.priority, options.stack_class);
   }
 
   /// Starts one child job per element of `jobs` (each element copied), all signalling `counter`.

@@ -96,7 +96,7 @@ class JobSystem {
     detail::check_stack_class(*impl_, options.stack_class);
     detail::JobRecord* record = detail::make_record(*impl_, counter, std::forward<F>(fn));
     record->name = options.name;
-    detail::submit_one(*impl_, counter, record, options.priority, options.stack_class);
+    detail::submit_one_in_class(*impl_, counter, record, options.priority, options.stack_class);
   }
 
   /// Starts one job per element of `jobs` (each copied), all signalling `counter`; queued in

@@ -170,10 +170,15 @@ void release_unused_record(Scheduler& scheduler, JobRecord* record) noexcept;
 void publish(Scheduler& scheduler, Counter& counter, std::span<JobRecord* const> records,
              Priority priority, std::uint8_t stack_class = 0) noexcept;
 
-/// Adds 1 to `counter`, then queues `record` as publish() does (the common spawn). If the add
-/// throws, the record is discarded. Never throws once `counter.add` succeeded.
-void submit_one(Scheduler& scheduler, Counter& counter, JobRecord* record, Priority priority,
-                std::uint8_t stack_class = 0);
+/// Adds 1 to `counter`, then queues `record` as publish() does (the common spawn, on the
+/// default stack class). If the add throws, the record is discarded. Never throws once
+/// `counter.add` succeeded.
+void submit_one(Scheduler& scheduler, Counter& counter, JobRecord* record, Priority priority);
+
+/// submit_one for a spawn with JobOptions: the job runs on a fiber of `stack_class` (checked
+/// by check_stack_class before the record was made). Same contract as submit_one.
+void submit_one_in_class(Scheduler& scheduler, Counter& counter, JobRecord* record,
+                         Priority priority, std::uint8_t stack_class);
 
 /// Throws Error (InvalidArgument) when `scheduler` has no stack class `stack_class`
 /// (Config::stack_classes).
