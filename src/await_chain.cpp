@@ -90,23 +90,17 @@ void fill_await_chain(AwaitChain& chain, const TaskPromiseBase& promise,
   }
 }
 
-void note_task_wait(WaitNode& node, const void* object, const char* what) noexcept {
-  node.job_task = false;
-  if (node.job_locals == nullptr) return;
-  JobRoot& root = *job_root_of(node.job_locals);
-  TaskPromiseBase* task = root.task;
-  if (task == nullptr) return;  // a plain job's root
+void note_inner_task_wait(WaitNode& node, JobRoot& root, const void* object,
+                          const char* what) noexcept {
   // The job's innermost task: the one that suspends, unless a foreign coroutine does.
+  TaskPromiseBase* task = root.task;
   while (const TaskPromiseBase* inner = AwaitChainAccess::awaiting(*task)) {
     task = const_cast<TaskPromiseBase*>(inner);
   }
-  if (std::coroutine_handle<TaskPromiseBase>::from_promise(*task).address() !=
+  if (std::coroutine_handle<TaskPromiseBase>::from_promise(*task).address() ==
       node.coroutine_address) {
-    return;
+    record_task_wait(node, root, object, what);
   }
-  node.job_task = true;
-  root.waits_on_what.store(what, std::memory_order_relaxed);  // relaxed: see JobRoot::waits_on
-  root.waits_on.store(object, std::memory_order_relaxed);     // relaxed: see JobRoot::waits_on
 }
 
 void capture_exception_await_chain(const TaskPromiseBase& promise,

@@ -3,6 +3,7 @@
 // walker lock that lets write_diagnostics read other threads' chains (await_chain.cpp).
 
 #include <atomic>
+#include <coroutine>
 
 #include "fiberjob/detail/wait_node.hpp"
 #include "fiberjob/job_local.hpp"
@@ -35,7 +36,36 @@ class AwaitChainAccess {
 /// (`object`, a `what`: JobRoot::waits_on; nullptr for a yield or hop: no wait). Otherwise (a
 /// plain job, a foreign coroutine) records nothing. A few loads (the job's chain of tasks)
 /// and two relaxed stores. Call only before the link: once linked, the coroutine may run.
-void note_task_wait(WaitNode& node, const void* object, const char* what) noexcept;
+/// Inline for the common case, the job's root task waiting itself.
+inline void note_task_wait(WaitNode& node, const void* object, const char* what) noexcept;
+
+/// note_task_wait's out-of-line half, for a coroutine that is not its job's root task: walks
+/// down the job's chain of tasks to its innermost one.
+void note_inner_task_wait(WaitNode& node, JobRoot& root, const void* object,
+                          const char* what) noexcept;
+
+/// Records in a coroutine job's root what its innermost task waits on (note_task_wait).
+inline void record_task_wait(WaitNode& node, JobRoot& root, const void* object,
+                             const char* what) noexcept {
+  node.job_task = true;
+  root.waits_on_what.store(what, std::memory_order_relaxed);  // relaxed: see JobRoot::waits_on
+  root.waits_on.store(object, std::memory_order_relaxed);     // relaxed: see JobRoot::waits_on
+}
+
+inline void note_task_wait(WaitNode& node, const void* object, const char* what) noexcept {
+  node.job_task = false;
+  if (node.job_locals == nullptr) return;
+  JobRoot& root = *job_root_of(node.job_locals);
+  TaskPromiseBase* const task = root.task;
+  if (task == nullptr) return;  // a plain job's root
+  // The root task itself waits (it runs, so it awaits no task): it is the innermost one.
+  if (std::coroutine_handle<TaskPromiseBase>::from_promise(*task).address() ==
+      node.coroutine_address) [[likely]] {
+    record_task_wait(node, root, object, what);
+    return;
+  }
+  note_inner_task_wait(node, root, object, what);
+}
 
 /// Clears the record note_task_wait made for `node`, if it made one: when the coroutine
 /// resumes, or when its wait did not link after all. On the thread that runs the coroutine.

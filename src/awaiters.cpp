@@ -25,7 +25,15 @@ bool suspend_on_counter(Counter& counter, WaitNode& node, Scheduler* scheduler,
   // the last signal queues Job::ResumeCoroutine, which any worker runs inline on the fiber it
   // is on. A suspended coroutine job thus holds no fiber and no stack, and resuming it costs
   // no fiber switch (a game's thousands of per-agent AI coroutines: docs/decisions.md).
-  Fiber* self = current_fiber();
+  Worker* worker = current_worker();  // looked up again below if run_own_children suspends
+  // The awaiters' await_ready read the count only: signals this thread holds back
+  // (Worker::deferred_counter) are applied here, first, as Counter::done() does, so that they
+  // cannot hold the coroutine (nothing else is set yet: the awaiter goes on as if ready).
+  if (worker != nullptr && worker->deferred_counter == &counter) [[unlikely]] {
+    apply_deferred_signals(*worker);
+    if (CounterWaitList::load_settled(counter) == 0) return false;
+  }
+  Fiber* const self = running_fiber(worker);
   node.kind = WaitNode::Kind::Coroutine;
   node.job_stop = self != nullptr ? self->job_stop : nullptr;
   // resume_from_counter throws Cancelled. A join (not cancellable) keeps the token in the node
@@ -37,9 +45,10 @@ bool suspend_on_counter(Counter& counter, WaitNode& node, Scheduler* scheduler,
     // inline first (while the stack has headroom). If that completes the counter, the
     // coroutine resumes at once (false): no link, no queueing, no resume through a worker.
     // The coroutine is suspended meanwhile but published nowhere, so only we can resume it.
-    if ((scheduler == nullptr || scheduler == self->scheduler) && has_local_jobs(*self->worker)) {
+    if ((scheduler == nullptr || scheduler == self->scheduler) && has_local_jobs(*worker)) {
       run_own_children(self, counter);
       if (CounterWaitList::load_settled(counter) == 0) return false;
+      worker = current_worker();  // a child that waited stackfully may have moved the fiber
     }
   }
   node.coroutine_address = coroutine.address();
@@ -57,7 +66,6 @@ bool suspend_on_counter(Counter& counter, WaitNode& node, Scheduler* scheduler,
     clear_task_wait(node);  // not linked: it goes on at once
     return false;
   }
-  Worker* const worker = current_worker();
   if (worker != nullptr && worker->combining_signals) {
     // A coroutine of a wake chain's chunk: linked with the chunk's other waits on this counter
     // in one CAS when the chunk ends (Worker::deferred_link_counter).

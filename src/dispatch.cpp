@@ -163,10 +163,15 @@ void resume_coroutine(Fiber* self, Job job) noexcept {
   self->job_counter = static_cast<Counter*>(const_cast<void*>(node->job_counter));
   self->job_stop = node->job_stop;
   // A job's innermost task: its job's name (JobOptions::name, kept in the job's root) names
-  // this segment, and it no longer waits (JobRoot::waits_on). relaxed: see Fiber::job_name.
-  self->job_name.store(node->job_task ? job_root_of(node->job_locals)->name : nullptr,
-                       std::memory_order_relaxed);
-  clear_task_wait(*node);
+  // this segment, and it no longer waits (JobRoot::waits_on; clear_task_wait, one branch for
+  // both). relaxed: see Fiber::job_name and JobRoot::waits_on.
+  const char* job_name = nullptr;
+  if (node->job_task) {
+    JobRoot& root = *job_root_of(node->job_locals);
+    job_name = root.name;
+    root.waits_on.store(nullptr, std::memory_order_relaxed);
+  }
+  self->job_name.store(job_name, std::memory_order_relaxed);
   const bool tracing = self->scheduler->tracing();
   if (tracing) {
     self->segment_start_ns = trace_now_ns();

@@ -100,33 +100,48 @@ class [[nodiscard]] WaitAwaiter {
   /// Made by `Context::wait` and `Counter::operator co_await`; not for direct use.
   /// \param counter the counter to wait for.
   /// \param scheduler the job system to resume on (nullptr: see the class comment).
-  WaitAwaiter(Counter& counter, detail::Scheduler* scheduler) noexcept
-      : counter_(counter), scheduler_(scheduler) {}
+  WaitAwaiter(Counter& counter, detail::Scheduler* scheduler) noexcept : counter_(counter) {
+    node_.scheduler = scheduler;  // the node keeps it until await_suspend fills it in
+  }
   WaitAwaiter(const WaitAwaiter&) = delete;
   WaitAwaiter& operator=(const WaitAwaiter&) = delete;
 
+  /// One inline load: a counter that is not plainly zero (jobs pending, a drain in progress,
+  /// or signals this worker holds back) goes through await_suspend, which sorts that out.
   /// \return true when the counter is zero already: no suspension.
-  bool await_ready() const noexcept { return counter_.done(); }
+  bool await_ready() const noexcept {
+    // acquire: as CounterWaitList::load_settled (pairs with the release of the final
+    // signaller's update): seeing 0 means seeing all writes of the counter's jobs.
+    return counter_.value_.load(std::memory_order_acquire) == 0;
+  }
   /// Runs the job's own children inline (on a worker), then links the coroutine into the
   /// counter's wait list. Throws `Error` (`CounterMisuse`) for the running job's own counter.
   /// \param coroutine the awaiting coroutine.
-  /// \return false when the children run inline completed the counter (the coroutine goes on
-  ///   at once), else true.
+  /// \return false when the counter is zero after all (or the children run inline completed
+  ///   it: the coroutine goes on at once), else true.
   bool await_suspend(std::coroutine_handle<> coroutine) {
-    return detail::suspend_on_counter(counter_, node_, scheduler_, coroutine, true, &stop_wait_);
+    return detail::suspend_on_counter(counter_, node_, node_.scheduler, coroutine, true,
+                                      &stop_wait_);
   }
   /// Rethrows the first exception a job on the counter threw, if any.
   /// Errors: Error (Cancelled) when the job's stop was requested.
   void await_resume() {
     stop_wait_.stop.disarm();  // first: waits for a stop callback still running elsewhere
-    detail::resume_from_counter(counter_, node_);
+    // Inline the common end: no linker still at work, no stop token, no exception kept; else
+    // the out-of-line half. acquire: as CounterWaitList::wait_for_linker (pairs with the
+    // linker's release store of `linking`: its touches of the counter happen before ours) and
+    // rethrow_if_error (pairs with the release store that completed a capture).
+    if (node_.linking.load(std::memory_order_acquire) != 0 || node_.job_stop != nullptr ||
+        counter_.error_state_.load(std::memory_order_acquire) != Counter::kNoError) [[unlikely]] {
+      detail::resume_from_counter(counter_, node_);
+    }
   }
 
  private:
-  Counter& counter_;
-  detail::Scheduler* scheduler_;
-  detail::WaitNode node_;
+  // In this order, so that the 16-byte aligned node leaves no padding (80 bytes in all).
   detail::CounterStopWait stop_wait_;  ///< used only by a job whose token can be stopped
+  Counter& counter_;
+  detail::WaitNode node_;
 };
 
 namespace detail {

@@ -110,6 +110,7 @@ class alignas(16) Counter {
 
  private:
   friend struct detail::CounterWaitList;
+  friend class WaitAwaiter;  // its inline await_ready and await_resume read value_, error_state_
 
   /// States: v >= 0: v units outstanding (0 = done). v in [kWaking, kWaking + 2^61): the final
   /// signaller is draining the wait list; v - kWaking units were added meanwhile. Waiters treat

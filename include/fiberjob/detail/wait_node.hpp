@@ -39,11 +39,19 @@ struct alignas(16) WaitNode {
   /// Next node in the wait list (Treiber stack). Written by the linker before its publishing
   /// CAS; read by the drainer after its acquiring exchange, so a plain pointer is race-free.
   WaitNode* next = nullptr;
-  /// Kind::Coroutine, in a worker's combined waits (defer_link): the next node of the same
-  /// combined link. Not `next`, which the drainer may rewrite once the nodes are published (a
-  /// wake chain cuts its chunks there) while the linker still walks its nodes to clear each
-  /// one's `linking`. Written and read only by the linker, before it clears `linking`.
-  WaitNode* chunk_next = nullptr;
+  /// Members of one kind each, sharing their bytes (a node in a coroutine frame stays 64 bytes).
+  union {
+    /// Kind::Thread: 0 while waiting, 1 once woken. The waker's release store pairs with the
+    /// waiting thread's acquire load in its futex loop; it is the waker's last touch of the
+    /// node.
+    std::atomic<std::uint32_t> woken{0};
+    /// Kind::Coroutine, in a worker's combined waits (defer_link): the next node of the same
+    /// combined link. Not `next`, which the drainer may rewrite once the nodes are published (a
+    /// wake chain cuts its chunks there) while the linker still walks its nodes to clear each
+    /// one's `linking`. Written (defer_link) before it is read, only by the linker, before it
+    /// clears `linking`.
+    WaitNode* chunk_next;
+  };
   Kind kind = Kind::Fiber;
   /// Kind::Coroutine: the `Priority` (as its integer value) the coroutine resumes at.
   std::uint8_t priority = 1;
@@ -51,9 +59,6 @@ struct alignas(16) WaitNode {
   /// root (`job_locals`) lives until the coroutine has resumed, so the resume may read its
   /// name and clear its wait record. Written before the link, read by the resumer.
   bool job_task = false;
-  /// Kind::Thread: 0 while waiting, 1 once woken. The waker's release store pairs with the
-  /// waiting thread's acquire load in its futex loop; it is the waker's last touch of the node.
-  std::atomic<std::uint32_t> woken{0};
   /// 1 while the linker may still touch the counter after publishing this node (its re-check
   /// and possible drain). A woken waiter spins until it reads 0 (acquire, pairing with the
   /// linker's release store) before it returns, so the counter is never destroyed under the
@@ -84,11 +89,15 @@ struct alignas(16) WaitNode {
   /// Kind::Coroutine: the counter that the coroutine's job signals when it ends (nullptr when
   /// not known), restored on the fiber that resumes it so a later wait on it is still rejected.
   const void* job_counter = nullptr;
-  /// Kind::Coroutine: where the coroutine's job keeps its JobLocal values (a
-  /// JobLocalEntry**; nullptr when not known), restored on the fiber that resumes it.
-  void* job_locals = nullptr;
-  /// Kind::Callback: called with the node once the counter reached zero.
-  void (*callback)(WaitNode& node) noexcept = nullptr;
+  union {
+    /// Kind::Coroutine: where the coroutine's job keeps its JobLocal values (a
+    /// JobLocalEntry**; nullptr when not known), restored on the fiber that resumes it.
+    void* job_locals = nullptr;
+    /// Kind::Callback: called with the node once the counter reached zero (set by the caller
+    /// of link_callback before the link).
+    void (*callback)(WaitNode& node) noexcept;
+  };
 };
+static_assert(sizeof(WaitNode) == 64, "a wait node (in every awaiter) is 64 bytes");
 
 }  // namespace fiberjob::detail
