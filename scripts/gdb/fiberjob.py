@@ -188,11 +188,39 @@ def is_public(name):
             "$_" not in name)
 
 
+# Private members of the public classes (include/fiberjob/*.hpp, `private:`): not the call a
+# job is blocked in. A public call that ends in a tail call to one of them leaves no frame of
+# its own, so each maps to the public call that reaches it.
+PRIVATE_MEMBERS = {
+    "Mutex": {"try_lock_as": "try_lock", "lock_as": "lock", "unlock_as": "unlock",
+              "release": "unlock", "acquire_or_queue": "lock", "link_locker": "lock",
+              "unlink_locker": "lock", "finish_lock": "lock"},
+    "Event": {"link_waiter": "wait", "unlink_waiter": "wait", "remove": "wait",
+              "finish_wait": "wait"},
+    "Semaphore": {"link_acquirer": "acquire", "unlink_acquirer": "acquire",
+                  "finish_acquire": "acquire"},
+    "ConditionVariable": {"check_wait": "wait", "begin_wait": "wait", "link_waiter": "wait",
+                          "unlink_waiter": "wait", "hand_to_own_mutex": "wait",
+                          "finish_wait": "wait", "hand_to_mutex": "notify_all"},
+}
+
+
+def public_call_of(name):
+    """The public call a frame stands for: `name` (without its parameters) for a public call,
+    the public member that reaches a private member, or None for a private member seen as is."""
+    name = re.sub(r"^\S+ (?=fiberjob::)", "", plain_name(name))  # a return type gdb put first
+    found = re.fullmatch(r"fiberjob::(\w+)::(\w+)", name)
+    if found and found.group(2) in PRIVATE_MEMBERS.get(found.group(1), {}):
+        return None
+    return name
+
+
 def describe_stack(names):
     """(job, waits_in) from a suspended fiber's frame names, newest first: waits_in is the call
     it waits in, the innermost public fiberjob function on top of the job (`Event::wait` when
-    the job called `this_fiber::wait(event)`, which calls it); job is the chain of calls from
-    the frame that fiberjob's invoke_job called down to the job's own function that called
+    the job called `this_fiber::wait(event)`, which calls it; never a private member such as
+    `Mutex::lock_as`: the public call that reaches it, `Mutex::lock`); job is the chain of calls
+    from the frame that fiberjob's invoke_job called down to the job's own function that called
     into fiberjob (the public calls on top of it are left out: waits_in names the wait)."""
     top = len(names)
     for i, name in enumerate(names):
@@ -200,14 +228,20 @@ def describe_stack(names):
         if re.match(r"(\S+ )?fiberjob::detail::(invoke_job|call_job)<", name):
             top = i
             break
-    waits_at = next((i for i in range(top) if is_public(names[i])), None)
-    if waits_at is None:
+    first = next((i for i in range(top) if is_public(names[i])), None)
+    if first is None:
         return "?", "?"
-    caller = waits_at + 1  # the job's innermost own frame: past the public calls above it
+    caller = first  # the job's innermost own frame: past the fiberjob calls above it
     while caller < top and names[caller].startswith("fiberjob::"):
         caller += 1
+    waits_in = next((public_call_of(names[i]) for i in range(first, caller)
+                     if public_call_of(names[i]) is not None), None)
+    if waits_in is None:  # only private members: the public call tail-called the innermost
+        found = re.search(r"fiberjob::(\w+)::(\w+)$", plain_name(names[first]))
+        waits_in = "fiberjob::{}::{}".format(found.group(1),
+                                             PRIVATE_MEMBERS[found.group(1)][found.group(2)])
     calls = [plain_name(name) for name in reversed(names[caller:top])]
-    return call_chain(calls), names[waits_at]
+    return call_chain(calls), waits_in
 
 
 def call_chain(calls, width=100):
@@ -320,17 +354,35 @@ def attached_slots(scheduler):
             yield worker
 
 
+def pending_count(counter_address):
+    """A Counter's pending count as Counter::pending() gives it: its count word without the
+    wait-for-value flag bits (counter_wait_list.hpp: kValueWaiters, bit 59; kValueLocked, bit
+    60), or, while its final signaller drains the wait list (the word at kWaking = -2^62 and
+    above), the units added meanwhile."""
+    counter = gdb.Value(counter_address).cast(lookup("fiberjob::Counter").pointer()).dereference()
+    value = int(atomic(counter["value_"]))
+    if value >= 0:
+        return value & ((1 << 59) - 1)
+    if value < -(1 << 61):  # CounterWaitList::is_waking
+        return value + (1 << 62)
+    return value
+
+
 def waited_object(fiber):
     """What `fiber` (a pooled fiber or an attached thread's own stack) waits on, as
     write_diagnostics names it: "counter 0x... (pending N)", "Event 0x...", ..., or None."""
     counter = int(atomic(fiber["waiting_on"]))
     if counter:
-        pending = gdb.Value(counter).cast(lookup("fiberjob::Counter").pointer()).dereference()
-        return "counter {:#x} (pending {})".format(counter, int(atomic(pending["value_"])))
+        return "counter {:#x} (pending {})".format(counter, pending_count(counter))
     primitive = int(atomic(fiber["waiting_on_primitive"]))
     if primitive:
         what = atomic(fiber["waiting_on_what"])
         what = what.string() if int(what) != 0 else "a synchronisation primitive"
+        if what == "a Counter":  # a stoppable counter wait (its StopBlock reports the Counter)
+            return "counter {:#x} (pending {})".format(primitive, pending_count(primitive))
+        if what == "a Counter's value":  # this_fiber::wait(counter, target)
+            return "a Counter's value {:#x} (pending {})".format(primitive,
+                                                                 pending_count(primitive))
         return "{} {:#x}".format(what, primitive)
     return None
 
@@ -382,19 +434,21 @@ def fiber_line(fiber, stack_class, state):
     name = job_name(atomic(fiber["job_name"]))
     if name:
         line += ", job" + name
-    counter = int(atomic(fiber["waiting_on"]))
     regs = saved_registers(fiber)
     job, waits_in = "?", "?"
     if regs is not None:
         with FiberSelected(regs):
             job, waits_in = describe_stack(frame_names())
     waits_in = plain_name(waits_in)
-    waits = "counter {:#x}".format(counter) if counter else "in " + waits_in
-    if counter:
-        pending = gdb.Value(counter).cast(lookup("fiberjob::Counter").pointer()).dereference()
-        waits += " (pending {})".format(int(atomic(pending["value_"])))
-        waits += ", in " + waits_in
-    return line + "\n      job:   {}\n      waits: {}".format(job, short(waits))
+    # A counter it waits on as write_diagnostics names it (also a stoppable counter wait's and
+    # a value wait's, which record it as their primitive), then the call; never shortened, so
+    # the call's name stays whole.
+    waited = waited_object(fiber)
+    if waited is None or "ounter" not in waited:  # other primitives: the call names them
+        waits = "in " + waits_in
+    else:
+        waits = "{}, in {}".format(waited, waits_in)
+    return line + "\n      job:   {}\n      waits: {}".format(job, waits)
 
 
 class FiberjobBt(gdb.Command):
@@ -514,8 +568,7 @@ def coroutine_wait(job):
     what = what_pointer.string() if int(what_pointer) != 0 else "?"
     text = "waits on {} {:#x}".format(what, address)
     if what == "counter":
-        counter = gdb.Value(address).cast(lookup("fiberjob::Counter").pointer()).dereference()
-        text += " (pending {})".format(int(atomic(counter["value_"])))
+        text += " (pending {})".format(pending_count(address))
     return text
 
 

@@ -3,7 +3,8 @@
 scripts/gdb/fiberjob.py, stops it once its jobs are suspended, writes a core file, then inspects
 the core in a second gdb. Both sessions must show the suspended plain jobs' functions in
 `fiberjob bt all` (also the one on a fiber of an extra stack class), what they wait on in
-`fiberjob fibers` (the call they wait in: the innermost public one), the attached threads'
+`fiberjob fibers` (the call they wait in: the innermost public one, never a private member;
+counters with their pending counts without the count word's flag bits), the attached threads'
 own stacks that wait (one suspended, one parked for lack of fibers) with what they wait on,
 and the coroutine job's await chain in `fiberjob coroutines`, with the lines of its co_awaits. The core session first selects a C frame (select_c_frame.py), where gdb parses C
 unless told otherwise, as in any thread of a hung process. A third session without a program checks that the commands say what is
@@ -86,6 +87,19 @@ def check(output, name, source):
         # this_fiber::wait(event) calls Event::wait: the innermost public call is named.
         (r"job:\s+lambda > plain_job_waiting_in_this_fiber_wait\n"
          r"\s+waits: in fiberjob::Event::wait\n", "the this_fiber::wait(event) waiter"),
+        # A value wait sets flag bits in its counter's count word: the pending count is
+        # still 2. The value wait names its counter, the whole line unshortened.
+        (r"job:\s+lambda > plain_job_waiting_for_a_value\n\s+waits: a Counter's value "
+         r"0x[0-9a-f]+ \(pending 2\), in fiberjob::this_fiber::wait\n", "the value waiter"),
+        (r"job:\s+lambda > plain_job_waiting_on_flagged_counter\n\s+waits: counter "
+         r"0x[0-9a-f]+ \(pending 2\), in fiberjob::this_fiber::wait\n",
+         "the pending count of a counter with a value waiter, without its flag bits"),
+        # Mutex::lock ends in a private member: the public call is named.
+        (r"job:\s+lambda > plain_job_waiting_on_mutex\n\s+waits: in fiberjob::Mutex::lock\n",
+         "the mutex waiter, in the public Mutex::lock"),
+        # A job with a stop token: its counter, as write_diagnostics names it.
+        (r"plain_job_with_stop_token\n\s+waits: counter 0x[0-9a-f]+ \(pending 1\), in "
+         r"fiberjob::this_fiber::wait\n", "the counter of a job with a stop token"),
         # Attached threads' own stacks: one suspended (the thread runs other jobs meanwhile),
         # one parked (no fiber was free), each with what it waits on.
         (r"attached thread of worker 2, on its own stack \(suspended: the thread runs other "
@@ -130,8 +144,8 @@ def check(output, name, source):
         if not defined_within(output, pattern, coroutine_lines(source, coroutine)):
             failures.append("{}: {} is not shown defined at a line of its own (/{}/)".format(
                 name, coroutine, pattern))
-    if output.count("(suspended, last on worker") != 7:
-        failures.append("{}: expected exactly 7 suspended fibers in `fiberjob bt all`".format(name))
+    if output.count("(suspended, last on worker") != 11:
+        failures.append("{}: expected exactly 11 suspended fibers in `fiberjob bt all`".format(name))
     if "Python Exception" in output or "Error occurred in Python" in output:
         failures.append("{}: the extension raised an error".format(name))
     return failures

@@ -18,6 +18,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
+#include <stop_token>
 #include <string>
 #include <thread>
 
@@ -32,6 +33,10 @@ fiberjob::Event g_second_frame;          // this_fiber::wait(event)
 fiberjob::Counter g_attached_gate;       // held at 1 by main: the suspended attached thread's job
 fiberjob::Event g_attached_released;     // the parked attached thread's job
 std::atomic<int> g_about_to_suspend{0};  // jobs that reached their wait
+fiberjob::Counter g_level_parts;         // held at 2 by main: a value wait for 1 suspends
+fiberjob::Mutex g_level_lock;            // held by main: Mutex::lock suspends
+fiberjob::Counter g_loading_gate;        // held at 1 by main: the job with a stop token
+std::stop_source g_cancel_loading;       // the stop token of a job that waits on a counter
 
 /// Named functions (not lambdas), kept out of line, so that the backtraces name them. The empty
 /// asm after each call keeps the call out of tail position: clang turns a tail call into a
@@ -57,6 +62,37 @@ std::atomic<int> g_about_to_suspend{0};  // jobs that reached their wait
 [[gnu::noinline]] void plain_job_waiting_in_this_fiber_wait() {
   g_about_to_suspend.fetch_add(1);
   fiberjob::this_fiber::wait(g_second_frame);  // calls Event::wait: the call it waits in
+  asm volatile("" ::: "memory");
+}
+
+// Waits for g_level_parts to drop to 1 through the counter's list of value waiters, which
+// sets flag bits in the counter's count word: its pending count is still 2.
+[[gnu::noinline]] void plain_job_waiting_for_a_value() {
+  g_about_to_suspend.fetch_add(1);
+  fiberjob::this_fiber::wait(g_level_parts, 1);
+  asm volatile("" ::: "memory");
+}
+
+// Waits on g_level_parts for 0 while the value waiter above keeps flag bits in its count word.
+[[gnu::noinline]] void plain_job_waiting_on_flagged_counter() {
+  g_about_to_suspend.fetch_add(1);
+  fiberjob::this_fiber::wait(g_level_parts);
+  asm volatile("" ::: "memory");
+}
+
+// Mutex::lock ends in a private member: the call it waits in is still Mutex::lock.
+[[gnu::noinline]] void plain_job_waiting_on_mutex() {
+  g_about_to_suspend.fetch_add(1);
+  g_level_lock.lock();
+  g_level_lock.unlock();
+  asm volatile("" ::: "memory");
+}
+
+// A job with a stop token waits on a counter through its stoppable wait. (A counter of its own:
+// a body identical to another job's function would be folded into it by the compiler.)
+[[gnu::noinline]] void plain_job_with_stop_token() {
+  g_about_to_suspend.fetch_add(1);
+  fiberjob::this_fiber::wait(g_loading_gate);
   asm volatile("" ::: "memory");
 }
 
@@ -199,6 +235,18 @@ int main(int argc, char** argv) {
     });
   }
   while (tight.stats().fibers_in_use < 3) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  // Suspended before the attached threads start, whose waits could run them on their stacks.
+  g_level_parts.add(2);
+  g_loading_gate.add(1);
+  g_level_lock.lock();
+  system.run(jobs, [] { plain_job_waiting_for_a_value(); });
+  system.run(jobs, [] { plain_job_waiting_on_flagged_counter(); });
+  system.run(jobs, [] { plain_job_waiting_on_mutex(); });
+  system.run(
+      jobs, [] { plain_job_with_stop_token(); }, g_cancel_loading.get_token());
+  while (g_about_to_suspend.load() < 6 || system.stats().fiber_switches < 4) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
   std::thread suspended_attached(attached_thread, std::ref(system),
                                  attached_job_waiting_on_counter);
   std::thread parked_attached(attached_thread, std::ref(tight), attached_job_parked_on_event);
@@ -216,16 +264,20 @@ int main(int argc, char** argv) {
     g_about_to_suspend.fetch_add(1);
     co_await ctx.wait(g_assets_loaded);
   });  // coroutine ends: lambda
-  // The twelve jobs reached their waits, the five plain ones of job system 0 and the two of
+  // The sixteen jobs reached their waits, the nine plain ones of job system 0 and the two of
   // job system 1 switched away from their fibers, and both attached threads' own stacks wait;
   // a moment more lets the last switch finish on its worker.
-  while (g_about_to_suspend.load() < 12 || system.stats().fiber_switches < 5 ||
+  while (g_about_to_suspend.load() < 16 || system.stats().fiber_switches < 9 ||
          tight.stats().fiber_switches < 2 || attached_threads_waiting() < 2) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   fiberjob_debugger_stop();
   if (print_chains) fiberjob::write_diagnostics(stdout);
+  g_level_lock.unlock();
+  g_level_parts.signal();
+  g_level_parts.signal();
+  g_loading_gate.signal();
   g_frame_started.set();
   g_second_frame.set();
   g_attached_released.set();
