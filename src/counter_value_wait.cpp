@@ -237,7 +237,7 @@ void this_fiber::wait(Counter& counter, std::int64_t target) {
   waiter.target = target;
   detail::StopWait stop;  // a stop wakes the wait: its callback unlinks the waiter
   if (self != nullptr) waiter.stop = stop.arm(self->job_stop, &detail::unlink_value_wait, &waiter);
-  detail::block_on({&detail::link_value_wait, &waiter, "a Counter's value"});
+  detail::block_on({&detail::link_value_wait, &waiter, "a Counter's value", &counter});
   stop.disarm();  // first: waits for a callback still running elsewhere
   // Read the fiber again: the wait may have resumed on another thread, but the fiber record
   // (and its job's token) is the same one.

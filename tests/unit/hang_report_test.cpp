@@ -40,6 +40,19 @@ std::string wait_for_report(const test::CapturedStderr& captured, const std::str
   }
 }
 
+/// write_diagnostics' report, written to a string.
+std::string diagnostics_report() {
+  char* text = nullptr;
+  std::size_t size = 0;
+  std::FILE* out = open_memstream(&text, &size);
+  if (out == nullptr) std::abort();  // no doctest assertion off the test's thread
+  write_diagnostics(out);
+  std::fclose(out);
+  std::string report(text, size);
+  std::free(text);
+  return report;
+}
+
 }  // namespace
 
 TEST_SUITE("hang report") {
@@ -191,5 +204,75 @@ TEST_SUITE("hang report") {
     js.wait(busy);
     INFO(report);
     CHECK(report.find(line) != std::string::npos);
+  }
+
+  TEST_CASE("a plain job's wait for a counter's value names the counter") {
+    // this_fiber::wait(counter, target) waits through a waiter record on the fiber's stack;
+    // the report names the Counter, as the coroutine form's line does.
+    test::Watchdog watchdog("hang report: value wait names the counter", 60s);
+    JobSystem js{test::config_with(1)};
+    Counter counter;
+    counter.add(2);
+    char line[160];
+    std::snprintf(line, sizeof line, "(job 'value waiter'): waits on a Counter's value %p\n",
+                  static_cast<void*>(&counter));
+    Counter done;
+    js.run(done, {.name = "value waiter"}, [&counter] { this_fiber::wait(counter, 1); });
+    std::string report;
+    for (;;) {  // until the job waits (bounded by the Watchdog)
+      report = diagnostics_report();
+      if (report.find("(job 'value waiter'): waits on") != std::string::npos) break;
+      std::this_thread::sleep_for(1ms);
+    }
+    counter.signal();
+    js.wait(done);
+    counter.signal();
+    INFO(report);
+    CHECK(report.find(line) != std::string::npos);
+  }
+
+  TEST_CASE("an attached thread parked on its own stack for want of a fiber is in phase parked") {
+    // One worker, three fibers: the worker's and two held by jobs suspended on `held`, so the
+    // attached thread's job finds no fiber to run other jobs on while it waits, and its thread
+    // sleeps in the wait: phase "parked", not "starting" (it has run a job).
+    test::Watchdog watchdog("hang report: own-stack park phase", 60s);
+    Config config = test::config_with(1, 3);
+    config.max_fiber_count = 3;
+    config.attachable_threads = 1;
+    JobSystem js{config};
+    Counter held;
+    held.add(1);
+    Counter holders;
+    for (int i = 0; i < 2; ++i) js.run(holders, [&held] { this_fiber::wait(held); });
+    while (js.stats().fibers_in_use < 3) std::this_thread::sleep_for(1ms);
+    Event gate;
+    char waits[160];
+    std::snprintf(waits, sizeof waits,
+                  "attached thread of worker 1, on its own stack: waits on Event %p",
+                  static_cast<void*>(&gate));
+    std::string report;
+    std::thread reader([&] {
+      for (;;) {  // until the thread parks in its wait (bounded by the Watchdog)
+        report = diagnostics_report();
+        if (report.find(waits) != std::string::npos &&
+            report.find("worker 1: attached thread, parked") != std::string::npos) {
+          break;
+        }
+        std::this_thread::sleep_for(1ms);
+      }
+      gate.set();
+    });
+    {
+      AttachedWorker main_thread(js);
+      Counter done;
+      main_thread.spawn(done, [&gate] { gate.wait(); });  // affine: runs on this thread only
+      main_thread.run_pending();  // runs the job here; no fiber is free: the thread parks
+      js.wait(done);
+    }
+    reader.join();
+    held.signal();
+    js.wait(holders);
+    INFO(report);
+    CHECK(report.find("worker 1: attached thread, parked") != std::string::npos);
   }
 }
