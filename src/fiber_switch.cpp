@@ -225,7 +225,9 @@ void wait_on_fiber(Fiber* self, Counter& counter) {
     CounterWaitList::wait_for_linker(self->node);
   } else {  // an attached thread with no fiber to run jobs on meanwhile: it parks
     flush_deferred_signals(*self->worker);
+    set_phase(*self->worker, WorkerPhase::Parked);  // as a park in find_work: it sleeps
     CounterWaitList::wait_on_thread(counter);
+    set_phase(*self->worker, WorkerPhase::Running);  // back in its job
   }
   self->waiting_on.store(nullptr, std::memory_order_relaxed);  // relaxed: diagnostics
 }
@@ -254,7 +256,9 @@ void park_own_stack(Fiber* self, WaitLinker linker) noexcept {
   // relaxed: diagnostics only, as in wait_on_fiber_linked.
   self->waiting_on_what.store(linker.what, std::memory_order_relaxed);
   self->waiting_on_primitive.store(linker.reported(), std::memory_order_relaxed);
-  park_thread_linked(linker, self);  // still the same waiter as on its fiber
+  set_phase(*self->worker, WorkerPhase::Parked);   // as a park in find_work: it sleeps
+  park_thread_linked(linker, self);                // still the same waiter as on its fiber
+  set_phase(*self->worker, WorkerPhase::Running);  // back in its job
   self->waiting_on_primitive.store(nullptr, std::memory_order_relaxed);  // relaxed: as above
 }
 
