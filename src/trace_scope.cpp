@@ -33,9 +33,14 @@ void trace_scope_end(const char* name, std::uint64_t start_ns) noexcept {
 
 void trace_spawn(Worker& worker, const void* record) noexcept {
   const Fiber* fiber = worker.current;
-  // A pooled fiber running a job; not the dispatch loop between jobs, nor an attached
-  // thread's own stack, whose code runs in no recorded slice.
-  if (fiber == nullptr || fiber->pinned || state_of(*fiber) != FiberState::Running) return;
+  if (fiber == nullptr) return;
+  // Inside a job's recorded slice: a pooled fiber running a job (not the dispatch loop between
+  // jobs), or an attached thread's own stack inside a job run there (affine, or run inline by
+  // a wait: runs_job_segment), not its own code outside jobs, which runs in no slice.
+  const FiberState state = state_of(*fiber);
+  const bool in_job =
+      state == FiberState::Native ? runs_job_segment(*fiber) : state == FiberState::Running;
+  if (!in_job) return;
   const std::uint64_t now = trace_now_ns();
   worker.trace.record(TraceKind::SpawnFlow, now, reinterpret_cast<std::uintptr_t>(record),
                       fiber->index);

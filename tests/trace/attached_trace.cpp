@@ -47,7 +47,8 @@ void wait_for_report(const std::string& part) {
 }
 
 /// One frame on an attached thread: runs "inline waiter" on its own stack (the only worker is
-/// busy with the frame's other job, so the thread's js.wait runs it), which waits on an Event,
+/// busy with the frame's other job, so the thread's js.wait runs it), which spawns a child
+/// (a spawn arrow starts on the attached thread's track) and waits on an Event,
 /// then waits for the worker's job. A plain thread ends each wait once the report shows the
 /// thread's own stack suspended in it.
 void attached_frame(fiberjob::JobSystem& js) {
@@ -68,9 +69,14 @@ void attached_frame(fiberjob::JobSystem& js) {
     release.store(true);
   });
   fiberjob::Counter inline_done;
-  js.run(inline_done, {.name = "inline waiter"}, [&gate] { gate.wait(); });
+  fiberjob::Counter children;
+  js.run(inline_done, {.name = "inline waiter"}, [&gate, &children](fiberjob::Context& ctx) {
+    ctx.spawn(children, {.name = "spawned child"}, [] {});  // a spawn arrow from this stack
+    gate.wait();
+  });
   js.wait(inline_done);  // runs "inline waiter" here, which suspends this stack
   js.wait(slow);         // the job still runs on the worker: this stack suspends
+  js.wait(children);
   releaser.join();
 }
 

@@ -3,7 +3,8 @@
 scripts/check_trace.py (every time inside the trace's clock range, slices nested), and on the
 attached thread's slot every slice inside a period in which a thread was attached (between
 frame marks 2k and 2k+1), with two segments of the job "inline waiter" per frame (it suspends
-the thread's own stack once) and a resume of that stack per suspension.
+the thread's own stack once), the arrow of the child each of those spawns starting on that
+track, and a resume of that stack per suspension.
 
   tests/trace/check_attached_trace.py PROGRAM TRACE.json
 
@@ -57,6 +58,13 @@ def check_slot(events, errors):
     if resumes < 2 * FRAMES:
         errors.append("{} resumes on the attached thread's track, expected at least {}".format(
             resumes, 2 * FRAMES))
+    # Each frame's "inline waiter", run on the thread's own stack, spawns a child: its arrow
+    # starts there.
+    spawns = sum(1 for e in events if e.get("tid") in slots and e.get("ph") == "s"
+                 and e.get("name") == "spawn")
+    if spawns != FRAMES:
+        errors.append("{} spawn arrows start on the attached thread's track, expected {} (1 "
+                      "per frame)".format(spawns, FRAMES))
     jobs = sum(1 for e in slices if e["name"] == "job")
     if jobs != 0:
         errors.append("{} unnamed 'job' slices on the attached thread's track: its own code "
