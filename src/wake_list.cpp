@@ -143,12 +143,21 @@ void wake_list(WaitNode* head, Worker* current) noexcept {
 namespace {
 
 void wake_list_now(WaitNode* head, Worker* current) noexcept {
-  if (head->next == nullptr && head->kind == WaitNode::Kind::Stoppable) {
-    // One stoppable wait: claim it first, so the fast path below sees the waiter's own node.
-    head = take_stoppable(*head);
-    if (head == nullptr) return;  // a tombstone: the stop woke its waiter
-    head->next = nullptr;
-  }
+  // Stoppable waits at the head are claimed first, so that what follows sees a waiter's own
+  // node: hand_over_chain reads the head's job system, and a tombstone's job system may be
+  // gone (its waiter, woken by the stop, ended, and the counter outlived the JobSystem); of a
+  // tombstone nothing but its pooled block is read. Later nodes are claimed as the chain runs.
+  while (head->kind == WaitNode::Kind::Stoppable) [[unlikely]] {
+      WaitNode* const next = head->next;  // before the claim: the block may be given back
+      WaitNode* const waiter = take_stoppable(*head);
+      if (waiter != nullptr) {
+        waiter->next = next;  // the waiter's own node takes the block's place in the list
+        head = waiter;
+        break;
+      }
+      if (next == nullptr) return;  // tombstones only: the stops woke their waiters
+      head = next;
+    }
   // Fast path, the common wake of one fiber or coroutine job on our own system (a join, a
   // ping-pong): into our next slot (Worker::next).
   if (head->next == nullptr && current != nullptr) {

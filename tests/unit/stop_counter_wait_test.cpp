@@ -137,6 +137,37 @@ TEST_SUITE("stoppable counter waits") {
     }
   }
 
+  TEST_CASE("a counter outliving its job system is drained of stopped waits by a plain thread") {
+    // The documented order: the stops end every wait before ~JobSystem, and the unit added by
+    // hand is signalled before the counter goes (here after the system is gone, by main). The
+    // drain must not touch the destroyed system through the tombstones' nodes (ASan: a
+    // heap-use-after-free in Scheduler::inject when the head's job system was read).
+    test::Watchdog watchdog("counter outliving its job system", 120s);
+    for (std::uint32_t workers : {1u, 2u}) {
+      for (int waiters : {1, 2, 9}) {
+        CAPTURE(workers);
+        CAPTURE(waiters);
+        Counter gate;
+        gate.add(1);
+        Ends ends;
+        {
+          JobSystem js{test::config_with(workers)};
+          std::stop_source source;
+          Counter done;
+          spawn_waiters(js, done, gate, ends, waiters, source.get_token());
+          while (ends.waiting.load() < waiters) std::this_thread::yield();
+          std::this_thread::sleep_for(10ms);  // most waits suspend: the stops leave tombstones
+          source.request_stop();
+          js.wait(done);
+        }
+        CHECK(ends.cancelled.load() == waiters);
+        CHECK(!gate.done());
+        gate.signal();  // on main, no job system left: only tombstones on the list
+        CHECK(gate.done());
+      }
+    }
+  }
+
   TEST_CASE("stops racing a wake chain's combined waits on a second gate and its signal") {
     // 64 coroutines wait on `first`; its signal wakes them as a chain, whose chunks resume them
     // inline, so their waits on `second` are held and linked per chunk (combined links) — as
