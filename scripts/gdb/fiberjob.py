@@ -205,6 +205,14 @@ PRIVATE_MEMBERS = {
 }
 
 
+# Helpers of the library's sources in a public namespace (an anonymous namespace in
+# src/*.cpp) that a public call may tail-call, leaving no frame of its own (clang does for the
+# stop-token path of this_fiber::wait): each stands for the public call that reaches it.
+INTERNAL_CALLS = {
+    "fiberjob::this_fiber::wait_with_stop_token": "fiberjob::this_fiber::wait",
+}
+
+
 def public_call_of(name):
     """The public call a frame stands for: `name` (without its parameters) for a public call,
     the public member that reaches a private member, or None for a private member seen as is."""
@@ -222,6 +230,7 @@ def describe_stack(names):
     `Mutex::lock_as`: the public call that reaches it, `Mutex::lock`); job is the chain of calls
     from the frame that fiberjob's invoke_job called down to the job's own function that called
     into fiberjob (the public calls on top of it are left out: waits_in names the wait)."""
+    names = [INTERNAL_CALLS.get(plain_name(name), name) for name in names]
     top = len(names)
     for i, name in enumerate(names):
         # (a frame gdb names from the symbol table alone may carry its return type first)
