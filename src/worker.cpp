@@ -41,6 +41,11 @@ void apply_deferred_links(Worker& worker) noexcept {
                               worker.deferred_links, &worker);
 }
 
+void apply_deferred(Worker& worker) noexcept {
+  if (worker.deferred_link_counter != nullptr) apply_deferred_links(worker);
+  if (worker.deferred_counter != nullptr) apply_deferred_signals(worker);
+}
+
 void push_next(Worker& worker, Job job) noexcept {
   // relaxed: only this thread stores non-zero values, so a 0 here is current; a stale non-zero
   // (a thief took it meanwhile) only sends the job to the deque.
