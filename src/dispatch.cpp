@@ -306,31 +306,42 @@ void run_affine(Fiber* self, Job job) noexcept {
   finish_affine(*self->worker);  // pinned: still the slot's thread
 }
 
+namespace {
+
+/// run_own_children's look for the next child: the deque holding `worker`'s newest job of the
+/// highest priority, or nullptr when all are empty (empty_for_owner: peek_occupied may read it).
+/// Unrolled: a child usually waits behind an empty High deque, which this skips in three
+/// instructions (a loop took seven).
+[[gnu::always_inline]] inline WorkStealingDeque* first_occupied_deque(Worker& worker) noexcept {
+  static_assert(kPriorityCount == 3, "one test per priority level");
+  if (!worker.deques[0].empty_for_owner()) return &worker.deques[0];
+  if (!worker.deques[1].empty_for_owner()) return &worker.deques[1];
+  if (!worker.deques[2].empty_for_owner()) return &worker.deques[2];
+  return nullptr;
+}
+
+}  // namespace
+
 void run_own_children(Fiber* self, Counter& counter) {
   while (CounterWaitList::load_settled(counter) != 0) {
     if (!has_stack_headroom(self)) return;  // suspend instead: the child runs on another stack
     Worker* worker = self->worker;          // re-read: a child that suspended may have moved us
-    Job child;
-    for (std::size_t p = 0; p < kPriorityCount && !child; ++p) {
-      WorkStealingDeque& deque = worker->deques[p];
-      // A peek first: a woken fiber (Resume) on top is left in place without the pop and
-      // push-back. The record of a Run job is read only once popped: until then a thief may
-      // take, run and recycle it.
-      const Job newest = Job::from_bits(deque.peek());
-      if (!newest) continue;
-      if (newest.kind() != Job::Kind::Run) return;
-      const Job popped = Job::from_bits(deque.pop());
-      if (!popped) return;  // a thief took it
-      // A child of another stack class needs a stack of its own: it is left to the queues.
-      if (popped.kind() == Job::Kind::Run && popped.record()->counter == &counter &&
-          (popped.default_stack_class() || popped.stack_class() == self->stack_class)) {
-        child = popped;
-      } else {
-        push_local(*worker, popped);  // someone else's job: leave it where it was
-        return;
-      }
+    // Only the newest job of the highest priority is looked at: anything else there is left.
+    WorkStealingDeque* deque = first_occupied_deque(*worker);
+    if (deque == nullptr) return;  // nothing of ours left here (stolen or running elsewhere)
+    // A peek first: a woken fiber (Resume) on top is left in place without the pop and
+    // push-back. The record of a Run job is read only once popped: until then a thief may
+    // take, run and recycle it.
+    const Job newest = Job::from_bits(deque->peek_occupied());
+    if (newest.kind() != Job::Kind::Run) return;
+    const Job child = Job::from_bits(deque->pop());
+    if (!child) return;  // a thief took it
+    // A child of another stack class needs a stack of its own: it is left to the queues.
+    if (child.kind() != Job::Kind::Run || child.record()->counter != &counter ||
+        (!child.default_stack_class() && child.stack_class() != self->stack_class)) {
+      push_local(*worker, child);  // someone else's job: leave it where it was
+      return;
     }
-    if (!child) return;  // nothing of ours left here (stolen or running elsewhere)
     const KeepOuterJob keep(self);
     run_job(self, child, /*defer_signal=*/false);
   }

@@ -178,6 +178,15 @@ class WorkStealingDeque {
     return ring_.load(std::memory_order_relaxed)->slot(b - 1).load(std::memory_order_relaxed);
   }
 
+  /// peek() of a deque the owner just saw non-empty (`!empty_for_owner()`): the item pop()
+  /// would take next, without the emptiness test again (relaxed atomics are not merged).
+  /// Thread-safety: owner thread only. Complexity: O(1). Allocation: none.
+  std::uintptr_t peek_occupied() const noexcept {
+    // relaxed: as in peek(), the owner's own stores.
+    const std::int64_t b = bottom_.load(std::memory_order_relaxed);
+    return ring_.load(std::memory_order_relaxed)->slot(b - 1).load(std::memory_order_relaxed);
+  }
+
   /// Removes and returns the least recently pushed item (FIFO), or 0 if the deque is empty or
   /// this call lost a race for the top item to pop() or another steal(); the caller may retry.
   /// Thread-safety: any thread, concurrently with everything except construction/destruction.
