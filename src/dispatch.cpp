@@ -92,16 +92,33 @@ struct OuterSegment {
   if (self->suspensions == outer.suspensions) self->segment_start_ns = outer.start_ns;
 }
 
+/// A plain job run from the dispatch loop keeps its JobLocal values in its fiber's root
+/// (Fiber::root), which Fiber::job_locals points at there: run_job<false> ends them here. A job
+/// that set a JobLocal value (or whose foreign coroutine took a Mutex owner number) leaves the
+/// root dirty; the next job on the fiber must find it clean. Out of line: most jobs use none.
+[[gnu::noinline]] void clean_fiber_root(Fiber* self) noexcept {
+  destroy_job_locals(self->root.locals);
+  self->root.lock_owner = 0;  // a number no other job ever gets: the next job takes a new one
+}
+
 /// Runs a job inline on `self`: no context switch unless the job suspends its fiber. A
 /// coroutine job that suspends (any co_await) returns here early; its final suspend ends it.
-void run_job(Fiber* self, Job job, bool defer_signal) noexcept {
+/// kNested: the job runs on the stack of an outer job that waits (run_own_children, or an
+/// affine job on an attached thread's stack: run_affine), so it keeps its JobLocal values in a
+/// root of its own in this frame, and its end is signalled at once. Otherwise (the dispatch
+/// loop's job) it uses the fiber's root (Fiber::root, where Fiber::job_locals points between
+/// jobs) and its signal may be deferred (Worker::deferred_counter).
+template <bool kNested>
+void run_job(Fiber* self, Job job) noexcept {
   JobRecord* record = job.record();
   const std::uint32_t locks_before = self->plain_locks;
   ++self->segment;
-  // The job's JobLocal values: a list whose head lives in this frame, on the job's fiber, so
-  // it follows the job when the fiber migrates. An outer job (run_own_children) keeps its own.
-  JobRoot root;
-  JobLocalEntry** const outer_locals = std::exchange(self->job_locals, &root.locals);
+  // A nested job's JobLocal values: a list whose head lives in this frame, on the job's fiber,
+  // so it follows the job when the fiber migrates. The outer job keeps its own. (Unused, so
+  // never built, in the dispatch loop's run.)
+  [[maybe_unused]] JobRoot nested_root;
+  [[maybe_unused]] JobLocalEntry** outer_locals = nullptr;
+  if constexpr (kNested) outer_locals = std::exchange(self->job_locals, &nested_root.locals);
   self->priority = job.priority();
   self->job_counter = record->counter;
   self->job_stop = nullptr;  // a job spawned with a stop token sets its own (detail::Stoppable)
@@ -119,11 +136,17 @@ void run_job(Fiber* self, Job job, bool defer_signal) noexcept {
     CounterWaitList::capture(*record->counter, std::current_exception());
   }
   check_no_plain_lock_left(self, locks_before, /*coroutine=*/!ended);
-  destroy_job_locals(root.locals);  // a coroutine job keeps its own in its promise: none here
-  self->job_locals = outer_locals;
+  // A coroutine job keeps its own in its promise: none in either root.
+  if constexpr (kNested) {
+    destroy_job_locals(nested_root.locals);
+    self->job_locals = outer_locals;
+  } else if ((reinterpret_cast<std::uintptr_t>(self->root.locals) | self->root.lock_owner) != 0)
+      [[unlikely]] {
+    clean_fiber_root(self);
+  }
   if (tracing) [[unlikely]]
     trace_job_end(self, ended, outer);
-  if (ended) end_job(self, record, defer_signal);
+  if (ended) end_job(self, record, /*defer=*/!kNested);
 }
 
 /// Starts a plain job of another stack class on a fiber of that class: the fiber takes the
@@ -237,7 +260,7 @@ void dispatch_loop(Fiber* self) {
         if ((!job.default_stack_class() || worker->inbox != nullptr) && !run_unusual(self, job)) {
           break;
         }
-        run_job(self, job, /*defer_signal=*/true);
+        run_job</*kNested=*/false>(self, job);
         break;
       case Job::Kind::Resume:
         // Below this frame nothing stays live while we are in the pool (FiberPool::trim).
@@ -293,7 +316,7 @@ void run_affine(Fiber* self, Job job) noexcept {
   const bool was_pinned = self->pinned;  // the attached thread's own stack always is
   self->pinned = true;
   if (job.kind() == Job::Kind::Run) {
-    run_job(self, job, /*defer_signal=*/false);  // keeps the outer trace segment's start
+    run_job</*kNested=*/true>(self, job);  // keeps the outer trace segment's start
   } else {
     // As run_job does: the outer segment goes on from where it was unless the stack suspended
     // (Fiber::suspensions counts only while tracing, and only then does the start matter).
@@ -343,12 +366,15 @@ void run_own_children(Fiber* self, Counter& counter) {
       return;
     }
     const KeepOuterJob keep(self);
-    run_job(self, child, /*defer_signal=*/false);
+    run_job</*kNested=*/true>(self, child);
   }
 }
 
 boost::context::fiber fiber_entry(Fiber* self, boost::context::fiber&& caller) {
   finish_switch(self, std::move(caller));
+  // The dispatch loop's jobs keep their JobLocal values in the fiber's root (run_job<false>);
+  // whatever points elsewhere (a nested job, a coroutine's segment) restores this when done.
+  self->job_locals = &self->root.locals;
   if (self->stack_class != 0) {
     dispatch_loop<true>(self);
   } else {

@@ -78,9 +78,16 @@ struct alignas(kCacheLineBytes) Fiber {
   /// Mutex compares it to find a coroutine that holds a guard calling plain lock() on the same
   /// stack (it would wait for itself).
   std::uint64_t segment = 0;
-  /// Where the running job's JobLocal list head lives (a local of run_job for a plain job, the
-  /// root promise of a coroutine job); nullptr between jobs.
+  /// Where the running job's JobLocal list head lives: `root` for a plain job the dispatch loop
+  /// runs, a local of run_job for one run nested on a waiting job's stack (run_own_children,
+  /// run_affine), the root promise of a coroutine job. A pooled fiber points at `root` between
+  /// jobs (set once, on entry; everything that points it elsewhere restores it); a thread's own
+  /// stack (FiberState::Native) is nullptr outside jobs.
   JobLocalEntry** job_locals = nullptr;
+  /// The JobRoot of the plain jobs the dispatch loop runs on this fiber, one after the other:
+  /// kept here rather than built per job (run_job<false> only cleans it when a job dirtied it).
+  /// Its `task` stays nullptr (a plain job's root), so `name` and `waits_on*` are never used.
+  JobRoot root;
   /// Tracing: when the current run segment of this fiber's job began (ns); on an attached
   /// thread's own stack outside jobs, when its code last began to run on its slot (attach or
   /// the last resume): the zones there are clipped to it (trace_scope_end).

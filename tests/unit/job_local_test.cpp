@@ -159,6 +159,29 @@ TEST_SUITE("job_local") {
     delete kept;
   }
 
+  TEST_CASE("a job never sees the values of the jobs that ran before it on the same fiber") {
+    // One worker: the jobs run one after another from its dispatch loop, on the same fiber.
+    JobSystem js{test::config_with(1)};
+    std::atomic<int> destroyed{0};
+    Tracked* kept = nullptr;
+    int seen_before = 0;  // values a later job found (none expected)
+    for (int round = 0; round < 3; ++round) {
+      Counter done;
+      js.run(done, [&, round] {
+        if (g_number.get() != nullptr || g_tracked.get() != nullptr) ++seen_before;
+        g_number.emplace(round);
+        g_tracked.emplace(round, destroyed);
+        if (round == 1) kept = g_tracked.release();  // its entry stays, empty, to the end
+      });
+      js.wait(done);
+    }
+    CHECK(seen_before == 0);
+    CHECK(destroyed.load() == 2);  // rounds 0 and 2; round 1's was released
+    REQUIRE(kept != nullptr);
+    CHECK(kept->id == 1);
+    delete kept;
+  }
+
   TEST_CASE("use outside a job throws NotOnFiber") {
     try {
       (void)g_number.get();
