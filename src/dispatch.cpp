@@ -92,33 +92,27 @@ struct OuterSegment {
   if (self->suspensions == outer.suspensions) self->segment_start_ns = outer.start_ns;
 }
 
-/// A plain job run from the dispatch loop keeps its JobLocal values in its fiber's root
-/// (Fiber::root), which Fiber::job_locals points at there: run_job<false> ends them here. A job
-/// that set a JobLocal value (or whose foreign coroutine took a Mutex owner number) leaves the
-/// root dirty; the next job on the fiber must find it clean. Out of line: most jobs use none.
-[[gnu::noinline]] void clean_fiber_root(Fiber* self) noexcept {
-  destroy_job_locals(self->root.locals);
-  self->root.lock_owner = 0;  // a number no other job ever gets: the next job takes a new one
+/// Ends what a plain job left in the JobRoot it ran with (`root`: the fiber's, Fiber::root, or
+/// the one kept for the children a waiting job runs, KeepOuterJob), so that the next job run
+/// with it finds it clean: its JobLocal values, and the Mutex owner number a foreign coroutine
+/// of the job took. Out of line: most jobs leave nothing.
+[[gnu::noinline]] void clean_root(JobRoot& root) noexcept {
+  destroy_job_locals(root.locals);
+  root.lock_owner = 0;  // a number no other job ever gets: the next job takes a new one
 }
 
 /// Runs a job inline on `self`: no context switch unless the job suspends its fiber. A
 /// coroutine job that suspends (any co_await) returns here early; its final suspend ends it.
-/// kNested: the job runs on the stack of an outer job that waits (run_own_children, or an
-/// affine job on an attached thread's stack: run_affine), so it keeps its JobLocal values in a
-/// root of its own in this frame, and its end is signalled at once. Otherwise (the dispatch
-/// loop's job) it uses the fiber's root (Fiber::root, where Fiber::job_locals points between
-/// jobs) and its signal may be deferred (Worker::deferred_counter).
+/// `root`: the JobRoot Fiber::job_locals points at, clean, which the job's JobLocal values go
+/// into (the fiber's own, Fiber::root, for the dispatch loop's job; a KeepOuterJob's for a job
+/// run nested on a waiting job's stack); the job leaves it clean. kNested: run nested
+/// (run_own_children, run_affine), so its end is signalled at once; otherwise its signal may be
+/// deferred (Worker::deferred_counter).
 template <bool kNested>
-void run_job(Fiber* self, Job job) noexcept {
+void run_job(Fiber* self, Job job, JobRoot& root) noexcept {
   JobRecord* record = job.record();
   const std::uint32_t locks_before = self->plain_locks;
   ++self->segment;
-  // A nested job's JobLocal values: a list whose head lives in this frame, on the job's fiber,
-  // so it follows the job when the fiber migrates. The outer job keeps its own. (Unused, so
-  // never built, in the dispatch loop's run.)
-  [[maybe_unused]] JobRoot nested_root;
-  [[maybe_unused]] JobLocalEntry** outer_locals = nullptr;
-  if constexpr (kNested) outer_locals = std::exchange(self->job_locals, &nested_root.locals);
   self->priority = job.priority();
   self->job_counter = record->counter;
   self->job_stop = nullptr;  // a job spawned with a stop token sets its own (detail::Stoppable)
@@ -136,13 +130,9 @@ void run_job(Fiber* self, Job job) noexcept {
     CounterWaitList::capture(*record->counter, std::current_exception());
   }
   check_no_plain_lock_left(self, locks_before, /*coroutine=*/!ended);
-  // A coroutine job keeps its own in its promise: none in either root.
-  if constexpr (kNested) {
-    destroy_job_locals(nested_root.locals);
-    self->job_locals = outer_locals;
-  } else if ((reinterpret_cast<std::uintptr_t>(self->root.locals) | self->root.lock_owner) != 0)
-      [[unlikely]] {
-    clean_fiber_root(self);
+  // A coroutine job keeps its JobLocal values in its promise: none in `root`.
+  if ((reinterpret_cast<std::uintptr_t>(root.locals) | root.lock_owner) != 0) [[unlikely]] {
+    clean_root(root);
   }
   if (tracing) [[unlikely]]
     trace_job_end(self, ended, outer);
@@ -260,7 +250,7 @@ void dispatch_loop(Fiber* self) {
         if ((!job.default_stack_class() || worker->inbox != nullptr) && !run_unusual(self, job)) {
           break;
         }
-        run_job</*kNested=*/false>(self, job);
+        run_job</*kNested=*/false>(self, job, self->root);
         break;
       case Job::Kind::Resume:
         // Below this frame nothing stays live while we are in the pool (FiberPool::trim).
@@ -281,9 +271,12 @@ void dispatch_loop(Fiber* self) {
   }
 }
 
-/// While a child job runs nested on its waiting parent's stack (run_own_children), keeps what
-/// describes the outer job in the fiber and restores it afterwards. The outer trace segment's
-/// start is kept by run_job itself, only when tracing.
+/// While jobs run nested on a waiting job's stack (run_own_children, run_affine), keeps what
+/// describes the outer job in the fiber and restores it afterwards, once for all the jobs run
+/// there one after another (each sets its own, and no code of the outer job runs between them).
+/// Their JobLocal values go into a JobRoot of this frame (root()), which each leaves clean: a
+/// list whose head lives on the fiber's stack, so it follows a job whose fiber migrates. The
+/// outer trace segment's start is kept by run_job itself, only when tracing.
 class KeepOuterJob {
  public:
   explicit KeepOuterJob(Fiber* self) noexcept
@@ -291,15 +284,20 @@ class KeepOuterJob {
         priority_(self->priority),
         job_counter_(self->job_counter),
         job_stop_(self->job_stop),
-        job_name_(self->job_name.load(std::memory_order_relaxed)) {}  // relaxed: as above
+        job_name_(self->job_name.load(std::memory_order_relaxed)),  // relaxed: as above
+        job_locals_(std::exchange(self->job_locals, &root_.locals)) {}
   ~KeepOuterJob() {
     self_->priority = priority_;
     self_->job_counter = job_counter_;
     self_->job_stop = job_stop_;
     self_->job_name.store(job_name_, std::memory_order_relaxed);  // relaxed: Fiber::job_name
+    self_->job_locals = job_locals_;
   }
   KeepOuterJob(const KeepOuterJob&) = delete;
   KeepOuterJob& operator=(const KeepOuterJob&) = delete;
+
+  /// The root the nested jobs run with (run_job's `root`).
+  JobRoot& root() noexcept { return root_; }
 
  private:
   Fiber* self_;
@@ -307,16 +305,18 @@ class KeepOuterJob {
   Counter* job_counter_;
   const std::stop_token* job_stop_;
   const char* job_name_;
+  JobRoot root_;  // before job_locals_: its address is taken in job_locals_'s initialiser
+  JobLocalEntry** job_locals_;
 };
 
 }  // namespace
 
 void run_affine(Fiber* self, Job job) noexcept {
-  const KeepOuterJob keep(self);
+  KeepOuterJob keep(self);
   const bool was_pinned = self->pinned;  // the attached thread's own stack always is
   self->pinned = true;
   if (job.kind() == Job::Kind::Run) {
-    run_job</*kNested=*/true>(self, job);  // keeps the outer trace segment's start
+    run_job</*kNested=*/true>(self, job, keep.root());  // keeps the outer trace segment's start
   } else {
     // As run_job does: the outer segment goes on from where it was unless the stack suspended
     // (Fiber::suspensions counts only while tracing, and only then does the start matter).
@@ -345,29 +345,44 @@ namespace {
 
 }  // namespace
 
-void run_own_children(Fiber* self, Counter& counter) {
-  while (CounterWaitList::load_settled(counter) != 0) {
-    if (!has_stack_headroom(self)) return;  // suspend instead: the child runs on another stack
-    Worker* worker = self->worker;          // re-read: a child that suspended may have moved us
-    // Only the newest job of the highest priority is looked at: anything else there is left.
-    WorkStealingDeque* deque = first_occupied_deque(*worker);
-    if (deque == nullptr) return;  // nothing of ours left here (stolen or running elsewhere)
-    // A peek first: a woken fiber (Resume) on top is left in place without the pop and
-    // push-back. The record of a Run job is read only once popped: until then a thief may
-    // take, run and recycle it.
-    const Job newest = Job::from_bits(deque->peek_occupied());
-    if (newest.kind() != Job::Kind::Run) return;
-    const Job child = Job::from_bits(deque->pop());
-    if (!child) return;  // a thief took it
-    // A child of another stack class needs a stack of its own: it is left to the queues.
-    if (child.kind() != Job::Kind::Run || child.record()->counter != &counter ||
-        (!child.default_stack_class() && child.stack_class() != self->stack_class)) {
-      push_local(*worker, child);  // someone else's job: leave it where it was
-      return;
-    }
-    const KeepOuterJob keep(self);
-    run_job</*kNested=*/true>(self, child);
+namespace {
+
+/// run_own_children's next child: the newest job of `worker`'s highest occupied priority when
+/// it is a plain job of `counter`, popped; an empty Job when `counter` is zero, the stack is
+/// deep, or the job there is not ours (another job's is pushed back where it was).
+[[gnu::always_inline]] inline Job take_own_child(Fiber* self, Counter& counter) noexcept {
+  if (CounterWaitList::load_settled(counter) == 0) return {};
+  if (!has_stack_headroom(self)) return {};  // suspend instead: the child runs on another stack
+  Worker* worker = self->worker;             // re-read: a child that suspended may have moved us
+  // Only the newest job of the highest priority is looked at: anything else there is left.
+  WorkStealingDeque* deque = first_occupied_deque(*worker);
+  if (deque == nullptr) return {};  // nothing of ours left here (stolen or running elsewhere)
+  // A peek first: a woken fiber (Resume) on top is left in place without the pop and
+  // push-back. The record of a Run job is read only once popped: until then a thief may
+  // take, run and recycle it.
+  const Job newest = Job::from_bits(deque->peek_occupied());
+  if (newest.kind() != Job::Kind::Run) return {};
+  const Job child = Job::from_bits(deque->pop());
+  if (!child) return {};  // a thief took it
+  // A child of another stack class needs a stack of its own: it is left to the queues.
+  if (child.kind() != Job::Kind::Run || child.record()->counter != &counter ||
+      (!child.default_stack_class() && child.stack_class() != self->stack_class)) {
+    push_local(*worker, child);  // someone else's job: leave it where it was
+    return {};
   }
+  return child;
+}
+
+}  // namespace
+
+void run_own_children(Fiber* self, Counter& counter) {
+  Job child = take_own_child(self, counter);
+  if (!child) return;
+  KeepOuterJob keep(self);  // once for all the children run here
+  do {
+    run_job</*kNested=*/true>(self, child, keep.root());
+    child = take_own_child(self, counter);
+  } while (child);
 }
 
 boost::context::fiber fiber_entry(Fiber* self, boost::context::fiber&& caller) {
