@@ -130,9 +130,11 @@ void run_job(Fiber* self, Job job, JobRoot& root) noexcept {
     CounterWaitList::capture(*record->counter, std::current_exception());
   }
   check_no_plain_lock_left(self, locks_before, /*coroutine=*/!ended);
-  // A coroutine job keeps its JobLocal values in its promise: none in `root`.
-  if ((reinterpret_cast<std::uintptr_t>(root.locals) | root.lock_owner) != 0) [[unlikely]] {
-    clean_root(root);
+  // A coroutine job keeps its JobLocal values in its promise: none in `root`. (The dispatch
+  // loop's root is named through `self`: no register kept for it across the call.)
+  JobRoot& used = kNested ? root : self->root;
+  if ((reinterpret_cast<std::uintptr_t>(used.locals) | used.lock_owner) != 0) [[unlikely]] {
+    clean_root(used);
   }
   if (tracing) [[unlikely]]
     trace_job_end(self, ended, outer);

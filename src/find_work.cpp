@@ -203,7 +203,8 @@ Job Scheduler::look_in_queues(Worker& worker) noexcept {
   if (worker_hops_.maybe_holds()) [[unlikely]] {
     if (Job job = take_worker_hop(worker)) return job;
   }
-  for (std::size_t p = 0; p < kPriorityCount; ++p) {
+  // One priority level: own deque, injector, the other workers' deques.
+  auto look_at = [&](std::size_t p) -> Job {
     WorkStealingDeque& own = worker.deques[p];
     if (!own.empty_for_owner()) {
       if (const std::uintptr_t bits = own.pop()) return Job::from_bits(bits);
@@ -214,7 +215,13 @@ Job Scheduler::look_in_queues(Worker& worker) noexcept {
     if (several_workers_) {
       if (Job job = steal_ready(worker, p)) return job;
     }
-  }
+    return {};
+  };
+  // Unrolled (no loop counter): the levels above the job's are usually empty.
+  static_assert(kPriorityCount == 3, "one look per priority level");
+  if (Job job = look_at(0)) return job;
+  if (Job job = look_at(1)) return job;
+  if (Job job = look_at(2)) return job;
   // Yielded fibers come after every ready job: ours first (oldest first), then other workers'.
   if (!worker.yielded.empty()) {
     if (const std::uintptr_t bits = worker.yielded.steal()) return Job::from_bits(bits);
