@@ -112,6 +112,19 @@ void check_stack_class(const Scheduler& scheduler, std::uint8_t stack_class) {
 
 namespace {
 
+/// submit_one_job's other cases on a worker thread, out of line: a spawn on a worker of a
+/// system that traces (the spawn's flow arrow starts here), or on a worker of another system.
+[[gnu::noinline]] void submit_unusual(Scheduler& scheduler, Worker& worker, const JobRecord* record,
+                                      Job job) {
+  if (worker.scheduler != &scheduler) {
+    scheduler.inject(job, nullptr);  // wakes a worker
+    return;
+  }
+  if (scheduler.tracing()) trace_spawn(worker, record);
+  push_local(worker, job);
+  scheduler.notify_from_worker(1);
+}
+
 /// submit_one's body, inlined into both entry points so that the common spawn builds its job
 /// word with a constant stack class.
 [[gnu::always_inline]] inline void submit_one_job(Scheduler& scheduler, Counter& counter,
@@ -125,14 +138,19 @@ namespace {
   }
   CounterWaitList::set_scheduler_hint(counter, &scheduler);
   const Job job = Job::run(record, priority, stack_class);
-  if (Worker* worker = current_worker_of(scheduler)) {
-    if (scheduler.tracing()) [[unlikely]]
-      trace_spawn(*worker, record);
+  Worker* const worker = current_worker();
+  if (worker == nullptr) {           // a plain thread
+    scheduler.inject(job, nullptr);  // wakes a worker
+    return;
+  }
+  // One compare for the usual spawn, from a worker of this system, which does not trace
+  // (Worker::untraced_scheduler): no trace test of its own.
+  if (worker->untraced_scheduler == &scheduler) [[likely]] {
     push_local(*worker, job);
     scheduler.notify_from_worker(1);
-  } else {
-    scheduler.inject(job, nullptr);  // wakes a worker
+    return;
   }
+  submit_unusual(scheduler, *worker, record, job);
 }
 
 }  // namespace

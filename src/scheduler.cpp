@@ -46,6 +46,7 @@ Scheduler::Scheduler(JobSystem& owner, const Config& config)
     workers_.push_back(std::make_unique<Worker>(
         *this, i, injector_, config_.tracing ? config_.trace_events_per_worker : 0));
     workers_.back()->trace.set_ring(config_.trace_ring_frames != 0);
+    workers_.back()->untraced_scheduler = tracing() ? nullptr : this;
     if (i >= config_.worker_count) {  // a slot for an attached thread: no thread, no first fiber
       workers_.back()->is_slot = true;
       workers_.back()->native.pinned = true;

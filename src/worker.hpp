@@ -49,6 +49,10 @@ struct alignas(kCacheLineBytes) Worker {
          std::size_t trace_capacity);
 
   Scheduler* scheduler;
+  /// `scheduler` when it does not trace (Config::tracing), else nullptr; fixed at start-up. A
+  /// spawn compares it with its system: one test tells it is on one of that system's workers
+  /// and records no trace event (submit_one).
+  Scheduler* untraced_scheduler = nullptr;
   std::uint32_t index;
   /// A slot for an attached thread (AttachedWorker), with no thread of its own. Its next slot
   /// is never used (a woken job goes onto its deque, stealable at once, since the thread may be
