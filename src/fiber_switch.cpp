@@ -267,6 +267,4 @@ void yield_on_fiber(Fiber* self) {
   suspend(self, Handoff::Action::Reschedule, nullptr);
 }
 
-Fiber* current_fiber() noexcept { return running_fiber(current_worker()); }
-
 }  // namespace fiberjob::detail

@@ -3,6 +3,7 @@
 #include "worker.hpp"
 
 #include "counter_wait_list.hpp"
+#include "fiber_switch.hpp"
 #include "fiberjob/detail/die.hpp"
 
 namespace fiberjob::detail {
@@ -73,6 +74,13 @@ __attribute__((noinline)) Worker* current_worker() noexcept {
   // Compiler barrier: forbid reusing a thread_local address computed before a fiber switch.
   asm volatile("" ::: "memory");
   return t_current_worker;
+}
+
+// Reads the thread-local itself rather than calling current_worker(): one call less on every
+// this_fiber call. Declared in fiber_switch.hpp.
+__attribute__((noinline)) Fiber* current_fiber() noexcept {
+  asm volatile("" ::: "memory");  // as in current_worker
+  return running_fiber(t_current_worker);
 }
 
 __attribute__((noinline)) void set_current_worker(Worker* worker) noexcept {
