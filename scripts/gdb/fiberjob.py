@@ -207,9 +207,11 @@ PRIVATE_MEMBERS = {
 
 # Helpers of the library's sources in a public namespace (an anonymous namespace in
 # src/*.cpp) that a public call may tail-call, leaving no frame of its own (clang does for the
-# stop-token path of this_fiber::wait): each stands for the public call that reaches it.
+# stop-token path of this_fiber::wait; this_fiber::yield tail-calls its stop-token and
+# not-on-fiber path): each stands for the public call that reaches it.
 INTERNAL_CALLS = {
     "fiberjob::this_fiber::wait_with_stop_token": "fiberjob::this_fiber::wait",
+    "fiberjob::this_fiber::yield_unusual": "fiberjob::this_fiber::yield",
 }
 
 
