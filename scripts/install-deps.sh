@@ -4,7 +4,8 @@
 #
 #   scripts/install-deps.sh            # build + test dependencies
 #   scripts/install-deps.sh --bench    # also what only scripts/bench.sh, scripts/soak.sh,
-#                                      # scripts/plot-trace.sh and profiling need
+#                                      # scripts/plot-trace.sh, scripts/count-instructions.sh
+#                                      # and profiling need
 #   scripts/install-deps.sh --aarch64  # also the aarch64 cross build and qemu-user run of
 #                                      # scripts/test-aarch64.sh (adds the dpkg architecture arm64)
 # The options combine.
@@ -25,8 +26,10 @@ for arg in "$@"; do
     --bench)
       # gnuplot-nox: the charts of scripts/bench.sh and scripts/soak.sh; linux-perf: profiling
       # the game frame (docs/benchmarks.md, "9. Game frame"); python3-matplotlib: the trace
-      # pictures of scripts/plot-trace.sh (docs/game_frame.md, docs/debugging.md).
-      packages+=(gnuplot-nox linux-perf python3-matplotlib)
+      # pictures of scripts/plot-trace.sh (docs/game_frame.md, docs/debugging.md); valgrind:
+      # the instruction counts of scripts/count-instructions.sh (callgrind), the measure that
+      # does not depend on the machine's load.
+      packages+=(gnuplot-nox linux-perf python3-matplotlib valgrind)
       ;;
     --aarch64)
       # The cross compiler (with its own arm64 C and C++ runtime in /usr/aarch64-linux-gnu),

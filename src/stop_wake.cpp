@@ -195,10 +195,6 @@ StopWake* StopWait::arm_counter(const std::stop_token& stop) {
   return &wake;
 }
 
-WaitNode* StopWait::counter_node() const noexcept {
-  return wake_ != nullptr ? &static_cast<StopBlock*>(wake_)->list_node : nullptr;
-}
-
 bool StopWait::disarm_block() noexcept {
   StopBlock* block = static_cast<StopBlock*>(wake_);
   const bool counted = block->unlink == nullptr;  // arm_counter's block: two holders

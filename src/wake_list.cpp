@@ -112,12 +112,40 @@ bool hand_over_chain(WaitNode* head, Worker* current) noexcept {
   return true;
 }
 
+/// Claims every stoppable wait on the list from `head` (take_stoppable), as the drain would
+/// later: a node whose claim the drainer wins is replaced by its waiter's own node (the node
+/// the waiter's resume keys its arrow's end by), a tombstone is cut out. Only while tracing:
+/// the untraced drain claims them as it meets them, most in the chain off the waker's path.
+/// \return the new head; nullptr when the list held tombstones only.
+WaitNode* claim_stoppable_waits(WaitNode* head) noexcept {
+  WaitNode** link = &head;  // the waker owns every node: none is runnable yet
+  while (WaitNode* const node = *link) {
+    if (node->kind != WaitNode::Kind::Stoppable) {
+      link = &node->next;
+      continue;
+    }
+    WaitNode* const next = node->next;  // before the claim: the block may be given back
+    WaitNode* const waiter = take_stoppable(*node);
+    if (waiter == nullptr) {  // a tombstone: the stop woke its waiter
+      *link = next;
+      continue;
+    }
+    waiter->next = next;  // the waiter's own node takes the block's place, as in wake_list_now
+    *link = waiter;
+    link = &waiter->next;
+  }
+  return head;
+}
+
 /// wake_list with tracing on: a "wake" slice on the waker's track around the wake, and in it
 /// the start of a flow arrow to each fiber and coroutine waiter's resume, keyed by its node
-/// (trace.hpp, TraceKind::WakeFlow). Walks the list first, while the waker still owns every
-/// node (none is runnable yet): O(waiters) and one event each, only while tracing.
+/// (trace.hpp, TraceKind::WakeFlow); a stoppable wait's arrow goes to its waiter when the
+/// drainer wins the claim, none to a tombstone. Walks the list first, while the waker still
+/// owns every node (none is runnable yet): O(waiters) and one event each, only while tracing.
 [[gnu::noinline]] void wake_list_traced(WaitNode* head, Worker* current) noexcept {
   const std::uint64_t start = trace_now_ns();
+  head = claim_stoppable_waits(head);
+  if (head == nullptr) return;  // tombstones only: nobody to wake
   std::uint32_t waiters = 0;
   for (const WaitNode* node = head; node != nullptr; node = node->next, ++waiters) {
     if (node->kind == WaitNode::Kind::Coroutine ||

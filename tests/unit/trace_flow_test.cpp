@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <regex>
 #include <set>
+#include <stop_token>
 #include <string>
 #include <thread>
 #include <vector>
@@ -143,6 +144,47 @@ TEST_SUITE("trace flows") {
     const std::string json = trace_text(js, "fiberjob_trace_coroutine_flows.json");
     CHECK(paired_flows(json, "spawn") == 1);
     CHECK(paired_flows(json, "wake") == 1);
+  }
+
+  TEST_CASE("a job with a stop token woken by a job's signal gets a wake arrow") {
+    // Its wait links its stop block's node, not its own: the signal's drain claims the block
+    // and wakes the waiter, and the arrow must go to the waiter's resume all the same. The
+    // token is never stopped, so the drainer always wins the claim.
+    test::Watchdog watchdog("trace stoppable flows", 60s);
+    for (const bool coroutine : {false, true}) {
+      CAPTURE(coroutine);
+      JobSystem js{test::traced_config(1)};  // one worker: the signaller runs after the link
+      std::stop_source source;
+      Counter gate;
+      gate.add(1);  // signalled by hand by the job spawned below
+      Counter done;
+      if (coroutine) {
+        js.run(
+            done,
+            [&gate](Context& ctx) -> Task<> {
+              Counter side;
+              ctx.spawn(side, [&gate] { gate.signal(); });  // not a job of `gate`: queued
+              co_await ctx.wait(gate);                      // suspends; the spawned job wakes it
+              co_await ctx.wait(side);
+            },
+            source.get_token());
+      } else {
+        js.run(
+            done,
+            [&gate](Context& ctx) {
+              Counter side;
+              ctx.spawn(side, [&gate] { gate.signal(); });  // not a job of `gate`: queued
+              this_fiber::wait(gate);                       // suspends; the spawned job wakes it
+              this_fiber::wait(side);
+            },
+            source.get_token());
+      }
+      js.wait(done);
+      settle_workers(js, 1);
+      const std::string json = trace_text(js, "fiberjob_trace_stoppable_flows.json");
+      CHECK(paired_flows(json, "spawn") == 1);
+      CHECK(paired_flows(json, "wake") == 1);
+    }
   }
 }
 

@@ -126,12 +126,10 @@ class StopWait {
   /// ended the wait (StopWake::cancelled); false when it did not, or nothing was armed.
   bool disarm() noexcept { return wake_ != nullptr && disarm_block(); }
   /// Registers the stop side of a lock-free counter wait for zero on `stop` (a job's token
-  /// whose stop_possible() is true): a block whose own node (counter_node()) the linker
+  /// whose stop_possible() is true): a block whose own node (StopBlock::list_node) the linker
   /// commits and pushes onto the counter's list, with two references (the list's and this
   /// wait's). \return the wake to commit. Errors: std::bad_alloc as arm.
   StopWake* arm_counter(const std::stop_token& stop);
-  /// The armed block's node for the counter's list (after arm_counter); nullptr when not armed.
-  [[nodiscard]] WaitNode* counter_node() const noexcept;
   /// The armed wake (what arm returned); nullptr when not armed.
   [[nodiscard]] StopWake* armed() const noexcept { return wake_; }
 
