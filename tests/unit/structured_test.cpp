@@ -152,6 +152,32 @@ TEST_SUITE("structured") {
       CHECK(sync_wait(js, when_all(js.context())) == std::tuple<>{});
     }
   }
+  TEST_CASE("sync_wait from a job an attached thread runs is an error, as from any job") {
+    Config config = test::config_with(1);
+    config.attachable_threads = 1;
+    JobSystem js{config};
+    AttachedWorker attached(js);
+    std::atomic<int> rejected{0};
+    auto job = [&js, &rejected] {
+      try {
+        (void)sync_wait(js, square(2));
+      } catch (const Error& error) {
+        if (error.code() == ErrorCode::BlockingCallInJob) rejected.fetch_add(1);
+      }
+    };
+    Counter done;
+    attached.spawn(done, job);
+    CHECK(attached.run_pending() == 1);  // on the thread's own stack
+    CHECK(rejected.load() == 1);
+    attached.spawn(done, job);  // run by the thread while it waits below
+    js.run(done, job);          // onto this thread's deque: run inline by its wait, or stolen
+    const AttachedThread thread(attached);
+    js.run(done, [thread, &done, &job] { thread.spawn(done, job); });  // sent from a job
+    js.wait(done);
+    CHECK(rejected.load() == 4);
+    CHECK(sync_wait(js, square(3)) == 9);  // the thread's own code, outside jobs, may block
+  }
+
 
   TEST_CASE("when_all runs its children as parallel jobs, not one after the other") {
     // Each child waits until both have started: awaited one after the other, the first would
