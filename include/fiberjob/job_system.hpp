@@ -122,8 +122,8 @@ class JobSystem {
   ///   zero; when no fiber can be had (`Config::max_fiber_count` in use), parks instead.
   /// Thread-safety: any thread; any number of waiters per counter. Allocation: none.
   /// Errors: from a job, as `this_fiber::wait` (`Error` (`FiberPoolExhausted`) at
-  ///   `Config::max_fiber_count`, `Error` (`Cancelled`) in a job whose stop was requested);
-  ///   the counter's captured exception.
+  ///   `Config::max_fiber_count`, `Error` (`Cancelled`) in a job whose stop was requested,
+  ///   unless the counter is at zero already); the counter's captured exception.
   /// \param counter the counter to wait for.
   void wait(Counter& counter);
 

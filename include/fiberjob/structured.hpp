@@ -397,15 +397,18 @@ class JobHandle {
   /// thread) and moves its value out, or rethrows its exception. Either way the result is
   /// taken: the handle is empty again.
   /// Errors: `Error` (`CounterMisuse`) when the handle holds no result (never spawned, or
-  ///   taken already by `get` or `co_await`); the job's exception; as `JobSystem::wait`
-  ///   (`Cancelled` at once in a job whose stop was requested; the result stays, and the
-  ///   destructor joins the job).
+  ///   taken already by `get` or `co_await`); the job's exception; `Error` (`Cancelled`) in a
+  ///   job whose stop was requested: at once while the job runs (the result stays, and the
+  ///   destructor joins the job), and after it ended as `co_await` does (the result is
+  ///   dropped).
   /// \param system the job system (for the wait).
   /// \return the value (nothing for `void`).
   T get(JobSystem& system) {
     if (!pending_) detail::throw_job_handle_empty("JobHandle::get");
     try {
       system.wait(done_);
+      // A join, as co_await: a job that ended already completes the wait, not the stop.
+      detail::throw_if_stopped("JobHandle::get");
     } catch (...) {
       pending_ = !done_.done();  // the job's exception is its result: taken
       throw;
