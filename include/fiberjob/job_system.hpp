@@ -43,8 +43,8 @@ namespace fiberjob {
 /// stopping its losers) is part of that work and fine. A stop that wakes a job after the
 /// workers have stopped (from another thread during the destruction, or after it) cannot run
 /// it: the job stays suspended for ever, and the stop reports the misuse on stderr, once per
-/// system ("request_stop() raced the JobSystem's destructor"). Destroying it from one of its
-/// own jobs aborts with a message (it would wait for itself).
+/// system ("request_stop() came too late for the JobSystem's destructor"). Destroying it from
+/// one of its own jobs aborts with a message (it would wait for itself).
 class JobSystem {
  public:
   /// Starts the workers and allocates every fiber stack up front (mmap with a guard page each).
