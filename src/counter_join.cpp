@@ -9,14 +9,30 @@
 // stack and the uncaught count, per thread) is taken off this thread before the suspension and
 // put on the resuming thread after it; otherwise `std::uncaught_exceptions()` would stay wrong
 // on both threads for good. Off our fibers the thread parks on the counter.
+//
+// A join never gives up (a counter must not die under its jobs), so one whose jobs never end
+// would hang silently: once per process, a join that has waited kJoinNoticeAfterMs writes a
+// notice to stderr naming the counter and the fix, and goes on waiting. On a fiber the notice
+// is a timer of the fiber's job system whose unlink writes it and wakes nobody; a parked
+// thread's futex wait times out once at the same deadline.
+
+#include <unistd.h>
 
 #include <cxxabi.h>
+#include <atomic>
+#include <cinttypes>
+#include <cstdio>
+#include <string>
 
+#include "counter_join.hpp"
 #include "counter_wait_list.hpp"
 #include "fiber_switch.hpp"
 #include "fiberjob/detail/die.hpp"
+#include "fiberjob/detail/timer_entry.hpp"
 #include "fiberjob/error.hpp"
+#include "platform/futex.hpp"
 #include "scheduler.hpp"
+#include "timer_service.hpp"
 #include "worker.hpp"
 
 namespace fiberjob::detail {
@@ -57,7 +73,111 @@ bool may_finish(const Scheduler* scheduler) noexcept {
   return scheduler != nullptr && scheduler_registered(scheduler);
 }
 
+/// How long a join waits before the notice. Relaxed everywhere: a setting read by each join,
+/// pairs with nothing (set_join_notice_after_ms is for tests, before the join starts).
+constexpr std::uint32_t kJoinNoticeAfterMs = 5000;
+std::atomic<std::uint32_t> g_join_notice_after_ms{kJoinNoticeAfterMs};
+/// The notice was written (or is being written): once per process. Relaxed: only elects the
+/// one writer.
+std::atomic<bool> g_join_noticed{false};
+
+/// The notice's deadline for a join starting now (steady-clock ns).
+std::uint64_t join_notice_deadline_ns() noexcept {
+  const std::uint32_t after_ms = g_join_notice_after_ms.load(std::memory_order_relaxed);
+  return steady_now_ns() + std::uint64_t{after_ms} * 1'000'000u;
+}
+
+/// Writes the one-time notice for the join of `counter`, which has waited long. With one
+/// write(2) of a heap string: a timer may fire on a fiber with little stack left (as
+/// pool_reports.cpp writes its reports). Any thread.
+void notice_long_join(const Counter& counter) noexcept {
+  if (g_join_noticed.exchange(true, std::memory_order_relaxed)) return;  // relaxed: see above
+  const std::int64_t pending = CounterWaitList::raw_value(counter) & CounterWaitList::kCountMask;
+  char head[160];
+  std::snprintf(head, sizeof head,
+                "fiberjob: Counter %p was destroyed while %" PRId64
+                " unit(s) it counts were pending, and its destructor has waited %" PRIu32
+                " ms for them",
+                static_cast<const void*>(&counter), pending,
+                g_join_notice_after_ms.load(std::memory_order_relaxed));
+  try {  // no memory for the string: no notice
+    const std::string message =
+        std::string(head) +
+        ": ~Counter joins the jobs it counts (the exception-safe join) so that none touches a "
+        "dead counter, and it waits for as long as they run. If a job it counts never ends "
+        "(it waits on a gate nobody opens), this waits forever. Wait on the counter before it "
+        "goes out of scope, and make sure every job it counts ends, also on paths that throw. "
+        "Still waiting; this notice is written once per process.\n";
+    std::size_t done = 0;
+    while (done < message.size()) {
+      const ssize_t n = ::write(STDERR_FILENO, message.data() + done, message.size() - done);
+      if (n <= 0) return;  // nothing to do about a failing stderr
+      done += static_cast<std::size_t>(n);
+    }
+  } catch (...) {
+  }
+}
+
+/// TimerEntry::unlink of the notice's timer: writes the notice; wakes nobody (false), so the
+/// entry's node is never touched.
+bool notice_from_timer(void* counter, WaitNode&) noexcept {
+  notice_long_join(*static_cast<const Counter*>(counter));
+  return false;
+}
+
+/// The notice of a join on `self`, a fiber of a job system: a timer armed while the join
+/// waits (none once the notice was written). The expirer writes it from a worker.
+class JoinNoticeTimer {
+ public:
+  JoinNoticeTimer(Fiber* self, Counter& counter) noexcept {
+    if (g_join_noticed.load(std::memory_order_relaxed)) return;  // relaxed: see above
+    entry_.deadline_ns = join_notice_deadline_ns();
+    entry_.scheduler = self->scheduler;
+    entry_.node = &self->node;  // never touched: notice_from_timer wakes nobody
+    entry_.unlink = &notice_from_timer;
+    entry_.object = &counter;
+    notify_timer_armed(arm_timer(entry_));
+  }
+  ~JoinNoticeTimer() {
+    // Off the heap, or the expirer done with it: the entry on this stack may go.
+    if (entry_.scheduler != nullptr) entry_.scheduler->timers().cancel(entry_);
+  }
+  JoinNoticeTimer(const JoinNoticeTimer&) = delete;
+  JoinNoticeTimer& operator=(const JoinNoticeTimer&) = delete;
+
+ private:
+  TimerEntry entry_;
+};
+
+/// The join of a plain thread: wait_on_thread, with one timed futex wait for the notice.
+void join_on_thread(Counter& counter) noexcept {
+  if (g_join_noticed.load(std::memory_order_relaxed)) {  // relaxed: see above
+    CounterWaitList::wait_on_thread(counter);
+    return;
+  }
+  if (CounterWaitList::load_settled(counter) == 0) return;
+  WaitNode node;
+  node.kind = WaitNode::Kind::Thread;
+  CounterWaitList::link(counter, node, current_worker());
+  const std::uint64_t deadline_ns = join_notice_deadline_ns();
+  bool noticed = false;
+  // acquire: pairs with the waker's release store of `woken` (wake_list), as wait_on_thread.
+  while (node.woken.load(std::memory_order_acquire) == 0) {
+    if (noticed) {
+      futex_wait(node.woken, 0);
+    } else if (!futex_wait_until(node.woken, 0, deadline_ns)) {
+      notice_long_join(counter);
+      noticed = true;
+    }
+  }
+}
+
 }  // namespace
+
+std::uint32_t set_join_notice_after_ms(std::uint32_t after_ms) noexcept {
+  g_join_noticed.store(false, std::memory_order_relaxed);  // relaxed: see g_join_noticed
+  return g_join_notice_after_ms.exchange(after_ms, std::memory_order_relaxed);
+}
 
 void join_pending(Counter& counter) noexcept {
   if (CounterWaitList::load_settled(counter) == 0) return;
@@ -70,7 +190,7 @@ void join_pending(Counter& counter) noexcept {
   }
   Fiber* self = current_fiber();
   if (self == nullptr) {  // a plain thread (or a coroutine resumed by one): it parks
-    CounterWaitList::wait_on_thread(counter);
+    join_on_thread(counter);
     return;
   }
   if (&counter == self->job_counter) {
@@ -81,6 +201,7 @@ void join_pending(Counter& counter) noexcept {
   }
   const EhGlobals state = take_eh_state();
   try {
+    const JoinNoticeTimer notice(self, counter);
     wait_on_fiber(self, counter);
   } catch (const Error&) {  // FiberPoolExhausted: no fiber to run other jobs meanwhile
     die_with(

@@ -229,9 +229,11 @@ void this_fiber::wait(Counter& counter, std::int64_t target) {
     return;
   }
   detail::check_target(target);
+  // A wait that need not suspend completes normally also after a stop (docs/api.md, Errors,
+  // Cancelled), as `co_await ctx.wait(counter, target)` does.
+  if (detail::value_reached(counter, target)) return;
   const detail::Fiber* self = detail::current_fiber();
   if (self != nullptr) detail::throw_if_job_stopped(self, "this_fiber::wait(counter, target)");
-  if (detail::value_reached(counter, target)) return;
   detail::ValueWaiter waiter;
   waiter.counter = &counter;
   waiter.target = target;

@@ -27,9 +27,13 @@ JobSystem::~JobSystem() {
 
 void JobSystem::wait(Counter& counter) {
   if (detail::Fiber* self = detail::current_fiber()) {
-    detail::throw_if_job_stopped(self, "JobSystem::wait");
-    detail::wait_on_fiber_stoppable(self, counter);
-    detail::throw_if_job_stopped(self, "JobSystem::wait");
+    // A job with a stop token: a wait that need not suspend (the counter at zero) completes
+    // normally also after a stop, as this_fiber::wait does (docs/api.md, Errors, Cancelled).
+    if (self->job_stop == nullptr || !counter.done()) {
+      detail::throw_if_job_stopped(self, "JobSystem::wait");
+      detail::wait_on_fiber_stoppable(self, counter);
+      detail::throw_if_job_stopped(self, "JobSystem::wait");
+    }
   } else {
     detail::CounterWaitList::wait_on_thread(counter);
   }

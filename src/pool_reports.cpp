@@ -37,7 +37,9 @@ void Scheduler::report_pool_grown(Worker& worker) noexcept {
         "fiberjob: more than Config::fiber_count = " + std::to_string(fibers_.warm_count()) +
         " fibers are in use at once (each worker runs on one; each plain job suspended in a "
         "wait, a yield, a sleep (this_fiber::sleep_for, sleep_until) or a timed wait (wait_for, "
-        "wait_until) holds one). The pool grows on demand up to "
+        "wait_until) holds one, and so does each coroutine whose scope is left, by an "
+        "exception, while a Counter or JobHandle of it still has pending jobs: ~Counter joins "
+        "them on a fiber). The pool grows on demand up to "
         "Config::max_fiber_count = " +
         std::to_string(fibers_.max_count()) +
         ", and fibers past fiber_count give their stack pages back each time they return to "

@@ -71,10 +71,11 @@ Scheduler::Scheduler(JobSystem& owner, const Config& config)
 namespace {
 void report_late_stop() noexcept {
   std::fputs(
-      "fiberjob: request_stop() raced the JobSystem's destructor: a stop woke a suspended job "
-      "after the workers had stopped, so the job is never resumed (it stays suspended, and its "
-      "counter never reaches zero). Request the stops (and wait for the stopped jobs' "
-      "counters, if need be) before destroying the JobSystem.\n",
+      "fiberjob: request_stop() came too late for the JobSystem's destructor (it raced the "
+      "destructor, or came after it returned): a stop woke a suspended job after the workers "
+      "had stopped, so the job is never resumed (it stays suspended, and its counter never "
+      "reaches zero). Request the stops (and wait for the stopped jobs' counters, if need be) "
+      "before destroying the JobSystem.\n",
       stderr);
 }
 }  // namespace

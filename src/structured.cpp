@@ -46,9 +46,11 @@ void request_stop_flat(std::stop_source& source) noexcept {
 
 void check_sync_wait_caller() {
   const Fiber* self = current_fiber();
-  // An attached thread's own stack (pinned) outside a job may block: JobSystem::wait runs
-  // jobs on it meanwhile.
-  if (self != nullptr && !self->pinned) {
+  // Any job is rejected, also one an attached thread runs (an affine job, one run_pending
+  // runs, a child its wait runs inline): on the thread's own stack runs_job_segment tells it
+  // by the job's counter, as Fiber::pinned does not. That stack outside a job may block:
+  // JobSystem::wait runs jobs on it meanwhile.
+  if (self != nullptr && runs_job_segment(*self)) {
     throw Error(ErrorCode::BlockingCallInJob,
                 "fiberjob: sync_wait called from a job: it would block the job's worker "
                 "thread. In a coroutine job co_await the task (or co_await "

@@ -43,11 +43,15 @@ detail::Fiber* require_fiber(const char* call) {
 }
 
 /// this_fiber::wait of a job spawned with a stop token: a stop requested before or during the
-/// wait ends it with Cancelled. Out of line: most jobs have no token.
+/// wait ends it with Cancelled; a wait that need not suspend (the counter at zero, signals
+/// this thread holds back applied) completes normally, as a co_await does (docs/api.md,
+/// Errors, Cancelled). Out of line: most jobs have no token.
 [[gnu::cold, gnu::noinline]] void wait_with_stop_token(detail::Fiber* self, Counter& counter) {
-  detail::throw_if_job_stopped(self, "this_fiber::wait");
-  detail::wait_on_fiber_stoppable(self, counter);
-  detail::throw_if_job_stopped(self, "this_fiber::wait");
+  if (!counter.done()) {
+    detail::throw_if_job_stopped(self, "this_fiber::wait");
+    detail::wait_on_fiber_stoppable(self, counter);
+    detail::throw_if_job_stopped(self, "this_fiber::wait");
+  }
   detail::CounterWaitList::rethrow_if_error(counter);
 }
 

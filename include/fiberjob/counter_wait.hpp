@@ -105,8 +105,9 @@ namespace this_fiber {
 ///   worker thread. No allocation.
 /// Errors: Error (CounterMisuse) for a negative target; Error (FiberPoolExhausted) as
 ///   `wait(counter)`; Error (Cancelled) in a job whose stop was requested — at once, without
-///   suspending, when the stop came first, else promptly: the stop wakes the suspended wait. A
-///   target > 0 does not rethrow the counter's exception.
+///   suspending, when the stop came first and the target is not reached yet, else promptly:
+///   the stop wakes the suspended wait. A target already reached returns normally also after
+///   a stop. A target > 0 does not rethrow the counter's exception.
 /// Thread-safety: any number of waiters with any targets.
 /// \param counter the counter to watch; it must outlive the wait.
 /// \param target the count (>= 0) at or below which the wait returns.

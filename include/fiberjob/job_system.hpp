@@ -43,8 +43,8 @@ namespace fiberjob {
 /// stopping its losers) is part of that work and fine. A stop that wakes a job after the
 /// workers have stopped (from another thread during the destruction, or after it) cannot run
 /// it: the job stays suspended for ever, and the stop reports the misuse on stderr, once per
-/// system ("request_stop() raced the JobSystem's destructor"). Destroying it from one of its
-/// own jobs aborts with a message (it would wait for itself).
+/// system ("request_stop() came too late for the JobSystem's destructor"). Destroying it from
+/// one of its own jobs aborts with a message (it would wait for itself).
 class JobSystem {
  public:
   /// Starts the workers and allocates every fiber stack up front (mmap with a guard page each).
@@ -122,8 +122,8 @@ class JobSystem {
   ///   zero; when no fiber can be had (`Config::max_fiber_count` in use), parks instead.
   /// Thread-safety: any thread; any number of waiters per counter. Allocation: none.
   /// Errors: from a job, as `this_fiber::wait` (`Error` (`FiberPoolExhausted`) at
-  ///   `Config::max_fiber_count`, `Error` (`Cancelled`) in a job whose stop was requested);
-  ///   the counter's captured exception.
+  ///   `Config::max_fiber_count`, `Error` (`Cancelled`) in a job whose stop was requested,
+  ///   unless the counter is at zero already); the counter's captured exception.
   /// \param counter the counter to wait for.
   void wait(Counter& counter);
 

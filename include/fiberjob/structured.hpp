@@ -101,12 +101,15 @@ void spawn_each([[maybe_unused]] Context& ctx, [[maybe_unused]] Counter& counter
 /// Runs `task` on `system` from a plain thread and returns its value (nothing for `void`), or
 /// rethrows the exception that escaped it.
 /// Suspends: no; blocks the calling thread — it parks on a futex until the task has finished,
-///   or, on a thread attached with `AttachedWorker`, runs jobs meanwhile.
+///   or, on a thread attached with `AttachedWorker` (its own code, outside jobs), runs jobs
+///   meanwhile.
 /// Lifetime: the task, its value and everything it awaited are finished when this returns.
 /// Cost: one job (a pooled record) and one wrapper coroutine frame beside the task's own; the
 ///   injector push from a plain thread.
-/// Errors: `Error` (`BlockingCallInJob`) when called from a job (it would block a worker): in
-///   a coroutine `co_await` the task, in plain job code use a `JobHandle<T>` and `get()`;
+/// Errors: `Error` (`BlockingCallInJob`) when called from a job (it would block a worker),
+///   also from one an attached thread runs (an affine job, one `run_pending` runs, one its
+///   wait runs inline): in a coroutine `co_await` the task, in plain job code use a
+///   `JobHandle<T>` and `get()`;
 ///   `Error` (`InvalidArgument`) for an empty task (moved from); the task's own exception.
 /// Thread-safety: any plain thread, any number at once.
 /// \param system the job system to run the task on.
@@ -394,15 +397,18 @@ class JobHandle {
   /// thread) and moves its value out, or rethrows its exception. Either way the result is
   /// taken: the handle is empty again.
   /// Errors: `Error` (`CounterMisuse`) when the handle holds no result (never spawned, or
-  ///   taken already by `get` or `co_await`); the job's exception; as `JobSystem::wait`
-  ///   (`Cancelled` at once in a job whose stop was requested; the result stays, and the
-  ///   destructor joins the job).
+  ///   taken already by `get` or `co_await`); the job's exception; `Error` (`Cancelled`) in a
+  ///   job whose stop was requested: at once while the job runs (the result stays, and the
+  ///   destructor joins the job), and after it ended as `co_await` does (the result is
+  ///   dropped).
   /// \param system the job system (for the wait).
   /// \return the value (nothing for `void`).
   T get(JobSystem& system) {
     if (!pending_) detail::throw_job_handle_empty("JobHandle::get");
     try {
       system.wait(done_);
+      // A join, as co_await: a job that ended already completes the wait, not the stop.
+      detail::throw_if_stopped("JobHandle::get");
     } catch (...) {
       pending_ = !done_.done();  // the job's exception is its result: taken
       throw;

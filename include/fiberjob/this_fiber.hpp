@@ -25,9 +25,11 @@ namespace fiberjob::this_fiber {
 ///   suspend and the fiber pool is at `Config::max_fiber_count` (or the OS refused more stacks):
 ///   thrown before the wait begins, nothing is lost, the message names the field and is also
 ///   written once to stderr; the counter's captured exception; `Error` (`Cancelled`) in a job
-///   spawned with a stop token whose stop was requested — before the wait (at once, even if
-///   the counter never reaches zero) or while it waited (the stop wakes the wait promptly, even
-///   if the counter never reaches zero).
+///   spawned with a stop token whose stop was requested — before a wait that must suspend (at
+///   once, even if the counter never reaches zero) or while it waited (the stop wakes the wait
+///   promptly, even if the counter never reaches zero). A counter already at zero completes
+///   the wait normally also after a stop (with its captured exception, if any), as a
+///   `co_await` of it does.
 /// \param counter the counter to wait for; it must outlive the wait.
 void wait(Counter& counter);
 

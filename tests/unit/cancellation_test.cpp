@@ -158,6 +158,66 @@ TEST_SUITE("cancellation") {
     }
   }
 
+  TEST_CASE("after a stop, counter waits that need not suspend complete as without one") {
+    // A plain job that joins children which ended already gets their exception, not
+    // Cancelled, as a coroutine's co_await does; a wait that must suspend still throws.
+    test::Watchdog watchdog("stopped waits that need not suspend", 60s);
+    for (std::uint32_t workers : {1u, 2u}) {
+      CAPTURE(workers);
+      JobSystem js{test::config_with(workers)};
+      Counter zero;
+      Counter failed;
+      js.run(failed, [] { throw std::runtime_error("child failed"); });
+      CHECK_THROWS_WITH_AS(js.wait(failed), "child failed", std::runtime_error);
+      Counter two_left;  // at 2: a wait for 3 or less is met
+      two_left.add(2);
+      Counter never;
+      never.add(1);
+      JobHandle<int> ended;
+      ended.spawn(js, value_after_yields(js.context(), 7, 0));
+      while (!ended.done()) std::this_thread::yield();
+      std::stop_source source;
+      source.request_stop();
+      std::atomic<int> normal{0};
+      std::atomic<int> rethrown{0};
+      std::atomic<int> cancelled{0};
+      auto outcome = [&](auto&& wait) {
+        try {
+          wait();
+          normal.fetch_add(1);
+        } catch (const Error& error) {  // first: Error is a std::runtime_error
+          if (is_cancelled(error)) cancelled.fetch_add(1);
+        } catch (const std::runtime_error&) {
+          rethrown.fetch_add(1);
+        }
+      };
+      Counter done;
+      js.run(
+          done,
+          [&] {
+            outcome([&] { this_fiber::wait(zero); });
+            outcome([&] { this_fiber::wait(zero, 0); });
+            outcome([&] { this_fiber::wait(zero, 3); });
+            outcome([&] { this_fiber::wait(two_left, 3); });
+            outcome([&] { js.wait(zero); });
+            outcome([&] { this_fiber::wait(failed); });
+            outcome([&] { this_fiber::wait(failed, 0); });
+            outcome([&] { js.wait(failed); });
+            outcome([&] { this_fiber::wait(never); });        // must suspend: Cancelled
+            outcome([&] { this_fiber::wait(two_left, 1); });  // must suspend: Cancelled
+            outcome([&] { (void)ended.get(js); });  // a join: Cancelled, as co_await ended
+          },
+          source.get_token());
+      js.wait(done);
+      CHECK(normal.load() == 5);
+      CHECK(rethrown.load() == 3);
+      CHECK(cancelled.load() == 3);
+      never.signal();
+      two_left.signal();
+      two_left.signal();
+    }
+  }
+
   TEST_CASE("a coroutine wait completes with Cancelled: stopped before, or while suspended") {
     test::Watchdog watchdog("cancel coroutine wait", 60s);
     for (std::uint32_t workers : kSweep) {

@@ -5,6 +5,7 @@
 #include <fiberjob/fiberjob.hpp>
 
 #include <atomic>
+#include <cstdio>
 #include <exception>
 #include <stdexcept>
 #include <string>
@@ -12,6 +13,8 @@
 #include <tuple>
 #include <vector>
 
+#include "counter_join.hpp"
+#include "support/captured_stderr.hpp"
 #include "support/config.hpp"
 #include "support/watchdog.hpp"
 
@@ -84,6 +87,25 @@ Task<int> sum_tree(Context& ctx, int depth) {
   co_return a + b;
 }
 
+/// Opens `gate` once stderr holds the join notice naming the counter at `joined` (set by the
+/// joining code before its counter's scope ends), with its pending units.
+void open_on_join_notice(const test::CapturedStderr& captured,
+                         const std::atomic<const void*>& joined, Counter& gate) {
+  for (;;) {
+    if (const void* counter = joined.load()) {
+      char expected[96];
+      std::snprintf(expected, sizeof expected, "Counter %p was destroyed while 1 unit(s)", counter);
+      const std::string text = captured.text();
+      if (text.find(expected) != std::string::npos &&
+          text.find("make sure every job it counts ends") != std::string::npos) {
+        break;
+      }
+    }
+    std::this_thread::sleep_for(1ms);
+  }
+  gate.signal();
+}
+
 /// A* stand-in: a job that returns a path (a list of cells).
 Task<std::vector<int>> find_path(int from, int to) {
   std::vector<int> path;
@@ -128,6 +150,32 @@ TEST_SUITE("structured") {
     });
     js.wait(done);
     CHECK(threw);
+  }
+
+  TEST_CASE("sync_wait from a job an attached thread runs is an error, as from any job") {
+    Config config = test::config_with(1);
+    config.attachable_threads = 1;
+    JobSystem js{config};
+    AttachedWorker attached(js);
+    std::atomic<int> rejected{0};
+    auto job = [&js, &rejected] {
+      try {
+        (void)sync_wait(js, square(2));
+      } catch (const Error& error) {
+        if (error.code() == ErrorCode::BlockingCallInJob) rejected.fetch_add(1);
+      }
+    };
+    Counter done;
+    attached.spawn(done, job);
+    CHECK(attached.run_pending() == 1);  // on the thread's own stack
+    CHECK(rejected.load() == 1);
+    attached.spawn(done, job);  // run by the thread while it waits below
+    js.run(done, job);          // onto this thread's deque: run inline by its wait, or stolen
+    const AttachedThread thread(attached);
+    js.run(done, [thread, &done, &job] { thread.spawn(done, job); });  // sent from a job
+    js.wait(done);
+    CHECK(rejected.load() == 4);
+    CHECK(sync_wait(js, square(3)) == 9);  // the thread's own code, outside jobs, may block
   }
 
   TEST_CASE("sync_wait on an attached thread runs jobs meanwhile") {
@@ -369,5 +417,42 @@ TEST_SUITE("structured") {
       CHECK(finished.load() == 2);  // joined before the catch
     }
     CHECK(jobs_seeing_uncaught(js) == 0);
+  }
+
+  TEST_CASE("a join that waits long writes a notice naming the counter, then goes on waiting") {
+    // The gate the counted job waits on opens only once the notice is on stderr: without it
+    // the join would never return (the watchdog then fails the test).
+    test::Watchdog watchdog("join notice", 60s);
+    test::CapturedStderr captured;
+    const std::uint32_t before = detail::set_join_notice_after_ms(10);
+    JobSystem js{test::config_with(2)};
+    {  // on a plain thread: the thread parks
+      Counter gate;
+      gate.add(1);
+      std::atomic<const void*> joined{nullptr};
+      std::thread opener([&] { open_on_join_notice(captured, joined, gate); });
+      {
+        Counter children;
+        js.run(children, [&gate] { this_fiber::wait(gate); });
+        joined.store(&children);
+      }  // ~Counter joins here
+      opener.join();
+    }
+    detail::set_join_notice_after_ms(10);  // once more: the notice is written once
+    {  // on a fiber: a plain job's scope ends while the job it spawned waits on the gate
+      Counter gate;
+      gate.add(1);
+      std::atomic<const void*> joined{nullptr};
+      std::thread opener([&] { open_on_join_notice(captured, joined, gate); });
+      Counter done;
+      js.run(done, [&](Context& ctx) {
+        Counter children;
+        ctx.spawn(children, [&gate] { this_fiber::wait(gate); });
+        joined.store(&children);
+      });
+      js.wait(done);
+      opener.join();
+    }
+    detail::set_join_notice_after_ms(before);
   }
 }
