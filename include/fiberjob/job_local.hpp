@@ -14,8 +14,9 @@ namespace detail {
 
 class TaskPromiseBase;
 
-/// One job-local value of one job: an intrusive list of them hangs off the job (a local of
-/// the plain job's run frame on its fiber, or the root coroutine's promise). Internal.
+/// One job-local value of one job: an intrusive list of them hangs off the job's JobRoot (the
+/// fiber's own root for a plain job the dispatch loop runs, a root in the frame of a waiting
+/// job that runs jobs nested on its stack, or the root coroutine's promise). Internal.
 struct JobLocalEntry {
   const void* key = nullptr;  ///< The JobLocal object the value belongs to.
   void* value = nullptr;      ///< Owned: destroyed with `destroy`.
@@ -23,9 +24,10 @@ struct JobLocalEntry {
   JobLocalEntry* next = nullptr;
 };
 
-/// What a job keeps for itself wherever it lives (a local of the plain job's run frame on its
-/// fiber, or the root coroutine's promise); Fiber::job_locals points at `locals`, its first
-/// member, so the whole root is found from there. Internal.
+/// What a job keeps for itself wherever it lives (Fiber::root for the plain jobs the dispatch
+/// loop runs one after the other on a fiber, a root in KeepOuterJob's frame for plain jobs run
+/// nested on a waiting job's stack, or the root coroutine's promise); Fiber::job_locals points
+/// at `locals`, its first member, so the whole root is found from there. Internal.
 struct JobRoot {
   /// The job's JobLocal values (an intrusive list; nullptr: none).
   JobLocalEntry* locals = nullptr;
