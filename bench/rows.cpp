@@ -167,7 +167,9 @@ std::vector<Workload> sync_rows(const Sizes& s) {
        Metric::NsPerOp, [](const Sizes& z) { return Expect{z.round_trips}; }},
       {"sleep_accuracy_2w",
        fmt::format("11. sleep accuracy, idle system, 2 workers: {} sleeps of 1-5 ms from one "
-                   "plain job; p99 of wake-up time - deadline (fiberjob's timer service)",
+                   "plain job; p99 of wake-up time - deadline (fiberjob's timer service; "
+                   "std::thread: a plain thread's std::this_thread::sleep_until, the machine's "
+                   "floor)",
                    with_commas(s.sleeps)),
        Metric::NsPerOp, [](const Sizes& z) { return Expect{z.sleeps}; }},
   };
