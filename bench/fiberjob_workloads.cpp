@@ -12,12 +12,17 @@
 #include <vector>
 
 #include "fiberjob/detail/cache_line.hpp"
+#include "fiberjob_tasks.hpp"
 #include "harness.hpp"
 
 namespace bench {
 namespace {
 
 namespace fj = fiberjob;
+using tasks::fib_job;
+using tasks::fib_task;
+using tasks::skynet_job;
+using tasks::skynet_task;
 
 /// The job systems of the fiberjob phase: created by the first workload that needs one, kept
 /// across repetitions (warm, like the peers' global schedulers), destroyed by the teardown.
@@ -68,20 +73,6 @@ void add_stats(Run& run, const fj::Stats& before, const fj::Stats& after) {
 
 // ---- 1. fib: every call spawns two child jobs and waits for both ---------------------------
 
-void fib_job(fj::Context& ctx, int n, std::int64_t* out) {
-  if (n < 2) {
-    *out = n;
-    return;
-  }
-  std::int64_t a = 0;
-  std::int64_t b = 0;
-  fj::Counter children;
-  ctx.spawn(children, [n, &a](fj::Context& c) { fib_job(c, n - 1, &a); });
-  ctx.spawn(children, [n, &b](fj::Context& c) { fib_job(c, n - 2, &b); });
-  fj::this_fiber::wait(children);
-  *out = a + b;
-}
-
 Run fib(const Sizes& sizes) {
   fj::JobSystem& js = system_with(2);
   const fj::Stats before = js.stats();
@@ -96,25 +87,6 @@ Run fib(const Sizes& sizes) {
 }
 
 // ---- 2. skynet: 10-ary tree, each node spawns 10 children and waits; leaves return their index
-
-void skynet_job(fj::Context& ctx, std::int64_t num, std::int64_t size, std::int64_t* out) {
-  if (size == 1) {
-    *out = num;
-    return;
-  }
-  std::array<std::int64_t, 10> sums{};
-  const std::int64_t child = size / 10;
-  fj::Counter children;
-  for (int i = 0; i < 10; ++i) {
-    ctx.spawn(children, [num, child, i, &sums](fj::Context& c) {
-      skynet_job(c, num + i * child, child, &sums[static_cast<std::size_t>(i)]);
-    });
-  }
-  fj::this_fiber::wait(children);
-  std::int64_t sum = 0;
-  for (std::int64_t s : sums) sum += s;
-  *out = sum;
-}
 
 Run skynet(const Sizes& sizes) {
   fj::JobSystem& js = system_with(2);
@@ -132,20 +104,6 @@ Run skynet(const Sizes& sizes) {
 
 // ---- 1c / 2c. fib and skynet written with coroutine jobs and co_await ctx.wait --------------
 
-fj::Task<> fib_task(fj::Context& ctx, int n, std::int64_t* out) {
-  if (n < 2) {
-    *out = n;
-    co_return;
-  }
-  std::int64_t a = 0;
-  std::int64_t b = 0;
-  fj::Counter children;
-  ctx.spawn(children, [n, &a](fj::Context& c) { return fib_task(c, n - 1, &a); });
-  ctx.spawn(children, [n, &b](fj::Context& c) { return fib_task(c, n - 2, &b); });
-  co_await ctx.wait(children);
-  *out = a + b;
-}
-
 Run fib_coroutine(const Sizes& sizes) {
   fj::JobSystem& js = system_with(2);
   const fj::Stats before = js.stats();
@@ -157,25 +115,6 @@ Run fib_coroutine(const Sizes& sizes) {
   run.ns = watch.ns();
   add_stats(run, before, js.stats());
   return run;
-}
-
-fj::Task<> skynet_task(fj::Context& ctx, std::int64_t num, std::int64_t size, std::int64_t* out) {
-  if (size == 1) {
-    *out = num;
-    co_return;
-  }
-  std::array<std::int64_t, 10> sums{};
-  const std::int64_t child = size / 10;
-  fj::Counter children;
-  for (int i = 0; i < 10; ++i) {
-    ctx.spawn(children, [num, child, i, &sums](fj::Context& c) {
-      return skynet_task(c, num + i * child, child, &sums[static_cast<std::size_t>(i)]);
-    });
-  }
-  co_await ctx.wait(children);
-  std::int64_t sum = 0;
-  for (std::int64_t s : sums) sum += s;
-  *out = sum;
 }
 
 Run skynet_coroutine(const Sizes& sizes) {

@@ -19,56 +19,14 @@
 #include <string>
 #include <vector>
 
+#include "fiberjob_tasks.hpp"
+
 namespace {
 
 namespace fj = fiberjob;
-
-void fib_job(fj::Context& ctx, int n, std::int64_t* out) {
-  if (n < 2) {
-    *out = n;
-    return;
-  }
-  std::int64_t a = 0;
-  std::int64_t b = 0;
-  fj::Counter children;
-  ctx.spawn(children, [n, &a](fj::Context& c) { fib_job(c, n - 1, &a); });
-  ctx.spawn(children, [n, &b](fj::Context& c) { fib_job(c, n - 2, &b); });
-  fj::this_fiber::wait(children);
-  *out = a + b;
-}
-
-fj::Task<> fib_task(fj::Context& ctx, int n, std::int64_t* out) {
-  if (n < 2) {
-    *out = n;
-    co_return;
-  }
-  std::int64_t a = 0;
-  std::int64_t b = 0;
-  fj::Counter children;
-  ctx.spawn(children, [n, &a](fj::Context& c) { return fib_task(c, n - 1, &a); });
-  ctx.spawn(children, [n, &b](fj::Context& c) { return fib_task(c, n - 2, &b); });
-  co_await ctx.wait(children);
-  *out = a + b;
-}
-
-fj::Task<> skynet_task(fj::Context& ctx, std::int64_t num, std::int64_t size, std::int64_t* out) {
-  if (size == 1) {
-    *out = num;
-    co_return;
-  }
-  std::array<std::int64_t, 10> sums{};
-  const std::int64_t child = size / 10;
-  fj::Counter children;
-  for (int i = 0; i < 10; ++i) {
-    ctx.spawn(children, [num, child, i, &sums](fj::Context& c) {
-      return skynet_task(c, num + i * child, child, &sums[static_cast<std::size_t>(i)]);
-    });
-  }
-  co_await ctx.wait(children);
-  std::int64_t sum = 0;
-  for (std::int64_t s : sums) sum += s;
-  *out = sum;
-}
+using bench::tasks::fib_job;
+using bench::tasks::fib_task;
+using bench::tasks::skynet_task;
 
 /// Agents of row 9a: wait on the round's gate, count the step, signal `done`.
 struct Gates {
