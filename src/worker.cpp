@@ -12,7 +12,7 @@ namespace {
 // -fPIC implies (which the linker relaxes, but leaves current_worker a stack frame: six
 // instructions instead of three, on every spawn, wait and yield). The cost: a process that
 // dlopen()s a shared library holding fiberjob needs 8 bytes of the static TLS surplus, which
-// glibc reserves for such libraries.
+// glibc reserves for such libraries (16 with the frame pool's, src/coroutine_frame.cpp).
 [[gnu::tls_model("initial-exec")]] thread_local Worker* t_current_worker = nullptr;
 }  // namespace
 
