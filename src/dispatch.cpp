@@ -101,21 +101,35 @@ struct OuterSegment {
   root.lock_owner = 0;  // a number no other job ever gets: the next job takes a new one
 }
 
+/// What the jobs run one after another on a waiting job's stack share (KeepOuterJob): the
+/// JobRoot their JobLocal values go into, which each leaves clean, and the outer job's count of
+/// plain locks (Fiber::plain_locks), which each must leave as it found it. Kept once for all of
+/// them rather than per job: a job checked to leave the count unchanged hands the next one the
+/// same count.
+struct NestedRun {
+  /// Aligned so that its six words are cleared in three 16-byte stores.
+  alignas(16) JobRoot root;
+  std::uint32_t plain_locks;  // set by KeepOuterJob
+};
+
 /// Runs a job inline on `self`: no context switch unless the job suspends its fiber. A
 /// coroutine job that suspends (any co_await) returns here early; its final suspend ends it.
-/// `root`: the JobRoot Fiber::job_locals points at, clean, which the job's JobLocal values go
-/// into (the fiber's own, Fiber::root, for the dispatch loop's job; a KeepOuterJob's for a job
-/// run nested on a waiting job's stack); the job leaves it clean. kNested: run nested
-/// (run_own_children, run_affine), so its end is signalled at once; otherwise its signal may be
-/// deferred (Worker::deferred_counter).
+/// kNested: run nested on a waiting job's stack (run_own_children, run_affine), with the
+/// JobRoot and plain-lock count of `nested`, and its end is signalled at once; Fiber::job_stop
+/// is nullptr on entry (KeepOuterJob) and left so. Otherwise (the dispatch loop; `nested`
+/// unused) the job runs with the fiber's own root (Fiber::root), no plain lock is held before
+/// it (every job and segment before it on this pooled fiber was checked to leave none), and
+/// its signal may be deferred (Worker::deferred_counter). The root is clean on entry and the
+/// job leaves it clean.
 template <bool kNested>
-void run_job(Fiber* self, Job job, JobRoot& root) noexcept {
+void run_job(Fiber* self, Job job, NestedRun* nested) noexcept {
   JobRecord* record = job.record();
-  const std::uint32_t locks_before = self->plain_locks;
   ++self->segment;
   self->priority = job.priority();
   self->job_counter = record->counter;
-  self->job_stop = nullptr;  // a job spawned with a stop token sets its own (detail::Stoppable)
+  // A job spawned with a stop token sets its own (detail::Stoppable) and a plain one restores
+  // the one before. A nested job finds nullptr already (KeepOuterJob).
+  if (!kNested) self->job_stop = nullptr;
   WorkerStats::bump(self->worker->stats.jobs_run);
   // Read now: the record may be gone after the call. relaxed: see Fiber::job_name.
   self->job_name.store(record->name, std::memory_order_relaxed);
@@ -127,18 +141,27 @@ void run_job(Fiber* self, Job job, JobRoot& root) noexcept {
   try {
     ended = record->invoke(*record, &self->scheduler->context());
   } catch (...) {
+    // A coroutine job's Stoppable may have set its token before the call threw.
+    if (kNested) self->job_stop = nullptr;
     CounterWaitList::capture(*record->counter, std::current_exception());
   }
-  check_no_plain_lock_left(self, locks_before, /*coroutine=*/!ended);
-  // A coroutine job keeps its JobLocal values in its promise: none in `root`. (The dispatch
+  // The count before the job, read only now: no register kept for it across the call.
+  check_no_plain_lock_left(self, kNested ? nested->plain_locks : 0, /*coroutine=*/!ended);
+  // A coroutine job keeps its JobLocal values in its promise: none in the root. (The dispatch
   // loop's root is named through `self`: no register kept for it across the call.)
-  JobRoot& used = kNested ? root : self->root;
+  JobRoot& used = kNested ? nested->root : self->root;
   if ((reinterpret_cast<std::uintptr_t>(used.locals) | used.lock_owner) != 0) [[unlikely]] {
     clean_root(used);
   }
   if (tracing) [[unlikely]]
     trace_job_end(self, ended, outer);
-  if (ended) end_job(self, record, /*defer=*/!kNested);
+  if (ended) {
+    end_job(self, record, /*defer=*/!kNested);
+  } else if (kNested) {
+    // A coroutine job that suspended or ended: its token (if it has one) travels with it
+    // (WaitNode::job_stop); the next nested job finds none.
+    self->job_stop = nullptr;
+  }
 }
 
 /// Starts a plain job of another stack class on a fiber of that class: the fiber takes the
@@ -252,7 +275,7 @@ void dispatch_loop(Fiber* self) {
         if ((!job.default_stack_class() || worker->inbox != nullptr) && !run_unusual(self, job)) {
           break;
         }
-        run_job</*kNested=*/false>(self, job, self->root);
+        run_job</*kNested=*/false>(self, job, nullptr);
         break;
       case Job::Kind::Resume:
         // Below this frame nothing stays live while we are in the pool (FiberPool::trim).
@@ -276,18 +299,21 @@ void dispatch_loop(Fiber* self) {
 /// While jobs run nested on a waiting job's stack (run_own_children, run_affine), keeps what
 /// describes the outer job in the fiber and restores it afterwards, once for all the jobs run
 /// there one after another (each sets its own, and no code of the outer job runs between them).
-/// Their JobLocal values go into a JobRoot of this frame (root()), which each leaves clean: a
+/// Their JobLocal values go into the JobRoot of `nested` (NestedRun), which each leaves clean: a
 /// list whose head lives on the fiber's stack, so it follows a job whose fiber migrates. The
+/// fiber's stop token is nullptr for them, set once here (run_job<true> leaves it so). The
 /// outer trace segment's start is kept by run_job itself, only when tracing.
 class KeepOuterJob {
  public:
-  explicit KeepOuterJob(Fiber* self) noexcept
+  KeepOuterJob(Fiber* self, NestedRun& nested) noexcept
       : self_(self),
         priority_(self->priority),
         job_counter_(self->job_counter),
-        job_stop_(self->job_stop),
+        job_stop_(std::exchange(self->job_stop, nullptr)),
         job_name_(self->job_name.load(std::memory_order_relaxed)),  // relaxed: as above
-        job_locals_(std::exchange(self->job_locals, &root_.locals)) {}
+        job_locals_(std::exchange(self->job_locals, &nested.root.locals)) {
+    nested.plain_locks = self->plain_locks;
+  }
   ~KeepOuterJob() {
     self_->priority = priority_;
     self_->job_counter = job_counter_;
@@ -298,27 +324,24 @@ class KeepOuterJob {
   KeepOuterJob(const KeepOuterJob&) = delete;
   KeepOuterJob& operator=(const KeepOuterJob&) = delete;
 
-  /// The root the nested jobs run with (run_job's `root`).
-  JobRoot& root() noexcept { return root_; }
-
  private:
   Fiber* self_;
   Priority priority_;
   Counter* job_counter_;
   const std::stop_token* job_stop_;
   const char* job_name_;
-  JobRoot root_;  // before job_locals_: its address is taken in job_locals_'s initialiser
   JobLocalEntry** job_locals_;
 };
 
 }  // namespace
 
 void run_affine(Fiber* self, Job job) noexcept {
-  KeepOuterJob keep(self);
+  NestedRun nested;
+  KeepOuterJob keep(self, nested);
   const bool was_pinned = self->pinned;  // the attached thread's own stack always is
   self->pinned = true;
   if (job.kind() == Job::Kind::Run) {
-    run_job</*kNested=*/true>(self, job, keep.root());  // keeps the outer trace segment's start
+    run_job</*kNested=*/true>(self, job, &nested);  // keeps the outer trace segment's start
   } else {
     // As run_job does: the outer segment goes on from where it was unless the stack suspended
     // (Fiber::suspensions counts only while tracing, and only then does the start matter).
@@ -380,9 +403,10 @@ namespace {
 void run_own_children(Fiber* self, Counter& counter) {
   Job child = take_own_child(self, counter);
   if (!child) return;
-  KeepOuterJob keep(self);  // once for all the children run here
+  NestedRun nested;
+  KeepOuterJob keep(self, nested);  // once for all the children run here
   do {
-    run_job</*kNested=*/true>(self, child, keep.root());
+    run_job</*kNested=*/true>(self, child, &nested);
     child = take_own_child(self, counter);
   } while (child);
 }

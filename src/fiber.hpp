@@ -68,6 +68,11 @@ struct alignas(kCacheLineBytes) Fiber {
   /// The counter the running job signals when it ends (to reject a wait on it: it would never
   /// return).
   Counter* job_counter = nullptr;
+  /// The stop token of the running job (nullptr when it was spawned without one): read by
+  /// Context::stop_token and by waits and yields, which then complete with Cancelled. Points
+  /// into the job's record (its callable), valid while the job runs. Next to
+  /// job_counter: a nested run keeps and restores both (KeepOuterJob) in one 16-byte move.
+  const std::stop_token* job_stop = nullptr;
   /// Mutexes locked through plain `Mutex::lock()` / `try_lock()` by the code running on this
   /// fiber and not unlocked yet. A job (or a coroutine's run segment) that ends with more than
   /// it began with would leave the lock to whatever runs on this pooled fiber next: the
@@ -143,10 +148,6 @@ struct alignas(kCacheLineBytes) Fiber {
   /// Handoff::Action::LinkToQueue: how the next fiber links this fiber's node into the
   /// primitive it waits on (Event, Mutex, ...). Written by this fiber before it suspends.
   WaitLinker linker;
-  /// The stop token of the running job (nullptr when it was spawned without one): read by
-  /// Context::stop_token and by waits and yields, which then complete with Cancelled. Points
-  /// into the job's record (its callable), valid while the job runs.
-  const std::stop_token* job_stop = nullptr;
 };
 
 /// The fiber's state (relaxed: ordered by the switches and queues that hand the fiber over;

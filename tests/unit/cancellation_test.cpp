@@ -96,6 +96,49 @@ TEST_SUITE("cancellation") {
     }
   }
 
+  TEST_CASE("a job a wait runs inline has no token of the job run there before it") {
+    // The wait runs its children newest first on its own stack: the coroutine child (with a
+    // token; it suspends at its yield, its token going with it), then the plain child (none).
+    // After the wait the parent has its own token again.
+    test::Watchdog watchdog("nested stop_token", 60s);
+    for (std::uint32_t workers : kSweep) {
+      CAPTURE(workers);
+      JobSystem js{test::config_with(workers)};
+      std::stop_source parent_source;
+      std::stop_source child_source;
+      std::atomic<int> plain_without{0};
+      std::atomic<int> coroutine_with{0};
+      std::atomic<int> parent_with{0};
+      Counter done;
+      for (int i = 0; i < 50; ++i) {
+        js.run(
+            done,
+            [&, parent_token = parent_source.get_token(),
+             child_token = child_source.get_token()](Context& ctx) {
+              Counter children;
+              ctx.spawn(children, [&](Context& c) {
+                if (!c.stop_token().stop_possible()) plain_without.fetch_add(1);
+              });
+              ctx.spawn(
+                  children,
+                  [&, child_token](Context& c) -> Task<> {
+                    if (c.stop_token() == child_token) coroutine_with.fetch_add(1);
+                    co_await c.yield();
+                    if (c.stop_token() == child_token) coroutine_with.fetch_add(1);
+                  },
+                  child_source.get_token());
+              this_fiber::wait(children);
+              if (ctx.stop_token() == parent_token) parent_with.fetch_add(1);
+            },
+            parent_source.get_token());
+      }
+      js.wait(done);
+      CHECK(plain_without.load() == 50);
+      CHECK(coroutine_with.load() == 100);
+      CHECK(parent_with.load() == 50);
+    }
+  }
+
   TEST_CASE("a stopped coroutine job unwinds at its next yield, destructors run") {
     test::Watchdog watchdog("cancel coroutine yield", 60s);
     for (std::uint32_t workers : kSweep) {
