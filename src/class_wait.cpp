@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "fiber_pool.hpp"
+#include "platform/fence.hpp"
 #include "scheduler.hpp"
 
 namespace fiberjob::detail {
@@ -19,7 +20,7 @@ void FiberPool::park_job(Job job, Worker* worker) noexcept {
   }
   // seq_cst fence: pairs with the one in release() (kept, then look for a free fiber). A fiber
   // that came back before the job was kept is seen here; one that comes back later sees the job.
-  std::atomic_thread_fence(std::memory_order_seq_cst);
+  seq_cst_fence();
   if (may_have_free_fiber()) unpark_one(worker);
 }
 

@@ -10,6 +10,7 @@
 #include <cstdint>
 
 #include "fiberjob/detail/cache_line.hpp"
+#include "platform/fence.hpp"
 #include "platform/futex.hpp"
 
 namespace fiberjob::detail {
@@ -25,7 +26,7 @@ class EventCount {
     waiters_.fetch_add(1, std::memory_order_seq_cst);
     // seq_cst fence: pairs with the fence in notify(); of "waiter announced / work published",
     // at least one side sees the other's write (Dekker).
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    seq_cst_fence();
     return epoch_.load(std::memory_order_seq_cst);
   }
 
@@ -51,7 +52,7 @@ class EventCount {
   /// Cost when nobody waits: one fence and one load.
   void notify(int count) noexcept {
     // seq_cst fence: pairs with the fence in prepare_wait (see there).
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    seq_cst_fence();
     // relaxed: ordered by the fence above.
     if (waiters_.load(std::memory_order_relaxed) == 0) return;
     epoch_.fetch_add(1, std::memory_order_seq_cst);

@@ -2,6 +2,7 @@
 // trimming of cold stacks, lazy construction and orderly retirement of Boost.Context fibers.
 
 #include "fiber_pool.hpp"
+#include "platform/fence.hpp"
 
 #include <sys/mman.h>
 #include <unistd.h>
@@ -267,7 +268,7 @@ void FiberPool::release(Fiber* fiber, Worker* worker) noexcept {
   if (stack_class_ != 0) {
     // seq_cst fence: pairs with the one in park_job (freed, then look for a kept job).
     // Model-checked: tests/model/class_model.cpp.
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    seq_cst_fence();
     // relaxed: ordered by the fences (see parked_count_).
     if (parked_count_.load(std::memory_order_relaxed) != 0) [[unlikely]]
       unpark_one(worker);

@@ -5,6 +5,7 @@
 
 #include "scheduler.hpp"
 #include "fiberjob/detail/die.hpp"
+#include "platform/fence.hpp"
 
 #include <pthread.h>
 #include <sched.h>
@@ -83,7 +84,7 @@ void report_late_stop() noexcept {
 void Scheduler::check_stop_after_shutdown() noexcept {
   // seq_cst fence, then seq_cst load of workers_gone_: pairs with shut_down's store of it and
   // its fence before it looks at the injector (Dekker; see the declaration).
-  std::atomic_thread_fence(std::memory_order_seq_cst);
+  seq_cst_fence();
   // relaxed exchange: elects one report, pairs with nothing.
   if (workers_gone_.load() && !late_stop_reported_.exchange(true, std::memory_order_relaxed)) {
     report_late_stop();
@@ -102,7 +103,7 @@ bool Scheduler::shut_down() noexcept {
   // seq_cst store, then seq_cst fence before the look at the injector: pairs with the fence
   // and load of workers_gone_ in check_stop_after_shutdown (Dekker; see the declaration).
   workers_gone_.store(true);
-  std::atomic_thread_fence(std::memory_order_seq_cst);
+  seq_cst_fence();
   // The workers left with every queue empty: a resumption queued since came too late (a stop,
   // from another thread, racing this destructor).
   if (!injector_.empty_approx() && !late_stop_reported_.exchange(true, std::memory_order_relaxed)) {

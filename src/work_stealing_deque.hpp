@@ -45,6 +45,7 @@
 #include <vector>
 
 #include "fiberjob/detail/cache_line.hpp"
+#include "platform/fence.hpp"
 
 namespace fiberjob::detail {
 
@@ -130,7 +131,7 @@ class WorkStealingDeque {
     // ordered in S, so either that thief's load of bottom_ sees the store above, or the load of
     // top_ below sees at least the top_ the thief read before its fence: an item this pop() takes
     // without a CAS is never one that thief can claim.
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    seq_cst_fence();
     // DEPARTURE 2: the paper's load of top is relaxed.
     // acquire: pairs with the seq_cst (release) CAS on top_ in steal(), as push()'s refresh of
     // top_seen_ does: a thief's read of slot t happens before the owner reuses that slot.
@@ -198,7 +199,7 @@ class WorkStealingDeque {
     std::int64_t t = top_.load(std::memory_order_acquire);
     // Pairs with the seq_cst fence in pop() (see there): orders the load of top_ above before the
     // load of bottom_ below in S.
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    seq_cst_fence();
     // acquire (as in the paper): pairs with the release store of bottom_ in push() (or in pop()),
     // making the slot stored before it visible.
     const std::int64_t b = bottom_.load(std::memory_order_acquire);
