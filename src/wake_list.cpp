@@ -371,6 +371,9 @@ void run_chunk_stealable(Fiber* self, WaitNode* first, Priority priority, bool w
     flush_deferred_signals(*self->worker);
     return;
   }
+  // Read before the chunk is published: from the store on, a thief may take it and rewrite
+  // the nodes' links.
+  const bool more = first->next != nullptr;
   // release: pairs with the acquire exchange below, in take_chunk and in steal_next: the
   // nodes' links (and run_chain's cut of the chunk) are visible to whoever takes it.
   worker->chunk.store(Job::resume_chain(first, priority).bits(), std::memory_order_release);
@@ -379,7 +382,7 @@ void run_chunk_stealable(Fiber* self, WaitNode* first, Priority priority, bool w
   // (has_visible_work); it takes the chunk after its spin phase if we are still busy (a waiter
   // blocked its thread, or long steps). One wake per chunk, not two: a futex wake per chunk on
   // the owner's path cost more than the steps themselves in row 9b.
-  if (!woke_one && first->next != nullptr) worker->scheduler->notify_from_worker(1);
+  if (!woke_one && more) worker->scheduler->notify_from_worker(1);
   for (;;) {
     worker = self->worker;  // re-read: a waiter that suspended this fiber may have moved it
     // acquire: pairs with the release stores of the slot (here, above, or by another fiber of
