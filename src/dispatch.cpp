@@ -115,13 +115,15 @@ struct NestedRun {
 /// Runs a job inline on `self`: no context switch unless the job suspends its fiber. A
 /// coroutine job that suspends (any co_await) returns here early; its final suspend ends it.
 /// kNested: run nested on a waiting job's stack (run_own_children, run_affine), with the
-/// JobRoot and plain-lock count of `nested`, and its end is signalled at once; Fiber::job_stop
-/// is nullptr on entry (KeepOuterJob) and left so. Otherwise (the dispatch loop; `nested`
-/// unused) the job runs with the fiber's own root (Fiber::root), no plain lock is held before
-/// it (every job and segment before it on this pooled fiber was checked to leave none), and
-/// its signal may be deferred (Worker::deferred_counter). The root is clean on entry and the
-/// job leaves it clean.
-template <bool kNested>
+/// JobRoot and plain-lock count of `nested`; Fiber::job_stop is nullptr on entry
+/// (KeepOuterJob) and left so. Otherwise (the dispatch loop; `nested` unused) the job runs
+/// with the fiber's own root (Fiber::root), and no plain lock is held before it (every job and
+/// segment before it on this pooled fiber was checked to leave none). The root is clean on
+/// entry and the job leaves it clean. kDefer: the job's signal may be held back
+/// (Worker::deferred_counter) — the dispatch loop's jobs, and the children a waiting job runs
+/// (run_own_children, which applies them before it returns); an affine job's end is
+/// signalled at once (its thread may go back to the program's own code next).
+template <bool kNested, bool kDefer = !kNested>
 void run_job(Fiber* self, Job job, NestedRun* nested) noexcept {
   JobRecord* record = job.record();
   ++self->segment;
@@ -156,7 +158,7 @@ void run_job(Fiber* self, Job job, NestedRun* nested) noexcept {
   if (tracing) [[unlikely]]
     trace_job_end(self, ended, outer);
   if (ended) {
-    end_job(self, record, /*defer=*/!kNested);
+    end_job(self, record, kDefer);
   } else if (kNested) {
     // A coroutine job that suspended or ended: its token (if it has one) travels with it
     // (WaitNode::job_stop); the next nested job finds none.
@@ -373,12 +375,15 @@ namespace {
 namespace {
 
 /// run_own_children's next child: the newest job of `worker`'s highest occupied priority when
-/// it is a plain job of `counter`, popped; an empty Job when `counter` is zero, the stack is
-/// deep, or the job there is not ours (another job's is pushed back where it was).
+/// it is a plain job of `counter`, popped; an empty Job when `counter` is zero but for the
+/// signals this worker holds back for it (the children run before), the stack is deep, or the
+/// job there is not ours (another job's is pushed back where it was).
 [[gnu::always_inline]] inline Job take_own_child(Fiber* self, Counter& counter) noexcept {
-  if (CounterWaitList::load_settled(counter) == 0) return {};
+  Worker* worker = self->worker;  // re-read: a child that suspended may have moved us
+  // A suspension applied the held signals: they count only while still held by this worker.
+  const std::int64_t held = worker->deferred_counter == &counter ? worker->deferred_signals : 0;
+  if (CounterWaitList::load_settled(counter) == held) return {};
   if (!has_stack_headroom(self)) return {};  // suspend instead: the child runs on another stack
-  Worker* worker = self->worker;             // re-read: a child that suspended may have moved us
   // Only the newest job of the highest priority is looked at: anything else there is left.
   WorkStealingDeque* deque = first_occupied_deque(*worker);
   if (deque == nullptr) return {};  // nothing of ours left here (stolen or running elsewhere)
@@ -403,12 +408,22 @@ namespace {
 void run_own_children(Fiber* self, Counter& counter) {
   Job child = take_own_child(self, counter);
   if (!child) return;
-  NestedRun nested;
-  KeepOuterJob keep(self, nested);  // once for all the children run here
-  do {
-    run_job</*kNested=*/true>(self, child, &nested);
-    child = take_own_child(self, counter);
-  } while (child);
+  {
+    NestedRun nested;
+    KeepOuterJob keep(self, nested);  // once for all the children run here
+    do {
+      // The child's end signal is held back (Worker::deferred_counter) while the next job run
+      // here is another child of `counter`, pending itself: the children run here cost the
+      // counter one atomic update, not one each. A child that suspends, or that waits on a
+      // counter of its own, applies them first (flush_deferred_signals, defer_signal).
+      run_job</*kNested=*/true, /*kDefer=*/true>(self, child, &nested);
+      child = take_own_child(self, counter);
+    } while (child);
+  }
+  // Applied before the wait goes on: it reads the count, and may return and let its caller
+  // destroy the counter.
+  Worker* worker = self->worker;
+  if (worker->deferred_counter == &counter) apply_deferred_signals(*worker);
 }
 
 boost::context::fiber fiber_entry(Fiber* self, boost::context::fiber&& caller) {

@@ -95,7 +95,8 @@ struct alignas(kCacheLineBytes) Worker {
   /// from the other workers. Two sources:
   ///   * plain jobs that ended on this worker: held only while the next job this worker runs is
   ///     one of the same counter, which is pending itself, so the counter cannot reach zero any
-  ///     earlier;
+  ///     earlier (the dispatch loop, and the children a waiting job runs inline: run_own_children
+  ///     subtracts them when it reads the count and applies them before it returns);
   ///   * Counter::signal() from a coroutine of a wake chain's chunk (`combining_signals`): held
   ///     until the chunk ends, which delays that counter's zero by at most the rest of the
   ///     chunk's steps on this worker.

@@ -260,6 +260,60 @@ TEST_SUITE("job_system") {
     CHECK(saw_done.load());
   }
 
+  TEST_CASE("a child run inline sees the ends of the siblings run before it") {
+    // One worker: the parent's wait runs the second child, then the first, on its own stack.
+    // The second's end signal may be held back while the first runs (a pending sibling keeps
+    // the count above zero anyway), but the first reads the count: it must see one unit left.
+    JobSystem js{test::config_with(1)};
+    std::int64_t seen_pending = -1;
+    bool seen_done = true;
+    Counter done;
+    js.run(done, [&](Context& ctx) {
+      Counter children;
+      ctx.spawn(children, [&] {
+        seen_pending = children.pending();
+        seen_done = children.done();
+      });
+      ctx.spawn(children, [] {});  // newest: run first
+      this_fiber::wait(children);
+    });
+    js.wait(done);
+    CHECK(seen_pending == 1);
+    CHECK_FALSE(seen_done);
+    CHECK(js.stats().fiber_switches == 0);  // both children ran on the parent's stack
+  }
+
+  TEST_CASE("a child run inline that suspends lets a value wait see its siblings' ends") {
+    // The parent's wait runs `quick` (its end may be held back), then `slow`, which waits for
+    // `go`. `go` is signalled by another job only once `children` is down to one unit: the
+    // held end must be applied when `slow` suspends, or the three jobs wait for one another.
+    test::Watchdog watchdog("held signal across a suspension", 60s);
+    for (std::uint32_t workers : {1u, 2u}) {
+      CAPTURE(workers);
+      JobSystem js{test::config_with(workers)};
+      Counter children;
+      Counter go;
+      go.add(1);
+      std::atomic<bool> slow_ran{false};
+      Counter done;
+      js.run(done, [&](Context& ctx) {
+        ctx.spawn(children, [&] {
+          this_fiber::wait(go);
+          slow_ran.store(true);
+        });
+        ctx.spawn(children, [] {});  // newest: run first
+        this_fiber::wait(children);
+      });
+      js.run(done, [&] {
+        this_fiber::wait(children, 1);  // one unit left: `quick` ended
+        go.signal();
+      });
+      js.wait(done);
+      CHECK(slow_ran.load());
+      CHECK(children.done());
+    }
+  }
+
   TEST_CASE("waiting on the running job's own counter throws CounterMisuse") {
     JobSystem js{test::config_with(1)};
     bool threw = false;
