@@ -16,13 +16,15 @@ namespace fiberjob::test {
 
 class Watchdog {
  public:
-  /// Aborts the process with `what` if not destroyed within `limit`.
+  /// Aborts the process with `what`, after a report of every live job system
+  /// (write_diagnostics), if not destroyed within `limit`.
   Watchdog(std::string what, std::chrono::seconds limit) : what_(std::move(what)) {
     thread_ = std::thread([this, limit] {
       std::unique_lock lock(mutex_);
       if (!cv_.wait_for(lock, limit, [this] { return done_; })) {
         std::fprintf(stderr, "WATCHDOG: '%s' did not finish within %lld s: hang\n", what_.c_str(),
                      static_cast<long long>(limit.count()));
+        write_diagnostics(stderr);  // what every live job system is doing, for the CI log
         std::fflush(stderr);
         std::abort();
       }
