@@ -370,10 +370,6 @@ namespace {
   return nullptr;
 }
 
-}  // namespace
-
-namespace {
-
 /// run_own_children's next child: the newest job of `worker`'s highest occupied priority when
 /// it is a plain job of `counter`, popped; an empty Job when `counter` is zero but for the
 /// signals this worker holds back for it (the children run before), the stack is deep, or the
