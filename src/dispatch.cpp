@@ -378,7 +378,14 @@ namespace {
   Worker* worker = self->worker;  // re-read: a child that suspended may have moved us
   // A suspension applied the held signals: they count only while still held by this worker.
   const std::int64_t held = worker->deferred_counter == &counter ? worker->deferred_signals : 0;
-  if (CounterWaitList::load_settled(counter) == held) return {};
+  const std::int64_t value = CounterWaitList::load_settled(counter);
+  if (value == held) return {};  // zero but for the held ends
+  if (held != 0 && value >= CounterWaitList::kValueWaiters) [[unlikely]] {
+    // A wait for a value (this_fiber::wait(counter, target)) watches every unit, not only the
+    // last: while one is linked, the ends go out at once.
+    apply_deferred_signals(*worker);
+    if ((value & CounterWaitList::kCountMask) == held) return {};
+  }
   if (!has_stack_headroom(self)) return {};  // suspend instead: the child runs on another stack
   // Only the newest job of the highest priority is looked at: anything else there is left.
   WorkStealingDeque* deque = first_occupied_deque(*worker);

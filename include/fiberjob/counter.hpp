@@ -94,7 +94,10 @@ class alignas(16) Counter {
   /// \return true when the count is zero.
   [[nodiscard]] bool done() const noexcept;
 
-  /// Outstanding units right now (a racy snapshot, for statistics and tests).
+  /// Outstanding units right now (a racy snapshot, for statistics and tests). The ends of
+  /// jobs that a worker ran just before the job it runs now, of this same counter, may count
+  /// until that job ends or suspends (docs/api.md, "Waiting for a value"); the caller's own
+  /// worker's are applied first. Thread-safety: any thread.
   /// \return the units outstanding.
   [[nodiscard]] std::int64_t pending() const noexcept;
 

@@ -314,6 +314,37 @@ TEST_SUITE("job_system") {
     }
   }
 
+  TEST_CASE("a child run inline that blocks its worker lets a linked value wait see its siblings") {
+    // `watcher` waits for `c` to come down to one unit (its siblings ended), then lets the
+    // blocking child go. The siblings run inline on the parent's stack just before it: their
+    // ends must reach a value waiter linked on `c` even though the child never suspends.
+    test::Watchdog watchdog("held ends and a linked value wait", 60s);
+    JobSystem js{test::config_with(2)};
+    Counter c;
+    c.add(2);  // a gate: the watcher links while the count is above its target
+    std::atomic<bool> released{false};
+    Counter watcher;
+    js.run(watcher, [&] {
+      this_fiber::wait(c, 1);
+      released.store(true);
+    });
+    while (js.stats().fibers_in_use < 3) std::this_thread::yield();  // the watcher is linked
+    Counter done;
+    js.run(done, [&](Context& ctx) {
+      ctx.spawn(c, [&] {
+        while (!released.load()) std::this_thread::yield();  // blocks its worker
+      });
+      for (int i = 0; i < 3; ++i) ctx.spawn(c, [] {});  // run first, inline
+      c.signal();
+      c.signal();  // the gate is open: the count is the four children
+      this_fiber::wait(c);
+    });
+    js.wait(done);
+    js.wait(watcher);
+    CHECK(released.load());
+    CHECK(c.done());
+  }
+
   TEST_CASE("waiting on the running job's own counter throws CounterMisuse") {
     JobSystem js{test::config_with(1)};
     bool threw = false;
