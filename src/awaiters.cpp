@@ -77,15 +77,29 @@ bool suspend_on_counter(Counter& counter, WaitNode& node, Scheduler* scheduler,
   return true;
 }
 
+namespace {
+
+/// After the wait of a coroutine's node: whether it must look at the counter's exception.
+/// A node with no coroutine address never linked (suspend_on_counter sets it just before the
+/// link; the one later "not linked" path, a stop that came first, throws Cancelled before
+/// this is asked): the caller's own co_await keeps the counter alive. A linked node was woken
+/// by the last signal's drain, which flagged it when the counter keeps an exception; without
+/// the flag the counter may already be gone.
+bool coroutine_must_check_error(const WaitNode& node) noexcept {
+  return node.coroutine_address == nullptr || node.error_kept != 0;
+}
+
+}  // namespace
+
 void resume_from_counter(Counter& counter, WaitNode& node) {
   CounterWaitList::wait_for_linker(node);  // the linker is this awaiter's own await_suspend
   if (stop_requested(node.job_stop)) throw_cancelled("co_await ctx.wait(counter)");
-  CounterWaitList::rethrow_if_error(counter);
+  if (coroutine_must_check_error(node)) CounterWaitList::rethrow_if_error(counter);
 }
 
 void resume_from_join(Counter& counter, WaitNode& node) {
   CounterWaitList::wait_for_linker(node);  // the linker is this awaiter's own await_suspend
-  CounterWaitList::rethrow_if_error(counter);
+  if (coroutine_must_check_error(node)) CounterWaitList::rethrow_if_error(counter);
 }
 
 bool suspend_for_yield(WaitNode& node, Scheduler& scheduler, std::coroutine_handle<> coroutine) {

@@ -28,12 +28,11 @@ const std::stop_token* current_job_stop() noexcept {
 }
 
 void join_counter(Counter& counter) {
-  if (Fiber* self = current_fiber()) {
-    wait_on_fiber(self, counter);
-  } else {
-    CounterWaitList::wait_on_thread(counter);
-  }
-  CounterWaitList::rethrow_if_error(counter);
+  Fiber* const self = current_fiber();
+  // Woken by the last signal, the counter may be gone: look at it only when told to.
+  const bool check_error =
+      self != nullptr ? wait_on_fiber(self, counter) : CounterWaitList::wait_on_thread(counter);
+  if (check_error) CounterWaitList::rethrow_if_error(counter);
 }
 
 const std::stop_token* set_job_stop(const std::stop_token* stop) noexcept {

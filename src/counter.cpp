@@ -204,9 +204,12 @@ void CounterWaitList::link_chunk(Counter& counter, WaitNode& first, WaitNode& la
   // before each has seen its node's `linking` == 0, which we store after our last touch of the
   // counter. Re-check: the count may have reached zero between the waiters' tests and the link.
   WaitNode* drained = nullptr;
+  bool error_kept = false;
   if (load_settled(counter) == 0) {
     // acq_rel: as the drain in signal().
     drained = counter.waiters_.exchange(nullptr, std::memory_order_acq_rel);
+    // Before our nodes' `linking` is cleared: until then the counter is alive for us.
+    error_kept = drained != nullptr && may_keep_error(counter);
   }
   // release: pairs with the acquire loads in ~Counter and add(). Before `linking` = 0: after
   // that the counter may be gone.
@@ -223,6 +226,8 @@ void CounterWaitList::link_chunk(Counter& counter, WaitNode& first, WaitNode& la
     node = next;
   }
   node->linking.store(0, std::memory_order_release);  // release: pairs with wait_for_linker
+  if (error_kept) [[unlikely]]
+    drained = note_error_kept(drained);
   wake_list(drained, current);
 }
 
@@ -267,11 +272,25 @@ void CounterWaitList::signal(Counter& counter, Worker* current, std::int64_t uni
   // We own the drain. acq_rel. acquire: pairs with the release of every push CAS (we read the
   // nodes). release: pairs with the acquire of a later push CAS (see link()).
   WaitNode* drained = counter.waiters_.exchange(nullptr, std::memory_order_acq_rel);
+  // Whether the woken waiters must look at the counter's exception: read now, while no waiter
+  // can see zero. A waiter told "no" never touches the counter again. The rare "yes" goes out
+  // of line: a call inline here would make every signal set up a frame.
+  if (drained != nullptr && may_keep_error(counter)) [[unlikely]] {
+    finish_drain_keeping_error(counter, drained, current);
+    return;
+  }
   // release: pairs with the acquire loads in load_settled, so a waiter that sees the settled
   // count also sees the drain above finished (it may destroy the counter then). Our last touch
   // of the counter.
   counter.value_.fetch_sub(kWaking, std::memory_order_release);
   wake_list(drained, current);
+}
+
+void CounterWaitList::finish_drain_keeping_error(Counter& counter, WaitNode* drained,
+                                                 Worker* current) noexcept {
+  // release: as the restore at the end of signal(). Our last touch of the counter.
+  counter.value_.fetch_sub(kWaking, std::memory_order_release);
+  wake_list(note_error_kept(drained), current);
 }
 
 void CounterWaitList::capture(Counter& counter, std::exception_ptr error) noexcept {
@@ -341,13 +360,15 @@ void CounterWaitList::rethrow_error(Counter& counter) {
   std::rethrow_exception(std::move(error));
 }
 
-void CounterWaitList::wait_on_thread(Counter& counter) noexcept {
-  if (load_settled(counter) == 0) return;
+bool CounterWaitList::wait_on_thread(Counter& counter) noexcept {
+  if (load_settled(counter) == 0) return true;
   WaitNode node;
   node.kind = WaitNode::Kind::Thread;
   link(counter, node, current_worker());
-  // acquire: pairs with the waker's release store of `woken` (wake_list).
+  // acquire: pairs with the waker's release store of `woken` (wake_list), which comes after
+  // the drainer's note_error_kept.
   while (node.woken.load(std::memory_order_acquire) == 0) futex_wait(node.woken, 0);
+  return node.error_kept != 0;
 }
 
 }  // namespace detail

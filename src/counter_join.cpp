@@ -152,7 +152,7 @@ class JoinNoticeTimer {
 /// The join of a plain thread: wait_on_thread, with one timed futex wait for the notice.
 void join_on_thread(Counter& counter) noexcept {
   if (g_join_noticed.load(std::memory_order_relaxed)) {  // relaxed: see above
-    CounterWaitList::wait_on_thread(counter);
+    (void)CounterWaitList::wait_on_thread(counter);      // the join drops the exception
     return;
   }
   if (CounterWaitList::load_settled(counter) == 0) return;
@@ -202,8 +202,8 @@ void join_pending(Counter& counter) noexcept {
   const EhGlobals state = take_eh_state();
   try {
     const JoinNoticeTimer notice(self, counter);
-    wait_on_fiber(self, counter);
-  } catch (const Error&) {  // FiberPoolExhausted: no fiber to run other jobs meanwhile
+    (void)wait_on_fiber(self, counter);  // the join drops the exception
+  } catch (const Error&) {               // FiberPoolExhausted: no fiber to run other jobs meanwhile
     die_with(
         "fiberjob: Counter destroyed in a job while jobs it counts are pending, and the join "
         "could not wait: no fiber could be had to run other work meanwhile "

@@ -108,6 +108,7 @@ bool CounterWaitList::link_value_waiter(void* object, WaitNode& node) noexcept {
   }
   waiter.next = counter.value_waiters_;
   counter.value_waiters_ = &waiter;
+  waiter.linked = true;  // read by the waiter once woken (ordered by the wake)
   // A timed wait: armed under the list's lock, so a signal that takes the waiter finds it
   // armed and the waiter's cancel after its wake finds it in the heap or fired.
   Scheduler* notify = nullptr;
@@ -200,8 +201,15 @@ void CounterWaitList::signal_value_waiters(Counter& counter, Worker* current,
   if (count == 0) {  // the final signal: every value waiter is met; drain as signal() does
     // acq_rel: as the drain exchange in signal().
     WaitNode* drained = counter.waiters_.exchange(nullptr, std::memory_order_acq_rel);
+    // As in signal(): whether the woken waiters (the value waiters too: a timed wait rethrows)
+    // must look at the counter's exception, read before our last touch of it.
+    const bool error_kept = (woken != nullptr || drained != nullptr) && may_keep_error(counter);
     // release: as the restore in signal(); our last touch of the counter.
     counter.value_.fetch_sub(kWaking, std::memory_order_release);
+    if (error_kept) [[unlikely]] {
+      woken = note_error_kept(woken);
+      drained = note_error_kept(drained);
+    }
     wake_list(woken, current);
     wake_list(drained, current);
     return;
@@ -224,8 +232,9 @@ void this_fiber::wait(Counter& counter, std::int64_t target) {
       wait(counter);
       return;
     }
-    detail::CounterWaitList::wait_on_thread(counter);
-    detail::CounterWaitList::rethrow_if_error(counter);
+    if (detail::CounterWaitList::wait_on_thread(counter)) {
+      detail::CounterWaitList::rethrow_if_error(counter);
+    }
     return;
   }
   detail::check_target(target);

@@ -50,6 +50,18 @@ struct CounterWaitList {
     return counter.value_.load(std::memory_order_relaxed);
   }
 
+  /// Tests and diagnostics: true when a waiter is on one of the counter's lists and its linker
+  /// is done with the counter (the wait-list head's `linking` is 0, or a value waiter is
+  /// linked and the list's lock is free). Reads the head node: call it only while nothing can
+  /// drain the list (the caller holds a unit of the count). Acquire: pairs with the push CAS
+  /// and the release stores of `linking` (link_chunk) and of the value list's lock.
+  static bool has_linked_waiter(const Counter& counter) noexcept {
+    const WaitNode* head = counter.waiters_.load(std::memory_order_acquire);
+    if (head != nullptr && head->linking.load(std::memory_order_acquire) == 0) return true;
+    const std::int64_t value = counter.value_.load(std::memory_order_acquire);
+    return has_value_flags(value) && (value & kValueLocked) == 0;
+  }
+
   /// The count once no drain is in progress (spins the few ns a drain takes). Acquire.
   static std::int64_t load_settled(const Counter& counter) noexcept {
     // acquire: pairs with the release of the final signaller's fetch_sub(kWaking) (and, through
@@ -118,6 +130,45 @@ struct CounterWaitList {
       rethrow_error(counter);
     }
   }
+  /// The drainer's look at the exception state, made once per drain that has waiters, before
+  /// its last touch of the counter: true when the counter may keep an exception (any state
+  /// but kNoError; kErrorWriting only under a misuse, and then the waiter's own acquire load
+  /// decides). A waiter the drain wakes reads the counter again only when this was true
+  /// (WaitNode::error_kept), so the counter may die right after its last signal.
+  /// Relaxed: every signal of the round is a read-modify-write of `value_` and the drain's
+  /// acq_rel CAS (or, for a linker's drain, its acquire load of the settled 0, which reads
+  /// the final signaller's release restore) synchronises with each of them, so every capture
+  /// of the round (its release store of kErrorCaptured is sequenced before its job's signal)
+  /// happens before this load, which therefore sees it (write-read coherence). The waiter
+  /// that is told to look re-loads the state with acquire (rethrow_if_error) to read error_.
+  [[nodiscard]] static bool may_keep_error(const Counter& counter) noexcept {
+    return counter.error_state_.load(std::memory_order_relaxed) != Counter::kNoError;
+  }
+
+  /// A drain's list whose counter keeps an exception (may_keep_error): claims its stoppable
+  /// waits as the wake would (a tombstone is cut out, a claimed wait is replaced by its
+  /// waiter's own node), then sets WaitNode::error_kept in every node left. The drainer owns
+  /// every node (none is runnable yet). O(waiters), only when an exception is kept.
+  /// \return the list to wake (nullptr: tombstones only).
+  static WaitNode* note_error_kept(WaitNode* head) noexcept;
+
+  /// The end of signal()'s drain when the counter may keep an exception: restores the count
+  /// (the last touch of the counter), flags the drained waiters (note_error_kept) and wakes
+  /// them. Out of line and cold: the usual signal then needs no frame.
+  [[gnu::cold, gnu::noinline]] static void finish_drain_keeping_error(Counter& counter,
+                                                                      WaitNode* drained,
+                                                                      Worker* current) noexcept;
+
+  /// A woken waiter's look at its own node: true when the drain that woke it saw an exception
+  /// kept (then it must rethrow_if_error); clears the flag for the node's next wait. The usual
+  /// "none" is one load of a byte of the node, no store.
+  [[nodiscard]] static bool take_error_kept(WaitNode& node) noexcept {
+    if (node.error_kept == 0) [[likely]]
+      return false;
+    node.error_kept = 0;
+    return true;
+  }
+
   /// After a completed wait: the kept exception (nullptr if none), marked as delivered as a
   /// rethrow would. Never throws nor allocates (copying an exception_ptr counts a reference).
   static std::exception_ptr take_error(Counter& counter) noexcept;
@@ -136,7 +187,11 @@ struct CounterWaitList {
   }
 
   /// Blocks a plain thread until the counter is zero (futex on a node on this stack).
-  static void wait_on_thread(Counter& counter) noexcept;
+  /// \return whether the caller must look at the counter's exception (rethrow_if_error):
+  ///   true when the count was zero already (nothing linked: the caller's own call keeps the
+  ///   counter alive) or the drain that woke it saw an exception kept; false otherwise, and
+  ///   then the counter may already be destroyed.
+  [[nodiscard]] static bool wait_on_thread(Counter& counter) noexcept;
 };
 
 /// ~Counter with units pending: waits for them (counter_join.cpp) — stackful on our fibers,

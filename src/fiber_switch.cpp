@@ -203,12 +203,12 @@ namespace {
 
 }  // namespace
 
-void wait_on_fiber(Fiber* self, Counter& counter) {
+bool wait_on_fiber(Fiber* self, Counter& counter) {
   check_not_own_counter(self, counter);
-  if (CounterWaitList::load_settled(counter) == 0) return;
+  if (CounterWaitList::load_settled(counter) == 0) return true;
   if (has_local_jobs(*self->worker)) {  // inline check: a ping-pong waits with none
     run_own_children(self, counter);
-    if (CounterWaitList::load_settled(counter) == 0) return;
+    if (CounterWaitList::load_settled(counter) == 0) return true;
   }
   self->node.kind = WaitNode::Kind::Fiber;
   self->node.fiber = self;
@@ -221,15 +221,20 @@ void wait_on_fiber(Fiber* self, Counter& counter) {
     self->waiting_on.store(nullptr, std::memory_order_relaxed);  // relaxed: diagnostics
     throw;
   }
+  bool check_error = false;
   if (suspended) {
     CounterWaitList::wait_for_linker(self->node);
+    // Woken by the drain (the node went onto the list): the counter may be gone unless the
+    // drain said it keeps an exception.
+    check_error = CounterWaitList::take_error_kept(self->node);
   } else {  // an attached thread with no fiber to run jobs on meanwhile: it parks
     flush_deferred_signals(*self->worker);
     set_phase(*self->worker, WorkerPhase::Parked);  // as a park in find_work: it sleeps
-    CounterWaitList::wait_on_thread(counter);
+    check_error = CounterWaitList::wait_on_thread(counter);
     set_phase(*self->worker, WorkerPhase::Running);  // back in its job
   }
   self->waiting_on.store(nullptr, std::memory_order_relaxed);  // relaxed: diagnostics
+  return check_error;
 }
 
 bool wait_on_fiber_linked(Fiber* self, WaitLinker linker) {
@@ -251,15 +256,16 @@ bool wait_on_fiber_linked(Fiber* self, WaitLinker linker) {
   return suspended;
 }
 
-void park_own_stack(Fiber* self, WaitLinker linker) noexcept {
+bool park_own_stack(Fiber* self, WaitLinker linker) noexcept {
   flush_deferred_signals(*self->worker);
   // relaxed: diagnostics only, as in wait_on_fiber_linked.
   self->waiting_on_what.store(linker.what, std::memory_order_relaxed);
   self->waiting_on_primitive.store(linker.reported(), std::memory_order_relaxed);
-  set_phase(*self->worker, WorkerPhase::Parked);   // as a park in find_work: it sleeps
-  park_thread_linked(linker, self);                // still the same waiter as on its fiber
-  set_phase(*self->worker, WorkerPhase::Running);  // back in its job
+  set_phase(*self->worker, WorkerPhase::Parked);              // as a park in find_work: it sleeps
+  const bool check_error = park_thread_linked(linker, self);  // the same waiter as on its fiber
+  set_phase(*self->worker, WorkerPhase::Running);             // back in its job
   self->waiting_on_primitive.store(nullptr, std::memory_order_relaxed);  // relaxed: as above
+  return check_error;
 }
 
 void yield_on_fiber(Fiber* self) {

@@ -94,23 +94,29 @@ inline void check_not_own_counter(const Fiber* self, const Counter& counter) {
 /// The stackful wait of this_fiber::wait and JobSystem::wait on a fiber (without the rethrow):
 /// returns once `counter` is zero. Errors: Error (CounterMisuse) for the job's own counter;
 /// Error (FiberPoolExhausted) when no fiber can be had to run other work meanwhile.
-void wait_on_fiber(Fiber* self, Counter& counter);
+/// \return whether the caller must look at the counter's exception (rethrow_if_error): true
+///   when the wait completed without linking (the count was zero, or became zero while the
+///   job's own children ran inline: the caller's own call keeps the counter alive) or the
+///   drain that woke it saw an exception kept (WaitNode::error_kept); false otherwise, and
+///   then the counter may already be destroyed (its last signal may free it).
+[[nodiscard]] bool wait_on_fiber(Fiber* self, Counter& counter);
 
 /// wait_on_fiber_stoppable's path for a job that can be stopped: links a stop block's node
 /// onto the counter's lock-free list, with a stop callback that wakes it (stop_wake.cpp).
-/// Errors: as wait_on_fiber.
-void wait_on_fiber_with_stop(Fiber* self, Counter& counter);
+/// Errors: as wait_on_fiber. \return as wait_on_fiber (false also when the stop ended the
+///   wait: the caller throws Cancelled then).
+[[nodiscard]] bool wait_on_fiber_with_stop(Fiber* self, Counter& counter);
 
 /// The stackful wait of this_fiber::wait and JobSystem::wait: a job whose token can be stopped
 /// (stop_possible()) takes wait_on_fiber_with_stop, so a stop ends a wait already suspended;
 /// other jobs take wait_on_fiber. Inline, so the usual wait keeps its frames (the work-first
 /// wait's stack headroom) and pays one load and a compare. Errors: as wait_on_fiber.
-inline void wait_on_fiber_stoppable(Fiber* self, Counter& counter) {
+/// \return as wait_on_fiber.
+[[nodiscard]] inline bool wait_on_fiber_stoppable(Fiber* self, Counter& counter) {
   if (stop_possible(self->job_stop)) [[unlikely]] {
-    wait_on_fiber_with_stop(self, counter);
-    return;
+    return wait_on_fiber_with_stop(self, counter);
   }
-  wait_on_fiber(self, counter);
+  return wait_on_fiber(self, counter);
 }
 
 /// The stackful wait of the other primitives (Event, Mutex, ...): suspends `self` and lets the
@@ -124,14 +130,17 @@ bool wait_on_fiber_linked(Fiber* self, WaitLinker linker);
 /// can be had): links a Thread node owned by `token` through `linker` and, when it linked,
 /// parks on the node's futex until a waker (the primitive, a timer, or the stop callback of a
 /// still armed StopWait) wakes it. Never suspends a fiber; never throws.
-void park_thread_linked(WaitLinker linker, const void* token) noexcept;
+/// \return for a counter's linker, as wait_on_fiber: true when nothing was linked or the
+///   drain that woke the node saw an exception kept (WaitNode::error_kept).
+bool park_thread_linked(WaitLinker linker, const void* token) noexcept;
 
 /// The own-stack park of an attached thread whose wait_on_fiber_linked(self, linker) found no
 /// fiber (returned false): applies its deferred signals, then parks the thread as
 /// park_thread_linked(linker, self) does, with the wait noted in `self` (Fiber::waiting_on_what,
 /// waiting_on_primitive) meanwhile, as a suspended fiber's is, so that write_diagnostics, the
 /// hang watchdog and the gdb extension see what the thread's own stack waits on. Never throws.
-void park_own_stack(Fiber* self, WaitLinker linker) noexcept;
+/// \return as park_thread_linked.
+bool park_own_stack(Fiber* self, WaitLinker linker) noexcept;
 
 /// The stackful yield of this_fiber::yield. Errors: Error (FiberPoolExhausted).
 void yield_on_fiber(Fiber* self);

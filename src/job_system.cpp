@@ -31,11 +31,13 @@ void JobSystem::wait(Counter& counter) {
     // normally also after a stop, as this_fiber::wait does (docs/api.md, Errors, Cancelled).
     if (self->job_stop == nullptr || !counter.done()) {
       detail::throw_if_job_stopped(self, "JobSystem::wait");
-      detail::wait_on_fiber_stoppable(self, counter);
+      const bool check_error = detail::wait_on_fiber_stoppable(self, counter);
       detail::throw_if_job_stopped(self, "JobSystem::wait");
+      // Woken by the last signal, the counter may be gone: look at it only when told to.
+      if (!check_error) return;
     }
-  } else {
-    detail::CounterWaitList::wait_on_thread(counter);
+  } else if (!detail::CounterWaitList::wait_on_thread(counter)) {
+    return;  // as above
   }
   detail::CounterWaitList::rethrow_if_error(counter);
 }

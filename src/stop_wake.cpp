@@ -296,12 +296,12 @@ WaitNode* take_stoppable(WaitNode& node) noexcept {
   return waiter;
 }
 
-void wait_on_fiber_with_stop(Fiber* self, Counter& counter) {
+bool wait_on_fiber_with_stop(Fiber* self, Counter& counter) {
   check_not_own_counter(self, counter);
-  if (CounterWaitList::load_settled(counter) == 0) return;
+  if (CounterWaitList::load_settled(counter) == 0) return true;
   if (has_local_jobs(*self->worker)) {  // work-first, as wait_on_fiber
     run_own_children(self, counter);
-    if (CounterWaitList::load_settled(counter) == 0) return;
+    if (CounterWaitList::load_settled(counter) == 0) return true;
   }
   StopWait stop;
   StopWake* const wake = stop.arm_counter(*self->job_stop);  // the caller saw stop_possible()
@@ -316,12 +316,18 @@ void wait_on_fiber_with_stop(Fiber* self, Counter& counter) {
     static_cast<StopBlock*>(wake)->refs.fetch_sub(1, std::memory_order_acq_rel);
     throw;
   }
+  bool check_error = false;
   if (!suspended) {
     // An attached thread with no fiber to run jobs on meanwhile (the linker did not run): it
     // parks on its own stack, linked through the same block, so the stop wakes it too.
-    park_own_stack(self, linker);
+    // Nothing linked means the stop came first: the caller throws Cancelled.
+    check_error = park_own_stack(self, linker);
   }
   stop.disarm();  // first: waits for the linker and for a callback still running elsewhere
+  // The drain that claimed the wait (take_stoppable) flags the waiter's own node; a stop that
+  // won it or came first leaves it 0, and the caller throws Cancelled.
+  if (suspended) check_error = CounterWaitList::take_error_kept(self->node);
+  return check_error;
 }
 
 bool link_stoppable_counter_wait(Counter& counter, WaitNode& node, CounterStopWait& wait) {

@@ -49,8 +49,10 @@ detail::Fiber* require_fiber(const char* call) {
 [[gnu::cold, gnu::noinline]] void wait_with_stop_token(detail::Fiber* self, Counter& counter) {
   if (!counter.done()) {
     detail::throw_if_job_stopped(self, "this_fiber::wait");
-    detail::wait_on_fiber_stoppable(self, counter);
+    const bool check_error = detail::wait_on_fiber_stoppable(self, counter);
     detail::throw_if_job_stopped(self, "this_fiber::wait");
+    // Woken by the last signal: the counter may be gone unless it keeps an exception.
+    if (!check_error) return;
   }
   detail::CounterWaitList::rethrow_if_error(counter);
 }
@@ -73,8 +75,8 @@ void wait(Counter& counter) {
     wait_with_stop_token(self, counter);
     return;
   }
-  detail::wait_on_fiber(self, counter);
-  detail::CounterWaitList::rethrow_if_error(counter);
+  // Woken by the last signal, the counter may be gone: look at it only when told to.
+  if (detail::wait_on_fiber(self, counter)) detail::CounterWaitList::rethrow_if_error(counter);
 }
 
 void yield() {

@@ -208,12 +208,12 @@ void disarm(TimerEntry& entry) noexcept {
   if (entry.node != nullptr && entry.scheduler != nullptr) entry.scheduler->timers().cancel(entry);
 }
 
-bool finish_timed_counter_wait(Counter& counter, TimerEntry& entry, const std::stop_token* stop,
-                               const char* call) {
+bool finish_timed_counter_wait(Counter& counter, TimerEntry& entry, bool check_error,
+                               const std::stop_token* stop, const char* call) {
   disarm(entry);
   if (stop_requested(stop)) throw_cancelled(call);
   if (entry.timed_out) return false;
-  CounterWaitList::rethrow_if_error(counter);
+  if (check_error) CounterWaitList::rethrow_if_error(counter);
   return true;
 }
 
@@ -295,7 +295,10 @@ bool wait_until_ns(Counter& counter, std::uint64_t deadline_ns) {
       waiter.stop = stop.arm(self->job_stop, &CounterWaitList::unlink_value_waiter, &waiter);
       if (wait_on_fiber_linked(self, {&link_value_wait, &waiter, "a Counter", &counter})) {
         stop.disarm();  // first: waits for a callback still running elsewhere
-        return finish_timed_counter_wait(counter, entry, self->job_stop,
+        // Linked and woken by the last signal, the counter may be gone: look at it only when
+        // the drain said it keeps an exception.
+        const bool check_error = !waiter.linked || CounterWaitList::take_error_kept(self->node);
+        return finish_timed_counter_wait(counter, entry, check_error, self->job_stop,
                                          "this_fiber::wait_for(counter)");
       }
       // An attached thread with no fiber: it parks, timing out by itself (no timer), with the
@@ -304,20 +307,24 @@ bool wait_until_ns(Counter& counter, std::uint64_t deadline_ns) {
       flush_deferred_signals(*self->worker);
       WaitNode node;
       make_thread_node(node);
+      const bool linked = CounterWaitList::link_value_waiter(&waiter, node);
       const bool woken =
-          !CounterWaitList::link_value_waiter(&waiter, node) ||
-          park_until(node, deadline_ns, &CounterWaitList::unlink_value_waiter, &waiter);
+          !linked || park_until(node, deadline_ns, &CounterWaitList::unlink_value_waiter, &waiter);
       stop.disarm();  // first: waits for a callback still running elsewhere
       throw_if_job_stopped(self, "this_fiber::wait_for(counter)");
       if (!woken) return false;
-      CounterWaitList::rethrow_if_error(counter);
+      // As on a fiber: once woken by the last signal, the counter may be gone.
+      if (!linked || node.error_kept != 0) CounterWaitList::rethrow_if_error(counter);
       return true;
     }
     WaitNode node;
     make_thread_node(node);
-    if (CounterWaitList::link_value_waiter(&waiter, node) &&
-        !park_until(node, deadline_ns, &CounterWaitList::unlink_value_waiter, &waiter)) {
-      return false;
+    if (CounterWaitList::link_value_waiter(&waiter, node)) {
+      if (!park_until(node, deadline_ns, &CounterWaitList::unlink_value_waiter, &waiter)) {
+        return false;
+      }
+      // Woken by the last signal: the counter may be gone unless it keeps an exception.
+      if (node.error_kept == 0) return true;
     }
   }
   CounterWaitList::rethrow_if_error(counter);

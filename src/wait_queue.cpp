@@ -122,13 +122,15 @@ void block_on(WaitLinker linker) {
   park_thread_linked(linker, &t_thread_token);
 }
 
-void park_thread_linked(WaitLinker linker, const void* token) noexcept {
+bool park_thread_linked(WaitLinker linker, const void* token) noexcept {
   WaitNode node;
   node.kind = WaitNode::Kind::Thread;
   node.thread_token = token;
-  if (!linker.link(linker.object, node)) return;
-  // acquire: pairs with the waker's release store of `woken` (wake_list).
+  if (!linker.link(linker.object, node)) return true;
+  // acquire: pairs with the waker's release store of `woken` (wake_list), which comes after a
+  // counter drainer's note_error_kept.
   while (node.woken.load(std::memory_order_acquire) == 0) futex_wait(node.woken, 0);
+  return node.error_kept != 0;
 }
 
 WaitEnd block_on_stoppable(void* primitive, const StoppableLinker& linker) {

@@ -137,6 +137,18 @@ WaitNode* claim_stoppable_waits(WaitNode* head) noexcept {
   return head;
 }
 
+}  // namespace
+
+WaitNode* CounterWaitList::note_error_kept(WaitNode* head) noexcept {
+  // The stoppable waits first: the flag belongs in the node the waiter reads once woken (its
+  // own), not in the pooled block the list holds. wake_list then meets no stoppable node.
+  head = claim_stoppable_waits(head);
+  for (WaitNode* node = head; node != nullptr; node = node->next) node->error_kept = 1;
+  return head;
+}
+
+namespace {
+
 /// wake_list with tracing on: a "wake" slice on the waker's track around the wake, and in it
 /// the start of a flow arrow to each fiber and coroutine waiter's resume, keyed by its node
 /// (trace.hpp, TraceKind::WakeFlow); a stoppable wait's arrow goes to its waiter when the

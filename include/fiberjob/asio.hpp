@@ -57,7 +57,8 @@ class WaitOperation {
     self.release();
     op->node_.callback = &WaitOperation::on_zero;
     op->node_.callback_context = op;
-    if (!fiberjob::detail::link_callback(op->counter_, op->node_)) op->wake();
+    // Not linked: the count is zero and our own call keeps the counter alive.
+    if (!fiberjob::detail::link_callback(op->counter_, op->node_)) op->wake(true);
   }
 
  private:
@@ -72,13 +73,16 @@ class WaitOperation {
   static void on_zero(fiberjob::detail::WaitNode& node) noexcept {
     auto* op = static_cast<WaitOperation*>(node.callback_context);
     fiberjob::detail::wait_for_linker(node);
-    op->wake();
+    // The counter may be gone already (its last signal returned): read it only when the drain
+    // said it keeps an exception.
+    op->wake(node.error_kept != 0);
   }
 
-  /// The counter reached zero: keep its exception, complete the timer wait. Allocates nothing:
-  /// cancelling queues the wait's operation, which Asio allocated when it started.
-  void wake() noexcept {
-    error_ = fiberjob::detail::take_exception(counter_);
+  /// The counter reached zero: keep its exception (`check_error`: the counter may keep one and
+  /// is alive; else it is not read), complete the timer wait. Allocates nothing: cancelling
+  /// queues the wait's operation, which Asio allocated when it started.
+  void wake(bool check_error) noexcept {
+    if (check_error) error_ = fiberjob::detail::take_exception(counter_);
     try {
       timer_.cancel();
     } catch (...) {  // Asio's cancel of a pending wait reports no error; nothing to do

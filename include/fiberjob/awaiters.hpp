@@ -131,8 +131,14 @@ class [[nodiscard]] WaitAwaiter {
     // the out-of-line half. acquire: as CounterWaitList::wait_for_linker (pairs with the
     // linker's release store of `linking`: its touches of the counter happen before ours) and
     // rethrow_if_error (pairs with the release store that completed a capture).
+    // A coroutine that was linked (await_suspend set its address just before the link) and
+    // woken by the last signal reads not the counter, which may be gone, but its node: the
+    // drain set `error_kept` when the counter keeps an exception. One that never linked (the
+    // count was zero) reads the counter, which its own co_await keeps alive.
     if (node_.linking.load(std::memory_order_acquire) != 0 || node_.job_stop != nullptr ||
-        counter_.error_state_.load(std::memory_order_acquire) != Counter::kNoError) [[unlikely]] {
+        (node_.coroutine_address == nullptr
+             ? counter_.error_state_.load(std::memory_order_acquire) != Counter::kNoError
+             : node_.error_kept != 0)) [[unlikely]] {
       detail::resume_from_counter(counter_, node_);
     }
   }

@@ -30,10 +30,22 @@ class Scheduler;
 /// non-zero may still be linking (pushing its node, re-checking the count) when a different
 /// wait has already returned.
 ///
+/// A wait that the last signal wakes reads the counter again only when the counter keeps an
+/// exception (to rethrow it): the last signal's drain looks once and tells each waiter it
+/// wakes. So when no exception is kept, a counter whose waiters are all suspended in their
+/// waits (their links over) may be destroyed as soon as its last `signal()` returns — a gate
+/// opened and dropped at once — even though the woken waits have not returned yet.
+///
 /// Lifetime rules (the caller's responsibility):
 /// * the counter outlives every job that signals it and every wait call on it — *every* wait,
 ///   not only the caller's own: with several waiters, destroy it only once all their waits
-///   have returned (with one waiter, the usual join, that is the moment its wait returns);
+///   have returned (with one waiter, the usual join, that is the moment its wait returns).
+///   The one exception: once every wait on it is suspended (linked), it may be destroyed
+///   right after its last `signal()` returns if no exception is kept (no job on it threw, or
+///   the exception was already rethrown and a new round forgot it); with an exception kept the
+///   woken waits still read it to rethrow, so it must outlive them as above. A wait that has
+///   only just begun may still be linking: destroying the counter under it is undefined (debug
+///   builds abort with a message, see below);
 /// * a counter may be reused (new jobs added after it reached zero) once every wait of the
 ///   previous round has returned, for the same reason: a late linker of the previous round
 ///   could otherwise drain a waiter of the new round, whose wait would return early. A new

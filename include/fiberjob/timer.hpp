@@ -62,9 +62,11 @@ bool unlink_timed_event(void* event, WaitNode& node) noexcept;
 void disarm(TimerEntry& entry) noexcept;
 /// A timed counter wait, once resumed: disarms, throws Cancelled for `call` when the job's
 /// `stop` was requested, else true when the counter reached zero (rethrowing its captured
-/// exception) or false when the deadline came first.
-bool finish_timed_counter_wait(Counter& counter, TimerEntry& entry, const std::stop_token* stop,
-                               const char* call);
+/// exception when `check_error`) or false when the deadline came first. `check_error`: the
+/// wait never linked (the counter is alive) or the drain that woke it saw an exception kept
+/// (WaitNode::error_kept); when false the counter is not touched (it may be gone).
+bool finish_timed_counter_wait(Counter& counter, TimerEntry& entry, bool check_error,
+                               const std::stop_token* stop, const char* call);
 /// A timed Event wait, once resumed and its stop disarmed (`stop_ended`: the stop removed the
 /// node, StopWait::disarm): disarms the timer; when the job's `stop` was requested, passes on
 /// a set the wait took (an auto-reset event is set again for the next waiter) and throws
@@ -230,7 +232,10 @@ class [[nodiscard]] TimedCounterAwaiter {
   ///   captured exception, on completion.
   bool await_resume() {
     stop_wait_.disarm();
-    return detail::finish_timed_counter_wait(*waiter_.counter, entry_, stop_,
+    // Linked and woken by the last signal, the counter may be gone: look at its exception
+    // only when the drain said one is kept.
+    return detail::finish_timed_counter_wait(*waiter_.counter, entry_,
+                                             !waiter_.linked || node_.error_kept != 0, stop_,
                                              "co_await ctx.wait_for(counter)");
   }
 

@@ -23,7 +23,9 @@ bool link_callback(Counter& counter, WaitNode& node) noexcept;
 void wait_for_linker(const WaitNode& node) noexcept;
 
 /// After the counter reached zero: its kept exception (nullptr if none), marked as delivered.
-/// Allocates nothing (safe in a callback).
+/// Allocates nothing (safe in a callback). Inside a callback the counter may already be
+/// destroyed (its last signal returned): call this there only when `node.error_kept` is set
+/// (the drain saw an exception kept, so the counter must still be alive); else there is none.
 std::exception_ptr take_exception(Counter& counter) noexcept;
 
 }  // namespace fiberjob::detail

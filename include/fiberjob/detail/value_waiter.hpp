@@ -27,6 +27,11 @@ struct ValueWaiter {
   TimerEntry* timer = nullptr;
   /// The wait's stop wake, committed by the linker under the list's lock (nullptr: none).
   StopWake* stop = nullptr;
+  /// Set by the linker once the waiter is on the counter's list (under the list's lock): a
+  /// timed wait for zero that was linked reads the counter after its wake only when the drain
+  /// told it to (WaitNode::error_kept); one never linked may (its own call keeps the counter
+  /// alive).
+  bool linked = false;
 };
 
 }  // namespace fiberjob::detail

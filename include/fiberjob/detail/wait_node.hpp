@@ -59,6 +59,15 @@ struct alignas(16) WaitNode {
   /// root (`job_locals`) lives until the coroutine has resumed, so the resume may read its
   /// name and clear its wait record. Written before the link, read by the resumer.
   bool job_task = false;
+  /// 1 when the drain that woke this node saw the counter keep an exception: only then does
+  /// the woken waiter read the counter again (to rethrow it). A wait woken with 0 never touches
+  /// the counter after its wake, so the counter may be destroyed as soon as the last signal
+  /// returned. Written by the drainer (CounterWaitList::note_error_kept) only when an
+  /// exception is kept, before the waiter is made runnable (ordered by the wake, as `next`);
+  /// read by the waiter once resumed. 0 in an idle node: a waiter that reads 1 from a node it
+  /// reuses (Fiber::node) clears it (CounterWaitList::take_error_kept), so the usual wake
+  /// writes nothing here.
+  std::uint8_t error_kept = 0;
   /// 1 while the linker may still touch the counter after publishing this node (its re-check
   /// and possible drain). A woken waiter spins until it reads 0 (acquire, pairing with the
   /// linker's release store) before it returns, so the counter is never destroyed under the
