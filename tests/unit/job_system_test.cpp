@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "counter_wait_list.hpp"
 #include "support/config.hpp"
 #include "support/watchdog.hpp"
 
@@ -328,7 +329,7 @@ TEST_SUITE("job_system") {
       this_fiber::wait(c, 1);
       released.store(true);
     });
-    while (js.stats().fibers_in_use < 3) std::this_thread::yield();  // the watcher is linked
+    while (!detail::CounterWaitList::has_linked_waiter(c)) std::this_thread::yield();
     Counter done;
     js.run(done, [&](Context& ctx) {
       ctx.spawn(c, [&] {
